@@ -1,0 +1,8 @@
+//! Implementations of the ports: embedded (SQLite, in-process, sandbox) and AWS.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod local_bus;
+pub mod sandbox;
+#[cfg(feature = "embedded")]
+pub mod sqlite;

@@ -1,0 +1,148 @@
+//! One decision for one account that is due: contact now (which step, which channel, what
+//! text), wait, or stop, each with its reason.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::strategy::Strategy;
+use super::templates::{render, ReminderKind, ReminderVars};
+use super::window::ContactWindow;
+use crate::domain::{Account, ChannelKind, Debtor, Tenant};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Contact(Contact),
+    /// Not now: decide again at `until`.
+    Defer { until: Timestamp, reason: String },
+    /// No more automated contact for this account (until something changes it).
+    Stop { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub step: i32,
+    pub decision_id: String,
+    pub channel: ChannelKind,
+    pub template: &'static str,
+    pub text: String,
+    /// When the account needs its next decision (the next step), if any.
+    pub next_action_at: Option<Timestamp>,
+    pub reason: String,
+}
+
+pub struct Decider {
+    pub strategy: Strategy,
+    pub window: ContactWindow,
+}
+
+impl Default for Decider {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::default(),
+            window: ContactWindow::default(),
+        }
+    }
+}
+
+impl Decider {
+    /// When a freshly stored or changed account first needs a decision: now if a step's day
+    /// has come, else the morning of its first step, in the debtor's zone. `None`: no
+    /// reminders for it.
+    pub fn first_action(&self, account: &Account, debtor: &Debtor, now: Timestamp) -> Option<Timestamp> {
+        if !account.status.is_collectable() || account.balance_minor == 0 {
+            return None;
+        }
+        let tz = debtor.time_zone.tz();
+        let today = now.to_zoned(tz.clone()).date();
+        if self.strategy.current_step(account.due_date, today).is_some() {
+            return Some(now);
+        }
+        let (_, date) = self.strategy.step_after(account.due_date, None)?;
+        self.step_time(date, &tz).map(|t| t.max(now))
+    }
+
+    fn step_time(&self, date: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
+        date.at(self.window.start_hour, 0, 0, 0)
+            .to_zoned(tz.clone())
+            .ok()
+            .map(|z| z.timestamp())
+    }
+
+    pub fn decide(&self, tenant: &Tenant, account: &Account, debtor: &Debtor, now: Timestamp) -> Verdict {
+        if !account.status.is_collectable() {
+            return Verdict::Stop {
+                reason: format!("account is {:?}, not open", account.status).to_lowercase(),
+            };
+        }
+        if account.balance_minor == 0 {
+            return Verdict::Stop {
+                reason: "nothing is owed".into(),
+            };
+        }
+        let tz = debtor.time_zone.tz();
+        let local = now.to_zoned(tz.clone());
+        let Some(step) = self.strategy.current_step(account.due_date, local.date()) else {
+            return match self.first_action(account, debtor, now) {
+                Some(until) => Verdict::Defer {
+                    until,
+                    reason: "no reminder step has come yet".into(),
+                },
+                None => Verdict::Stop {
+                    reason: "the strategy has no steps".into(),
+                },
+            };
+        };
+        if !self.window.is_open(&local) {
+            return Verdict::Defer {
+                until: self.window.next_open(now, &tz),
+                reason: format!(
+                    "outside the contact window ({:02}:00–{:02}:00, {}) in {}",
+                    self.window.start_hour,
+                    self.window.end_hour,
+                    local.strftime("%A %H:%M"),
+                    debtor.time_zone.name()
+                ),
+            };
+        }
+        let Some(channel) = tenant
+            .channels
+            .iter()
+            .copied()
+            .find(|c| debtor.has_consent(*c))
+        else {
+            return Verdict::Stop {
+                reason: format!(
+                    "no channel the tenant uses ({}) has the debtor's consent",
+                    tenant.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+        };
+        let kind = ReminderKind::for_step(step);
+        let amount = account.balance().display();
+        let due = account.due_date.to_string();
+        let text = render(
+            kind,
+            debtor.language,
+            &ReminderVars {
+                name: &debtor.name,
+                creditor: &tenant.name,
+                amount: &amount,
+                due_date: &due,
+            },
+        );
+        let next_action_at = self
+            .strategy
+            .step_after(account.due_date, Some(step))
+            .and_then(|(_, date)| self.step_time(date, &tz))
+            // Never sooner than a day after this contact.
+            .map(|t| t.max(now.saturating_add(SignedDuration::from_hours(24)).expect("in range")));
+        Verdict::Contact(Contact {
+            step,
+            decision_id: Strategy::decision_id(account.due_date, step),
+            channel,
+            template: kind.template(),
+            text,
+            next_action_at,
+            reason: format!("step d{step:+} of the default strategy, {} in the window", channel.as_str()),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! Accounts (a debt owed to a tenant), their instalments and the payments against them.
+
+use jiff::{civil::Date, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{AccountId, Currency, DebtorId, DomainError, Money, PaymentId, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Owed and collectable.
+    Open,
+    /// Collection paused (breathing space, dispute, by the CRM).
+    Paused,
+    /// Paid in full.
+    Settled,
+    /// Closed by the creditor (written off, sold, legal).
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn is_collectable(self) -> bool {
+        matches!(self, AccountStatus::Open)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instalment {
+    pub number: u32,
+    pub due: Date,
+    pub amount_minor: i64,
+    pub paid_minor: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub tenant: TenantId,
+    pub id: AccountId,
+    pub debtor: DebtorId,
+    pub currency: Currency,
+    /// What was owed originally, in minor units.
+    pub principal_minor: i64,
+    /// What is owed now, in minor units; never negative.
+    pub balance_minor: i64,
+    pub due_date: Date,
+    pub status: AccountStatus,
+    #[serde(default)]
+    pub product: Option<String>,
+    /// Bumped on every write; conditional writes use it to detect lost updates.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Account {
+    pub fn balance(&self) -> Money {
+        Money::new(self.balance_minor, self.currency)
+    }
+
+    /// Days past due on `today` (0 while not yet due).
+    pub fn days_past_due(&self, today: Date) -> i64 {
+        let days = (today - self.due_date).get_days();
+        i64::from(days.max(0))
+    }
+
+    /// Days relative to the due date: negative before it. Strategies key their steps on this.
+    pub fn days_from_due(&self, today: Date) -> i32 {
+        (today - self.due_date).get_days()
+    }
+
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.principal_minor < 0 || self.balance_minor < 0 {
+            return Err(DomainError::new("amounts cannot be negative"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub tenant: TenantId,
+    pub account: AccountId,
+    pub id: PaymentId,
+    pub amount: Money,
+    pub paid_at: Timestamp,
+    pub method: String,
+    pub source: String,
+    /// The part of the amount that reduced the balance (an overpayment is recorded, not lost).
+    pub applied_minor: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn account(due: Date) -> Account {
+        Account {
+            tenant: TenantId::parse("t").unwrap(),
+            id: AccountId::parse("a").unwrap(),
+            debtor: DebtorId::parse("d").unwrap(),
+            currency: Currency::parse("CLP").unwrap(),
+            principal_minor: 100,
+            balance_minor: 100,
+            due_date: due,
+            status: AccountStatus::Open,
+            product: None,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn days_past_due_counts_calendar_days() {
+        let a = account(date(2026, 3, 1));
+        assert_eq!(a.days_past_due(date(2026, 2, 26)), 0);
+        assert_eq!(a.days_from_due(date(2026, 2, 26)), -3);
+        assert_eq!(a.days_past_due(date(2026, 3, 31)), 30);
+    }
+}

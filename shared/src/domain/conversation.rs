@@ -1,0 +1,76 @@
+//! Contact attempts and conversations: what was said to whom, and what they answered.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{AccountId, ChannelKind, DebtorId, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// One message in a debtor's conversation, either way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationMessage {
+    pub tenant: TenantId,
+    pub debtor: DebtorId,
+    pub direction: Direction,
+    pub channel: ChannelKind,
+    /// The provider's message id (wamid for WhatsApp): deduplication key for inbound.
+    pub message_id: String,
+    pub at: Timestamp,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptStatus {
+    /// Decided and in the outbox; the sender has not taken it yet.
+    Queued,
+    /// A sender holds it (until its lease runs out).
+    Sending,
+    Sent,
+    /// The channel refused it for good.
+    Failed,
+    /// Not sent: something changed after the decision (paid, paused, opted out).
+    Cancelled,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Queued => "queued",
+            AttemptStatus::Sending => "sending",
+            AttemptStatus::Sent => "sent",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One outbound contact decided by the reminders engine: the unit of "never twice".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactAttempt {
+    pub tenant: TenantId,
+    pub account: AccountId,
+    pub debtor: DebtorId,
+    /// Deterministic: the same decision always gets the same id.
+    pub decision_id: String,
+    pub channel: ChannelKind,
+    pub template: String,
+    pub status: AttemptStatus,
+    pub decided_at: Timestamp,
+    /// The rendered message, so a re-send is the same message.
+    pub text: String,
+    pub to: super::Phone,
+    pub language: super::Language,
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub claimed_at: Option<Timestamp>,
+}

@@ -1,0 +1,28 @@
+//! The collection domain: plain types that validate on construction. No I/O, no AWS.
+
+mod account;
+mod conversation;
+mod ids;
+mod locale;
+mod money;
+mod party;
+mod phone;
+
+pub use account::{Account, AccountStatus, Instalment, Payment};
+pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
+pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
+pub use locale::{Language, Zone};
+pub use money::{Currency, Money};
+pub use party::{ChannelKind, Consent, Debtor, Tenant};
+pub use phone::Phone;
+
+/// A value that breaks a domain rule; the message says which, for the person who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DomainError(pub String);
+
+impl DomainError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}

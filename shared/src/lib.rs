@@ -1,0 +1,12 @@
+//! cobro's common crate: the collection domain, the ports it talks through, the repositories
+//! written once over `Table`, and the adapters (embedded and AWS, one feature each).
+
+pub mod adapters;
+pub mod collect;
+pub mod domain;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod outbound;
+pub mod ports;
+pub mod repo;
+pub mod whatsapp;

@@ -1,0 +1,13 @@
+//! The narrow interfaces the domain talks through. Adapters live in `crate::adapters`.
+
+pub mod bus;
+pub mod channel;
+pub mod clock;
+pub mod queue;
+pub mod table;
+
+pub use bus::{Bus, BusError, Event, Pattern};
+pub use channel::{Channel, ChannelError, ChannelMessage};
+pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
+pub use queue::{Outgoing, Queue, QueueError, Received};
+pub use table::{Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp};

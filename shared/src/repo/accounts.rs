@@ -1,0 +1,187 @@
+//! Accounts: the CRM's upsert, the whole picture in one query, and the decisions log.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{from_item, keys, kind_of, to_item, RepoError, Store};
+use crate::domain::{Account, AccountId, ContactAttempt, DebtorId, Payment, TenantId};
+use crate::ports::table::{Condition, Item, Query, SkRange, TableError, DUE_INDEX, GSI1};
+
+/// One decision of the reminders engine, kept so an operator can ask why a debtor was or was
+/// not contacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at: Timestamp,
+    /// `contact`, `defer`, `skip`, `done`.
+    pub outcome: String,
+    /// Why, in words an operator understands.
+    pub reason: String,
+    #[serde(default)]
+    pub decision_id: Option<String>,
+    #[serde(default)]
+    pub next_action_at: Option<Timestamp>,
+}
+
+/// Everything about one account, from one query of its partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub account: Account,
+    pub next_action_at: Option<Timestamp>,
+    pub payments: Vec<Payment>,
+    pub attempts: Vec<ContactAttempt>,
+    pub decisions: Vec<Decision>,
+}
+
+/// The item of an account, with its index attributes: GSI1 lists a debtor's accounts; the due
+/// index holds it only while it needs a decision.
+pub(super) fn account_item(account: &Account, next_action_at: Option<Timestamp>) -> Item {
+    let mut item = to_item(keys::account(&account.tenant, &account.id), "account", account);
+    item.insert(GSI1.pk.into(), keys::gsi1_debtor_accounts(&account.tenant, &account.debtor).into());
+    item.insert(GSI1.sk.into(), format!("ACCOUNT#{}", account.id).into());
+    if let Some(at) = next_action_at {
+        set_due(&mut item, &account.tenant, at, &format!("ACCOUNT#{}", account.id), &account.id);
+    }
+    item
+}
+
+pub(super) fn set_due(item: &mut Item, t: &TenantId, at: Timestamp, what: &str, shard_key: &AccountId) {
+    let shard = keys::shard_of(shard_key.as_str());
+    item.insert(DUE_INDEX.pk.into(), keys::due_pk(t, shard).into());
+    item.insert(DUE_INDEX.sk.into(), keys::due_sk(at.as_second(), what).into());
+    item.insert("next_action_at".into(), at.to_string().into());
+}
+
+pub(super) fn due_updates(t: &TenantId, a: &AccountId, at: Option<Timestamp>, what: &str) -> Vec<crate::ports::Update> {
+    use crate::ports::Update;
+    match at {
+        Some(at) => {
+            let mut item = Item::new();
+            set_due(&mut item, t, at, what, a);
+            item.into_iter().map(|(k, v)| Update::Set(k, v)).collect()
+        }
+        None => vec![
+            Update::remove(DUE_INDEX.pk),
+            Update::remove(DUE_INDEX.sk),
+            Update::remove("next_action_at"),
+        ],
+    }
+}
+
+impl Store {
+    /// Creates or replaces the account (idempotent on the CRM's id), keeping cobro's version
+    /// counter. `next_action_at` puts it on the due index, or takes it off.
+    pub async fn upsert_account(
+        &self,
+        account: &Account,
+        next_action_at: Option<Timestamp>,
+    ) -> Result<(Account, bool), RepoError> {
+        for _ in 0..5 {
+            let current = self.account(&account.tenant, &account.id).await?;
+            let mut next = account.clone();
+            next.version = current.as_ref().map_or(1, |c| c.version + 1);
+            let condition = match &current {
+                None => Condition::NotExists,
+                Some(c) => Condition::eq("version", c.version),
+            };
+            match self
+                .table
+                .put(account_item(&next, next_action_at), Some(condition))
+                .await
+            {
+                Ok(()) => return Ok((next, current.is_none())),
+                Err(TableError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RepoError::Conflict(format!("account {} keeps changing", account.id)))
+    }
+
+    pub async fn account(&self, t: &TenantId, a: &AccountId) -> Result<Option<Account>, RepoError> {
+        self.table.get(&keys::account(t, a)).await?.map(from_item).transpose()
+    }
+
+    pub async fn accounts_of_debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Vec<Account>, RepoError> {
+        let q = Query::index(GSI1, keys::gsi1_debtor_accounts(t, d), SkRange::BeginsWith("ACCOUNT#".into()));
+        self.query_all(q).await?.into_iter().map(from_item).collect()
+    }
+
+    pub async fn account_view(&self, t: &TenantId, a: &AccountId) -> Result<Option<AccountView>, RepoError> {
+        let items = self
+            .query_all(Query::table(keys::account_pk(t, a), SkRange::All))
+            .await?;
+        let mut account = None;
+        let mut next_action_at = None;
+        let (mut payments, mut attempts, mut decisions) = (vec![], vec![], vec![]);
+        for item in items {
+            match kind_of(&item) {
+                "account" => {
+                    next_action_at = item
+                        .get("next_action_at")
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| s.parse().ok());
+                    account = Some(from_item(item)?);
+                }
+                "payment" => payments.push(from_item(item)?),
+                "attempt" => attempts.push(from_item(item)?),
+                "decision" => decisions.push(from_item(item)?),
+                _ => {}
+            }
+        }
+        Ok(account.map(|account| AccountView {
+            account,
+            next_action_at,
+            payments,
+            attempts,
+            decisions,
+        }))
+    }
+
+    pub async fn record_decision(&self, t: &TenantId, a: &AccountId, d: &Decision) -> Result<(), RepoError> {
+        let key = keys::decision(t, a, d.at.as_millisecond(), &d.outcome);
+        Ok(self.table.put(to_item(key, "decision", d), None).await?)
+    }
+
+    /// Moves an account's next decision (or takes it off the due index), if it is still at
+    /// the version the caller read.
+    pub async fn reschedule_account(
+        &self,
+        account: &Account,
+        next_action_at: Option<Timestamp>,
+    ) -> Result<(), RepoError> {
+        let mut updates = due_updates(
+            &account.tenant,
+            &account.id,
+            next_action_at,
+            &format!("ACCOUNT#{}", account.id),
+        );
+        updates.push(crate::ports::Update::add("version", 1));
+        let key = keys::account(&account.tenant, &account.id);
+        match self
+            .table
+            .update(&key, updates, Some(Condition::eq("version", account.version)))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!("account {} changed", account.id))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// What is due for a decision in one shard of a tenant at `now`: accounts and outbox
+    /// entries, oldest first.
+    pub async fn due_items(
+        &self,
+        t: &TenantId,
+        shard: u32,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Item>, RepoError> {
+        let q = Query::index(
+            DUE_INDEX,
+            keys::due_pk(t, shard),
+            SkRange::Le(keys::due_until(now.as_second())),
+        )
+        .limit(limit);
+        Ok(self.table.query(q).await?.items)
+    }
+}

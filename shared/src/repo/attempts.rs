@@ -1,0 +1,189 @@
+//! Contact attempts and the outbox. A decision to contact is committed in one transaction with
+//! the account's next step; the attempt item sits on the due index as an outbox entry until the
+//! sender finishes it, so a message lost between the commit and the queue is sent again by a
+//! later tick, and the sender's claim makes sure it goes out once.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::accounts::{due_updates, set_due};
+use super::{from_item, keys, to_item, RepoError, Store};
+use crate::domain::{Account, AccountId, AttemptStatus, ContactAttempt, TenantId};
+use crate::ports::table::{Condition, TableError, Update, WriteOp};
+
+/// A pending outbox entry found on the due index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub attempt: ContactAttempt,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This sender now holds the attempt and must finish or release it.
+    Claimed(ContactAttempt),
+    /// Already sent, failed or cancelled: a duplicate delivery, nothing to do.
+    Finished(ContactAttempt),
+    /// Another sender holds it and its lease has not run out.
+    Busy,
+    /// No such decision was committed.
+    Missing,
+}
+
+fn outbox_what(attempt: &ContactAttempt) -> String {
+    format!("OUTBOX#{}#{}", attempt.account, attempt.decision_id)
+}
+
+impl Store {
+    /// Commits a contact decision: the attempt (status queued, on the outbox) and the account's
+    /// next step, all or nothing. `Ok(false)`: this decision was committed before (a repeated
+    /// tick), nothing changed. `Err(Conflict)`: the account changed since it was read.
+    pub async fn commit_contact(
+        &self,
+        account: &Account,
+        attempt: &ContactAttempt,
+        outbox_retry_at: Timestamp,
+        next_action_at: Option<Timestamp>,
+    ) -> Result<bool, RepoError> {
+        let mut item = to_item(
+            keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
+            "attempt",
+            attempt,
+        );
+        item.insert("status_code".into(), attempt.status.as_str().into());
+        set_due(&mut item, &attempt.tenant, outbox_retry_at, &outbox_what(attempt), &attempt.account);
+        let mut updates = due_updates(
+            &account.tenant,
+            &account.id,
+            next_action_at,
+            &format!("ACCOUNT#{}", account.id),
+        );
+        updates.push(Update::add("version", 1));
+        let ops = vec![
+            WriteOp::Put {
+                item,
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Update {
+                key: keys::account(&account.tenant, &account.id),
+                updates,
+                condition: Some(Condition::eq("version", account.version)),
+            },
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => Ok(false),
+            Err(TableError::TransactionCanceled(_)) => {
+                Err(RepoError::Conflict(format!("account {} changed", account.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn attempt(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+        decision_id: &str,
+    ) -> Result<Option<ContactAttempt>, RepoError> {
+        self.table
+            .get(&keys::attempt(t, a, decision_id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Pushes a pending outbox entry's retry time forward (it was just re-enqueued).
+    pub async fn retry_outbox_at(&self, attempt: &ContactAttempt, at: Timestamp) -> Result<(), RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let updates = due_updates(&attempt.tenant, &attempt.account, Some(at), &outbox_what(attempt));
+        match self
+            .table
+            .update(&key, updates, Some(Condition::AttrExists(crate::ports::table::DUE_INDEX.pk.into())))
+            .await
+        {
+            // Finished meanwhile: nothing to retry.
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes an attempt for sending: queued, or sending under a lease older than `lease`.
+    pub async fn claim_attempt(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+        decision_id: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<Claim, RepoError> {
+        let key = keys::attempt(t, a, decision_id);
+        let stale = now.saturating_sub(lease).expect("in range").to_string();
+        let condition = Condition::Or(vec![
+            Condition::eq("status_code", "queued"),
+            Condition::And(vec![
+                Condition::eq("status_code", "sending"),
+                Condition::lt("claimed_at", stale),
+            ]),
+        ]);
+        let updates = vec![
+            Update::set("status", "sending"),
+            Update::set("status_code", "sending"),
+            Update::set("claimed_at", now.to_string()),
+        ];
+        match self.table.update(&key, updates, Some(condition)).await {
+            Ok(item) => Ok(Claim::Claimed(from_item(item)?)),
+            Err(TableError::ConditionFailed) => Ok(match self.attempt(t, a, decision_id).await? {
+                None => Claim::Missing,
+                Some(at) if at.status == AttemptStatus::Sending => Claim::Busy,
+                Some(at) => Claim::Finished(at),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends an attempt (sent, failed or cancelled) and takes it off the outbox.
+    pub async fn finish_attempt(
+        &self,
+        attempt: &ContactAttempt,
+        status: AttemptStatus,
+        provider_message_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let mut updates = due_updates(&attempt.tenant, &attempt.account, None, "");
+        updates.push(Update::set("status", status.as_str()));
+        updates.push(Update::set("status_code", status.as_str()));
+        if let Some(id) = provider_message_id {
+            updates.push(Update::set("provider_message_id", id));
+        }
+        if let Some(e) = error {
+            updates.push(Update::set("error", e));
+        }
+        self.table
+            .update(&key, updates, Some(Condition::eq("status_code", "sending")))
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                TableError::ConditionFailed => RepoError::Conflict("attempt no longer held".into()),
+                e => e.into(),
+            })
+    }
+
+    /// Gives an attempt back to the outbox after a temporary failure.
+    pub async fn release_attempt(&self, attempt: &ContactAttempt, error: &str) -> Result<(), RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let updates = vec![
+            Update::set("status", "queued"),
+            Update::set("status_code", "queued"),
+            Update::set("error", error),
+            Update::remove("claimed_at"),
+        ];
+        match self
+            .table
+            .update(&key, updates, Some(Condition::eq("status_code", "sending")))
+            .await
+        {
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

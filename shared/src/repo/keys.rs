@@ -1,0 +1,116 @@
+//! Every key cobro writes, in one place. The layout and the access pattern each key serves are
+//! documented in docs/data-model.md; keep the two in step.
+//!
+//! Tenant first: every partition key of tenant data starts with `T#<tenant>#`, so no query can
+//! reach another tenant's items. The only partitions without a tenant are the platform's
+//! routing records (tenant registry, WhatsApp number → tenant, API key hash → tenant), which
+//! hold no debtor data.
+
+use crate::domain::{AccountId, DebtorId, Phone, TenantId};
+use crate::ports::Key;
+
+/// Shards of the due index per tenant: spreads a tenant's writes over several index partitions.
+pub const DUE_SHARDS: u32 = 4;
+
+pub fn tenant(t: &TenantId) -> Key {
+    Key::new("TENANTS", format!("T#{t}"))
+}
+
+pub fn whatsapp_number(phone_number_id: &str) -> Key {
+    Key::new(format!("WANUMBER#{phone_number_id}"), "ROUTE")
+}
+
+pub fn api_key(hash_hex: &str) -> Key {
+    Key::new(format!("APIKEY#{hash_hex}"), "KEY")
+}
+
+pub fn debtor_pk(t: &TenantId, d: &DebtorId) -> String {
+    format!("T#{t}#DEBTOR#{d}")
+}
+
+pub fn debtor(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(debtor_pk(t, d), "PROFILE")
+}
+
+pub fn account_pk(t: &TenantId, a: &AccountId) -> String {
+    format!("T#{t}#ACCOUNT#{a}")
+}
+
+pub fn account(t: &TenantId, a: &AccountId) -> Key {
+    Key::new(account_pk(t, a), "ACCOUNT")
+}
+
+pub fn instalment(t: &TenantId, a: &AccountId, number: u32) -> Key {
+    Key::new(account_pk(t, a), format!("INSTALMENT#{number:04}"))
+}
+
+pub fn payment(t: &TenantId, a: &AccountId, payment_id: &str) -> Key {
+    Key::new(account_pk(t, a), format!("PAYMENT#{payment_id}"))
+}
+
+pub fn attempt(t: &TenantId, a: &AccountId, decision_id: &str) -> Key {
+    Key::new(account_pk(t, a), format!("ATTEMPT#{decision_id}"))
+}
+
+pub fn decision(t: &TenantId, a: &AccountId, at_millis: i64, kind: &str) -> Key {
+    Key::new(account_pk(t, a), format!("DECISION#{at_millis:015}#{kind}"))
+}
+
+/// A conversation message sorts by its provider timestamp; the provider id makes it unique, so
+/// a redelivered webhook maps onto the same key (the dedupe).
+pub fn message(t: &TenantId, d: &DebtorId, at_millis: i64, message_id: &str) -> Key {
+    Key::new(debtor_pk(t, d), format!("MSG#{at_millis:015}#{message_id}"))
+}
+
+/// Inbound messages from numbers no debtor has: kept for inspection, never dropped.
+pub fn unmatched_message(t: &TenantId, wa_id: &str, message_id: &str) -> Key {
+    Key::new(format!("T#{t}#UNMATCHED#{wa_id}"), format!("MSG#{message_id}"))
+}
+
+/// GSI1 partition: a debtor's accounts (`ACCOUNT#…`).
+pub fn gsi1_debtor_accounts(t: &TenantId, d: &DebtorId) -> String {
+    format!("T#{t}#DEBTOR#{d}")
+}
+
+/// GSI1 partition: the debtors who have a phone number (`DEBTOR#…`).
+pub fn gsi1_phone(t: &TenantId, p: &Phone) -> String {
+    format!("T#{t}#PHONE#{}", p.as_str())
+}
+
+/// Due-index partition for one shard of a tenant.
+pub fn due_pk(t: &TenantId, shard: u32) -> String {
+    format!("T#{t}#DUE#{shard}")
+}
+
+/// Due-index sort key: when, then what. Seconds zero-padded so strings sort as numbers.
+pub fn due_sk(at_epoch_secs: i64, what: &str) -> String {
+    format!("{at_epoch_secs:012}#{what}")
+}
+
+/// The upper bound that selects everything due at or before `now`.
+pub fn due_until(now_epoch_secs: i64) -> String {
+    format!("{now_epoch_secs:012}#~")
+}
+
+/// A stable shard for an entity, so its due entry always lands in the same partition.
+pub fn shard_of(id: &str) -> u32 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let h = id
+        .bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    h % DUE_SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time() {
+        assert!(due_sk(99, "ACCOUNT#b") < due_sk(100, "ACCOUNT#a"));
+        assert!(due_sk(100, "ACCOUNT#zzz") <= due_until(100));
+        assert!(due_sk(101, "ACCOUNT#a") > due_until(100));
+        assert_eq!(shard_of("LN-1"), shard_of("LN-1"));
+        assert!((0..1000).map(|i| shard_of(&i.to_string())).all(|s| s < DUE_SHARDS));
+    }
+}

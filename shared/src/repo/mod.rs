@@ -1,0 +1,86 @@
+//! Repositories, written once over `Table`: the same code runs on SQLite and on DynamoDB.
+
+pub mod keys;
+
+mod accounts;
+mod attempts;
+mod conversations;
+mod debtors;
+mod payments;
+mod tenants;
+
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+use crate::ports::{Item, Key, Query, Table, TableError};
+
+pub use accounts::{AccountView, Decision};
+pub use attempts::{Claim, OutboxEntry};
+pub use payments::{PaymentConfirmed, PaymentOutcome};
+pub use tenants::{ApiKeyRecord, WhatsAppNumber};
+
+/// The attribute that names what an item is, for readers of a mixed partition.
+pub const KIND: &str = "kind";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Someone else changed the item first; reload and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    table: Arc<dyn Table>,
+}
+
+impl Store {
+    pub fn new(table: Arc<dyn Table>) -> Self {
+        Self { table }
+    }
+
+    pub fn table(&self) -> &dyn Table {
+        self.table.as_ref()
+    }
+
+    /// Every item of a query, following cursors.
+    async fn query_all(&self, mut q: Query) -> Result<Vec<Item>, RepoError> {
+        let mut items = Vec::new();
+        loop {
+            let page = self.table.query(q.clone()).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(c) => q.cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
+/// An entity as an item: its fields, its key and its kind.
+fn to_item<T: Serialize>(key: Key, kind: &str, value: &T) -> Item {
+    let Value::Object(mut item) = serde_json::to_value(value).expect("entities serialize to objects")
+    else {
+        unreachable!("entities serialize to objects")
+    };
+    item.extend(key.into_item());
+    item.insert(KIND.into(), kind.into());
+    item
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, RepoError> {
+    serde_json::from_value(Value::Object(item)).map_err(|e| RepoError::Corrupt(e.to_string()))
+}
+
+fn kind_of(item: &Item) -> &str {
+    item.get(KIND).and_then(Value::as_str).unwrap_or_default()
+}

@@ -1,0 +1,72 @@
+//! Tenants and the platform's routing records: WhatsApp number → tenant, API key → tenant.
+
+use serde::{Deserialize, Serialize};
+
+use super::{from_item, keys, to_item, RepoError, Store};
+use crate::domain::{Tenant, TenantId};
+use crate::ports::{Query, SkRange};
+
+/// A tenant's WhatsApp Business phone number, as Meta identifies it in webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatsAppNumber {
+    pub phone_number_id: String,
+    pub tenant: TenantId,
+    pub display_phone_number: String,
+    /// The Meta app's secret that signs this number's webhooks.
+    pub app_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub tenant: TenantId,
+    pub name: String,
+    pub scopes: Vec<String>,
+}
+
+impl Store {
+    pub async fn put_tenant(&self, tenant: &Tenant) -> Result<(), RepoError> {
+        let item = to_item(keys::tenant(&tenant.id), "tenant", tenant);
+        Ok(self.table.put(item, None).await?)
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, RepoError> {
+        self.table.get(&keys::tenant(id)).await?.map(from_item).transpose()
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, RepoError> {
+        let q = Query::table("TENANTS", SkRange::BeginsWith("T#".into()));
+        self.query_all(q).await?.into_iter().map(from_item).collect()
+    }
+
+    pub async fn put_whatsapp_number(&self, number: &WhatsAppNumber) -> Result<(), RepoError> {
+        let item = to_item(keys::whatsapp_number(&number.phone_number_id), "whatsapp_number", number);
+        Ok(self.table.put(item, None).await?)
+    }
+
+    pub async fn whatsapp_number(&self, phone_number_id: &str) -> Result<Option<WhatsAppNumber>, RepoError> {
+        self.table
+            .get(&keys::whatsapp_number(phone_number_id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Stores an API key by the SHA-256 of its secret: the secret itself is never stored.
+    pub async fn put_api_key(&self, secret: &str, record: &ApiKeyRecord) -> Result<(), RepoError> {
+        let item = to_item(keys::api_key(&hash_secret(secret)), "api_key", record);
+        Ok(self.table.put(item, None).await?)
+    }
+
+    pub async fn api_key(&self, secret: &str) -> Result<Option<ApiKeyRecord>, RepoError> {
+        self.table
+            .get(&keys::api_key(&hash_secret(secret)))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+}
+
+fn hash_secret(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}

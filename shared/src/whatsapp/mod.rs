@@ -1,0 +1,4 @@
+//! WhatsApp Cloud API formats and checks shared by the webhook and the sender.
+
+pub mod signature;
+pub mod webhook;
