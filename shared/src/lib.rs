@@ -6,6 +6,8 @@ pub mod collect;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod outbound;
 pub mod ports;
 pub mod repo;

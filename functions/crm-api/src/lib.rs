@@ -1,1 +1,158 @@
+//! The CRM API: what a lender's CRM calls to hand debtors and accounts to cobro, read them
+//! back, and register payments. Authenticated per tenant with API keys.
 
+mod auth;
+mod inputs;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+use cobro::collect::Decider;
+use cobro::domain::{AccountId, DebtorId};
+use cobro::http::{parse_json, Problem};
+use cobro::ports::{Bus, Clock, Event};
+use cobro::repo::Store;
+
+pub use auth::Caller;
+pub use inputs::{AccountInput, DebtorInput, PaymentInput};
+
+/// The `PaymentConfirmed` event's detail type on the bus.
+pub const PAYMENT_CONFIRMED: &str = "PaymentConfirmed";
+
+pub struct CrmApi {
+    pub store: Store,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+    pub decider: Decider,
+}
+
+pub fn router(state: Arc<CrmApi>) -> Router {
+    Router::new()
+        .route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
+        .route("/v1/accounts/{id}", get(get_account).put(put_account))
+        .route("/v1/payments", post(post_payment))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .with_state(state)
+}
+
+fn id<T>(parse: impl Fn(String) -> Result<T, cobro::domain::DomainError>, raw: String, field: &str) -> Result<T, Problem> {
+    parse(raw).map_err(|e| Problem::invalid_field(field, e.to_string()))
+}
+
+fn created_or_ok(created: bool, body: serde_json::Value) -> Response {
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    (status, Json(body)).into_response()
+}
+
+async fn put_debtor(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    let input: DebtorInput = parse_json(&body)?;
+    let debtor = input.into_debtor(caller.tenant.clone(), id, s.clock.now());
+    let created = s.store.upsert_debtor(&debtor).await?;
+    // A new time zone can move when the debtor's accounts are next due.
+    for account in s.store.accounts_of_debtor(&caller.tenant, &debtor.id).await? {
+        let next = s.decider.first_action(&account, &debtor, s.clock.now());
+        if let Err(e) = s.store.reschedule_account(&account, next).await {
+            tracing::warn!(account = %account.id, error = %e, "could not reschedule after a debtor change");
+        }
+    }
+    Ok(created_or_ok(created, json!(debtor)))
+}
+
+async fn get_debtor(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    let debtor = s
+        .store
+        .debtor(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
+    let accounts = s.store.accounts_of_debtor(&caller.tenant, &id).await?;
+    let conversation = s.store.conversation(&caller.tenant, &id, 50).await?;
+    Ok(Json(json!({ "debtor": debtor, "accounts": accounts, "conversation": conversation })).into_response())
+}
+
+async fn put_account(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = id(AccountId::parse, raw, "id")?;
+    let input: AccountInput = parse_json(&body)?;
+    let account = input.into_account(caller.tenant.clone(), id)?;
+    let debtor = s
+        .store
+        .debtor(&caller.tenant, &account.debtor)
+        .await?
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                "debtor_id",
+                format!("no debtor `{}`; create it first with PUT /v1/debtors/{{id}}", account.debtor),
+            )
+        })?;
+    let next = s.decider.first_action(&account, &debtor, s.clock.now());
+    let (account, created) = s.store.upsert_account(&account, next).await?;
+    Ok(created_or_ok(created, json!({ "account": account, "next_action_at": next })))
+}
+
+async fn get_account(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let id = id(AccountId::parse, raw, "id")?;
+    let view = s
+        .store
+        .account_view(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
+    let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let days_past_due = view.account.days_past_due(today);
+    let mut body = json!(view);
+    body["days_past_due"] = json!(days_past_due);
+    Ok(Json(body).into_response())
+}
+
+/// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same
+/// event a payment provider produces, and is applied once by the payment-confirmed function.
+async fn post_payment(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: PaymentInput = parse_json(&body)?;
+    let detail = input.into_event(caller.tenant.clone(), s.clock.now())?;
+    let account = s.store.account(&caller.tenant, &detail.account).await?;
+    match account {
+        None => return Err(Problem::invalid_field("account_id", format!("no account `{}`", detail.account))),
+        Some(a) if a.currency != detail.currency => {
+            return Err(Problem::invalid_field(
+                "currency",
+                format!("the account is in {}, not {}", a.currency, detail.currency),
+            ))
+        }
+        Some(_) => {}
+    }
+    let event = Event::new(PAYMENT_CONFIRMED, json!(detail));
+    s.bus.publish(vec![event]).await.map_err(|e| {
+        tracing::error!(error = %e, "publishing a payment failed");
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the payment could not be queued; retry")
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": detail })).into_response()).into_response())
+}

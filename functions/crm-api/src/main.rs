@@ -1,1 +1,21 @@
-fn main() {}
+//! The CRM API Lambda: builds the DynamoDB and EventBridge adapters once, then serves requests.
+
+use std::sync::Arc;
+
+use cobro::collect::Decider;
+use cobro::lambda;
+use cobro::ports::SystemClock;
+use cobro::repo::Store;
+use cobro_crm_api::{router, CrmApi};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    let state = CrmApi {
+        store: Store::new(lambda::table().await?),
+        bus: lambda::bus().await?,
+        clock: Arc::new(SystemClock),
+        decider: Decider::default(),
+    };
+    lambda_http::run(router(Arc::new(state))).await
+}

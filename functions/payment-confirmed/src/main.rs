@@ -1,1 +1,24 @@
-fn main() {}
+//! The payment-confirmed Lambda, the target of the bus rule for `PaymentConfirmed`.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+use cobro::lambda;
+use cobro::repo::Store;
+use cobro_payment_confirmed::PaymentHandler;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_logging();
+    let handler = PaymentHandler {
+        store: Store::new(lambda::table().await?),
+    };
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            let outcome = handler.handle(event.payload.detail).await?;
+            Ok::<_, lambda_runtime::Error>(format!("{outcome:?}"))
+        },
+    ))
+    .await
+}

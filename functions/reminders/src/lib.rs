@@ -1,1 +1,215 @@
+//! The reminders tick: finds what is due through the sparse due index, decides each account
+//! (contact, wait or stop, always with a reason), commits the decision, and puts one message per
+//! decision on the outbound queue. Safe to run twice: a decision's id is deterministic and is
+//! committed once.
 
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use std::sync::Arc;
+
+use cobro::collect::{Decider, Verdict};
+use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
+use cobro::outbound::OutboundMessage;
+use cobro::ports::queue::send_all;
+use cobro::ports::{Clock, Item, Outgoing, Queue};
+use cobro::repo::{keys, Decision, RepoError, Store, KIND};
+
+/// How long an outbox entry waits for the sender before a tick enqueues it again.
+pub const OUTBOX_RETRY: SignedDuration = SignedDuration::from_mins(10);
+/// Due items read per shard and tick: bounds one invocation's work; the rest waits for the next.
+pub const MAX_PER_SHARD: u32 = 500;
+
+pub struct Reminders {
+    pub store: Store,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub decider: Decider,
+}
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct TickReport {
+    pub contacted: u32,
+    pub deferred: u32,
+    pub stopped: u32,
+    /// Decisions committed before (a repeated tick): nothing new was sent.
+    pub already_decided: u32,
+    /// Outbox entries the sender had not finished, enqueued again.
+    pub requeued: u32,
+    /// Items left for the next tick because they changed while being decided.
+    pub conflicts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Store(#[from] RepoError),
+    #[error("the outbound queue failed: {0}")]
+    Queue(#[from] cobro::ports::QueueError),
+}
+
+impl Reminders {
+    pub async fn tick(&self) -> Result<TickReport, TickError> {
+        let now = self.clock.now();
+        let mut report = TickReport::default();
+        for tenant in self.store.tenants().await? {
+            for shard in 0..keys::DUE_SHARDS {
+                let items = self.store.due_items(&tenant.id, shard, now, MAX_PER_SHARD).await?;
+                let mut outgoing = Vec::new();
+                for item in items {
+                    self.handle_item(&tenant, item, now, &mut report, &mut outgoing).await?;
+                }
+                send_all(self.queue.as_ref(), outgoing).await?;
+            }
+        }
+        tracing::info!(?report, "reminders tick done");
+        Ok(report)
+    }
+
+    async fn handle_item(
+        &self,
+        tenant: &Tenant,
+        item: Item,
+        now: Timestamp,
+        report: &mut TickReport,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), TickError> {
+        let kind = item.get(KIND).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let value = serde_json::Value::Object(item);
+        match kind.as_str() {
+            "account" => {
+                let account: Account = serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                self.decide_account(tenant, account, now, report, outgoing).await
+            }
+            "attempt" => {
+                let attempt: ContactAttempt =
+                    serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                // Committed but not finished by a sender in time: enqueue it again. The
+                // sender's claim keeps a double delivery from sending twice.
+                if matches!(attempt.status, AttemptStatus::Queued | AttemptStatus::Sending) {
+                    outgoing.push(message_for(&attempt, outgoing.len()));
+                    let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
+                    self.store.retry_outbox_at(&attempt, retry).await?;
+                    report.requeued += 1;
+                }
+                Ok(())
+            }
+            other => {
+                tracing::warn!(kind = other, "unexpected item on the due index");
+                Ok(())
+            }
+        }
+    }
+
+    async fn decide_account(
+        &self,
+        tenant: &Tenant,
+        account: Account,
+        now: Timestamp,
+        report: &mut TickReport,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), TickError> {
+        let Some(debtor) = self.store.debtor(&tenant.id, &account.debtor).await? else {
+            return self
+                .stop(&account, now, "the account's debtor is missing".into(), report)
+                .await;
+        };
+        let verdict = self.decider.decide(tenant, &account, &debtor, now);
+        match verdict {
+            Verdict::Contact(c) => {
+                let attempt = ContactAttempt {
+                    tenant: tenant.id.clone(),
+                    account: account.id.clone(),
+                    debtor: debtor.id.clone(),
+                    decision_id: c.decision_id.clone(),
+                    channel: c.channel,
+                    template: c.template.to_string(),
+                    status: AttemptStatus::Queued,
+                    decided_at: now,
+                    text: c.text.clone(),
+                    to: debtor.phone.clone(),
+                    language: debtor.language,
+                    provider_message_id: None,
+                    error: None,
+                    claimed_at: None,
+                };
+                let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
+                match self.store.commit_contact(&account, &attempt, retry, c.next_action_at).await {
+                    Ok(true) => {
+                        outgoing.push(message_for(&attempt, outgoing.len()));
+                        self.record(&account, now, "contact", c.reason, Some(c.decision_id), c.next_action_at)
+                            .await?;
+                        report.contacted += 1;
+                    }
+                    Ok(false) => {
+                        // This step went out before; only the schedule is left to move on.
+                        self.reschedule(&account, c.next_action_at, report).await?;
+                        report.already_decided += 1;
+                    }
+                    Err(RepoError::Conflict(_)) => report.conflicts += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Verdict::Defer { until, reason } => {
+                if self.reschedule(&account, Some(until), report).await? {
+                    self.record(&account, now, "defer", reason, None, Some(until)).await?;
+                    report.deferred += 1;
+                }
+            }
+            Verdict::Stop { reason } => self.stop(&account, now, reason, report).await?,
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, account: &Account, now: Timestamp, reason: String, report: &mut TickReport) -> Result<(), TickError> {
+        if self.reschedule(account, None, report).await? {
+            self.record(account, now, "stop", reason, None, None).await?;
+            report.stopped += 1;
+        }
+        Ok(())
+    }
+
+    /// Moves the account on the due index; false when it changed meanwhile (decided next tick).
+    async fn reschedule(&self, account: &Account, at: Option<Timestamp>, report: &mut TickReport) -> Result<bool, TickError> {
+        match self.store.reschedule_account(account, at).await {
+            Ok(()) => Ok(true),
+            Err(RepoError::Conflict(_)) => {
+                report.conflicts += 1;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn record(
+        &self,
+        account: &Account,
+        now: Timestamp,
+        outcome: &str,
+        reason: String,
+        decision_id: Option<String>,
+        next_action_at: Option<Timestamp>,
+    ) -> Result<(), TickError> {
+        tracing::info!(account = %account.id, outcome, reason = %reason, "decision");
+        let d = Decision {
+            at: now,
+            outcome: outcome.into(),
+            reason,
+            decision_id,
+            next_action_at,
+        };
+        Ok(self.store.record_decision(&account.tenant, &account.id, &d).await?)
+    }
+}
+
+fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {
+    let m = OutboundMessage {
+        tenant: attempt.tenant.clone(),
+        account: attempt.account.clone(),
+        decision_id: attempt.decision_id.clone(),
+    };
+    Outgoing {
+        id: index.to_string(),
+        body: serde_json::to_string(&m).expect("serializes"),
+    }
+}

@@ -29,18 +29,10 @@ pub struct Contact {
     pub reason: String,
 }
 
+#[derive(Default)]
 pub struct Decider {
     pub strategy: Strategy,
     pub window: ContactWindow,
-}
-
-impl Default for Decider {
-    fn default() -> Self {
-        Self {
-            strategy: Strategy::default(),
-            window: ContactWindow::default(),
-        }
-    }
 }
 
 impl Decider {

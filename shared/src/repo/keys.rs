@@ -32,6 +32,15 @@ pub fn debtor(t: &TenantId, d: &DebtorId) -> Key {
     Key::new(debtor_pk(t, d), "PROFILE")
 }
 
+/// The tenant's directory of debtors: one small item per debtor, for listing them.
+pub fn debtor_directory_pk(t: &TenantId) -> String {
+    format!("T#{t}#DEBTORS")
+}
+
+pub fn debtor_directory(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(debtor_directory_pk(t), format!("DEBTOR#{d}"))
+}
+
 pub fn account_pk(t: &TenantId, a: &AccountId) -> String {
     format!("T#{t}#ACCOUNT#{a}")
 }

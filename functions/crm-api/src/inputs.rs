@@ -1,0 +1,136 @@
+//! Request bodies. Unknown fields are rejected, so a typo is an error that names the field
+//! instead of a silent default.
+
+use jiff::{civil::Date, Timestamp};
+use serde::Deserialize;
+
+use cobro::domain::{
+    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, Language, PaymentId,
+    Phone, TenantId, Zone,
+};
+use cobro::http::Problem;
+use cobro::repo::PaymentConfirmed;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebtorInput {
+    pub name: String,
+    pub phone: Phone,
+    #[serde(default)]
+    pub email: Option<String>,
+    pub time_zone: Zone,
+    #[serde(default)]
+    pub language: Language,
+    #[serde(default)]
+    pub consents: Vec<ConsentInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentInput {
+    pub channel: ChannelKind,
+    pub granted: bool,
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl DebtorInput {
+    pub fn into_debtor(self, tenant: TenantId, id: DebtorId, now: Timestamp) -> Debtor {
+        Debtor {
+            tenant,
+            id,
+            name: self.name,
+            phone: self.phone,
+            email: self.email,
+            time_zone: self.time_zone,
+            language: self.language,
+            consents: self
+                .consents
+                .into_iter()
+                .map(|c| Consent {
+                    channel: c.channel,
+                    granted: c.granted,
+                    at: c.at.unwrap_or(now),
+                    source: c.source.unwrap_or_else(|| "crm".into()),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountInput {
+    pub debtor_id: DebtorId,
+    pub currency: Currency,
+    pub principal_minor: i64,
+    pub balance_minor: i64,
+    pub due_date: Date,
+    #[serde(default)]
+    pub status: Option<AccountStatus>,
+    #[serde(default)]
+    pub product: Option<String>,
+}
+
+impl AccountInput {
+    pub fn into_account(self, tenant: TenantId, id: AccountId) -> Result<Account, Problem> {
+        if self.principal_minor < 0 {
+            return Err(Problem::invalid_field("principal_minor", "cannot be negative"));
+        }
+        if self.balance_minor < 0 {
+            return Err(Problem::invalid_field("balance_minor", "cannot be negative"));
+        }
+        let status = match self.status {
+            // A zero balance is settled whatever the CRM calls it, so nothing reminds of it.
+            _ if self.balance_minor == 0 => AccountStatus::Settled,
+            Some(s) => s,
+            None => AccountStatus::Open,
+        };
+        Ok(Account {
+            tenant,
+            id,
+            debtor: self.debtor_id,
+            currency: self.currency,
+            principal_minor: self.principal_minor,
+            balance_minor: self.balance_minor,
+            due_date: self.due_date,
+            status,
+            product: self.product,
+            version: 0,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    pub account_id: AccountId,
+    /// The payment's id in the CRM or at the provider: sending it twice applies it once.
+    pub payment_id: PaymentId,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    #[serde(default)]
+    pub paid_at: Option<Timestamp>,
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+impl PaymentInput {
+    pub fn into_event(self, tenant: TenantId, now: Timestamp) -> Result<PaymentConfirmed, Problem> {
+        if self.amount_minor <= 0 {
+            return Err(Problem::invalid_field("amount_minor", "must be a positive number of minor units"));
+        }
+        Ok(PaymentConfirmed {
+            tenant,
+            account: self.account_id,
+            payment_id: self.payment_id,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            paid_at: self.paid_at.unwrap_or(now),
+            method: self.method.unwrap_or_else(|| "unknown".into()),
+            source: "crm".into(),
+        })
+    }
+}

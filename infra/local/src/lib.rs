@@ -1,0 +1,229 @@
+//! The local stack: every cobro function in one process on the embedded adapters (SQLite,
+//! in-process bus, sandbox channel), with the schedule ticking and the queue worker running.
+//! The routers are the same ones the Lambda binaries serve.
+
+pub mod demo;
+mod local_routes;
+mod sandbox_page;
+pub mod settings;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro::adapters::local_bus::LocalBus;
+use cobro::adapters::sandbox::SandboxChannel;
+use cobro::adapters::sqlite::{Redrive, SqliteQueue, SqliteStore, SqliteTable};
+use cobro::collect::Decider;
+use cobro::ports::{Clock, Pattern, Queue, ShiftedClock};
+use cobro::repo::Store;
+use cobro_crm_api::CrmApi;
+use cobro_payment_confirmed::PaymentHandler;
+use cobro_reminders::{Reminders, TickReport};
+use cobro_sender::Sender;
+use cobro_webhook::Webhook;
+
+pub use settings::Settings;
+
+/// How long a message the worker took stays hidden from it (as the Lambda's visibility timeout).
+const VISIBILITY: Duration = Duration::from_secs(30);
+/// Receipts before a message goes to its dead-letter queue, as the SAM template's redrive.
+const MAX_RECEIVES: u32 = 5;
+
+pub struct LocalStack {
+    pub settings: Settings,
+    pub store: Store,
+    pub table: SqliteTable,
+    pub clock: Arc<ShiftedClock>,
+    pub channel: Arc<SandboxChannel>,
+    pub outbound: Arc<SqliteQueue>,
+    pub outbound_dlq: Arc<SqliteQueue>,
+    pub payments: Arc<SqliteQueue>,
+    pub payments_dlq: Arc<SqliteQueue>,
+    pub reminders: Reminders,
+    pub sender: Sender,
+    pub payment_handler: PaymentHandler,
+    pub webhook: Arc<Webhook>,
+    pub crm: Arc<CrmApi>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the data directory: {0}")]
+    Store(#[from] cobro::ports::TableError),
+    #[error("loading the demo tenant: {0}")]
+    Seed(#[from] demo::SeedError),
+}
+
+/// What one drain of the queues did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    pub sent: u32,
+    pub cancelled: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub retried: u32,
+    pub payments_applied: u32,
+    pub payments_duplicate: u32,
+    pub payments_rejected: u32,
+}
+
+impl LocalStack {
+    pub async fn open(settings: Settings) -> Result<Arc<Self>, StartError> {
+        let sqlite = SqliteStore::open(&settings.data_dir.join("cobro.db"))?;
+        let table = sqlite.table();
+        let store = Store::new(Arc::new(table.clone()));
+        let clock = Arc::new(ShiftedClock::new());
+        let channel = Arc::new(SandboxChannel::new());
+        let redrive = |dlq: &str| {
+            Some(Redrive {
+                dead_letter_queue: dlq.into(),
+                max_receives: MAX_RECEIVES,
+            })
+        };
+        let outbound = Arc::new(sqlite.queue("outbound", redrive("outbound-dlq")));
+        let outbound_dlq = Arc::new(sqlite.queue("outbound-dlq", None));
+        let payments = Arc::new(sqlite.queue("payments", redrive("payments-dlq")));
+        let payments_dlq = Arc::new(sqlite.queue("payments-dlq", None));
+        // As the SAM template's rule: PaymentConfirmed events go to the payment function.
+        let bus = LocalBus::new().route(
+            Pattern {
+                sources: vec![],
+                detail_types: vec![cobro_payment_confirmed::DETAIL_TYPE.into()],
+            },
+            payments.clone() as Arc<dyn Queue>,
+        );
+        demo::seed(&store, &settings.demo_api_key, &settings.app_secret, clock.now()).await?;
+        let dyn_clock = clock.clone() as Arc<dyn Clock>;
+        Ok(Arc::new(Self {
+            reminders: Reminders {
+                store: store.clone(),
+                queue: outbound.clone(),
+                clock: dyn_clock.clone(),
+                decider: Decider::default(),
+            },
+            sender: Sender {
+                store: store.clone(),
+                channel: channel.clone(),
+                clock: dyn_clock.clone(),
+            },
+            payment_handler: PaymentHandler { store: store.clone() },
+            webhook: Arc::new(Webhook {
+                store: store.clone(),
+                clock: dyn_clock.clone(),
+                verify_token: settings.verify_token.clone(),
+            }),
+            crm: Arc::new(CrmApi {
+                store: store.clone(),
+                bus: Arc::new(bus),
+                clock: dyn_clock,
+                decider: Decider::default(),
+            }),
+            settings,
+            store,
+            table,
+            clock,
+            channel,
+            outbound,
+            outbound_dlq,
+            payments,
+            payments_dlq,
+        }))
+    }
+
+    /// Every route: the webhook and the CRM API as on AWS, plus the local-only ones.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+            .merge(cobro_webhook::router(self.webhook.clone()))
+            .merge(cobro_crm_api::router(self.crm.clone()))
+            .merge(local_routes::router(self.clone()))
+            .merge(sandbox_page::router(self.clone()))
+    }
+
+    pub async fn tick(&self) -> Result<TickReport, cobro_reminders::TickError> {
+        self.reminders.tick().await
+    }
+
+    /// Processes every queued message until the queues are empty (or only hold messages that
+    /// are waiting out a retry).
+    pub async fn drain(&self) -> Result<DrainReport, cobro::ports::QueueError> {
+        let mut report = DrainReport::default();
+        loop {
+            let before = report.clone();
+            self.drain_once(&mut report).await?;
+            if report == before {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn drain_once(&self, report: &mut DrainReport) -> Result<(), cobro::ports::QueueError> {
+        use cobro::repo::PaymentOutcome;
+        use cobro_sender::Outcome;
+        for m in self.outbound.receive(10, VISIBILITY).await? {
+            match self.sender.handle(&m.body).await {
+                Ok(outcome) => {
+                    match outcome {
+                        Outcome::Sent { .. } => report.sent += 1,
+                        Outcome::Cancelled(_) => report.cancelled += 1,
+                        Outcome::Failed(_) => report.failed += 1,
+                        Outcome::Skipped(_) => report.skipped += 1,
+                    }
+                    self.outbound.delete(&m.receipt).await?;
+                }
+                // Left on the queue: it comes back after the visibility timeout.
+                Err(e) => {
+                    tracing::warn!(error = %e, "send will be retried");
+                    report.retried += 1;
+                }
+            }
+        }
+        for m in self.payments.receive(10, VISIBILITY).await? {
+            match self.payment_handler.handle_envelope(&m.body).await {
+                Ok(PaymentOutcome::Applied { .. }) => report.payments_applied += 1,
+                Ok(PaymentOutcome::Duplicate) => report.payments_duplicate += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "payment not applied");
+                    report.payments_rejected += 1;
+                    continue;
+                }
+            }
+            self.payments.delete(&m.receipt).await?;
+        }
+        Ok(())
+    }
+
+    /// The schedule, the queue worker and the TTL sweeper, as background tasks.
+    pub fn spawn_background(self: &Arc<Self>) {
+        if let Some(every) = self.settings.tick_every {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                loop {
+                    interval.tick().await;
+                    if let Err(e) = me.tick().await {
+                        tracing::error!(error = %e, "reminders tick failed");
+                    }
+                }
+            });
+        }
+        if let Some(every) = self.settings.poll_every {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    if let Err(e) = me.drain().await {
+                        tracing::error!(error = %e, "queue worker failed");
+                    }
+                    let now = me.clock.now().as_second();
+                    if let Err(e) = me.table.purge_expired(now).await {
+                        tracing::error!(error = %e, "TTL sweep failed");
+                    }
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `/_local/…`: controls that exist only in the local stack, for demos and tests — the clock,
+//! the schedule, the queues, and a debtor's phone.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use cobro::domain::Phone;
+use cobro::http::{parse_json, Problem};
+use cobro::ports::Clock;
+use cobro::whatsapp::signature;
+
+use crate::{demo, LocalStack};
+
+pub fn router(stack: Arc<LocalStack>) -> Router {
+    Router::new()
+        .route("/_local/status", get(status))
+        .route("/_local/clock", get(clock).post(set_clock))
+        .route("/_local/tick", post(tick))
+        .route("/_local/drain", post(drain))
+        .route("/_local/inbound", post(inbound))
+        .with_state(stack)
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "local control failed");
+    Problem::internal()
+}
+
+async fn status(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
+    let depth = |q: &Arc<cobro::adapters::sqlite::SqliteQueue>| {
+        let q = q.clone();
+        async move { q.depth().await }
+    };
+    Ok(Json(json!({
+        "now": s.clock.now(),
+        "data_dir": s.settings.data_dir,
+        "queues": {
+            "outbound": depth(&s.outbound).await.map_err(internal)?,
+            "outbound-dlq": depth(&s.outbound_dlq).await.map_err(internal)?,
+            "payments": depth(&s.payments).await.map_err(internal)?,
+            "payments-dlq": depth(&s.payments_dlq).await.map_err(internal)?,
+        },
+        "tick_every_seconds": s.settings.tick_every.map(|d| d.as_secs()),
+    }))
+    .into_response())
+}
+
+async fn clock(State(s): State<Arc<LocalStack>>) -> Json<serde_json::Value> {
+    Json(json!({ "now": s.clock.now() }))
+}
+
+/// `{"advance": "72h"}` (any jiff duration: "2d", "90m", "PT3H") or `{"set": "2026-03-01T12:00:00Z"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    #[serde(default)]
+    advance: Option<String>,
+    #[serde(default)]
+    set: Option<Timestamp>,
+}
+
+async fn set_clock(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
+    let change: ClockChange = parse_json(&body)?;
+    match (change.advance, change.set) {
+        (Some(by), None) => {
+            let span: jiff::Span = by
+                .parse()
+                .map_err(|e| Problem::invalid_field("advance", format!("not a duration like \"72h\" or \"2d\": {e}")))?;
+            let by = SignedDuration::try_from(span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(
+                |e| Problem::invalid_field("advance", e.to_string()),
+            )?)
+            .map_err(|e| Problem::invalid_field("advance", e.to_string()))?;
+            s.clock.advance(by);
+        }
+        (None, Some(at)) => s.clock.set(at),
+        _ => return Err(Problem::bad_request("send exactly one of `advance` or `set`")),
+    }
+    Ok(Json(json!({ "now": s.clock.now() })).into_response())
+}
+
+async fn tick(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
+    let report = s.tick().await.map_err(internal)?;
+    Ok(Json(report).into_response())
+}
+
+async fn drain(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
+    let report = s.drain().await.map_err(internal)?;
+    Ok(Json(report).into_response())
+}
+
+/// A debtor writes to the demo number: `{"from": "+56912340001", "text": "hola"}`. It is turned
+/// into the payload Meta would send, signed with the app secret, and goes through the
+/// webhook's own handler.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Inbound {
+    from: Phone,
+    text: String,
+}
+
+async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
+    let input: Inbound = parse_json(&body)?;
+    if input.text.trim().is_empty() {
+        return Err(Problem::invalid_field("text", "write something"));
+    }
+    let now = s.clock.now();
+    let wamid = format!("wamid.sandbox.{}", uuid::Uuid::new_v4().simple());
+    let payload = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "sandbox-waba",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {
+                        "display_phone_number": demo::DISPLAY_NUMBER,
+                        "phone_number_id": demo::PHONE_NUMBER_ID,
+                    },
+                    "contacts": [{ "profile": { "name": "" }, "wa_id": input.from.wa_id() }],
+                    "messages": [{
+                        "from": input.from.wa_id(),
+                        "id": wamid,
+                        "timestamp": now.as_second().to_string(),
+                        "type": "text",
+                        "text": { "body": input.text },
+                    }],
+                },
+            }],
+        }],
+    });
+    let raw = serde_json::to_vec(&payload).expect("serializes");
+    let mut headers = HeaderMap::new();
+    let sig = signature::sign(s.settings.app_secret.as_bytes(), &raw);
+    headers.insert("x-hub-signature-256", HeaderValue::from_str(&sig).expect("ascii"));
+    s.webhook.handle(&headers, &raw).await?;
+    Ok((StatusCode::OK, Json(json!({ "message_id": wamid }))).into_response())
+}

@@ -1,0 +1,64 @@
+//! The local stack's settings, from environment variables with documented defaults (the
+//! README's settings table lists the same).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `PORT`, default 3000. Bound on 127.0.0.1 only.
+    pub port: u16,
+    /// `COBRO_DATA_DIR`, default `./.cobro`: holds `cobro.db`.
+    pub data_dir: PathBuf,
+    /// `WHATSAPP_APP_SECRET`: signs the demo number's webhooks.
+    pub app_secret: String,
+    /// `WHATSAPP_VERIFY_TOKEN`: the GET handshake's token.
+    pub verify_token: String,
+    /// `COBRO_DEMO_API_KEY`: the demo tenant's CRM API key.
+    pub demo_api_key: String,
+    /// `COBRO_TICK_SECONDS`, default 60: how often the reminders schedule fires (0: never by
+    /// itself; use `POST /_local/tick`).
+    pub tick_every: Option<Duration>,
+    /// `COBRO_WORKER_MILLIS`, default 500: how often the queue worker polls (0: never by
+    /// itself; use `POST /_local/drain`).
+    pub poll_every: Option<Duration>,
+}
+
+pub const DEFAULT_APP_SECRET: &str = "local-app-secret";
+pub const DEFAULT_VERIFY_TOKEN: &str = "local-verify-token";
+pub const DEFAULT_DEMO_API_KEY: &str = "cobro-demo-key";
+
+impl Settings {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+        let number = |name: &str, default: &str| -> Result<u64, String> {
+            var(name, default)
+                .parse::<u64>()
+                .map_err(|_| format!("{name} must be a whole number"))
+        };
+        let every = |n: u64, unit: fn(u64) -> Duration| (n > 0).then(|| unit(n));
+        Ok(Self {
+            port: u16::try_from(number("PORT", "3000")?).map_err(|_| "PORT must be 0 to 65535".to_string())?,
+            data_dir: PathBuf::from(var("COBRO_DATA_DIR", ".cobro")),
+            app_secret: var("WHATSAPP_APP_SECRET", DEFAULT_APP_SECRET),
+            verify_token: var("WHATSAPP_VERIFY_TOKEN", DEFAULT_VERIFY_TOKEN),
+            demo_api_key: var("COBRO_DEMO_API_KEY", DEFAULT_DEMO_API_KEY),
+            tick_every: every(number("COBRO_TICK_SECONDS", "60")?, Duration::from_secs),
+            poll_every: every(number("COBRO_WORKER_MILLIS", "500")?, Duration::from_millis),
+        })
+    }
+
+    /// Settings for tests: an in-memory-like temp dir chosen by the caller, nothing in the
+    /// background.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            port: 0,
+            data_dir,
+            app_secret: DEFAULT_APP_SECRET.into(),
+            verify_token: DEFAULT_VERIFY_TOKEN.into(),
+            demo_api_key: DEFAULT_DEMO_API_KEY.into(),
+            tick_every: None,
+            poll_every: None,
+        }
+    }
+}
