@@ -1,0 +1,259 @@
+//! The thin slice of every flow, end to end, over HTTP against the local stack: a CRM upserts a
+//! debtor and an account, the schedule decides and queues one message, the sender delivers it
+//! once, the debtor's WhatsApp answer lands on the conversation once, and a payment lowers the
+//! balance once, however often each step is repeated.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use cobro::outbound::OutboundMessage;
+use cobro::ports::{Outgoing, Queue};
+use cobro::repo::WhatsAppNumber;
+use cobro::whatsapp::signature;
+use cobro_local::{demo, LocalStack, Settings};
+
+const KEY: &str = "Bearer cobro-demo-key";
+/// The number the fixture was sent to, registered for the demo tenant in this test.
+const FIXTURE_NUMBER_ID: &str = "1122334455667";
+
+struct Stack {
+    stack: Arc<LocalStack>,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
+            .await
+            .expect("local stack starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = stack.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            stack,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.call(method, path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+
+    async fn post_webhook(&self, raw: &[u8], signature: Option<String>) -> StatusCode {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.base))
+            .header("content-type", "application/json")
+            .body(raw.to_vec());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send().await.expect("request").status()
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../shared/fixtures/whatsapp-webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+#[tokio::test]
+async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
+    let s = Stack::start().await;
+    // A Monday, 12:00 in Santiago: inside the contact window.
+    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
+
+    // --- The CRM upserts a debtor and an account; a bad body changes nothing.
+    let debtor = json!({
+        "name": "Test Name", "phone": "+972987654321", "time_zone": "America/Santiago", "language": "es",
+        "consents": [{ "channel": "whatsapp", "granted": true }]
+    });
+    let (status, _) = s.call("PUT", "/v1/debtors/d-1", Some(debtor.clone())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = s.call("PUT", "/v1/debtors/d-1", Some(debtor)).await;
+    assert_eq!(status, StatusCode::OK, "the same upsert again is not a new debtor");
+    let account = json!({
+        "debtor_id": "d-1", "currency": "CLP", "principal_minor": 300000, "balance_minor": 300000,
+        "due_date": "2026-03-13"
+    });
+    let mut bad = account.clone();
+    bad["balance_minor"] = json!("lots");
+    let (status, body) = s.call("PUT", "/v1/accounts/A-1", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "balance_minor", "{body}");
+    let (status, _) = s.call("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a rejected body stores nothing");
+    let (status, _) = s.call("PUT", "/v1/accounts/A-1", Some(account.clone())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = s.call("PUT", "/v1/accounts/A-1", Some(account)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // --- The schedule decides once, however often it fires.
+    let first = s.ok("POST", "/_local/tick", None).await;
+    assert!(first["contacted"].as_u64().unwrap() >= 1, "{first}");
+    let second = s.ok("POST", "/_local/tick", None).await;
+    assert_eq!(second["contacted"], 0, "{second}");
+    let view = s.ok("GET", "/v1/accounts/A-1", None).await;
+    let attempts = view["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{view}");
+    assert_eq!(attempts[0]["decision_id"], "2026-03-13:d+3");
+    assert_eq!(view["days_past_due"], 3);
+
+    // --- The sender delivers it once, even when the queue delivers it twice.
+    s.ok("POST", "/_local/drain", None).await;
+    let duplicate = OutboundMessage {
+        tenant: demo::tenant_id(),
+        account: cobro::domain::AccountId::parse("A-1").unwrap(),
+        decision_id: "2026-03-13:d+3".into(),
+    };
+    s.stack
+        .outbound
+        .send_batch(vec![Outgoing {
+            id: "dup".into(),
+            body: serde_json::to_string(&duplicate).unwrap(),
+        }])
+        .await
+        .unwrap();
+    let drained = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(drained["skipped"], 1, "{drained}");
+    let to_us: Vec<_> = s
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.to.as_str() == "+972987654321")
+        .collect();
+    assert_eq!(to_us.len(), 1, "one message per decision");
+    assert!(to_us[0].1.text.contains("300000 CLP"), "{}", to_us[0].1.text);
+    let view = s.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["attempts"][0]["status"], "sent");
+
+    // --- The debtor answers on WhatsApp: Meta's real payload, signed, delivered twice.
+    s.stack
+        .store
+        .put_whatsapp_number(&WhatsAppNumber {
+            phone_number_id: FIXTURE_NUMBER_ID.into(),
+            tenant: demo::tenant_id(),
+            display_phone_number: "972123456789".into(),
+            app_secret: "fixture-secret".into(),
+        })
+        .await
+        .unwrap();
+    let raw = fixture("text_reply_with_context.json");
+    let good = signature::sign(b"fixture-secret", &raw);
+    assert_eq!(s.post_webhook(&raw, None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.post_webhook(&raw, Some(signature::sign(b"wrong", &raw))).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let conversation = |v: &Value| v["conversation"].as_array().unwrap().clone();
+    let before = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
+    assert_eq!(before.len(), 1, "only the reminder so far: {before:?}");
+    assert_eq!(s.post_webhook(&raw, Some(good.clone())).await, StatusCode::OK);
+    assert_eq!(s.post_webhook(&raw, Some(good)).await, StatusCode::OK);
+    let after = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
+    assert_eq!(after.len(), 2, "the reply is recorded once: {after:?}");
+    assert_eq!(after[1]["direction"], "inbound");
+    assert_eq!(after[1]["text"], "This is a reply to a message.");
+
+    // --- A payment lowers the balance once, even when registered and delivered twice.
+    let payment = json!({ "account_id": "A-1", "payment_id": "psp-77", "amount_minor": 100000, "currency": "CLP" });
+    s.ok("POST", "/v1/payments", Some(payment.clone())).await;
+    s.ok("POST", "/v1/payments", Some(payment)).await;
+    let drained = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!((drained["payments_applied"].as_u64(), drained["payments_duplicate"].as_u64()), (Some(1), Some(1)));
+    let view = s.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["account"]["balance_minor"], 200000);
+    assert_eq!(view["payments"].as_array().unwrap().len(), 1);
+    let (status, body) = s
+        .call("POST", "/v1/payments", Some(json!({ "account_id": "A-1", "payment_id": "x", "amount_minor": 5, "currency": "EUR" })))
+        .await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("currency")));
+
+    // --- Paid in full: settled, off the schedule, and the next step is never sent.
+    s.ok("POST", "/v1/payments", Some(json!({ "account_id": "A-1", "payment_id": "psp-78", "amount_minor": 200000, "currency": "CLP" }))).await;
+    s.ok("POST", "/_local/drain", None).await;
+    let view = s.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["account"]["status"], "settled");
+    assert_eq!(view["account"]["balance_minor"], 0);
+    assert!(view["next_action_at"].is_null(), "{view}");
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "10d" }))).await;
+    s.ok("POST", "/_local/tick", None).await;
+    s.ok("POST", "/_local/drain", None).await;
+    let view = s.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "no reminder after settlement");
+}
+
+#[tokio::test]
+async fn a_payment_between_decision_and_send_cancels_the_message() {
+    let s = Stack::start().await;
+    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
+    s.ok("PUT", "/v1/debtors/d-2", Some(json!({
+        "name": "Ana", "phone": "+56911112222", "time_zone": "America/Santiago",
+        "consents": [{ "channel": "whatsapp", "granted": true }]
+    }))).await;
+    s.ok("PUT", "/v1/accounts/A-2", Some(json!({
+        "debtor_id": "d-2", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000, "due_date": "2026-03-16"
+    }))).await;
+    s.ok("POST", "/_local/tick", None).await;
+    // Paid after the decision, applied before the sender runs.
+    s.stack
+        .payment_handler
+        .handle(json!({
+            "tenant": "demo", "account": "A-2", "payment_id": "p-1", "amount_minor": 1000,
+            "currency": "CLP", "paid_at": "2026-03-16T15:01:00Z"
+        }))
+        .await
+        .unwrap();
+    let drained = s.ok("POST", "/_local/drain", None).await;
+    assert!(drained["cancelled"].as_u64().unwrap() >= 1, "{drained}");
+    assert!(s.stack.channel.sent().iter().all(|(_, m)| m.to.as_str() != "+56911112222"));
+    let view = s.ok("GET", "/v1/accounts/A-2", None).await;
+    assert_eq!(view["attempts"][0]["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn the_local_stack_serves_health_sandbox_and_the_handshake() {
+    let s = Stack::start().await;
+    assert_eq!(s.ok("GET", "/health", None).await["status"], "ok");
+    let page = s.ok("GET", "/sandbox", None).await;
+    assert!(page.as_str().unwrap().contains("cobro sandbox"));
+    let chats = s.ok("GET", "/_local/sandbox/chats", None).await;
+    assert!(chats["chats"].as_array().unwrap().len() >= 5, "the demo tenant is loaded");
+    let ok = s
+        .ok("GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=local-verify-token&hub.challenge=1158201444", None)
+        .await;
+    assert_eq!(ok, json!(1158201444));
+    let (status, _) = s
+        .call("GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = s.call("GET", "/v1/accounts/CL-1001", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let unauth = s.http.get(format!("{}/v1/accounts/CL-1001", s.base)).send().await.unwrap();
+    assert_eq!(unauth.status(), StatusCode::UNAUTHORIZED);
+}
