@@ -179,7 +179,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     assert_eq!(after.len(), 2, "the reply is recorded once: {after:?}");
     let inbound: Vec<_> = after.iter().filter(|m| m["direction"] == "inbound").collect();
     assert_eq!(inbound.len(), 1, "{after:?}");
-    assert_eq!(inbound[0]["text"], "This is a reply to a message.");
+    assert_eq!(inbound[0]["text"], "replied text");
 
     // --- A payment lowers the balance once, even when registered and delivered twice.
     let payment = json!({ "account_id": "A-1", "payment_id": "psp-77", "amount_minor": 100000, "currency": "CLP" });
