@@ -258,3 +258,56 @@ async fn the_local_stack_serves_health_sandbox_and_the_handshake() {
     let unauth = s.http.get(format!("{}/v1/accounts/CL-1001", s.base)).send().await.unwrap();
     assert_eq!(unauth.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is_retried() {
+    use cobro::ports::ChannelError;
+    use std::time::Duration;
+
+    let s = Stack::start().await;
+    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
+    s.ok("PUT", "/v1/debtors/d-3", Some(json!({
+        "name": "Rui", "phone": "+5511999990003", "time_zone": "America/Sao_Paulo", "language": "pt",
+        "consents": [{ "channel": "whatsapp", "granted": true }]
+    }))).await;
+    s.ok("PUT", "/v1/accounts/A-3", Some(json!({
+        "debtor_id": "d-3", "currency": "BRL", "principal_minor": 9990, "balance_minor": 9990, "due_date": "2026-03-09"
+    }))).await;
+    s.ok("POST", "/_local/tick", None).await;
+    // The queue loses every message (as if the send had failed after the commit).
+    loop {
+        let got = s.stack.outbound.receive(10, Duration::from_secs(3600)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            s.stack.outbound.delete(&m.receipt).await.unwrap();
+        }
+    }
+    assert!(s.stack.channel.sent().is_empty());
+    // Before the outbox retry time nothing is re-enqueued; after it, the tick finds the attempt.
+    let early = s.ok("POST", "/_local/tick", None).await;
+    assert_eq!(early["requeued"], 0, "{early}");
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" }))).await;
+    let late = s.ok("POST", "/_local/tick", None).await;
+    assert!(late["requeued"].as_u64().unwrap() >= 1, "{late}");
+
+    // The channel fails once, temporarily: the attempt goes back to queued, then is sent once.
+    s.stack.channel.fail_next([ChannelError::Retryable("429 rate limited".into())]);
+    let message = s.stack.outbound.receive(10, Duration::from_secs(3600)).await.unwrap();
+    let mine: Vec<_> = message.iter().filter(|m| m.body.contains("A-3")).collect();
+    assert_eq!(mine.len(), 1);
+    assert!(s.stack.sender.handle(&mine[0].body).await.is_err(), "a retryable failure is reported");
+    let view = s.ok("GET", "/v1/accounts/A-3", None).await;
+    assert_eq!(view["attempts"][0]["status"], "queued", "{view}");
+    let outcome = s.stack.sender.handle(&mine[0].body).await.unwrap();
+    assert!(matches!(outcome, cobro_sender::Outcome::Sent { .. }), "{outcome:?}");
+    let again = s.stack.sender.handle(&mine[0].body).await.unwrap();
+    assert_eq!(again, cobro_sender::Outcome::Skipped("already handled"));
+    let to_rui = s.stack.channel.sent().into_iter().filter(|(_, m)| m.to.as_str() == "+5511999990003").count();
+    assert_eq!(to_rui, 1);
+    // Sent: off the outbox, so later ticks leave it alone.
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" }))).await;
+    let after = s.ok("POST", "/_local/tick", None).await;
+    assert_eq!(after["requeued"], 0, "{after}");
+}
