@@ -30,7 +30,9 @@ impl Stack {
         let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
             .await
             .expect("local stack starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let router = stack.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
@@ -54,7 +56,10 @@ impl Stack {
         let res = req.send().await.expect("request");
         let status = res.status();
         let text = res.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -77,7 +82,10 @@ impl Stack {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../shared/fixtures/whatsapp-webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../shared/fixtures/whatsapp-webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
@@ -85,7 +93,12 @@ fn fixture(name: &str) -> Vec<u8> {
 async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     let s = Stack::start().await;
     // A Monday, 12:00 in Santiago: inside the contact window.
-    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
 
     // --- The CRM upserts a debtor and an account; a bad body changes nothing.
     let debtor = json!({
@@ -95,7 +108,11 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     let (status, _) = s.call("PUT", "/v1/debtors/d-1", Some(debtor.clone())).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = s.call("PUT", "/v1/debtors/d-1", Some(debtor)).await;
-    assert_eq!(status, StatusCode::OK, "the same upsert again is not a new debtor");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the same upsert again is not a new debtor"
+    );
     let account = json!({
         "debtor_id": "d-1", "currency": "CLP", "principal_minor": 300000, "balance_minor": 300000,
         "due_date": "2026-03-13"
@@ -106,8 +123,14 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["field"], "balance_minor", "{body}");
     let (status, _) = s.call("GET", "/v1/accounts/A-1", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a rejected body stores nothing");
-    let (status, _) = s.call("PUT", "/v1/accounts/A-1", Some(account.clone())).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a rejected body stores nothing"
+    );
+    let (status, _) = s
+        .call("PUT", "/v1/accounts/A-1", Some(account.clone()))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = s.call("PUT", "/v1/accounts/A-1", Some(account)).await;
     assert_eq!(status, StatusCode::OK);
@@ -148,7 +171,11 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         .filter(|(_, m)| m.to.as_str() == "+972987654321")
         .collect();
     assert_eq!(to_us.len(), 1, "one message per decision");
-    assert!(to_us[0].1.text.contains("300000 CLP"), "{}", to_us[0].1.text);
+    assert!(
+        to_us[0].1.text.contains("300000 CLP"),
+        "{}",
+        to_us[0].1.text
+    );
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
     assert_eq!(view["attempts"][0]["status"], "sent");
 
@@ -167,17 +194,24 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     let good = signature::sign(b"fixture-secret", &raw);
     assert_eq!(s.post_webhook(&raw, None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        s.post_webhook(&raw, Some(signature::sign(b"wrong", &raw))).await,
+        s.post_webhook(&raw, Some(signature::sign(b"wrong", &raw)))
+            .await,
         StatusCode::UNAUTHORIZED
     );
     let conversation = |v: &Value| v["conversation"].as_array().unwrap().clone();
     let before = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
     assert_eq!(before.len(), 1, "only the reminder so far: {before:?}");
-    assert_eq!(s.post_webhook(&raw, Some(good.clone())).await, StatusCode::OK);
+    assert_eq!(
+        s.post_webhook(&raw, Some(good.clone())).await,
+        StatusCode::OK
+    );
     assert_eq!(s.post_webhook(&raw, Some(good)).await, StatusCode::OK);
     let after = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
     assert_eq!(after.len(), 2, "the reply is recorded once: {after:?}");
-    let inbound: Vec<_> = after.iter().filter(|m| m["direction"] == "inbound").collect();
+    let inbound: Vec<_> = after
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .collect();
     assert_eq!(inbound.len(), 1, "{after:?}");
     assert_eq!(inbound[0]["text"], "replied text");
 
@@ -186,14 +220,23 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     s.ok("POST", "/v1/payments", Some(payment.clone())).await;
     s.ok("POST", "/v1/payments", Some(payment)).await;
     let drained = s.ok("POST", "/_local/drain", None).await;
-    assert_eq!((drained["payments_applied"].as_u64(), drained["payments_duplicate"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            drained["payments_applied"].as_u64(),
+            drained["payments_duplicate"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
     assert_eq!(view["account"]["balance_minor"], 200000);
     assert_eq!(view["payments"].as_array().unwrap().len(), 1);
     let (status, body) = s
         .call("POST", "/v1/payments", Some(json!({ "account_id": "A-1", "payment_id": "x", "amount_minor": 5, "currency": "EUR" })))
         .await;
-    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("currency")));
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("currency"))
+    );
 
     // --- Paid in full: settled, off the schedule, and the next step is never sent.
     s.ok("POST", "/v1/payments", Some(json!({ "account_id": "A-1", "payment_id": "psp-78", "amount_minor": 200000, "currency": "CLP" }))).await;
@@ -202,21 +245,36 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     assert_eq!(view["account"]["status"], "settled");
     assert_eq!(view["account"]["balance_minor"], 0);
     assert!(view["next_action_at"].is_null(), "{view}");
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "10d" }))).await;
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "10d" })))
+        .await;
     s.ok("POST", "/_local/tick", None).await;
     s.ok("POST", "/_local/drain", None).await;
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
-    assert_eq!(view["attempts"].as_array().unwrap().len(), 1, "no reminder after settlement");
+    assert_eq!(
+        view["attempts"].as_array().unwrap().len(),
+        1,
+        "no reminder after settlement"
+    );
 }
 
 #[tokio::test]
 async fn a_payment_between_decision_and_send_cancels_the_message() {
     let s = Stack::start().await;
-    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
-    s.ok("PUT", "/v1/debtors/d-2", Some(json!({
-        "name": "Ana", "phone": "+56911112222", "time_zone": "America/Santiago",
-        "consents": [{ "channel": "whatsapp", "granted": true }]
-    }))).await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    s.ok(
+        "PUT",
+        "/v1/debtors/d-2",
+        Some(json!({
+            "name": "Ana", "phone": "+56911112222", "time_zone": "America/Santiago",
+            "consents": [{ "channel": "whatsapp", "granted": true }]
+        })),
+    )
+    .await;
     s.ok("PUT", "/v1/accounts/A-2", Some(json!({
         "debtor_id": "d-2", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000, "due_date": "2026-03-16"
     }))).await;
@@ -232,7 +290,12 @@ async fn a_payment_between_decision_and_send_cancels_the_message() {
         .unwrap();
     let drained = s.ok("POST", "/_local/drain", None).await;
     assert!(drained["cancelled"].as_u64().unwrap() >= 1, "{drained}");
-    assert!(s.stack.channel.sent().iter().all(|(_, m)| m.to.as_str() != "+56911112222"));
+    assert!(s
+        .stack
+        .channel
+        .sent()
+        .iter()
+        .all(|(_, m)| m.to.as_str() != "+56911112222"));
     let view = s.ok("GET", "/v1/accounts/A-2", None).await;
     assert_eq!(view["attempts"][0]["status"], "cancelled");
 }
@@ -244,18 +307,30 @@ async fn the_local_stack_serves_health_sandbox_and_the_handshake() {
     let page = s.ok("GET", "/sandbox", None).await;
     assert!(page.as_str().unwrap().contains("cobro sandbox"));
     let chats = s.ok("GET", "/_local/sandbox/chats", None).await;
-    assert!(chats["chats"].as_array().unwrap().len() >= 5, "the demo tenant is loaded");
+    assert!(
+        chats["chats"].as_array().unwrap().len() >= 5,
+        "the demo tenant is loaded"
+    );
     let ok = s
         .ok("GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=local-verify-token&hub.challenge=1158201444", None)
         .await;
     assert_eq!(ok, json!(1158201444));
     let (status, _) = s
-        .call("GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1", None)
+        .call(
+            "GET",
+            "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1",
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = s.call("GET", "/v1/accounts/CL-1001", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let unauth = s.http.get(format!("{}/v1/accounts/CL-1001", s.base)).send().await.unwrap();
+    let unauth = s
+        .http
+        .get(format!("{}/v1/accounts/CL-1001", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unauth.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -265,7 +340,12 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     use std::time::Duration;
 
     let s = Stack::start().await;
-    s.ok("POST", "/_local/clock", Some(json!({ "set": "2026-03-16T15:00:00Z" }))).await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
     s.ok("PUT", "/v1/debtors/d-3", Some(json!({
         "name": "Rui", "phone": "+5511999990003", "time_zone": "America/Sao_Paulo", "language": "pt",
         "consents": [{ "channel": "whatsapp", "granted": true }]
@@ -276,7 +356,12 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     s.ok("POST", "/_local/tick", None).await;
     // The queue loses every message (as if the send had failed after the commit).
     loop {
-        let got = s.stack.outbound.receive(10, Duration::from_secs(3600)).await.unwrap();
+        let got = s
+            .stack
+            .outbound
+            .receive(10, Duration::from_secs(3600))
+            .await
+            .unwrap();
         if got.is_empty() {
             break;
         }
@@ -288,26 +373,47 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     // Before the outbox retry time nothing is re-enqueued; after it, the tick finds the attempt.
     let early = s.ok("POST", "/_local/tick", None).await;
     assert_eq!(early["requeued"], 0, "{early}");
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" }))).await;
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
+        .await;
     let late = s.ok("POST", "/_local/tick", None).await;
     assert!(late["requeued"].as_u64().unwrap() >= 1, "{late}");
 
     // The channel fails once, temporarily: the attempt goes back to queued, then is sent once.
-    s.stack.channel.fail_next([ChannelError::Retryable("429 rate limited".into())]);
-    let message = s.stack.outbound.receive(10, Duration::from_secs(3600)).await.unwrap();
+    s.stack
+        .channel
+        .fail_next([ChannelError::Retryable("429 rate limited".into())]);
+    let message = s
+        .stack
+        .outbound
+        .receive(10, Duration::from_secs(3600))
+        .await
+        .unwrap();
     let mine: Vec<_> = message.iter().filter(|m| m.body.contains("A-3")).collect();
     assert_eq!(mine.len(), 1);
-    assert!(s.stack.sender.handle(&mine[0].body).await.is_err(), "a retryable failure is reported");
+    assert!(
+        s.stack.sender.handle(&mine[0].body).await.is_err(),
+        "a retryable failure is reported"
+    );
     let view = s.ok("GET", "/v1/accounts/A-3", None).await;
     assert_eq!(view["attempts"][0]["status"], "queued", "{view}");
     let outcome = s.stack.sender.handle(&mine[0].body).await.unwrap();
-    assert!(matches!(outcome, cobro_sender::Outcome::Sent { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, cobro_sender::Outcome::Sent { .. }),
+        "{outcome:?}"
+    );
     let again = s.stack.sender.handle(&mine[0].body).await.unwrap();
     assert_eq!(again, cobro_sender::Outcome::Skipped("already handled"));
-    let to_rui = s.stack.channel.sent().into_iter().filter(|(_, m)| m.to.as_str() == "+5511999990003").count();
+    let to_rui = s
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.to.as_str() == "+5511999990003")
+        .count();
     assert_eq!(to_rui, 1);
     // Sent: off the outbox, so later ticks leave it alone.
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" }))).await;
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
+        .await;
     let after = s.ok("POST", "/_local/tick", None).await;
     assert_eq!(after["requeued"], 0, "{after}");
 }

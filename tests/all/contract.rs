@@ -1,0 +1,63 @@
+//! Each port's contract suite against its embedded adapter and against moto.
+
+use std::sync::Arc;
+
+use cobro::adapters::local_bus::LocalBus;
+use cobro::adapters::sqlite::{Redrive, SqliteStore};
+use cobro::ports::Queue;
+use cobro_tests::{contract, moto::moto};
+
+const MAX_RECEIVES: u32 = 3;
+
+#[tokio::test]
+async fn table_sqlite() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    contract::table::run(&store.table()).await;
+}
+
+#[tokio::test]
+async fn table_moto() {
+    let Some(moto) = moto().await else { return };
+    contract::table::run(&moto.create_table().await).await;
+}
+
+#[tokio::test]
+async fn queue_sqlite() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let redrive = Redrive {
+        dead_letter_queue: "dlq".into(),
+        max_receives: MAX_RECEIVES,
+    };
+    contract::queue::run(
+        &store.queue("q", Some(redrive)),
+        &store.queue("dlq", None),
+        MAX_RECEIVES,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn queue_moto() {
+    let Some(moto) = moto().await else { return };
+    let (dlq, dlq_url) = moto.create_queue(None).await;
+    let (q, _) = moto.create_queue(Some((&dlq_url, MAX_RECEIVES))).await;
+    contract::queue::run(&q, &dlq, MAX_RECEIVES).await;
+}
+
+#[tokio::test]
+async fn bus_local() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let target = Arc::new(store.queue("target", None));
+    let bus = LocalBus::new().route(contract::bus::pattern(), target.clone() as Arc<dyn Queue>);
+    contract::bus::run(&bus, target.as_ref()).await;
+}
+
+#[tokio::test]
+async fn bus_moto() {
+    let Some(moto) = moto().await else { return };
+    let (target, url) = moto.create_queue(None).await;
+    let bus = moto
+        .create_bus_with_rule(&contract::bus::pattern(), &url)
+        .await;
+    contract::bus::run(&bus, &target).await;
+}

@@ -1,0 +1,122 @@
+//! The `Queue` contract: at-least-once delivery, visibility timeouts, redrive to a dead-letter
+//! queue.
+
+use std::time::Duration;
+
+use cobro::ports::{Outgoing, Queue};
+
+fn msgs(n: usize, tag: &str) -> Vec<Outgoing> {
+    (0..n)
+        .map(|i| Outgoing {
+            id: format!("m{i}"),
+            body: format!("{tag}-{i}"),
+        })
+        .collect()
+}
+
+async fn drain(q: &dyn Queue) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        let got = q.receive(10, Duration::from_secs(30)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            q.delete(&m.receipt).await.unwrap();
+            bodies.push(m.body);
+        }
+    }
+    bodies.sort();
+    bodies
+}
+
+/// `q` must redrive to `dlq` after `max_receives` receipts.
+pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
+    // Batches: 1 to 10 entries with distinct ids.
+    assert!(
+        q.send_batch(msgs(11, "x")).await.is_err(),
+        "batch: 11 entries are refused"
+    );
+    assert!(
+        q.send_batch(vec![]).await.is_err(),
+        "batch: empty is refused"
+    );
+    let dup = vec![
+        Outgoing {
+            id: "a".into(),
+            body: "1".into(),
+        },
+        Outgoing {
+            id: "a".into(),
+            body: "2".into(),
+        },
+    ];
+    assert!(
+        q.send_batch(dup).await.is_err(),
+        "batch: duplicate ids are refused"
+    );
+    assert!(
+        q.receive(11, Duration::from_secs(1)).await.is_err(),
+        "receive: at most 10"
+    );
+
+    q.send_batch(msgs(10, "b")).await.unwrap();
+    let mut want: Vec<String> = (0..10).map(|i| format!("b-{i}")).collect();
+    want.sort();
+    assert_eq!(
+        drain(q).await,
+        want,
+        "send_batch/receive/delete: every message once"
+    );
+    assert!(
+        q.receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "delete: gone for good"
+    );
+
+    // Visibility: hidden while held, back after the timeout, counted.
+    q.send_batch(msgs(1, "v")).await.unwrap();
+    let first = q.receive(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(first.len(), 1, "visibility: received");
+    assert_eq!(first[0].receive_count, 1, "visibility: first receipt");
+    assert!(
+        q.receive(1, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "visibility: hidden while held"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let second = q.receive(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(second.len(), 1, "visibility: back after the timeout");
+    assert_eq!(second[0].body, "v-0");
+    assert_eq!(second[0].receive_count, 2, "visibility: receive count");
+    q.delete(&second[0].receipt).await.unwrap();
+    q.delete(&second[0].receipt).await.unwrap();
+
+    // Redrive: received max_receives times without a delete, then it moves to the DLQ.
+    q.send_batch(msgs(1, "poison")).await.unwrap();
+    for i in 0..max_receives {
+        let got = q.receive(1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(got.len(), 1, "redrive: receipt {} of {max_receives}", i + 1);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let mut moved = Vec::new();
+    for _ in 0..5 {
+        assert!(
+            q.receive(1, Duration::from_secs(1))
+                .await
+                .unwrap()
+                .is_empty(),
+            "redrive: not received again"
+        );
+        moved = drain(dlq).await;
+        if !moved.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(moved, ["poison-0"], "redrive: in the dead-letter queue");
+}

@@ -1,0 +1,5 @@
+//! Test support: the moto harness and the contract suites that every adapter of a port must
+//! pass unchanged.
+
+pub mod contract;
+pub mod moto;

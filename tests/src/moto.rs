@@ -1,0 +1,203 @@
+//! The AWS side of the tests: moto server, started by `make test`, found through
+//! `COBRO_MOTO_URL`. Every test makes its own table, queues and bus with unique names, so tests
+//! run in parallel against one moto.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use cobro::adapters::aws::{DynamoTable, EventBridgeBus, SqsQueue};
+use cobro::ports::table::{INDEXES, PK, SK, TTL};
+use cobro::ports::Pattern;
+
+pub struct Moto {
+    pub endpoint: String,
+    pub config: SdkConfig,
+}
+
+/// The moto server of this test run, or `None` when there is none (the caller skips). With
+/// `COBRO_REQUIRE_MOTO=1` a missing moto is a failure, so CI cannot skip silently.
+pub async fn moto() -> Option<Moto> {
+    let Ok(endpoint) = std::env::var("COBRO_MOTO_URL") else {
+        if std::env::var("COBRO_REQUIRE_MOTO").as_deref() == Ok("1") {
+            panic!(
+                "COBRO_REQUIRE_MOTO=1 but COBRO_MOTO_URL is not set: start moto (make test does)"
+            );
+        }
+        eprintln!("SKIPPED (set COBRO_MOTO_URL to run against moto)");
+        return None;
+    };
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "cobro-tests",
+        ))
+        .load()
+        .await;
+    Some(Moto { endpoint, config })
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn s_attr(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("complete")
+}
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("complete")
+}
+
+impl Moto {
+    /// A table shaped as template.yaml declares it: pk/sk, the GSIs of `INDEXES`, TTL on `ttl`.
+    pub async fn create_table(&self) -> DynamoTable {
+        let client = aws_sdk_dynamodb::Client::new(&self.config);
+        let name = unique("cobro");
+        let mut create = client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash))
+            .key_schema(key(SK, KeyType::Range))
+            .attribute_definitions(s_attr(PK))
+            .attribute_definitions(s_attr(SK));
+        for idx in INDEXES {
+            create = create
+                .attribute_definitions(s_attr(idx.pk))
+                .attribute_definitions(s_attr(idx.sk))
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(idx.name)
+                        .key_schema(key(idx.pk, KeyType::Hash))
+                        .key_schema(key(idx.sk, KeyType::Range))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .expect("complete"),
+                );
+        }
+        create.send().await.expect("create table");
+        for _ in 0..50 {
+            let d = client
+                .describe_table()
+                .table_name(&name)
+                .send()
+                .await
+                .expect("describe");
+            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        client
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL)
+                    .enabled(true)
+                    .build()
+                    .expect("complete"),
+            )
+            .send()
+            .await
+            .expect("enable TTL");
+        DynamoTable::new(client, name)
+    }
+
+    /// A queue (with a redrive policy to `dead_letter` after `max_receives`), and its URL.
+    pub async fn create_queue(&self, dead_letter: Option<(&str, u32)>) -> (SqsQueue, String) {
+        let client = aws_sdk_sqs::Client::new(&self.config);
+        let mut create = client.create_queue().queue_name(unique("cobro"));
+        if let Some((dlq_url, max)) = dead_letter {
+            let arn = self.queue_arn(dlq_url).await;
+            let policy = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max.to_string() });
+            create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+        }
+        let url = create
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
+        (SqsQueue::new(client, url.clone()), url)
+    }
+
+    pub async fn queue_arn(&self, url: &str) -> String {
+        aws_sdk_sqs::Client::new(&self.config)
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("queue ARN")
+            .clone()
+    }
+
+    /// A custom bus with one rule routing `pattern` to the queue at `target_url`.
+    pub async fn create_bus_with_rule(
+        &self,
+        pattern: &Pattern,
+        target_url: &str,
+    ) -> EventBridgeBus {
+        let client = aws_sdk_eventbridge::Client::new(&self.config);
+        let bus = unique("cobro");
+        client
+            .create_event_bus()
+            .name(&bus)
+            .send()
+            .await
+            .expect("create bus");
+        let rule = unique("rule");
+        client
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus)
+            .event_pattern(pattern.to_json().to_string())
+            .send()
+            .await
+            .expect("put rule");
+        let arn = self.queue_arn(target_url).await;
+        client
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(
+                Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()
+                    .expect("complete"),
+            )
+            .send()
+            .await
+            .expect("put targets");
+        EventBridgeBus::new(client, bus)
+    }
+}
