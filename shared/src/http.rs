@@ -64,7 +64,12 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).expect("problem serializes");
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -95,8 +100,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
         let msg = strip_position(&inner.to_string());
         if inner.is_syntax() || inner.is_eof() {
             Problem::bad_request(format!("the body is not valid JSON: {inner}"))
-        } else if let Some(name) = msg.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
-            let field = if path == "." { name.to_string() } else { format!("{path}.{name}") };
+        } else if let Some(name) = msg
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            let field = if path == "." {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
             Problem::invalid_field(field, "is required")
         } else if path == "." {
             Problem::bad_request(strip_position(&inner.to_string()))

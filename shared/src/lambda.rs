@@ -27,19 +27,28 @@ pub fn env(name: &str) -> Result<String, Error> {
 /// The table named by `COBRO_TABLE`.
 pub async fn table() -> Result<Arc<dyn Table>, Error> {
     let name = env("COBRO_TABLE")?;
-    Ok(Arc::new(DynamoTable::new(aws_sdk_dynamodb::Client::new(sdk().await), name)))
+    Ok(Arc::new(DynamoTable::new(
+        aws_sdk_dynamodb::Client::new(sdk().await),
+        name,
+    )))
 }
 
 /// The outbound queue at `COBRO_OUTBOUND_QUEUE_URL`.
 pub async fn outbound_queue() -> Result<Arc<dyn Queue>, Error> {
     let url = env("COBRO_OUTBOUND_QUEUE_URL")?;
-    Ok(Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk().await), url)))
+    Ok(Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(sdk().await),
+        url,
+    )))
 }
 
 /// The event bus named by `COBRO_EVENT_BUS`.
 pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
     let name = env("COBRO_EVENT_BUS")?;
-    Ok(Arc::new(EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk().await), name)))
+    Ok(Arc::new(EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(sdk().await),
+        name,
+    )))
 }
 
 /// The channel named by `COBRO_CHANNEL`. Only `sandbox` exists until the WhatsApp Cloud API
@@ -47,7 +56,9 @@ pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
 pub fn channel() -> Result<Arc<dyn Channel>, Error> {
     match env("COBRO_CHANNEL")?.as_str() {
         "sandbox" => Ok(Arc::new(SandboxChannel::new())),
-        other => Err(format!("COBRO_CHANNEL={other} is not a known channel (known: sandbox)").into()),
+        other => {
+            Err(format!("COBRO_CHANNEL={other} is not a known channel (known: sandbox)").into())
+        }
     }
 }
 

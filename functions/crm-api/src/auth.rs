@@ -24,11 +24,14 @@ pub async fn require_key(State(s): State<Arc<CrmApi>>, mut req: Request, next: N
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return Problem::unauthorized("send your API key as `Authorization: Bearer <key>`").into_response();
+        return Problem::unauthorized("send your API key as `Authorization: Bearer <key>`")
+            .into_response();
     };
     match s.store.api_key(key).await {
         Ok(Some(record)) => {
-            req.extensions_mut().insert(Caller { tenant: record.tenant });
+            req.extensions_mut().insert(Caller {
+                tenant: record.tenant,
+            });
             next.run(req).await
         }
         Ok(None) => Problem::unauthorized("unknown or revoked API key").into_response(),

@@ -5,8 +5,8 @@ use jiff::{civil::Date, Timestamp};
 use serde::Deserialize;
 
 use cobro::domain::{
-    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, Language, PaymentId,
-    Phone, TenantId, Zone,
+    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, Language,
+    PaymentId, Phone, TenantId, Zone,
 };
 use cobro::http::Problem;
 use cobro::repo::PaymentConfirmed;
@@ -77,10 +77,16 @@ pub struct AccountInput {
 impl AccountInput {
     pub fn into_account(self, tenant: TenantId, id: AccountId) -> Result<Account, Problem> {
         if self.principal_minor < 0 {
-            return Err(Problem::invalid_field("principal_minor", "cannot be negative"));
+            return Err(Problem::invalid_field(
+                "principal_minor",
+                "cannot be negative",
+            ));
         }
         if self.balance_minor < 0 {
-            return Err(Problem::invalid_field("balance_minor", "cannot be negative"));
+            return Err(Problem::invalid_field(
+                "balance_minor",
+                "cannot be negative",
+            ));
         }
         let status = match self.status {
             // A zero balance is settled whatever the CRM calls it, so nothing reminds of it.
@@ -120,7 +126,10 @@ pub struct PaymentInput {
 impl PaymentInput {
     pub fn into_event(self, tenant: TenantId, now: Timestamp) -> Result<PaymentConfirmed, Problem> {
         if self.amount_minor <= 0 {
-            return Err(Problem::invalid_field("amount_minor", "must be a positive number of minor units"));
+            return Err(Problem::invalid_field(
+                "amount_minor",
+                "must be a positive number of minor units",
+            ));
         }
         Ok(PaymentConfirmed {
             tenant,

@@ -38,16 +38,27 @@ pub fn router(state: Arc<CrmApi>) -> Router {
         .route("/v1/accounts/{id}", get(get_account).put(put_account))
         .route("/v1/payments", post(post_payment))
         .fallback(|| async { Problem::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .with_state(state)
 }
 
-fn id<T>(parse: impl Fn(String) -> Result<T, cobro::domain::DomainError>, raw: String, field: &str) -> Result<T, Problem> {
+fn id<T>(
+    parse: impl Fn(String) -> Result<T, cobro::domain::DomainError>,
+    raw: String,
+    field: &str,
+) -> Result<T, Problem> {
     parse(raw).map_err(|e| Problem::invalid_field(field, e.to_string()))
 }
 
 fn created_or_ok(created: bool, body: serde_json::Value) -> Response {
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     (status, Json(body)).into_response()
 }
 
@@ -62,7 +73,11 @@ async fn put_debtor(
     let debtor = input.into_debtor(caller.tenant.clone(), id, s.clock.now());
     let created = s.store.upsert_debtor(&debtor).await?;
     // A new time zone can move when the debtor's accounts are next due.
-    for account in s.store.accounts_of_debtor(&caller.tenant, &debtor.id).await? {
+    for account in s
+        .store
+        .accounts_of_debtor(&caller.tenant, &debtor.id)
+        .await?
+    {
         let next = s.decider.first_action(&account, &debtor, s.clock.now());
         if let Err(e) = s.store.reschedule_account(&account, next).await {
             tracing::warn!(account = %account.id, error = %e, "could not reschedule after a debtor change");
@@ -84,7 +99,10 @@ async fn get_debtor(
         .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
     let accounts = s.store.accounts_of_debtor(&caller.tenant, &id).await?;
     let conversation = s.store.conversation(&caller.tenant, &id, 50).await?;
-    Ok(Json(json!({ "debtor": debtor, "accounts": accounts, "conversation": conversation })).into_response())
+    Ok(
+        Json(json!({ "debtor": debtor, "accounts": accounts, "conversation": conversation }))
+            .into_response(),
+    )
 }
 
 async fn put_account(
@@ -103,12 +121,18 @@ async fn put_account(
         .ok_or_else(|| {
             Problem::invalid_field(
                 "debtor_id",
-                format!("no debtor `{}`; create it first with PUT /v1/debtors/{{id}}", account.debtor),
+                format!(
+                    "no debtor `{}`; create it first with PUT /v1/debtors/{{id}}",
+                    account.debtor
+                ),
             )
         })?;
     let next = s.decider.first_action(&account, &debtor, s.clock.now());
     let (account, created) = s.store.upsert_account(&account, next).await?;
-    Ok(created_or_ok(created, json!({ "account": account, "next_action_at": next })))
+    Ok(created_or_ok(
+        created,
+        json!({ "account": account, "next_action_at": next }),
+    ))
 }
 
 async fn get_account(
@@ -140,7 +164,12 @@ async fn post_payment(
     let detail = input.into_event(caller.tenant.clone(), s.clock.now())?;
     let account = s.store.account(&caller.tenant, &detail.account).await?;
     match account {
-        None => return Err(Problem::invalid_field("account_id", format!("no account `{}`", detail.account))),
+        None => {
+            return Err(Problem::invalid_field(
+                "account_id",
+                format!("no account `{}`", detail.account),
+            ))
+        }
         Some(a) if a.currency != detail.currency => {
             return Err(Problem::invalid_field(
                 "currency",
@@ -152,7 +181,15 @@ async fn post_payment(
     let event = Event::new(PAYMENT_CONFIRMED, json!(detail));
     s.bus.publish(vec![event]).await.map_err(|e| {
         tracing::error!(error = %e, "publishing a payment failed");
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the payment could not be queued; retry")
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the payment could not be queued; retry",
+        )
     })?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": detail })).into_response()).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": detail })).into_response(),
+    )
+        .into_response())
 }

@@ -22,10 +22,14 @@ impl PaymentHandler {
     pub async fn handle(&self, detail: serde_json::Value) -> Result<PaymentOutcome, PaymentError> {
         let payment: PaymentConfirmed =
             serde_json::from_value(detail).map_err(|e| PaymentError::Invalid(e.to_string()))?;
-        let outcome = self.store.apply_payment(&payment).await.map_err(|e| match e {
-            RepoError::Invalid(m) => PaymentError::Invalid(m),
-            e => PaymentError::Store(e),
-        })?;
+        let outcome = self
+            .store
+            .apply_payment(&payment)
+            .await
+            .map_err(|e| match e {
+                RepoError::Invalid(m) => PaymentError::Invalid(m),
+                e => PaymentError::Store(e),
+            })?;
         tracing::info!(account = %payment.account, payment = %payment.payment_id, ?outcome, "payment");
         Ok(outcome)
     }
@@ -36,7 +40,9 @@ impl PaymentHandler {
             serde_json::from_str(body).map_err(|e| PaymentError::Invalid(e.to_string()))?;
         match envelope.get("detail-type").and_then(|v| v.as_str()) {
             Some(DETAIL_TYPE) => self.handle(envelope["detail"].take()).await,
-            other => Err(PaymentError::Invalid(format!("unexpected detail-type {other:?}"))),
+            other => Err(PaymentError::Invalid(format!(
+                "unexpected detail-type {other:?}"
+            ))),
         }
     }
 }

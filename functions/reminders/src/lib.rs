@@ -54,10 +54,14 @@ impl Reminders {
         let mut report = TickReport::default();
         for tenant in self.store.tenants().await? {
             for shard in 0..keys::DUE_SHARDS {
-                let items = self.store.due_items(&tenant.id, shard, now, MAX_PER_SHARD).await?;
+                let items = self
+                    .store
+                    .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
+                    .await?;
                 let mut outgoing = Vec::new();
                 for item in items {
-                    self.handle_item(&tenant, item, now, &mut report, &mut outgoing).await?;
+                    self.handle_item(&tenant, item, now, &mut report, &mut outgoing)
+                        .await?;
                 }
                 send_all(self.queue.as_ref(), outgoing).await?;
             }
@@ -74,19 +78,28 @@ impl Reminders {
         report: &mut TickReport,
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), TickError> {
-        let kind = item.get(KIND).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let kind = item
+            .get(KIND)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         let value = serde_json::Value::Object(item);
         match kind.as_str() {
             "account" => {
-                let account: Account = serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                self.decide_account(tenant, account, now, report, outgoing).await
+                let account: Account =
+                    serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                self.decide_account(tenant, account, now, report, outgoing)
+                    .await
             }
             "attempt" => {
                 let attempt: ContactAttempt =
                     serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
                 // Committed but not finished by a sender in time: enqueue it again. The
                 // sender's claim keeps a double delivery from sending twice.
-                if matches!(attempt.status, AttemptStatus::Queued | AttemptStatus::Sending) {
+                if matches!(
+                    attempt.status,
+                    AttemptStatus::Queued | AttemptStatus::Sending
+                ) {
                     outgoing.push(message_for(&attempt, outgoing.len()));
                     let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
                     self.store.retry_outbox_at(&attempt, retry).await?;
@@ -111,7 +124,12 @@ impl Reminders {
     ) -> Result<(), TickError> {
         let Some(debtor) = self.store.debtor(&tenant.id, &account.debtor).await? else {
             return self
-                .stop(&account, now, "the account's debtor is missing".into(), report)
+                .stop(
+                    &account,
+                    now,
+                    "the account's debtor is missing".into(),
+                    report,
+                )
                 .await;
         };
         let verdict = self.decider.decide(tenant, &account, &debtor, now);
@@ -134,11 +152,22 @@ impl Reminders {
                     claimed_at: None,
                 };
                 let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
-                match self.store.commit_contact(&account, &attempt, retry, c.next_action_at).await {
+                match self
+                    .store
+                    .commit_contact(&account, &attempt, retry, c.next_action_at)
+                    .await
+                {
                     Ok(true) => {
                         outgoing.push(message_for(&attempt, outgoing.len()));
-                        self.record(&account, now, "contact", c.reason, Some(c.decision_id), c.next_action_at)
-                            .await?;
+                        self.record(
+                            &account,
+                            now,
+                            "contact",
+                            c.reason,
+                            Some(c.decision_id),
+                            c.next_action_at,
+                        )
+                        .await?;
                         report.contacted += 1;
                     }
                     Ok(false) => {
@@ -152,7 +181,8 @@ impl Reminders {
             }
             Verdict::Defer { until, reason } => {
                 if self.reschedule(&account, Some(until), report).await? {
-                    self.record(&account, now, "defer", reason, None, Some(until)).await?;
+                    self.record(&account, now, "defer", reason, None, Some(until))
+                        .await?;
                     report.deferred += 1;
                 }
             }
@@ -161,16 +191,28 @@ impl Reminders {
         Ok(())
     }
 
-    async fn stop(&self, account: &Account, now: Timestamp, reason: String, report: &mut TickReport) -> Result<(), TickError> {
+    async fn stop(
+        &self,
+        account: &Account,
+        now: Timestamp,
+        reason: String,
+        report: &mut TickReport,
+    ) -> Result<(), TickError> {
         if self.reschedule(account, None, report).await? {
-            self.record(account, now, "stop", reason, None, None).await?;
+            self.record(account, now, "stop", reason, None, None)
+                .await?;
             report.stopped += 1;
         }
         Ok(())
     }
 
     /// Moves the account on the due index; false when it changed meanwhile (decided next tick).
-    async fn reschedule(&self, account: &Account, at: Option<Timestamp>, report: &mut TickReport) -> Result<bool, TickError> {
+    async fn reschedule(
+        &self,
+        account: &Account,
+        at: Option<Timestamp>,
+        report: &mut TickReport,
+    ) -> Result<bool, TickError> {
         match self.store.reschedule_account(account, at).await {
             Ok(()) => Ok(true),
             Err(RepoError::Conflict(_)) => {
@@ -198,7 +240,10 @@ impl Reminders {
             decision_id,
             next_action_at,
         };
-        Ok(self.store.record_decision(&account.tenant, &account.id, &d).await?)
+        Ok(self
+            .store
+            .record_decision(&account.tenant, &account.id, &d)
+            .await?)
     }
 }
 

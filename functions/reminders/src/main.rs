@@ -20,8 +20,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         decider: Decider::default(),
     };
     let reminders = &reminders;
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        Ok::<TickReport, lambda_runtime::Error>(reminders.tick().await?)
-    }))
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            Ok::<TickReport, lambda_runtime::Error>(reminders.tick().await?)
+        },
+    ))
     .await
 }

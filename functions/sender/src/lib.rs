@@ -22,7 +22,9 @@ pub struct Sender {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Sent { provider_message_id: String },
+    Sent {
+        provider_message_id: String,
+    },
     /// Not sent, and it never will be: why.
     Cancelled(String),
     /// The channel refused it for good.
@@ -45,7 +47,8 @@ pub enum SendError {
 
 impl Sender {
     pub async fn handle(&self, body: &str) -> Result<Outcome, SendError> {
-        let m: OutboundMessage = serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
+        let m: OutboundMessage =
+            serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
         let now = self.clock.now();
         let attempt = match self
             .store
@@ -72,7 +75,10 @@ impl Sender {
             language: attempt.language,
             template: attempt.template.clone(),
             text: attempt.text.clone(),
-            correlation: format!("{}|{}|{}", attempt.tenant, attempt.account, attempt.decision_id),
+            correlation: format!(
+                "{}|{}|{}",
+                attempt.tenant, attempt.account, attempt.decision_id
+            ),
         };
         match self.channel.send(&message).await {
             Ok(id) => {
@@ -124,9 +130,10 @@ impl Sender {
         }
         match self.store.debtor(&a.tenant, &a.debtor).await? {
             None => Ok(Some("the debtor no longer exists".into())),
-            Some(d) if !d.has_consent(a.channel) => {
-                Ok(Some(format!("the debtor withdrew consent for {}", a.channel.as_str())))
-            }
+            Some(d) if !d.has_consent(a.channel) => Ok(Some(format!(
+                "the debtor withdrew consent for {}",
+                a.channel.as_str()
+            ))),
             Some(_) => Ok(None),
         }
     }

@@ -48,8 +48,15 @@ async fn verify(State(s): State<Arc<Webhook>>, Query(h): Query<Handshake>) -> Re
         .as_deref()
         .is_some_and(|t| signature::tokens_match(t, &s.verify_token));
     match (h.mode.as_deref(), h.challenge) {
-        (Some("subscribe"), Some(challenge)) if token_ok => (StatusCode::OK, challenge).into_response(),
-        _ => Problem::new(StatusCode::FORBIDDEN, "forbidden", "verification token does not match").into_response(),
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            (StatusCode::OK, challenge).into_response()
+        }
+        _ => Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "verification token does not match",
+        )
+        .into_response(),
     }
 }
 
@@ -64,25 +71,40 @@ impl Webhook {
     /// Verifies and applies one delivery. Idempotent: a redelivered message maps onto the
     /// conversation key it already has.
     pub async fn handle(&self, headers: &HeaderMap, raw: &[u8]) -> Result<(), Problem> {
-        let sig = headers.get("x-hub-signature-256").and_then(|v| v.to_str().ok());
+        let sig = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
         if sig.is_none() {
             return Err(Problem::unauthorized("missing X-Hub-Signature-256"));
         }
-        let payload = Payload::parse(raw).map_err(|e| Problem::bad_request(format!("the body is not a WhatsApp webhook payload: {e}")))?;
+        let payload = Payload::parse(raw).map_err(|e| {
+            Problem::bad_request(format!("the body is not a WhatsApp webhook payload: {e}"))
+        })?;
         let mut numbers = Vec::new();
         for id in payload.phone_number_ids() {
             match self.store.whatsapp_number(&id).await? {
                 Some(n) => numbers.push(n),
                 // Not ours (or not yet registered): acknowledged so Meta stops redelivering.
-                None => tracing::warn!(phone_number_id = %id, "webhook for an unknown WhatsApp number"),
+                None => {
+                    tracing::warn!(phone_number_id = %id, "webhook for an unknown WhatsApp number")
+                }
             }
         }
         // Every number in one delivery belongs to one app, so one secret must verify it.
-        if !numbers.is_empty() && !numbers.iter().all(|n| signature::verify(n.app_secret.as_bytes(), raw, sig)) {
-            return Err(Problem::unauthorized("X-Hub-Signature-256 does not match the body"));
+        if !numbers.is_empty()
+            && !numbers
+                .iter()
+                .all(|n| signature::verify(n.app_secret.as_bytes(), raw, sig))
+        {
+            return Err(Problem::unauthorized(
+                "X-Hub-Signature-256 does not match the body",
+            ));
         }
         for group in payload.messages() {
-            let Some(number) = numbers.iter().find(|n| n.phone_number_id == group.metadata.phone_number_id) else {
+            let Some(number) = numbers
+                .iter()
+                .find(|n| n.phone_number_id == group.metadata.phone_number_id)
+            else {
                 continue;
             };
             for (message, raw_message) in &group.messages {
@@ -106,13 +128,19 @@ impl Webhook {
         let debtors = self.store.debtors_by_phone(tenant, &from).await?;
         if debtors.is_empty() {
             tracing::info!(from = %from.masked(), "message from a number with no debtor");
-            return self.store.record_unmatched(tenant, from.wa_id(), &m.id, raw).await;
+            return self
+                .store
+                .record_unmatched(tenant, from.wa_id(), &m.id, raw)
+                .await;
         }
         let at = m
             .timestamp_secs()
             .and_then(|s| Timestamp::from_second(s).ok())
             .unwrap_or_else(|| self.clock.now());
-        let text = m.text().map(str::to_string).unwrap_or_else(|| format!("[{}]", m.kind));
+        let text = m
+            .text()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("[{}]", m.kind));
         for debtor in debtors {
             let message = ConversationMessage {
                 tenant: tenant.clone(),

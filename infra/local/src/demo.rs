@@ -5,8 +5,8 @@ use jiff::{civil::Date, Span, Timestamp};
 
 use cobro::collect::Decider;
 use cobro::domain::{
-    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, DomainError, Language,
-    Phone, Tenant, TenantId, Zone,
+    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
+    DomainError, Language, Phone, Tenant, TenantId, Zone,
 };
 use cobro::repo::{ApiKeyRecord, RepoError, Store, WhatsAppNumber};
 
@@ -30,12 +30,78 @@ struct DemoDebtor {
 }
 
 const DEBTORS: &[DemoDebtor] = &[
-    DemoDebtor { id: "cl-maria", name: "María González", phone: "+56912340001", zone: "America/Santiago", language: Language::Es, whatsapp_consent: true, account: "CL-1001", currency: "CLP", balance_minor: 150_000, due_in_days: 3 },
-    DemoDebtor { id: "br-joao", name: "João Silva", phone: "+5511987650002", zone: "America/Sao_Paulo", language: Language::Pt, whatsapp_consent: true, account: "BR-2002", currency: "BRL", balance_minor: 45_000, due_in_days: -7 },
-    DemoDebtor { id: "co-ana", name: "Ana Torres", phone: "+573001230003", zone: "America/Bogota", language: Language::Es, whatsapp_consent: true, account: "CO-3003", currency: "COP", balance_minor: 120_000_000, due_in_days: 0 },
-    DemoDebtor { id: "us-john", name: "John Smith", phone: "+14155550004", zone: "America/New_York", language: Language::En, whatsapp_consent: true, account: "US-4004", currency: "USD", balance_minor: 25_000, due_in_days: -15 },
-    DemoDebtor { id: "pe-lucia", name: "Lucía Pérez", phone: "+51987650005", zone: "America/Lima", language: Language::Es, whatsapp_consent: false, account: "PE-5005", currency: "PEN", balance_minor: 80_000, due_in_days: -3 },
-    DemoDebtor { id: "es-carmen", name: "Carmen Ruiz", phone: "+34600000006", zone: "Europe/Madrid", language: Language::Es, whatsapp_consent: true, account: "ES-6006", currency: "EUR", balance_minor: 0, due_in_days: -10 },
+    DemoDebtor {
+        id: "cl-maria",
+        name: "María González",
+        phone: "+56912340001",
+        zone: "America/Santiago",
+        language: Language::Es,
+        whatsapp_consent: true,
+        account: "CL-1001",
+        currency: "CLP",
+        balance_minor: 150_000,
+        due_in_days: 3,
+    },
+    DemoDebtor {
+        id: "br-joao",
+        name: "João Silva",
+        phone: "+5511987650002",
+        zone: "America/Sao_Paulo",
+        language: Language::Pt,
+        whatsapp_consent: true,
+        account: "BR-2002",
+        currency: "BRL",
+        balance_minor: 45_000,
+        due_in_days: -7,
+    },
+    DemoDebtor {
+        id: "co-ana",
+        name: "Ana Torres",
+        phone: "+573001230003",
+        zone: "America/Bogota",
+        language: Language::Es,
+        whatsapp_consent: true,
+        account: "CO-3003",
+        currency: "COP",
+        balance_minor: 120_000_000,
+        due_in_days: 0,
+    },
+    DemoDebtor {
+        id: "us-john",
+        name: "John Smith",
+        phone: "+14155550004",
+        zone: "America/New_York",
+        language: Language::En,
+        whatsapp_consent: true,
+        account: "US-4004",
+        currency: "USD",
+        balance_minor: 25_000,
+        due_in_days: -15,
+    },
+    DemoDebtor {
+        id: "pe-lucia",
+        name: "Lucía Pérez",
+        phone: "+51987650005",
+        zone: "America/Lima",
+        language: Language::Es,
+        whatsapp_consent: false,
+        account: "PE-5005",
+        currency: "PEN",
+        balance_minor: 80_000,
+        due_in_days: -3,
+    },
+    DemoDebtor {
+        id: "es-carmen",
+        name: "Carmen Ruiz",
+        phone: "+34600000006",
+        zone: "Europe/Madrid",
+        language: Language::Es,
+        whatsapp_consent: true,
+        account: "ES-6006",
+        currency: "EUR",
+        balance_minor: 0,
+        due_in_days: -10,
+    },
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +117,12 @@ pub fn tenant_id() -> TenantId {
 }
 
 /// Loads the demo tenant unless it exists. Returns true when it loaded it.
-pub async fn seed(store: &Store, api_key: &str, app_secret: &str, now: Timestamp) -> Result<bool, SeedError> {
+pub async fn seed(
+    store: &Store,
+    api_key: &str,
+    app_secret: &str,
+    now: Timestamp,
+) -> Result<bool, SeedError> {
     let tenant_id = tenant_id();
     if store.tenant(&tenant_id).await?.is_some() {
         return Ok(false);
@@ -106,8 +177,14 @@ pub async fn seed(store: &Store, api_key: &str, app_secret: &str, now: Timestamp
             currency: Currency::parse(d.currency)?,
             principal_minor: d.balance_minor.max(10_000),
             balance_minor: d.balance_minor,
-            due_date: today.checked_add(Span::new().days(d.due_in_days)).expect("in range"),
-            status: if d.balance_minor == 0 { AccountStatus::Settled } else { AccountStatus::Open },
+            due_date: today
+                .checked_add(Span::new().days(d.due_in_days))
+                .expect("in range"),
+            status: if d.balance_minor == 0 {
+                AccountStatus::Settled
+            } else {
+                AccountStatus::Open
+            },
             product: Some("personal-loan".into()),
             version: 0,
         };

@@ -95,7 +95,13 @@ impl LocalStack {
             },
             payments.clone() as Arc<dyn Queue>,
         );
-        demo::seed(&store, &settings.demo_api_key, &settings.app_secret, clock.now()).await?;
+        demo::seed(
+            &store,
+            &settings.demo_api_key,
+            &settings.app_secret,
+            clock.now(),
+        )
+        .await?;
         let dyn_clock = clock.clone() as Arc<dyn Clock>;
         Ok(Arc::new(Self {
             reminders: Reminders {
@@ -109,7 +115,9 @@ impl LocalStack {
                 channel: channel.clone(),
                 clock: dyn_clock.clone(),
             },
-            payment_handler: PaymentHandler { store: store.clone() },
+            payment_handler: PaymentHandler {
+                store: store.clone(),
+            },
             webhook: Arc::new(Webhook {
                 store: store.clone(),
                 clock: dyn_clock.clone(),
@@ -136,7 +144,10 @@ impl LocalStack {
     /// Every route: the webhook and the CRM API as on AWS, plus the local-only ones.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+            .route(
+                "/health",
+                get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+            )
             .merge(cobro_webhook::router(self.webhook.clone()))
             .merge(cobro_crm_api::router(self.crm.clone()))
             .merge(local_routes::router(self.clone()))

@@ -71,17 +71,25 @@ async fn set_clock(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Resp
     let change: ClockChange = parse_json(&body)?;
     match (change.advance, change.set) {
         (Some(by), None) => {
-            let span: jiff::Span = by
-                .parse()
-                .map_err(|e| Problem::invalid_field("advance", format!("not a duration like \"72h\" or \"2d\": {e}")))?;
-            let by = SignedDuration::try_from(span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(
-                |e| Problem::invalid_field("advance", e.to_string()),
-            )?)
+            let span: jiff::Span = by.parse().map_err(|e| {
+                Problem::invalid_field(
+                    "advance",
+                    format!("not a duration like \"72h\" or \"2d\": {e}"),
+                )
+            })?;
+            let by = SignedDuration::try_from(
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .map_err(|e| Problem::invalid_field("advance", e.to_string()))?,
+            )
             .map_err(|e| Problem::invalid_field("advance", e.to_string()))?;
             s.clock.advance(by);
         }
         (None, Some(at)) => s.clock.set(at),
-        _ => return Err(Problem::bad_request("send exactly one of `advance` or `set`")),
+        _ => {
+            return Err(Problem::bad_request(
+                "send exactly one of `advance` or `set`",
+            ))
+        }
     }
     Ok(Json(json!({ "now": s.clock.now() })).into_response())
 }
@@ -140,7 +148,10 @@ async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Respon
     let raw = serde_json::to_vec(&payload).expect("serializes");
     let mut headers = HeaderMap::new();
     let sig = signature::sign(s.settings.app_secret.as_bytes(), &raw);
-    headers.insert("x-hub-signature-256", HeaderValue::from_str(&sig).expect("ascii"));
+    headers.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&sig).expect("ascii"),
+    );
     s.webhook.handle(&headers, &raw).await?;
     Ok((StatusCode::OK, Json(json!({ "message_id": wamid }))).into_response())
 }

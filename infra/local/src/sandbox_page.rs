@@ -31,7 +31,9 @@ async fn chats(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
     loop {
         let (ids, next) = s.store.debtor_ids(&tenant, 100, cursor).await?;
         for id in ids {
-            let Some(debtor) = s.store.debtor(&tenant, &id).await? else { continue };
+            let Some(debtor) = s.store.debtor(&tenant, &id).await? else {
+                continue;
+            };
             let accounts = s.store.accounts_of_debtor(&tenant, &id).await?;
             let messages = s.store.conversation(&tenant, &id, 100).await?;
             out.push(json!({
@@ -47,7 +49,10 @@ async fn chats(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
             None => break,
         }
     }
-    Ok(Json(json!({ "now": cobro::ports::Clock::now(s.clock.as_ref()), "chats": out })).into_response())
+    Ok(
+        Json(json!({ "now": cobro::ports::Clock::now(s.clock.as_ref()), "chats": out }))
+            .into_response(),
+    )
 }
 
 const PAGE: &str = r##"<!doctype html>

@@ -30,7 +30,8 @@ pub const DEFAULT_DEMO_API_KEY: &str = "cobro-demo-key";
 
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
         let number = |name: &str, default: &str| -> Result<u64, String> {
             var(name, default)
                 .parse::<u64>()
@@ -38,7 +39,8 @@ impl Settings {
         };
         let every = |n: u64, unit: fn(u64) -> Duration| (n > 0).then(|| unit(n));
         Ok(Self {
-            port: u16::try_from(number("PORT", "3000")?).map_err(|_| "PORT must be 0 to 65535".to_string())?,
+            port: u16::try_from(number("PORT", "3000")?)
+                .map_err(|_| "PORT must be 0 to 65535".to_string())?,
             data_dir: PathBuf::from(var("COBRO_DATA_DIR", ".cobro")),
             app_secret: var("WHATSAPP_APP_SECRET", DEFAULT_APP_SECRET),
             verify_token: var("WHATSAPP_VERIFY_TOKEN", DEFAULT_VERIFY_TOKEN),

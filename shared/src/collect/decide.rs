@@ -12,9 +12,14 @@ use crate::domain::{Account, ChannelKind, Debtor, Tenant};
 pub enum Verdict {
     Contact(Contact),
     /// Not now: decide again at `until`.
-    Defer { until: Timestamp, reason: String },
+    Defer {
+        until: Timestamp,
+        reason: String,
+    },
     /// No more automated contact for this account (until something changes it).
-    Stop { reason: String },
+    Stop {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +44,22 @@ impl Decider {
     /// When a freshly stored or changed account first needs a decision: now if a step's day
     /// has come, else the morning of its first step, in the debtor's zone. `None`: no
     /// reminders for it.
-    pub fn first_action(&self, account: &Account, debtor: &Debtor, now: Timestamp) -> Option<Timestamp> {
+    pub fn first_action(
+        &self,
+        account: &Account,
+        debtor: &Debtor,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
         if !account.status.is_collectable() || account.balance_minor == 0 {
             return None;
         }
         let tz = debtor.time_zone.tz();
         let today = now.to_zoned(tz.clone()).date();
-        if self.strategy.current_step(account.due_date, today).is_some() {
+        if self
+            .strategy
+            .current_step(account.due_date, today)
+            .is_some()
+        {
             return Some(now);
         }
         let (_, date) = self.strategy.step_after(account.due_date, None)?;
@@ -59,7 +73,13 @@ impl Decider {
             .map(|z| z.timestamp())
     }
 
-    pub fn decide(&self, tenant: &Tenant, account: &Account, debtor: &Debtor, now: Timestamp) -> Verdict {
+    pub fn decide(
+        &self,
+        tenant: &Tenant,
+        account: &Account,
+        debtor: &Debtor,
+        now: Timestamp,
+    ) -> Verdict {
         if !account.status.is_collectable() {
             return Verdict::Stop {
                 reason: format!("account is {:?}, not open", account.status).to_lowercase(),
@@ -104,7 +124,12 @@ impl Decider {
             return Verdict::Stop {
                 reason: format!(
                     "no channel the tenant uses ({}) has the debtor's consent",
-                    tenant.channels.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                    tenant
+                        .channels
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             };
         };
@@ -126,7 +151,12 @@ impl Decider {
             .step_after(account.due_date, Some(step))
             .and_then(|(_, date)| self.step_time(date, &tz))
             // Never sooner than a day after this contact.
-            .map(|t| t.max(now.saturating_add(SignedDuration::from_hours(24)).expect("in range")));
+            .map(|t| {
+                t.max(
+                    now.saturating_add(SignedDuration::from_hours(24))
+                        .expect("in range"),
+                )
+            });
         Verdict::Contact(Contact {
             step,
             decision_id: Strategy::decision_id(account.due_date, step),
@@ -134,7 +164,10 @@ impl Decider {
             template: kind.template(),
             text,
             next_action_at,
-            reason: format!("step d{step:+} of the default strategy, {} in the window", channel.as_str()),
+            reason: format!(
+                "step d{step:+} of the default strategy, {} in the window",
+                channel.as_str()
+            ),
         })
     }
 }

@@ -25,7 +25,9 @@ impl Default for ContactWindow {
 
 impl ContactWindow {
     pub fn is_open(&self, at: &Zoned) -> bool {
-        self.days.contains(&at.weekday()) && at.hour() >= self.start_hour && at.hour() < self.end_hour
+        self.days.contains(&at.weekday())
+            && at.hour() >= self.start_hour
+            && at.hour() < self.end_hour
     }
 
     /// `now` if the window is open, else the next moment it opens, in `tz`.
@@ -44,7 +46,8 @@ impl ContactWindow {
             day = day.tomorrow().expect("date in range");
         }
         // No allowed day at all: never open. A week on, to be decided again.
-        now.checked_add(jiff::SignedDuration::from_hours(24 * 7)).expect("in range")
+        now.checked_add(jiff::SignedDuration::from_hours(24 * 7))
+            .expect("in range")
     }
 }
 
@@ -61,10 +64,19 @@ mod tests {
         let w = ContactWindow::default();
         let santiago = TimeZone::get("America/Santiago").unwrap();
         // 2026-03-10 is a Tuesday. 12:00Z is 09:00 in Santiago (UTC-3 in March).
-        assert_eq!(w.next_open(ts("2026-03-10T12:30:00Z"), &santiago), ts("2026-03-10T12:30:00Z"));
+        assert_eq!(
+            w.next_open(ts("2026-03-10T12:30:00Z"), &santiago),
+            ts("2026-03-10T12:30:00Z")
+        );
         // 03:00 local: wait until 09:00 local.
-        assert_eq!(w.next_open(ts("2026-03-10T06:00:00Z"), &santiago), ts("2026-03-10T12:00:00Z"));
+        assert_eq!(
+            w.next_open(ts("2026-03-10T06:00:00Z"), &santiago),
+            ts("2026-03-10T12:00:00Z")
+        );
         // Saturday 21:00 local → Monday 09:00 local (no Sundays).
-        assert_eq!(w.next_open(ts("2026-03-15T00:00:00Z"), &santiago), ts("2026-03-16T12:00:00Z"));
+        assert_eq!(
+            w.next_open(ts("2026-03-15T00:00:00Z"), &santiago),
+            ts("2026-03-16T12:00:00Z")
+        );
     }
 }

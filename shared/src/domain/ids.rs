@@ -65,7 +65,9 @@ pub const MAX_ID_LEN: usize = 128;
 
 fn check_id(s: &str, what: &str) -> Result<(), DomainError> {
     if s.is_empty() || s.len() > MAX_ID_LEN {
-        return Err(DomainError::new(format!("a {what} has 1 to {MAX_ID_LEN} characters")));
+        return Err(DomainError::new(format!(
+            "a {what} has 1 to {MAX_ID_LEN} characters"
+        )));
     }
     if let Some(c) = s
         .chars()

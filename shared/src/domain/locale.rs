@@ -21,7 +21,9 @@ impl Language {
             Some("es") => Ok(Language::Es),
             Some("pt") => Ok(Language::Pt),
             Some("en") => Ok(Language::En),
-            _ => Err(DomainError::new(format!("`{s}` is not a supported language (es, pt, en)"))),
+            _ => Err(DomainError::new(format!(
+                "`{s}` is not a supported language (es, pt, en)"
+            ))),
         }
     }
     pub fn code(self) -> &'static str {

@@ -163,7 +163,10 @@ mod tests {
         let eur = Currency::parse("EUR").unwrap();
         assert_eq!(Money::new(123450, eur).display(), "1234.50 EUR");
         assert_eq!(Money::new(-5, eur).display(), "-0.05 EUR");
-        assert_eq!(Money::new(150000, Currency::parse("CLP").unwrap()).display(), "150000 CLP");
+        assert_eq!(
+            Money::new(150000, Currency::parse("CLP").unwrap()).display(),
+            "150000 CLP"
+        );
     }
 
     #[test]

@@ -14,10 +14,14 @@ impl Phone {
             .strip_prefix('+')
             .ok_or_else(|| DomainError::new("a phone number is in E.164 form: + then digits"))?;
         if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DomainError::new("a phone number in E.164 form has 8 to 15 digits after +"));
+            return Err(DomainError::new(
+                "a phone number in E.164 form has 8 to 15 digits after +",
+            ));
         }
         if digits.starts_with('0') {
-            return Err(DomainError::new("an E.164 number does not start with 0 after +"));
+            return Err(DomainError::new(
+                "an E.164 number does not start with 0 after +",
+            ));
         }
         Ok(Phone(s.to_string()))
     }
@@ -65,7 +69,10 @@ mod tests {
         assert!(Phone::parse("+0912345678").is_err());
         assert!(Phone::parse("+5691234567a").is_err());
         assert!(Phone::parse("+1234567").is_err());
-        assert_eq!(Phone::from_wa_id("16505551234").unwrap().as_str(), "+16505551234");
+        assert_eq!(
+            Phone::from_wa_id("16505551234").unwrap().as_str(),
+            "+16505551234"
+        );
         assert_eq!(Phone::parse("+56912345678").unwrap().masked(), "+56…78");
     }
 }

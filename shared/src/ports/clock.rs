@@ -38,7 +38,9 @@ impl ShiftedClock {
 impl Clock for ShiftedClock {
     fn now(&self) -> Timestamp {
         let offset = *self.offset.lock().expect("clock lock");
-        Timestamp::now().saturating_add(offset).expect("timestamp in range")
+        Timestamp::now()
+            .saturating_add(offset)
+            .expect("timestamp in range")
     }
 }
 

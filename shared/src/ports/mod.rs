@@ -10,4 +10,6 @@ pub use bus::{Bus, BusError, Event, Pattern};
 pub use channel::{Channel, ChannelError, ChannelMessage};
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use queue::{Outgoing, Queue, QueueError, Received};
-pub use table::{Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp};
+pub use table::{
+    Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp,
+};

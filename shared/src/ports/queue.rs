@@ -49,7 +49,9 @@ pub async fn send_all(queue: &dyn Queue, messages: Vec<Outgoing>) -> Result<(), 
     let mut messages = messages;
     while !messages.is_empty() {
         let rest = messages.split_off(messages.len().min(MAX_SEND_BATCH));
-        queue.send_batch(std::mem::replace(&mut messages, rest)).await?;
+        queue
+            .send_batch(std::mem::replace(&mut messages, rest))
+            .await?;
     }
     Ok(())
 }
@@ -64,7 +66,10 @@ pub fn check_batch(messages: &[Outgoing]) -> Result<(), QueueError> {
     let mut ids = std::collections::HashSet::new();
     for m in messages {
         if !ids.insert(&m.id) {
-            return Err(QueueError::Invalid(format!("batch entry id `{}` appears twice", m.id)));
+            return Err(QueueError::Invalid(format!(
+                "batch entry id `{}` appears twice",
+                m.id
+            )));
         }
     }
     Ok(())

@@ -175,7 +175,9 @@ impl Update {
                 let current = match item.get(a) {
                     None => 0,
                     Some(v) => v.as_i64().ok_or_else(|| {
-                        TableError::Invalid(format!("ADD on attribute `{a}` that is not an integer"))
+                        TableError::Invalid(format!(
+                            "ADD on attribute `{a}` that is not an integer"
+                        ))
                     })?,
                 };
                 let sum = current.checked_add(*n).ok_or_else(|| {
@@ -297,9 +299,9 @@ impl WriteOp {
     pub fn key(&self) -> Option<Key> {
         match self {
             WriteOp::Put { item, .. } => Key::of(item),
-            WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } => {
-                Some(key.clone())
-            }
+            WriteOp::Update { key, .. }
+            | WriteOp::Delete { key, .. }
+            | WriteOp::Check { key, .. } => Some(key.clone()),
         }
     }
 }
@@ -339,7 +341,11 @@ pub trait Table: Send + Sync {
     ) -> Result<Item, TableError>;
 
     /// Deletes the item; returns what it was, if anything.
-    async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<Option<Item>, TableError>;
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<Option<Item>, TableError>;
 
     async fn query(&self, query: Query) -> Result<Page, TableError>;
 
@@ -374,12 +380,15 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), TableError> {
 }
 
 pub fn check_item(item: &Item) -> Result<Key, TableError> {
-    let key = Key::of(item).ok_or_else(|| TableError::Invalid("an item without string pk and sk".into()))?;
+    let key = Key::of(item)
+        .ok_or_else(|| TableError::Invalid("an item without string pk and sk".into()))?;
     for idx in INDEXES {
         for attr in [idx.pk, idx.sk] {
             if let Some(v) = item.get(attr) {
                 if !v.is_string() {
-                    return Err(TableError::Invalid(format!("index key attribute `{attr}` must be a string")));
+                    return Err(TableError::Invalid(format!(
+                        "index key attribute `{attr}` must be a string"
+                    )));
                 }
             }
         }
@@ -390,5 +399,7 @@ pub fn check_item(item: &Item) -> Result<Key, TableError> {
 /// Whether an item's `ttl` has passed: readers that must not see expired items (idempotency
 /// records) call this, since neither store deletes exactly on time.
 pub fn is_expired(item: &Item, now_epoch_secs: i64) -> bool {
-    item.get(TTL).and_then(Value::as_i64).is_some_and(|t| t < now_epoch_secs)
+    item.get(TTL)
+        .and_then(Value::as_i64)
+        .is_some_and(|t| t < now_epoch_secs)
 }

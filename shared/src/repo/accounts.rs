@@ -35,23 +35,50 @@ pub struct AccountView {
 /// The item of an account, with its index attributes: GSI1 lists a debtor's accounts; the due
 /// index holds it only while it needs a decision.
 pub(super) fn account_item(account: &Account, next_action_at: Option<Timestamp>) -> Item {
-    let mut item = to_item(keys::account(&account.tenant, &account.id), "account", account);
-    item.insert(GSI1.pk.into(), keys::gsi1_debtor_accounts(&account.tenant, &account.debtor).into());
+    let mut item = to_item(
+        keys::account(&account.tenant, &account.id),
+        "account",
+        account,
+    );
+    item.insert(
+        GSI1.pk.into(),
+        keys::gsi1_debtor_accounts(&account.tenant, &account.debtor).into(),
+    );
     item.insert(GSI1.sk.into(), format!("ACCOUNT#{}", account.id).into());
     if let Some(at) = next_action_at {
-        set_due(&mut item, &account.tenant, at, &format!("ACCOUNT#{}", account.id), &account.id);
+        set_due(
+            &mut item,
+            &account.tenant,
+            at,
+            &format!("ACCOUNT#{}", account.id),
+            &account.id,
+        );
     }
     item
 }
 
-pub(super) fn set_due(item: &mut Item, t: &TenantId, at: Timestamp, what: &str, shard_key: &AccountId) {
+pub(super) fn set_due(
+    item: &mut Item,
+    t: &TenantId,
+    at: Timestamp,
+    what: &str,
+    shard_key: &AccountId,
+) {
     let shard = keys::shard_of(shard_key.as_str());
     item.insert(DUE_INDEX.pk.into(), keys::due_pk(t, shard).into());
-    item.insert(DUE_INDEX.sk.into(), keys::due_sk(at.as_second(), what).into());
+    item.insert(
+        DUE_INDEX.sk.into(),
+        keys::due_sk(at.as_second(), what).into(),
+    );
     item.insert("next_action_at".into(), at.to_string().into());
 }
 
-pub(super) fn due_updates(t: &TenantId, a: &AccountId, at: Option<Timestamp>, what: &str) -> Vec<crate::ports::Update> {
+pub(super) fn due_updates(
+    t: &TenantId,
+    a: &AccountId,
+    at: Option<Timestamp>,
+    what: &str,
+) -> Vec<crate::ports::Update> {
     use crate::ports::Update;
     match at {
         Some(at) => {
@@ -93,19 +120,42 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RepoError::Conflict(format!("account {} keeps changing", account.id)))
+        Err(RepoError::Conflict(format!(
+            "account {} keeps changing",
+            account.id
+        )))
     }
 
     pub async fn account(&self, t: &TenantId, a: &AccountId) -> Result<Option<Account>, RepoError> {
-        self.table.get(&keys::account(t, a)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::account(t, a))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
-    pub async fn accounts_of_debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Vec<Account>, RepoError> {
-        let q = Query::index(GSI1, keys::gsi1_debtor_accounts(t, d), SkRange::BeginsWith("ACCOUNT#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+    pub async fn accounts_of_debtor(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+    ) -> Result<Vec<Account>, RepoError> {
+        let q = Query::index(
+            GSI1,
+            keys::gsi1_debtor_accounts(t, d),
+            SkRange::BeginsWith("ACCOUNT#".into()),
+        );
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
-    pub async fn account_view(&self, t: &TenantId, a: &AccountId) -> Result<Option<AccountView>, RepoError> {
+    pub async fn account_view(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+    ) -> Result<Option<AccountView>, RepoError> {
         let items = self
             .query_all(Query::table(keys::account_pk(t, a), SkRange::All))
             .await?;
@@ -136,7 +186,12 @@ impl Store {
         }))
     }
 
-    pub async fn record_decision(&self, t: &TenantId, a: &AccountId, d: &Decision) -> Result<(), RepoError> {
+    pub async fn record_decision(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+        d: &Decision,
+    ) -> Result<(), RepoError> {
         let key = keys::decision(t, a, d.at.as_millisecond(), &d.outcome);
         Ok(self.table.put(to_item(key, "decision", d), None).await?)
     }
@@ -158,11 +213,18 @@ impl Store {
         let key = keys::account(&account.tenant, &account.id);
         match self
             .table
-            .update(&key, updates, Some(Condition::eq("version", account.version)))
+            .update(
+                &key,
+                updates,
+                Some(Condition::eq("version", account.version)),
+            )
             .await
         {
             Ok(_) => Ok(()),
-            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!("account {} changed", account.id))),
+            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!(
+                "account {} changed",
+                account.id
+            ))),
             Err(e) => Err(e.into()),
         }
     }

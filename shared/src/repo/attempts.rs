@@ -49,7 +49,13 @@ impl Store {
             attempt,
         );
         item.insert("status_code".into(), attempt.status.as_str().into());
-        set_due(&mut item, &attempt.tenant, outbox_retry_at, &outbox_what(attempt), &attempt.account);
+        set_due(
+            &mut item,
+            &attempt.tenant,
+            outbox_retry_at,
+            &outbox_what(attempt),
+            &attempt.account,
+        );
         let mut updates = due_updates(
             &account.tenant,
             &account.id,
@@ -70,10 +76,13 @@ impl Store {
         ];
         match self.table.transact_write(ops).await {
             Ok(()) => Ok(true),
-            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => Ok(false),
-            Err(TableError::TransactionCanceled(_)) => {
-                Err(RepoError::Conflict(format!("account {} changed", account.id)))
+            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => {
+                Ok(false)
             }
+            Err(TableError::TransactionCanceled(_)) => Err(RepoError::Conflict(format!(
+                "account {} changed",
+                account.id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -92,12 +101,27 @@ impl Store {
     }
 
     /// Pushes a pending outbox entry's retry time forward (it was just re-enqueued).
-    pub async fn retry_outbox_at(&self, attempt: &ContactAttempt, at: Timestamp) -> Result<(), RepoError> {
+    pub async fn retry_outbox_at(
+        &self,
+        attempt: &ContactAttempt,
+        at: Timestamp,
+    ) -> Result<(), RepoError> {
         let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
-        let updates = due_updates(&attempt.tenant, &attempt.account, Some(at), &outbox_what(attempt));
+        let updates = due_updates(
+            &attempt.tenant,
+            &attempt.account,
+            Some(at),
+            &outbox_what(attempt),
+        );
         match self
             .table
-            .update(&key, updates, Some(Condition::AttrExists(crate::ports::table::DUE_INDEX.pk.into())))
+            .update(
+                &key,
+                updates,
+                Some(Condition::AttrExists(
+                    crate::ports::table::DUE_INDEX.pk.into(),
+                )),
+            )
             .await
         {
             // Finished meanwhile: nothing to retry.
@@ -169,7 +193,11 @@ impl Store {
     }
 
     /// Gives an attempt back to the outbox after a temporary failure.
-    pub async fn release_attempt(&self, attempt: &ContactAttempt, error: &str) -> Result<(), RepoError> {
+    pub async fn release_attempt(
+        &self,
+        attempt: &ContactAttempt,
+        error: &str,
+    ) -> Result<(), RepoError> {
         let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
         let updates = vec![
             Update::set("status", "queued"),

@@ -10,7 +10,10 @@ impl Store {
         let key = keys::debtor(&debtor.tenant, &debtor.id);
         let existed = self.table.get(&key).await?.is_some();
         let mut item = to_item(key, "debtor", debtor);
-        item.insert(GSI1.pk.into(), keys::gsi1_phone(&debtor.tenant, &debtor.phone).into());
+        item.insert(
+            GSI1.pk.into(),
+            keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
+        );
         item.insert(GSI1.sk.into(), format!("DEBTOR#{}", debtor.id).into());
         let mut entry = keys::debtor_directory(&debtor.tenant, &debtor.id).into_item();
         entry.insert("kind".into(), "debtor_entry".into());
@@ -18,14 +21,21 @@ impl Store {
         // The profile and its directory entry change together.
         let ops = [item, entry]
             .into_iter()
-            .map(|item| WriteOp::Put { item, condition: None })
+            .map(|item| WriteOp::Put {
+                item,
+                condition: None,
+            })
             .collect();
         self.table.transact_write(ops).await?;
         Ok(!existed)
     }
 
     pub async fn debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Debtor>, RepoError> {
-        self.table.get(&keys::debtor(t, d)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::debtor(t, d))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     /// A page of the tenant's debtor ids, in id order.
@@ -35,9 +45,12 @@ impl Store {
         limit: u32,
         cursor: Option<String>,
     ) -> Result<(Vec<DebtorId>, Option<String>), RepoError> {
-        let q = Query::table(keys::debtor_directory_pk(t), SkRange::BeginsWith("DEBTOR#".into()))
-            .limit(limit)
-            .after(cursor);
+        let q = Query::table(
+            keys::debtor_directory_pk(t),
+            SkRange::BeginsWith("DEBTOR#".into()),
+        )
+        .limit(limit)
+        .after(cursor);
         let page = self.table.query(q).await?;
         let ids = page
             .items
@@ -49,8 +62,20 @@ impl Store {
         Ok((ids, page.next))
     }
 
-    pub async fn debtors_by_phone(&self, t: &TenantId, phone: &Phone) -> Result<Vec<Debtor>, RepoError> {
-        let q = Query::index(GSI1, keys::gsi1_phone(t, phone), SkRange::BeginsWith("DEBTOR#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+    pub async fn debtors_by_phone(
+        &self,
+        t: &TenantId,
+        phone: &Phone,
+    ) -> Result<Vec<Debtor>, RepoError> {
+        let q = Query::index(
+            GSI1,
+            keys::gsi1_phone(t, phone),
+            SkRange::BeginsWith("DEBTOR#".into()),
+        );
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }

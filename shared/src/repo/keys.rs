@@ -73,7 +73,10 @@ pub fn message(t: &TenantId, d: &DebtorId, at_millis: i64, message_id: &str) -> 
 
 /// Inbound messages from numbers no debtor has: kept for inspection, never dropped.
 pub fn unmatched_message(t: &TenantId, wa_id: &str, message_id: &str) -> Key {
-    Key::new(format!("T#{t}#UNMATCHED#{wa_id}"), format!("MSG#{message_id}"))
+    Key::new(
+        format!("T#{t}#UNMATCHED#{wa_id}"),
+        format!("MSG#{message_id}"),
+    )
 }
 
 /// GSI1 partition: a debtor's accounts (`ACCOUNT#…`).
@@ -104,9 +107,9 @@ pub fn due_until(now_epoch_secs: i64) -> String {
 /// A stable shard for an entity, so its due entry always lands in the same partition.
 pub fn shard_of(id: &str) -> u32 {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let h = id
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let h = id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     h % DUE_SHARDS
 }
 
@@ -120,6 +123,8 @@ mod tests {
         assert!(due_sk(100, "ACCOUNT#zzz") <= due_until(100));
         assert!(due_sk(101, "ACCOUNT#a") > due_until(100));
         assert_eq!(shard_of("LN-1"), shard_of("LN-1"));
-        assert!((0..1000).map(|i| shard_of(&i.to_string())).all(|s| s < DUE_SHARDS));
+        assert!((0..1000)
+            .map(|i| shard_of(&i.to_string()))
+            .all(|s| s < DUE_SHARDS));
     }
 }

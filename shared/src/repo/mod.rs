@@ -68,7 +68,8 @@ impl Store {
 
 /// An entity as an item: its fields, its key and its kind.
 fn to_item<T: Serialize>(key: Key, kind: &str, value: &T) -> Item {
-    let Value::Object(mut item) = serde_json::to_value(value).expect("entities serialize to objects")
+    let Value::Object(mut item) =
+        serde_json::to_value(value).expect("entities serialize to objects")
     else {
         unreachable!("entities serialize to objects")
     };

@@ -31,7 +31,11 @@ fn unknown() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
-    Applied { applied_minor: i64, balance_minor: i64, settled: bool },
+    Applied {
+        applied_minor: i64,
+        balance_minor: i64,
+        settled: bool,
+    },
     /// This payment id was applied before: nothing changed.
     Duplicate,
 }
@@ -70,7 +74,10 @@ impl Store {
                 source: p.source.clone(),
                 applied_minor: applied,
             };
-            let mut updates = vec![Update::set("balance_minor", balance), Update::add("version", 1)];
+            let mut updates = vec![
+                Update::set("balance_minor", balance),
+                Update::add("version", 1),
+            ];
             if settled {
                 // Settled: no more reminders, so off the due index in the same write.
                 let status = serde_json::to_value(AccountStatus::Settled).expect("enum");
@@ -106,6 +113,9 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RepoError::Conflict(format!("account {} keeps changing", p.account)))
+        Err(RepoError::Conflict(format!(
+            "account {} keeps changing",
+            p.account
+        )))
     }
 }

@@ -30,20 +30,35 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, RepoError> {
-        self.table.get(&keys::tenant(id)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::tenant(id))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>, RepoError> {
         let q = Query::table("TENANTS", SkRange::BeginsWith("T#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     pub async fn put_whatsapp_number(&self, number: &WhatsAppNumber) -> Result<(), RepoError> {
-        let item = to_item(keys::whatsapp_number(&number.phone_number_id), "whatsapp_number", number);
+        let item = to_item(
+            keys::whatsapp_number(&number.phone_number_id),
+            "whatsapp_number",
+            number,
+        );
         Ok(self.table.put(item, None).await?)
     }
 
-    pub async fn whatsapp_number(&self, phone_number_id: &str) -> Result<Option<WhatsAppNumber>, RepoError> {
+    pub async fn whatsapp_number(
+        &self,
+        phone_number_id: &str,
+    ) -> Result<Option<WhatsAppNumber>, RepoError> {
         self.table
             .get(&keys::whatsapp_number(phone_number_id))
             .await?

@@ -40,10 +40,20 @@ mod tests {
         let sig = sign(b"secret", body);
         assert!(verify(b"secret", body, Some(&sig)));
         assert!(!verify(b"other", body, Some(&sig)));
-        assert!(!verify(b"secret", br#"{"object":"whatsapp_business_account","x":"a/b"}"#, Some(&sig)));
+        assert!(!verify(
+            b"secret",
+            br#"{"object":"whatsapp_business_account","x":"a/b"}"#,
+            Some(&sig)
+        ));
         assert!(!verify(b"secret", body, None));
         assert!(!verify(b"secret", body, Some("sha256=zz")));
-        assert!(!verify(b"secret", body, Some(sig.trim_start_matches("sha256="))));
-        assert!(tokens_match("abc", "abc") && !tokens_match("abc", "abd") && !tokens_match("ab", "abc"));
+        assert!(!verify(
+            b"secret",
+            body,
+            Some(sig.trim_start_matches("sha256="))
+        ));
+        assert!(
+            tokens_match("abc", "abc") && !tokens_match("abc", "abd") && !tokens_match("ab", "abc")
+        );
     }
 }

@@ -114,14 +114,17 @@ impl Payload {
             .flat_map(|e| &e.changes)
             .filter(|c| c.field == "messages")
             .filter_map(|c| {
-                let metadata: Metadata = serde_json::from_value(c.value.get("metadata")?.clone()).ok()?;
+                let metadata: Metadata =
+                    serde_json::from_value(c.value.get("metadata")?.clone()).ok()?;
                 let messages = c
                     .value
                     .get("messages")
                     .and_then(|m| m.as_array())
                     .map(|a| {
                         a.iter()
-                            .filter_map(|raw| Some((serde_json::from_value(raw.clone()).ok()?, raw.clone())))
+                            .filter_map(|raw| {
+                                Some((serde_json::from_value(raw.clone()).ok()?, raw.clone()))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();

@@ -65,7 +65,8 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> Result<Self, TableError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
         conn.execute_batch(SCHEMA).map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -86,7 +86,9 @@ impl Queue for SqliteQueue {
 
     async fn receive(&self, max: u32, visibility: Duration) -> Result<Vec<Received>, QueueError> {
         if !(1..=10).contains(&max) {
-            return Err(QueueError::Invalid(format!("receive takes 1 to 10 messages, not {max}")));
+            return Err(QueueError::Invalid(format!(
+                "receive takes 1 to 10 messages, not {max}"
+            )));
         }
         let name = self.name.clone();
         let redrive = self.redrive.clone();
@@ -153,9 +155,12 @@ impl Queue for SqliteQueue {
         let receipt = receipt.to_string();
         self.store
             .with(move |conn: &mut Connection| {
-                conn.execute("DELETE FROM queue_messages WHERE receipt = ?1", params![receipt])
-                    .map(|_| ())
-                    .map_err(backend)
+                conn.execute(
+                    "DELETE FROM queue_messages WHERE receipt = ?1",
+                    params![receipt],
+                )
+                .map(|_| ())
+                .map_err(backend)
             })
             .await
     }

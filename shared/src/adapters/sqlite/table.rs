@@ -77,7 +77,9 @@ fn write_row(tx: &Transaction<'_>, item: &Item) -> Result<(), TableError> {
     .map_err(backend)?;
     for idx in INDEXES {
         // Sparse, as a DynamoDB GSI: only items carrying both key attributes are indexed.
-        if let (Some(Value::String(ipk)), Some(Value::String(isk))) = (item.get(idx.pk), item.get(idx.sk)) {
+        if let (Some(Value::String(ipk)), Some(Value::String(isk))) =
+            (item.get(idx.pk), item.get(idx.sk))
+        {
             tx.execute(
                 "INSERT INTO index_entries (idx, ipk, isk, pk, sk) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![idx.name, ipk, isk, key.pk, key.sk],
@@ -89,8 +91,11 @@ fn write_row(tx: &Transaction<'_>, item: &Item) -> Result<(), TableError> {
 }
 
 fn delete_row(tx: &Transaction<'_>, key: &Key) -> Result<(), TableError> {
-    tx.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![key.pk, key.sk])
-        .map_err(backend)?;
+    tx.execute(
+        "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
+        params![key.pk, key.sk],
+    )
+    .map_err(backend)?;
     tx.execute(
         "DELETE FROM index_entries WHERE pk = ?1 AND sk = ?2",
         params![key.pk, key.sk],
@@ -110,7 +115,9 @@ fn updated(key: &Key, current: Option<Item>, updates: &[Update]) -> Result<Item,
             Update::Set(a, _) | Update::Add(a, _) | Update::Remove(a) => a,
         };
         if attr == crate::ports::table::PK || attr == crate::ports::table::SK {
-            return Err(TableError::Invalid(format!("cannot update key attribute `{attr}`")));
+            return Err(TableError::Invalid(format!(
+                "cannot update key attribute `{attr}`"
+            )));
         }
         u.apply(&mut item)?;
     }
@@ -119,15 +126,16 @@ fn updated(key: &Key, current: Option<Item>, updates: &[Update]) -> Result<Item,
 
 /// Cursor: the last returned row's sort position, opaque to callers.
 fn encode_cursor(parts: &[&str]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(parts).expect("strings"))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(parts).expect("strings"))
 }
 
 fn decode_cursor(cursor: &str, len: usize) -> Result<Vec<String>, TableError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| TableError::Invalid("malformed cursor".into()))?;
-    let parts: Vec<String> =
-        serde_json::from_slice(&bytes).map_err(|_| TableError::Invalid("malformed cursor".into()))?;
+    let parts: Vec<String> = serde_json::from_slice(&bytes)
+        .map_err(|_| TableError::Invalid("malformed cursor".into()))?;
     if parts.len() != len {
         return Err(TableError::Invalid("cursor from another query".into()));
     }
@@ -162,7 +170,11 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, TableError> {
     if q.limit == Some(0) {
         return Err(TableError::Invalid("limit must be at least 1".into()));
     }
-    let (dir, cmp) = if q.forward { ("ASC", ">") } else { ("DESC", "<") };
+    let (dir, cmp) = if q.forward {
+        ("ASC", ">")
+    } else {
+        ("DESC", "<")
+    };
     let mut args: Vec<Sql> = Vec::new();
     let sql = match q.index {
         None => {
@@ -179,7 +191,8 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, TableError> {
             sql + &format!(" ORDER BY sk {dir}")
         }
         Some(name) => {
-            let idx = index_def(name).ok_or_else(|| TableError::Invalid(format!("no index `{name}`")))?;
+            let idx =
+                index_def(name).ok_or_else(|| TableError::Invalid(format!("no index `{name}`")))?;
             args.push(Sql::Text(idx.name.into()));
             args.push(Sql::Text(q.pk.clone()));
             let mut sql = format!(
@@ -191,7 +204,12 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, TableError> {
             if let Some(c) = &q.cursor {
                 let n = args.len();
                 args.extend(decode_cursor(c, 3)?.into_iter().map(Sql::Text));
-                sql += &format!(" AND (e.isk, e.pk, e.sk) {cmp} (?{}, ?{}, ?{})", n + 1, n + 2, n + 3);
+                sql += &format!(
+                    " AND (e.isk, e.pk, e.sk) {cmp} (?{}, ?{}, ?{})",
+                    n + 1,
+                    n + 2,
+                    n + 3
+                );
             }
             sql + &format!(" ORDER BY e.isk {dir}, e.pk {dir}, e.sk {dir}")
         }
@@ -203,11 +221,15 @@ fn run_query(conn: &Connection, q: &Query) -> Result<Page, TableError> {
     };
     let mut stmt = conn.prepare(&sql).map_err(backend)?;
     let width = if q.index.is_some() { 3 } else { 1 };
-    let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(backend)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(backend)?;
     let mut page = Page::default();
     let mut last: Vec<String> = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
-        if q.limit.is_some_and(|n| page.items.len() as u64 == u64::from(n)) {
+        if q.limit
+            .is_some_and(|n| page.items.len() as u64 == u64::from(n))
+        {
             let parts: Vec<&str> = last.iter().map(String::as_str).collect();
             page.next = Some(encode_cursor(&parts));
             break;
@@ -265,7 +287,11 @@ impl Table for SqliteTable {
             .await
     }
 
-    async fn delete(&self, key: &Key, condition: Option<Condition>) -> Result<Option<Item>, TableError> {
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<Option<Item>, TableError> {
         let key = key.clone();
         self.store
             .with(move |conn| {
@@ -309,7 +335,9 @@ impl Table for SqliteTable {
                     failed.push(!check(&cond, current.as_ref()));
                     match op {
                         WriteOp::Put { item, .. } => writes.push(Ok(item.clone())),
-                        WriteOp::Update { updates, .. } => writes.push(Ok(updated(&key, current, updates)?)),
+                        WriteOp::Update { updates, .. } => {
+                            writes.push(Ok(updated(&key, current, updates)?))
+                        }
                         WriteOp::Delete { .. } => writes.push(Err(key)),
                         WriteOp::Check { .. } => {}
                     }
@@ -346,4 +374,3 @@ impl Table for SqliteTable {
             .await
     }
 }
-
