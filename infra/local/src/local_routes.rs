@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -77,11 +77,9 @@ async fn set_clock(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Resp
                     format!("not a duration like \"72h\" or \"2d\": {e}"),
                 )
             })?;
-            let by = SignedDuration::try_from(
-                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                    .map_err(|e| Problem::invalid_field("advance", e.to_string()))?,
-            )
-            .map_err(|e| Problem::invalid_field("advance", e.to_string()))?;
+            let by = span
+                .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                .map_err(|e| Problem::invalid_field("advance", e.to_string()))?;
             s.clock.advance(by);
         }
         (None, Some(at)) => s.clock.set(at),
