@@ -47,7 +47,17 @@ if [ "${COBRO_TEST_SKIP_LINT:-0}" != 1 ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 echo "==> cargo test (contract suites on SQLite and on moto, end-to-end on the local stack)"
-cargo test --workspace --locked
+log="${TMPDIR:-/tmp}/cobro-test-$$.log"
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: the sum over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log" > "$log.sum"
+rm -f "$log"
+if [ "$status" != 0 ]; then cat "$log.sum"; rm -f "$log.sum"; exit "$status"; fi
 echo "==> cfn-lint template.yaml"
 "$venv/bin/cfn-lint" template.yaml
 echo "==> all checks passed"
+cat "$log.sum"; rm -f "$log.sum"
