@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Cold start and size of every Lambda binary against a hello-world, side by side.
+#   bash infra/coldstart/run.sh [RUNS]
+# Builds the release binaries for this machine, starts moto (the functions' first event reaches
+# DynamoDB there), runs coldstart-bench, and prints binary and zip sizes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-30}
+target=${CARGO_TARGET_DIR:-target}
+here=infra/coldstart
+
+echo "==> release build"
+cargo build --release --locked -p cobro-coldstart -p cobro-webhook -p cobro-crm-api -p cobro-reminders \
+  -p cobro-sender -p cobro-payment-confirmed
+
+[ -x .venv/bin/moto_server ] || COBRO_TEST_ONLY_VENV=1 bash scripts/test.sh
+port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" > /dev/null 2>&1 &
+moto=$!
+trap 'kill $moto 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  .venv/bin/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && break
+  sleep 0.2
+done
+.venv/bin/python - "$port" <<'PY'
+import sys, boto3
+ddb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+s = lambda n: {"AttributeName": n, "AttributeType": "S"}
+k = lambda n, t: {"AttributeName": n, "KeyType": t}
+gsi = lambda name, pk, sk: {"IndexName": name, "KeySchema": [k(pk, "HASH"), k(sk, "RANGE")], "Projection": {"ProjectionType": "ALL"}}
+ddb.create_table(TableName="cobro-bench", BillingMode="PAY_PER_REQUEST",
+                 AttributeDefinitions=[s(a) for a in ["pk", "sk", "gsi1pk", "gsi1sk", "duepk", "duesk"]],
+                 KeySchema=[k("pk", "HASH"), k("sk", "RANGE")],
+                 GlobalSecondaryIndexes=[gsi("gsi1", "gsi1pk", "gsi1sk"), gsi("due", "duepk", "duesk")])
+PY
+
+export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export COBRO_TABLE=cobro-bench COBRO_EVENT_BUS=cobro-bench COBRO_CHANNEL=sandbox
+export COBRO_OUTBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench"
+export WHATSAPP_VERIFY_TOKEN=bench-verify-token RUST_LOG=info
+unset AWS_PROFILE
+
+bin="$target/release"
+echo "==> cold starts ($runs runs each, in turn)"
+"$bin/coldstart-bench" --runs "$runs" --json "$target/coldstart.json" \
+  "hello-world=$bin/coldstart-hello:$here/events/hello.json" \
+  "webhook=$bin/cobro-webhook:$here/events/webhook.json" \
+  "crm-api=$bin/cobro-crm-api:$here/events/crm-api.json" \
+  "reminders=$bin/cobro-reminders:$here/events/reminders.json" \
+  "sender=$bin/cobro-sender:$here/events/sender.json" \
+  "payment-confirmed=$bin/cobro-payment-confirmed:$here/events/payment-confirmed.json"
+
+echo "==> sizes (stripped binary; zipped as bootstrap, deflate level 9)"
+.venv/bin/python - "$bin" <<'PY'
+import io, os, sys, zipfile
+for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed"]:
+    path = os.path.join(sys.argv[1], name)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.write(path, "bootstrap")
+    print(f"{name:<26} {os.path.getsize(path)/1e6:6.2f} MB   zip {len(buf.getvalue())/1e6:5.2f} MB")
+PY

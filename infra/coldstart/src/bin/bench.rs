@@ -1,0 +1,224 @@
+//! `coldstart-bench [--runs N] [--json FILE] NAME=BINARY:EVENT ...`
+//!
+//! Serves a minimal Lambda Runtime API on 127.0.0.1 and starts each binary N times, in turn
+//! (so every binary sees the same machine noise). For each start it records the time from just
+//! before `exec` to the first `GET …/invocation/next` (init done) and to the response or error
+//! for the first event (first real response), then kills the process. Prints medians and p90s,
+//! and each one's ratio to the first binary named (the baseline).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Run {
+    event: Bytes,
+    request_id: String,
+    started: Option<Instant>,
+    init_done: Option<Duration>,
+    answered: Option<(Duration, &'static str)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    run: Mutex<Run>,
+    done: Notify,
+}
+
+async fn next(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    let (event, id, first) = {
+        let mut run = s.run.lock().unwrap();
+        let first = run.init_done.is_none();
+        if first {
+            run.init_done = run.started.map(|t| t.elapsed());
+        }
+        (run.event.clone(), run.request_id.clone(), first)
+    };
+    if !first {
+        // One event per cold start: the process waits here until it is killed.
+        std::future::pending::<()>().await;
+    }
+    let mut h = HeaderMap::new();
+    h.insert(
+        "lambda-runtime-aws-request-id",
+        HeaderValue::from_str(&id).unwrap(),
+    );
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 30_000;
+    h.insert(
+        "lambda-runtime-deadline-ms",
+        HeaderValue::from_str(&deadline.to_string()).unwrap(),
+    );
+    h.insert(
+        "lambda-runtime-invoked-function-arn",
+        HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:bench"),
+    );
+    h.insert(
+        "lambda-runtime-trace-id",
+        HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+    );
+    (h, event)
+}
+
+fn answered(s: &Shared, how: &'static str) {
+    let mut run = s.run.lock().unwrap();
+    if run.answered.is_none() {
+        run.answered = run.started.map(|t| (t.elapsed(), how));
+    }
+    drop(run);
+    s.done.notify_one();
+}
+
+async fn response(State(s): State<Arc<Shared>>, Path(_id): Path<String>) -> &'static str {
+    answered(&s, "response");
+    "{}"
+}
+
+async fn error(State(s): State<Arc<Shared>>, Path(_id): Path<String>) -> &'static str {
+    answered(&s, "error");
+    "{}"
+}
+
+async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> &'static str {
+    eprintln!("init error: {}", String::from_utf8_lossy(&body));
+    answered(&s, "init error");
+    "{}"
+}
+
+struct Target {
+    name: String,
+    binary: String,
+    event: Bytes,
+    init: Vec<f64>,
+    first: Vec<f64>,
+    outcome: &'static str,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    let (mut runs, mut json_out) = (30usize, None);
+    let mut targets = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).expect("--runs N"),
+            "--json" => json_out = args.next(),
+            spec => {
+                let (name, rest) = spec.split_once('=').expect("NAME=BINARY:EVENT");
+                let (binary, event) = rest.split_once(':').expect("NAME=BINARY:EVENT");
+                targets.push(Target {
+                    name: name.into(),
+                    binary: binary.into(),
+                    event: std::fs::read(event)
+                        .unwrap_or_else(|e| panic!("{event}: {e}"))
+                        .into(),
+                    init: vec![],
+                    first: vec![],
+                    outcome: "",
+                });
+            }
+        }
+    }
+    assert!(!targets.is_empty(), "name at least the baseline");
+    let shared = Arc::new(Shared::default());
+    let app = Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    for i in 0..runs {
+        for t in targets.iter_mut() {
+            *shared.run.lock().unwrap() = Run {
+                event: t.event.clone(),
+                request_id: format!("req-{i}"),
+                ..Run::default()
+            };
+            let mut cmd = tokio::process::Command::new(&t.binary);
+            cmd.env("AWS_LAMBDA_RUNTIME_API", &api)
+                .env("AWS_LAMBDA_FUNCTION_NAME", &t.name)
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+                .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true);
+            let notified = shared.done.notified();
+            shared.run.lock().unwrap().started = Some(Instant::now());
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{}: {e}", t.binary));
+            if tokio::time::timeout(Duration::from_secs(10), notified)
+                .await
+                .is_err()
+            {
+                panic!("{} did not answer its first event within 10 s", t.name);
+            }
+            let _ = child.kill().await;
+            let run = shared.run.lock().unwrap();
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let (first, how) = run.answered.expect("answered");
+            t.init.push(ms(run.init_done.unwrap_or(first)));
+            t.first.push(ms(first));
+            t.outcome = how;
+        }
+    }
+
+    let base = (
+        percentile(&targets[0].init, 0.5),
+        percentile(&targets[0].first, 0.5),
+    );
+    println!(
+        "{:<20} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7}  first event answered with",
+        "binary", "init p50", "init p90", "× base", "first p50", "first p90", "× base"
+    );
+    let mut json = Vec::new();
+    for t in &targets {
+        let (i50, i90, f50, f90) = (
+            percentile(&t.init, 0.5),
+            percentile(&t.init, 0.9),
+            percentile(&t.first, 0.5),
+            percentile(&t.first, 0.9),
+        );
+        println!(
+            "{:<20} {:>7.2}ms {:>7.2}ms {:>7.2} {:>8.2}ms {:>8.2}ms {:>7.2}  {}",
+            t.name,
+            i50,
+            i90,
+            i50 / base.0,
+            f50,
+            f90,
+            f50 / base.1,
+            t.outcome
+        );
+        json.push(serde_json::json!({
+            "name": t.name, "runs": runs, "init_ms_p50": i50, "init_ms_p90": i90, "init_ratio": i50 / base.0,
+            "first_response_ms_p50": f50, "first_response_ms_p90": f90, "first_response_ratio": f50 / base.1,
+            "first_event_outcome": t.outcome,
+        }));
+    }
+    if let Some(path) = json_out {
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+}
