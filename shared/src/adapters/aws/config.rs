@@ -1,9 +1,52 @@
-//! The SDK configuration the Lambda binaries share.
+//! The SDK configuration the Lambda binaries share, built for a fast cold start.
+//!
+//! The standard chain costs most of a cold start (about 3× a hello-world function, measured in
+//! docs/benchmarks.md): it builds an HTTPS client that parses every root certificate on the
+//! system, and probes for region and credentials. On Lambda both are in the environment, and
+//! every AWS endpoint's certificate chains to Amazon's own roots, so this configuration trusts
+//! only those (five certificates, compiled in) and takes region and credentials from the
+//! environment, falling back to the standard chain elsewhere. `COBRO_TLS_NATIVE_ROOTS=1`
+//! trusts the system's roots instead (a TLS-inspecting proxy, a private endpoint).
 
-use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 
-/// Region and credentials from the standard chain (on Lambda: the environment). It also honours
-/// `AWS_ENDPOINT_URL`, which is how tests point the SDK at a local emulator.
+/// Amazon Root CA 1–4 and Starfield Services Root G2: the roots of AWS service endpoints.
+const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
+/// Region and credentials from the environment when set (on Lambda, always), else the standard
+/// chain. It honours `AWS_ENDPOINT_URL`, which is how tests point the SDK at a local emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let trust = if std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1") {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AWS_ROOTS)
+    };
+    let tls_context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("the compiled-in roots are valid PEM");
+    // The SDK's own HTTPS client (hyper and rustls on aws-lc), with that trust store.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_context(tls_context)
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_compiled_in_roots_are_the_five_aws_roots() {
+        let pem = std::str::from_utf8(super::AWS_ROOTS).unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+    }
 }
