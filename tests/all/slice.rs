@@ -44,6 +44,43 @@ impl Stack {
         }
     }
 
+    /// A stack whose clock reads Monday 2026-03-16, 12:00 in Santiago: inside every demo
+    /// debtor's contact window.
+    async fn start_on_a_monday() -> Self {
+        let s = Self::start().await;
+        s.ok(
+            "POST",
+            "/_local/clock",
+            Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+        )
+        .await;
+        s
+    }
+
+    /// A debtor who consents to WhatsApp, with one open account of `amount` due on `due`.
+    async fn debtor_with_account(
+        &self,
+        debtor: &str,
+        phone: &str,
+        zone: &str,
+        account: (&str, &str, i64, &str),
+    ) {
+        let (account, currency, amount, due) = account;
+        self.ok(
+            "PUT",
+            &format!("/v1/debtors/{debtor}"),
+            Some(json!({
+                "name": "Test", "phone": phone, "time_zone": zone,
+                "consents": [{ "channel": "whatsapp", "granted": true }]
+            })),
+        )
+        .await;
+        self.ok("PUT", &format!("/v1/accounts/{account}"), Some(json!({
+            "debtor_id": debtor, "currency": currency, "principal_minor": amount, "balance_minor": amount,
+            "due_date": due
+        }))).await;
+    }
+
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self
@@ -91,14 +128,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
-    let s = Stack::start().await;
-    // A Monday, 12:00 in Santiago: inside the contact window.
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
+    let s = Stack::start_on_a_monday().await;
 
     // --- The CRM upserts a debtor and an account; a bad body changes nothing.
     let debtor = json!({
@@ -259,25 +289,14 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
 
 #[tokio::test]
 async fn a_payment_between_decision_and_send_cancels_the_message() {
-    let s = Stack::start().await;
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    let s = Stack::start_on_a_monday().await;
+    s.debtor_with_account(
+        "d-2",
+        "+56911112222",
+        "America/Santiago",
+        ("A-2", "CLP", 1000, "2026-03-16"),
     )
     .await;
-    s.ok(
-        "PUT",
-        "/v1/debtors/d-2",
-        Some(json!({
-            "name": "Ana", "phone": "+56911112222", "time_zone": "America/Santiago",
-            "consents": [{ "channel": "whatsapp", "granted": true }]
-        })),
-    )
-    .await;
-    s.ok("PUT", "/v1/accounts/A-2", Some(json!({
-        "debtor_id": "d-2", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000, "due_date": "2026-03-16"
-    }))).await;
     s.ok("POST", "/_local/tick", None).await;
     // Paid after the decision, applied before the sender runs.
     s.stack
@@ -339,20 +358,14 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     use cobro::ports::ChannelError;
     use std::time::Duration;
 
-    let s = Stack::start().await;
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    let s = Stack::start_on_a_monday().await;
+    s.debtor_with_account(
+        "d-3",
+        "+5511999990003",
+        "America/Sao_Paulo",
+        ("A-3", "BRL", 9990, "2026-03-09"),
     )
     .await;
-    s.ok("PUT", "/v1/debtors/d-3", Some(json!({
-        "name": "Rui", "phone": "+5511999990003", "time_zone": "America/Sao_Paulo", "language": "pt",
-        "consents": [{ "channel": "whatsapp", "granted": true }]
-    }))).await;
-    s.ok("PUT", "/v1/accounts/A-3", Some(json!({
-        "debtor_id": "d-3", "currency": "BRL", "principal_minor": 9990, "balance_minor": 9990, "due_date": "2026-03-09"
-    }))).await;
     s.ok("POST", "/_local/tick", None).await;
     // The queue loses every message (as if the send had failed after the commit).
     loop {

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 
+use crate::ports::bus::check_events;
 use crate::ports::{Bus, BusError, Event, Outgoing, Pattern, Queue};
 
 #[derive(Default, Clone)]
@@ -40,14 +41,7 @@ pub fn envelope(event: &Event, time: jiff::Timestamp) -> serde_json::Value {
 #[async_trait]
 impl Bus for LocalBus {
     async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
-        for e in &events {
-            if !e.detail.is_object() {
-                return Err(BusError::Invalid(format!(
-                    "the detail of a `{}` event must be a JSON object",
-                    e.detail_type
-                )));
-            }
-        }
+        check_events(&events)?;
         let now = jiff::Timestamp::now();
         for (pattern, target) in &self.routes {
             let matching: Vec<Outgoing> = events

@@ -62,6 +62,17 @@ pub enum BusError {
     Backend(String),
 }
 
+/// Validation shared by the adapters, so both reject the same events.
+pub fn check_events(events: &[Event]) -> Result<(), BusError> {
+    match events.iter().find(|e| !e.detail.is_object()) {
+        Some(e) => Err(BusError::Invalid(format!(
+            "the detail of a `{}` event must be a JSON object",
+            e.detail_type
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Publishes the events (any number; adapters split by their own limits). Fails unless

@@ -379,6 +379,19 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), TableError> {
     Ok(())
 }
 
+/// Key attributes cannot change: an update names an item by its key.
+pub fn check_updates(updates: &[Update]) -> Result<(), TableError> {
+    for u in updates {
+        let (Update::Set(a, _) | Update::Add(a, _) | Update::Remove(a)) = u;
+        if a == PK || a == SK {
+            return Err(TableError::Invalid(format!(
+                "cannot update key attribute `{a}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn check_item(item: &Item) -> Result<Key, TableError> {
     let key = Key::of(item)
         .ok_or_else(|| TableError::Invalid("an item without string pk and sk".into()))?;

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::describe;
 use crate::ports::table::{
-    check_item, check_transaction, index_def, Condition, Item, Key, Page, Query, SkRange, Table,
-    TableError, Update, WriteOp, MAX_BATCH_WRITE, PK, SK,
+    check_item, check_transaction, check_updates, index_def, Condition, Item, Key, Page, Query,
+    SkRange, Table, TableError, Update, WriteOp, MAX_BATCH_WRITE, PK, SK,
 };
 
 #[derive(Clone)]
@@ -185,18 +185,6 @@ impl Expr {
     fn values(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
-}
-
-fn check_updates(updates: &[Update]) -> Result<(), TableError> {
-    for u in updates {
-        let (Update::Set(a, _) | Update::Add(a, _) | Update::Remove(a)) = u;
-        if a == PK || a == SK {
-            return Err(TableError::Invalid(format!(
-                "cannot update key attribute `{a}`"
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn encode_cursor(key: &HashMap<String, AttributeValue>) -> Result<String, TableError> {

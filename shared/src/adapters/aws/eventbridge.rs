@@ -5,7 +5,7 @@ use aws_sdk_eventbridge::error::ProvideErrorMetadata;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
-use crate::ports::bus::{Bus, BusError, Event, MAX_PUT_EVENTS};
+use crate::ports::bus::{check_events, Bus, BusError, Event, MAX_PUT_EVENTS};
 
 #[derive(Clone)]
 pub struct EventBridgeBus {
@@ -25,14 +25,7 @@ impl EventBridgeBus {
 #[async_trait]
 impl Bus for EventBridgeBus {
     async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
-        for e in &events {
-            if !e.detail.is_object() {
-                return Err(BusError::Invalid(format!(
-                    "the detail of a `{}` event must be a JSON object",
-                    e.detail_type
-                )));
-            }
-        }
+        check_events(&events)?;
         for chunk in events.chunks(MAX_PUT_EVENTS) {
             let entries = chunk
                 .iter()

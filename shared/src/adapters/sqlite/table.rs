@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::{backend, SqliteStore};
 use crate::ports::table::{
-    check_item, check_transaction, index_def, Condition, Item, Key, Page, Query, SkRange, Table,
-    TableError, Update, WriteOp, INDEXES,
+    check_item, check_transaction, check_updates, index_def, Condition, Item, Key, Page, Query,
+    SkRange, Table, TableError, Update, WriteOp, INDEXES,
 };
 
 #[derive(Clone)]
@@ -104,21 +104,27 @@ fn delete_row(tx: &Transaction<'_>, key: &Key) -> Result<(), TableError> {
     Ok(())
 }
 
+/// The item as it is, if the condition holds on it.
+fn load_checked(
+    tx: &Transaction<'_>,
+    key: &Key,
+    condition: &Option<Condition>,
+) -> Result<Option<Item>, TableError> {
+    let current = load(tx, key)?;
+    if !check(condition, current.as_ref()) {
+        return Err(TableError::ConditionFailed);
+    }
+    Ok(current)
+}
+
 fn check(condition: &Option<Condition>, current: Option<&Item>) -> bool {
     condition.as_ref().is_none_or(|c| c.holds(current))
 }
 
 fn updated(key: &Key, current: Option<Item>, updates: &[Update]) -> Result<Item, TableError> {
+    check_updates(updates)?;
     let mut item = current.unwrap_or_else(|| key.clone().into_item());
     for u in updates {
-        let attr = match u {
-            Update::Set(a, _) | Update::Add(a, _) | Update::Remove(a) => a,
-        };
-        if attr == crate::ports::table::PK || attr == crate::ports::table::SK {
-            return Err(TableError::Invalid(format!(
-                "cannot update key attribute `{attr}`"
-            )));
-        }
         u.apply(&mut item)?;
     }
     Ok(item)
@@ -256,9 +262,7 @@ impl Table for SqliteTable {
         self.store
             .with(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
-                if !check(&condition, load(&tx, &key)?.as_ref()) {
-                    return Err(TableError::ConditionFailed);
-                }
+                load_checked(&tx, &key, &condition)?;
                 write_row(&tx, &item)?;
                 tx.commit().map_err(backend)
             })
@@ -275,10 +279,7 @@ impl Table for SqliteTable {
         self.store
             .with(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
-                let current = load(&tx, &key)?;
-                if !check(&condition, current.as_ref()) {
-                    return Err(TableError::ConditionFailed);
-                }
+                let current = load_checked(&tx, &key, &condition)?;
                 let item = updated(&key, current, &updates)?;
                 write_row(&tx, &item)?;
                 tx.commit().map_err(backend)?;
@@ -296,10 +297,7 @@ impl Table for SqliteTable {
         self.store
             .with(move |conn| {
                 let tx = conn.transaction().map_err(backend)?;
-                let current = load(&tx, &key)?;
-                if !check(&condition, current.as_ref()) {
-                    return Err(TableError::ConditionFailed);
-                }
+                let current = load_checked(&tx, &key, &condition)?;
                 delete_row(&tx, &key)?;
                 tx.commit().map_err(backend)?;
                 Ok(current)
