@@ -1,11 +1,13 @@
-//! Each port's contract suite against its embedded adapter and against moto.
+//! Each port's contract suite against its embedded adapter and against moto. A moto test
+//! without `COBRO_MOTO_URL` prints SKIPPED and passes (`COBRO_REQUIRE_MOTO=1` makes it fail).
 
 use std::sync::Arc;
 
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::{Redrive, SqliteStore};
 use cobro::ports::Queue;
-use cobro_tests::{contract, moto::moto};
+use cobro_tests::contract;
+use cobro_tests::moto::{moto, unique};
 
 const MAX_RECEIVES: u32 = 3;
 
@@ -16,9 +18,17 @@ async fn table_sqlite() {
 }
 
 #[tokio::test]
+async fn table_sqlite_file() {
+    // The local stack keeps its data in a file: same suite, through the on-disk path.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("cobro.db")).unwrap();
+    contract::table::run(&store.table()).await;
+}
+
+#[tokio::test]
 async fn table_moto() {
     let Some(moto) = moto().await else { return };
-    contract::table::run(&moto.create_table().await).await;
+    contract::table::run(&moto.create_table(&unique("table")).await).await;
 }
 
 #[tokio::test]
@@ -39,8 +49,11 @@ async fn queue_sqlite() {
 #[tokio::test]
 async fn queue_moto() {
     let Some(moto) = moto().await else { return };
-    let (dlq, dlq_url) = moto.create_queue(None).await;
-    let (q, _) = moto.create_queue(Some((&dlq_url, MAX_RECEIVES))).await;
+    let dlq_name = unique("dlq");
+    let (dlq, _) = moto.create_queue(&dlq_name, None).await;
+    let (q, _) = moto
+        .create_queue(&unique("queue"), Some((&dlq_name, MAX_RECEIVES)))
+        .await;
     contract::queue::run(&q, &dlq, MAX_RECEIVES).await;
 }
 
@@ -55,9 +68,9 @@ async fn bus_local() {
 #[tokio::test]
 async fn bus_moto() {
     let Some(moto) = moto().await else { return };
-    let (target, url) = moto.create_queue(None).await;
+    let (target, url) = moto.create_queue(&unique("target"), None).await;
     let bus = moto
-        .create_bus_with_rule(&contract::bus::pattern(), &url)
+        .create_bus_with_rule(&unique("bus"), &contract::bus::pattern(), &url)
         .await;
     contract::bus::run(&bus, &target).await;
 }

@@ -1,6 +1,6 @@
 //! The AWS side of the tests: moto server, started by `make test`, found through
-//! `COBRO_MOTO_URL`. Every test makes its own table, queues and bus with unique names, so tests
-//! run in parallel against one moto.
+//! `COBRO_MOTO_URL`. Every test makes its own table, queues and bus, named with `unique`, so
+//! tests run in parallel against one moto and never see each other's data.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
@@ -29,7 +29,7 @@ pub async fn moto() -> Option<Moto> {
                 "COBRO_REQUIRE_MOTO=1 but COBRO_MOTO_URL is not set: start moto (make test does)"
             );
         }
-        eprintln!("SKIPPED (set COBRO_MOTO_URL to run against moto)");
+        println!("SKIPPED (set COBRO_MOTO_URL)");
         return None;
     };
     let config = aws_config::defaults(BehaviorVersion::latest())
@@ -47,6 +47,7 @@ pub async fn moto() -> Option<Moto> {
     Some(Moto { endpoint, config })
 }
 
+/// `prefix` with a random suffix: a name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
@@ -69,12 +70,11 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 
 impl Moto {
     /// A table shaped as template.yaml declares it: pk/sk, the GSIs of `INDEXES`, TTL on `ttl`.
-    pub async fn create_table(&self) -> DynamoTable {
+    pub async fn create_table(&self, name: &str) -> DynamoTable {
         let client = aws_sdk_dynamodb::Client::new(&self.config);
-        let name = unique("cobro");
         let mut create = client
             .create_table()
-            .table_name(&name)
+            .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(PK, KeyType::Hash))
             .key_schema(key(SK, KeyType::Range))
@@ -99,21 +99,29 @@ impl Moto {
                 );
         }
         create.send().await.expect("create table");
-        for _ in 0..50 {
+        // moto's tables are ACTIVE at once; AWS's take seconds. Wait either way, boundedly.
+        let mut status = None;
+        for _ in 0..100 {
             let d = client
                 .describe_table()
-                .table_name(&name)
+                .table_name(name)
                 .send()
                 .await
-                .expect("describe");
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                .expect("describe table");
+            status = d.table().and_then(|t| t.table_status()).cloned();
+            if status == Some(TableStatus::Active) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        assert_eq!(
+            status,
+            Some(TableStatus::Active),
+            "table {name} never became ACTIVE"
+        );
         client
             .update_time_to_live()
-            .table_name(&name)
+            .table_name(name)
             .time_to_live_specification(
                 TimeToLiveSpecification::builder()
                     .attribute_name(TTL)
@@ -127,13 +135,31 @@ impl Moto {
         DynamoTable::new(client, name)
     }
 
-    /// A queue (with a redrive policy to `dead_letter` after `max_receives`), and its URL.
-    pub async fn create_queue(&self, dead_letter: Option<(&str, u32)>) -> (SqsQueue, String) {
+    /// A standard queue named `name` and its URL; with `redrive = Some((dlq_name, n))`, a
+    /// message received `n` times without a delete moves to the (existing) queue `dlq_name`.
+    pub async fn create_queue(
+        &self,
+        name: &str,
+        redrive: Option<(&str, u32)>,
+    ) -> (SqsQueue, String) {
         let client = aws_sdk_sqs::Client::new(&self.config);
-        let mut create = client.create_queue().queue_name(unique("cobro"));
-        if let Some((dlq_url, max)) = dead_letter {
-            let arn = self.queue_arn(dlq_url).await;
-            let policy = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max.to_string() });
+        let mut create = client.create_queue().queue_name(name);
+        if let Some((dlq_name, max_receives)) = redrive {
+            let dlq_url = client
+                .get_queue_url()
+                .queue_name(dlq_name)
+                .send()
+                .await
+                .expect("dead-letter queue URL")
+                .queue_url()
+                .expect("url")
+                .to_string();
+            let arn = self.queue_arn(&dlq_url).await;
+            // SQS takes the policy as a JSON string whose count is itself a string.
+            let policy = serde_json::json!({
+                "deadLetterTargetArn": arn,
+                "maxReceiveCount": max_receives.to_string(),
+            });
             create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
         }
         let url = create
@@ -160,17 +186,18 @@ impl Moto {
             .clone()
     }
 
-    /// A custom bus with one rule routing `pattern` to the queue at `target_url`.
+    /// A custom bus named `bus` with one rule routing `pattern` to the queue at `target_url`.
+    /// (On AWS the queue would also need a policy letting EventBridge send; moto does not ask.)
     pub async fn create_bus_with_rule(
         &self,
+        bus: &str,
         pattern: &Pattern,
         target_url: &str,
     ) -> EventBridgeBus {
         let client = aws_sdk_eventbridge::Client::new(&self.config);
-        let bus = unique("cobro");
         client
             .create_event_bus()
-            .name(&bus)
+            .name(bus)
             .send()
             .await
             .expect("create bus");
@@ -178,16 +205,16 @@ impl Moto {
         client
             .put_rule()
             .name(&rule)
-            .event_bus_name(&bus)
+            .event_bus_name(bus)
             .event_pattern(pattern.to_json().to_string())
             .send()
             .await
             .expect("put rule");
         let arn = self.queue_arn(target_url).await;
-        client
+        let targets = client
             .put_targets()
             .rule(&rule)
-            .event_bus_name(&bus)
+            .event_bus_name(bus)
             .targets(
                 Target::builder()
                     .id("queue")
@@ -198,6 +225,12 @@ impl Moto {
             .send()
             .await
             .expect("put targets");
+        assert_eq!(
+            targets.failed_entry_count(),
+            0,
+            "put targets: {:?}",
+            targets.failed_entries()
+        );
         EventBridgeBus::new(client, bus)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cobro::ports::{Outgoing, Queue};
+use cobro::ports::{Outgoing, Queue, QueueError};
 
 fn msgs(n: usize, tag: &str) -> Vec<Outgoing> {
     (0..n)
@@ -32,13 +32,14 @@ async fn drain(q: &dyn Queue) -> Vec<String> {
 
 /// `q` must redrive to `dlq` after `max_receives` receipts.
 pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
-    // Batches: 1 to 10 entries with distinct ids.
+    // Batches: 1 to 10 entries with distinct ids; receive takes 1 to 10.
+    let invalid = |r: Result<_, QueueError>| matches!(r, Err(QueueError::Invalid(_)));
     assert!(
-        q.send_batch(msgs(11, "x")).await.is_err(),
+        invalid(q.send_batch(msgs(11, "x")).await),
         "batch: 11 entries are refused"
     );
     assert!(
-        q.send_batch(vec![]).await.is_err(),
+        invalid(q.send_batch(vec![]).await),
         "batch: empty is refused"
     );
     let dup = vec![
@@ -52,20 +53,48 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
         },
     ];
     assert!(
-        q.send_batch(dup).await.is_err(),
+        invalid(q.send_batch(dup).await),
         "batch: duplicate ids are refused"
     );
     assert!(
-        q.receive(11, Duration::from_secs(1)).await.is_err(),
+        invalid(q.receive(11, Duration::from_secs(1)).await.map(|_| ())),
         "receive: at most 10"
     );
+    assert!(
+        invalid(q.receive(0, Duration::from_secs(1)).await.map(|_| ())),
+        "receive: at least 1"
+    );
+    assert!(
+        q.receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "receive: an empty queue gives nothing, at once"
+    );
 
+    // Ten sent, at most `max` per receive (SQS may give fewer), each body once.
     q.send_batch(msgs(10, "b")).await.unwrap();
+    let some = q.receive(3, Duration::from_secs(30)).await.unwrap();
+    assert!(
+        (1..=3).contains(&some.len()),
+        "receive: respects max ({} of 3)",
+        some.len()
+    );
+    assert!(
+        some.iter().all(|m| m.receive_count == 1),
+        "receive: first receipt counts 1"
+    );
+    let mut bodies = Vec::new();
+    for m in some {
+        q.delete(&m.receipt).await.unwrap();
+        bodies.push(m.body);
+    }
+    bodies.extend(drain(q).await);
+    bodies.sort();
     let mut want: Vec<String> = (0..10).map(|i| format!("b-{i}")).collect();
     want.sort();
     assert_eq!(
-        drain(q).await,
-        want,
+        bodies, want,
         "send_batch/receive/delete: every message once"
     );
     assert!(
@@ -94,7 +123,12 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
     assert_eq!(second[0].body, "v-0");
     assert_eq!(second[0].receive_count, 2, "visibility: receive count");
     q.delete(&second[0].receipt).await.unwrap();
-    q.delete(&second[0].receipt).await.unwrap();
+    q.delete(&second[0].receipt)
+        .await
+        .expect("delete: twice is not an error");
+    q.delete(&first[0].receipt)
+        .await
+        .expect("delete: an older receipt of a deleted message is not an error");
 
     // Redrive: received max_receives times without a delete, then it moves to the DLQ.
     q.send_batch(msgs(1, "poison")).await.unwrap();

@@ -21,18 +21,34 @@ fn sks(items: &[Item]) -> Vec<String> {
         .collect()
 }
 
-/// Runs every case; a failure names its case.
+/// Runs each case in turn, printing its name first: the test harness shows a failed test's
+/// output, so the last name printed is the case that failed even when the panic is an
+/// `unwrap` rather than an assertion (which name their case themselves).
+macro_rules! cases {
+    ($t:expr; $($case:ident),+ $(,)?) => {
+        $(
+            println!("table contract: {}", stringify!($case));
+            $case($t).await;
+        )+
+    };
+}
+
+/// Every case, each on its own partition keys, so one table serves them all.
 pub async fn run(t: &dyn Table) {
-    round_trip(t).await;
-    conditional_put(t).await;
-    updates(t).await;
-    deletes(t).await;
-    query_ranges(t).await;
-    query_paging(t).await;
-    indexes_are_sparse(t).await;
-    transactions(t).await;
-    batch_write(t).await;
-    utf8_byte_order(t).await;
+    cases!(t;
+        round_trip,
+        attribute_names,
+        conditional_put,
+        updates,
+        deletes,
+        query_ranges,
+        query_paging,
+        indexes_are_sparse,
+        transactions,
+        batch_write,
+        batch_write_repeated_keys,
+        utf8_byte_order,
+    );
 }
 
 async fn round_trip(t: &dyn Table) {
@@ -42,8 +58,10 @@ async fn round_trip(t: &dyn Table) {
         "rt",
         "1",
         json!({
-            "s": "ñandú 🦤", "empty": "", "n": -42, "big": i64::MAX, "small": i64::MIN, "b": true, "nul": null,
-            "l": [1, "two", false, [3]], "m": { "a": { "b": [ { "c": 1 } ] }, "x": "y" }
+            "s": "ñandú 🦤", "empty": "", "n": -42, "zero": 0, "big": i64::MAX, "small": i64::MIN,
+            "f": 1.5, "negf": -0.25, "b": true, "f_": false, "nul": null,
+            "l": [1, "two", false, [3], null, { "k": "v" }], "el": [], "em": {},
+            "m": { "a": { "b": [ { "c": 1 } ] }, "x": "y", "n": -7 }
         }),
     );
     t.put(it.clone(), None).await.unwrap();
@@ -52,6 +70,41 @@ async fn round_trip(t: &dyn Table) {
         Some(it),
         "round_trip: every value type"
     );
+}
+
+/// Attribute names that would break an expression if spliced into it (DynamoDB reads `a.b` as a
+/// path, `#x` and `:v0` as placeholders, and `size` as a function); they are plain names here.
+async fn attribute_names(t: &dyn Table) {
+    let key = Key::new("names", "1");
+    let odd = ["a.b", "#n0", ":v0", "with space", "size", "ñ"];
+    let updates = odd.iter().map(|n| Update::set(n, *n)).collect();
+    let it = t.update(&key, updates, None).await.unwrap();
+    for n in odd {
+        assert_eq!(it[n], n, "attribute_names: set `{n}`");
+    }
+    let all_hold = Condition::And(odd.iter().map(|n| Condition::eq(n, *n)).collect());
+    let it = t
+        .update(&key, vec![Update::add("#n0 count", 1)], Some(all_hold))
+        .await
+        .unwrap();
+    assert_eq!(it["#n0 count"], 1, "attribute_names: conditions on them");
+    let r = t
+        .update(
+            &key,
+            vec![Update::remove("a.b")],
+            Some(Condition::eq("a.b", "nope")),
+        )
+        .await;
+    assert_eq!(
+        r,
+        Err(TableError::ConditionFailed),
+        "attribute_names: Eq fails"
+    );
+    let it = t
+        .update(&key, vec![Update::remove("a.b")], None)
+        .await
+        .unwrap();
+    assert!(!it.contains_key("a.b"), "attribute_names: remove");
 }
 
 async fn conditional_put(t: &dyn Table) {
@@ -144,6 +197,9 @@ async fn updates(t: &dyn Table) {
         (Condition::le("count", 3), true),
         (Condition::gt("count", 2), true),
         (Condition::ge("count", 4), false),
+        (Condition::ge("count", 3), true),
+        (Condition::gt("count", -1_000_000_000_000_i64), true),
+        (Condition::eq("m", json!({"k": [1]})), true),
         (Condition::Ne("missing".into(), json!(1)), true),
         (Condition::Ne("count".into(), json!(3)), false),
         (Condition::AttrExists("m".into()), true),
@@ -178,6 +234,36 @@ async fn updates(t: &dyn Table) {
     assert!(
         matches!(r, Err(TableError::Invalid(_))),
         "updates: key attributes are immutable: {r:?}"
+    );
+    for bad in [Update::set("gsi1pk", 5), Update::add("duesk", 1)] {
+        let r = t.update(&key, vec![bad.clone()], None).await;
+        assert!(
+            matches!(r, Err(TableError::Invalid(_))),
+            "updates: index key attributes stay strings ({bad:?}): {r:?}"
+        );
+    }
+    let r = t.update(&key, vec![Update::add("m", 1)], None).await;
+    assert!(
+        matches!(r, Err(TableError::Invalid(_))),
+        "updates: Add on a map: {r:?}"
+    );
+    let it = t.get(&key).await.unwrap().unwrap();
+    assert!(
+        !it.contains_key("gsi1pk") && !it.contains_key("duesk") && it["m"] == json!({"k": [1]}),
+        "updates: refused updates change nothing: {it:?}"
+    );
+    let fresh = t
+        .update(
+            &Key::new("up", "2"),
+            vec![Update::set("s", "x")],
+            Some(Condition::NotExists),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh,
+        item("up", "2", json!({ "s": "x" })),
+        "updates: conditional create returns the new item"
     );
 }
 
@@ -511,14 +597,52 @@ async fn batch_write(t: &dyn Table) {
     assert_eq!(rest.items.len(), 30, "batch_write: deletes");
 }
 
+async fn batch_write_repeated_keys(t: &dyn Table) {
+    // One key twice among the puts: the last one wins. Put and delete of one key: deleted
+    // (the puts apply before the deletes). All within one chunk of 25.
+    let puts = vec![
+        item("bwr", "a", json!({ "v": 1 })),
+        item("bwr", "b", json!({ "v": 1 })),
+        item("bwr", "a", json!({ "v": 2 })),
+        item("bwr", "c", json!({ "v": 1 })),
+    ];
+    t.batch_write(puts, vec![Key::new("bwr", "c"), Key::new("bwr", "c")])
+        .await
+        .unwrap();
+    let got = t.query(Query::table("bwr", SkRange::All)).await.unwrap();
+    assert_eq!(
+        got.items,
+        [
+            item("bwr", "a", json!({ "v": 2 })),
+            item("bwr", "b", json!({ "v": 1 }))
+        ],
+        "batch_write_repeated_keys"
+    );
+}
+
+/// Sort keys order by UTF-8 bytes, as DynamoDB compares binary. The last two differ from
+/// UTF-16 order (U+FF61 sorts after an astral character's surrogates there), which a store
+/// comparing JavaScript or Java strings gets wrong.
 async fn utf8_byte_order(t: &dyn Table) {
-    for sk in ["é", "a", "Z", "~", "0"] {
+    for sk in ["😀", "é", "a", "\u{FF61}", "Z", "~", "0"] {
         t.put(item("utf8", sk, json!({})), None).await.unwrap();
     }
     let got = t.query(Query::table("utf8", SkRange::All)).await.unwrap();
     assert_eq!(
         sks(&got.items),
-        ["0", "Z", "a", "~", "é"],
+        ["0", "Z", "a", "~", "é", "\u{FF61}", "😀"],
         "utf8_byte_order"
+    );
+    let range = t
+        .query(Query::table(
+            "utf8",
+            SkRange::Between("a".into(), "\u{FF61}".into()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        sks(&range.items),
+        ["a", "~", "é", "\u{FF61}"],
+        "utf8_byte_order: ranges compare bytes too"
     );
 }

@@ -42,11 +42,34 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// A required environment variable (a table name, a queue URL), or a message that names it, so
+/// a function missing one stops at start with a reason instead of failing on its first request.
+pub fn from_env(name: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(_) => Err(format!("the environment variable {name} is set but empty")),
+        Err(std::env::VarError::NotPresent) => {
+            Err(format!("the environment variable {name} must be set"))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "the environment variable {name} is not valid UTF-8"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_compiled_in_roots_are_the_five_aws_roots() {
         let pem = std::str::from_utf8(super::AWS_ROOTS).unwrap();
         assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+    }
+
+    #[test]
+    fn from_env_names_the_missing_variable() {
+        let err = super::from_env("COBRO_TEST_SURELY_UNSET_VARIABLE").unwrap_err();
+        assert!(err.contains("COBRO_TEST_SURELY_UNSET_VARIABLE"), "{err}");
+        let path = super::from_env("PATH").unwrap();
+        assert!(!path.is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! name and value, so no attribute name or value is ever spliced into an expression.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -14,10 +15,10 @@ use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::describe;
+use super::{code, describe};
 use crate::ports::table::{
     check_item, check_transaction, check_updates, index_def, Condition, Item, Key, Page, Query,
-    SkRange, Table, TableError, Update, WriteOp, MAX_BATCH_WRITE, PK, SK,
+    SkRange, Table, TableError, Update, WriteOp, INDEXES, MAX_BATCH_WRITE, PK, SK,
 };
 
 #[derive(Clone)]
@@ -252,6 +253,7 @@ impl DynamoTable {
                 condition,
             } => {
                 check_updates(&updates)?;
+                check_index_updates(&updates)?;
                 let cond = condition.map(|c| e.condition(&c));
                 let update = e.updates(&updates).ok_or_else(|| {
                     TableError::Invalid(
@@ -297,17 +299,60 @@ impl DynamoTable {
     }
 }
 
-/// ConditionalCheckFailed becomes `ConditionFailed`; anything else is the backend's.
-fn map_conditional<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> TableError
+/// ConditionalCheckFailed becomes `ConditionFailed`, a request DynamoDB calls invalid
+/// `Invalid`; anything else is the backend's, with the service's code.
+fn map_conditional<E>(e: aws_sdk_dynamodb::error::SdkError<E, HttpResponse>) -> TableError
 where
-    E: ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match e.as_service_error().and_then(|s| s.code()) {
+    match code(&e) {
         Some("ConditionalCheckFailedException") => TableError::ConditionFailed,
         Some("ValidationException") => TableError::Invalid(describe(&e)),
         _ => TableError::Backend(describe(&e)),
     }
+}
+
+/// Updates must keep index key attributes strings, as `check_item` demands of a put. DynamoDB
+/// refuses them itself, but moto does not: checking here keeps moto, AWS and SQLite alike.
+fn check_index_updates(updates: &[Update]) -> Result<(), TableError> {
+    for u in updates {
+        let (attr, is_string) = match u {
+            Update::Set(a, v) => (a, v.is_string()),
+            Update::Add(a, _) => (a, false),
+            Update::Remove(_) => continue,
+        };
+        if !is_string && INDEXES.iter().any(|i| i.pk == attr || i.sk == attr) {
+            return Err(TableError::Invalid(format!(
+                "index key attribute `{attr}` must be a string"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One write per key, with the effect of applying the puts in order and then the deletes (what
+/// the SQLite adapter does). DynamoDB refuses a BatchWriteItem naming one key twice, so without
+/// this a repeated key would fail or not depending on where the chunks of 25 split.
+fn net_writes(puts: Vec<Item>, deletes: Vec<Key>) -> Result<Vec<(Key, Option<Item>)>, TableError> {
+    let mut writes: Vec<(Key, Option<Item>)> = Vec::with_capacity(puts.len() + deletes.len());
+    let mut at: HashMap<Key, usize> = HashMap::new();
+    let puts = puts
+        .into_iter()
+        .map(|item| Ok((check_item(&item)?, Some(item))))
+        .collect::<Result<Vec<_>, TableError>>()?;
+    for (key, write) in puts
+        .into_iter()
+        .chain(deletes.into_iter().map(|k| (k, None)))
+    {
+        match at.get(&key) {
+            Some(&i) => writes[i].1 = write,
+            None => {
+                at.insert(key.clone(), writes.len());
+                writes.push((key, write));
+            }
+        }
+    }
+    Ok(writes)
 }
 
 #[async_trait]
@@ -349,6 +394,7 @@ impl Table for DynamoTable {
         condition: Option<Condition>,
     ) -> Result<Item, TableError> {
         check_updates(&updates)?;
+        check_index_updates(&updates)?;
         let mut e = Expr::default();
         let cond = condition.map(|c| e.condition(&c));
         let update = e.updates(&updates);
@@ -468,12 +514,18 @@ impl Table for DynamoTable {
                             reasons.get(i).and_then(|r| r.code()) == Some("ConditionalCheckFailed")
                         })
                         .collect();
+                    let codes: Vec<&str> =
+                        reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
                     if failed.iter().any(|f| *f) {
                         Err(TableError::TransactionCanceled(failed))
+                    } else if codes.contains(&"ValidationError") {
+                        Err(TableError::Invalid(format!(
+                            "transaction refused, reasons per operation: {codes:?}"
+                        )))
                     } else {
-                        // Cancelled for another reason (a conflicting transaction): retryable.
+                        // Another reason (a conflicting transaction, throttling): retryable.
                         Err(TableError::Backend(format!(
-                            "transaction cancelled: {reasons:?}"
+                            "TransactionCanceledException, reasons per operation: {codes:?}"
                         )))
                     }
                 }
@@ -483,22 +535,29 @@ impl Table for DynamoTable {
     }
 
     async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        let mut requests = Vec::with_capacity(puts.len() + deletes.len());
-        for item in &puts {
-            check_item(item)?;
-            let put = PutRequest::builder()
-                .set_item(Some(to_map(item)))
-                .build()
-                .map_err(build_err)?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        for key in &deletes {
-            let del = DeleteRequest::builder()
-                .set_key(Some(key_map(key)))
-                .build()
-                .map_err(build_err)?;
-            requests.push(WriteRequest::builder().delete_request(del).build());
-        }
+        let requests = net_writes(puts, deletes)?
+            .into_iter()
+            .map(|(key, write)| {
+                Ok(match write {
+                    Some(item) => WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(to_map(&item)))
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build(),
+                    None => WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key_map(&key)))
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build(),
+                })
+            })
+            .collect::<Result<Vec<_>, TableError>>()?;
         for chunk in requests.chunks(MAX_BATCH_WRITE) {
             let mut pending = chunk.to_vec();
             // DynamoDB may leave some items unprocessed under load: retry them with backoff.
@@ -528,5 +587,64 @@ impl Table for DynamoTable {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_round_trip_through_attribute_values() {
+        let v = json!({
+            "s": "ñ", "i": i64::MIN, "f": -0.5, "b": false, "n": null,
+            "l": [1, [2], {"k": "v"}], "m": {"a": {"b": []}}
+        });
+        assert_eq!(from_av(&to_av(&v)).unwrap(), v);
+    }
+
+    #[test]
+    fn expressions_hold_only_placeholders() {
+        let mut e = Expr::default();
+        let c = e.condition(&Condition::Or(vec![
+            Condition::eq("a.b", "x) OR (1 = 1"),
+            Condition::AttrNotExists("#n0".into()),
+        ]));
+        let u = e
+            .updates(&[Update::set("a.b", 1), Update::remove("size")])
+            .unwrap();
+        assert_eq!(c, "(#n0 = :v0) OR (attribute_not_exists(#n1))");
+        assert_eq!(u, "SET #n0 = :v1 REMOVE #n2");
+        assert_eq!(e.names.get("#n1").map(String::as_str), Some("#n0"));
+    }
+
+    #[test]
+    fn a_batch_writes_each_key_once_with_the_net_effect() {
+        let it = |sk: &str, v: i64| {
+            let mut i = Key::new("p", sk).into_item();
+            i.insert("v".into(), json!(v));
+            i
+        };
+        let writes = net_writes(
+            vec![it("a", 1), it("b", 1), it("a", 2)],
+            vec![Key::new("p", "b"), Key::new("p", "c")],
+        )
+        .unwrap();
+        assert_eq!(
+            writes,
+            vec![
+                (Key::new("p", "a"), Some(it("a", 2))),
+                (Key::new("p", "b"), None),
+                (Key::new("p", "c"), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let key = key_map(&Key::new("p", "s/ñ"));
+        assert_eq!(decode_cursor(&encode_cursor(&key).unwrap()).unwrap(), key);
+        assert!(decode_cursor("not a cursor").is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! `Bus` on EventBridge.
 
 use async_trait::async_trait;
-use aws_sdk_eventbridge::error::ProvideErrorMetadata;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
+use super::describe;
 use crate::ports::bus::{check_events, Bus, BusError, Event, MAX_PUT_EVENTS};
 
 #[derive(Clone)]
@@ -26,6 +26,8 @@ impl EventBridgeBus {
 impl Bus for EventBridgeBus {
     async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
         check_events(&events)?;
+        // Events already accepted stay published if a later chunk fails: the error says how many.
+        let mut n = 0;
         for chunk in events.chunks(MAX_PUT_EVENTS) {
             let entries = chunk
                 .iter()
@@ -44,32 +46,37 @@ impl Bus for EventBridgeBus {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| {
-                    BusError::Backend(match e.as_service_error() {
-                        Some(s) => format!(
-                            "{}: {}",
-                            s.code().unwrap_or("unknown"),
-                            s.message().unwrap_or_default()
-                        ),
-                        None => format!("{e:?}"),
-                    })
-                })?;
+                .map_err(|e| BusError::Backend(describe(&e)))?;
             if out.failed_entry_count() > 0 {
-                let codes: Vec<String> = out
+                // Results line up with the entries sent: name each refused event by its place
+                // in this call and its detail type, with EventBridge's reason.
+                let refused: Vec<String> = out
                     .entries()
                     .iter()
-                    .filter_map(|r| {
-                        r.error_code()
-                            .map(|c| format!("{c}: {}", r.error_message().unwrap_or_default()))
+                    .zip(chunk)
+                    .enumerate()
+                    .filter_map(|(i, (r, e))| {
+                        r.error_code().map(|c| {
+                            format!(
+                                "#{} `{}`: {c} {}",
+                                n + i,
+                                e.detail_type,
+                                r.error_message().unwrap_or_default()
+                            )
+                        })
                     })
                     .collect();
                 return Err(BusError::Backend(format!(
-                    "{} of {} events were refused: {}",
+                    "EventBridge refused {} of events #{}..#{} (the others up to #{} were \
+                     published, none after): {}",
                     out.failed_entry_count(),
-                    chunk.len(),
-                    codes.join("; ")
+                    n,
+                    n + chunk.len() - 1,
+                    n + chunk.len() - 1,
+                    refused.join("; ")
                 )));
             }
+            n += chunk.len();
         }
         Ok(())
     }

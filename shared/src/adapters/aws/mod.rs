@@ -9,18 +9,45 @@ pub use dynamodb::DynamoTable;
 pub use eventbridge::EventBridgeBus;
 pub use sqs::SqsQueue;
 
-/// The service's error code and message, for errors that say what AWS said.
-fn describe<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+// The three SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from the smithy
+// runtime, so one function describes the errors of all three.
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// What AWS said, for error messages: the service's error code and message. A response without
+/// a code (an emulator's or a proxy's bare 500) gives its HTTP status instead, and a request that
+/// never got an answer (DNS, TLS, timeout) the SDK's whole chain of causes.
+fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
 where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match e.as_service_error() {
-        Some(s) => format!(
+    match (e.as_service_error(), e.raw_response()) {
+        (Some(s), _) if s.code().is_some() => format!(
             "{}: {}",
-            s.code().unwrap_or("unknown error"),
+            s.code().unwrap_or_default(),
             s.message().unwrap_or_default()
         ),
-        None => format!("{e:?}"),
+        (_, Some(raw)) => {
+            // The start of the body is what says what went wrong (an HTML error page, a stack
+            // trace); the whole response would bury it.
+            let body = raw.body().bytes().map(String::from_utf8_lossy);
+            let body: String = body
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect();
+            format!(
+                "HTTP {} without an error code: {}",
+                raw.status().as_u16(),
+                body.split_whitespace().collect::<Vec<_>>().join(" ")
+            )
+        }
+        _ => DisplayErrorContext(e).to_string(),
     }
+}
+
+/// The service's error code, if the service answered with one.
+fn code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    e.as_service_error().and_then(ProvideErrorMetadata::code)
 }

@@ -1,11 +1,11 @@
 //! `Queue` on SQS.
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use std::time::Duration;
 
+use super::{code, describe};
 use crate::ports::queue::{check_batch, Outgoing, Queue, QueueError, Received};
 
 #[derive(Clone)]
@@ -23,17 +23,13 @@ impl SqsQueue {
     }
 }
 
-fn backend<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: aws_sdk_sqs::error::SdkError<E, R>,
-) -> QueueError {
-    match e.as_service_error() {
-        Some(s) => QueueError::Backend(format!(
-            "{}: {}",
-            s.code().unwrap_or("unknown error"),
-            s.message().unwrap_or_default()
-        )),
-        None => QueueError::Backend(format!("{e:?}")),
-    }
+fn backend<E>(
+    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> QueueError
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    QueueError::Backend(describe(&e))
 }
 
 #[async_trait]
@@ -62,7 +58,14 @@ impl Queue for SqsQueue {
             let failed: Vec<String> = out
                 .failed()
                 .iter()
-                .map(|f| format!("{} ({})", f.id(), f.code()))
+                .map(|f| {
+                    format!(
+                        "`{}` ({}: {})",
+                        f.id(),
+                        f.code(),
+                        f.message().unwrap_or_default()
+                    )
+                })
                 .collect();
             return Err(QueueError::Backend(format!(
                 "SQS refused entries {}",
@@ -117,12 +120,7 @@ impl Queue for SqsQueue {
         {
             Ok(_) => Ok(()),
             // Deleting twice is not an error: the message is gone either way.
-            Err(e)
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("ReceiptHandleIsInvalid") =>
-            {
-                Ok(())
-            }
+            Err(e) if code(&e) == Some("ReceiptHandleIsInvalid") => Ok(()),
             Err(e) => Err(backend(e)),
         }
     }
