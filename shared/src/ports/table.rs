@@ -380,7 +380,15 @@ pub fn check_transaction(ops: &[WriteOp]) -> Result<(), TableError> {
 }
 
 /// Key attributes cannot change: an update names an item by its key.
+/// Also, as DynamoDB: at least one change, and at most one change per attribute (it refuses
+/// overlapping paths where SQLite would apply them in order).
 pub fn check_updates(updates: &[Update]) -> Result<(), TableError> {
+    if updates.is_empty() {
+        return Err(TableError::Invalid(
+            "an update needs at least one change".into(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
     for u in updates {
         let (Update::Set(a, _) | Update::Add(a, _) | Update::Remove(a)) = u;
         if a == PK || a == SK {
@@ -388,23 +396,36 @@ pub fn check_updates(updates: &[Update]) -> Result<(), TableError> {
                 "cannot update key attribute `{a}`"
             )));
         }
+        if !seen.insert(a) {
+            return Err(TableError::Invalid(format!(
+                "two changes to attribute `{a}` in one update"
+            )));
+        }
+        if let Update::Set(_, v) = u {
+            check_key_value(a, v)?;
+        }
     }
     Ok(())
+}
+
+/// Key and index-key attributes are non-empty strings: DynamoDB refuses anything else, so the
+/// embedded store must too, or a write that works locally would fail on AWS.
+fn check_key_value(attr: &str, v: &Value) -> Result<(), TableError> {
+    let is_key = attr == PK || attr == SK || INDEXES.iter().any(|i| i.pk == attr || i.sk == attr);
+    match v {
+        _ if !is_key => Ok(()),
+        Value::String(s) if !s.is_empty() => Ok(()),
+        _ => Err(TableError::Invalid(format!(
+            "key attribute `{attr}` must be a non-empty string"
+        ))),
+    }
 }
 
 pub fn check_item(item: &Item) -> Result<Key, TableError> {
     let key = Key::of(item)
         .ok_or_else(|| TableError::Invalid("an item without string pk and sk".into()))?;
-    for idx in INDEXES {
-        for attr in [idx.pk, idx.sk] {
-            if let Some(v) = item.get(attr) {
-                if !v.is_string() {
-                    return Err(TableError::Invalid(format!(
-                        "index key attribute `{attr}` must be a string"
-                    )));
-                }
-            }
-        }
+    for (attr, v) in item {
+        check_key_value(attr, v)?;
     }
     Ok(key)
 }

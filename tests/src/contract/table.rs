@@ -48,6 +48,7 @@ pub async fn run(t: &dyn Table) {
         batch_write,
         batch_write_repeated_keys,
         utf8_byte_order,
+        refuses_what_dynamodb_refuses,
     );
 }
 
@@ -644,5 +645,42 @@ async fn utf8_byte_order(t: &dyn Table) {
         sks(&range.items),
         ["a", "~", "é", "\u{FF61}"],
         "utf8_byte_order: ranges compare bytes too"
+    );
+}
+
+/// Requests DynamoDB refuses are refused by every adapter, so nothing works locally that would
+/// fail on AWS.
+pub async fn refuses_what_dynamodb_refuses(t: &dyn Table) {
+    let invalid = |r: Result<(), TableError>, case: &str| {
+        assert!(matches!(r, Err(TableError::Invalid(_))), "{case}: {r:?}");
+    };
+    invalid(t.put(item("", "x", json!({})), None).await, "empty pk");
+    invalid(t.put(item("k", "", json!({})), None).await, "empty sk");
+    invalid(
+        t.put(item("k", "1", json!({ "gsi1pk": "", "gsi1sk": "a" })), None)
+            .await,
+        "empty index key",
+    );
+    let key = Key::new("k", "1");
+    invalid(
+        t.update(&key, vec![], None).await.map(|_| ()),
+        "empty update",
+    );
+    invalid(
+        t.update(&key, vec![Update::set("q", 1), Update::remove("q")], None)
+            .await
+            .map(|_| ()),
+        "two changes to one attribute",
+    );
+    invalid(
+        t.update(&key, vec![Update::set("duepk", "")], None)
+            .await
+            .map(|_| ()),
+        "empty index key by update",
+    );
+    assert_eq!(
+        t.get(&key).await.unwrap(),
+        None,
+        "refused requests change nothing"
     );
 }
