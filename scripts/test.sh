@@ -1,63 +1,139 @@
 #!/usr/bin/env bash
-# `make test`: everything the tests need, then every test. Needs only the Rust toolchain and
-# python3 on the machine. Creates .venv (moto, cfn-lint), starts moto on a free loopback port,
-# checks formatting and clippy, runs the workspace's tests against it, lints template.yaml, and
-# stops moto whatever happens.
+# `make test`: everything the tests need, then every check. Needs only the Rust toolchain (with
+# rustfmt and clippy) and python3 with venv/pip on the machine.
+#
+#   1. .venv with the pinned moto and cfn-lint (scripts/venv.sh; skipped when already complete)
+#   2. moto on a free port on 127.0.0.1, polled until it answers (30 s at most)
+#   3. cargo fmt --check, cargo clippy -D warnings, cargo test --workspace against that moto
+#   4. cfn-lint template.yaml (with the SAM transform)
+#   5. moto stopped, whatever happened (an EXIT trap), and one summary line over all tests
+#
+# Every step runs even when an earlier one failed, so one run shows every problem; the exit status
+# is non-zero when any step failed.
+#
+# Knobs for working on this script itself, not for CI:
+#   COBRO_TEST_SKIP_CARGO=1   skip fmt, clippy and cargo test: checks the venv, moto's start and
+#                             stop, and cfn-lint in a few seconds
+#   COBRO_TEST_SKIP_LINT=1    skip fmt and clippy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/venv.sh
 venv=.venv
-stamp="$venv/.installed-$(sha256sum scripts/requirements-test.txt | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "==> Python tools into $venv (moto, cfn-lint)"
-  start=$(date +%s)
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  touch "$stamp"
-  echo "    installed in $(( $(date +%s) - start )) s"
-fi
-[ "${COBRO_TEST_ONLY_VENV:-0}" = 1 ] && exit 0
 
-port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-echo "==> moto on 127.0.0.1:$port"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "${TMPDIR:-/tmp}/cobro-moto-$port.log" 2>&1 &
-moto_pid=$!
-cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-for _ in $(seq 1 150); do
-  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cobro-test.XXXXXX")
+moto_pid=
+stop_moto() {
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+    moto_pid=
+    echo "==> moto stopped"
+  fi
+}
+cleanup() {
+  stop_moto
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- moto -------------------------------------------------------------------------------------
+# Polls moto until it answers; exits 2 as soon as the moto process is gone (e.g. the port was
+# taken between choosing and binding it), 1 after 30 s.
+wait_for_moto() {
+  "$venv/bin/python" - "$1" "$2" <<'EOF'
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        opener.open(f"http://127.0.0.1:{port}/moto-api/", timeout=2).read()
+        sys.exit(0)
+    except Exception:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(2)
+    time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+started=
+for attempt in 1 2 3; do
+  port=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
+  moto_pid=$!
+  rc=0
+  wait_for_moto "$port" "$moto_pid" || rc=$?
+  if [ "$rc" = 0 ]; then
+    started=1
     break
   fi
-  if ! kill -0 "$moto_pid" 2>/dev/null; then
-    echo "moto did not start:"; cat "${TMPDIR:-/tmp}/cobro-moto-$port.log"; exit 1
-  fi
-  sleep 0.2
+  kill "$moto_pid" 2>/dev/null || true
+  wait "$moto_pid" 2>/dev/null || true
+  moto_pid=
+  echo "moto did not answer on 127.0.0.1:$port (try $attempt of 3); its output:" >&2
+  tail -n 20 "$tmp/moto.log" >&2
 done
+if [ -z "$started" ]; then
+  echo "error: could not start moto" >&2
+  exit 1
+fi
+echo "==> moto on http://127.0.0.1:$port (pid $moto_pid)"
 
 export COBRO_MOTO_URL="http://127.0.0.1:$port" COBRO_REQUIRE_MOTO=1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
-unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 
-if [ "${COBRO_TEST_SKIP_LINT:-0}" != 1 ]; then
-  echo "==> cargo fmt --check"
-  cargo fmt --all -- --check
-  echo "==> cargo clippy"
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+# --- the checks ---------------------------------------------------------------------------------
+failed=()
+step() {
+  local name=$1
+  shift
+  echo "==> $name"
+  if ! "$@"; then
+    failed+=("$name")
+    echo "==> FAILED: $name"
+  fi
+}
+
+cargo_test() {
+  # The test output goes through as it comes; a copy is kept for the summary line below.
+  cargo test --workspace 2>&1 | tee "$tmp/cargo-test.log"
+  return "${PIPESTATUS[0]}"
+}
+
+if [ "${COBRO_TEST_SKIP_CARGO:-0}" = 1 ]; then
+  echo "==> COBRO_TEST_SKIP_CARGO=1: skipping cargo fmt, clippy and test"
+else
+  if [ "${COBRO_TEST_SKIP_LINT:-0}" != 1 ]; then
+    step "cargo fmt --check" cargo fmt --all -- --check
+    step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  fi
+  step "cargo test (contract suites on SQLite and on moto, end-to-end on the local stack)" cargo_test
 fi
-echo "==> cargo test (contract suites on SQLite and on moto, end-to-end on the local stack)"
-log="${TMPDIR:-/tmp}/cobro-test-$$.log"
-set +e
-cargo test --workspace --locked 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
-# One closing line for the whole run: the sum over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log" > "$log.sum"
-rm -f "$log"
-if [ "$status" != 0 ]; then cat "$log.sum"; rm -f "$log.sum"; exit "$status"; fi
-echo "==> cfn-lint template.yaml"
-"$venv/bin/cfn-lint" template.yaml
-echo "==> all checks passed"
-cat "$log.sum"; rm -f "$log.sum"
+step "cfn-lint template.yaml" "$venv/bin/cfn-lint" template.yaml
+
+# --- the end ------------------------------------------------------------------------------------
+stop_moto
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "==> failed steps:"
+  printf '      %s\n' "${failed[@]}"
+else
+  echo "==> all checks passed"
+fi
+# One closing line for the whole run: the sum over every test binary's "test result:" line.
+if [ -f "$tmp/cargo-test.log" ]; then
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+       END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$tmp/cargo-test.log"
+fi
+[ ${#failed[@]} -eq 0 ]
