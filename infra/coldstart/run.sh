@@ -13,7 +13,7 @@ echo "==> release build"
 cargo build --release --locked -p cobro-coldstart -p cobro-webhook -p cobro-crm-api -p cobro-reminders \
   -p cobro-sender -p cobro-payment-confirmed
 
-[ -x .venv/bin/moto_server ] || COBRO_TEST_ONLY_VENV=1 bash scripts/test.sh
+bash scripts/venv.sh
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" > /dev/null 2>&1 &
 moto=$!
