@@ -7,7 +7,7 @@ use tokio::sync::OnceCell;
 
 use crate::adapters::aws::{config, DynamoTable, EventBridgeBus, SqsQueue};
 use crate::adapters::sandbox::SandboxChannel;
-use crate::ports::{Bus, Channel, Queue, Table};
+use crate::ports::{Bus, Channels, Queue, Table};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -42,6 +42,41 @@ pub async fn outbound_queue() -> Result<Arc<dyn Queue>, Error> {
     )))
 }
 
+/// The queue whose URL is in the environment variable `name`.
+pub async fn queue(name: &str) -> Result<Arc<dyn Queue>, Error> {
+    let url = env(name)?;
+    Ok(Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(sdk().await),
+        url,
+    )))
+}
+
+/// The bucket named by `COBRO_BLOB_BUCKET`: raw webhook bodies and media. Path-style
+/// addressing when an endpoint is overridden (an emulator has no per-bucket host names).
+#[cfg(feature = "s3")]
+pub async fn blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
+    let bucket = env("COBRO_BLOB_BUCKET")?;
+    let mut config = aws_sdk_s3::config::Builder::from(sdk().await);
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        config = config.force_path_style(true);
+    }
+    Ok(Arc::new(crate::adapters::aws::S3Blobs::new(
+        aws_sdk_s3::Client::from_conf(config.build()),
+        bucket,
+    )))
+}
+
+/// A queue whose URL is in the environment variable `name`, if it is set.
+pub async fn queue_from_env(name: &str) -> Result<Option<Arc<dyn Queue>>, Error> {
+    match std::env::var(name) {
+        Ok(url) if !url.is_empty() => Ok(Some(Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk().await),
+            url,
+        )))),
+        _ => Ok(None),
+    }
+}
+
 /// The event bus named by `COBRO_EVENT_BUS`.
 pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
     let name = env("COBRO_EVENT_BUS")?;
@@ -51,15 +86,30 @@ pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
     )))
 }
 
-/// The channel named by `COBRO_CHANNEL`. Only `sandbox` exists until the WhatsApp Cloud API
-/// adapter lands; an unknown name stops the function at start rather than at the first send.
-pub fn channel() -> Result<Arc<dyn Channel>, Error> {
+/// The channel adapters. `COBRO_CHANNEL=sandbox` gives the sandbox on every channel (no
+/// message leaves); `live` gives the providers this deployment is configured for. An unknown
+/// value stops the function at start rather than at the first send.
+pub async fn channels() -> Result<Channels, Error> {
     match env("COBRO_CHANNEL")?.as_str() {
-        "sandbox" => Ok(Arc::new(SandboxChannel::new())),
-        other => {
-            Err(format!("COBRO_CHANNEL={other} is not a known channel (known: sandbox)").into())
-        }
+        "sandbox" => Ok(Channels::all(Arc::new(SandboxChannel::new()))),
+        "live" => live_channels().await,
+        other => Err(format!("COBRO_CHANNEL={other} is not known (known: sandbox, live)").into()),
     }
+}
+
+#[allow(unused_mut)]
+async fn live_channels() -> Result<Channels, Error> {
+    let mut channels = Channels::new();
+    #[cfg(feature = "whatsapp")]
+    if let Ok(token) = std::env::var("WHATSAPP_ACCESS_TOKEN") {
+        let config = crate::whatsapp::client::GraphConfig::from_env(token)?;
+        let client = crate::whatsapp::client::GraphClient::new(config)?;
+        channels = channels.with(
+            crate::domain::ChannelKind::Whatsapp,
+            Arc::new(crate::whatsapp::channel::WhatsAppChannel::new(client)),
+        );
+    }
+    Ok(channels)
 }
 
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`). No timestamps: Lambda

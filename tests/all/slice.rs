@@ -185,10 +185,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     };
     s.stack
         .outbound
-        .send_batch(vec![Outgoing {
-            id: "dup".into(),
-            body: serde_json::to_string(&duplicate).unwrap(),
-        }])
+        .send_batch(vec![Outgoing::new("dup", serde_json::to_string(&duplicate).unwrap())])
         .await
         .unwrap();
     let drained = s.ok("POST", "/_local/drain", None).await;
@@ -198,7 +195,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         .channel
         .sent()
         .into_iter()
-        .filter(|(_, m)| m.to.as_str() == "+972987654321")
+        .filter(|(_, m)| m.to.phone.as_str() == "+972987654321")
         .collect();
     assert_eq!(to_us.len(), 1, "one message per decision");
     assert!(
@@ -314,7 +311,7 @@ async fn a_payment_between_decision_and_send_cancels_the_message() {
         .channel
         .sent()
         .iter()
-        .all(|(_, m)| m.to.as_str() != "+56911112222"));
+        .all(|(_, m)| m.to.phone.as_str() != "+56911112222"));
     let view = s.ok("GET", "/v1/accounts/A-2", None).await;
     assert_eq!(view["attempts"][0]["status"], "cancelled");
 }
@@ -394,7 +391,7 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     // The channel fails once, temporarily: the attempt goes back to queued, then is sent once.
     s.stack
         .channel
-        .fail_next([ChannelError::Retryable("429 rate limited".into())]);
+        .fail_next([ChannelError::transient("503 service unavailable")]);
     let message = s
         .stack
         .outbound
@@ -403,12 +400,17 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
         .unwrap();
     let mine: Vec<_> = message.iter().filter(|m| m.body.contains("A-3")).collect();
     assert_eq!(mine.len(), 1);
+    let deferred = s.stack.sender.handle(&mine[0].body).await.unwrap();
     assert!(
-        s.stack.sender.handle(&mine[0].body).await.is_err(),
-        "a retryable failure is reported"
+        matches!(deferred, cobro_sender::Outcome::Deferred { .. }),
+        "a temporary failure is queued again with a delay: {deferred:?}"
     );
     let view = s.ok("GET", "/v1/accounts/A-3", None).await;
     assert_eq!(view["attempts"][0]["status"], "queued", "{view}");
+    assert_eq!(view["attempts"][0]["tries"], 1, "{view}");
+    // Meta's pair rate: nothing to the same debtor within 6 s.
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "7s" })))
+        .await;
     let outcome = s.stack.sender.handle(&mine[0].body).await.unwrap();
     assert!(
         matches!(outcome, cobro_sender::Outcome::Sent { .. }),
@@ -421,7 +423,7 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
         .channel
         .sent()
         .into_iter()
-        .filter(|(_, m)| m.to.as_str() == "+5511999990003")
+        .filter(|(_, m)| m.to.phone.as_str() == "+5511999990003")
         .count();
     assert_eq!(to_rui, 1);
     // Sent: off the outbox, so later ticks leave it alone.

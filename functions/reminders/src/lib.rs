@@ -150,6 +150,10 @@ impl Reminders {
                     provider_message_id: None,
                     error: None,
                     claimed_at: None,
+                    params: c.params.clone(),
+                    tries: 0,
+                    delivery: None,
+                    error_code: None,
                 };
                 let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
                 match self
@@ -253,8 +257,5 @@ fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {
         account: attempt.account.clone(),
         decision_id: attempt.decision_id.clone(),
     };
-    Outgoing {
-        id: index.to_string(),
-        body: serde_json::to_string(&m).expect("serializes"),
-    }
+    Outgoing::new(index.to_string(), serde_json::to_string(&m).expect("serializes"))
 }

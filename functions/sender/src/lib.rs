@@ -1,54 +1,113 @@
-//! The sender: takes one decided contact from the outbound queue and delivers it on its
-//! channel, once. The queue message only names the decision; what is sent is read from the
-//! committed attempt, and the decision is checked again right before sending, because a
-//! payment or an opt-out may have arrived since.
+//! The sender: takes decided contacts from the outbound queue and delivers each on its channel,
+//! once. The queue message only names the decision; what is sent is read from the committed
+//! attempt, and the decision is checked again right before sending, because a payment or an
+//! opt-out may have arrived since.
+//!
+//! What a failure leads to depends on its class (docs/whatsapp-errors.md): a retry later (the
+//! message is queued again with a delay, so no worker waits), the template instead of free
+//! text, the next channel in the tenant's order, a failed attempt with its reason, or a stopped
+//! channel for the whole tenant with an alarm event.
+
+pub mod pacing;
 
 use jiff::SignedDuration;
 use std::sync::Arc;
+use std::time::Duration;
 
-use cobro::domain::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
+use cobro::domain::{
+    AttemptStatus, ChannelKind, ContactAttempt, ConversationMessage, Debtor, Direction, Language,
+    Tenant,
+};
 use cobro::outbound::OutboundMessage;
-use cobro::ports::{Channel, ChannelError, ChannelMessage, Clock};
-use cobro::repo::{Claim, RepoError, Store};
+use cobro::ports::{
+    Bus, ChannelError, ChannelMessage, Channels, Clock, Event, FailureClass, Form, Outgoing, Queue,
+    Recipient, SendAs, TemplateRef,
+};
+use cobro::repo::{ChannelStop, Claim, RepoError, Store};
+
+pub use pacing::Pacer;
 
 /// How long a claim protects an attempt from other senders. Longer than any channel call.
 pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// Transient failures tolerated before an attempt is given up as failed.
+pub const MAX_TRIES: u32 = 6;
+/// WhatsApp's customer-service window, less a margin: Meta admits rare failures at its edge.
+pub const SERVICE_WINDOW: SignedDuration = SignedDuration::from_secs(24 * 3600 - 10 * 60);
+/// How long a message waits when every channel it could use is stopped for the tenant.
+pub const PARKED_FOR: SignedDuration = SignedDuration::from_hours(1);
 
 pub struct Sender {
     pub store: Store,
-    pub channel: Arc<dyn Channel>,
+    pub channels: Channels,
     pub clock: Arc<dyn Clock>,
+    /// The outbound queue itself: retries go back on it with a delay.
+    pub queue: Arc<dyn Queue>,
+    /// Where a message that can never be read goes at once, wrapped with the reason.
+    pub dead_letters: Option<Arc<dyn Queue>>,
+    /// Alarm events (a channel stopped for a tenant) and delivery events.
+    pub bus: Arc<dyn Bus>,
+    pub pacer: Pacer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Sent {
+        channel: ChannelKind,
         provider_message_id: String,
     },
     /// Not sent, and it never will be: why.
     Cancelled(String),
-    /// The channel refused it for good.
+    /// The channel refused it for good, or it failed too often.
     Failed(String),
+    /// Queued again, to be tried after `delay`.
+    Deferred { delay: Duration, reason: String },
+    /// Every channel it could use is stopped for the tenant: back on the outbox, for later.
+    Parked(String),
     /// Already handled (a duplicate delivery) or held by another sender.
     Skipped(&'static str),
+    /// Unreadable: moved to the dead-letter queue with the reason.
+    DeadLettered(String),
 }
 
-/// A failure that must leave the message on the queue, to be tried again (and, after the
-/// queue's redrive limit, kept in its dead-letter queue).
+/// A failure that must leave the queue message where it is, to be received again (and, after
+/// the queue's redrive limit, kept in its dead-letter queue).
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("malformed queue message: {0}")]
     Malformed(String),
-    #[error("temporary channel failure: {0}")]
-    Retry(String),
+    #[error("the queue failed: {0}")]
+    Queue(String),
+    #[error("the event bus failed: {0}")]
+    Bus(String),
     #[error(transparent)]
     Store(#[from] RepoError),
 }
 
+/// The opt-out line every SMS and e-mail carries (channels without a reply button).
+pub fn opt_out_line(language: Language) -> &'static str {
+    match language {
+        Language::Es => "Para no recibir más mensajes, responde BAJA.",
+        Language::Pt => "Para não receber mais mensagens, responda SAIR.",
+        Language::En => "Reply STOP to stop receiving these messages.",
+    }
+}
+
+fn subject(language: Language) -> &'static str {
+    match language {
+        Language::Es => "Recordatorio de pago",
+        Language::Pt => "Lembrete de pagamento",
+        Language::En => "Payment reminder",
+    }
+}
+
 impl Sender {
+    /// One queue message. `Ok` means the queue message is done with (whatever happened to the
+    /// contact); `Err` leaves it on the queue.
     pub async fn handle(&self, body: &str) -> Result<Outcome, SendError> {
-        let m: OutboundMessage =
-            serde_json::from_str(body).map_err(|e| SendError::Malformed(e.to_string()))?;
+        let m: OutboundMessage = match serde_json::from_str(body) {
+            Ok(m) => m,
+            Err(e) => return self.dead_letter(body, &e.to_string()).await,
+        };
         let now = self.clock.now();
         let attempt = match self
             .store
@@ -63,64 +122,44 @@ impl Sender {
                 return Ok(Outcome::Skipped("no such decision"));
             }
         };
-        if let Some(reason) = self.still_forbidden(&attempt).await? {
-            self.store
-                .finish_attempt(&attempt, AttemptStatus::Cancelled, None, Some(&reason))
-                .await?;
-            return Ok(Outcome::Cancelled(reason));
-        }
-        let message = ChannelMessage {
-            channel: attempt.channel,
-            to: attempt.to.clone(),
-            language: attempt.language,
-            template: attempt.template.clone(),
-            text: attempt.text.clone(),
-            correlation: format!(
-                "{}|{}|{}",
-                attempt.tenant, attempt.account, attempt.decision_id
-            ),
+        let (tenant, debtor) = match self.still_allowed(&attempt).await? {
+            Ok(found) => found,
+            Err(reason) => return self.cancel(&attempt, reason).await,
         };
-        match self.channel.send(&message).await {
-            Ok(id) => {
-                self.store
-                    .finish_attempt(&attempt, AttemptStatus::Sent, Some(&id), None)
-                    .await?;
-                let conversation = ConversationMessage {
-                    tenant: attempt.tenant.clone(),
-                    debtor: attempt.debtor.clone(),
-                    direction: Direction::Outbound,
-                    channel: attempt.channel,
-                    message_id: id.clone(),
-                    at: self.clock.now(),
-                    text: attempt.text.clone(),
-                };
-                self.store.record_message(&conversation).await?;
-                tracing::info!(decision = %attempt.decision_id, to = %attempt.to.masked(), "sent");
-                Ok(Outcome::Sent {
-                    provider_message_id: id,
-                })
-            }
-            Err(ChannelError::Retryable(e)) => {
-                self.store.release_attempt(&attempt, &e).await?;
-                Err(SendError::Retry(e))
-            }
-            Err(ChannelError::Permanent(e)) => {
-                self.store
-                    .finish_attempt(&attempt, AttemptStatus::Failed, None, Some(&e))
-                    .await?;
-                Ok(Outcome::Failed(e))
-            }
-        }
+        self.deliver(&attempt, &tenant, &debtor).await
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<Outcome, SendError> {
+        let Some(dlq) = &self.dead_letters else {
+            // No dead-letter queue configured: the queue's own redrive takes it there.
+            return Err(SendError::Malformed(reason.to_string()));
+        };
+        let wrapped = serde_json::json!({ "reason": reason, "body": body }).to_string();
+        dlq.send_batch(vec![Outgoing::new("0", wrapped)])
+            .await
+            .map_err(|e| SendError::Queue(e.to_string()))?;
+        tracing::warn!(reason, "unreadable queue message moved to the dead-letter queue");
+        Ok(Outcome::DeadLettered(reason.to_string()))
+    }
+
+    async fn cancel(&self, attempt: &ContactAttempt, reason: String) -> Result<Outcome, SendError> {
+        self.store
+            .finish_attempt(attempt, AttemptStatus::Cancelled, None, Some(&reason))
+            .await?;
+        Ok(Outcome::Cancelled(reason))
     }
 
     /// The last check before a message leaves: the account must still be owed and open, and
-    /// the debtor must still consent to the channel.
-    async fn still_forbidden(&self, a: &ContactAttempt) -> Result<Option<String>, RepoError> {
+    /// the debtor and tenant must still exist. Consent is checked per channel below.
+    async fn still_allowed(
+        &self,
+        a: &ContactAttempt,
+    ) -> Result<Result<(Tenant, Debtor), String>, RepoError> {
         let Some(account) = self.store.account(&a.tenant, &a.account).await? else {
-            return Ok(Some("the account no longer exists".into()));
+            return Ok(Err("the account no longer exists".into()));
         };
         if !account.status.is_collectable() || account.balance_minor == 0 {
-            return Ok(Some(format!(
+            return Ok(Err(format!(
                 "the account is {} since the decision",
                 serde_json::to_value(account.status)
                     .ok()
@@ -128,13 +167,376 @@ impl Sender {
                     .unwrap_or_default()
             )));
         }
+        let Some(tenant) = self.store.tenant(&a.tenant).await? else {
+            return Ok(Err("the tenant no longer exists".into()));
+        };
         match self.store.debtor(&a.tenant, &a.debtor).await? {
-            None => Ok(Some("the debtor no longer exists".into())),
-            Some(d) if !d.has_consent(a.channel) => Ok(Some(format!(
-                "the debtor withdrew consent for {}",
-                a.channel.as_str()
-            ))),
-            Some(_) => Ok(None),
+            None => Ok(Err("the debtor no longer exists".into())),
+            Some(d) => Ok(Ok((tenant, d))),
         }
     }
+
+    /// The decided channel first, then the tenant's fallback order after it; each only when
+    /// the deployment has an adapter, the tenant may use it, the debtor consents and has an
+    /// address on it.
+    fn candidates(&self, a: &ContactAttempt, tenant: &Tenant, debtor: &Debtor) -> Vec<ChannelKind> {
+        let usable: Vec<ChannelKind> = tenant.usable_channels().collect();
+        let start = usable.iter().position(|c| *c == a.channel);
+        let order: Vec<ChannelKind> = match start {
+            Some(i) => usable[i..].to_vec(),
+            // The decided channel is no longer usable by the tenant: only what is.
+            None => usable,
+        };
+        order
+            .into_iter()
+            .filter(|c| self.channels.get(*c).is_some())
+            .filter(|c| debtor.has_consent(*c))
+            .filter(|c| *c != ChannelKind::Email || debtor.email.is_some())
+            .collect()
+    }
+
+    async fn deliver(
+        &self,
+        attempt: &ContactAttempt,
+        tenant: &Tenant,
+        debtor: &Debtor,
+    ) -> Result<Outcome, SendError> {
+        let candidates = self.candidates(attempt, tenant, debtor);
+        if candidates.is_empty() {
+            return self
+                .cancel(
+                    attempt,
+                    format!(
+                        "no channel left: the debtor consents to none the tenant may use ({})",
+                        tenant
+                            .usable_channels()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .await;
+        }
+        let stops = self.store.channel_stops(&tenant.id).await?;
+        let mut unreachable = Vec::new();
+        let mut stopped = Vec::new();
+        for channel in candidates {
+            if let Some(stop) = stops.iter().find(|s| s.channel == channel) {
+                stopped.push(format!("{} is stopped: {}", channel.as_str(), stop.reason));
+                continue;
+            }
+            match self.try_channel(attempt, tenant, debtor, channel).await? {
+                Step::Done(outcome) => return Ok(outcome),
+                Step::Unreachable(why) => unreachable.push(format!("{}: {why}", channel.as_str())),
+                Step::Stopped(why) => stopped.push(format!("{}: {why}", channel.as_str())),
+            }
+        }
+        if !stopped.is_empty() {
+            // Not the debtor's doing: keep the attempt for when the channel is resumed.
+            let reason = stopped.join("; ");
+            self.store
+                .release_attempt(attempt, &reason, None, false)
+                .await?;
+            let later = self.clock.now().saturating_add(PARKED_FOR).expect("in range");
+            self.store.retry_outbox_at(attempt, later).await?;
+            return Ok(Outcome::Parked(reason));
+        }
+        let reason = format!("unreachable on every channel ({})", unreachable.join("; "));
+        self.store
+            .finish_attempt(attempt, AttemptStatus::Failed, None, Some(&reason))
+            .await?;
+        Ok(Outcome::Failed(reason))
+    }
+
+    fn message(
+        &self,
+        a: &ContactAttempt,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        channel: ChannelKind,
+        form: Form,
+    ) -> ChannelMessage {
+        let text = match channel {
+            ChannelKind::Whatsapp => a.text.clone(),
+            // No reply button on SMS or e-mail: the way out is written in every message.
+            ChannelKind::Sms | ChannelKind::Email => {
+                format!("{} {}", a.text, opt_out_line(a.language))
+            }
+        };
+        ChannelMessage {
+            channel,
+            to: Recipient {
+                phone: debtor.phone.clone(),
+                email: debtor.email.clone(),
+                whatsapp_user_id: None,
+            },
+            send_as: SendAs {
+                whatsapp_phone_number_id: tenant.sender_ids.whatsapp_phone_number_id.clone(),
+                sms_origination: tenant.sender_ids.sms_origination.clone(),
+                email_from: tenant.sender_ids.email_from.clone(),
+            },
+            language: a.language,
+            template: TemplateRef {
+                name: a.template.clone(),
+                params: a.params.clone(),
+            },
+            text,
+            form,
+            subject: (channel == ChannelKind::Email).then(|| subject(a.language).to_string()),
+            correlation: format!("{}|{}|{}", a.tenant, a.account, a.decision_id),
+        }
+    }
+
+    /// Free text inside WhatsApp's customer-service window, the template outside it. SMS and
+    /// e-mail have no templates at the provider: always the text.
+    async fn form_for(
+        &self,
+        a: &ContactAttempt,
+        channel: ChannelKind,
+    ) -> Result<Form, RepoError> {
+        if channel != ChannelKind::Whatsapp {
+            return Ok(Form::FreeForm);
+        }
+        let last = self.store.last_inbound(&a.tenant, &a.debtor, channel).await?;
+        let open = last.is_some_and(|t| {
+            self.clock.now().duration_since(t) < SERVICE_WINDOW
+        });
+        Ok(if open { Form::FreeForm } else { Form::Template })
+    }
+
+    fn sending_number(&self, tenant: &Tenant, channel: ChannelKind) -> String {
+        let id = match channel {
+            ChannelKind::Whatsapp => tenant.sender_ids.whatsapp_phone_number_id.as_deref(),
+            ChannelKind::Sms => tenant.sender_ids.sms_origination.as_deref(),
+            ChannelKind::Email => tenant.sender_ids.email_from.as_deref(),
+        };
+        format!("{}:{}", channel.as_str(), id.unwrap_or(tenant.id.as_str()))
+    }
+
+    async fn try_channel(
+        &self,
+        a: &ContactAttempt,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        channel: ChannelKind,
+    ) -> Result<Step, SendError> {
+        let number = self.sending_number(tenant, channel);
+        if let Some(left) = self.pacer.paused_for(&number) {
+            return self
+                .defer(a, left, "the sending number is throttled".into(), None, false)
+                .await
+                .map(Step::Done);
+        }
+        let now = self.clock.now();
+        let gap = SignedDuration::try_from(pacing::RECIPIENT_GAP).expect("small");
+        if !self
+            .store
+            .take_recipient_gate(&a.tenant, &a.debtor, channel, now, gap)
+            .await?
+        {
+            return self
+                .defer(
+                    a,
+                    pacing::RECIPIENT_GAP,
+                    "sent to this debtor less than 6 s ago".into(),
+                    None,
+                    false,
+                )
+                .await
+                .map(Step::Done);
+        }
+        let mut form = self.form_for(a, channel).await?;
+        let adapter = self.channels.get(channel).expect("candidates have adapters");
+        loop {
+            let message = self.message(a, tenant, debtor, channel, form);
+            self.pacer.ready(&number).await;
+            let error = match adapter.send(&message).await {
+                Ok(id) => return self.sent(a, channel, &message, id).await.map(Step::Done),
+                Err(e) => e,
+            };
+            tracing::warn!(channel = channel.as_str(), class = error.class.as_str(), code = ?error.code, reason = %error.reason, "send failed");
+            return match error.class {
+                FailureClass::OutsideWindow if form == Form::FreeForm => {
+                    // The window closed after all (131047): the approved template instead.
+                    form = Form::Template;
+                    continue;
+                }
+                FailureClass::Unreachable => Ok(Step::Unreachable(error.reason)),
+                FailureClass::StopTenant => {
+                    self.stop_channel(tenant, channel, &error).await?;
+                    Ok(Step::Stopped(error.reason))
+                }
+                FailureClass::Transient => {
+                    if a.tries + 1 >= MAX_TRIES {
+                        self.fail(a, &error, format!("gave up after {MAX_TRIES} temporary failures")).await
+                    } else {
+                        let delay = pacing::backoff(a.tries, Duration::from_secs(2), Duration::from_secs(300));
+                        self.defer(a, delay, error.to_string(), error.code, true).await
+                    }
+                    .map(Step::Done)
+                }
+                FailureClass::Timeout => {
+                    // No idempotency key at the provider: a second timeout is not retried,
+                    // since the message may have gone out twice already.
+                    if a.error.as_deref().is_some_and(|e| e.starts_with("timeout")) {
+                        self.fail(a, &error, "timed out twice; not retried, it may have been delivered".into()).await
+                    } else {
+                        self.defer(a, Duration::from_secs(5), error.to_string(), error.code, true).await
+                    }
+                    .map(Step::Done)
+                }
+                FailureClass::Throttled => {
+                    let pause = Duration::from_secs(10);
+                    self.pacer.pause(&number, pause);
+                    if a.tries + 1 >= MAX_TRIES * 3 {
+                        self.fail(a, &error, "throttled too often".into()).await
+                    } else {
+                        let delay = pause + pacing::backoff(a.tries, Duration::from_secs(1), Duration::from_secs(60));
+                        self.defer(a, delay, error.to_string(), error.code, true).await
+                    }
+                    .map(Step::Done)
+                }
+                FailureClass::RecipientBusy => {
+                    let delay = pacing::pair_rate_delay(a.tries);
+                    if a.tries + 1 >= MAX_TRIES * 2 {
+                        self.fail(a, &error, "the recipient stayed busy".into()).await
+                    } else {
+                        self.defer(a, delay, error.to_string(), error.code, true).await
+                    }
+                    .map(Step::Done)
+                }
+                FailureClass::Rejected | FailureClass::OutsideWindow => {
+                    self.fail(a, &error, error.reason.clone()).await.map(Step::Done)
+                }
+            };
+        }
+    }
+
+    async fn sent(
+        &self,
+        a: &ContactAttempt,
+        channel: ChannelKind,
+        message: &ChannelMessage,
+        id: String,
+    ) -> Result<Outcome, SendError> {
+        // The id first: a status webhook may already be on its way.
+        self.store.finish_sent(a, channel, &id).await?;
+        let conversation = ConversationMessage {
+            tenant: a.tenant.clone(),
+            debtor: a.debtor.clone(),
+            direction: Direction::Outbound,
+            channel,
+            message_id: id.clone(),
+            at: self.clock.now(),
+            text: message.text.clone(),
+        };
+        self.store.record_message(&conversation).await?;
+        tracing::info!(decision = %a.decision_id, channel = channel.as_str(), to = %a.to.masked(), "sent");
+        Ok(Outcome::Sent {
+            channel,
+            provider_message_id: id,
+        })
+    }
+
+    async fn fail(
+        &self,
+        a: &ContactAttempt,
+        error: &ChannelError,
+        reason: String,
+    ) -> Result<Outcome, SendError> {
+        let reason = match error.code {
+            Some(code) => format!("{reason} (code {code})"),
+            None => reason,
+        };
+        self.store
+            .finish_attempt(a, AttemptStatus::Failed, None, Some(&reason))
+            .await?;
+        Ok(Outcome::Failed(reason))
+    }
+
+    /// Back on the queue after `delay`; the attempt returns to the outbox meanwhile, so even a
+    /// lost delayed message is sent by the outbox later.
+    async fn defer(
+        &self,
+        a: &ContactAttempt,
+        delay: Duration,
+        reason: String,
+        code: Option<i64>,
+        count_try: bool,
+    ) -> Result<Outcome, SendError> {
+        self.store.release_attempt(a, &reason, code, count_try).await?;
+        let m = OutboundMessage {
+            tenant: a.tenant.clone(),
+            account: a.account.clone(),
+            decision_id: a.decision_id.clone(),
+        };
+        let body = serde_json::to_string(&m).expect("serializes");
+        self.queue
+            .send_batch(vec![Outgoing::new("0", body).delayed(delay)])
+            .await
+            .map_err(|e| SendError::Queue(e.to_string()))?;
+        Ok(Outcome::Deferred { delay, reason })
+    }
+
+    /// An account-wide error: nothing more goes out on this channel for the tenant until an
+    /// operator resumes it, and the alarm event says why.
+    async fn stop_channel(
+        &self,
+        tenant: &Tenant,
+        channel: ChannelKind,
+        error: &ChannelError,
+    ) -> Result<(), SendError> {
+        let stop = ChannelStop {
+            tenant: tenant.id.clone(),
+            channel,
+            reason: error.reason.clone(),
+            code: error.code,
+            at: self.clock.now(),
+        };
+        if self.store.stop_channel(&stop).await? {
+            tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %error.reason, "channel stopped for the tenant");
+            let event = Event::new(
+                "ChannelStopped",
+                serde_json::to_value(&stop).expect("serializes"),
+            );
+            self.bus
+                .publish(vec![event])
+                .await
+                .map_err(|e| SendError::Bus(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+enum Step {
+    Done(Outcome),
+    Unreachable(String),
+    Stopped(String),
+}
+
+/// Handles a batch of queue messages concurrently (a slow provider call must not hold the
+/// others), and returns the ids of those to be received again.
+pub async fn handle_batch(sender: &Arc<Sender>, records: Vec<(String, String)>) -> Vec<String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
+    for (id, body) in records {
+        let sender = sender.clone();
+        let task = tasks.spawn(async move { sender.handle(&body).await });
+        ids.insert(task.id(), id);
+    }
+    let mut failed = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((_, Ok(outcome))) => tracing::info!(?outcome, "handled"),
+            Ok((task, Err(e))) => {
+                tracing::warn!(error = %e, "will be received again");
+                failed.extend(ids.remove(&task));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a send task failed");
+                failed.extend(ids.remove(&e.id()));
+            }
+        }
+    }
+    failed
 }

@@ -1,5 +1,5 @@
-//! The sender Lambda: an SQS consumer that reports partial batch failures, so one failed
-//! message is retried alone.
+//! The sender Lambda: an SQS consumer that handles a batch concurrently and reports partial
+//! batch failures, so one failed message is retried alone.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -8,31 +8,39 @@ use std::sync::Arc;
 use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
-use cobro_sender::Sender;
+use cobro_sender::{handle_batch, Pacer, Sender};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
-    let sender = Sender {
-        store: Store::new(lambda::table().await?),
-        channel: lambda::channel()?,
-        clock: Arc::new(SystemClock),
+    let rate = match std::env::var("COBRO_SEND_RATE_PER_SECOND") {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("COBRO_SEND_RATE_PER_SECOND={v} is not a whole number"))?,
+        Err(_) => 80,
     };
+    let sender = Arc::new(Sender {
+        store: Store::new(lambda::table().await?),
+        channels: lambda::channels().await?,
+        clock: Arc::new(SystemClock),
+        queue: lambda::outbound_queue().await?,
+        dead_letters: lambda::queue_from_env("COBRO_OUTBOUND_DLQ_URL").await?,
+        bus: lambda::bus().await?,
+        pacer: Pacer::new(rate),
+    });
     let sender = &sender;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let records = event
+            .payload
+            .records
+            .into_iter()
+            .map(|r| (r.message_id.unwrap_or_default(), r.body.unwrap_or_default()))
+            .collect();
         let mut response = SqsBatchResponse::default();
-        for record in event.payload.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.as_deref().unwrap_or_default();
-            match sender.handle(body).await {
-                Ok(outcome) => tracing::info!(?outcome, "handled"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "will be retried");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
-            }
+        for id in handle_batch(sender, records).await {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
         Ok::<_, lambda_runtime::Error>(response)
     }))

@@ -1,5 +1,8 @@
-//! The WhatsApp webhook: Meta's GET verification handshake and the POST deliveries of inbound
-//! messages, signed with the app secret of the number they were sent to.
+//! The WhatsApp webhook: Meta's GET verification handshake, and POST deliveries, which are
+//! verified, kept as they came and queued for the `inbound` function, then acknowledged at
+//! once. Meta redelivers for 7 days whatever is slow or fails, and has no replay API, so the
+//! receiver does the least that makes a delivery safe: check the signature, persist the raw
+//! body, enqueue a reference to it.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -7,23 +10,37 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-use cobro::domain::{ChannelKind, ConversationMessage, Direction, Phone};
 use cobro::http::Problem;
-use cobro::ports::Clock;
-use cobro::repo::{RepoError, Store, WhatsAppNumber};
-use cobro::whatsapp::{signature, webhook::Payload};
+use cobro::ports::{Blobs, Clock, Outgoing, Queue};
+use cobro::repo::Store;
+use cobro::whatsapp::signature;
 
 pub const PATH: &str = "/webhooks/whatsapp";
 
 pub struct Webhook {
     pub store: Store,
+    pub blobs: Arc<dyn Blobs>,
+    /// Where deliveries wait for the `inbound` function.
+    pub inbound: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     /// The token typed into Meta's App Dashboard; the GET handshake must echo it.
     pub verify_token: String,
+    /// The deployment's own Meta app secret. It verifies deliveries for numbers that are not
+    /// registered (yet), so those are kept too rather than refused.
+    pub default_app_secret: Option<String>,
+}
+
+/// The queue message for one delivery: where its raw body is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundJob {
+    /// `whatsapp` for Meta's webhooks.
+    pub source: String,
+    pub blob: String,
+    pub received_at: jiff::Timestamp,
 }
 
 pub fn router(state: Arc<Webhook>) -> Router {
@@ -62,99 +79,118 @@ async fn verify(State(s): State<Arc<Webhook>>, Query(h): Query<Handshake>) -> Re
 
 async fn receive(State(s): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
     match s.handle(&headers, &body).await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
         Err(p) => p.into_response(),
     }
 }
 
+/// Only what routing needs: the numbers a delivery is for. Anything else may be malformed;
+/// the `inbound` function deals with that, after the body is safe.
+#[derive(Deserialize)]
+struct Routing {
+    #[serde(default)]
+    entry: Vec<RoutingEntry>,
+}
+
+#[derive(Deserialize)]
+struct RoutingEntry {
+    #[serde(default)]
+    changes: Vec<RoutingChange>,
+}
+
+#[derive(Deserialize)]
+struct RoutingChange {
+    #[serde(default)]
+    value: RoutingValue,
+}
+
+#[derive(Deserialize, Default)]
+struct RoutingValue {
+    #[serde(default)]
+    metadata: Option<RoutingMetadata>,
+}
+
+#[derive(Deserialize)]
+struct RoutingMetadata {
+    phone_number_id: String,
+}
+
+fn phone_number_ids(raw: &[u8]) -> Vec<String> {
+    let Ok(r) = serde_json::from_slice::<Routing>(raw) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = r
+        .entry
+        .into_iter()
+        .flat_map(|e| e.changes)
+        .filter_map(|c| c.value.metadata.map(|m| m.phone_number_id))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Where a delivery's raw body is kept: by day and by content, so a redelivery of the same
+/// bytes lands on the same blob.
+pub fn blob_key(day: jiff::civil::Date, raw: &[u8]) -> String {
+    format!(
+        "webhooks/whatsapp/{day}/{}.json",
+        hex::encode(Sha256::digest(raw))
+    )
+}
+
 impl Webhook {
-    /// Verifies and applies one delivery. Idempotent: a redelivered message maps onto the
-    /// conversation key it already has.
-    pub async fn handle(&self, headers: &HeaderMap, raw: &[u8]) -> Result<(), Problem> {
+    /// Verifies, keeps and queues one delivery; returns the blob key. Nothing is stored unless
+    /// the signature verifies.
+    pub async fn handle(&self, headers: &HeaderMap, raw: &[u8]) -> Result<String, Problem> {
         let sig = headers
             .get("x-hub-signature-256")
             .and_then(|v| v.to_str().ok());
         if sig.is_none() {
             return Err(Problem::unauthorized("missing X-Hub-Signature-256"));
         }
-        let payload = Payload::parse(raw).map_err(|e| {
-            Problem::bad_request(format!("the body is not a WhatsApp webhook payload: {e}"))
-        })?;
-        let mut numbers = Vec::new();
-        for id in payload.phone_number_ids() {
+        let mut secrets = Vec::new();
+        for id in phone_number_ids(raw) {
             match self.store.whatsapp_number(&id).await? {
-                Some(n) => numbers.push(n),
-                // Not ours (or not yet registered): acknowledged so Meta stops redelivering.
-                None => {
-                    tracing::warn!(phone_number_id = %id, "webhook for an unknown WhatsApp number")
-                }
+                Some(n) => secrets.push(n.app_secret),
+                None => tracing::warn!(phone_number_id = %id, "webhook for an unregistered WhatsApp number"),
             }
         }
-        // Every number in one delivery belongs to one app, so one secret must verify it.
-        if !numbers.is_empty()
-            && !numbers
+        // Every number in one delivery belongs to one app, so each one's secret must verify
+        // it; with no registered number, the deployment's own secret must.
+        let verified = if secrets.is_empty() {
+            self.default_app_secret
+                .as_deref()
+                .is_some_and(|s| signature::verify(s.as_bytes(), raw, sig))
+        } else {
+            secrets
                 .iter()
-                .all(|n| signature::verify(n.app_secret.as_bytes(), raw, sig))
-        {
+                .all(|s| signature::verify(s.as_bytes(), raw, sig))
+        };
+        if !verified {
             return Err(Problem::unauthorized(
                 "X-Hub-Signature-256 does not match the body",
             ));
         }
-        for group in payload.messages() {
-            let Some(number) = numbers
-                .iter()
-                .find(|n| n.phone_number_id == group.metadata.phone_number_id)
-            else {
-                continue;
-            };
-            for (message, raw_message) in &group.messages {
-                self.record_inbound(number, message, raw_message).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn record_inbound(
-        &self,
-        number: &WhatsAppNumber,
-        m: &cobro::whatsapp::webhook::InboundMessage,
-        raw: &serde_json::Value,
-    ) -> Result<(), RepoError> {
-        let tenant = &number.tenant;
-        let Some(from) = m.from.as_deref().and_then(|f| Phone::from_wa_id(f).ok()) else {
-            let who = m.from_user_id.as_deref().unwrap_or("unknown");
-            return self.store.record_unmatched(tenant, who, &m.id, raw).await;
+        let now = self.clock.now();
+        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let key = blob_key(day, raw);
+        self.blobs
+            .put(&key, raw.to_vec(), "application/json")
+            .await
+            .map_err(|e| Problem::unavailable(format!("cannot keep the delivery: {e}")))?;
+        let job = InboundJob {
+            source: "whatsapp".into(),
+            blob: key.clone(),
+            received_at: now,
         };
-        let debtors = self.store.debtors_by_phone(tenant, &from).await?;
-        if debtors.is_empty() {
-            tracing::info!(from = %from.masked(), "message from a number with no debtor");
-            return self
-                .store
-                .record_unmatched(tenant, from.wa_id(), &m.id, raw)
-                .await;
-        }
-        let at = m
-            .timestamp_secs()
-            .and_then(|s| Timestamp::from_second(s).ok())
-            .unwrap_or_else(|| self.clock.now());
-        let text = m
-            .text()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("[{}]", m.kind));
-        for debtor in debtors {
-            let message = ConversationMessage {
-                tenant: tenant.clone(),
-                debtor: debtor.id,
-                direction: Direction::Inbound,
-                channel: ChannelKind::Whatsapp,
-                message_id: m.id.clone(),
-                at,
-                text: text.clone(),
-            };
-            if !self.store.record_message(&message).await? {
-                tracing::info!(message_id = %m.id, "duplicate delivery ignored");
-            }
-        }
-        Ok(())
+        self.inbound
+            .send_batch(vec![Outgoing::new(
+                "0",
+                serde_json::to_string(&job).expect("serializes"),
+            )])
+            .await
+            .map_err(|e| Problem::unavailable(format!("cannot queue the delivery: {e}")))?;
+        Ok(key)
     }
 }

@@ -1,4 +1,4 @@
-//! The webhook Lambda: builds the DynamoDB adapter once, then serves API Gateway requests.
+//! The webhook Lambda: builds its adapters once, then serves API Gateway requests.
 
 use std::sync::Arc;
 
@@ -12,8 +12,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let state = Webhook {
         store: Store::new(lambda::table().await?),
+        blobs: lambda::blobs().await?,
+        inbound: lambda::queue("COBRO_INBOUND_QUEUE_URL").await?,
         clock: Arc::new(SystemClock),
         verify_token: lambda::env("WHATSAPP_VERIFY_TOKEN")?,
+        default_app_secret: std::env::var("WHATSAPP_APP_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()),
     };
     lambda_http::run(router(Arc::new(state))).await
 }

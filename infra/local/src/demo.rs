@@ -6,7 +6,7 @@ use jiff::{civil::Date, Span, Timestamp};
 use cobro::collect::Decider;
 use cobro::domain::{
     Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
-    DomainError, Language, Phone, Tenant, TenantId, Zone,
+    DomainError, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
 use cobro::repo::{ApiKeyRecord, RepoError, Store, WhatsAppNumber};
 
@@ -131,7 +131,14 @@ pub async fn seed(
         id: tenant_id.clone(),
         name: "Crédito Andino".into(),
         country: "CL".into(),
-        channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
+        kind: TenantKind::Creditor,
+        channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
+        whatsapp_enabled: false,
+        sender_ids: SenderIds {
+            whatsapp_phone_number_id: Some(PHONE_NUMBER_ID.into()),
+            sms_origination: Some("+56900000000".into()),
+            email_from: Some("cobranzas@credito-andino.example".into()),
+        },
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {

@@ -13,16 +13,17 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cobro::adapters::dir_blobs::DirBlobs;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sandbox::SandboxChannel;
 use cobro::adapters::sqlite::{Redrive, SqliteQueue, SqliteStore, SqliteTable};
 use cobro::collect::Decider;
-use cobro::ports::{Clock, Pattern, Queue, ShiftedClock};
+use cobro::ports::{Channels, Clock, Pattern, Queue, ShiftedClock};
 use cobro::repo::Store;
 use cobro_crm_api::CrmApi;
 use cobro_payment_confirmed::PaymentHandler;
 use cobro_reminders::{Reminders, TickReport};
-use cobro_sender::Sender;
+use cobro_sender::{Pacer, Sender};
 use cobro_webhook::Webhook;
 
 pub use settings::Settings;
@@ -40,10 +41,13 @@ pub struct LocalStack {
     pub channel: Arc<SandboxChannel>,
     pub outbound: Arc<SqliteQueue>,
     pub outbound_dlq: Arc<SqliteQueue>,
+    pub inbound: Arc<SqliteQueue>,
+    pub inbound_dlq: Arc<SqliteQueue>,
+    pub blobs: Arc<DirBlobs>,
     pub payments: Arc<SqliteQueue>,
     pub payments_dlq: Arc<SqliteQueue>,
     pub reminders: Reminders,
-    pub sender: Sender,
+    pub sender: Arc<Sender>,
     pub payment_handler: PaymentHandler,
     pub webhook: Arc<Webhook>,
     pub crm: Arc<CrmApi>,
@@ -64,6 +68,11 @@ pub struct DrainReport {
     pub cancelled: u32,
     pub failed: u32,
     pub skipped: u32,
+    /// Queued again with a delay (pacing, throttling, temporary failures).
+    pub deferred: u32,
+    /// Waiting for a stopped channel to be resumed.
+    pub parked: u32,
+    pub dead_lettered: u32,
     pub retried: u32,
     pub payments_applied: u32,
     pub payments_duplicate: u32,
@@ -85,16 +94,19 @@ impl LocalStack {
         };
         let outbound = Arc::new(sqlite.queue("outbound", redrive("outbound-dlq")));
         let outbound_dlq = Arc::new(sqlite.queue("outbound-dlq", None));
+        let inbound = Arc::new(sqlite.queue("inbound", redrive("inbound-dlq")));
+        let inbound_dlq = Arc::new(sqlite.queue("inbound-dlq", None));
+        let blobs = Arc::new(DirBlobs::new(settings.data_dir.join("blobs")));
         let payments = Arc::new(sqlite.queue("payments", redrive("payments-dlq")));
         let payments_dlq = Arc::new(sqlite.queue("payments-dlq", None));
         // As the SAM template's rule: PaymentConfirmed events go to the payment function.
-        let bus = LocalBus::new().route(
+        let bus: Arc<dyn cobro::ports::Bus> = Arc::new(LocalBus::new().route(
             Pattern {
                 sources: vec![],
                 detail_types: vec![cobro_payment_confirmed::DETAIL_TYPE.into()],
             },
             payments.clone() as Arc<dyn Queue>,
-        );
+        ));
         demo::seed(
             &store,
             &settings.demo_api_key,
@@ -110,22 +122,29 @@ impl LocalStack {
                 clock: dyn_clock.clone(),
                 decider: Decider::default(),
             },
-            sender: Sender {
+            sender: Arc::new(Sender {
                 store: store.clone(),
-                channel: channel.clone(),
+                channels: Channels::all(channel.clone()),
                 clock: dyn_clock.clone(),
-            },
+                queue: outbound.clone(),
+                dead_letters: Some(outbound_dlq.clone()),
+                bus: bus.clone(),
+                pacer: Pacer::new(80),
+            }),
             payment_handler: PaymentHandler {
                 store: store.clone(),
             },
             webhook: Arc::new(Webhook {
                 store: store.clone(),
+                blobs: blobs.clone(),
+                inbound: inbound.clone(),
                 clock: dyn_clock.clone(),
                 verify_token: settings.verify_token.clone(),
+                default_app_secret: Some(settings.app_secret.clone()),
             }),
             crm: Arc::new(CrmApi {
                 store: store.clone(),
-                bus: Arc::new(bus),
+                bus,
                 clock: dyn_clock,
                 decider: Decider::default(),
             }),
@@ -136,6 +155,9 @@ impl LocalStack {
             channel,
             outbound,
             outbound_dlq,
+            inbound,
+            inbound_dlq,
+            blobs,
             payments,
             payments_dlq,
         }))
@@ -182,6 +204,9 @@ impl LocalStack {
                         Outcome::Cancelled(_) => report.cancelled += 1,
                         Outcome::Failed(_) => report.failed += 1,
                         Outcome::Skipped(_) => report.skipped += 1,
+                        Outcome::Deferred { .. } => report.deferred += 1,
+                        Outcome::Parked(_) => report.parked += 1,
+                        Outcome::DeadLettered(_) => report.dead_lettered += 1,
                     }
                     self.outbound.delete(&m.receipt).await?;
                 }

@@ -31,7 +31,12 @@ pub fn router(stack: Arc<LocalStack>) -> Router {
 
 fn internal(e: impl std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "local control failed");
-    Problem::internal()
+    // Local only: the detail helps whoever is driving the stack, and nobody else sees it.
+    Problem::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("local control failed: {e}"),
+    )
 }
 
 async fn status(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {

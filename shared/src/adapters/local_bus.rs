@@ -48,10 +48,7 @@ impl Bus for LocalBus {
                 .iter()
                 .filter(|e| pattern.matches(e))
                 .enumerate()
-                .map(|(i, e)| Outgoing {
-                    id: i.to_string(),
-                    body: envelope(e, now).to_string(),
-                })
+                .map(|(i, e)| Outgoing::new(i.to_string(), envelope(e, now).to_string()))
                 .collect();
             crate::ports::queue::send_all(target.as_ref(), matching)
                 .await

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod dir_blobs;
 pub mod local_bus;
 pub mod sandbox;
 #[cfg(feature = "embedded")]

@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::strategy::Strategy;
-use super::templates::{render, ReminderKind, ReminderVars};
+use super::templates::{params, render, ReminderKind, ReminderVars};
 use super::window::ContactWindow;
 use crate::domain::{Account, ChannelKind, Debtor, Tenant};
 
@@ -29,6 +29,8 @@ pub struct Contact {
     pub channel: ChannelKind,
     pub template: &'static str,
     pub text: String,
+    /// The template's body parameters, in order.
+    pub params: Vec<String>,
     /// When the account needs its next decision (the next step), if any.
     pub next_action_at: Option<Timestamp>,
     pub reason: String,
@@ -115,18 +117,13 @@ impl Decider {
                 ),
             };
         }
-        let Some(channel) = tenant
-            .channels
-            .iter()
-            .copied()
-            .find(|c| debtor.has_consent(*c))
+        let Some(channel) = tenant.usable_channels().find(|c| debtor.has_consent(*c))
         else {
             return Verdict::Stop {
                 reason: format!(
                     "no channel the tenant uses ({}) has the debtor's consent",
                     tenant
-                        .channels
-                        .iter()
+                        .usable_channels()
                         .map(|c| c.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -136,16 +133,14 @@ impl Decider {
         let kind = ReminderKind::for_step(step);
         let amount = account.balance().display();
         let due = account.due_date.to_string();
-        let text = render(
-            kind,
-            debtor.language,
-            &ReminderVars {
-                name: &debtor.name,
-                creditor: &tenant.name,
-                amount: &amount,
-                due_date: &due,
-            },
-        );
+        let vars = ReminderVars {
+            name: &debtor.name,
+            creditor: &tenant.name,
+            amount: &amount,
+            due_date: &due,
+        };
+        let text = render(kind, debtor.language, &vars);
+        let params = params(kind, &vars);
         let next_action_at = self
             .strategy
             .step_after(account.due_date, Some(step))
@@ -163,6 +158,7 @@ impl Decider {
             channel,
             template: kind.template(),
             text,
+            params,
             next_action_at,
             reason: format!(
                 "step d{step:+} of the default strategy, {} in the window",

@@ -36,6 +36,16 @@ pub struct ReminderVars<'a> {
     pub due_date: &'a str,
 }
 
+/// The template's body parameters in the order of its placeholders ({{1}}, {{2}}, …): the
+/// number must match the approved template exactly, or Meta refuses the send (132000).
+pub fn params(kind: ReminderKind, v: &ReminderVars<'_>) -> Vec<String> {
+    let mut p = vec![v.name.to_string(), v.amount.to_string(), v.creditor.to_string()];
+    if kind != ReminderKind::DueToday {
+        p.push(v.due_date.to_string());
+    }
+    p
+}
+
 pub fn render(kind: ReminderKind, lang: Language, v: &ReminderVars<'_>) -> String {
     let ReminderVars {
         name,

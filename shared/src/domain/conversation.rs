@@ -73,4 +73,16 @@ pub struct ContactAttempt {
     pub error: Option<String>,
     #[serde(default)]
     pub claimed_at: Option<Timestamp>,
+    /// The template's body parameters, in order: what a WhatsApp template carries.
+    #[serde(default)]
+    pub params: Vec<String>,
+    /// Temporary failures so far; the sender gives up after a bound.
+    #[serde(default)]
+    pub tries: u32,
+    /// What the provider reported since: `sent`, `delivered`, `read`, `failed`.
+    #[serde(default)]
+    pub delivery: Option<String>,
+    /// The provider's error code of the last failure.
+    #[serde(default)]
+    pub error_code: Option<i64>,
 }

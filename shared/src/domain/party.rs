@@ -23,6 +23,32 @@ impl ChannelKind {
     }
 }
 
+/// Whose debts the tenant collects. It decides the channels a tenant gets by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantKind {
+    /// Collects its own customers' payments (a lender, a utility): payment reminders are the
+    /// creditor's own service messages, which WhatsApp accepts as utility templates.
+    #[default]
+    Creditor,
+    /// Collects for others. Meta's Business Messaging Policy lists debt collection among
+    /// prohibited uses, so an agency gets SMS and e-mail unless WhatsApp is enabled explicitly.
+    Agency,
+}
+
+/// The tenant's own sender identities on each channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SenderIds {
+    /// The WhatsApp Business phone number id messages are sent from.
+    #[serde(default)]
+    pub whatsapp_phone_number_id: Option<String>,
+    /// End User Messaging SMS origination identity (phone number, sender id or pool).
+    #[serde(default)]
+    pub sms_origination: Option<String>,
+    #[serde(default)]
+    pub email_from: Option<String>,
+}
+
 /// A creditor or a portfolio owner. Everything cobro stores belongs to one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -30,9 +56,37 @@ pub struct Tenant {
     pub name: String,
     /// ISO 3166-1 alpha-2 country whose collection law applies by default.
     pub country: String,
-    /// Channels this tenant may use, in order of preference. A third-party agency gets SMS and
-    /// e-mail unless WhatsApp is enabled explicitly (Meta's policy on debt collection).
+    /// Stored as `tenant_kind`: `kind` names every item's type in the table.
+    #[serde(default, rename = "tenant_kind")]
+    pub kind: TenantKind,
+    /// Channels this tenant uses, in order of preference: the fallback order when a channel
+    /// cannot reach the debtor.
     pub channels: Vec<ChannelKind>,
+    /// Required for an agency to use WhatsApp at all (see `TenantKind::Agency`).
+    #[serde(default)]
+    pub whatsapp_enabled: bool,
+    #[serde(default)]
+    pub sender_ids: SenderIds,
+}
+
+impl Tenant {
+    /// The channels a new tenant of this kind gets when it names none.
+    pub fn default_channels(kind: TenantKind) -> Vec<ChannelKind> {
+        match kind {
+            TenantKind::Creditor => vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
+            TenantKind::Agency => vec![ChannelKind::Sms, ChannelKind::Email],
+        }
+    }
+
+    /// The channels cobro may actually use for this tenant, in its order: WhatsApp only for a
+    /// creditor, or an agency that enabled it explicitly.
+    pub fn usable_channels(&self) -> impl Iterator<Item = ChannelKind> + '_ {
+        self.channels.iter().copied().filter(move |c| {
+            *c != ChannelKind::Whatsapp
+                || self.kind == TenantKind::Creditor
+                || self.whatsapp_enabled
+        })
+    }
 }
 
 /// A debtor's consent to be contacted on a channel, or its withdrawal.

@@ -1,13 +1,18 @@
 //! The narrow interfaces the domain talks through. Adapters live in `crate::adapters`.
 
+pub mod blobs;
 pub mod bus;
 pub mod channel;
 pub mod clock;
 pub mod queue;
 pub mod table;
 
+pub use blobs::{BlobError, Blobs};
 pub use bus::{Bus, BusError, Event, Pattern};
-pub use channel::{Channel, ChannelError, ChannelMessage};
+pub use channel::{
+    Channel, ChannelError, ChannelMessage, Channels, FailureClass, Form, Recipient, SendAs,
+    TemplateRef,
+};
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use queue::{Outgoing, Queue, QueueError, Received};
 pub use table::{

@@ -8,7 +8,28 @@ pub struct Outgoing {
     /// Unique within one `send_batch` call (SQS's batch entry id).
     pub id: String,
     pub body: String,
+    /// Hidden from receivers for this long after sending (SQS `DelaySeconds`, at most
+    /// `MAX_DELAY`): how backoff is done without holding a worker.
+    pub delay: Duration,
 }
+
+impl Outgoing {
+    pub fn new(id: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay.min(MAX_DELAY);
+        self
+    }
+}
+
+/// SQS's longest per-message delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -65,6 +86,12 @@ pub fn check_batch(messages: &[Outgoing]) -> Result<(), QueueError> {
     }
     let mut ids = std::collections::HashSet::new();
     for m in messages {
+        if m.delay > MAX_DELAY {
+            return Err(QueueError::Invalid(format!(
+                "batch entry `{}` asks for a delay of {:?}; the most is {MAX_DELAY:?}",
+                m.id, m.delay
+            )));
+        }
         if !ids.insert(&m.id) {
             return Err(QueueError::Invalid(format!(
                 "batch entry id `{}` appears twice",

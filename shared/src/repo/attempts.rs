@@ -10,6 +10,20 @@ use super::{from_item, keys, to_item, RepoError, Store};
 use crate::domain::{Account, AccountId, AttemptStatus, ContactAttempt, TenantId};
 use crate::ports::table::{Condition, TableError, Update, WriteOp};
 
+/// A provider's report on a sent message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub provider_message_id: String,
+    /// `sent`, `delivered`, `read`, `played` or `failed`.
+    pub status: String,
+    /// Order of the statuses: later ones have higher ranks; `failed` outranks all.
+    pub rank: i64,
+    pub failed: bool,
+    pub at: Timestamp,
+    pub error: Option<String>,
+    pub error_code: Option<i64>,
+}
+
 /// A pending outbox entry found on the due index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -192,19 +206,129 @@ impl Store {
             })
     }
 
-    /// Gives an attempt back to the outbox after a temporary failure.
+    /// Records a message the provider accepted: the attempt is sent, with the provider's id,
+    /// and the id is indexed for the status webhooks, in one transaction. This is the first
+    /// write after the provider answers, so the id is never lost.
+    pub async fn finish_sent(
+        &self,
+        attempt: &ContactAttempt,
+        channel: crate::domain::ChannelKind,
+        provider_message_id: &str,
+    ) -> Result<(), RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let mut updates = due_updates(&attempt.tenant, &attempt.account, None, "");
+        updates.extend([
+            Update::set("status", "sent"),
+            Update::set("status_code", "sent"),
+            Update::set("channel", channel.as_str()),
+            Update::set("provider_message_id", provider_message_id),
+            Update::set("delivery", "sent"),
+            Update::set("delivery_rank", 1),
+        ]);
+        let mut index = crate::ports::Item::new();
+        index.extend(keys::provider_message(&attempt.tenant, provider_message_id).into_item());
+        index.insert(super::KIND.into(), "provider_message".into());
+        index.insert("account".into(), attempt.account.as_str().into());
+        index.insert("decision_id".into(), attempt.decision_id.as_str().into());
+        let ops = vec![
+            WriteOp::Update {
+                key,
+                updates,
+                condition: Some(Condition::eq("status_code", "sending")),
+            },
+            WriteOp::Put {
+                item: index,
+                condition: None,
+            },
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled(_)) => {
+                Err(RepoError::Conflict("attempt no longer held".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies a provider's status report to the attempt it is about. Statuses arrive out of
+    /// order and more than once: the attempt only moves forward (`rank` grows; a failure is
+    /// final). `Ok(None)`: no attempt has this message id (a message cobro did not send as an
+    /// attempt). `Ok(Some(false))`: stale or repeated, nothing changed.
+    pub async fn apply_delivery(
+        &self,
+        t: &TenantId,
+        d: &Delivery,
+    ) -> Result<Option<(ContactAttempt, bool)>, RepoError> {
+        let Some(index) = self
+            .table
+            .get(&keys::provider_message(t, &d.provider_message_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let field = |n: &str| index.get(n).and_then(|v| v.as_str()).unwrap_or_default();
+        let account = AccountId::parse(field("account"))
+            .map_err(|e| RepoError::Corrupt(format!("provider message index: {e}")))?;
+        let key = keys::attempt(t, &account, field("decision_id"));
+        let mut updates = vec![
+            Update::set("delivery", d.status.as_str()),
+            Update::set("delivery_rank", d.rank),
+            Update::set(&format!("{}_at", d.status), d.at.to_string()),
+        ];
+        if d.failed {
+            updates.push(Update::set("status", "failed"));
+            updates.push(Update::set("status_code", "failed"));
+            if let Some(e) = &d.error {
+                updates.push(Update::set("error", e.as_str()));
+            }
+            if let Some(c) = d.error_code {
+                updates.push(Update::set("error_code", c));
+            }
+        }
+        // Forward only, and never out of a failure.
+        let forward = Condition::And(vec![
+            Condition::Exists,
+            Condition::Or(vec![
+                Condition::AttrNotExists("delivery_rank".into()),
+                Condition::lt("delivery_rank", d.rank),
+            ]),
+            Condition::Ne("delivery".into(), "failed".into()),
+        ]);
+        match self.table.update(&key, updates, Some(forward)).await {
+            Ok(item) => Ok(Some((from_item(item)?, true))),
+            Err(TableError::ConditionFailed) => Ok(self
+                .table
+                .get(&key)
+                .await?
+                .map(from_item)
+                .transpose()?
+                .map(|a| (a, false))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives an attempt back to the outbox after a temporary failure, counting the try when
+    /// `count_try` (a deferral that is not a failure, such as pacing, does not count).
     pub async fn release_attempt(
         &self,
         attempt: &ContactAttempt,
         error: &str,
+        code: Option<i64>,
+        count_try: bool,
     ) -> Result<(), RepoError> {
         let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
-        let updates = vec![
+        let mut updates = vec![
             Update::set("status", "queued"),
             Update::set("status_code", "queued"),
             Update::set("error", error),
             Update::remove("claimed_at"),
         ];
+        if count_try {
+            updates.push(Update::add("tries", 1));
+        }
+        if let Some(c) = code {
+            updates.push(Update::set("error_code", c));
+        }
         match self
             .table
             .update(&key, updates, Some(Condition::eq("status_code", "sending")))

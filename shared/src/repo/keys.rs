@@ -79,6 +79,31 @@ pub fn unmatched_message(t: &TenantId, wa_id: &str, message_id: &str) -> Key {
     )
 }
 
+/// A provider's message id → the contact attempt it delivered: how status webhooks find the
+/// attempt they are about.
+pub fn provider_message(t: &TenantId, message_id: &str) -> Key {
+    Key::new(format!("T#{t}#PROVIDERMSG#{message_id}"), "ATTEMPT")
+}
+
+/// A channel the tenant may not send on for now (an account-wide provider error).
+pub fn channel_stops_pk(t: &TenantId) -> String {
+    format!("T#{t}#CHANNELSTOPS")
+}
+
+pub fn channel_stop(t: &TenantId, channel: &str) -> Key {
+    Key::new(channel_stops_pk(t), format!("STOP#{channel}"))
+}
+
+/// When the debtor last wrote on a channel: WhatsApp's 24-hour customer-service window.
+pub fn inbound_window(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
+    Key::new(debtor_pk(t, d), format!("WINDOW#{channel}"))
+}
+
+/// When cobro last sent to the debtor on a channel: the per-recipient pacing gate.
+pub fn recipient_gate(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
+    Key::new(debtor_pk(t, d), format!("GATE#{channel}"))
+}
+
 /// GSI1 partition: a debtor's accounts (`ACCOUNT#…`).
 pub fn gsi1_debtor_accounts(t: &TenantId, d: &DebtorId) -> String {
     format!("T#{t}#DEBTOR#{d}")

@@ -4,6 +4,7 @@ pub mod keys;
 
 mod accounts;
 mod attempts;
+mod channel_state;
 mod conversations;
 mod debtors;
 mod payments;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
-pub use attempts::{Claim, OutboxEntry};
+pub use attempts::{Claim, Delivery, OutboxEntry};
+pub use channel_state::ChannelStop;
 pub use payments::{PaymentConfirmed, PaymentOutcome};
 pub use tenants::{ApiKeyRecord, WhatsAppNumber};
 

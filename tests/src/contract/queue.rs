@@ -7,10 +7,7 @@ use cobro::ports::{Outgoing, Queue, QueueError};
 
 fn msgs(n: usize, tag: &str) -> Vec<Outgoing> {
     (0..n)
-        .map(|i| Outgoing {
-            id: format!("m{i}"),
-            body: format!("{tag}-{i}"),
-        })
+        .map(|i| Outgoing::new(format!("m{i}"), format!("{tag}-{i}")))
         .collect()
 }
 
@@ -43,14 +40,8 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
         "batch: empty is refused"
     );
     let dup = vec![
-        Outgoing {
-            id: "a".into(),
-            body: "1".into(),
-        },
-        Outgoing {
-            id: "a".into(),
-            body: "2".into(),
-        },
+        Outgoing::new("a", "1"),
+        Outgoing::new("a", "2"),
     ];
     assert!(
         invalid(q.send_batch(dup).await),
@@ -129,6 +120,29 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
     q.delete(&first[0].receipt)
         .await
         .expect("delete: an older receipt of a deleted message is not an error");
+
+    // Delay: hidden until the delay has passed, then delivered like any other.
+    assert_eq!(
+        Outgoing::new("d", "x").delayed(Duration::from_secs(901)).delay,
+        Duration::from_secs(900),
+        "delay: the constructor clamps to SQS's most"
+    );
+    let mut too_long = Outgoing::new("d", "x");
+    too_long.delay = Duration::from_secs(901);
+    assert!(
+        invalid(q.send_batch(vec![too_long]).await),
+        "delay: more than 900 s is refused"
+    );
+    q.send_batch(vec![
+        Outgoing::new("late", "late-0").delayed(Duration::from_secs(2)),
+        Outgoing::new("now", "now-0"),
+    ])
+    .await
+    .unwrap();
+    let early = drain(q).await;
+    assert_eq!(early, ["now-0"], "delay: only the undelayed one at first");
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(drain(q).await, ["late-0"], "delay: the delayed one after its delay");
 
     // Redrive: received max_receives times without a delete, then it moves to the DLQ.
     q.send_batch(msgs(1, "poison")).await.unwrap();

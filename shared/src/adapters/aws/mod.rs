@@ -3,10 +3,14 @@
 pub mod config;
 mod dynamodb;
 mod eventbridge;
+#[cfg(feature = "s3")]
+mod s3;
 mod sqs;
 
 pub use dynamodb::DynamoTable;
 pub use eventbridge::EventBridgeBus;
+#[cfg(feature = "s3")]
+pub use s3::S3Blobs;
 pub use sqs::SqsQueue;
 
 // The three SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from the smithy

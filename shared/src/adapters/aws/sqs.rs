@@ -42,6 +42,7 @@ impl Queue for SqsQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(m.id)
                     .message_body(m.body)
+                    .delay_seconds(m.delay.as_secs() as i32)
                     .build()
                     .map_err(|e| QueueError::Invalid(e.to_string()))
             })

@@ -75,7 +75,12 @@ impl Queue for SqliteQueue {
                     tx.execute(
                         "INSERT INTO queue_messages (queue, message_id, body, visible_at_ms)
                          VALUES (?1, ?2, ?3, ?4)",
-                        params![name, uuid::Uuid::new_v4().to_string(), m.body, now],
+                        params![
+                            name,
+                            uuid::Uuid::new_v4().to_string(),
+                            m.body,
+                            now + m.delay.as_millis() as i64
+                        ],
                     )
                     .map_err(backend)?;
                 }

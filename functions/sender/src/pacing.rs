@@ -1,0 +1,71 @@
+//! How fast the sender may go: a rate per sending number (WhatsApp's default is 80 messages a
+//! second, up to 1,000 once Meta raises it), a pause for a number the provider throttled, and
+//! backoff delays with full jitter for retries.
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Meta's pair rate: one message per recipient every 6 seconds.
+pub const RECIPIENT_GAP: Duration = Duration::from_secs(6);
+
+pub struct Pacer {
+    limiter: DefaultKeyedRateLimiter<String>,
+    paused: Mutex<HashMap<String, Instant>>,
+}
+
+impl Pacer {
+    /// `per_second` messages per sending number (per process: with several instances, set the
+    /// event source's maximum concurrency so that instances × rate stays under the number's
+    /// limit).
+    pub fn new(per_second: u32) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).expect("at least 1");
+        // A burst of one second's worth: the provider measures per second too.
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_second(rate)),
+            paused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long the number is paused for, if it is (the provider throttled it).
+    pub fn paused_for(&self, number: &str) -> Option<Duration> {
+        let mut paused = self.paused.lock().expect("pacer lock");
+        let until = *paused.get(number)?;
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            paused.remove(number);
+            return None;
+        }
+        Some(left)
+    }
+
+    /// Slows a throttled number down: no sends from it for `pause`.
+    pub fn pause(&self, number: &str, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut paused = self.paused.lock().expect("pacer lock");
+        let e = paused.entry(number.to_string()).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    /// Waits for the number's next slot.
+    pub async fn ready(&self, number: &str) {
+        self.limiter.until_key_ready(&number.to_string()).await;
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to `base × 2^tries`, capped.
+pub fn backoff(tries: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base
+        .saturating_mul(2u32.saturating_pow(tries.min(16)))
+        .min(cap);
+    let ms = ceiling.as_millis().max(1) as u64;
+    // Never zero: a retry that comes back at once would only fail again.
+    Duration::from_millis(fastrand::u64(ms / 2..=ms))
+}
+
+/// Meta's advice for the pair rate (131056): wait 4^n seconds (1, 4, 16, …).
+pub fn pair_rate_delay(tries: u32) -> Duration {
+    Duration::from_secs(4u64.saturating_pow(tries.min(5))).min(Duration::from_secs(900))
+}

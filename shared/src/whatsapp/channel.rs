@@ -1,0 +1,63 @@
+//! WhatsApp as a `Channel`: the Graph API client behind the port. Free-form text inside the
+//! customer-service window, the approved template outside it (the sender decides which).
+
+use async_trait::async_trait;
+
+use super::client::GraphClient;
+use super::send::{template_language, Content, SendRequest};
+use crate::ports::{Channel, ChannelError, ChannelMessage, Form};
+
+pub struct WhatsAppChannel {
+    client: GraphClient,
+}
+
+impl WhatsAppChannel {
+    pub fn new(client: GraphClient) -> Self {
+        Self { client }
+    }
+
+    /// The request for a message: what goes over the wire.
+    pub fn request(message: &ChannelMessage) -> SendRequest {
+        let content = match message.form {
+            Form::FreeForm => Content::text(message.text.clone()),
+            Form::Template => Content::template(
+                message.template.name.clone(),
+                template_language(message.language),
+                &message.template.params,
+                &[],
+            ),
+        };
+        SendRequest::to(message.to.phone.as_str(), content).correlated(message.correlation.clone())
+    }
+}
+
+#[async_trait]
+impl Channel for WhatsAppChannel {
+    async fn send(&self, message: &ChannelMessage) -> Result<String, ChannelError> {
+        let from = message
+            .send_as
+            .whatsapp_phone_number_id
+            .as_deref()
+            .or(self.client.config().default_phone_number_id.as_deref())
+            .ok_or_else(|| {
+                ChannelError::new(
+                    crate::ports::FailureClass::StopTenant,
+                    None,
+                    "no WhatsApp phone number id is configured for the tenant",
+                )
+            })?;
+        let response = self.client.send(from, &Self::request(message)).await?;
+        response
+            .messages
+            .into_iter()
+            .next()
+            .map(|m| m.id)
+            .ok_or_else(|| {
+                ChannelError::new(
+                    crate::ports::FailureClass::Timeout,
+                    None,
+                    "the Graph API accepted the message but returned no message id",
+                )
+            })
+    }
+}
