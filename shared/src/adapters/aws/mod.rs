@@ -2,15 +2,26 @@
 
 pub mod config;
 mod dynamodb;
+#[cfg(feature = "email")]
+mod email;
 mod eventbridge;
 #[cfg(feature = "s3")]
 mod s3;
+#[cfg(feature = "sms")]
+mod sms;
 mod sqs;
 
 pub use dynamodb::DynamoTable;
+#[cfg(feature = "email")]
+pub use email::{
+    decode_tag_value, default_subject, encode_tag_value, EmailChannel, EMAIL_ATTEMPT_TIMEOUT,
+    EMAIL_TAG_CORRELATION,
+};
 pub use eventbridge::EventBridgeBus;
 #[cfg(feature = "s3")]
 pub use s3::S3Blobs;
+#[cfg(feature = "sms")]
+pub use sms::{SmsChannel, SMS_ATTEMPT_TIMEOUT, SMS_CONTEXT_CORRELATION};
 pub use sqs::SqsQueue;
 
 // The three SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from the smithy
