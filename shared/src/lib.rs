@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod inbound;
 pub mod outbound;
 pub mod ports;
 pub mod repo;

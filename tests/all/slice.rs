@@ -233,6 +233,9 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         StatusCode::OK
     );
     assert_eq!(s.post_webhook(&raw, Some(good)).await, StatusCode::OK);
+    // The webhook only keeps and queues; the inbound worker applies.
+    let drained = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(drained["inbound_applied"], 2, "{drained}");
     let after = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
     assert_eq!(after.len(), 2, "the reply is recorded once: {after:?}");
     let inbound: Vec<_> = after

@@ -2,4 +2,5 @@
 //! pass unchanged.
 
 pub mod contract;
+pub mod fake_graph;
 pub mod moto;

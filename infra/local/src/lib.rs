@@ -21,6 +21,7 @@ use cobro::collect::Decider;
 use cobro::ports::{Channels, Clock, Pattern, Queue, ShiftedClock};
 use cobro::repo::Store;
 use cobro_crm_api::CrmApi;
+use cobro_inbound::Inbound;
 use cobro_payment_confirmed::PaymentHandler;
 use cobro_reminders::{Reminders, TickReport};
 use cobro_sender::{Pacer, Sender};
@@ -49,6 +50,7 @@ pub struct LocalStack {
     pub reminders: Reminders,
     pub sender: Arc<Sender>,
     pub payment_handler: PaymentHandler,
+    pub inbound_handler: Inbound,
     pub webhook: Arc<Webhook>,
     pub crm: Arc<CrmApi>,
 }
@@ -74,6 +76,8 @@ pub struct DrainReport {
     pub parked: u32,
     pub dead_lettered: u32,
     pub retried: u32,
+    pub inbound_applied: u32,
+    pub inbound_failed: u32,
     pub payments_applied: u32,
     pub payments_duplicate: u32,
     pub payments_rejected: u32,
@@ -133,6 +137,14 @@ impl LocalStack {
             }),
             payment_handler: PaymentHandler {
                 store: store.clone(),
+            },
+            inbound_handler: Inbound {
+                store: store.clone(),
+                blobs: blobs.clone(),
+                bus: bus.clone(),
+                clock: dyn_clock.clone(),
+                // The sandbox has no media server: media ids are kept, not downloaded.
+                media: None,
             },
             webhook: Arc::new(Webhook {
                 store: store.clone(),
@@ -214,6 +226,18 @@ impl LocalStack {
                 Err(e) => {
                     tracing::warn!(error = %e, "send will be retried");
                     report.retried += 1;
+                }
+            }
+        }
+        for m in self.inbound.receive(10, VISIBILITY).await? {
+            match self.inbound_handler.handle(&m.body).await {
+                Ok(_) => {
+                    report.inbound_applied += 1;
+                    self.inbound.delete(&m.receipt).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbound not applied; it will be received again");
+                    report.inbound_failed += 1;
                 }
             }
         }

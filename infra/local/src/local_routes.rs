@@ -156,5 +156,7 @@ async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Respon
         HeaderValue::from_str(&sig).expect("ascii"),
     );
     s.webhook.handle(&headers, &raw).await?;
+    // The reply shows on the sandbox page at once, instead of at the worker's next poll.
+    s.drain().await.map_err(internal)?;
     Ok((StatusCode::OK, Json(json!({ "message_id": wamid }))).into_response())
 }

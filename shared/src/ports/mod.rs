@@ -4,6 +4,7 @@ pub mod blobs;
 pub mod bus;
 pub mod channel;
 pub mod clock;
+pub mod media;
 pub mod queue;
 pub mod table;
 
@@ -13,6 +14,7 @@ pub use channel::{
     Channel, ChannelError, ChannelMessage, Channels, FailureClass, Form, Recipient, SendAs,
     TemplateRef,
 };
+pub use media::{MediaSource, Medium};
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use queue::{Outgoing, Queue, QueueError, Received};
 pub use table::{

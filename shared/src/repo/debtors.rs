@@ -1,15 +1,96 @@
 //! Debtors, found by the CRM's id or by phone number (GSI1).
 
 use super::{from_item, keys, to_item, RepoError, Store};
-use crate::domain::{Debtor, DebtorId, Phone, TenantId};
-use crate::ports::{table::GSI1, Query, SkRange, WriteOp};
+use crate::domain::{Consent, Debtor, DebtorId, Phone, TenantId};
+use crate::ports::table::{Condition, TableError, GSI1};
+use crate::ports::{Query, SkRange, WriteOp};
+
+/// The CRM's records as sent, except that one it restates keeps its first date; plus every
+/// record it did not send (the debtor's own opt-outs and opt-ins).
+fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
+    let mut merged: Vec<Consent> = new
+        .iter()
+        .map(|c| {
+            old.iter()
+                .filter(|o| o.channel == c.channel && o.granted == c.granted && o.source == c.source)
+                .min_by_key(|o| o.at)
+                .filter(|o| o.at <= c.at)
+                .cloned()
+                .unwrap_or_else(|| c.clone())
+        })
+        .collect();
+    for o in old {
+        let restated = new.iter().any(|c| c.channel == o.channel && c.source == o.source);
+        if !restated && !merged.contains(o) {
+            merged.push(o.clone());
+        }
+    }
+    merged
+}
 
 impl Store {
     /// Creates or replaces the debtor (idempotent on the CRM's id). Returns true when created.
+    ///
+    /// Consent is a history, not a field: what the debtor said on a channel (an opt-out by
+    /// keyword, an opt-in) is kept however often the CRM restates its own records, and a
+    /// restated CRM consent keeps its first date, so it cannot outdate a later opt-out.
     pub async fn upsert_debtor(&self, debtor: &Debtor) -> Result<bool, RepoError> {
+        for _ in 0..5 {
+            let key = keys::debtor(&debtor.tenant, &debtor.id);
+            let existing = self.table.get(&key).await?;
+            let revision = existing
+                .as_ref()
+                .and_then(|i| i.get("revision")?.as_i64())
+                .unwrap_or(0);
+            let mut merged = debtor.clone();
+            if let Some(old) = existing.clone().map(from_item::<Debtor>).transpose()? {
+                merged.consents = merge_consents(&old.consents, &debtor.consents);
+            }
+            match self.put_debtor(&merged, existing.is_some().then_some(revision)).await {
+                Ok(()) => return Ok(existing.is_none()),
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RepoError::Conflict(format!("debtor {} keeps changing", debtor.id)))
+    }
+
+    /// Adds one consent record (an opt-out or opt-in the debtor made) to the history.
+    pub async fn record_consent(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        consent: Consent,
+    ) -> Result<Option<Debtor>, RepoError> {
+        for _ in 0..5 {
+            let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
+                return Ok(None);
+            };
+            let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
+            let mut debtor: Debtor = from_item(item)?;
+            if !debtor.consents.contains(&consent) {
+                debtor.consents.push(consent.clone());
+            }
+            match self.put_debtor(&debtor, Some(revision)).await {
+                Ok(()) => return Ok(Some(debtor)),
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RepoError::Conflict(format!("debtor {d} keeps changing")))
+    }
+
+    /// Writes the profile and its directory entry together; `revision`: the one read, which
+    /// must still be there (`None`: the debtor must not exist yet).
+    async fn put_debtor(&self, debtor: &Debtor, revision: Option<i64>) -> Result<(), RepoError> {
         let key = keys::debtor(&debtor.tenant, &debtor.id);
-        let existed = self.table.get(&key).await?.is_some();
         let mut item = to_item(key, "debtor", debtor);
+        item.insert("revision".into(), (revision.unwrap_or(0) + 1).into());
+        let condition = match revision {
+            None => Condition::NotExists,
+            Some(0) => Condition::AttrNotExists("revision".into()),
+            Some(r) => Condition::eq("revision", r),
+        };
         item.insert(
             GSI1.pk.into(),
             keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
@@ -19,15 +100,23 @@ impl Store {
         entry.insert("kind".into(), "debtor_entry".into());
         entry.insert("debtor".into(), debtor.id.as_str().into());
         // The profile and its directory entry change together.
-        let ops = [item, entry]
-            .into_iter()
-            .map(|item| WriteOp::Put {
+        let ops = vec![
+            WriteOp::Put {
                 item,
+                condition: Some(condition),
+            },
+            WriteOp::Put {
+                item: entry,
                 condition: None,
-            })
-            .collect();
-        self.table.transact_write(ops).await?;
-        Ok(!existed)
+            },
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCanceled(_)) => {
+                Err(RepoError::Conflict(format!("debtor {} changed", debtor.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Debtor>, RepoError> {

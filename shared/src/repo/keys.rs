@@ -85,6 +85,29 @@ pub fn provider_message(t: &TenantId, message_id: &str) -> Key {
     Key::new(format!("T#{t}#PROVIDERMSG#{message_id}"), "ATTEMPT")
 }
 
+/// An inbound message already applied: the deduplication record (with a TTL).
+pub fn seen_inbound(t: &TenantId, channel: &str, message_id: &str) -> Key {
+    Key::new(format!("T#{t}#SEEN#{channel}#{message_id}"), "SEEN")
+}
+
+/// An SMS number (origination identity) → its tenant, for inbound SMS.
+pub fn sms_number(number: &str) -> Key {
+    Key::new(format!("SMSNUMBER#{number}"), "ROUTE")
+}
+
+/// Deliveries for numbers no tenant has: kept for an operator, by number.
+pub fn unrouted(channel: &str, number: &str, at_millis: i64, blob: &str) -> Key {
+    Key::new(
+        format!("UNROUTED#{channel}#{number}"),
+        format!("{at_millis:015}#{blob}"),
+    )
+}
+
+/// Events of a kind cobro does not handle, kept per tenant with their raw body's blob.
+pub fn unhandled(t: &TenantId, at_millis: i64, what: &str, n: usize) -> Key {
+    Key::new(format!("T#{t}#UNHANDLED"), format!("{at_millis:015}#{what}#{n}"))
+}
+
 /// A channel the tenant may not send on for now (an account-wide provider error).
 pub fn channel_stops_pk(t: &TenantId) -> String {
     format!("T#{t}#CHANNELSTOPS")

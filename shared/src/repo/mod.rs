@@ -7,6 +7,7 @@ mod attempts;
 mod channel_state;
 mod conversations;
 mod debtors;
+mod inbound;
 mod payments;
 mod tenants;
 
@@ -19,6 +20,7 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 pub use accounts::{AccountView, Decision};
 pub use attempts::{Claim, Delivery, OutboxEntry};
 pub use channel_state::ChannelStop;
+pub use inbound::{SmsNumber, SEEN_FOR};
 pub use payments::{PaymentConfirmed, PaymentOutcome};
 pub use tenants::{ApiKeyRecord, WhatsAppNumber};
 

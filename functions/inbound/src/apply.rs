@@ -1,0 +1,308 @@
+//! Applies one routed event for one tenant. Exactly-once effects on at-least-once input: a
+//! message is applied only the first time its id is seen, and a status only moves an attempt
+//! forward.
+
+use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
+use cobro::inbound::{opt_keyword, Content, InboundEvent, InboundMessage, Party, StatusReport};
+use cobro::ports::{Event, FailureClass};
+use cobro::repo::Delivery;
+
+use super::{Inbound, InboundError, Report};
+
+impl Inbound {
+    pub(crate) async fn apply(
+        &self,
+        tenant: &TenantId,
+        channel: ChannelKind,
+        to_number: &str,
+        event: &InboundEvent,
+        blob: &str,
+        n: usize,
+        report: &mut Report,
+    ) -> Result<(), InboundError> {
+        match event {
+            InboundEvent::Message(m) => self.message(tenant, channel, to_number, m, report).await,
+            InboundEvent::Status(s) => self.status(tenant, s, report).await,
+            InboundEvent::Preference {
+                from,
+                category,
+                stop,
+                at,
+            } => {
+                for d in self.debtors_of(tenant, from).await? {
+                    self.publish(
+                        "DebtorPreferenceChanged",
+                        serde_json::json!({
+                            "tenant": tenant, "debtor": d.id, "channel": channel.as_str(),
+                            "category": category, "stop": stop, "at": at,
+                        }),
+                    )
+                    .await?;
+                }
+                report.preferences += 1;
+                Ok(())
+            }
+            InboundEvent::NumberChanged { from, new_wa_id, at } => {
+                // The CRM owns the phone number: it is told, cobro does not guess.
+                for d in self.debtors_of(tenant, from).await? {
+                    self.publish(
+                        "DebtorNumberChanged",
+                        serde_json::json!({
+                            "tenant": tenant, "debtor": d.id, "channel": channel.as_str(),
+                            "new_wa_id_present": new_wa_id.is_some(), "at": at,
+                        }),
+                    )
+                    .await?;
+                }
+                report.other += 1;
+                Ok(())
+            }
+            InboundEvent::ProviderErrors { errors } => {
+                for e in errors {
+                    tracing::error!(tenant = %tenant, code = ?e.code, error = %e.describe(), "provider error in a webhook");
+                }
+                self.publish(
+                    "ProviderErrorReported",
+                    serde_json::json!({
+                        "tenant": tenant, "channel": channel.as_str(), "errors": errors, "blob": blob,
+                    }),
+                )
+                .await?;
+                report.errors += 1;
+                Ok(())
+            }
+            InboundEvent::Unknown { what } => {
+                self.store
+                    .record_unhandled(tenant, what, n, blob, self.clock.now())
+                    .await?;
+                report.unhandled += 1;
+                Ok(())
+            }
+        }
+    }
+
+    async fn debtors_of(&self, tenant: &TenantId, from: &Party) -> Result<Vec<Debtor>, InboundError> {
+        match &from.phone {
+            Some(p) => Ok(self.store.debtors_by_phone(tenant, p).await?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn message(
+        &self,
+        tenant: &TenantId,
+        channel: ChannelKind,
+        to_number: &str,
+        m: &InboundMessage,
+        report: &mut Report,
+    ) -> Result<(), InboundError> {
+        let now = self.clock.now();
+        if !self
+            .store
+            .first_seen(tenant, channel.as_str(), &m.id, now)
+            .await?
+        {
+            report.duplicates += 1;
+            return Ok(());
+        }
+        // Seen is written first, so a failure below must undo it, or the redelivery that
+        // follows the failure would be taken for a duplicate.
+        match self.message_once(tenant, channel, to_number, m, report).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.store
+                    .forget_seen(tenant, channel.as_str(), &m.id)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn message_once(
+        &self,
+        tenant: &TenantId,
+        channel: ChannelKind,
+        to_number: &str,
+        m: &InboundMessage,
+        report: &mut Report,
+    ) -> Result<(), InboundError> {
+        let debtors = self.debtors_of(tenant, &m.from).await?;
+        if debtors.is_empty() {
+            tracing::info!(channel = channel.as_str(), "message from someone who is not a debtor; kept");
+            let raw = serde_json::to_value(m).expect("serializes");
+            self.store
+                .record_unmatched(tenant, &m.from.label(), &m.id, &raw)
+                .await?;
+            report.unmatched += 1;
+            return Ok(());
+        }
+        let stored_media = match &m.content {
+            Content::Media {
+                media, media_id, ..
+            } => self.keep_media(tenant, to_number, media, media_id).await,
+            _ => None,
+        };
+        for debtor in &debtors {
+            let mut text = m.content.summary();
+            if let Some(key) = &stored_media {
+                text = format!("{text} ({key})");
+            }
+            let message = ConversationMessage {
+                tenant: tenant.clone(),
+                debtor: debtor.id.clone(),
+                direction: Direction::Inbound,
+                channel,
+                message_id: m.id.clone(),
+                at: m.at,
+                text,
+            };
+            self.store.record_message(&message).await?;
+            if channel == ChannelKind::Whatsapp {
+                // Every message from the debtor opens or extends the 24-hour window.
+                self.store
+                    .touch_inbound_window(tenant, &debtor.id, channel, m.at)
+                    .await?;
+            }
+            if let Some(grant) = m.content.text().and_then(opt_keyword) {
+                self.consent_by_keyword(tenant, debtor, channel, grant, m).await?;
+                report.opt_changes += 1;
+            }
+            if let (Some(key), Content::Media { media, mime_type, filename, .. }) =
+                (&stored_media, &m.content)
+            {
+                self.publish(
+                    "MediaReceived",
+                    serde_json::json!({
+                        "tenant": tenant, "debtor": debtor.id, "channel": channel.as_str(),
+                        "message_id": m.id, "media": media, "mime_type": mime_type,
+                        "filename": filename, "blob": key, "at": m.at,
+                    }),
+                )
+                .await?;
+            }
+        }
+        report.messages += 1;
+        Ok(())
+    }
+
+    /// Downloads a medium and keeps it. A failure is logged, not fatal: the message itself is
+    /// recorded, with its media id, which Meta keeps for 7 days.
+    async fn keep_media(
+        &self,
+        tenant: &TenantId,
+        to_number: &str,
+        media: &str,
+        media_id: &str,
+    ) -> Option<String> {
+        let source = self.media.as_ref()?;
+        let medium = match source.fetch(media_id, to_number).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(media_id, error = %e, "medium not downloaded");
+                return None;
+            }
+        };
+        let safe_id: String = media_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let key = format!("media/{tenant}/{media}/{safe_id}");
+        match self.blobs.put(&key, medium.bytes, &medium.mime_type).await {
+            Ok(()) => Some(key),
+            Err(e) => {
+                tracing::warn!(media_id, error = %e, "medium not kept");
+                None
+            }
+        }
+    }
+
+    /// STOP, BAJA, SAIR … withdraw consent on the channel they came on; START, ALTA … give it
+    /// back. Recorded as the debtor's own word, which a CRM update does not overwrite.
+    async fn consent_by_keyword(
+        &self,
+        tenant: &TenantId,
+        debtor: &Debtor,
+        channel: ChannelKind,
+        granted: bool,
+        m: &InboundMessage,
+    ) -> Result<(), InboundError> {
+        let keyword = m.content.text().unwrap_or_default().trim().to_uppercase();
+        let consent = Consent {
+            channel,
+            granted,
+            at: m.at,
+            source: format!("keyword:{keyword}"),
+        };
+        self.store
+            .record_consent(tenant, &debtor.id, consent)
+            .await?;
+        tracing::info!(tenant = %tenant, debtor = %debtor.id, channel = channel.as_str(), granted, "consent changed by keyword");
+        self.publish(
+            if granted { "ConsentGiven" } else { "OptedOut" },
+            serde_json::json!({
+                "tenant": tenant, "debtor": debtor.id, "channel": channel.as_str(),
+                "source": "keyword", "message_id": m.id, "at": m.at,
+            }),
+        )
+        .await
+    }
+
+    async fn status(
+        &self,
+        tenant: &TenantId,
+        s: &StatusReport,
+        report: &mut Report,
+    ) -> Result<(), InboundError> {
+        let error = s.errors.first();
+        let delivery = Delivery {
+            provider_message_id: s.provider_message_id.clone(),
+            status: s.status.clone(),
+            rank: s.rank(),
+            failed: s.status == "failed",
+            at: s.at,
+            error: error.map(|e| e.describe()),
+            error_code: error.and_then(|e| e.code),
+        };
+        if delivery.rank == 0 {
+            report.unhandled += 1;
+            return Ok(());
+        }
+        match self.store.apply_delivery(tenant, &delivery).await? {
+            None => {
+                // Not a contact attempt (a chatbot reply, a message sent elsewhere).
+                report.statuses_unmatched += 1;
+            }
+            Some((_, false)) => report.duplicates += 1,
+            Some((attempt, true)) => {
+                report.statuses += 1;
+                let class: Option<FailureClass> = None;
+                let detail_type = match s.status.as_str() {
+                    "failed" => "MessageFailed",
+                    "delivered" => "MessageDelivered",
+                    "read" | "played" => "MessageRead",
+                    _ => "MessageSent",
+                };
+                self.publish(
+                    detail_type,
+                    serde_json::json!({
+                        "tenant": tenant, "account": attempt.account, "debtor": attempt.debtor,
+                        "decision_id": attempt.decision_id, "channel": attempt.channel.as_str(),
+                        "provider_message_id": s.provider_message_id, "status": s.status,
+                        "error": delivery.error, "error_code": delivery.error_code,
+                        "error_class": class.map(|c| c.as_str()),
+                        "pricing_category": s.pricing_category, "at": s.at,
+                    }),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, detail_type: &str, detail: serde_json::Value) -> Result<(), InboundError> {
+        self.bus
+            .publish(vec![Event::new(detail_type, detail)])
+            .await
+            .map_err(|e| InboundError::Bus(e.to_string()))
+    }
+}

@@ -1,0 +1,142 @@
+//! The inbound processor: applies what the channels sent back, after the webhook has kept it.
+//! Its queue carries two kinds of message: a reference to a WhatsApp delivery the webhook
+//! stored, and an inbound SMS that two-way SMS published to SNS.
+
+mod apply;
+pub mod sms;
+pub mod whatsapp;
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use cobro::domain::{ChannelKind, TenantId};
+use cobro::inbound::Routed;
+use cobro::ports::{Blobs, Bus, Clock, MediaSource};
+use cobro::repo::{RepoError, Store};
+
+pub struct Inbound {
+    pub store: Store,
+    pub blobs: Arc<dyn Blobs>,
+    pub bus: Arc<dyn Bus>,
+    pub clock: Arc<dyn Clock>,
+    /// Downloads media (payment receipts); `None` keeps only their ids.
+    pub media: Option<Arc<dyn MediaSource>>,
+}
+
+/// What one queue message did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub messages: u32,
+    pub statuses: u32,
+    pub duplicates: u32,
+    pub unmatched: u32,
+    pub statuses_unmatched: u32,
+    pub opt_changes: u32,
+    pub preferences: u32,
+    pub errors: u32,
+    pub unhandled: u32,
+    pub unrouted: u32,
+    pub other: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// The queue message itself is unreadable: retrying will not help.
+    #[error("unreadable queue message: {0}")]
+    Malformed(String),
+    #[error("the stored delivery {0} is missing")]
+    MissingBlob(String),
+    #[error("the blob store failed: {0}")]
+    Blobs(String),
+    #[error("the event bus failed: {0}")]
+    Bus(String),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// The queue message the webhook sends for one delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundJob {
+    pub source: String,
+    pub blob: String,
+    pub received_at: jiff::Timestamp,
+}
+
+impl Inbound {
+    /// One queue message. `Err` leaves it on the queue to be received again.
+    pub async fn handle(&self, body: &str) -> Result<Report, InboundError> {
+        if let Ok(job) = serde_json::from_str::<InboundJob>(body) {
+            return self.whatsapp_delivery(&job).await;
+        }
+        if let Some(notification) = sms::Notification::parse(body) {
+            return self.sms(notification).await;
+        }
+        Err(InboundError::Malformed(format!(
+            "neither a stored delivery nor an SNS notification: {}",
+            body.chars().take(120).collect::<String>()
+        )))
+    }
+
+    async fn whatsapp_delivery(&self, job: &InboundJob) -> Result<Report, InboundError> {
+        let raw = self
+            .blobs
+            .get(&job.blob)
+            .await
+            .map_err(|e| InboundError::Blobs(e.to_string()))?
+            .ok_or_else(|| InboundError::MissingBlob(job.blob.clone()))?;
+        let routed = whatsapp::events(&raw, job.received_at);
+        self.apply_all(routed, &job.blob).await
+    }
+
+    async fn sms(&self, n: sms::Notification) -> Result<Report, InboundError> {
+        let now = self.clock.now();
+        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let key = format!("inbound/sms/{day}/{}.json", n.digest());
+        self.blobs
+            .put(&key, n.raw.clone().into_bytes(), "application/json")
+            .await
+            .map_err(|e| InboundError::Blobs(e.to_string()))?;
+        let routed = n.events(now);
+        self.apply_all(routed, &key).await
+    }
+
+    async fn apply_all(&self, routed: Vec<Routed>, blob: &str) -> Result<Report, InboundError> {
+        let mut report = Report::default();
+        let mut tenants: Vec<(ChannelKind, String, Option<TenantId>)> = Vec::new();
+        for (n, r) in routed.iter().enumerate() {
+            let known = tenants
+                .iter()
+                .find(|(c, num, _)| *c == r.channel && *num == r.to_number)
+                .map(|(_, _, t)| t.clone());
+            let tenant = match known {
+                Some(t) => t,
+                None => {
+                    let t = self.tenant_of(r.channel, &r.to_number).await?;
+                    if t.is_none() {
+                        self.store
+                            .record_unrouted(r.channel.as_str(), &r.to_number, blob, self.clock.now())
+                            .await?;
+                        tracing::warn!(channel = r.channel.as_str(), number = %r.to_number, "delivery for a number no tenant has; kept");
+                    }
+                    tenants.push((r.channel, r.to_number.clone(), t.clone()));
+                    t
+                }
+            };
+            let Some(tenant) = tenant else {
+                report.unrouted += 1;
+                continue;
+            };
+            self.apply(&tenant, r.channel, &r.to_number, &r.event, blob, n, &mut report)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn tenant_of(&self, channel: ChannelKind, number: &str) -> Result<Option<TenantId>, RepoError> {
+        Ok(match channel {
+            ChannelKind::Whatsapp => self.store.whatsapp_number(number).await?.map(|n| n.tenant),
+            ChannelKind::Sms => self.store.sms_number(number).await?.map(|n| n.tenant),
+            ChannelKind::Email => None,
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! The inbound Lambda: an SQS consumer (WhatsApp deliveries the webhook kept, inbound SMS from
+//! SNS) that reports partial batch failures.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+use cobro::lambda;
+use cobro::ports::{MediaSource, SystemClock};
+use cobro::repo::Store;
+use cobro::whatsapp::client::{GraphClient, GraphConfig};
+use cobro_inbound::{Inbound, InboundError};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_logging();
+    let media: Option<Arc<dyn MediaSource>> = match std::env::var("WHATSAPP_ACCESS_TOKEN") {
+        Ok(token) if !token.is_empty() => Some(Arc::new(GraphClient::new(GraphConfig::from_env(token)?)?)),
+        _ => None,
+    };
+    let inbound = Inbound {
+        store: Store::new(lambda::table().await?),
+        blobs: lambda::blobs().await?,
+        bus: lambda::bus().await?,
+        clock: Arc::new(SystemClock),
+        media,
+    };
+    let inbound = &inbound;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let mut response = SqsBatchResponse::default();
+        for record in event.payload.records {
+            let body = record.body.as_deref().unwrap_or_default();
+            match inbound.handle(body).await {
+                Ok(report) => tracing::info!(?report, "applied"),
+                // Retrying cannot fix an unreadable message: the redrive keeps it in the DLQ.
+                Err(e @ InboundError::Malformed(_)) => {
+                    tracing::error!(error = %e, "unreadable; it will end in the dead-letter queue");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.unwrap_or_default();
+                    response.batch_item_failures.push(failure);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "will be received again");
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = record.message_id.unwrap_or_default();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        Ok::<_, lambda_runtime::Error>(response)
+    }))
+    .await
+}
