@@ -1,2 +1,3 @@
+mod channels_aws;
 mod contract;
 mod slice;
