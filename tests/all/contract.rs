@@ -74,3 +74,15 @@ async fn bus_moto() {
         .await;
     contract::bus::run(&bus, &target).await;
 }
+
+#[tokio::test]
+async fn blobs_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    contract::blobs::run(&cobro::adapters::dir_blobs::DirBlobs::new(dir.path())).await;
+}
+
+#[tokio::test]
+async fn blobs_moto() {
+    let Some(moto) = moto().await else { return };
+    contract::blobs::run(&moto.create_bucket(&unique("bucket")).await).await;
+}

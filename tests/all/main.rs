@@ -1,3 +1,4 @@
 mod channels_aws;
 mod contract;
+mod inbound;
 mod slice;

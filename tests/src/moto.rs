@@ -69,6 +69,21 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 }
 
 impl Moto {
+    /// A bucket, through the S3 adapter (path-style: moto has no per-bucket host names).
+    pub async fn create_bucket(&self, name: &str) -> cobro::adapters::aws::S3Blobs {
+        let config = aws_sdk_s3::config::Builder::from(&self.config)
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        client
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("moto creates the bucket");
+        cobro::adapters::aws::S3Blobs::new(client, name)
+    }
+
     /// A table shaped as template.yaml declares it: pk/sk, the GSIs of `INDEXES`, TTL on `ttl`.
     pub async fn create_table(&self, name: &str) -> DynamoTable {
         let client = aws_sdk_dynamodb::Client::new(&self.config);

@@ -1,0 +1,519 @@
+//! The webhook and the inbound processor together, on the embedded adapters: what Meta sends
+//! (real payloads from ../shared/fixtures, and synthetic batches), what is kept, what is
+//! applied, exactly once.
+
+use axum::http::{HeaderMap, HeaderValue};
+use jiff::Timestamp;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro::adapters::dir_blobs::DirBlobs;
+use cobro::adapters::local_bus::LocalBus;
+use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
+use cobro::domain::{
+    ChannelKind, Consent, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId,
+    TenantKind, Zone,
+};
+use cobro::inbound::{Content, InboundEvent};
+use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue};
+use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
+use cobro::whatsapp::signature;
+use cobro_inbound::{whatsapp, Inbound, Report};
+use cobro_webhook::Webhook;
+
+const NUMBER: &str = "1122334455667";
+const SECRET: &str = "app-secret-of-the-fixture-number";
+const DEFAULT_SECRET: &str = "the-deployment-app-secret";
+
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("COBRO_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures")))
+}
+
+pub fn webhook_fixture(name: &str) -> Vec<u8> {
+    let path = fixtures().join("whatsapp-webhooks").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub struct Harness {
+    pub store: Store,
+    pub blobs: Arc<DirBlobs>,
+    pub queue: Arc<SqliteQueue>,
+    /// Every event the processor publishes.
+    pub events: Arc<SqliteQueue>,
+    pub webhook: Webhook,
+    pub inbound: Inbound,
+    pub tenant: TenantId,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open_in_memory().unwrap();
+        let store = Store::new(Arc::new(sqlite.table()));
+        let blobs = Arc::new(DirBlobs::new(dir.path().join("blobs")));
+        let queue = Arc::new(sqlite.queue("inbound", None));
+        let events = Arc::new(sqlite.queue("events", None));
+        let bus = Arc::new(LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>));
+        let clock: Arc<dyn Clock> =
+            Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
+        let tenant = TenantId::parse("t1").unwrap();
+        store
+            .put_tenant(&Tenant {
+                id: tenant.clone(),
+                name: "Crédito Andino".into(),
+                country: "CL".into(),
+                kind: TenantKind::Creditor,
+                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
+                whatsapp_enabled: false,
+                sender_ids: SenderIds::default(),
+            })
+            .await
+            .unwrap();
+        store
+            .put_whatsapp_number(&WhatsAppNumber {
+                phone_number_id: NUMBER.into(),
+                tenant: tenant.clone(),
+                display_phone_number: "972123456789".into(),
+                app_secret: SECRET.into(),
+            })
+            .await
+            .unwrap();
+        store
+            .put_sms_number(&SmsNumber {
+                number: "+15550001111".into(),
+                tenant: tenant.clone(),
+            })
+            .await
+            .unwrap();
+        let webhook = Webhook {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            inbound: queue.clone(),
+            clock: clock.clone(),
+            verify_token: "verify-token".into(),
+            default_app_secret: Some(DEFAULT_SECRET.into()),
+        };
+        let inbound = Inbound {
+            store: store.clone(),
+            blobs: blobs.clone(),
+            bus,
+            clock,
+            media: None,
+        };
+        Self {
+            store,
+            blobs,
+            queue,
+            events,
+            webhook,
+            inbound,
+            tenant,
+            _dir: dir,
+        }
+    }
+
+    pub async fn debtor(&self, id: &str, phone: &str) -> Debtor {
+        let d = Debtor {
+            tenant: self.tenant.clone(),
+            id: DebtorId::parse(id).unwrap(),
+            name: "Ana".into(),
+            phone: Phone::parse(phone).unwrap(),
+            email: None,
+            time_zone: Zone::parse("America/Santiago").unwrap(),
+            language: Language::Es,
+            consents: vec![
+                Consent {
+                    channel: ChannelKind::Whatsapp,
+                    granted: true,
+                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                    source: "crm".into(),
+                },
+                Consent {
+                    channel: ChannelKind::Sms,
+                    granted: true,
+                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                    source: "crm".into(),
+                },
+            ],
+        };
+        self.store.upsert_debtor(&d).await.unwrap();
+        d
+    }
+
+    pub async fn post(&self, raw: &[u8], secret: Option<&str>) -> Result<String, u16> {
+        let mut headers = HeaderMap::new();
+        if let Some(s) = secret {
+            let sig = signature::sign(s.as_bytes(), raw);
+            headers.insert("x-hub-signature-256", HeaderValue::from_str(&sig).unwrap());
+        }
+        self.webhook
+            .handle(&headers, raw)
+            .await
+            .map_err(|p| p.status)
+    }
+
+    /// Applies everything queued; the sum of the reports.
+    pub async fn drain(&self) -> Report {
+        let mut total = Report::default();
+        loop {
+            let got = self.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+            if got.is_empty() {
+                return total;
+            }
+            for m in got {
+                let r = self.inbound.handle(&m.body).await.expect("applied");
+                self.queue.delete(&m.receipt).await.unwrap();
+                total.messages += r.messages;
+                total.statuses += r.statuses;
+                total.duplicates += r.duplicates;
+                total.unmatched += r.unmatched;
+                total.statuses_unmatched += r.statuses_unmatched;
+                total.opt_changes += r.opt_changes;
+                total.preferences += r.preferences;
+                total.errors += r.errors;
+                total.unhandled += r.unhandled;
+                total.unrouted += r.unrouted;
+                total.other += r.other;
+            }
+        }
+    }
+
+    /// The detail types published so far (drained).
+    pub async fn published(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        loop {
+            let got = self.events.receive(10, Duration::from_secs(30)).await.unwrap();
+            if got.is_empty() {
+                return out;
+            }
+            for m in got {
+                let v: Value = serde_json::from_str(&m.body).unwrap();
+                out.push((v["detail-type"].as_str().unwrap().to_string(), v["detail"].clone()));
+                self.events.delete(&m.receipt).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Meta's fixture, re-addressed to the harness's number so it routes to the tenant.
+fn routed_fixture(name: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&webhook_fixture(name)).unwrap();
+    for entry in v["entry"].as_array_mut().unwrap() {
+        for change in entry["changes"].as_array_mut().unwrap() {
+            change["value"]["metadata"]["phone_number_id"] = NUMBER.into();
+        }
+    }
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test]
+async fn every_real_payload_parses_into_typed_events() {
+    let at: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
+    let dir = fixtures().join("whatsapp-webhooks");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 18, "{names:?}");
+    for name in &names {
+        let events = whatsapp::events(&webhook_fixture(name), at);
+        assert!(!events.is_empty(), "{name}: no events");
+        for e in &events {
+            assert!(
+                !matches!(e.event, InboundEvent::Unknown { .. }),
+                "{name}: not understood: {e:?}"
+            );
+        }
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| match &e.event {
+                InboundEvent::Message(m) => match &m.content {
+                    Content::Text { .. } => "text",
+                    Content::Choice { .. } => "choice",
+                    Content::Media { .. } => "media",
+                    Content::Location { .. } => "location",
+                    Content::Reaction { .. } => "reaction",
+                    Content::Contacts { .. } => "contacts",
+                    Content::Unsupported { .. } => "unsupported",
+                },
+                InboundEvent::Status(_) => "status",
+                InboundEvent::Preference { .. } => "preference",
+                InboundEvent::NumberChanged { .. } => "number_changed",
+                InboundEvent::ProviderErrors { .. } => "errors",
+                InboundEvent::Unknown { .. } => "unknown",
+            })
+            .collect();
+        let expected: &[&str] = match name.as_str() {
+            n if n.starts_with("status_") => &["status"],
+            "image_message.json" | "document_message_pdf_no_caption.json" => &["media"],
+            "location_message.json" => &["location"],
+            "reaction_message.json" => &["reaction"],
+            "system_user_changed_number.json" => &["number_changed"],
+            n if n.starts_with("template_button_quick_reply") => &["choice"],
+            "text_message_bsuid_only_no_from.json" | "text_reply_with_context.json" => &["text"],
+            "value_errors_131000_with_message.json" => &["unsupported", "errors"],
+            _ => &[],
+        };
+        if !expected.is_empty() {
+            assert_eq!(kinds, expected, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn fields_are_read_by_the_documented_schema() {
+    let at: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
+    let one = |name: &str| whatsapp::events(&webhook_fixture(name), at).remove(0).event;
+
+    let InboundEvent::Message(m) = one("text_message_bsuid_only_no_from.json") else { panic!() };
+    assert_eq!(m.from.phone, None, "no wa_id, no from");
+    assert_eq!(m.from.user_id.as_deref(), Some("BSUID_123"));
+    assert_eq!(m.at, Timestamp::from_second(1669233778).unwrap(), "the payload's time");
+
+    let InboundEvent::Message(m) = one("text_reply_with_context.json") else { panic!() };
+    assert!(m.reply_to.is_some(), "context.id is the message answered");
+    assert!(m.from.phone.is_some());
+
+    let InboundEvent::Status(s) = one("status_failed_131047.json") else { panic!() };
+    assert_eq!(s.status, "failed");
+    assert_eq!(s.errors[0].code, Some(131047));
+    assert!(s.errors[0].detail.as_deref().unwrap().contains("24 hours"));
+
+    let InboundEvent::Status(s) = one("status_sent_with_biz_opaque_callback_data.json") else {
+        panic!()
+    };
+    assert!(s.correlation.is_some(), "biz_opaque_callback_data is echoed");
+
+    let InboundEvent::Message(m) = one("image_message.json") else { panic!() };
+    let Content::Media { media, media_id, mime_type, .. } = &m.content else { panic!() };
+    assert_eq!(media, "image");
+    assert!(!media_id.is_empty() && mime_type.is_some());
+
+    let InboundEvent::NumberChanged { new_wa_id, .. } = one("system_user_changed_number.json")
+    else {
+        panic!()
+    };
+    assert_eq!(new_wa_id.as_deref(), Some("972912345678"));
+}
+
+#[tokio::test]
+async fn unknown_kinds_and_malformed_pieces_do_not_sink_a_batch() {
+    let at: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "w", "changes": [
+            { "field": "message_template_status_update", "value": { "event": "APPROVED" } },
+            { "field": "messages", "value": {
+                "metadata": { "phone_number_id": NUMBER },
+                "messages": [
+                    { "no_id": true },
+                    { "from": "56911112222", "id": "wamid.ok", "timestamp": "1700000000",
+                      "type": "poll_v9", "poll_v9": {} },
+                    { "from": "56911112222", "id": "wamid.ok2", "timestamp": "1700000000",
+                      "type": "text", "text": { "body": "hola" }, "brand_new_field": [1, 2] }
+                ],
+                "statuses": [{ "status": "delivered" }]
+            }},
+            { "field": "user_preferences", "value": {
+                "metadata": { "phone_number_id": NUMBER },
+                "user_preferences": [{ "wa_id": "56911112222", "category": "marketing_messages",
+                                       "value": "stop", "timestamp": 1700000000 }]
+            }}
+        ]}]
+    });
+    let events = whatsapp::events(&serde_json::to_vec(&body).unwrap(), at);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| match &e.event {
+            InboundEvent::Unknown { what } => format!("unknown:{}", what.split(':').next().unwrap()),
+            InboundEvent::Message(m) => format!("message:{}", m.id),
+            InboundEvent::Preference { stop, .. } => format!("preference:stop={stop}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknown:message_template_status_update",
+            "unknown:malformed messages",
+            "message:wamid.ok",
+            "message:wamid.ok2",
+            "unknown:malformed statuses",
+            "preference:stop=true",
+        ]
+    );
+    assert_eq!(
+        whatsapp::events(b"not json", at).len(),
+        1,
+        "even garbage gives one event to keep"
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_kept_without_a_valid_signature() {
+    let h = Harness::new().await;
+    let raw = routed_fixture("text_reply_with_context.json");
+    assert_eq!(h.post(&raw, None).await, Err(401));
+    assert_eq!(h.post(&raw, Some("wrong")).await, Err(401));
+    // The deployment's secret does not verify a number that has its own.
+    assert_eq!(h.post(&raw, Some(DEFAULT_SECRET)).await, Err(401));
+    assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
+    assert_eq!(h.drain().await, Report::default());
+    let key = h.post(&raw, Some(SECRET)).await.expect("accepted");
+    assert_eq!(h.blobs.get(&key).await.unwrap().as_deref(), Some(raw.as_slice()), "kept as it came");
+}
+
+#[tokio::test]
+async fn a_redelivered_message_is_applied_once_and_opens_the_window() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+972987654321").await;
+    let raw = routed_fixture("text_reply_with_context.json");
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    let report = h.drain().await;
+    assert_eq!((report.messages, report.duplicates), (1, 1), "{report:?}");
+    let conversation = h.store.conversation(&h.tenant, &debtor.id, 10).await.unwrap();
+    assert_eq!(conversation.len(), 1);
+    let window = h
+        .store
+        .last_inbound(&h.tenant, &debtor.id, ChannelKind::Whatsapp)
+        .await
+        .unwrap();
+    assert_eq!(window, Some(conversation[0].at), "the 24-hour window runs from the message");
+}
+
+#[tokio::test]
+async fn unknown_numbers_and_senders_are_kept_not_dropped() {
+    let h = Harness::new().await;
+    // A number no tenant has, signed with the deployment's secret: 200, and kept.
+    let raw = webhook_fixture("text_reply_with_context.json");
+    let other = String::from_utf8(raw).unwrap().replace(NUMBER, "999999999");
+    let key = h.post(other.as_bytes(), Some(DEFAULT_SECRET)).await.expect("accepted");
+    let report = h.drain().await;
+    assert_eq!(report.unrouted, 1, "{report:?}");
+    let item = h
+        .store
+        .table()
+        .query(cobro::ports::Query::table(
+            "UNROUTED#whatsapp#999999999",
+            cobro::ports::SkRange::All,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(item.items[0]["blob"], key.as_str());
+    // A sender who is no debtor: kept as unmatched.
+    h.post(&routed_fixture("text_reply_with_context.json"), Some(SECRET))
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.unmatched, 1);
+}
+
+#[tokio::test]
+async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let long = "x".repeat(3000);
+    let messages: Vec<Value> = (0..600)
+        .map(|i| json!({ "from": "56911112222", "id": format!("wamid.m{i}"),
+                         "timestamp": (1_700_000_000 + i).to_string(), "type": "text",
+                         "text": { "body": format!("{i} {long}") } }))
+        .collect();
+    let statuses: Vec<Value> = (0..400)
+        .map(|i| json!({ "id": format!("wamid.unknown{i}"), "status": "delivered",
+                         "timestamp": "1700000000", "recipient_id": "56911112222" }))
+        .collect();
+    // Spread over several entries and changes, as Meta may.
+    let change = |messages: &[Value], statuses: &[Value]| json!({ "field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": { "display_phone_number": "972123456789", "phone_number_id": NUMBER },
+        "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "56911112222" }],
+        "messages": messages, "statuses": statuses }});
+    let body = json!({ "object": "whatsapp_business_account", "entry": [
+        { "id": "w", "changes": [change(&messages[..300], &statuses[..200]), change(&messages[300..], &[])] },
+        { "id": "w", "changes": [change(&[], &statuses[200..])] },
+    ]});
+    let raw = serde_json::to_vec(&body).unwrap();
+    assert!(raw.len() > 1_800_000, "{} bytes", raw.len());
+    h.post(&raw, Some(SECRET)).await.expect("accepted");
+    let report = h.drain().await;
+    assert_eq!(report.messages, 600, "{report:?}");
+    assert_eq!(report.statuses_unmatched, 400, "{report:?}");
+    let conversation = h.store.conversation(&h.tenant, &debtor.id, 1000).await.unwrap();
+    assert_eq!(conversation.len(), 600);
+}
+
+#[tokio::test]
+async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let text = |id: &str, body: &str| {
+        serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
+            "changes": [{ "field": "messages", "value": {
+                "metadata": { "phone_number_id": NUMBER },
+                "messages": [{ "from": "56911112222", "id": id, "timestamp": "1773673200",
+                               "type": "text", "text": { "body": body } }] } }] }] }))
+        .unwrap()
+    };
+    // Not a keyword: a sentence that merely mentions it.
+    h.post(&text("wamid.1", "no quiero que me den de baja todavía"), Some(SECRET)).await.unwrap();
+    assert_eq!(h.drain().await.opt_changes, 0);
+    h.post(&text("wamid.2", "  Bája! "), Some(SECRET)).await.unwrap();
+    assert_eq!(h.drain().await.opt_changes, 1);
+    let now = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    assert!(!now.has_consent(ChannelKind::Whatsapp), "opted out on WhatsApp");
+    assert!(now.has_consent(ChannelKind::Sms), "only the channel it came on");
+    let published = h.published().await;
+    assert!(published.iter().any(|(t, d)| t == "OptedOut" && d["channel"] == "whatsapp"), "{published:?}");
+    // The CRM restates the debtor as it had it: the opt-out stands.
+    h.store.upsert_debtor(&debtor).await.unwrap();
+    let after = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    assert!(!after.has_consent(ChannelKind::Whatsapp), "{:?}", after.consents);
+    // The debtor opts back in.
+    h.post(&text("wamid.3", "ALTA"), Some(SECRET)).await.unwrap();
+    h.drain().await;
+    let back = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    assert!(back.has_consent(ChannelKind::Whatsapp));
+}
+
+#[tokio::test]
+async fn an_inbound_sms_stop_withdraws_sms_consent() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    // As SNS delivers it to SQS: the notification envelope around End User Messaging's JSON.
+    let message = json!({
+        "originationNumber": "+56911112222", "destinationNumber": "+15550001111",
+        "messageKeyword": "STOP", "messageBody": "STOP", "inboundMessageId": "sms-1",
+        "previousPublishedMessageId": "x"
+    });
+    let envelope = json!({ "Type": "Notification", "MessageId": "n-1",
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:cobro-dev-inbound-sms",
+        "Message": message.to_string(), "Timestamp": "2026-03-16T15:00:00.000Z" });
+    h.queue
+        .send_batch(vec![cobro::ports::Outgoing::new("0", envelope.to_string())])
+        .await
+        .unwrap();
+    h.queue
+        .send_batch(vec![cobro::ports::Outgoing::new("0", envelope.to_string())])
+        .await
+        .unwrap();
+    let report = h.drain().await;
+    assert_eq!((report.messages, report.duplicates, report.opt_changes), (1, 1, 1), "{report:?}");
+    let d = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    assert!(!d.has_consent(ChannelKind::Sms));
+    assert!(d.has_consent(ChannelKind::Whatsapp));
+    // An SMS to a number no tenant has is kept.
+    let stray = json!({ "originationNumber": "+56911112222", "destinationNumber": "+19999999999",
+        "messageBody": "hola", "inboundMessageId": "sms-2" });
+    h.queue
+        .send_batch(vec![cobro::ports::Outgoing::new("0", stray.to_string())])
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.unrouted, 1);
+}
