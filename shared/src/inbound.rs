@@ -35,9 +35,13 @@ pub enum InboundEvent {
         at: Timestamp,
     },
     /// Errors the provider reports about the account or the delivery as a whole.
-    ProviderErrors { errors: Vec<ProviderError> },
+    ProviderErrors {
+        errors: Vec<ProviderError>,
+    },
     /// A kind cobro does not handle; its raw body is kept.
-    Unknown { what: String },
+    Unknown {
+        what: String,
+    },
 }
 
 /// Who wrote: a phone number, a business-scoped user id, or both.
@@ -136,7 +140,9 @@ impl Content {
                 format!("[{media}] {name}").trim_end().to_string()
             }
             Content::Location { name, .. } => {
-                format!("[location] {}", name.as_deref().unwrap_or("")).trim_end().to_string()
+                format!("[location] {}", name.as_deref().unwrap_or(""))
+                    .trim_end()
+                    .to_string()
             }
             Content::Reaction { emoji, .. } => {
                 format!("[reaction] {}", emoji.as_deref().unwrap_or("removed"))
@@ -205,11 +211,36 @@ impl ProviderError {
 /// sentence that merely contains "stop" is not an opt-out; the chatbot reads those.
 pub fn opt_keyword(text: &str) -> Option<bool> {
     const OUT: &[&str] = &[
-        "stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "opt out", "baja",
-        "darme de baja", "parar", "para", "no mas", "no mas mensajes", "cancelar", "sair",
-        "sai", "descadastrar", "nao quero mais", "pare",
+        "stop",
+        "stopall",
+        "unsubscribe",
+        "cancel",
+        "end",
+        "quit",
+        "optout",
+        "opt out",
+        "baja",
+        "darme de baja",
+        "parar",
+        "para",
+        "no mas",
+        "no mas mensajes",
+        "cancelar",
+        "sair",
+        "sai",
+        "descadastrar",
+        "nao quero mais",
+        "pare",
     ];
-    const IN: &[&str] = &["start", "unstop", "subscribe", "alta", "volver", "voltar", "reanudar"];
+    const IN: &[&str] = &[
+        "start",
+        "unstop",
+        "subscribe",
+        "alta",
+        "volver",
+        "voltar",
+        "reanudar",
+    ];
     let folded = fold(text);
     if OUT.contains(&folded.as_str()) {
         Some(false)

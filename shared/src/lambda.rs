@@ -24,6 +24,14 @@ pub fn env(name: &str) -> Result<String, Error> {
     std::env::var(name).map_err(|_| format!("the environment variable {name} must be set").into())
 }
 
+/// An optional setting: unset and empty (a template parameter left blank) are the same.
+pub fn set(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// The table named by `COBRO_TABLE`.
 pub async fn table() -> Result<Arc<dyn Table>, Error> {
     let name = env("COBRO_TABLE")?;
@@ -101,13 +109,24 @@ pub async fn channels() -> Result<Channels, Error> {
 async fn live_channels() -> Result<Channels, Error> {
     let mut channels = Channels::new();
     #[cfg(feature = "whatsapp")]
-    if let Ok(token) = std::env::var("WHATSAPP_ACCESS_TOKEN") {
+    if let Some(token) = set("WHATSAPP_ACCESS_TOKEN") {
         let config = crate::whatsapp::client::GraphConfig::from_env(token)?;
         let client = crate::whatsapp::client::GraphClient::new(config)?;
         channels = channels.with(
             crate::domain::ChannelKind::Whatsapp,
             Arc::new(crate::whatsapp::channel::WhatsAppChannel::new(client)),
         );
+    }
+    // SMS and e-mail when their sender identity is configured.
+    #[cfg(feature = "sms")]
+    if set("COBRO_SMS_ORIGINATION").is_some() {
+        let sms = crate::adapters::aws::SmsChannel::from_env(sdk().await)?;
+        channels = channels.with(crate::domain::ChannelKind::Sms, Arc::new(sms));
+    }
+    #[cfg(feature = "email")]
+    if set("COBRO_EMAIL_FROM").is_some() {
+        let email = crate::adapters::aws::EmailChannel::from_env(sdk().await)?;
+        channels = channels.with(crate::domain::ChannelKind::Email, Arc::new(email));
     }
     Ok(channels)
 }

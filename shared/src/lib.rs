@@ -6,9 +6,9 @@ pub mod collect;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;
-pub mod inbound;
 pub mod outbound;
 pub mod ports;
 pub mod repo;

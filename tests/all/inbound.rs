@@ -30,7 +30,12 @@ const DEFAULT_SECRET: &str = "the-deployment-app-secret";
 pub fn fixtures() -> PathBuf {
     std::env::var_os("COBRO_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/fixtures"
+            ))
+        })
 }
 
 pub fn webhook_fixture(name: &str) -> Vec<u8> {
@@ -58,7 +63,8 @@ impl Harness {
         let blobs = Arc::new(DirBlobs::new(dir.path().join("blobs")));
         let queue = Arc::new(sqlite.queue("inbound", None));
         let events = Arc::new(sqlite.queue("events", None));
-        let bus = Arc::new(LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>));
+        let bus =
+            Arc::new(LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>));
         let clock: Arc<dyn Clock> =
             Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
         let tenant = TenantId::parse("t1").unwrap();
@@ -161,7 +167,11 @@ impl Harness {
     pub async fn drain(&self) -> Report {
         let mut total = Report::default();
         loop {
-            let got = self.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+            let got = self
+                .queue
+                .receive(10, Duration::from_secs(30))
+                .await
+                .unwrap();
             if got.is_empty() {
                 return total;
             }
@@ -187,13 +197,20 @@ impl Harness {
     pub async fn published(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         loop {
-            let got = self.events.receive(10, Duration::from_secs(30)).await.unwrap();
+            let got = self
+                .events
+                .receive(10, Duration::from_secs(30))
+                .await
+                .unwrap();
             if got.is_empty() {
                 return out;
             }
             for m in got {
                 let v: Value = serde_json::from_str(&m.body).unwrap();
-                out.push((v["detail-type"].as_str().unwrap().to_string(), v["detail"].clone()));
+                out.push((
+                    v["detail-type"].as_str().unwrap().to_string(),
+                    v["detail"].clone(),
+                ));
                 self.events.delete(&m.receipt).await.unwrap();
             }
         }
@@ -272,16 +289,26 @@ async fn fields_are_read_by_the_documented_schema() {
     let at: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
     let one = |name: &str| whatsapp::events(&webhook_fixture(name), at).remove(0).event;
 
-    let InboundEvent::Message(m) = one("text_message_bsuid_only_no_from.json") else { panic!() };
+    let InboundEvent::Message(m) = one("text_message_bsuid_only_no_from.json") else {
+        panic!()
+    };
     assert_eq!(m.from.phone, None, "no wa_id, no from");
     assert_eq!(m.from.user_id.as_deref(), Some("BSUID_123"));
-    assert_eq!(m.at, Timestamp::from_second(1669233778).unwrap(), "the payload's time");
+    assert_eq!(
+        m.at,
+        Timestamp::from_second(1669233778).unwrap(),
+        "the payload's time"
+    );
 
-    let InboundEvent::Message(m) = one("text_reply_with_context.json") else { panic!() };
+    let InboundEvent::Message(m) = one("text_reply_with_context.json") else {
+        panic!()
+    };
     assert!(m.reply_to.is_some(), "context.id is the message answered");
     assert!(m.from.phone.is_some());
 
-    let InboundEvent::Status(s) = one("status_failed_131047.json") else { panic!() };
+    let InboundEvent::Status(s) = one("status_failed_131047.json") else {
+        panic!()
+    };
     assert_eq!(s.status, "failed");
     assert_eq!(s.errors[0].code, Some(131047));
     assert!(s.errors[0].detail.as_deref().unwrap().contains("24 hours"));
@@ -289,10 +316,23 @@ async fn fields_are_read_by_the_documented_schema() {
     let InboundEvent::Status(s) = one("status_sent_with_biz_opaque_callback_data.json") else {
         panic!()
     };
-    assert!(s.correlation.is_some(), "biz_opaque_callback_data is echoed");
+    assert!(
+        s.correlation.is_some(),
+        "biz_opaque_callback_data is echoed"
+    );
 
-    let InboundEvent::Message(m) = one("image_message.json") else { panic!() };
-    let Content::Media { media, media_id, mime_type, .. } = &m.content else { panic!() };
+    let InboundEvent::Message(m) = one("image_message.json") else {
+        panic!()
+    };
+    let Content::Media {
+        media,
+        media_id,
+        mime_type,
+        ..
+    } = &m.content
+    else {
+        panic!()
+    };
     assert_eq!(media, "image");
     assert!(!media_id.is_empty() && mime_type.is_some());
 
@@ -332,7 +372,9 @@ async fn unknown_kinds_and_malformed_pieces_do_not_sink_a_batch() {
     let kinds: Vec<String> = events
         .iter()
         .map(|e| match &e.event {
-            InboundEvent::Unknown { what } => format!("unknown:{}", what.split(':').next().unwrap()),
+            InboundEvent::Unknown { what } => {
+                format!("unknown:{}", what.split(':').next().unwrap())
+            }
             InboundEvent::Message(m) => format!("message:{}", m.id),
             InboundEvent::Preference { stop, .. } => format!("preference:stop={stop}"),
             other => format!("{other:?}"),
@@ -367,7 +409,11 @@ async fn nothing_is_kept_without_a_valid_signature() {
     assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
     assert_eq!(h.drain().await, Report::default());
     let key = h.post(&raw, Some(SECRET)).await.expect("accepted");
-    assert_eq!(h.blobs.get(&key).await.unwrap().as_deref(), Some(raw.as_slice()), "kept as it came");
+    assert_eq!(
+        h.blobs.get(&key).await.unwrap().as_deref(),
+        Some(raw.as_slice()),
+        "kept as it came"
+    );
 }
 
 #[tokio::test]
@@ -379,14 +425,22 @@ async fn a_redelivered_message_is_applied_once_and_opens_the_window() {
     h.post(&raw, Some(SECRET)).await.unwrap();
     let report = h.drain().await;
     assert_eq!((report.messages, report.duplicates), (1, 1), "{report:?}");
-    let conversation = h.store.conversation(&h.tenant, &debtor.id, 10).await.unwrap();
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
     assert_eq!(conversation.len(), 1);
     let window = h
         .store
         .last_inbound(&h.tenant, &debtor.id, ChannelKind::Whatsapp)
         .await
         .unwrap();
-    assert_eq!(window, Some(conversation[0].at), "the 24-hour window runs from the message");
+    assert_eq!(
+        window,
+        Some(conversation[0].at),
+        "the 24-hour window runs from the message"
+    );
 }
 
 #[tokio::test]
@@ -395,7 +449,10 @@ async fn unknown_numbers_and_senders_are_kept_not_dropped() {
     // A number no tenant has, signed with the deployment's secret: 200, and kept.
     let raw = webhook_fixture("text_reply_with_context.json");
     let other = String::from_utf8(raw).unwrap().replace(NUMBER, "999999999");
-    let key = h.post(other.as_bytes(), Some(DEFAULT_SECRET)).await.expect("accepted");
+    let key = h
+        .post(other.as_bytes(), Some(DEFAULT_SECRET))
+        .await
+        .expect("accepted");
     let report = h.drain().await;
     assert_eq!(report.unrouted, 1, "{report:?}");
     let item = h
@@ -409,9 +466,12 @@ async fn unknown_numbers_and_senders_are_kept_not_dropped() {
         .unwrap();
     assert_eq!(item.items[0]["blob"], key.as_str());
     // A sender who is no debtor: kept as unmatched.
-    h.post(&routed_fixture("text_reply_with_context.json"), Some(SECRET))
-        .await
-        .unwrap();
+    h.post(
+        &routed_fixture("text_reply_with_context.json"),
+        Some(SECRET),
+    )
+    .await
+    .unwrap();
     assert_eq!(h.drain().await.unmatched, 1);
 }
 
@@ -421,20 +481,26 @@ async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
     let debtor = h.debtor("d-1", "+56911112222").await;
     let long = "x".repeat(3000);
     let messages: Vec<Value> = (0..600)
-        .map(|i| json!({ "from": "56911112222", "id": format!("wamid.m{i}"),
+        .map(|i| {
+            json!({ "from": "56911112222", "id": format!("wamid.m{i}"),
                          "timestamp": (1_700_000_000 + i).to_string(), "type": "text",
-                         "text": { "body": format!("{i} {long}") } }))
+                         "text": { "body": format!("{i} {long}") } })
+        })
         .collect();
     let statuses: Vec<Value> = (0..400)
-        .map(|i| json!({ "id": format!("wamid.unknown{i}"), "status": "delivered",
-                         "timestamp": "1700000000", "recipient_id": "56911112222" }))
+        .map(|i| {
+            json!({ "id": format!("wamid.unknown{i}"), "status": "delivered",
+                         "timestamp": "1700000000", "recipient_id": "56911112222" })
+        })
         .collect();
     // Spread over several entries and changes, as Meta may.
-    let change = |messages: &[Value], statuses: &[Value]| json!({ "field": "messages", "value": {
+    let change = |messages: &[Value], statuses: &[Value]| {
+        json!({ "field": "messages", "value": {
         "messaging_product": "whatsapp",
         "metadata": { "display_phone_number": "972123456789", "phone_number_id": NUMBER },
         "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "56911112222" }],
-        "messages": messages, "statuses": statuses }});
+        "messages": messages, "statuses": statuses }})
+    };
     let body = json!({ "object": "whatsapp_business_account", "entry": [
         { "id": "w", "changes": [change(&messages[..300], &statuses[..200]), change(&messages[300..], &[])] },
         { "id": "w", "changes": [change(&[], &statuses[200..])] },
@@ -445,7 +511,11 @@ async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
     let report = h.drain().await;
     assert_eq!(report.messages, 600, "{report:?}");
     assert_eq!(report.statuses_unmatched, 400, "{report:?}");
-    let conversation = h.store.conversation(&h.tenant, &debtor.id, 1000).await.unwrap();
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 1000)
+        .await
+        .unwrap();
     assert_eq!(conversation.len(), 600);
 }
 
@@ -454,31 +524,72 @@ async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
     let h = Harness::new().await;
     let debtor = h.debtor("d-1", "+56911112222").await;
     let text = |id: &str, body: &str| {
-        serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
+        serde_json::to_vec(
+            &json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
             "changes": [{ "field": "messages", "value": {
                 "metadata": { "phone_number_id": NUMBER },
                 "messages": [{ "from": "56911112222", "id": id, "timestamp": "1773673200",
-                               "type": "text", "text": { "body": body } }] } }] }] }))
+                               "type": "text", "text": { "body": body } }] } }] }] }),
+        )
         .unwrap()
     };
     // Not a keyword: a sentence that merely mentions it.
-    h.post(&text("wamid.1", "no quiero que me den de baja todavía"), Some(SECRET)).await.unwrap();
+    h.post(
+        &text("wamid.1", "no quiero que me den de baja todavía"),
+        Some(SECRET),
+    )
+    .await
+    .unwrap();
     assert_eq!(h.drain().await.opt_changes, 0);
-    h.post(&text("wamid.2", "  Bája! "), Some(SECRET)).await.unwrap();
+    h.post(&text("wamid.2", "  Bája! "), Some(SECRET))
+        .await
+        .unwrap();
     assert_eq!(h.drain().await.opt_changes, 1);
-    let now = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
-    assert!(!now.has_consent(ChannelKind::Whatsapp), "opted out on WhatsApp");
-    assert!(now.has_consent(ChannelKind::Sms), "only the channel it came on");
+    let now = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !now.has_consent(ChannelKind::Whatsapp),
+        "opted out on WhatsApp"
+    );
+    assert!(
+        now.has_consent(ChannelKind::Sms),
+        "only the channel it came on"
+    );
     let published = h.published().await;
-    assert!(published.iter().any(|(t, d)| t == "OptedOut" && d["channel"] == "whatsapp"), "{published:?}");
+    assert!(
+        published
+            .iter()
+            .any(|(t, d)| t == "OptedOut" && d["channel"] == "whatsapp"),
+        "{published:?}"
+    );
     // The CRM restates the debtor as it had it: the opt-out stands.
     h.store.upsert_debtor(&debtor).await.unwrap();
-    let after = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
-    assert!(!after.has_consent(ChannelKind::Whatsapp), "{:?}", after.consents);
+    let after = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !after.has_consent(ChannelKind::Whatsapp),
+        "{:?}",
+        after.consents
+    );
     // The debtor opts back in.
-    h.post(&text("wamid.3", "ALTA"), Some(SECRET)).await.unwrap();
+    h.post(&text("wamid.3", "ALTA"), Some(SECRET))
+        .await
+        .unwrap();
     h.drain().await;
-    let back = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    let back = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(back.has_consent(ChannelKind::Whatsapp));
 }
 
@@ -504,8 +615,17 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
         .await
         .unwrap();
     let report = h.drain().await;
-    assert_eq!((report.messages, report.duplicates, report.opt_changes), (1, 1, 1), "{report:?}");
-    let d = h.store.debtor(&h.tenant, &debtor.id).await.unwrap().unwrap();
+    assert_eq!(
+        (report.messages, report.duplicates, report.opt_changes),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    let d = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!d.has_consent(ChannelKind::Sms));
     assert!(d.has_consent(ChannelKind::Whatsapp));
     // An SMS to a number no tenant has is kept.

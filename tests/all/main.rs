@@ -1,4 +1,5 @@
 mod channels_aws;
 mod contract;
 mod inbound;
+mod sender;
 mod slice;

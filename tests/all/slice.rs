@@ -185,7 +185,10 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     };
     s.stack
         .outbound
-        .send_batch(vec![Outgoing::new("dup", serde_json::to_string(&duplicate).unwrap())])
+        .send_batch(vec![Outgoing::new(
+            "dup",
+            serde_json::to_string(&duplicate).unwrap(),
+        )])
         .await
         .unwrap();
     let drained = s.ok("POST", "/_local/drain", None).await;

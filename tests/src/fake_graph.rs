@@ -146,7 +146,9 @@ fn invalid(body: &Value) -> Option<String> {
         return Some("no recipient".into());
     };
     if !to.starts_with('+') && body["recipient"].is_null() {
-        return Some(format!("`to` without + ({to}) would get the business's country code"));
+        return Some(format!(
+            "`to` without + ({to}) would get the business's country code"
+        ));
     }
     let Some(kind) = body["type"].as_str() else {
         return Some("no type".into());
@@ -178,7 +180,11 @@ async fn send(
         return error(StatusCode::BAD_REQUEST, 100, "Invalid JSON");
     };
     if let Some(why) = invalid(&body) {
-        return error(StatusCode::BAD_REQUEST, 100, &format!("Invalid parameter: {why}"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            100,
+            &format!("Invalid parameter: {why}"),
+        );
     }
     let scripted = g.inner.script.lock().unwrap().pop_front();
     if let Some(s) = scripted {

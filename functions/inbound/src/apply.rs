@@ -9,17 +9,31 @@ use cobro::repo::Delivery;
 
 use super::{Inbound, InboundError, Report};
 
+/// Where an event belongs: its tenant, the channel and number it came on, the raw body it came
+/// in, and its position in that body.
+#[derive(Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub tenant: &'a TenantId,
+    pub channel: ChannelKind,
+    pub to_number: &'a str,
+    pub blob: &'a str,
+    pub n: usize,
+}
+
 impl Inbound {
     pub(crate) async fn apply(
         &self,
-        tenant: &TenantId,
-        channel: ChannelKind,
-        to_number: &str,
+        at: &Place<'_>,
         event: &InboundEvent,
-        blob: &str,
-        n: usize,
         report: &mut Report,
     ) -> Result<(), InboundError> {
+        let Place {
+            tenant,
+            channel,
+            to_number,
+            blob,
+            n,
+        } = *at;
         match event {
             InboundEvent::Message(m) => self.message(tenant, channel, to_number, m, report).await,
             InboundEvent::Status(s) => self.status(tenant, s, report).await,
@@ -42,7 +56,11 @@ impl Inbound {
                 report.preferences += 1;
                 Ok(())
             }
-            InboundEvent::NumberChanged { from, new_wa_id, at } => {
+            InboundEvent::NumberChanged {
+                from,
+                new_wa_id,
+                at,
+            } => {
                 // The CRM owns the phone number: it is told, cobro does not guess.
                 for d in self.debtors_of(tenant, from).await? {
                     self.publish(
@@ -81,7 +99,11 @@ impl Inbound {
         }
     }
 
-    async fn debtors_of(&self, tenant: &TenantId, from: &Party) -> Result<Vec<Debtor>, InboundError> {
+    async fn debtors_of(
+        &self,
+        tenant: &TenantId,
+        from: &Party,
+    ) -> Result<Vec<Debtor>, InboundError> {
         match &from.phone {
             Some(p) => Ok(self.store.debtors_by_phone(tenant, p).await?),
             None => Ok(Vec::new()),
@@ -107,7 +129,10 @@ impl Inbound {
         }
         // Seen is written first, so a failure below must undo it, or the redelivery that
         // follows the failure would be taken for a duplicate.
-        match self.message_once(tenant, channel, to_number, m, report).await {
+        match self
+            .message_once(tenant, channel, to_number, m, report)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.store
@@ -128,7 +153,10 @@ impl Inbound {
     ) -> Result<(), InboundError> {
         let debtors = self.debtors_of(tenant, &m.from).await?;
         if debtors.is_empty() {
-            tracing::info!(channel = channel.as_str(), "message from someone who is not a debtor; kept");
+            tracing::info!(
+                channel = channel.as_str(),
+                "message from someone who is not a debtor; kept"
+            );
             let raw = serde_json::to_value(m).expect("serializes");
             self.store
                 .record_unmatched(tenant, &m.from.label(), &m.id, &raw)
@@ -164,11 +192,19 @@ impl Inbound {
                     .await?;
             }
             if let Some(grant) = m.content.text().and_then(opt_keyword) {
-                self.consent_by_keyword(tenant, debtor, channel, grant, m).await?;
+                self.consent_by_keyword(tenant, debtor, channel, grant, m)
+                    .await?;
                 report.opt_changes += 1;
             }
-            if let (Some(key), Content::Media { media, mime_type, filename, .. }) =
-                (&stored_media, &m.content)
+            if let (
+                Some(key),
+                Content::Media {
+                    media,
+                    mime_type,
+                    filename,
+                    ..
+                },
+            ) = (&stored_media, &m.content)
             {
                 self.publish(
                     "MediaReceived",
@@ -275,7 +311,12 @@ impl Inbound {
             Some((_, false)) => report.duplicates += 1,
             Some((attempt, true)) => {
                 report.statuses += 1;
-                let class: Option<FailureClass> = None;
+                let class = delivery
+                    .error_code
+                    .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
+                if class == Some(FailureClass::StopTenant) {
+                    tracing::error!(tenant = %tenant, code = ?delivery.error_code, "account-wide failure reported by a status");
+                }
                 let detail_type = match s.status.as_str() {
                     "failed" => "MessageFailed",
                     "delivered" => "MessageDelivered",
@@ -299,7 +340,11 @@ impl Inbound {
         Ok(())
     }
 
-    async fn publish(&self, detail_type: &str, detail: serde_json::Value) -> Result<(), InboundError> {
+    async fn publish(
+        &self,
+        detail_type: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), InboundError> {
         self.bus
             .publish(vec![Event::new(detail_type, detail)])
             .await

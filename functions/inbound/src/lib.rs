@@ -114,7 +114,12 @@ impl Inbound {
                     let t = self.tenant_of(r.channel, &r.to_number).await?;
                     if t.is_none() {
                         self.store
-                            .record_unrouted(r.channel.as_str(), &r.to_number, blob, self.clock.now())
+                            .record_unrouted(
+                                r.channel.as_str(),
+                                &r.to_number,
+                                blob,
+                                self.clock.now(),
+                            )
                             .await?;
                         tracing::warn!(channel = r.channel.as_str(), number = %r.to_number, "delivery for a number no tenant has; kept");
                     }
@@ -126,13 +131,23 @@ impl Inbound {
                 report.unrouted += 1;
                 continue;
             };
-            self.apply(&tenant, r.channel, &r.to_number, &r.event, blob, n, &mut report)
-                .await?;
+            let place = apply::Place {
+                tenant: &tenant,
+                channel: r.channel,
+                to_number: &r.to_number,
+                blob,
+                n,
+            };
+            self.apply(&place, &r.event, &mut report).await?;
         }
         Ok(report)
     }
 
-    async fn tenant_of(&self, channel: ChannelKind, number: &str) -> Result<Option<TenantId>, RepoError> {
+    async fn tenant_of(
+        &self,
+        channel: ChannelKind,
+        number: &str,
+    ) -> Result<Option<TenantId>, RepoError> {
         Ok(match channel {
             ChannelKind::Whatsapp => self.store.whatsapp_number(number).await?.map(|n| n.tenant),
             ChannelKind::Sms => self.store.sms_number(number).await?.map(|n| n.tenant),

@@ -14,9 +14,9 @@ use cobro_inbound::{Inbound, InboundError};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
-    let media: Option<Arc<dyn MediaSource>> = match std::env::var("WHATSAPP_ACCESS_TOKEN") {
-        Ok(token) if !token.is_empty() => Some(Arc::new(GraphClient::new(GraphConfig::from_env(token)?)?)),
-        _ => None,
+    let media: Option<Arc<dyn MediaSource>> = match lambda::set("WHATSAPP_ACCESS_TOKEN") {
+        Some(token) => Some(Arc::new(GraphClient::new(GraphConfig::from_env(token)?)?)),
+        None => None,
     };
     let inbound = Inbound {
         store: Store::new(lambda::table().await?),
@@ -32,15 +32,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let body = record.body.as_deref().unwrap_or_default();
             match inbound.handle(body).await {
                 Ok(report) => tracing::info!(?report, "applied"),
-                // Retrying cannot fix an unreadable message: the redrive keeps it in the DLQ.
-                Err(e @ InboundError::Malformed(_)) => {
-                    tracing::error!(error = %e, "unreadable; it will end in the dead-letter queue");
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = record.message_id.unwrap_or_default();
-                    response.batch_item_failures.push(failure);
-                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "will be received again");
+                    // An unreadable message fails every time: the redrive keeps it in the DLQ.
+                    if matches!(e, InboundError::Malformed(_)) {
+                        tracing::error!(error = %e, "unreadable; it will end in the dead-letter queue");
+                    } else {
+                        tracing::warn!(error = %e, "will be received again");
+                    }
                     let mut failure = BatchItemFailure::default();
                     failure.item_identifier = record.message_id.unwrap_or_default();
                     response.batch_item_failures.push(failure);

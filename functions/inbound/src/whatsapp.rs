@@ -402,7 +402,11 @@ fn status_event(s: Status, received_at: Timestamp) -> InboundEvent {
         provider_message_id: s.id,
         status: s.status,
         at: instant(s.timestamp.as_deref(), received_at),
-        recipient: party(s.recipient_id.as_deref(), s.recipient_user_id.as_deref(), None),
+        recipient: party(
+            s.recipient_id.as_deref(),
+            s.recipient_user_id.as_deref(),
+            None,
+        ),
         errors: s.errors.into_iter().map(ProviderError::from).collect(),
         pricing_category: s.pricing.as_ref().and_then(|p| p.category.clone()),
         billable: s.pricing.as_ref().and_then(|p| p.billable),

@@ -257,5 +257,8 @@ fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {
         account: attempt.account.clone(),
         decision_id: attempt.decision_id.clone(),
     };
-    Outgoing::new(index.to_string(), serde_json::to_string(&m).expect("serializes"))
+    Outgoing::new(
+        index.to_string(),
+        serde_json::to_string(&m).expect("serializes"),
+    )
 }

@@ -138,7 +138,10 @@ impl Sender {
         dlq.send_batch(vec![Outgoing::new("0", wrapped)])
             .await
             .map_err(|e| SendError::Queue(e.to_string()))?;
-        tracing::warn!(reason, "unreadable queue message moved to the dead-letter queue");
+        tracing::warn!(
+            reason,
+            "unreadable queue message moved to the dead-letter queue"
+        );
         Ok(Outcome::DeadLettered(reason.to_string()))
     }
 
@@ -237,7 +240,11 @@ impl Sender {
             self.store
                 .release_attempt(attempt, &reason, None, false)
                 .await?;
-            let later = self.clock.now().saturating_add(PARKED_FOR).expect("in range");
+            let later = self
+                .clock
+                .now()
+                .saturating_add(PARKED_FOR)
+                .expect("in range");
             self.store.retry_outbox_at(attempt, later).await?;
             return Ok(Outcome::Parked(reason));
         }
@@ -289,18 +296,15 @@ impl Sender {
 
     /// Free text inside WhatsApp's customer-service window, the template outside it. SMS and
     /// e-mail have no templates at the provider: always the text.
-    async fn form_for(
-        &self,
-        a: &ContactAttempt,
-        channel: ChannelKind,
-    ) -> Result<Form, RepoError> {
+    async fn form_for(&self, a: &ContactAttempt, channel: ChannelKind) -> Result<Form, RepoError> {
         if channel != ChannelKind::Whatsapp {
             return Ok(Form::FreeForm);
         }
-        let last = self.store.last_inbound(&a.tenant, &a.debtor, channel).await?;
-        let open = last.is_some_and(|t| {
-            self.clock.now().duration_since(t) < SERVICE_WINDOW
-        });
+        let last = self
+            .store
+            .last_inbound(&a.tenant, &a.debtor, channel)
+            .await?;
+        let open = last.is_some_and(|t| self.clock.now().duration_since(t) < SERVICE_WINDOW);
         Ok(if open { Form::FreeForm } else { Form::Template })
     }
 
@@ -323,7 +327,13 @@ impl Sender {
         let number = self.sending_number(tenant, channel);
         if let Some(left) = self.pacer.paused_for(&number) {
             return self
-                .defer(a, left, "the sending number is throttled".into(), None, false)
+                .defer(
+                    a,
+                    left,
+                    "the sending number is throttled".into(),
+                    None,
+                    false,
+                )
                 .await
                 .map(Step::Done);
         }
@@ -346,7 +356,10 @@ impl Sender {
                 .map(Step::Done);
         }
         let mut form = self.form_for(a, channel).await?;
-        let adapter = self.channels.get(channel).expect("candidates have adapters");
+        let adapter = self
+            .channels
+            .get(channel)
+            .expect("candidates have adapters");
         loop {
             let message = self.message(a, tenant, debtor, channel, form);
             self.pacer.ready(&number).await;
@@ -366,22 +379,39 @@ impl Sender {
                     self.stop_channel(tenant, channel, &error).await?;
                     Ok(Step::Stopped(error.reason))
                 }
-                FailureClass::Transient => {
-                    if a.tries + 1 >= MAX_TRIES {
-                        self.fail(a, &error, format!("gave up after {MAX_TRIES} temporary failures")).await
-                    } else {
-                        let delay = pacing::backoff(a.tries, Duration::from_secs(2), Duration::from_secs(300));
-                        self.defer(a, delay, error.to_string(), error.code, true).await
-                    }
-                    .map(Step::Done)
+                FailureClass::Transient => if a.tries + 1 >= MAX_TRIES {
+                    self.fail(
+                        a,
+                        &error,
+                        format!("gave up after {MAX_TRIES} temporary failures"),
+                    )
+                    .await
+                } else {
+                    let delay =
+                        pacing::backoff(a.tries, Duration::from_secs(2), Duration::from_secs(300));
+                    self.defer(a, delay, error.to_string(), error.code, true)
+                        .await
                 }
+                .map(Step::Done),
                 FailureClass::Timeout => {
                     // No idempotency key at the provider: a second timeout is not retried,
                     // since the message may have gone out twice already.
                     if a.error.as_deref().is_some_and(|e| e.starts_with("timeout")) {
-                        self.fail(a, &error, "timed out twice; not retried, it may have been delivered".into()).await
+                        self.fail(
+                            a,
+                            &error,
+                            "timed out twice; not retried, it may have been delivered".into(),
+                        )
+                        .await
                     } else {
-                        self.defer(a, Duration::from_secs(5), error.to_string(), error.code, true).await
+                        self.defer(
+                            a,
+                            Duration::from_secs(5),
+                            error.to_string(),
+                            error.code,
+                            true,
+                        )
+                        .await
                     }
                     .map(Step::Done)
                 }
@@ -391,23 +421,32 @@ impl Sender {
                     if a.tries + 1 >= MAX_TRIES * 3 {
                         self.fail(a, &error, "throttled too often".into()).await
                     } else {
-                        let delay = pause + pacing::backoff(a.tries, Duration::from_secs(1), Duration::from_secs(60));
-                        self.defer(a, delay, error.to_string(), error.code, true).await
+                        let delay = pause
+                            + pacing::backoff(
+                                a.tries,
+                                Duration::from_secs(1),
+                                Duration::from_secs(60),
+                            );
+                        self.defer(a, delay, error.to_string(), error.code, true)
+                            .await
                     }
                     .map(Step::Done)
                 }
                 FailureClass::RecipientBusy => {
                     let delay = pacing::pair_rate_delay(a.tries);
                     if a.tries + 1 >= MAX_TRIES * 2 {
-                        self.fail(a, &error, "the recipient stayed busy".into()).await
+                        self.fail(a, &error, "the recipient stayed busy".into())
+                            .await
                     } else {
-                        self.defer(a, delay, error.to_string(), error.code, true).await
+                        self.defer(a, delay, error.to_string(), error.code, true)
+                            .await
                     }
                     .map(Step::Done)
                 }
-                FailureClass::Rejected | FailureClass::OutsideWindow => {
-                    self.fail(a, &error, error.reason.clone()).await.map(Step::Done)
-                }
+                FailureClass::Rejected | FailureClass::OutsideWindow => self
+                    .fail(a, &error, error.reason.clone())
+                    .await
+                    .map(Step::Done),
             };
         }
     }
@@ -464,7 +503,9 @@ impl Sender {
         code: Option<i64>,
         count_try: bool,
     ) -> Result<Outcome, SendError> {
-        self.store.release_attempt(a, &reason, code, count_try).await?;
+        self.store
+            .release_attempt(a, &reason, code, count_try)
+            .await?;
         let m = OutboundMessage {
             tenant: a.tenant.clone(),
             account: a.account.clone(),

@@ -153,7 +153,9 @@ impl Webhook {
         for id in phone_number_ids(raw) {
             match self.store.whatsapp_number(&id).await? {
                 Some(n) => secrets.push(n.app_secret),
-                None => tracing::warn!(phone_number_id = %id, "webhook for an unregistered WhatsApp number"),
+                None => {
+                    tracing::warn!(phone_number_id = %id, "webhook for an unregistered WhatsApp number")
+                }
             }
         }
         // Every number in one delivery belongs to one app, so each one's secret must verify

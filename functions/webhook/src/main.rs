@@ -16,9 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         inbound: lambda::queue("COBRO_INBOUND_QUEUE_URL").await?,
         clock: Arc::new(SystemClock),
         verify_token: lambda::env("WHATSAPP_VERIFY_TOKEN")?,
-        default_app_secret: std::env::var("WHATSAPP_APP_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty()),
+        default_app_secret: lambda::set("WHATSAPP_APP_SECRET"),
     };
     lambda_http::run(router(Arc::new(state))).await
 }

@@ -117,8 +117,7 @@ impl Decider {
                 ),
             };
         }
-        let Some(channel) = tenant.usable_channels().find(|c| debtor.has_consent(*c))
-        else {
+        let Some(channel) = tenant.usable_channels().find(|c| debtor.has_consent(*c)) else {
             return Verdict::Stop {
                 reason: format!(
                     "no channel the tenant uses ({}) has the debtor's consent",

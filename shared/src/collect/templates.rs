@@ -39,7 +39,11 @@ pub struct ReminderVars<'a> {
 /// The template's body parameters in the order of its placeholders ({{1}}, {{2}}, …): the
 /// number must match the approved template exactly, or Meta refuses the send (132000).
 pub fn params(kind: ReminderKind, v: &ReminderVars<'_>) -> Vec<String> {
-    let mut p = vec![v.name.to_string(), v.amount.to_string(), v.creditor.to_string()];
+    let mut p = vec![
+        v.name.to_string(),
+        v.amount.to_string(),
+        v.creditor.to_string(),
+    ];
     if kind != ReminderKind::DueToday {
         p.push(v.due_date.to_string());
     }

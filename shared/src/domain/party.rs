@@ -73,7 +73,9 @@ impl Tenant {
     /// The channels a new tenant of this kind gets when it names none.
     pub fn default_channels(kind: TenantKind) -> Vec<ChannelKind> {
         match kind {
-            TenantKind::Creditor => vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
+            TenantKind::Creditor => {
+                vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email]
+            }
             TenantKind::Agency => vec![ChannelKind::Sms, ChannelKind::Email],
         }
     }

@@ -164,7 +164,10 @@ impl Channels {
     }
 
     pub fn get(&self, kind: ChannelKind) -> Option<&Arc<dyn Channel>> {
-        self.by_kind.iter().find(|(k, _)| *k == kind).map(|(_, a)| a)
+        self.by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, a)| a)
     }
 
     pub fn kinds(&self) -> impl Iterator<Item = ChannelKind> + '_ {

@@ -14,8 +14,8 @@ pub use channel::{
     Channel, ChannelError, ChannelMessage, Channels, FailureClass, Form, Recipient, SendAs,
     TemplateRef,
 };
-pub use media::{MediaSource, Medium};
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
+pub use media::{MediaSource, Medium};
 pub use queue::{Outgoing, Queue, QueueError, Received};
 pub use table::{
     Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp,

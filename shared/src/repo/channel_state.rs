@@ -36,7 +36,11 @@ impl Store {
         }
     }
 
-    pub async fn resume_channel(&self, t: &TenantId, channel: ChannelKind) -> Result<(), RepoError> {
+    pub async fn resume_channel(
+        &self,
+        t: &TenantId,
+        channel: ChannelKind,
+    ) -> Result<(), RepoError> {
         self.table
             .delete(&keys::channel_stop(t, channel.as_str()), None)
             .await?;
@@ -45,8 +49,15 @@ impl Store {
 
     /// Every stopped channel of the tenant (one small query).
     pub async fn channel_stops(&self, t: &TenantId) -> Result<Vec<ChannelStop>, RepoError> {
-        let q = Query::table(keys::channel_stops_pk(t), SkRange::BeginsWith("STOP#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+        let q = Query::table(
+            keys::channel_stops_pk(t),
+            SkRange::BeginsWith("STOP#".into()),
+        );
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// Records an inbound message's time; the window only ever moves forward.
@@ -68,7 +79,11 @@ impl Store {
         ]);
         match self
             .table
-            .update(&keys::inbound_window(t, d, channel.as_str()), updates, Some(newer))
+            .update(
+                &keys::inbound_window(t, d, channel.as_str()),
+                updates,
+                Some(newer),
+            )
             .await
         {
             Ok(_) | Err(TableError::ConditionFailed) => Ok(()),

@@ -12,7 +12,9 @@ fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
         .iter()
         .map(|c| {
             old.iter()
-                .filter(|o| o.channel == c.channel && o.granted == c.granted && o.source == c.source)
+                .filter(|o| {
+                    o.channel == c.channel && o.granted == c.granted && o.source == c.source
+                })
                 .min_by_key(|o| o.at)
                 .filter(|o| o.at <= c.at)
                 .cloned()
@@ -20,7 +22,9 @@ fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
         })
         .collect();
     for o in old {
-        let restated = new.iter().any(|c| c.channel == o.channel && c.source == o.source);
+        let restated = new
+            .iter()
+            .any(|c| c.channel == o.channel && c.source == o.source);
         if !restated && !merged.contains(o) {
             merged.push(o.clone());
         }
@@ -46,13 +50,19 @@ impl Store {
             if let Some(old) = existing.clone().map(from_item::<Debtor>).transpose()? {
                 merged.consents = merge_consents(&old.consents, &debtor.consents);
             }
-            match self.put_debtor(&merged, existing.is_some().then_some(revision)).await {
+            match self
+                .put_debtor(&merged, existing.is_some().then_some(revision))
+                .await
+            {
                 Ok(()) => return Ok(existing.is_none()),
                 Err(RepoError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(RepoError::Conflict(format!("debtor {} keeps changing", debtor.id)))
+        Err(RepoError::Conflict(format!(
+            "debtor {} keeps changing",
+            debtor.id
+        )))
     }
 
     /// Adds one consent record (an opt-out or opt-in the debtor made) to the history.

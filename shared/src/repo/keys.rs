@@ -105,7 +105,10 @@ pub fn unrouted(channel: &str, number: &str, at_millis: i64, blob: &str) -> Key 
 
 /// Events of a kind cobro does not handle, kept per tenant with their raw body's blob.
 pub fn unhandled(t: &TenantId, at_millis: i64, what: &str, n: usize) -> Key {
-    Key::new(format!("T#{t}#UNHANDLED"), format!("{at_millis:015}#{what}#{n}"))
+    Key::new(
+        format!("T#{t}#UNHANDLED"),
+        format!("{at_millis:015}#{what}#{n}"),
+    )
 }
 
 /// A channel the tenant may not send on for now (an account-wide provider error).

@@ -42,13 +42,13 @@ impl GraphConfig {
     /// `WHATSAPP_TIMEOUT_MS`, each with its default.
     pub fn from_env(token: String) -> Result<Self, Error> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-        let timeout = match var("WHATSAPP_TIMEOUT_MS") {
-            Some(v) => Duration::from_millis(
-                v.parse()
-                    .map_err(|_| format!("WHATSAPP_TIMEOUT_MS={v} is not a number of milliseconds"))?,
-            ),
-            None => Duration::from_secs(10),
-        };
+        let timeout =
+            match var("WHATSAPP_TIMEOUT_MS") {
+                Some(v) => Duration::from_millis(v.parse().map_err(|_| {
+                    format!("WHATSAPP_TIMEOUT_MS={v} is not a number of milliseconds")
+                })?),
+                None => Duration::from_secs(10),
+            };
         Ok(Self {
             base_url: var("WHATSAPP_GRAPH_URL").unwrap_or_else(|| DEFAULT_BASE_URL.into()),
             version: var("WHATSAPP_GRAPH_VERSION").unwrap_or_else(|| DEFAULT_VERSION.into()),
@@ -157,12 +157,20 @@ impl GraphClient {
 
 fn transport_error(e: reqwest::Error) -> ChannelError {
     if e.is_timeout() {
-        ChannelError::new(FailureClass::Timeout, None, format!("Graph API timed out: {e}"))
+        ChannelError::new(
+            FailureClass::Timeout,
+            None,
+            format!("Graph API timed out: {e}"),
+        )
     } else if e.is_connect() {
         // Nothing was sent: safe to retry.
         ChannelError::transient(format!("cannot reach the Graph API: {e}"))
     } else {
-        ChannelError::new(FailureClass::Timeout, None, format!("Graph API request failed midway: {e}"))
+        ChannelError::new(
+            FailureClass::Timeout,
+            None,
+            format!("Graph API request failed midway: {e}"),
+        )
     }
 }
 

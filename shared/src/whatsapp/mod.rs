@@ -1,5 +1,10 @@
 //! WhatsApp Cloud API formats and checks shared by the webhook and the sender.
 
+#[cfg(feature = "whatsapp")]
+pub mod channel;
+#[cfg(feature = "whatsapp")]
+pub mod client;
+pub mod errors;
 pub mod send;
 pub mod signature;
 pub mod webhook;

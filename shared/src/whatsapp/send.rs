@@ -234,7 +234,10 @@ impl Content {
 
     /// Reply buttons (at most 3). `Err` names the limit broken.
     pub fn buttons(body: &str, choices: &[(String, String)]) -> Result<Self, String> {
-        check(body.chars().count() <= limits::BODY, "body over 1024 characters")?;
+        check(
+            body.chars().count() <= limits::BODY,
+            "body over 1024 characters",
+        )?;
         check(
             !choices.is_empty() && choices.len() <= limits::BUTTONS,
             "1 to 3 buttons",
@@ -244,7 +247,10 @@ impl Content {
                 title.chars().count() <= limits::BUTTON_TITLE,
                 "button title over 20 characters",
             )?;
-            check(id.len() <= limits::BUTTON_ID, "button id over 256 characters")?;
+            check(
+                id.len() <= limits::BUTTON_ID,
+                "button id over 256 characters",
+            )?;
         }
         Ok(Content::Interactive {
             interactive: Interactive::Button {
@@ -267,7 +273,10 @@ impl Content {
 
     /// A list (at most 10 rows in all). `Err` names the limit broken.
     pub fn list(body: &str, button: &str, sections: Vec<ListSection>) -> Result<Self, String> {
-        check(body.chars().count() <= limits::BODY, "body over 1024 characters")?;
+        check(
+            body.chars().count() <= limits::BODY,
+            "body over 1024 characters",
+        )?;
         check(
             button.chars().count() <= limits::LIST_BUTTON,
             "list button over 20 characters",

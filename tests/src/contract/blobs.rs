@@ -11,11 +11,17 @@ pub async fn run(b: &dyn Blobs) {
     );
     // Bytes exactly, whatever they are: a body with Meta's escapes, binary media, 3 MB.
     let body = br#"{"a":"caf\u00e9 \/ x"}"#.to_vec();
-    b.put("webhooks/whatsapp/2026-03-16/abc.json", body.clone(), "application/json")
-        .await
-        .unwrap();
+    b.put(
+        "webhooks/whatsapp/2026-03-16/abc.json",
+        body.clone(),
+        "application/json",
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        b.get("webhooks/whatsapp/2026-03-16/abc.json").await.unwrap(),
+        b.get("webhooks/whatsapp/2026-03-16/abc.json")
+            .await
+            .unwrap(),
         Some(body),
         "put/get: the same bytes"
     );
@@ -38,7 +44,10 @@ pub async fn run(b: &dyn Blobs) {
     );
     for bad in ["", "/abs", "a/../b", "a//b", "a/./b", "a b", "a\\b"] {
         assert!(
-            matches!(b.put(bad, vec![1], "x").await, Err(BlobError::InvalidKey(_))),
+            matches!(
+                b.put(bad, vec![1], "x").await,
+                Err(BlobError::InvalidKey(_))
+            ),
             "key `{bad}` is refused"
         );
         assert!(

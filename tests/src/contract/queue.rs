@@ -39,10 +39,7 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
         invalid(q.send_batch(vec![]).await),
         "batch: empty is refused"
     );
-    let dup = vec![
-        Outgoing::new("a", "1"),
-        Outgoing::new("a", "2"),
-    ];
+    let dup = vec![Outgoing::new("a", "1"), Outgoing::new("a", "2")];
     assert!(
         invalid(q.send_batch(dup).await),
         "batch: duplicate ids are refused"
@@ -123,7 +120,9 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
 
     // Delay: hidden until the delay has passed, then delivered like any other.
     assert_eq!(
-        Outgoing::new("d", "x").delayed(Duration::from_secs(901)).delay,
+        Outgoing::new("d", "x")
+            .delayed(Duration::from_secs(901))
+            .delay,
         Duration::from_secs(900),
         "delay: the constructor clamps to SQS's most"
     );
@@ -142,7 +141,11 @@ pub async fn run(q: &dyn Queue, dlq: &dyn Queue, max_receives: u32) {
     let early = drain(q).await;
     assert_eq!(early, ["now-0"], "delay: only the undelayed one at first");
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(drain(q).await, ["late-0"], "delay: the delayed one after its delay");
+    assert_eq!(
+        drain(q).await,
+        ["late-0"],
+        "delay: the delayed one after its delay"
+    );
 
     // Redrive: received max_receives times without a delete, then it moves to the DLQ.
     q.send_batch(msgs(1, "poison")).await.unwrap();

@@ -1,0 +1,623 @@
+//! The sender over HTTP against a local Graph API that speaks Meta's formats: what goes over
+//! the wire, and what each class of failure leads to.
+
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro::adapters::local_bus::LocalBus;
+use cobro::adapters::sandbox::SandboxChannel;
+use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
+use cobro::domain::{
+    Account, AccountId, AccountStatus, AttemptStatus, ChannelKind, Consent, ContactAttempt,
+    Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
+};
+use cobro::outbound::OutboundMessage;
+use cobro::ports::{Channels, Clock, FixedClock, Pattern, Queue};
+use cobro::repo::{Delivery, Store};
+use cobro::whatsapp::channel::WhatsAppChannel;
+use cobro::whatsapp::client::{GraphClient, GraphConfig};
+use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
+use cobro_tests::fake_graph::{FakeGraph, Scripted, TOKEN};
+
+const PHONE_NUMBER_ID: &str = "106540352242922";
+
+struct Setup {
+    store: Store,
+    graph: FakeGraph,
+    sms: Arc<SandboxChannel>,
+    queue: Arc<SqliteQueue>,
+    dlq: Arc<SqliteQueue>,
+    events: Arc<SqliteQueue>,
+    clock: Arc<FixedClock>,
+    sender: Arc<Sender>,
+    tenant: TenantId,
+}
+
+fn consent(channel: ChannelKind) -> Consent {
+    Consent {
+        channel,
+        granted: true,
+        at: "2026-01-01T00:00:00Z".parse().unwrap(),
+        source: "crm".into(),
+    }
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self::with_timeout(Duration::from_secs(5)).await
+    }
+
+    async fn with_timeout(timeout: Duration) -> Self {
+        let graph = FakeGraph::start().await;
+        let sqlite = SqliteStore::open_in_memory().unwrap();
+        let store = Store::new(Arc::new(sqlite.table()));
+        let queue = Arc::new(sqlite.queue("outbound", None));
+        let dlq = Arc::new(sqlite.queue("outbound-dlq", None));
+        let events = Arc::new(sqlite.queue("events", None));
+        let bus =
+            Arc::new(LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>));
+        let clock = Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
+        let mut config = GraphConfig::new(&graph.base_url, TOKEN);
+        config.timeout = timeout;
+        let whatsapp = WhatsAppChannel::new(GraphClient::new(config).unwrap());
+        let sms = Arc::new(SandboxChannel::new());
+        let channels = Channels::new()
+            .with(ChannelKind::Whatsapp, Arc::new(whatsapp))
+            .with(ChannelKind::Sms, sms.clone());
+        let tenant = TenantId::parse("t1").unwrap();
+        store
+            .put_tenant(&Tenant {
+                id: tenant.clone(),
+                name: "Crédito Andino".into(),
+                country: "CL".into(),
+                kind: TenantKind::Creditor,
+                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
+                whatsapp_enabled: false,
+                sender_ids: SenderIds {
+                    whatsapp_phone_number_id: Some(PHONE_NUMBER_ID.into()),
+                    sms_origination: Some("+15550001111".into()),
+                    email_from: None,
+                },
+            })
+            .await
+            .unwrap();
+        let sender = Arc::new(Sender {
+            store: store.clone(),
+            channels,
+            clock: clock.clone() as Arc<dyn Clock>,
+            queue: queue.clone(),
+            dead_letters: Some(dlq.clone()),
+            bus,
+            pacer: Pacer::new(80),
+        });
+        Self {
+            store,
+            graph,
+            sms,
+            queue,
+            dlq,
+            events,
+            clock,
+            sender,
+            tenant,
+        }
+    }
+
+    /// A debtor with an open account and a committed decision to remind them; the queue body.
+    async fn decided(&self, n: u32, consents: &[ChannelKind]) -> String {
+        let debtor = Debtor {
+            tenant: self.tenant.clone(),
+            id: DebtorId::parse(format!("d-{n}")).unwrap(),
+            name: "Ana".into(),
+            phone: Phone::parse(&format!("+569111100{n:02}")).unwrap(),
+            email: None,
+            time_zone: Zone::parse("America/Santiago").unwrap(),
+            language: Language::Es,
+            consents: consents.iter().map(|c| consent(*c)).collect(),
+        };
+        self.store.upsert_debtor(&debtor).await.unwrap();
+        let account = Account {
+            tenant: self.tenant.clone(),
+            id: AccountId::parse(format!("A-{n}")).unwrap(),
+            debtor: debtor.id.clone(),
+            currency: Currency::parse("CLP").unwrap(),
+            principal_minor: 300_000,
+            balance_minor: 300_000,
+            due_date: "2026-03-13".parse().unwrap(),
+            status: AccountStatus::Open,
+            product: None,
+            version: 0,
+        };
+        let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
+        let attempt = ContactAttempt {
+            tenant: self.tenant.clone(),
+            account: account.id.clone(),
+            debtor: debtor.id.clone(),
+            decision_id: "2026-03-13:d+3".into(),
+            channel: ChannelKind::Whatsapp,
+            template: "payment_reminder_overdue".into(),
+            status: AttemptStatus::Queued,
+            decided_at: self.clock.now(),
+            text: "Hola Ana, tu pago de 300000 CLP a Crédito Andino quedó pendiente el 2026-03-13."
+                .into(),
+            to: debtor.phone.clone(),
+            language: Language::Es,
+            provider_message_id: None,
+            error: None,
+            claimed_at: None,
+            params: vec![
+                "Ana".into(),
+                "300000 CLP".into(),
+                "Crédito Andino".into(),
+                "2026-03-13".into(),
+            ],
+            tries: 0,
+            delivery: None,
+            error_code: None,
+        };
+        let retry = self
+            .clock
+            .now()
+            .checked_add(jiff::SignedDuration::from_mins(10))
+            .unwrap();
+        assert!(self
+            .store
+            .commit_contact(&account, &attempt, retry, None)
+            .await
+            .unwrap());
+        serde_json::to_string(&OutboundMessage {
+            tenant: self.tenant.clone(),
+            account: account.id,
+            decision_id: attempt.decision_id,
+        })
+        .unwrap()
+    }
+
+    async fn attempt(&self, n: u32) -> ContactAttempt {
+        self.store
+            .attempt(
+                &self.tenant,
+                &AccountId::parse(format!("A-{n}")).unwrap(),
+                "2026-03-13:d+3",
+            )
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn published(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for m in self
+            .events
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
+            let v: Value = serde_json::from_str(&m.body).unwrap();
+            out.push((
+                v["detail-type"].as_str().unwrap().to_string(),
+                v["detail"].clone(),
+            ));
+        }
+        out
+    }
+}
+
+fn send_fixture(name: &str) -> Value {
+    let path = crate::inbound::fixtures().join("whatsapp-send").join(name);
+    serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn outside_the_window_the_template_goes_with_its_parameters() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Sent {
+        channel,
+        provider_message_id,
+    } = &outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(*channel, ChannelKind::Whatsapp);
+    let sends = s.graph.sends();
+    assert_eq!(sends.len(), 1);
+    let (number, wire) = &sends[0];
+    assert_eq!(number, PHONE_NUMBER_ID, "sent from the tenant's number");
+    assert_eq!(wire["to"], "+56911110001", "E.164 with +");
+    assert_eq!(wire["type"], "template");
+    assert_eq!(wire["template"]["name"], "payment_reminder_overdue");
+    assert_eq!(wire["template"]["language"]["code"], "es");
+    let params: Vec<&str> = wire["template"]["components"][0]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        ["Ana", "300000 CLP", "Crédito Andino", "2026-03-13"]
+    );
+    assert_eq!(wire["biz_opaque_callback_data"], "t1|A-1|2026-03-13:d+3");
+    let a = s.attempt(1).await;
+    assert_eq!(a.status, AttemptStatus::Sent);
+    assert_eq!(
+        a.provider_message_id.as_ref(),
+        Some(provider_message_id),
+        "the wamid is stored"
+    );
+    // A redelivered queue message sends nothing.
+    assert_eq!(
+        s.sender.handle(&body).await.unwrap(),
+        Outcome::Skipped("already handled")
+    );
+    assert_eq!(s.graph.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_template() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let debtor = DebtorId::parse("d-1").unwrap();
+    let an_hour_ago = s
+        .clock
+        .now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    s.store
+        .touch_inbound_window(&s.tenant, &debtor, ChannelKind::Whatsapp, an_hour_ago)
+        .await
+        .unwrap();
+    // Meta says the window is closed after all (131047): the template, at once.
+    s.graph
+        .script([Scripted::error(400, 131047, "Re-engagement message")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
+    let sends = s.graph.sends();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(sends[0].1["type"], "text");
+    assert!(sends[0].1["text"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("Hola Ana"));
+    assert_eq!(sends[1].1["type"], "template");
+}
+
+#[tokio::test]
+async fn statuses_move_the_attempt_forward_only() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.sender.handle(&body).await.unwrap();
+    let id = s.attempt(1).await.provider_message_id.unwrap();
+    let at = s.clock.now();
+    let report = |status: &str, rank: i64| Delivery {
+        provider_message_id: id.clone(),
+        status: status.into(),
+        rank,
+        failed: status == "failed",
+        at,
+        error: None,
+        error_code: None,
+    };
+    let apply = |d: Delivery| {
+        let store = s.store.clone();
+        let t = s.tenant.clone();
+        async move { store.apply_delivery(&t, &d).await.unwrap().unwrap().1 }
+    };
+    assert!(apply(report("read", 3)).await, "read");
+    assert!(
+        !apply(report("delivered", 2)).await,
+        "a late delivered does not move it back"
+    );
+    assert!(
+        !apply(report("read", 3)).await,
+        "a repeated read changes nothing"
+    );
+    assert_eq!(s.attempt(1).await.delivery.as_deref(), Some("read"));
+    assert!(apply(report("failed", 9)).await);
+    assert!(!apply(report("read", 3)).await, "failed is final");
+    assert_eq!(s.attempt(1).await.status, AttemptStatus::Failed);
+}
+
+#[tokio::test]
+async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
+    let s = Setup::new().await;
+    let body = s
+        .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    s.graph
+        .script([Scripted::error(400, 131026, "Message undeliverable")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Sent {
+                channel: ChannelKind::Sms,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let sent = s.sms.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0]
+            .1
+            .text
+            .ends_with("Para no recibir más mensajes, responde BAJA."),
+        "{}",
+        sent[0].1.text
+    );
+    assert_eq!(
+        sent[0].1.send_as.sms_origination.as_deref(),
+        Some("+15550001111")
+    );
+    // Without SMS consent there is nowhere else to go: failed, with why.
+    let body = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    s.graph
+        .script([Scripted::error(400, 131026, "Message undeliverable")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("unreachable"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
+    let s = Setup::new().await;
+    let token_error = send_fixture("error_190_invalid_oauth_token.json");
+    // Only WhatsApp consent: the message waits for the channel to come back.
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph.script([Scripted::raw(401, token_error.clone())]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Parked(_)), "{outcome:?}");
+    assert_eq!(
+        s.attempt(1).await.status,
+        AttemptStatus::Queued,
+        "kept on the outbox"
+    );
+    let stops = s.store.channel_stops(&s.tenant).await.unwrap();
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0].code, Some(190));
+    // The next message does not even try WhatsApp: SMS, where the debtor consents.
+    let body = s
+        .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Sent {
+                channel: ChannelKind::Sms,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(s.graph.sends().len(), 1, "one call to Meta in all");
+    let alarms: Vec<_> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ChannelStopped")
+        .collect();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].1["channel"], "whatsapp");
+    // An operator resumes it.
+    s.store
+        .resume_channel(&s.tenant, ChannelKind::Whatsapp)
+        .await
+        .unwrap();
+    assert!(s.store.channel_stops(&s.tenant).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_and_pair_rate_defer_with_a_delay_and_count_the_try() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph.script([Scripted::raw(
+        400,
+        send_fixture("error_130429_rate_limit.json"),
+    )]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Deferred { delay, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(delay >= Duration::from_secs(10), "{delay:?}");
+    let a = s.attempt(1).await;
+    assert_eq!(
+        (a.status, a.tries, a.error_code),
+        (AttemptStatus::Queued, 1, Some(130429))
+    );
+    assert_eq!(s.queue.depth().await.unwrap(), 1, "queued again");
+    assert!(
+        s.queue
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "but not before its delay"
+    );
+    // The number is paused: the next message waits without calling Meta.
+    let body2 = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    let outcome = s.sender.handle(&body2).await.unwrap();
+    assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
+    assert_eq!(s.graph.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
+    let s = Setup::new().await;
+    let first = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    // A second account of the same debtor, decided at the same moment.
+    let second = {
+        let debtor = s
+            .store
+            .debtor(&s.tenant, &DebtorId::parse("d-1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let account = Account {
+            tenant: s.tenant.clone(),
+            id: AccountId::parse("B-1").unwrap(),
+            debtor: debtor.id.clone(),
+            currency: Currency::parse("CLP").unwrap(),
+            principal_minor: 1000,
+            balance_minor: 1000,
+            due_date: "2026-03-13".parse().unwrap(),
+            status: AccountStatus::Open,
+            product: None,
+            version: 0,
+        };
+        let (account, _) = s.store.upsert_account(&account, None).await.unwrap();
+        let mut attempt = s.attempt(1).await;
+        attempt.account = account.id.clone();
+        attempt.status = AttemptStatus::Queued;
+        attempt.provider_message_id = None;
+        let retry = s
+            .clock
+            .now()
+            .checked_add(jiff::SignedDuration::from_mins(10))
+            .unwrap();
+        s.store
+            .commit_contact(&account, &attempt, retry, None)
+            .await
+            .unwrap();
+        serde_json::to_string(&OutboundMessage {
+            tenant: s.tenant.clone(),
+            account: account.id,
+            decision_id: attempt.decision_id,
+        })
+        .unwrap()
+    };
+    assert!(matches!(
+        s.sender.handle(&first).await.unwrap(),
+        Outcome::Sent { .. }
+    ));
+    let outcome = s.sender.handle(&second).await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Deferred {
+            delay: Duration::from_secs(6),
+            reason: "sent to this debtor less than 6 s ago".into()
+        }
+    );
+    assert_eq!(s.attempt(1).await.tries, 0, "pacing is not a failure");
+    s.clock.advance(jiff::SignedDuration::from_secs(6));
+    assert!(matches!(
+        s.sender.handle(&second).await.unwrap(),
+        Outcome::Sent { .. }
+    ));
+}
+
+#[tokio::test]
+async fn transient_failures_retry_with_backoff_then_give_up() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph
+        .script((0..MAX_TRIES).map(|_| Scripted::raw(500, Value::String("upstream".into()))));
+    for i in 0..MAX_TRIES - 1 {
+        let outcome = s.sender.handle(&body).await.unwrap();
+        assert!(
+            matches!(outcome, Outcome::Deferred { .. }),
+            "try {i}: {outcome:?}"
+        );
+        s.clock.advance(jiff::SignedDuration::from_secs(10));
+    }
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("gave up"), "{reason}");
+}
+
+#[tokio::test]
+async fn request_errors_fail_at_once_with_the_reason() {
+    let s = Setup::new().await;
+    let body = s
+        .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    s.graph.script([Scripted::error(
+        404,
+        132001,
+        "Template name does not exist in the translation",
+    )]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("132001") && reason.contains("Template name"),
+        "{reason}"
+    );
+    assert!(
+        s.sms.sent().is_empty(),
+        "a request error is not the debtor's: no fallback"
+    );
+    assert_eq!(s.attempt(1).await.status, AttemptStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_once_only() {
+    let s = Setup::with_timeout(Duration::from_millis(300)).await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph.script([
+        Scripted::hang(Duration::from_secs(2)),
+        Scripted::hang(Duration::from_secs(2)),
+    ]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
+    s.clock.advance(jiff::SignedDuration::from_secs(10));
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("timed out twice"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_unreadable_queue_message_goes_to_the_dead_letter_queue_with_its_reason() {
+    let s = Setup::new().await;
+    let outcome = s.sender.handle("{not json").await.unwrap();
+    assert!(matches!(outcome, Outcome::DeadLettered(_)), "{outcome:?}");
+    let dead = s.dlq.receive(10, Duration::from_secs(30)).await.unwrap();
+    let v: Value = serde_json::from_str(&dead[0].body).unwrap();
+    assert_eq!(v["body"], "{not json");
+    assert!(!v["reason"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let d = DebtorId::parse("d-1").unwrap();
+    let mut stop = consent(ChannelKind::Whatsapp);
+    stop.granted = false;
+    stop.at = s.clock.now();
+    stop.source = "keyword:BAJA".into();
+    s.store.record_consent(&s.tenant, &d, stop).await.unwrap();
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Cancelled(_)), "{outcome:?}");
+    assert!(s.graph.sends().is_empty());
+}
+
+#[test]
+fn backoff_grows_is_jittered_and_capped() {
+    use cobro_sender::pacing::{backoff, pair_rate_delay};
+    let base = Duration::from_secs(2);
+    let cap = Duration::from_secs(300);
+    for tries in 0..20 {
+        let d = backoff(tries, base, cap);
+        let ceiling = (base * 2u32.pow(tries.min(16))).min(cap);
+        assert!(d <= ceiling && d >= ceiling / 2, "{tries}: {d:?}");
+    }
+    assert_eq!(pair_rate_delay(0), Duration::from_secs(1));
+    assert_eq!(pair_rate_delay(2), Duration::from_secs(16));
+    assert_eq!(pair_rate_delay(9), Duration::from_secs(900));
+}
