@@ -1,5 +1,6 @@
 mod channels_aws;
 mod contract;
+mod graph;
 mod inbound;
 mod sender;
 mod slice;
