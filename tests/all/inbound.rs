@@ -110,6 +110,7 @@ impl Harness {
             bus,
             clock,
             media: None,
+            outbound: None,
         };
         Self {
             store,
@@ -717,4 +718,148 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
         .await
         .unwrap();
     assert_eq!(h.drain().await.unrouted, 1);
+}
+
+#[tokio::test]
+async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel() {
+    use cobro::domain::{
+        Account, AccountId, AccountStatus, AttemptStatus, ContactAttempt, Currency,
+    };
+    let mut h = Harness::new().await;
+    let outbound = Arc::new(
+        SqliteStore::open_in_memory()
+            .unwrap()
+            .queue("outbound", None),
+    );
+    h.inbound.outbound = Some(outbound.clone());
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let now: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
+    let account = Account {
+        tenant: h.tenant.clone(),
+        id: AccountId::parse("A-1").unwrap(),
+        debtor: debtor.id.clone(),
+        currency: Currency::parse("CLP").unwrap(),
+        principal_minor: 1000,
+        balance_minor: 1000,
+        due_date: "2026-03-13".parse().unwrap(),
+        status: AccountStatus::Open,
+        product: None,
+        version: 0,
+    };
+    let (account, _) = h.store.upsert_account(&account, None).await.unwrap();
+    let attempt = ContactAttempt {
+        tenant: h.tenant.clone(),
+        account: account.id.clone(),
+        debtor: debtor.id.clone(),
+        decision_id: "2026-03-13:d+3".into(),
+        channel: ChannelKind::Whatsapp,
+        template: "payment_reminder_overdue".into(),
+        status: AttemptStatus::Queued,
+        decided_at: now,
+        text: "Hola".into(),
+        to: debtor.phone.clone(),
+        language: Language::Es,
+        provider_message_id: None,
+        error: None,
+        claimed_at: None,
+        params: vec![],
+        tries: 0,
+        delivery: None,
+        error_code: None,
+    };
+    let later = now
+        .checked_add(jiff::SignedDuration::from_mins(10))
+        .unwrap();
+    h.store
+        .commit_contact(&account, &attempt, later, None)
+        .await
+        .unwrap();
+    let cobro::repo::Claim::Claimed(held) = h
+        .store
+        .claim_attempt(
+            &h.tenant,
+            &account.id,
+            &attempt.decision_id,
+            now,
+            jiff::SignedDuration::from_mins(5),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("claimed")
+    };
+    h.store
+        .finish_sent(&held, ChannelKind::Whatsapp, "wamid.sent1")
+        .await
+        .unwrap();
+    let failed = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
+        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
+            "id": "wamid.sent1", "status": "failed", "timestamp": "1773673300", "recipient_id": "56911112222",
+            "errors": [{ "code": 131026, "title": "Message undeliverable",
+                         "error_data": { "details": "not a WhatsApp user" } }] }] } }] }] });
+    let raw = serde_json::to_vec(&failed).unwrap();
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    let report = h.drain().await;
+    assert_eq!((report.statuses, report.duplicates), (1, 1), "{report:?}");
+    let now_attempt = h
+        .store
+        .attempt(&h.tenant, &account.id, &attempt.decision_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now_attempt.status, AttemptStatus::Queued, "reopened");
+    assert_eq!(
+        now_attempt.channel,
+        ChannelKind::Sms,
+        "for the next channel"
+    );
+    assert_eq!(now_attempt.error_code, Some(131026));
+    let queued = outbound.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(
+        queued.len(),
+        1,
+        "one message to send, however often the status came"
+    );
+    let events = h.published().await;
+    let (_, d) = events.iter().find(|(t, _)| t == "MessageFailed").unwrap();
+    assert_eq!(d["error_class"], "unreachable");
+}
+
+#[tokio::test]
+async fn api_gateway_base64_bodies_are_verified_on_their_decoded_bytes() {
+    use base64::Engine;
+    use tower::ServiceExt;
+    let h = Harness::new().await;
+    let raw = routed_fixture("text_reply_with_context.json");
+    let sig = signature::sign(SECRET.as_bytes(), &raw);
+    // The event API Gateway (HTTP API, payload 2.0) hands the Lambda for a POST.
+    let event = json!({
+        "version": "2.0", "routeKey": "POST /webhooks/whatsapp", "rawPath": "/webhooks/whatsapp",
+        "rawQueryString": "", "headers": { "content-type": "application/json", "x-hub-signature-256": sig },
+        "requestContext": { "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com",
+            "domainPrefix": "api", "http": { "method": "POST", "path": "/webhooks/whatsapp",
+            "protocol": "HTTP/1.1", "sourceIp": "173.252.0.1", "userAgent": "facebookexternalua" },
+            "requestId": "r1", "routeKey": "POST /webhooks/whatsapp", "stage": "$default",
+            "time": "16/Mar/2026:15:00:00 +0000", "timeEpoch": 1773673200000u64 },
+        "body": base64::engine::general_purpose::STANDARD.encode(&raw),
+        "isBase64Encoded": true
+    });
+    let request = lambda_http::request::from_str(&event.to_string()).expect("an API Gateway event");
+    let (parts, body) = request.into_parts();
+    let request = axum::http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()));
+    let webhook = Webhook {
+        store: h.store.clone(),
+        blobs: h.blobs.clone(),
+        inbound: h.queue.clone(),
+        clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
+        verify_token: "verify-token".into(),
+        default_app_secret: None,
+    };
+    let response = cobro_webhook::router(Arc::new(webhook))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.queue.depth().await.unwrap(), 1, "kept and queued");
 }

@@ -335,7 +335,70 @@ impl Inbound {
                     }),
                 )
                 .await?;
+                if class == Some(FailureClass::Unreachable) {
+                    self.fall_back(&attempt, &delivery).await?;
+                }
             }
+        }
+        Ok(())
+    }
+
+    /// A message WhatsApp could not deliver (131026: not on WhatsApp, old client …) goes out on
+    /// the next channel in the tenant's order that the debtor consents to, as the sender does
+    /// when the refusal comes at once.
+    async fn fall_back(
+        &self,
+        attempt: &cobro::domain::ContactAttempt,
+        delivery: &Delivery,
+    ) -> Result<(), InboundError> {
+        let Some(outbound) = &self.outbound else {
+            return Ok(());
+        };
+        let (Some(tenant), Some(debtor)) = (
+            self.store.tenant(&attempt.tenant).await?,
+            self.store.debtor(&attempt.tenant, &attempt.debtor).await?,
+        ) else {
+            return Ok(());
+        };
+        let Some(next) = tenant
+            .usable_channels()
+            .skip_while(|c| *c != attempt.channel)
+            .skip(1)
+            .find(|c| {
+                debtor.has_consent(*c) && (*c != ChannelKind::Email || debtor.email.is_some())
+            })
+        else {
+            return Ok(());
+        };
+        let reason = format!(
+            "{} undeliverable ({}); rerouted to {}",
+            attempt.channel.as_str(),
+            delivery.error.as_deref().unwrap_or("no detail"),
+            next.as_str()
+        );
+        let retry = self
+            .clock
+            .now()
+            .saturating_add(jiff::SignedDuration::from_mins(10))
+            .expect("in range");
+        if self
+            .store
+            .reroute_attempt(attempt, next, &reason, retry)
+            .await?
+        {
+            let m = cobro::outbound::OutboundMessage {
+                tenant: attempt.tenant.clone(),
+                account: attempt.account.clone(),
+                decision_id: attempt.decision_id.clone(),
+            };
+            outbound
+                .send_batch(vec![cobro::ports::Outgoing::new(
+                    "0",
+                    serde_json::to_string(&m).expect("serializes"),
+                )])
+                .await
+                .map_err(|e| InboundError::Queue(e.to_string()))?;
+            tracing::info!(decision = %attempt.decision_id, next = next.as_str(), "undeliverable on WhatsApp; rerouted");
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use cobro::domain::{ChannelKind, TenantId};
 use cobro::inbound::Routed;
-use cobro::ports::{Blobs, Bus, Clock, MediaSource};
+use cobro::ports::{Blobs, Bus, Clock, MediaSource, Queue};
 use cobro::repo::{RepoError, Store};
 
 pub struct Inbound {
@@ -21,6 +21,8 @@ pub struct Inbound {
     pub clock: Arc<dyn Clock>,
     /// Downloads media (payment receipts); `None` keeps only their ids.
     pub media: Option<Arc<dyn MediaSource>>,
+    /// The outbound queue, for messages rerouted to the next channel; `None` never reroutes.
+    pub outbound: Option<Arc<dyn Queue>>,
 }
 
 /// What one queue message did.
@@ -50,6 +52,8 @@ pub enum InboundError {
     Blobs(String),
     #[error("the event bus failed: {0}")]
     Bus(String),
+    #[error("the queue failed: {0}")]
+    Queue(String),
     #[error(transparent)]
     Store(#[from] RepoError),
 }

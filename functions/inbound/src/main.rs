@@ -24,6 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bus: lambda::bus().await?,
         clock: Arc::new(SystemClock),
         media,
+        outbound: Some(lambda::outbound_queue().await?),
     };
     let inbound = &inbound;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -22,9 +22,11 @@ impl Pacer {
     /// limit).
     pub fn new(per_second: u32) -> Self {
         let rate = NonZeroU32::new(per_second.max(1)).expect("at least 1");
-        // A burst of one second's worth: the provider measures per second too.
+        // Evenly spaced, no burst: a burst allowance would let a one-second window hold more
+        // than the provider's per-second limit.
+        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
         Self {
-            limiter: RateLimiter::keyed(Quota::per_second(rate)),
+            limiter: RateLimiter::keyed(quota),
             paused: Mutex::new(HashMap::new()),
         }
     }

@@ -32,6 +32,8 @@ use cobro_webhook::Webhook;
 
 const NUMBER: &str = "100000000000001";
 const SECRET: &str = "bench-app-secret";
+/// The sender's SQS batch size in template.yaml.
+const BATCH: usize = 500;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -84,12 +86,13 @@ fn debtor(t: &TenantId, i: usize) -> Debtor {
     }
 }
 
-fn delivery(messages: usize, statuses: usize, first: usize) -> Vec<u8> {
+fn delivery(messages: usize, statuses: usize, first: usize, text_len: usize) -> Vec<u8> {
+    let filler = "x".repeat(text_len);
     let msgs: Vec<Value> = (0..messages)
         .map(|i| {
             let n = first + i;
             json!({ "from": format!("5691{:07}", n % 1000), "id": format!("wamid.b{n}"),
-                    "timestamp": "1773673200", "type": "text", "text": { "body": format!("mensaje {n}") } })
+                    "timestamp": "1773673200", "type": "text", "text": { "body": format!("mensaje {n} {filler}") } })
         })
         .collect();
     let sts: Vec<Value> = (0..statuses)
@@ -143,22 +146,26 @@ async fn webhook_bench(posts: usize) {
         bus: Arc::new(LocalBus::new().route(Default::default(), events as Arc<dyn Queue>)),
         clock,
         media: None,
+        outbound: None,
     };
     println!("== webhook: verify, keep, queue (embedded store, SQLite file)");
     let mut first = 0;
-    for (label, messages, statuses, runs) in [
-        ("1 message", 1, 0, posts),
+    let batches = (posts / 10).max(10);
+    for (label, messages, statuses, text_len, runs) in [
+        ("1 message", 1, 0, 0, posts),
         (
             "1,000 updates (600 messages, 400 statuses)",
             600,
             400,
-            (posts / 10).max(10),
+            0,
+            batches,
         ),
+        ("1,000 updates in 3 MB", 600, 400, 4950, batches),
     ] {
         let mut post_times = Vec::new();
         let mut apply_times = Vec::new();
         for _ in 0..runs {
-            let raw = delivery(messages, statuses, first);
+            let raw = delivery(messages, statuses, first, text_len);
             first += messages.max(1);
             let mut headers = HeaderMap::new();
             let sig = signature::sign(SECRET.as_bytes(), &raw);
@@ -180,7 +187,7 @@ async fn webhook_bench(posts: usize) {
         apply_times.sort();
         println!(
             "  {label}, {} bytes, {runs} POSTs: handler p50 {}  p99 {}   | inbound apply p50 {}  p99 {}",
-            delivery(messages, statuses, 0).len(),
+            delivery(messages, statuses, 0, text_len).len(),
             ms(percentile(&post_times, 0.5)),
             ms(percentile(&post_times, 0.99)),
             ms(percentile(&apply_times, 0.5)),
@@ -271,13 +278,13 @@ async fn sender_bench(messages: usize, rate: u32) {
         bus: Arc::new(LocalBus::new()),
         pacer: Pacer::new(rate),
     });
-    println!("== sender: {messages} messages, Graph API +100 ms per call, {rate}/s per number, one instance, batches of 100");
+    println!("== sender: {messages} messages, Graph API +100 ms per call, {rate}/s per number, one instance, batches of {BATCH}");
     let start = Instant::now();
     let mut sent = 0;
     loop {
-        // What the Lambda poller hands one instance: up to 100 messages.
+        // What the Lambda poller hands one instance: up to BATCH messages (template.yaml).
         let mut batch = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..BATCH / 10 {
             let got = queue.receive(10, Duration::from_secs(60)).await.unwrap();
             if got.is_empty() {
                 break;
@@ -315,7 +322,7 @@ async fn sender_bench(messages: usize, rate: u32) {
 #[tokio::main]
 async fn main() {
     let posts = arg("--posts", 200);
-    let messages = arg("--messages", 800);
+    let messages = arg("--messages", 2000);
     let rate = arg("--rate", 80) as u32;
     webhook_bench(posts).await;
     sender_bench(messages, rate).await;

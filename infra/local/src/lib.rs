@@ -145,6 +145,7 @@ impl LocalStack {
                 clock: dyn_clock.clone(),
                 // The sandbox has no media server: media ids are kept, not downloaded.
                 media: None,
+                outbound: Some(outbound.clone()),
             },
             webhook: Arc::new(Webhook {
                 store: store.clone(),

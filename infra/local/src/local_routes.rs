@@ -50,6 +50,8 @@ async fn status(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
         "queues": {
             "outbound": depth(&s.outbound).await.map_err(internal)?,
             "outbound-dlq": depth(&s.outbound_dlq).await.map_err(internal)?,
+            "inbound": depth(&s.inbound).await.map_err(internal)?,
+            "inbound-dlq": depth(&s.inbound_dlq).await.map_err(internal)?,
             "payments": depth(&s.payments).await.map_err(internal)?,
             "payments-dlq": depth(&s.payments_dlq).await.map_err(internal)?,
         },

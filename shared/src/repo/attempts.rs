@@ -307,6 +307,41 @@ impl Store {
         }
     }
 
+    /// Reopens an attempt the provider reported undeliverable, for the next channel: queued
+    /// again, on the outbox. `Ok(false)`: it was rerouted or changed already (a repeated
+    /// status), nothing to do.
+    pub async fn reroute_attempt(
+        &self,
+        attempt: &ContactAttempt,
+        next: crate::domain::ChannelKind,
+        reason: &str,
+        outbox_retry_at: Timestamp,
+    ) -> Result<bool, RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let mut updates = due_updates(
+            &attempt.tenant,
+            &attempt.account,
+            Some(outbox_retry_at),
+            &outbox_what(attempt),
+        );
+        updates.extend([
+            Update::set("status", "queued"),
+            Update::set("status_code", "queued"),
+            Update::set("channel", next.as_str()),
+            Update::set("error", reason),
+            Update::remove("claimed_at"),
+        ]);
+        let condition = Condition::And(vec![
+            Condition::eq("status_code", "failed"),
+            Condition::eq("channel", attempt.channel.as_str()),
+        ]);
+        match self.table.update(&key, updates, Some(condition)).await {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Gives an attempt back to the outbox after a temporary failure, counting the try when
     /// `count_try` (a deferral that is not a failure, such as pacing, does not count).
     pub async fn release_attempt(
