@@ -863,3 +863,44 @@ async fn api_gateway_base64_bodies_are_verified_on_their_decoded_bytes() {
     assert_eq!(response.status(), 200);
     assert_eq!(h.queue.depth().await.unwrap(), 1, "kept and queued");
 }
+
+#[tokio::test]
+async fn a_user_known_only_by_their_whatsapp_id_is_found_once_seen_with_their_number() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let message = |id: &str, from: Option<&str>| {
+        let mut m = json!({ "id": id, "from_user_id": "CL.123456789", "timestamp": "1773673200",
+                            "type": "text", "text": { "body": "hola" } });
+        if let Some(f) = from {
+            m["from"] = f.into();
+        }
+        serde_json::to_vec(
+            &json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
+            "changes": [{ "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER },
+                "contacts": [{ "profile": { "name": "Ana" }, "user_id": "CL.123456789" }],
+                "messages": [m] } }] }] }),
+        )
+        .unwrap()
+    };
+    // Only the user id, never seen: kept as unmatched.
+    h.post(&message("wamid.1", None), Some(SECRET))
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.unmatched, 1);
+    // Both: matched by number, and the id is learned.
+    h.post(&message("wamid.2", Some("56911112222")), Some(SECRET))
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.messages, 1);
+    // Only the id again: now it is the debtor.
+    h.post(&message("wamid.3", None), Some(SECRET))
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.messages, 1);
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversation.len(), 2);
+}

@@ -99,14 +99,24 @@ impl Inbound {
         }
     }
 
+    /// The debtors a sender is: by phone number, else by WhatsApp user id (users who hide their
+    /// number). A message with both teaches cobro the id.
     async fn debtors_of(
         &self,
         tenant: &TenantId,
         from: &Party,
     ) -> Result<Vec<Debtor>, InboundError> {
-        match &from.phone {
-            Some(p) => Ok(self.store.debtors_by_phone(tenant, p).await?),
-            None => Ok(Vec::new()),
+        match (&from.phone, &from.user_id) {
+            (Some(p), user) => {
+                let debtors = self.store.debtors_by_phone(tenant, p).await?;
+                if let (Some(user), false) = (user, debtors.is_empty()) {
+                    let ids: Vec<_> = debtors.iter().map(|d| d.id.clone()).collect();
+                    self.store.link_whatsapp_user(tenant, user, &ids).await?;
+                }
+                Ok(debtors)
+            }
+            (None, Some(user)) => Ok(self.store.debtors_by_whatsapp_user(tenant, user).await?),
+            (None, None) => Ok(Vec::new()),
         }
     }
 

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{keys, to_item, RepoError, Store, KIND};
-use crate::domain::TenantId;
+use crate::domain::{Debtor, DebtorId, TenantId};
 use crate::ports::table::{Condition, TableError, TTL};
 
 /// Meta redelivers for 7 days; a month covers that with room.
@@ -50,6 +50,49 @@ impl Store {
             .delete(&keys::seen_inbound(t, channel, message_id), None)
             .await?;
         Ok(())
+    }
+
+    /// Remembers which debtors a WhatsApp user id belongs to (seen on a message that also
+    /// carried their number), so a later message with only the id finds them.
+    pub async fn link_whatsapp_user(
+        &self,
+        t: &TenantId,
+        user_id: &str,
+        debtors: &[DebtorId],
+    ) -> Result<(), RepoError> {
+        let mut item = keys::whatsapp_user(t, user_id).into_item();
+        item.insert(KIND.into(), "whatsapp_user".into());
+        item.insert(
+            "debtors".into(),
+            debtors
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        Ok(self.table.put(item, None).await?)
+    }
+
+    pub async fn debtors_by_whatsapp_user(
+        &self,
+        t: &TenantId,
+        user_id: &str,
+    ) -> Result<Vec<Debtor>, RepoError> {
+        let Some(item) = self.table.get(&keys::whatsapp_user(t, user_id)).await? else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<String> = item
+            .get("debtors")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let mut debtors = Vec::new();
+        for id in ids {
+            let id = DebtorId::parse(id).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+            if let Some(d) = self.debtor(t, &id).await? {
+                debtors.push(d);
+            }
+        }
+        Ok(debtors)
     }
 
     pub async fn put_sms_number(&self, n: &SmsNumber) -> Result<(), RepoError> {

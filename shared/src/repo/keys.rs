@@ -90,6 +90,12 @@ pub fn seen_inbound(t: &TenantId, channel: &str, message_id: &str) -> Key {
     Key::new(format!("T#{t}#SEEN#{channel}#{message_id}"), "SEEN")
 }
 
+/// A WhatsApp business-scoped user id → the debtors it was seen with: users who hide their
+/// number arrive with only this id.
+pub fn whatsapp_user(t: &TenantId, user_id: &str) -> Key {
+    Key::new(format!("T#{t}#WAUSER#{user_id}"), "DEBTORS")
+}
+
 /// An SMS number (origination identity) → its tenant, for inbound SMS.
 pub fn sms_number(number: &str) -> Key {
     Key::new(format!("SMSNUMBER#{number}"), "ROUTE")
