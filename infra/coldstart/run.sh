@@ -11,7 +11,7 @@ here=infra/coldstart
 
 echo "==> release build"
 cargo build --release --locked -p cobro-coldstart -p cobro-webhook -p cobro-crm-api -p cobro-reminders \
-  -p cobro-sender -p cobro-payment-confirmed
+  -p cobro-sender -p cobro-payment-confirmed -p cobro-inbound
 
 bash scripts/venv.sh
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -39,6 +39,8 @@ export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=test
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export COBRO_TABLE=cobro-bench COBRO_EVENT_BUS=cobro-bench COBRO_CHANNEL=sandbox
 export COBRO_OUTBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench"
+export COBRO_INBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-inbound"
+export COBRO_BLOB_BUCKET=cobro-bench
 export WHATSAPP_VERIFY_TOKEN=bench-verify-token RUST_LOG=info
 unset AWS_PROFILE
 
@@ -50,12 +52,13 @@ echo "==> cold starts ($runs runs each, in turn)"
   "crm-api=$bin/cobro-crm-api:$here/events/crm-api.json" \
   "reminders=$bin/cobro-reminders:$here/events/reminders.json" \
   "sender=$bin/cobro-sender:$here/events/sender.json" \
-  "payment-confirmed=$bin/cobro-payment-confirmed:$here/events/payment-confirmed.json"
+  "payment-confirmed=$bin/cobro-payment-confirmed:$here/events/payment-confirmed.json" \
+  "inbound=$bin/cobro-inbound:$here/events/inbound.json"
 
 echo "==> sizes (stripped binary; zipped as bootstrap, deflate level 9)"
 .venv/bin/python - "$bin" <<'PY'
 import io, os, sys, zipfile
-for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed"]:
+for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed", "cobro-inbound"]:
     path = os.path.join(sys.argv[1], name)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod collect;
+pub mod compliance;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;

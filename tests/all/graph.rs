@@ -168,6 +168,7 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
         whatsapp_enabled: false,
         sender_ids: Default::default(),
+        policy: None,
     };
     assert_eq!(
         agency.usable_channels().collect::<Vec<_>>(),

@@ -77,6 +77,7 @@ impl Harness {
                 channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
                 whatsapp_enabled: false,
                 sender_ids: SenderIds::default(),
+                policy: None,
             })
             .await
             .unwrap();
@@ -744,6 +745,7 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         due_date: "2026-03-13".parse().unwrap(),
         status: AccountStatus::Open,
         product: None,
+        holds: Default::default(),
         version: 0,
     };
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();

@@ -79,6 +79,7 @@ impl Setup {
                     sms_origination: Some("+15550001111".into()),
                     email_from: None,
                 },
+                policy: None,
             })
             .await
             .unwrap();
@@ -127,6 +128,7 @@ impl Setup {
             due_date: "2026-03-13".parse().unwrap(),
             status: AccountStatus::Open,
             product: None,
+            holds: Default::default(),
             version: 0,
         };
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
@@ -473,6 +475,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             due_date: "2026-03-13".parse().unwrap(),
             status: AccountStatus::Open,
             product: None,
+            holds: Default::default(),
             version: 0,
         };
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();

@@ -72,6 +72,26 @@ pub struct AccountInput {
     pub status: Option<AccountStatus>,
     #[serde(default)]
     pub product: Option<String>,
+    /// Lawsuit served, insolvency, open dispute, pause: what stops collection by law or policy.
+    #[serde(default)]
+    pub holds: Option<HoldsInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldsInput {
+    #[serde(default)]
+    pub lawsuit_served: bool,
+    #[serde(default)]
+    pub insolvency: bool,
+    #[serde(default)]
+    pub dispute_open: bool,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub paused_until: Option<Timestamp>,
+    #[serde(default)]
+    pub pause_reason: Option<String>,
 }
 
 impl AccountInput {
@@ -104,6 +124,17 @@ impl AccountInput {
             due_date: self.due_date,
             status,
             product: self.product,
+            holds: self
+                .holds
+                .map(|h| cobro::compliance::Holds {
+                    lawsuit_served: h.lawsuit_served,
+                    insolvency: h.insolvency,
+                    dispute_open: h.dispute_open,
+                    paused: h.paused,
+                    paused_until: h.paused_until,
+                    pause_reason: h.pause_reason,
+                })
+                .unwrap_or_default(),
             version: 0,
         })
     }

@@ -12,7 +12,7 @@ use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::send_all;
 use cobro::ports::{Clock, Item, Outgoing, Queue};
-use cobro::repo::{keys, Decision, RepoError, Store, KIND};
+use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
 
 /// How long an outbox entry waits for the sender before a tick enqueues it again.
 pub const OUTBOX_RETRY: SignedDuration = SignedDuration::from_mins(10);
@@ -132,7 +132,14 @@ impl Reminders {
                 )
                 .await;
         };
-        let verdict = self.decider.decide(tenant, &account, &debtor, now);
+        // Every contact of this debtor on any account counts against the caps and gaps.
+        let history = self
+            .store
+            .contact_history(&tenant.id, &debtor.id, None)
+            .await?;
+        let verdict = self
+            .decider
+            .decide(tenant, &account, &debtor, &history, now);
         match verdict {
             Verdict::Contact(c) => {
                 let attempt = ContactAttempt {
@@ -162,6 +169,18 @@ impl Reminders {
                     .await
                 {
                     Ok(true) => {
+                        self.store
+                            .log_contact(
+                                &tenant.id,
+                                &debtor.id,
+                                LoggedContact {
+                                    at: now,
+                                    channel: c.channel,
+                                    account: account.id.clone(),
+                                    decision_id: c.decision_id.clone(),
+                                },
+                            )
+                            .await?;
                         outgoing.push(message_for(&attempt, outgoing.len()));
                         self.record(
                             &account,
@@ -175,6 +194,19 @@ impl Reminders {
                         report.contacted += 1;
                     }
                     Ok(false) => {
+                        // Logged with the first commit, unless that tick failed in between.
+                        self.store
+                            .log_contact(
+                                &tenant.id,
+                                &debtor.id,
+                                LoggedContact {
+                                    at: now,
+                                    channel: c.channel,
+                                    account: account.id.clone(),
+                                    decision_id: c.decision_id.clone(),
+                                },
+                            )
+                            .await?;
                         // This step went out before; only the schedule is left to move on.
                         self.reschedule(&account, c.next_action_at, report).await?;
                         report.already_decided += 1;

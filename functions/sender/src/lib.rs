@@ -14,6 +14,7 @@ use jiff::SignedDuration;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cobro::compliance::{evaluate, policy_for, Decision as ComplianceDecision, Facts};
 use cobro::domain::{
     AttemptStatus, ChannelKind, ContactAttempt, ConversationMessage, Debtor, Direction, Language,
     Tenant,
@@ -33,6 +34,8 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
 pub const MAX_TRIES: u32 = 6;
 /// WhatsApp's customer-service window, less a margin: Meta admits rare failures at its edge.
 pub const SERVICE_WINDOW: SignedDuration = SignedDuration::from_secs(24 * 3600 - 10 * 60);
+/// A decision's send may lag it by this much (queue and batching) and still go out now.
+pub const RECHECK_SLACK: SignedDuration = SignedDuration::from_mins(15);
 /// How long a message waits when every channel it could use is stopped for the tenant.
 pub const PARKED_FOR: SignedDuration = SignedDuration::from_hours(1);
 
@@ -63,6 +66,9 @@ pub enum Outcome {
     Deferred { delay: Duration, reason: String },
     /// Every channel it could use is stopped for the tenant: back on the outbox, for later.
     Parked(String),
+    /// A compliance rule does not allow it now (the window closed while it waited): back on
+    /// the outbox for when it does.
+    Rescheduled { at: jiff::Timestamp, reason: String },
     /// Already handled (a duplicate delivery) or held by another sender.
     Skipped(&'static str),
     /// Unreadable: moved to the dead-letter queue with the reason.
@@ -126,6 +132,9 @@ impl Sender {
             Ok(found) => found,
             Err(reason) => return self.cancel(&attempt, reason).await,
         };
+        if let Some(outcome) = self.compliance_recheck(&attempt, &tenant, &debtor).await? {
+            return Ok(outcome);
+        }
         self.deliver(&attempt, &tenant, &debtor).await
     }
 
@@ -177,6 +186,67 @@ impl Sender {
             None => Ok(Err("the debtor no longer exists".into())),
             Some(d) => Ok(Ok((tenant, d))),
         }
+    }
+
+    /// The compliance engine again, right before sending: a hold, an opt-out or a withdrawn
+    /// consent since the decision cancels it; a rule that only says "not now" (the window closed
+    /// while the message waited, a holiday) puts it back on the outbox for when it allows.
+    async fn compliance_recheck(
+        &self,
+        a: &ContactAttempt,
+        tenant: &Tenant,
+        debtor: &Debtor,
+    ) -> Result<Option<Outcome>, SendError> {
+        let Some(account) = self.store.account(&a.tenant, &a.account).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let Some(policy) = policy_for(
+            &tenant.country,
+            debtor.phone.as_str(),
+            tenant.policy.as_ref(),
+        ) else {
+            let reason = format!("no compliance preset for {}", tenant.country);
+            return self.cancel(a, reason).await.map(Some);
+        };
+        let history = self
+            .store
+            .contact_history(&a.tenant, &a.debtor, Some((&a.account, &a.decision_id)))
+            .await?;
+        let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
+        let facts = Facts {
+            debtor,
+            holds: &account.holds,
+            history: &history,
+            channels: &channels,
+            now,
+        };
+        let (reason, later) = match evaluate(&policy, &facts) {
+            ComplianceDecision::Contact { at, .. } if at <= now + RECHECK_SLACK => return Ok(None),
+            ComplianceDecision::Contact { at, waited_for, .. } => (
+                waited_for
+                    .map(|v| format!("[{}] {}", v.rule, v.reason))
+                    .unwrap_or_else(|| "not yet allowed".into()),
+                Some(at),
+            ),
+            ComplianceDecision::Blocked {
+                verdict,
+                next_possible,
+                ..
+            } => {
+                let reason = format!("[{}] {}", verdict.rule, verdict.reason);
+                let final_rule = verdict.rule.starts_with("stop:")
+                    || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str());
+                if final_rule {
+                    return self.cancel(a, reason).await.map(Some);
+                }
+                (reason, next_possible)
+            }
+        };
+        let later = later.unwrap_or(now + SignedDuration::from_hours(24));
+        self.store.release_attempt(a, &reason, None, false).await?;
+        self.store.retry_outbox_at(a, later).await?;
+        Ok(Some(Outcome::Rescheduled { at: later, reason }))
     }
 
     /// The decided channel first, then the tenant's fallback order after it; each only when

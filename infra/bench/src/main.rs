@@ -65,6 +65,7 @@ fn tenant(id: &TenantId) -> Tenant {
             whatsapp_phone_number_id: Some(NUMBER.into()),
             ..SenderIds::default()
         },
+        policy: None,
     }
 }
 
@@ -221,6 +222,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             due_date: "2026-03-13".parse().unwrap(),
             status: AccountStatus::Open,
             product: None,
+            holds: Default::default(),
             version: 0,
         };
         let (account, _) = store.upsert_account(&account, None).await.unwrap();

@@ -139,6 +139,7 @@ pub async fn seed(
             sms_origination: Some("+56900000000".into()),
             email_from: Some("cobranzas@credito-andino.example".into()),
         },
+        policy: None,
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {
@@ -193,6 +194,7 @@ pub async fn seed(
                 AccountStatus::Open
             },
             product: Some("personal-loan".into()),
+            holds: Default::default(),
             version: 0,
         };
         let next = decider.first_action(&account, &debtor, now);

@@ -218,7 +218,7 @@ impl LocalStack {
                         Outcome::Failed(_) => report.failed += 1,
                         Outcome::Skipped(_) => report.skipped += 1,
                         Outcome::Deferred { .. } => report.deferred += 1,
-                        Outcome::Parked(_) => report.parked += 1,
+                        Outcome::Parked(_) | Outcome::Rescheduled { .. } => report.parked += 1,
                         Outcome::DeadLettered(_) => report.dead_lettered += 1,
                     }
                     self.outbound.delete(&m.receipt).await?;

@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::strategy::Strategy;
 use super::templates::{params, render, ReminderKind, ReminderVars};
 use super::window::ContactWindow;
+use crate::compliance::{evaluate, policy_for, Decision, Facts, PastContact};
 use crate::domain::{Account, ChannelKind, Debtor, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,11 +76,15 @@ impl Decider {
             .map(|z| z.timestamp())
     }
 
+    /// One account's decision now. The step comes from the strategy; whether, when and on
+    /// which channel from the compliance engine, under the policy that applies to this tenant
+    /// and this debtor (fail closed: no preset, no send).
     pub fn decide(
         &self,
         tenant: &Tenant,
         account: &Account,
         debtor: &Debtor,
+        history: &[PastContact],
         now: Timestamp,
     ) -> Verdict {
         if !account.status.is_collectable() {
@@ -105,29 +110,61 @@ impl Decider {
                 },
             };
         };
-        if !self.window.is_open(&local) {
-            return Verdict::Defer {
-                until: self.window.next_open(now, &tz),
-                reason: format!(
-                    "outside the contact window ({:02}:00–{:02}:00, {}) in {}",
-                    self.window.start_hour,
-                    self.window.end_hour,
-                    local.strftime("%A %H:%M"),
-                    debtor.time_zone.name()
-                ),
-            };
-        }
-        let Some(channel) = tenant.usable_channels().find(|c| debtor.has_consent(*c)) else {
+        let Some(policy) = policy_for(
+            &tenant.country,
+            debtor.phone.as_str(),
+            tenant.policy.as_ref(),
+        ) else {
             return Verdict::Stop {
                 reason: format!(
-                    "no channel the tenant uses ({}) has the debtor's consent",
-                    tenant
-                        .usable_channels()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "[no_policy] no compliance preset for {}: nothing is sent (fail closed)",
+                    tenant.country
                 ),
             };
+        };
+        let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
+        let facts = Facts {
+            debtor,
+            holds: &account.holds,
+            history,
+            channels: &channels,
+            now,
+        };
+        let channel = match evaluate(&policy, &facts) {
+            Decision::Contact { channel, at, .. } if at <= now + SignedDuration::from_secs(60) => {
+                channel
+            }
+            Decision::Contact {
+                at,
+                waited_for,
+                policy,
+                ..
+            } => {
+                let why = waited_for
+                    .map(|v| format!("[{}] {}", v.rule, v.reason))
+                    .unwrap_or_else(|| "not yet".into());
+                return Verdict::Defer {
+                    until: at,
+                    reason: format!("{why} ({policy})"),
+                };
+            }
+            Decision::Blocked {
+                verdict,
+                next_possible,
+                policy,
+            } => {
+                let reason = format!("[{}] {} ({policy})", verdict.rule, verdict.reason);
+                return match next_possible {
+                    Some(until) => Verdict::Defer { until, reason },
+                    // A stop by law ends automation until the CRM lifts it; a missing consent
+                    // or an opt-out is looked at again daily, since the debtor may opt back in.
+                    None if verdict.rule.starts_with("stop:") => Verdict::Stop { reason },
+                    None => Verdict::Defer {
+                        until: now + SignedDuration::from_hours(24),
+                        reason,
+                    },
+                };
+            }
         };
         let kind = ReminderKind::for_step(step);
         let amount = account.balance().display();
@@ -160,8 +197,9 @@ impl Decider {
             params,
             next_action_at,
             reason: format!(
-                "step d{step:+} of the default strategy, {} in the window",
-                channel.as_str()
+                "step d{step:+} of the default strategy on {}: every rule of the {} policy allows it now",
+                channel.as_str(),
+                policy.id
             ),
         })
     }

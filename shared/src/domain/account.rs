@@ -46,6 +46,10 @@ pub struct Account {
     pub status: AccountStatus,
     #[serde(default)]
     pub product: Option<String>,
+    /// What stops or pauses collection whatever the schedule says: a lawsuit served, an
+    /// insolvency, an open dispute, a pause (breathing space, vulnerability).
+    #[serde(default)]
+    pub holds: crate::compliance::Holds,
     /// Bumped on every write; conditional writes use it to detect lost updates.
     #[serde(default)]
     pub version: u64,
@@ -104,6 +108,7 @@ mod tests {
             due_date: due,
             status: AccountStatus::Open,
             product: None,
+            holds: Default::default(),
             version: 0,
         }
     }

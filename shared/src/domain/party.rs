@@ -67,6 +67,11 @@ pub struct Tenant {
     pub whatsapp_enabled: bool,
     #[serde(default)]
     pub sender_ids: SenderIds,
+    /// The tenant's own compliance rules, composed with the presets that apply (the strictest
+    /// of each rule wins, so a tenant can only tighten). Checked against its country's preset
+    /// when set (`Policy::check_tightens`).
+    #[serde(default)]
+    pub policy: Option<crate::compliance::Policy>,
 }
 
 impl Tenant {

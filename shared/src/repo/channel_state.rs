@@ -137,3 +137,98 @@ impl Store {
         }
     }
 }
+
+/// One contact in the debtor's log: decided at `at` on `channel`, for an account's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedContact {
+    pub at: Timestamp,
+    pub channel: ChannelKind,
+    pub account: crate::domain::AccountId,
+    pub decision_id: String,
+}
+
+/// Longer than any cap's window: older entries are dropped on the next write.
+const LOG_KEEPS: SignedDuration = SignedDuration::from_hours(24 * 35);
+
+impl Store {
+    /// The debtor's contacts of the last weeks, on every account, except the one decision
+    /// being re-checked (it must not count against itself).
+    pub async fn contact_history(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        except: Option<(&crate::domain::AccountId, &str)>,
+    ) -> Result<Vec<crate::compliance::PastContact>, RepoError> {
+        Ok(self
+            .contact_log(t, d)
+            .await?
+            .0
+            .into_iter()
+            .filter(|e| except.is_none_or(|(a, id)| !(e.account == *a && e.decision_id == id)))
+            .map(|e| crate::compliance::PastContact {
+                at: e.at,
+                channel: e.channel,
+            })
+            .collect())
+    }
+
+    async fn contact_log(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+    ) -> Result<(Vec<LoggedContact>, i64), RepoError> {
+        let Some(item) = self.table.get(&keys::contact_log(t, d)).await? else {
+            return Ok((Vec::new(), 0));
+        };
+        let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
+        let entries = item
+            .get("entries")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|e| RepoError::Corrupt(format!("contact log: {e}")))?
+            .unwrap_or_default();
+        Ok((entries, revision))
+    }
+
+    /// Adds a contact to the debtor's log (once per decision), dropping entries older than
+    /// any cap looks at.
+    pub async fn log_contact(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        entry: LoggedContact,
+    ) -> Result<(), RepoError> {
+        for _ in 0..5 {
+            let (mut entries, revision) = self.contact_log(t, d).await?;
+            if entries
+                .iter()
+                .any(|e| e.account == entry.account && e.decision_id == entry.decision_id)
+            {
+                return Ok(());
+            }
+            let horizon = entry.at.saturating_sub(LOG_KEEPS).expect("in range");
+            entries.retain(|e| e.at > horizon);
+            entries.push(entry.clone());
+            let mut item = keys::contact_log(t, d).into_item();
+            item.insert(super::KIND.into(), "contact_log".into());
+            item.insert("revision".into(), (revision + 1).into());
+            item.insert(
+                "entries".into(),
+                serde_json::to_value(&entries).expect("serializes"),
+            );
+            let condition = if revision == 0 {
+                Condition::NotExists
+            } else {
+                Condition::eq("revision", revision)
+            };
+            match self.table.put(item, Some(condition)).await {
+                Ok(()) => return Ok(()),
+                Err(TableError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RepoError::Conflict(format!(
+            "contact log of {d} keeps changing"
+        )))
+    }
+}

@@ -131,6 +131,11 @@ pub fn inbound_window(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
     Key::new(debtor_pk(t, d), format!("WINDOW#{channel}"))
 }
 
+/// The debtor's recent contacts on any account: what the compliance caps and gaps count.
+pub fn contact_log(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(debtor_pk(t, d), "CONTACTS")
+}
+
 /// When cobro last sent to the debtor on a channel: the per-recipient pacing gate.
 pub fn recipient_gate(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
     Key::new(debtor_pk(t, d), format!("GATE#{channel}"))

@@ -19,7 +19,7 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
 pub use attempts::{Claim, Delivery, OutboxEntry};
-pub use channel_state::ChannelStop;
+pub use channel_state::{ChannelStop, LoggedContact};
 pub use inbound::{SmsNumber, SEEN_FOR};
 pub use payments::{PaymentConfirmed, PaymentOutcome};
 pub use tenants::{ApiKeyRecord, WhatsAppNumber};
