@@ -438,3 +438,91 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     let after = s.ok("POST", "/_local/tick", None).await;
     assert_eq!(after["requeued"], 0, "{after}");
 }
+
+#[tokio::test]
+async fn the_law_decides_and_the_api_says_why() {
+    let s = Stack::start().await;
+    // Sunday 2026-03-15, 12:00 in Santiago: Chile allows no contact on Sundays.
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-15T15:00:00Z" })),
+    )
+    .await;
+    s.debtor_with_account(
+        "law-1",
+        "+56977770001",
+        "America/Santiago",
+        ("L-1", "CLP", 50000, "2026-03-12"),
+    )
+    .await;
+    s.ok("POST", "/_local/tick", None).await;
+    let why = s.ok("GET", "/v1/accounts/L-1/decisions", None).await;
+    assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
+    assert_eq!(why["decisions"][0]["rule"], "window", "{why}");
+    assert!(
+        why["next_action_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-16T11:00"),
+        "Monday 08:00 local: {why}"
+    );
+    // Monday: contacted once; a second account of the same debtor waits for the next day.
+    s.ok(
+        "PUT",
+        "/v1/accounts/L-2",
+        Some(json!({
+        "debtor_id": "law-1", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000,
+        "due_date": "2026-03-12" })),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T12:00:00Z" })),
+    )
+    .await;
+    let tick = s.ok("POST", "/_local/tick", None).await;
+    assert_eq!(tick["contacted"], 1, "{tick}");
+    let second = s.ok("GET", "/v1/accounts/L-2/decisions", None).await;
+    let first = s.ok("GET", "/v1/accounts/L-1/decisions", None).await;
+    let rules: Vec<&str> = [&first, &second]
+        .iter()
+        .map(|v| v["decisions"][0]["rule"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(
+        rules.contains(&"max_per_day"),
+        "one message a day to a debtor: {rules:?}"
+    );
+    // A lawsuit served stops collection on the account, by law.
+    s.ok(
+        "PUT",
+        "/v1/accounts/L-2",
+        Some(json!({
+        "debtor_id": "law-1", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000,
+        "due_date": "2026-03-12", "holds": { "lawsuit_served": true } })),
+    )
+    .await;
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "1d" })))
+        .await;
+    s.ok("POST", "/_local/tick", None).await;
+    let stopped = s.ok("GET", "/v1/accounts/L-2/decisions", None).await;
+    assert_eq!(
+        stopped["decisions"][0]["rule"], "stop:lawsuit_served",
+        "{stopped}"
+    );
+    assert_eq!(stopped["decisions"][0]["outcome"], "stop", "{stopped}");
+    assert!(stopped["next_action_at"].is_null());
+    // A bad hold is refused, naming the field.
+    let (status, body) = s
+        .call(
+            "PUT",
+            "/v1/accounts/L-2",
+            Some(json!({
+        "debtor_id": "law-1", "currency": "CLP", "principal_minor": 1000, "balance_minor": 1000,
+        "due_date": "2026-03-12", "holds": { "lawsuit": true } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["field"].as_str().unwrap().contains("holds"), "{body}");
+}

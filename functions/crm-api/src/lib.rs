@@ -36,6 +36,7 @@ pub fn router(state: Arc<CrmApi>) -> Router {
     Router::new()
         .route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
         .route("/v1/accounts/{id}", get(get_account).put(put_account))
+        .route("/v1/accounts/{id}/decisions", get(get_decisions))
         .route("/v1/payments", post(post_payment))
         .fallback(|| async { Problem::not_found("no such route") })
         .route_layer(axum::middleware::from_fn_with_state(
@@ -151,6 +152,46 @@ async fn get_account(
     let mut body = json!(view);
     body["days_past_due"] = json!(days_past_due);
     Ok(Json(body).into_response())
+}
+
+/// "Why did or didn't this person get a message?": every decision on the account, newest
+/// first, each with the rule that decided it (`window`, `holiday`, `cap:…`, `gap`, `consent`,
+/// `opt_out`, `stop:…`, `pause` …) and when it will be looked at again.
+async fn get_decisions(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let id = id(AccountId::parse, raw, "id")?;
+    let view = s
+        .store
+        .account_view(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
+    let decisions: Vec<serde_json::Value> = view
+        .decisions
+        .iter()
+        .rev()
+        .map(|d| {
+            let rule = d
+                .reason
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(rule, _)| rule.to_string());
+            let mut v = json!(d);
+            v["rule"] = json!(rule);
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "account": id,
+        "status": view.account.status,
+        "holds": view.account.holds,
+        "next_action_at": view.next_action_at,
+        "decisions": decisions,
+        "attempts": view.attempts,
+    }))
+    .into_response())
 }
 
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same
