@@ -169,6 +169,7 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         whatsapp_enabled: false,
         sender_ids: Default::default(),
         policy: None,
+        strategies: None,
     };
     assert_eq!(
         agency.usable_channels().collect::<Vec<_>>(),

@@ -78,6 +78,7 @@ impl Harness {
                 whatsapp_enabled: false,
                 sender_ids: SenderIds::default(),
                 policy: None,
+                strategies: None,
             })
             .await
             .unwrap();
@@ -746,6 +747,7 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         status: AccountStatus::Open,
         product: None,
         holds: Default::default(),
+        tags: vec![],
         version: 0,
     };
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();

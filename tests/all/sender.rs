@@ -80,6 +80,7 @@ impl Setup {
                     email_from: None,
                 },
                 policy: None,
+                strategies: None,
             })
             .await
             .unwrap();
@@ -129,6 +130,7 @@ impl Setup {
             status: AccountStatus::Open,
             product: None,
             holds: Default::default(),
+            tags: vec![],
             version: 0,
         };
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
@@ -476,6 +478,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             status: AccountStatus::Open,
             product: None,
             holds: Default::default(),
+            tags: vec![],
             version: 0,
         };
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();

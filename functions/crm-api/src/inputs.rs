@@ -75,6 +75,9 @@ pub struct AccountInput {
     /// Lawsuit served, insolvency, open dispute, pause: what stops collection by law or policy.
     #[serde(default)]
     pub holds: Option<HoldsInput>,
+    /// Labels strategy segments can match on.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +138,7 @@ impl AccountInput {
                     pause_reason: h.pause_reason,
                 })
                 .unwrap_or_default(),
+            tags: self.tags,
             version: 0,
         })
     }

@@ -32,6 +32,15 @@ pub struct CrmApi {
     pub decider: Decider,
 }
 
+impl CrmApi {
+    async fn tenant(&self, caller: &Caller) -> Result<cobro::domain::Tenant, Problem> {
+        self.store.tenant(&caller.tenant).await?.ok_or_else(|| {
+            tracing::error!(tenant = %caller.tenant, "an API key of a tenant that does not exist");
+            Problem::internal()
+        })
+    }
+}
+
 pub fn router(state: Arc<CrmApi>) -> Router {
     Router::new()
         .route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
@@ -73,13 +82,16 @@ async fn put_debtor(
     let input: DebtorInput = parse_json(&body)?;
     let debtor = input.into_debtor(caller.tenant.clone(), id, s.clock.now());
     let created = s.store.upsert_debtor(&debtor).await?;
+    let tenant = s.tenant(&caller).await?;
     // A new time zone can move when the debtor's accounts are next due.
     for account in s
         .store
         .accounts_of_debtor(&caller.tenant, &debtor.id)
         .await?
     {
-        let next = s.decider.first_action(&account, &debtor, s.clock.now());
+        let next = s
+            .decider
+            .first_action(&tenant, &account, &debtor, s.clock.now());
         if let Err(e) = s.store.reschedule_account(&account, next).await {
             tracing::warn!(account = %account.id, error = %e, "could not reschedule after a debtor change");
         }
@@ -128,7 +140,10 @@ async fn put_account(
                 ),
             )
         })?;
-    let next = s.decider.first_action(&account, &debtor, s.clock.now());
+    let tenant = s.tenant(&caller).await?;
+    let next = s
+        .decider
+        .first_action(&tenant, &account, &debtor, s.clock.now());
     let (account, created) = s.store.upsert_account(&account, next).await?;
     Ok(created_or_ok(
         created,

@@ -148,7 +148,7 @@ impl Reminders {
                     debtor: debtor.id.clone(),
                     decision_id: c.decision_id.clone(),
                     channel: c.channel,
-                    template: c.template.to_string(),
+                    template: c.template.clone(),
                     status: AttemptStatus::Queued,
                     decided_at: now,
                     text: c.text.clone(),

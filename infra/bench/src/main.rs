@@ -66,6 +66,7 @@ fn tenant(id: &TenantId) -> Tenant {
             ..SenderIds::default()
         },
         policy: None,
+        strategies: None,
     }
 }
 
@@ -223,6 +224,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             status: AccountStatus::Open,
             product: None,
             holds: Default::default(),
+            tags: vec![],
             version: 0,
         };
         let (account, _) = store.upsert_account(&account, None).await.unwrap();

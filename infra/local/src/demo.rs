@@ -140,6 +140,7 @@ pub async fn seed(
             email_from: Some("cobranzas@credito-andino.example".into()),
         },
         policy: None,
+        strategies: None,
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {
@@ -195,9 +196,10 @@ pub async fn seed(
             },
             product: Some("personal-loan".into()),
             holds: Default::default(),
+            tags: vec![],
             version: 0,
         };
-        let next = decider.first_action(&account, &debtor, now);
+        let next = decider.first_action(&tenant, &account, &debtor, now);
         store.upsert_account(&account, next).await?;
     }
     // Last, so a seed interrupted half-way runs again on the next start.

@@ -28,7 +28,7 @@ pub struct Contact {
     pub step: i32,
     pub decision_id: String,
     pub channel: ChannelKind,
-    pub template: &'static str,
+    pub template: String,
     pub text: String,
     /// The template's body parameters, in order.
     pub params: Vec<String>,
@@ -49,6 +49,7 @@ impl Decider {
     /// reminders for it.
     pub fn first_action(
         &self,
+        tenant: &Tenant,
         account: &Account,
         debtor: &Debtor,
         now: Timestamp,
@@ -58,15 +59,26 @@ impl Decider {
         }
         let tz = debtor.time_zone.tz();
         let today = now.to_zoned(tz.clone()).date();
-        if self
-            .strategy
-            .current_step(account.due_date, today)
-            .is_some()
-        {
+        let strategy = self.strategy_for(tenant, account, today);
+        if strategy.current_step(account.due_date, today).is_some() {
             return Some(now);
         }
-        let (_, date) = self.strategy.step_after(account.due_date, None)?;
+        let (_, date) = strategy.step_after(account.due_date, None)?;
         self.step_time(date, &tz).map(|t| t.max(now))
+    }
+
+    /// The tenant's strategy for this account (its segments, by bucket, balance, product and
+    /// tags), or the built-in one.
+    pub fn strategy_for<'a>(
+        &'a self,
+        tenant: &'a Tenant,
+        account: &Account,
+        today: jiff::civil::Date,
+    ) -> &'a Strategy {
+        tenant
+            .strategies
+            .as_ref()
+            .map_or(&self.strategy, |book| book.choose(account, today))
     }
 
     fn step_time(&self, date: jiff::civil::Date, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
@@ -99,8 +111,9 @@ impl Decider {
         }
         let tz = debtor.time_zone.tz();
         let local = now.to_zoned(tz.clone());
-        let Some(step) = self.strategy.current_step(account.due_date, local.date()) else {
-            return match self.first_action(account, debtor, now) {
+        let strategy = self.strategy_for(tenant, account, local.date());
+        let Some(step) = strategy.current_step(account.due_date, local.date()) else {
+            return match self.first_action(tenant, account, debtor, now) {
                 Some(until) => Verdict::Defer {
                     until,
                     reason: "no reminder step has come yet".into(),
@@ -122,7 +135,20 @@ impl Decider {
                 ),
             };
         };
-        let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
+        // The step's own channel order, among those the tenant may use.
+        let usable: Vec<ChannelKind> = tenant.usable_channels().collect();
+        let step_channels = strategy
+            .step(step)
+            .map(|s| s.channels.clone())
+            .unwrap_or_default();
+        let channels: Vec<ChannelKind> = if step_channels.is_empty() {
+            usable
+        } else {
+            step_channels
+                .into_iter()
+                .filter(|c| usable.contains(c))
+                .collect()
+        };
         let facts = Facts {
             debtor,
             holds: &account.holds,
@@ -177,8 +203,11 @@ impl Decider {
         };
         let text = render(kind, debtor.language, &vars);
         let params = params(kind, &vars);
-        let next_action_at = self
-            .strategy
+        let template = strategy
+            .step(step)
+            .and_then(|s| s.templates.get(&debtor.language).cloned())
+            .unwrap_or_else(|| kind.template().to_string());
+        let next_action_at = strategy
             .step_after(account.due_date, Some(step))
             .and_then(|(_, date)| self.step_time(date, &tz))
             // Never sooner than a day after this contact.
@@ -188,16 +217,24 @@ impl Decider {
                         .expect("in range"),
                 )
             });
+        let end = match next_action_at {
+            None if strategy.end != super::strategy::EndAction::Stop => {
+                format!("; the last step, then {}", strategy.end.as_str())
+            }
+            None => "; the last step".to_string(),
+            Some(_) => String::new(),
+        };
         Verdict::Contact(Contact {
             step,
             decision_id: Strategy::decision_id(account.due_date, step),
             channel,
-            template: kind.template(),
+            template,
             text,
             params,
             next_action_at,
             reason: format!(
-                "step d{step:+} of the default strategy on {}: every rule of the {} policy allows it now",
+                "step d{step:+} of the {} strategy on {}: every rule of the {} policy allows it now{end}",
+                strategy.id,
                 channel.as_str(),
                 policy.id
             ),

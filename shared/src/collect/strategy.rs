@@ -1,30 +1,107 @@
-//! The collection strategy: steps keyed on days relative to the due date. This is the built-in
-//! default; per-tenant strategies as data come with the compliance engine.
+//! Strategies as data: steps keyed on days relative to the due date (negative = before it),
+//! each with its templates and channel order, and what happens after the last step. Tenants
+//! define their own in a `StrategyBook` (see `book`); the built-in default is −3, 0, 3, 7, 15,
+//! 30 days on the tenant's channels.
 
 use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// Days relative to the due date on which a reminder goes out: a pre-due reminder, the due
-/// day, then follow-ups. After the last step automation stops.
+use crate::domain::{ChannelKind, Language};
+
+/// Days relative to the due date on which the default strategy writes.
 pub const DEFAULT_STEPS: [i32; 6] = [-3, 0, 3, 7, 15, 30];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Days from the due date: −3 is three days before it.
+    pub day: i32,
+    /// The provider's template name per language; unset languages use the built-in reminder
+    /// of the step's kind (before due, due today, overdue).
+    #[serde(default)]
+    pub templates: BTreeMap<Language, String>,
+    /// Channels in order of preference for this step; empty: the tenant's order.
+    #[serde(default)]
+    pub channels: Vec<ChannelKind>,
+}
+
+/// What happens after the last step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndAction {
+    /// Automation stops.
+    #[default]
+    Stop,
+    /// A person takes over (the account is flagged for the agents).
+    Handoff,
+    /// The account goes to the legal process.
+    Legal,
+}
+
+impl EndAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndAction::Stop => "stop",
+            EndAction::Handoff => "handoff",
+            EndAction::Legal => "legal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strategy {
-    steps: Vec<i32>,
+    pub id: String,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub end: EndAction,
 }
 
 impl Default for Strategy {
     fn default() -> Self {
         Self {
-            steps: DEFAULT_STEPS.to_vec(),
+            id: "default".into(),
+            steps: DEFAULT_STEPS
+                .iter()
+                .map(|d| Step {
+                    day: *d,
+                    templates: BTreeMap::new(),
+                    channels: vec![],
+                })
+                .collect(),
+            end: EndAction::Stop,
         }
     }
 }
 
 impl Strategy {
+    /// A strategy of plain steps on these days (tests, examples).
+    pub fn on_days(id: &str, days: &[i32]) -> Self {
+        Self {
+            id: id.into(),
+            steps: days
+                .iter()
+                .map(|d| Step {
+                    day: *d,
+                    templates: BTreeMap::new(),
+                    channels: vec![],
+                })
+                .collect(),
+            end: EndAction::Stop,
+        }
+    }
+
+    pub fn step(&self, day: i32) -> Option<&Step> {
+        self.steps.iter().find(|s| s.day == day)
+    }
+
     /// The latest step whose day has come (`None` before the first).
     pub fn current_step(&self, due: Date, today: Date) -> Option<i32> {
         let offset = (today - due).get_days();
-        self.steps.iter().copied().filter(|s| *s <= offset).max()
+        self.steps
+            .iter()
+            .map(|s| s.day)
+            .filter(|s| *s <= offset)
+            .max()
     }
 
     /// The first step strictly after `step` (or the first one when `None`), with its date.
@@ -32,7 +109,7 @@ impl Strategy {
         let s = self
             .steps
             .iter()
-            .copied()
+            .map(|s| s.day)
             .filter(|s| step.is_none_or(|c| *s > c))
             .min()?;
         Some((s, due.checked_add(jiff::Span::new().days(s)).ok()?))

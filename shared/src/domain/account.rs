@@ -50,6 +50,9 @@ pub struct Account {
     /// insolvency, an open dispute, a pause (breathing space, vulnerability).
     #[serde(default)]
     pub holds: crate::compliance::Holds,
+    /// The CRM's labels; strategy segments can match on them.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// Bumped on every write; conditional writes use it to detect lost updates.
     #[serde(default)]
     pub version: u64,
@@ -109,6 +112,7 @@ mod tests {
             status: AccountStatus::Open,
             product: None,
             holds: Default::default(),
+            tags: vec![],
             version: 0,
         }
     }

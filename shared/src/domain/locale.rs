@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::DomainError;
 
 /// Languages cobro writes to debtors in. Spanish is the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
     #[default]
@@ -16,6 +18,14 @@ pub enum Language {
 }
 
 impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Es => "es",
+            Language::Pt => "pt",
+            Language::En => "en",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match s.to_ascii_lowercase().split(['-', '_']).next() {
             Some("es") => Ok(Language::Es),

@@ -72,6 +72,9 @@ pub struct Tenant {
     /// when set (`Policy::check_tightens`).
     #[serde(default)]
     pub policy: Option<crate::compliance::Policy>,
+    /// The tenant's strategies, buckets and segments; `None`: the built-in strategy.
+    #[serde(default)]
+    pub strategies: Option<crate::collect::StrategyBook>,
 }
 
 impl Tenant {
