@@ -1,0 +1,3 @@
+//! Support for the benchmark binaries.
+
+pub mod counting;
