@@ -1,12 +1,15 @@
 //! The engine: a pure function (policy, debtor, account holds, contact history, candidate
 //! channels, now) → contact on this channel at this instant, or not, with the rule and the next
 //! instant it could. Called by the reminders for every due account and again by the sender
-//! right before a message leaves.
+//! right before a message leaves, so it is cheap: no allocation until the decision is written
+//! out (the policy tag and the reason), and a handful of time-zone lookups per rule.
 
-use jiff::{civil::Date, tz::TimeZone, SignedDuration, Timestamp, Zoned};
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{AmbiguousTimestamp, TimeZone};
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::holidays::{is_holiday, HolidayError};
+use super::holidays::{calendar, Calendar, HolidayError};
 use super::policy::{Policy, StopTrigger};
 use crate::domain::{ChannelKind, Debtor};
 
@@ -26,8 +29,8 @@ pub struct Holds {
     pub insolvency: bool,
     #[serde(default)]
     pub dispute_open: bool,
-    /// A pause (breathing space, vulnerability): until an instant, or until lifted (`None`
-    /// with `paused` set).
+    /// A pause (breathing space, vulnerability) until it is lifted. With `paused_until` the
+    /// pause ends at that instant instead.
     #[serde(default)]
     pub paused: bool,
     #[serde(default)]
@@ -37,11 +40,21 @@ pub struct Holds {
 }
 
 impl Holds {
-    fn has(&self, t: StopTrigger) -> bool {
+    pub fn has(&self, t: StopTrigger) -> bool {
         match t {
             StopTrigger::LawsuitServed => self.lawsuit_served,
             StopTrigger::Insolvency => self.insolvency,
             StopTrigger::DisputeOpen => self.dispute_open,
+        }
+    }
+
+    /// Whether a pause holds at `now`; `Some(until)` when it ends at a known instant.
+    pub fn pause_at(&self, now: Timestamp) -> Option<Option<Timestamp>> {
+        match self.paused_until {
+            Some(until) if until > now => Some(Some(until)),
+            Some(_) => None,
+            None if self.paused => Some(None),
+            None => None,
         }
     }
 }
@@ -49,6 +62,7 @@ impl Holds {
 pub struct Facts<'a> {
     pub debtor: &'a Debtor,
     pub holds: &'a Holds,
+    /// The debtor's contacts on every account, in any order.
     pub history: &'a [PastContact],
     /// The channels the tenant may use, in its order of preference.
     pub channels: &'a [ChannelKind],
@@ -58,16 +72,21 @@ pub struct Facts<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Decision {
-    /// Contact on `channel` at `at` (now, or the first instant every rule allows). `waited_for`
-    /// names the rule that pushed it later, if one did.
+    /// Contact on `channel` at `at`: now, or the first instant every rule allows (the earliest
+    /// over the candidate channels; a tie goes to the preferred one). `waited_for` names the
+    /// rule that pushed it later, if one did.
     Contact {
         channel: ChannelKind,
         at: Timestamp,
         waited_for: Option<Verdict>,
+        /// `id@version` of the policy that decided.
         policy: String,
+        /// The message must carry an opt-out line ("Reply STOP …"): US Reg F §1006.6(e).
+        #[serde(default)]
+        opt_out_text: bool,
     },
-    /// No contact. `next_possible`: when it could be decided again; `None`: not until
-    /// something changes (a consent, a hold lifted).
+    /// No contact. `next_possible`: the first instant the same rule no longer blocks; `None`:
+    /// not until something changes (a consent, a hold lifted, new holiday data).
     Blocked {
         verdict: Verdict,
         next_possible: Option<Timestamp>,
@@ -75,11 +94,38 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// The rule that blocked or delayed the contact; `None` for a contact nothing delayed.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Decision::Contact { waited_for, .. } => waited_for.as_ref().map(|v| v.rule.as_str()),
+            Decision::Blocked { verdict, .. } => Some(&verdict.rule),
+        }
+    }
+}
+
 /// A rule that fired, with a machine-readable id and words for a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
     pub rule: String,
     pub reason: String,
+}
+
+/// The rule ids a decision can carry (besides `cap:<group>:<days>d` and `stop:<trigger>`).
+pub mod rules {
+    pub const WINDOW: &str = "window";
+    pub const HOLIDAY: &str = "holiday";
+    pub const GAP: &str = "gap";
+    pub const MAX_PER_DAY: &str = "max_per_day";
+    pub const ONE_CHANNEL_PER_WEEK: &str = "one_channel_per_week";
+    pub const CONSENT: &str = "consent";
+    pub const OPT_OUT: &str = "opt_out";
+    pub const PAUSE: &str = "pause";
+    pub const NO_CHANNEL: &str = "no_channel";
+    pub const UNKNOWN_TIME_ZONE: &str = "unknown_time_zone";
+    pub const NO_HOLIDAY_DATA: &str = "no_holiday_data";
+    pub const NOT_IN_FORCE: &str = "policy_not_in_force";
+    pub const NO_SLOT: &str = "no_slot";
 }
 
 fn verdict(rule: impl Into<String>, reason: impl Into<String>) -> Verdict {
@@ -90,7 +136,7 @@ fn verdict(rule: impl Into<String>, reason: impl Into<String>) -> Verdict {
 }
 
 /// The latest consent record for a channel: `Some(true)` granted, `Some(false)` withdrawn.
-fn consent(debtor: &Debtor, c: ChannelKind) -> Option<bool> {
+pub fn latest_consent(debtor: &Debtor, c: ChannelKind) -> Option<bool> {
     debtor
         .consents
         .iter()
@@ -100,32 +146,49 @@ fn consent(debtor: &Debtor, c: ChannelKind) -> Option<bool> {
 }
 
 const DAY: SignedDuration = SignedDuration::from_hours(24);
+const WEEK: SignedDuration = SignedDuration::from_hours(24 * 7);
+/// How far ahead the engine looks for an allowed instant before it gives up (`no_slot`).
+const HORIZON: SignedDuration = SignedDuration::from_hours(24 * 400);
+const MAX_STEPS: usize = 2_000;
 
-fn start_of(day: Date, tz: &TimeZone) -> Timestamp {
-    day.to_zoned(tz.clone())
-        .map(|z| z.timestamp())
-        .unwrap_or(Timestamp::MAX)
-}
-
-fn next_day_start(local: &Zoned, tz: &TimeZone) -> Timestamp {
-    match local.date().tomorrow() {
-        Ok(d) => start_of(d, tz),
-        Err(_) => Timestamp::MAX,
+fn channel_bit(c: ChannelKind) -> u8 {
+    match c {
+        ChannelKind::Whatsapp => 1,
+        ChannelKind::Sms => 2,
+        ChannelKind::Email => 4,
     }
 }
 
+fn channel_list(mask: u8) -> String {
+    [ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email]
+        .into_iter()
+        .filter(|c| mask & channel_bit(*c) != 0)
+        .map(ChannelKind::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The zone the debtor lives in; `None` if the tz database does not know it (fail closed).
+fn zone_of(debtor: &Debtor) -> Option<TimeZone> {
+    let name = debtor.time_zone.name();
+    if name == "Etc/Unknown" {
+        return None;
+    }
+    TimeZone::get(name).ok()
+}
+
 pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
-    let tag = format!("{}@{}", policy.id, policy.version);
+    let tag = || format!("{}@{}", policy.id, policy.version);
     let blocked = |v: Verdict, next: Option<Timestamp>| Decision::Blocked {
         verdict: v,
         next_possible: next,
-        policy: tag.clone(),
+        policy: tag(),
     };
     for t in &policy.stop_on {
         if f.holds.has(*t) {
             return blocked(
                 verdict(
-                    format!("stop:{}", t.as_str()),
+                    t.rule(),
                     format!(
                         "collection stops by law or policy: {}",
                         t.as_str().replace('_', " ")
@@ -135,265 +198,427 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
             );
         }
     }
-    if f.holds.paused || f.holds.paused_until.is_some_and(|u| u > f.now) {
+    if let Some(until) = f.holds.pause_at(f.now) {
         let why = f.holds.pause_reason.as_deref().unwrap_or("no reason given");
-        let until = f.holds.paused_until.filter(|u| *u > f.now);
+        let reason = match until {
+            Some(u) => format!("collection is paused ({why}) until {u}"),
+            None => format!("collection is paused ({why}) until it is lifted"),
+        };
+        return blocked(verdict(rules::PAUSE, reason), until);
+    }
+    let Some(tz) = zone_of(f.debtor) else {
         return blocked(
-            verdict("pause", format!("collection is paused ({why})")),
-            until,
+            verdict(
+                rules::UNKNOWN_TIME_ZONE,
+                format!(
+                    "the debtor's time zone `{}` is unknown, so no local hour can be checked",
+                    f.debtor.time_zone.name()
+                ),
+            ),
+            None,
+        );
+    };
+    let today = tz.to_datetime(f.now).date();
+    if !policy.in_force(today) {
+        let next = (today < policy.effective_from).then(|| start_of(policy.effective_from, &tz));
+        return blocked(
+            verdict(
+                rules::NOT_IN_FORCE,
+                format!(
+                    "the {} policy applies from {} to {} only",
+                    policy.id,
+                    policy.effective_from,
+                    policy
+                        .effective_to
+                        .map_or("further notice".to_string(), |d| d.to_string())
+                ),
+            ),
+            next,
         );
     }
     // Channels: consent where required, never after an opt-out.
-    let mut opted_out = Vec::new();
-    let mut no_consent = Vec::new();
-    let mut allowed: Vec<ChannelKind> = Vec::new();
+    let (mut allowed, mut opted_out, mut no_consent) = (0u8, 0u8, 0u8);
     for c in f.channels {
-        match consent(f.debtor, *c) {
-            Some(false) => opted_out.push(c.as_str()),
-            None if policy.consent_required.contains(c) => no_consent.push(c.as_str()),
-            _ => allowed.push(*c),
+        match latest_consent(f.debtor, *c) {
+            Some(false) => opted_out |= channel_bit(*c),
+            None if policy.consent_required.contains(c) => no_consent |= channel_bit(*c),
+            _ => allowed |= channel_bit(*c),
         }
     }
-    if allowed.is_empty() {
-        return if !opted_out.is_empty() && no_consent.is_empty() {
+    if allowed == 0 {
+        return if f.channels.is_empty() {
+            blocked(verdict(rules::NO_CHANNEL, "no channel to write on"), None)
+        } else if no_consent == 0 {
             blocked(
                 verdict(
-                    "opt_out",
-                    format!("the debtor opted out of {}", opted_out.join(", ")),
+                    rules::OPT_OUT,
+                    format!("the debtor opted out of {}", channel_list(opted_out)),
                 ),
                 None,
             )
         } else {
-            let mut why = Vec::new();
-            if !no_consent.is_empty() {
-                why.push(format!(
-                    "no consent on record for {}",
-                    no_consent.join(", ")
-                ));
+            let mut why = format!(
+                "no consent on record for {} (the law or the platform requires one)",
+                channel_list(no_consent)
+            );
+            if opted_out != 0 {
+                why.push_str(&format!("; opted out of {}", channel_list(opted_out)));
             }
-            if !opted_out.is_empty() {
-                why.push(format!("opted out of {}", opted_out.join(", ")));
-            }
-            if why.is_empty() {
-                why.push("the tenant has no channel".into());
-            }
-            blocked(verdict("consent", why.join("; ")), None)
+            blocked(verdict(rules::CONSENT, why), None)
         };
     }
-    if policy.one_channel_per_week {
-        let week_ago = f.now.saturating_sub(DAY * 7).expect("in range");
-        if let Some(last) = f
-            .history
-            .iter()
-            .filter(|h| h.at > week_ago)
-            .max_by_key(|h| h.at)
-        {
-            if allowed.contains(&last.channel) {
-                allowed = vec![last.channel];
-            } else {
-                let first_in_week = f
-                    .history
-                    .iter()
-                    .filter(|h| h.at > week_ago)
-                    .map(|h| h.at)
-                    .min()
-                    .unwrap_or(last.at);
-                return blocked(
-                    verdict(
-                        "one_channel_per_week",
-                        format!(
-                            "{} was used this week; only one channel a week",
-                            last.channel.as_str()
-                        ),
-                    ),
-                    first_in_week.checked_add(DAY * 7).ok(),
-                );
-            }
-        }
-    }
-    if policy.windows.0.iter().all(Vec::is_empty) {
+    if policy.windows.is_empty() {
         return blocked(
-            verdict("window", "the policy allows no contact time at all"),
+            verdict(rules::WINDOW, "the policy allows no contact time at all"),
             None,
         );
     }
-    let tz = f.debtor.time_zone.tz();
-    let mut best: Option<(Timestamp, ChannelKind, Option<Verdict>)> = None;
-    for c in allowed {
-        match earliest(policy, f, &tz, c) {
-            Ok((at, why)) => {
+    let search = Search {
+        policy,
+        tz: &tz,
+        history: f.history,
+        now: f.now,
+    };
+    let mut best: Option<(Timestamp, ChannelKind, Option<Hit>)> = None;
+    let mut seen = 0u8;
+    for c in f.channels {
+        let bit = channel_bit(*c);
+        if allowed & bit == 0 || seen & bit != 0 {
+            continue;
+        }
+        seen |= bit;
+        match search.earliest(*c) {
+            Ok((at, hit)) => {
                 if best.as_ref().is_none_or(|(b, _, _)| at < *b) {
-                    best = Some((at, c, why));
+                    best = Some((at, *c, hit));
+                }
+                if at == f.now {
+                    break; // Nothing is earlier than now.
                 }
             }
-            Err(v) => return blocked(v, None),
+            Err(Fail::Holidays(e)) => {
+                return blocked(verdict(rules::NO_HOLIDAY_DATA, e.to_string()), None)
+            }
+            Err(Fail::NoSlot) => {}
         }
     }
     match best {
-        Some((at, channel, waited_for)) if at < Timestamp::MAX => Decision::Contact {
+        Some((at, channel, hit)) => Decision::Contact {
             channel,
             at,
-            waited_for,
-            policy: tag,
+            waited_for: hit.map(|h| h.verdict(&search, f.debtor.time_zone.name())),
+            policy: tag(),
+            opt_out_text: policy.opt_out_footer,
         },
-        _ => blocked(verdict("no_slot", "no allowed time was found"), None),
+        None => blocked(
+            verdict(
+                rules::NO_SLOT,
+                "no instant in the next 400 days satisfies every rule",
+            ),
+            None,
+        ),
     }
 }
 
-/// The first instant at or after `now` every time rule allows on channel `c`, and the first
-/// rule that pushed it later. `Err`: a fail-closed condition (no holiday data).
-fn earliest(
-    policy: &Policy,
-    f: &Facts<'_>,
-    tz: &TimeZone,
-    c: ChannelKind,
-) -> Result<(Timestamp, Option<Verdict>), Verdict> {
-    let mut t = f.now;
-    let mut first: Option<Verdict> = None;
-    let mut push = |t: &mut Timestamp, to: Timestamp, v: Verdict| {
-        if first.is_none() {
-            first = Some(v);
-        }
-        // Always forward, so the search ends.
-        *t = to.max(
-            t.saturating_add(SignedDuration::from_secs(1))
-                .expect("in range"),
-        );
-    };
-    for _ in 0..128 {
-        if t >= Timestamp::MAX.saturating_sub(DAY * 400).expect("in range") {
-            break;
-        }
-        let local = t.to_zoned(tz.clone());
-        let day = local.date();
-        // Holidays, failing closed on a year without data.
-        let mut holiday = None;
-        for cal in &policy.holidays {
-            match is_holiday(cal, day) {
-                Ok(true) => holiday = Some(cal.clone()),
-                Ok(false) => {}
-                Err(e @ HolidayError::NoDataForYear { .. }) => {
-                    return Err(verdict("no_holiday_data", e.to_string()))
-                }
-                Err(e) => return Err(verdict("no_holiday_data", e.to_string())),
+/// The first local instant of `day` (01:00 where midnight is skipped by a DST change).
+fn start_of(day: Date, tz: &TimeZone) -> Timestamp {
+    resolve(tz.to_ambiguous_timestamp(day.to_datetime(jiff::civil::Time::midnight())))
+}
+
+fn resolve(a: AmbiguousTimestamp) -> Timestamp {
+    a.compatible().unwrap_or(Timestamp::MAX)
+}
+
+/// Days since 1970-01-01 of a civil date (Hinnant's algorithm): gaps in whole local days
+/// without building spans.
+fn day_number(d: Date) -> i32 {
+    let (y, m, dd) = (d.year() as i32, d.month() as i32, d.day() as i32);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+enum Fail {
+    Holidays(HolidayError),
+    NoSlot,
+}
+
+/// The first rule that pushed a contact later, kept as data so the words are written once.
+#[derive(Clone, Copy)]
+enum Hit {
+    Holiday { day: Date, cal: &'static Calendar },
+    Window { local: DateTime },
+    PerDay { day: Date, count: u32, max: u32 },
+    Gap { last: Date, days: u32 },
+    OneChannel { used: ChannelKind, at: Timestamp },
+    Cap { index: usize, count: u32 },
+}
+
+impl Hit {
+    fn verdict(self, s: &Search<'_>, zone: &str) -> Verdict {
+        match self {
+            Hit::Holiday { day, cal } => verdict(
+                rules::HOLIDAY,
+                format!(
+                    "{day} is a public holiday in {} ({})",
+                    cal.name(),
+                    cal.holiday_name(day).unwrap_or("holiday")
+                ),
+            ),
+            Hit::Window { local } => verdict(
+                rules::WINDOW,
+                format!(
+                    "{} {:02}:{:02} in {zone} is outside the contact hours",
+                    local.strftime("%A"),
+                    local.hour(),
+                    local.minute()
+                ),
+            ),
+            Hit::PerDay { day, count, max } => verdict(
+                rules::MAX_PER_DAY,
+                format!("{count} contact(s) already on {day} (at most {max} a day)"),
+            ),
+            Hit::Gap { last, days } => verdict(
+                rules::GAP,
+                format!("a contact on {last}; at least {days} days between contacts"),
+            ),
+            Hit::OneChannel { used, at } => verdict(
+                rules::ONE_CHANNEL_PER_WEEK,
+                format!(
+                    "{} was used at {at}; only one channel in any 7 days",
+                    used.as_str()
+                ),
+            ),
+            Hit::Cap { index, count } => {
+                let cap = &s.policy.caps[index];
+                verdict(
+                    cap.id(),
+                    format!(
+                        "{count} contact(s) in the last {} days already (at most {})",
+                        cap.days, cap.max
+                    ),
+                )
             }
         }
-        if let Some(cal) = holiday {
-            push(
-                &mut t,
-                next_day_start(&local, tz),
-                verdict("holiday", format!("{day} is a public holiday ({cal})")),
-            );
-            continue;
+    }
+}
+
+struct Search<'a> {
+    policy: &'a Policy,
+    tz: &'a TimeZone,
+    history: &'a [PastContact],
+    now: Timestamp,
+}
+
+impl Search<'_> {
+    fn local_day(&self, t: Timestamp) -> Date {
+        self.tz.to_datetime(t).date()
+    }
+
+    fn next_day_start(&self, day: Date) -> Timestamp {
+        day.tomorrow()
+            .map_or(Timestamp::MAX, |d| start_of(d, self.tz))
+    }
+
+    /// The first instant at or after `now` every time rule allows on channel `c`, and the first
+    /// rule that pushed it later.
+    fn earliest(&self, c: ChannelKind) -> Result<(Timestamp, Option<Hit>), Fail> {
+        let limit = self.now.saturating_add(HORIZON).unwrap_or(Timestamp::MAX);
+        let mut t = self.now;
+        let mut first: Option<Hit> = None;
+        for _ in 0..MAX_STEPS {
+            if t > limit {
+                return Err(Fail::NoSlot);
+            }
+            match self.check(t, c)? {
+                None => return Ok((t, first)),
+                Some((to, hit)) => {
+                    first.get_or_insert(hit);
+                    // Always forward, so the search ends.
+                    t = to.max(t.saturating_add(SignedDuration::from_secs(1)).unwrap_or(t));
+                }
+            }
+        }
+        Err(Fail::NoSlot)
+    }
+
+    /// `None` when a contact on `c` at `t` breaks no rule; else the first rule it breaks and
+    /// the earliest instant that rule could allow.
+    fn check(&self, t: Timestamp, c: ChannelKind) -> Result<Option<(Timestamp, Hit)>, Fail> {
+        let local = self.tz.to_datetime(t);
+        let day = local.date();
+        // Holidays, failing closed on a calendar or year without data.
+        for name in &self.policy.holidays {
+            let cal = calendar(name)
+                .ok_or_else(|| Fail::Holidays(HolidayError::UnknownCalendar(name.clone())))?;
+            if cal.check(day).map_err(Fail::Holidays)? {
+                return Ok(Some((self.next_day_start(day), Hit::Holiday { day, cal })));
+            }
         }
         // The contact window, in the debtor's zone.
-        let minute = (local.hour() as u16) * 60 + local.minute() as u16;
-        let ranges = policy.windows.on(local.weekday());
-        if !ranges.iter().any(|r| r.start <= minute && minute < r.end) {
-            let later_today = ranges
-                .iter()
-                .filter(|r| r.start > minute)
-                .map(|r| r.start)
-                .min();
-            let to = match later_today {
-                Some(m) => day
-                    .at((m / 60) as i8, (m % 60) as i8, 0, 0)
-                    .to_zoned(tz.clone())
-                    .map(|z| z.timestamp())
-                    .unwrap_or(Timestamp::MAX),
-                None => next_day_start(&local, tz),
-            };
-            push(
-                &mut t,
-                to,
-                verdict(
-                    "window",
-                    format!(
-                        "{} {:02}:{:02} in {} is outside the contact hours",
-                        local.strftime("%A"),
-                        local.hour(),
-                        local.minute(),
-                        f.debtor.time_zone.name()
-                    ),
-                ),
-            );
-            continue;
+        let minute = local.hour() as u16 * 60 + local.minute() as u16;
+        let ranges = self.policy.windows.on(day.weekday());
+        if !ranges.iter().any(|r| r.contains(minute)) {
+            let later_today = ranges.iter().find(|r| r.start > minute).and_then(|r| {
+                let at = day.at((r.start / 60) as i8, (r.start % 60) as i8, 0, 0);
+                let amb = self.tz.to_ambiguous_timestamp(at);
+                // In a repeated hour the first occurrence may already be past.
+                [amb.compatible().ok(), amb.later().ok()]
+                    .into_iter()
+                    .flatten()
+                    .find(|x| *x > t)
+            });
+            let to = later_today.unwrap_or_else(|| self.next_day_start(day));
+            return Ok(Some((to, Hit::Window { local })));
         }
-        // One a day (local), and the gap between contacts in local days.
-        let days_of = |h: &PastContact| h.at.to_zoned(tz.clone()).date();
-        if let Some(max) = policy.max_per_day {
-            let today = f.history.iter().filter(|h| days_of(h) == day).count() as u32;
-            if today >= max {
-                push(
-                    &mut t,
-                    next_day_start(&local, tz),
-                    verdict(
-                        "max_per_day",
-                        format!("{today} contact(s) already on {day}"),
-                    ),
-                );
-                continue;
+        let today = day_number(day);
+        // At most so many a local day, any channel.
+        if let Some(max) = self.policy.max_per_day {
+            let count = self
+                .history
+                .iter()
+                .filter(|h| day_number(self.local_day(h.at)) == today)
+                .count() as u32;
+            if count >= max {
+                return Ok(Some((
+                    self.next_day_start(day),
+                    Hit::PerDay { day, count, max },
+                )));
             }
         }
-        if policy.min_days_between > 0 {
-            if let Some(last) = f.history.iter().filter(|h| h.at <= t).map(days_of).max() {
-                let gap = (day - last).get_days();
-                if gap < policy.min_days_between as i32 {
-                    let allowed_day = last
-                        .checked_add(jiff::Span::new().days(policy.min_days_between as i64))
-                        .unwrap_or(Date::MAX);
-                    push(
-                        &mut t,
-                        start_of(allowed_day, tz),
-                        verdict(
-                            "gap",
-                            format!(
-                                "last contact on {last}; at least {} days between contacts",
-                                policy.min_days_between
-                            ),
-                        ),
-                    );
-                    continue;
+        // Whole local days between any two contacts (a contact in flight later counts too).
+        let gap = self.policy.min_days_between as i32;
+        if gap > 0 {
+            let close = self
+                .history
+                .iter()
+                .map(|h| day_number(self.local_day(h.at)))
+                .filter(|d| (today - d).abs() < gap)
+                .max();
+            if let Some(last) = close {
+                let last_day = day
+                    .checked_add(jiff::Span::new().days(last - today))
+                    .unwrap_or(day);
+                let allowed = last_day
+                    .checked_add(jiff::Span::new().days(gap))
+                    .map_or(Timestamp::MAX, |d| start_of(d, self.tz));
+                return Ok(Some((
+                    allowed,
+                    Hit::Gap {
+                        last: last_day,
+                        days: gap as u32,
+                    },
+                )));
+            }
+        }
+        // One channel in any rolling 7 days.
+        if self.policy.one_channel_per_week {
+            let other = self
+                .history
+                .iter()
+                .filter(|h| h.channel != c && (h.at.duration_since(t)).abs() < WEEK)
+                .max_by_key(|h| h.at);
+            if let Some(h) = other {
+                let to = h.at.saturating_add(WEEK).unwrap_or(Timestamp::MAX);
+                return Ok(Some((
+                    to,
+                    Hit::OneChannel {
+                        used: h.channel,
+                        at: h.at,
+                    },
+                )));
+            }
+        }
+        // Caps over rolling windows: every window of `days` that would hold this contact.
+        for (index, cap) in self.policy.caps.iter().enumerate() {
+            if !cap.counts(c) {
+                continue;
+            }
+            let span = DAY * cap.days as i32;
+            let counted = |h: &&PastContact| cap.counts(h.channel);
+            let since = t.saturating_sub(span).unwrap_or(Timestamp::MIN);
+            let inside = |lo: Timestamp, hi: Timestamp| {
+                self.history
+                    .iter()
+                    .filter(counted)
+                    .filter(move |h| h.at > lo && h.at <= hi)
+            };
+            let count = inside(since, t).count() as u32;
+            if count >= cap.max {
+                // When enough of them leave the window for one more to fit: the `max`-th
+                // newest leaves at its instant plus the window.
+                let leaving = nth_newest(inside(since, t).map(|h| h.at), cap.max);
+                return Ok(Some((
+                    leaving.saturating_add(span).unwrap_or(Timestamp::MAX),
+                    Hit::Cap { index, count },
+                )));
+            }
+            // Windows ending at a later contact (one in flight) hold this one too.
+            let until = t
+                .saturating_add(span - SignedDuration::from_nanos(1))
+                .unwrap_or(Timestamp::MAX);
+            for later in inside(t, until) {
+                let s = later.at;
+                let n = inside(s.saturating_sub(span).unwrap_or(Timestamp::MIN), s).count() as u32;
+                if n + 1 > cap.max {
+                    return Ok(Some((
+                        s.saturating_add(SignedDuration::from_secs(1))
+                            .unwrap_or(Timestamp::MAX),
+                        Hit::Cap { index, count: n },
+                    )));
                 }
             }
         }
-        // Caps over rolling windows.
-        let mut capped = false;
-        for cap in policy.caps.iter().filter(|cap| cap.counts(c)) {
-            let since = t.saturating_sub(DAY * cap.days as i32).expect("in range");
-            let mut inside: Vec<Timestamp> = f
-                .history
-                .iter()
-                .filter(|h| cap.counts(h.channel) && h.at > since && h.at <= t)
-                .map(|h| h.at)
-                .collect();
-            if inside.len() as u32 >= cap.max {
-                inside.sort();
-                // When enough of them leave the window for one more to fit.
-                let leaving = inside[inside.len() - cap.max as usize];
-                push(
-                    &mut t,
-                    leaving
-                        .saturating_add(DAY * cap.days as i32)
-                        .expect("in range"),
-                    verdict(
-                        cap.id(),
-                        format!(
-                            "{} contact(s) in {} days already (at most {})",
-                            inside.len(),
-                            cap.days,
-                            cap.max
-                        ),
-                    ),
-                );
-                capped = true;
-                break;
-            }
-        }
-        if capped {
-            continue;
-        }
-        return Ok((t, first));
+        Ok(None)
     }
-    Ok((Timestamp::MAX, first))
+}
+
+/// The `n`-th largest instant (1: the newest), counting repeats; without sorting or allocating,
+/// since `n` is a cap's small maximum.
+fn nth_newest(items: impl Iterator<Item = Timestamp> + Clone, n: u32) -> Timestamp {
+    let mut upper: Option<Timestamp> = None;
+    let mut left = n;
+    loop {
+        let Some(top) = items.clone().filter(|x| upper.is_none_or(|u| *x < u)).max() else {
+            return upper.unwrap_or(Timestamp::MIN);
+        };
+        let same = items.clone().filter(|x| *x == top).count() as u32;
+        if same >= left {
+            return top;
+        }
+        left -= same;
+        upper = Some(top);
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn day_numbers_match_jiff() {
+        for d in [
+            date(1970, 1, 1),
+            date(2024, 2, 29),
+            date(2026, 3, 1),
+            date(2030, 12, 31),
+        ] {
+            let expected = (d - date(1970, 1, 1)).get_days();
+            assert_eq!(day_number(d), expected, "{d}");
+        }
+    }
+
+    #[test]
+    fn nth_newest_counts_repeats() {
+        let t = |s: i64| Timestamp::from_second(s).unwrap();
+        let xs = [t(5), t(9), t(9), t(1)];
+        assert_eq!(nth_newest(xs.iter().copied(), 1), t(9));
+        assert_eq!(nth_newest(xs.iter().copied(), 2), t(9));
+        assert_eq!(nth_newest(xs.iter().copied(), 3), t(5));
+        assert_eq!(nth_newest(xs.iter().copied(), 4), t(1));
+    }
 }

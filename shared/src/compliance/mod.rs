@@ -1,14 +1,17 @@
 //! Who may be contacted, when, how, and why not: compliance policies per jurisdiction, composed
 //! and tightened per tenant, and the engine that applies them. Pure: no I/O, no AWS.
+//! docs/compliance.md describes every rule and preset.
 
 pub mod engine;
 pub mod holidays;
+pub mod keywords;
 pub mod policy;
 pub mod presets;
 
-pub use engine::{evaluate, Decision, Facts, Holds, PastContact, Verdict};
+pub use engine::{evaluate, latest_consent, rules, Decision, Facts, Holds, PastContact, Verdict};
+pub use keywords::{classify_keyword, OptKeyword};
 pub use policy::{Cap, Policy, PolicyError, Range, StopTrigger, Windows};
-pub use presets::{jurisdiction_of_phone, policy_for, preset, presets};
+pub use presets::{compose_presets, jurisdiction_of_phone, policy_for, preset, presets};
 
 #[cfg(test)]
 mod tests;

@@ -17,32 +17,46 @@ const MON_SAT: [Weekday; 6] = [Monday, Tuesday, Wednesday, Thursday, Friday, Sat
 const EVERY_DAY: [Weekday; 7] = [
     Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
 ];
-const ALL_STOPS: [StopTrigger; 3] = [
-    StopTrigger::LawsuitServed,
-    StopTrigger::Insolvency,
-    StopTrigger::DisputeOpen,
-];
 /// Every channel cobro has writes: letters, SMS, e-mail and messaging apps in the laws' terms.
 const WRITTEN: [ChannelKind; 3] = [Whatsapp, Sms, Email];
+/// The presets' version: the date of the research note they are built from.
+const VERSION: &str = "2026-11-01";
+/// Where the reference gives no in-force date: the first year of cobro's holiday data (the
+/// engine cannot decide earlier anyway). The laws themselves are older.
+const DATA_START: jiff::civil::Date = date(2024, 1, 1);
+/// Sources every preset shares.
+const COMMON: [&str; 2] = [
+    "WhatsApp Business Messaging Policy: an opt-in naming the business before any message [V]",
+    "cobro product floor, not law: at most one message a local day; stop on lawsuit served, \
+     insolvency or open dispute [P]",
+];
 
-fn base(id: &str, sources: &[&str], windows: Windows, holidays: &[&str]) -> Policy {
+fn base(
+    id: &str,
+    effective_from: jiff::civil::Date,
+    sources: &[&str],
+    windows: Windows,
+    holidays: &[&str],
+) -> Policy {
     Policy {
         id: id.into(),
-        version: "2026-11-01".into(),
-        effective_from: date(2026, 11, 1),
+        version: VERSION.into(),
+        effective_from,
         effective_to: None,
-        sources: sources.iter().map(|s| s.to_string()).collect(),
+        sources: sources
+            .iter()
+            .chain(COMMON.iter())
+            .map(|s| s.to_string())
+            .collect(),
         windows,
         holidays: holidays.iter().map(|s| s.to_string()).collect(),
         caps: vec![],
         min_days_between: 0,
-        // Not law anywhere cobro knows of, but a product floor: one message a day at most.
         max_per_day: Some(1),
         one_channel_per_week: false,
-        // WhatsApp's Business Messaging Policy: an opt-in naming the business, everywhere.
         consent_required: vec![Whatsapp],
         opt_out_footer: false,
-        stop_on: ALL_STOPS.to_vec(),
+        stop_on: StopTrigger::ALL.to_vec(),
     }
 }
 
@@ -50,11 +64,14 @@ fn all() -> Vec<Policy> {
     let cl = Policy {
         caps: vec![
             Cap {
+                group: Some("written".into()),
                 channels: WRITTEN.to_vec(),
                 max: 2,
                 days: 7,
             },
+            // Calls or visits ≤ 1 and written ≤ 2: at most 3 touches a week in all.
             Cap {
+                group: None,
                 channels: vec![],
                 max: 3,
                 days: 7,
@@ -64,10 +81,16 @@ fn all() -> Vec<Policy> {
         min_days_between: 3,
         ..base(
             "CL",
+            date(2021, 4, 20),
             &[
-                "Ley 19.496 art. 37 (Ley 21.062, Ley 21.320)",
-                "CPC art. 59 (días y horas hábiles)",
-                "SERNAC Res. Ex. 192/2019",
+                "Ley 19.496 art. 37 as amended by Ley 21.062 (2018) and Ley 21.320 \
+                 (DO 20-04-2021): letters, SMS, e-mail, WhatsApp at most 2 a week, at least \
+                 two days apart; calls at most 1 a week; no contact on holidays [V]",
+                "CPC art. 59 días y horas hábiles: 08:00-20:00, Monday to Saturday [V]",
+                "SERNAC Res. Ex. 192/2019; stop once a collection suit is served or an \
+                 insolvency procedure starts [V]",
+                "Hours applied to SMS, e-mail and WhatsApp, not only calls and visits [P]",
+                "Two days apart read as Monday then Thursday (3 local days) [P]",
             ],
             Windows::days(&MON_SAT, Range::hours(8, 20)),
             &["CL"],
@@ -75,71 +98,112 @@ fn all() -> Vec<Policy> {
     };
     let co = Policy {
         one_channel_per_week: true,
-        // Only channels the consumer authorised (Ley 2300 art. 2).
+        // Only channels the consumer authorised (Ley 2300 art. 2): a record for each.
         consent_required: WRITTEN.to_vec(),
         ..base(
             "CO",
-            &["Ley 2300 de 2023 arts. 1-3"],
+            // In force October 2023 per the reference; the day is not given.
+            date(2023, 10, 1),
+            &[
+                "Ley 2300 de 2023 (dejen de fregar) arts. 1-3, in force October 2023, upheld \
+                 by the Corte Constitucional in 2024: Mon-Fri 07:00-19:00, Sat 08:00-15:00, \
+                 never on Sundays or holidays [V]",
+                "Ley 2300 art. 2: only channels the consumer authorised [V]",
+                "Once direct contact is made: one channel a week, at most one contact a day; \
+                 applied from the first contact, and as a rolling 7 days (stricter than a \
+                 calendar week) [V, P]",
+            ],
             Windows::days(&MON_FRI, Range::hours(7, 19)).and(&[Saturday], Range::hours(8, 15)),
             &["CO"],
         )
     };
     let pe = base(
         "PE",
-        &["Ley 29571 arts. 61-62 (calls and visits; applied to every channel: proposal)"],
+        DATA_START,
+        &[
+            "Ley 29571 (Código de Protección y Defensa del Consumidor) arts. 61-62: no calls \
+             or visits 20:00-07:00, none on Saturdays, Sundays or holidays [V]",
+            "Applied to SMS, WhatsApp and e-mail too [P]",
+        ],
         Windows::days(&MON_FRI, Range::hours(7, 20)),
         &["PE"],
     );
     let mx = base(
         "MX",
+        DATA_START,
         &[
-            "CONDUSEF disposiciones sobre despachos de cobranza (hours)",
-            "Profeco summary (business days; weekends unclear: the stricter reading)",
+            "CONDUSEF disposiciones on collection agencies (DOF 2014): 07:00-22:00 in the \
+             debtor's time zone [V]",
+            "Profeco summary: business days only; weekends unsettled, the stricter reading \
+             Monday to Friday [U]",
+            "Official holidays blocked [P]",
         ],
         Windows::days(&MON_FRI, Range::hours(7, 22)),
         &["MX"],
     );
     let es = base(
         "ES",
+        DATA_START,
         &[
-            "RDLeg 1/2007 art. 96.2 as a proxy (no collection-specific law)",
-            "Ley 10/2025",
+            "No law specific to collection (Defensor del Pueblo, ANGECO) [V]",
+            "RDLeg 1/2007 (TRLGDCU) art. 96.2, the rule for commercial calls, as a proxy: \
+             09:00-21:00, Monday to Friday, not on holidays [V text, P]",
+            "Ley 10/2025 (BOE 27-12-2025): personalised attention for vulnerable customers \
+             [V]",
         ],
         Windows::days(&MON_FRI, Range::hours(9, 21)),
         &["ES"],
     );
+    let br_sources = "CDC (Lei 8.078/1990) arts. 42, 42-A, 71: no ridicule, no threats, no \
+                      interference with work, rest or leisure; no contact on holidays in \
+                      every state law [V]";
     let br = base(
         "BR",
+        DATA_START,
         &[
-            "CDC (Lei 8.078/1990) arts. 42, 42-A, 71",
-            "No federal hours: the strictest state law (RJ Lei 7.868/18) as the default",
+            br_sources,
+            "No federal hours: the strictest state law listed (RJ Lei 7.868/18: Mon-Fri \
+             09:00-19:00) for debtors whose state is unknown [P]",
         ],
         Windows::days(&MON_FRI, Range::hours(9, 19)),
         &["BR"],
     );
     let br_sp = base(
         "BR-SP",
-        &["CDC arts. 42, 42-A, 71", "SP Lei 15.426/14"],
+        DATA_START,
+        &[
+            br_sources,
+            "SP Lei 15.426/14 (another source: 431/13 [U]): Mon-Fri 08:00-20:00, Sat \
+             08:00-14:00 [V]",
+        ],
         Windows::days(&MON_FRI, Range::hours(8, 20)).and(&[Saturday], Range::hours(8, 14)),
         &["BR-SP"],
     );
     let br_rj = base(
         "BR-RJ",
-        &["CDC arts. 42, 42-A, 71", "RJ Lei 7.868/18"],
+        DATA_START,
+        &[
+            br_sources,
+            "RJ Lei 7.868/18: Mon-Fri 09:00-19:00, no Saturday [V]",
+        ],
         Windows::days(&MON_FRI, Range::hours(9, 19)),
         &["BR-RJ"],
     );
     let ar = base(
         "AR",
+        DATA_START,
         &[
-            "Ley 24.240 art. 8 bis (trato digno)",
-            "No national hours: the Córdoba bill (Mon-Fri 08-20, Sat 08-12) as a proxy",
+            "Ley 24.240 art. 8 bis (trato digno); BCRA Protección de usuarios §2.6 [V]",
+            "No national hours: the Córdoba bill (Mon-Fri 08:00-20:00, Sat 08:00-12:00, none \
+             on Sundays or holidays) as a proxy [V bill, P]",
+            "Buenos Aires City law: no repeated, harassing messages [V]",
         ],
         Windows::days(&MON_FRI, Range::hours(8, 20)).and(&[Saturday], Range::hours(8, 12)),
         &["AR"],
     );
     let us = Policy {
         caps: vec![Cap {
+            group: None,
             channels: vec![],
             max: 7,
             days: 7,
@@ -147,9 +211,17 @@ fn all() -> Vec<Policy> {
         opt_out_footer: true,
         ..base(
             "US",
+            date(2021, 11, 30),
             &[
-                "FDCPA 15 USC 1692c, 1692d",
-                "Regulation F 12 CFR 1006.6(b)(1)(i), 1006.6(e), 1006.14(b)(2)",
+                "Regulation F 12 CFR 1006.6(b)(1)(i), in force 30-11-2021: 08:00-21:00 at the \
+                 consumer's location [V]",
+                "12 CFR 1006.14(b)(2): more than 7 call attempts in 7 days presumed a \
+                 violation; applied to every channel together, as the CFPB weighs the \
+                 combined pattern [V, P]",
+                "12 CFR 1006.6(e): every e-mail or text carries a clear opt-out [V]",
+                "FDCPA 15 USC 1692c, 1692d [V]",
+                "No federal holiday rule; federal holidays blocked, since Sunday or holiday \
+                 contact can rebut the safe harbour [P]",
             ],
             Windows::days(&EVERY_DAY, Range::hours(8, 21)),
             &["US"],
@@ -157,10 +229,14 @@ fn all() -> Vec<Policy> {
     };
     let gb = base(
         "GB",
+        date(2021, 5, 4),
         &[
-            "FCA CONC 7.3, 7.9, 7.10; Consumer Duty",
-            "No fixed hours: the industry norm 08-21 (proposal)",
-            "Breathing Space SI 2020/1311 (a pause on the account)",
+            "FCA CONC 7.3, 7.9, 7.10 and Consumer Duty (PRIN 2A): no contact at \
+             unreasonable times, respect requests about when and how [V]",
+            "No fixed hours: the industry norm 08:00-21:00 [R]; bank holidays blocked [P]",
+            "Debt Respite Scheme (Breathing Space) Regulations, SI 2020/1311, in force \
+             04-05-2021: no contact asking for payment during the moratorium, a pause on \
+             the account [V]",
         ],
         Windows::days(&EVERY_DAY, Range::hours(8, 21)),
         &["GB"],
@@ -231,4 +307,19 @@ pub fn policy_for(
         Some(own) => policy.compose(own),
         None => policy,
     })
+}
+
+/// Several presets at once (the debtor's address, phone and the tenant's country), composed
+/// as the strictest of each rule. `Err` names the first id with no preset (fail closed).
+pub fn compose_presets(ids: &[&str]) -> Result<Policy, String> {
+    let mut out: Option<Policy> = None;
+    for id in ids {
+        let p = preset(id).ok_or_else(|| format!("no compliance preset `{id}`"))?;
+        out = Some(match out {
+            Some(acc) if acc.id.split('+').any(|x| x == p.id) => acc,
+            Some(acc) => acc.compose(p),
+            None => p.clone(),
+        });
+    }
+    out.ok_or_else(|| "no jurisdiction given".to_string())
 }

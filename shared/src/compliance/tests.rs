@@ -336,7 +336,7 @@ fn composing_takes_the_strictest_and_tenants_may_only_tighten() {
     );
     let mut looser = cl.clone();
     looser.caps[0].max = 5;
-    assert_eq!(looser.check_tightens(cl).unwrap_err().field, "caps[0]");
+    assert_eq!(looser.check_tightens(cl).unwrap_err().field, "caps[0].max");
     let mut looser = cl.clone();
     looser.holidays.clear();
     assert_eq!(looser.check_tightens(cl).unwrap_err().field, "holidays");

@@ -1,0 +1,351 @@
+//! Opt-out and opt-in words in cobro's languages (STOP, BAJA, PARAR, SAIR … START, ALTA,
+//! VOLTAR …), matched after folding case, accents and punctuation.
+//!
+//! An opt-out is honoured leniently (US Reg F: honour a stop however it is worded): the
+//! keyword may come with a few polite or filler words ("Baja por favor", "please STOP").
+//! Words that change the meaning make it no match, for a person to read: "cancelar mi deuda"
+//! means paying the debt off, not unsubscribing. An opt-in must be the whole message, so
+//! contact never resumes on an ambiguous text.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ChannelKind, Language};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptKeyword {
+    /// Stop writing on the channel the message came on.
+    OptOut,
+    /// Stop writing on every channel ("STOP ALL", "no me contacten").
+    OptOutAll,
+    /// Writing on this channel may resume.
+    OptIn,
+}
+
+impl OptKeyword {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptKeyword::OptOut => "opt_out",
+            OptKeyword::OptOutAll => "opt_out_all",
+            OptKeyword::OptIn => "opt_in",
+        }
+    }
+
+    /// Whether it grants consent (`true`) or withdraws it (`false`).
+    pub fn grants(self) -> bool {
+        self == OptKeyword::OptIn
+    }
+
+    /// The channels whose consent record it changes, for a message received on `on`.
+    pub fn channels(self, on: ChannelKind) -> Vec<ChannelKind> {
+        match self {
+            OptKeyword::OptOutAll => {
+                vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email]
+            }
+            OptKeyword::OptOut | OptKeyword::OptIn => vec![on],
+        }
+    }
+}
+
+/// Opt-out words and phrases, folded, per language. Those marked whole-message-only in
+/// `WHOLE_ONLY` have other meanings inside a sentence.
+const OPT_OUT: [(Language, &[&str]); 3] = [
+    (
+        Language::En,
+        &[
+            "stop",
+            "unsubscribe",
+            "cancel",
+            "end",
+            "quit",
+            "opt out",
+            "optout",
+            "stop texting",
+        ],
+    ),
+    (
+        Language::Es,
+        &[
+            "baja",
+            "darme de baja",
+            "dar de baja",
+            "parar",
+            "para",
+            "detener",
+            "cancelar",
+            "no mas",
+            "no mas mensajes",
+            "no quiero mas mensajes",
+        ],
+    ),
+    (
+        Language::Pt,
+        &[
+            "sair",
+            "parar",
+            "pare",
+            "cancelar",
+            "descadastrar",
+            "nao quero mais",
+            "chega",
+        ],
+    ),
+];
+
+/// Opt-outs from every channel.
+const OPT_OUT_ALL: [(Language, &[&str]); 3] = [
+    (
+        Language::En,
+        &[
+            "stop all",
+            "stopall",
+            "unsubscribe all",
+            "do not contact me",
+            "dont contact me",
+        ],
+    ),
+    (
+        Language::Es,
+        &[
+            "no me contacten",
+            "no me contactes",
+            "no contactar",
+            "baja de todo",
+            "parar todo",
+        ],
+    ),
+    (
+        Language::Pt,
+        &[
+            "nao me contate",
+            "nao me contatem",
+            "parar tudo",
+            "sair de tudo",
+        ],
+    ),
+];
+
+const OPT_IN: [(Language, &[&str]); 3] = [
+    (
+        Language::En,
+        &["start", "unstop", "subscribe", "opt in", "optin"],
+    ),
+    (
+        Language::Es,
+        &["alta", "darme de alta", "volver", "reanudar", "suscribir"],
+    ),
+    (Language::Pt, &["voltar", "retomar", "assinar"]),
+];
+
+/// Words with another meaning in a sentence ("para" = for, "cancelar" = pay off, "end",
+/// "chega" = arrives): a keyword only when they are the whole message.
+const WHOLE_ONLY: [&str; 6] = ["para", "cancelar", "cancel", "end", "quit", "chega"];
+
+/// Words that may surround an opt-out without changing it.
+const FILLER: [&str; 34] = [
+    "please",
+    "pls",
+    "plz",
+    "thanks",
+    "thank",
+    "you",
+    "now",
+    "me",
+    "messages",
+    "texts",
+    "it",
+    "por",
+    "favor",
+    "gracias",
+    "ya",
+    "mensajes",
+    "ahora",
+    "los",
+    "mensajitos",
+    "whatsapp",
+    "sms",
+    "email",
+    "obrigado",
+    "obrigada",
+    "agora",
+    "mensagens",
+    "as",
+    "de",
+    "mais",
+    "ok",
+    "more",
+    "sending",
+    "stop",
+    "pf",
+];
+
+/// Lower case, accents off, every other character a space, words single-spaced.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut space = true;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        };
+        if c == ' ' {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+fn phrases(
+    table: &'static [(Language, &'static [&'static str])],
+) -> impl Iterator<Item = &'static str> {
+    table.iter().flat_map(|(_, words)| words.iter().copied())
+}
+
+/// Whether `words` is `phrase` with only filler words around it.
+fn wrapped(words: &[&str], phrase: &str) -> bool {
+    let p: Vec<&str> = phrase.split(' ').collect();
+    if words.len() > p.len() + 5 {
+        return false;
+    }
+    (0..=words.len().saturating_sub(p.len())).any(|i| {
+        words[i..].starts_with(&p)
+            && words[..i]
+                .iter()
+                .chain(&words[i + p.len()..])
+                .all(|w| FILLER.contains(w))
+    })
+}
+
+/// What a message from a debtor says about being written to, if it is an opt-out or opt-in.
+pub fn classify_keyword(text: &str) -> Option<OptKeyword> {
+    let folded = fold(text);
+    if folded.is_empty() {
+        return None;
+    }
+    let whole = |table| phrases(table).any(|p| p == folded);
+    if whole(&OPT_OUT_ALL) {
+        return Some(OptKeyword::OptOutAll);
+    }
+    if whole(&OPT_OUT) {
+        return Some(OptKeyword::OptOut);
+    }
+    if whole(&OPT_IN) {
+        return Some(OptKeyword::OptIn);
+    }
+    let words: Vec<&str> = folded.split(' ').collect();
+    if phrases(&OPT_OUT_ALL).any(|p| wrapped(&words, p)) {
+        return Some(OptKeyword::OptOutAll);
+    }
+    let lenient = phrases(&OPT_OUT).filter(|p| !WHOLE_ONLY.contains(p));
+    for p in lenient {
+        if wrapped(&words, p) {
+            return Some(OptKeyword::OptOut);
+        }
+    }
+    None
+}
+
+/// The line a message carries where the policy requires an opt-out (`opt_out_text`).
+pub fn opt_out_line(language: Language) -> &'static str {
+    match language {
+        Language::Es => "Para no recibir más mensajes, responde BAJA.",
+        Language::Pt => "Para não receber mais mensagens, responda SAIR.",
+        Language::En => "Reply STOP to stop receiving these messages.",
+    }
+}
+
+/// The opt-out and opt-in words of a language, folded (for help texts and templates).
+pub fn keywords(language: Language) -> (&'static [&'static str], &'static [&'static str]) {
+    let find = |table: &'static [(Language, &'static [&'static str]); 3]| {
+        table
+            .iter()
+            .find(|(l, _)| *l == language)
+            .map_or(&[][..], |(_, w)| *w)
+    };
+    (find(&OPT_OUT), find(&OPT_IN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OptKeyword::*;
+
+    #[test]
+    fn keywords_in_every_language_fold_case_accents_and_punctuation() {
+        let cases: &[(&str, Option<OptKeyword>)] = &[
+            ("STOP", Some(OptOut)),
+            ("stop.", Some(OptOut)),
+            ("  Stop!!! ", Some(OptOut)),
+            ("Unsubscribe", Some(OptOut)),
+            ("BAJA", Some(OptOut)),
+            ("baja por favor", Some(OptOut)),
+            ("Darme de baja", Some(OptOut)),
+            ("PARAR", Some(OptOut)),
+            ("Pará", Some(OptOut)),
+            ("No más", Some(OptOut)),
+            ("NO MAS MENSAJES", Some(OptOut)),
+            ("SAIR", Some(OptOut)),
+            ("Sair, obrigado", Some(OptOut)),
+            ("Não quero mais", Some(OptOut)),
+            ("CANCELAR", Some(OptOut)),
+            ("please stop", Some(OptOut)),
+            ("STOP ALL", Some(OptOutAll)),
+            ("No me contacten", Some(OptOutAll)),
+            ("não me contatem!", Some(OptOutAll)),
+            ("START", Some(OptIn)),
+            ("Alta", Some(OptIn)),
+            ("VOLTAR", Some(OptIn)),
+            ("unstop", Some(OptIn)),
+            // Not keywords: sentences with other meanings, or ambiguous.
+            ("Quiero cancelar mi deuda", None),
+            ("para cuando es el pago?", None),
+            ("I can't stop thinking about paying this week", None),
+            ("start paying next month", None),
+            ("hola", None),
+            ("", None),
+            ("!!!", None),
+            ("the end of the month", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(classify_keyword(text), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn scope_and_lines() {
+        assert_eq!(OptOut.channels(ChannelKind::Sms), vec![ChannelKind::Sms]);
+        assert_eq!(OptOutAll.channels(ChannelKind::Sms).len(), 3);
+        assert!(OptIn.grants() && !OptOut.grants());
+        assert!(opt_out_line(Language::En).contains("STOP"));
+        assert!(opt_out_line(Language::Es).contains("BAJA"));
+        assert!(opt_out_line(Language::Pt).contains("SAIR"));
+        let (out, in_) = keywords(Language::Pt);
+        assert!(out.contains(&"sair") && in_.contains(&"voltar"));
+        // Every keyword of every language classifies as itself.
+        for l in [Language::Es, Language::Pt, Language::En] {
+            let (out, in_) = keywords(l);
+            for w in out {
+                assert_eq!(classify_keyword(&w.to_uppercase()), Some(OptOut), "{w}");
+            }
+            for w in in_ {
+                assert_eq!(classify_keyword(w), Some(OptIn), "{w}");
+            }
+        }
+    }
+}
