@@ -206,10 +206,22 @@ impl ProviderError {
     }
 }
 
+/// What a debtor's words ask for about being contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptKeyword {
+    /// STOP, BAJA, SAIR …: no more messages on the channel it came on.
+    OptOut,
+    /// "No me contacten más", "do not contact me": no more messages on any channel.
+    OptOutAll,
+    /// START, ALTA, VOLTAR …: messages on this channel again.
+    OptIn,
+}
+
 /// An opt-out or opt-in said in words, in any of cobro's languages: the whole message is the
 /// keyword (after trimming punctuation, accents and case), as carriers and Meta expect. A
 /// sentence that merely contains "stop" is not an opt-out; the chatbot reads those.
-pub fn opt_keyword(text: &str) -> Option<bool> {
+pub fn opt_keyword(text: &str) -> Option<OptKeyword> {
     const OUT: &[&str] = &[
         "stop",
         "stopall",
@@ -232,6 +244,20 @@ pub fn opt_keyword(text: &str) -> Option<bool> {
         "nao quero mais",
         "pare",
     ];
+    const ALL: &[&str] = &[
+        "no me contacten",
+        "no me contacten mas",
+        "no me contactes",
+        "no me contactes mas",
+        "no me escriban mas",
+        "no me llamen mas",
+        "nao me contatem",
+        "nao me contate",
+        "nao me contatem mais",
+        "do not contact me",
+        "dont contact me",
+        "stop contacting me",
+    ];
     const IN: &[&str] = &[
         "start",
         "unstop",
@@ -242,10 +268,12 @@ pub fn opt_keyword(text: &str) -> Option<bool> {
         "reanudar",
     ];
     let folded = fold(text);
-    if OUT.contains(&folded.as_str()) {
-        Some(false)
+    if ALL.contains(&folded.as_str()) {
+        Some(OptKeyword::OptOutAll)
+    } else if OUT.contains(&folded.as_str()) {
+        Some(OptKeyword::OptOut)
     } else if IN.contains(&folded.as_str()) {
-        Some(true)
+        Some(OptKeyword::OptIn)
     } else {
         None
     }

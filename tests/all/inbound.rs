@@ -908,3 +908,34 @@ async fn a_user_known_only_by_their_whatsapp_id_is_found_once_seen_with_their_nu
         .unwrap();
     assert_eq!(conversation.len(), 2);
 }
+
+#[tokio::test]
+async fn asking_not_to_be_contacted_at_all_withdraws_every_channel() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let body = serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
+        "changes": [{ "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER },
+            "messages": [{ "from": "56911112222", "id": "wamid.all", "timestamp": "1773673200",
+                           "type": "text", "text": { "body": "¡No me contacten más!" } }] } }] }] }))
+    .unwrap();
+    h.post(&body, Some(SECRET)).await.unwrap();
+    assert_eq!(h.drain().await.opt_changes, 1);
+    let d = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
+    for c in [ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email] {
+        assert!(!d.has_consent(c), "{c:?} withdrawn");
+    }
+    assert_eq!(
+        cobro::inbound::opt_keyword("Não me contatem"),
+        Some(cobro::inbound::OptKeyword::OptOutAll)
+    );
+    assert_eq!(
+        cobro::inbound::opt_keyword("SAIR"),
+        Some(cobro::inbound::OptKeyword::OptOut)
+    );
+    assert_eq!(cobro::inbound::opt_keyword("quiero pagar"), None);
+}

@@ -3,7 +3,9 @@
 //! forward.
 
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
-use cobro::inbound::{opt_keyword, Content, InboundEvent, InboundMessage, Party, StatusReport};
+use cobro::inbound::{
+    opt_keyword, Content, InboundEvent, InboundMessage, OptKeyword, Party, StatusReport,
+};
 use cobro::ports::{Event, FailureClass};
 use cobro::repo::Delivery;
 
@@ -201,9 +203,19 @@ impl Inbound {
                     .touch_inbound_window(tenant, &debtor.id, channel, m.at)
                     .await?;
             }
-            if let Some(grant) = m.content.text().and_then(opt_keyword) {
-                self.consent_by_keyword(tenant, debtor, channel, grant, m)
-                    .await?;
+            if let Some(keyword) = m.content.text().and_then(opt_keyword) {
+                let (channels, granted) = match keyword {
+                    OptKeyword::OptOut => (vec![channel], false),
+                    OptKeyword::OptOutAll => (
+                        vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
+                        false,
+                    ),
+                    OptKeyword::OptIn => (vec![channel], true),
+                };
+                for c in channels {
+                    self.consent_by_keyword(tenant, debtor, c, granted, m)
+                        .await?;
+                }
                 report.opt_changes += 1;
             }
             if let (
