@@ -1186,3 +1186,32 @@ proptest! {
         prop_assert_eq!(classify_keyword(&format!("{before}{w}{after}")), Some(OptKeyword::OptOut));
     }
 }
+
+/// Throughput, not a timed test: `cargo test --release -p cobro-shared --lib
+/// compliance::tests::throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let d = debtor(SANTIAGO, "+56911112222", &[(Whatsapp, true), (Sms, true)]);
+    let p = policy_for("CL", "+56911112222", None).unwrap();
+    let history: Vec<PastContact> = (1..=6)
+        .map(|i| PastContact {
+            at: ts("2026-03-16T15:00:00Z") - SignedDuration::from_hours(24 * 5 * i),
+            channel: if i % 2 == 0 { Sms } else { Whatsapp },
+        })
+        .collect();
+    let n = 100_000;
+    let start = std::time::Instant::now();
+    let mut contacts = 0;
+    for i in 0..n {
+        let now = ts("2026-03-16T10:00:00Z") + SignedDuration::from_secs(i * 97);
+        let dec = decide_with(&p, &d, &Holds::default(), &history, &[Whatsapp, Sms], now);
+        contacts += matches!(dec, Decision::Contact { .. }) as u32;
+    }
+    let took = start.elapsed();
+    eprintln!(
+        "{n} decisions in {took:?}: {:.0} per second ({contacts} contacts)",
+        n as f64 / took.as_secs_f64()
+    );
+    assert_eq!(contacts, n as u32);
+}
