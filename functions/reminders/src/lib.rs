@@ -10,7 +10,7 @@ use std::sync::Arc;
 use cobro::collect::{Decider, Verdict};
 use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
 use cobro::outbound::OutboundMessage;
-use cobro::ports::queue::send_all;
+use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
 use cobro::ports::{Clock, Item, Outgoing, Queue};
 use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
 
@@ -52,20 +52,29 @@ impl Reminders {
     pub async fn tick(&self) -> Result<TickReport, TickError> {
         let now = self.clock.now();
         let mut report = TickReport::default();
+        // One buffer for the whole tick, sent in full batches of ten as it fills: SQS bills
+        // per request, and a batch per shard would send many part-empty ones. Holding messages
+        // a little longer loses nothing: each decision is already on the outbox.
+        let mut outgoing = Vec::new();
         for tenant in self.store.tenants().await? {
             for shard in 0..keys::DUE_SHARDS {
                 let items = self
                     .store
                     .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
                     .await?;
-                let mut outgoing = Vec::new();
                 for item in items {
                     self.handle_item(&tenant, item, now, &mut report, &mut outgoing)
                         .await?;
+                    if outgoing.len() >= MAX_SEND_BATCH {
+                        let rest =
+                            outgoing.split_off(outgoing.len() - outgoing.len() % MAX_SEND_BATCH);
+                        send_all(self.queue.as_ref(), std::mem::replace(&mut outgoing, rest))
+                            .await?;
+                    }
                 }
-                send_all(self.queue.as_ref(), outgoing).await?;
             }
         }
+        send_all(self.queue.as_ref(), outgoing).await?;
         tracing::info!(?report, "reminders tick done");
         Ok(report)
     }

@@ -65,14 +65,17 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
 }
 
-/// Sends any number of messages, in batches of ten.
+/// Sends any number of messages, in batches of ten. Entry ids only need to be unique within a
+/// batch, so each batch's are renumbered.
 pub async fn send_all(queue: &dyn Queue, messages: Vec<Outgoing>) -> Result<(), QueueError> {
     let mut messages = messages;
     while !messages.is_empty() {
         let rest = messages.split_off(messages.len().min(MAX_SEND_BATCH));
-        queue
-            .send_batch(std::mem::replace(&mut messages, rest))
-            .await?;
+        let mut batch = std::mem::replace(&mut messages, rest);
+        for (i, m) in batch.iter_mut().enumerate() {
+            m.id = i.to_string();
+        }
+        queue.send_batch(batch).await?;
     }
     Ok(())
 }

@@ -75,7 +75,9 @@ fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
         principal_minor: 100_000,
         balance_minor: 100_000,
         // Due ones are 3 days late (a step today); the rest fall due in a month.
-        due_date: if due { "2026-03-13" } else { "2026-04-20" }.parse().unwrap(),
+        due_date: if due { "2026-03-13" } else { "2026-04-20" }
+            .parse()
+            .unwrap(),
         status: AccountStatus::Open,
         product: None,
         holds: Default::default(),
@@ -147,9 +149,7 @@ async fn embedded(accounts: usize, due: usize) {
 async fn on_moto(endpoint: &str, accounts: usize, due: usize) {
     std::env::set_var("COBRO_MOTO_URL", endpoint);
     let moto = cobro_tests::moto::moto().await.expect("moto");
-    let table = moto
-        .create_table(&cobro_tests::moto::unique("bench"))
-        .await;
+    let table = moto.create_table(&cobro_tests::moto::unique("bench")).await;
     let (queue, _) = moto
         .create_queue(&cobro_tests::moto::unique("bench"), None)
         .await;
@@ -186,7 +186,10 @@ async fn on_moto(endpoint: &str, accounts: usize, due: usize) {
 async fn main() {
     let accounts = arg("--accounts", 1_000_000);
     let due = arg("--due", 100_000);
-    embedded(accounts, due).await;
+    // `--accounts 0`: only the request counts on moto.
+    if accounts > 0 {
+        embedded(accounts, due).await;
+    }
     if let Ok(endpoint) = std::env::var("COBRO_MOTO_URL") {
         println!("== requests per reminder, real adapters against moto (same number due, 4× the portfolio)");
         on_moto(&endpoint, 1_000, 100).await;
