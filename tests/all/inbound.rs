@@ -930,12 +930,12 @@ async fn asking_not_to_be_contacted_at_all_withdraws_every_channel() {
         assert!(!d.has_consent(c), "{c:?} withdrawn");
     }
     assert_eq!(
-        cobro::inbound::opt_keyword("Não me contatem"),
-        Some(cobro::inbound::OptKeyword::OptOutAll)
+        cobro::compliance::classify_keyword("Não me contatem"),
+        Some(cobro::compliance::OptKeyword::OptOutAll)
     );
     assert_eq!(
-        cobro::inbound::opt_keyword("SAIR"),
-        Some(cobro::inbound::OptKeyword::OptOut)
+        cobro::compliance::classify_keyword("SAIR"),
+        Some(cobro::compliance::OptKeyword::OptOut)
     );
-    assert_eq!(cobro::inbound::opt_keyword("quiero pagar"), None);
+    assert_eq!(cobro::compliance::classify_keyword("quiero pagar"), None);
 }

@@ -2,10 +2,9 @@
 //! message is applied only the first time its id is seen, and a status only moves an attempt
 //! forward.
 
+use cobro::compliance::classify_keyword;
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
-use cobro::inbound::{
-    opt_keyword, Content, InboundEvent, InboundMessage, OptKeyword, Party, StatusReport,
-};
+use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
 use cobro::repo::Delivery;
 
@@ -203,17 +202,9 @@ impl Inbound {
                     .touch_inbound_window(tenant, &debtor.id, channel, m.at)
                     .await?;
             }
-            if let Some(keyword) = m.content.text().and_then(opt_keyword) {
-                let (channels, granted) = match keyword {
-                    OptKeyword::OptOut => (vec![channel], false),
-                    OptKeyword::OptOutAll => (
-                        vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
-                        false,
-                    ),
-                    OptKeyword::OptIn => (vec![channel], true),
-                };
-                for c in channels {
-                    self.consent_by_keyword(tenant, debtor, c, granted, m)
+            if let Some(keyword) = m.content.text().and_then(classify_keyword) {
+                for c in keyword.channels(channel) {
+                    self.consent_by_keyword(tenant, debtor, c, keyword.grants(), m)
                         .await?;
                 }
                 report.opt_changes += 1;

@@ -89,15 +89,6 @@ pub enum SendError {
     Store(#[from] RepoError),
 }
 
-/// The opt-out line every SMS and e-mail carries (channels without a reply button).
-pub fn opt_out_line(language: Language) -> &'static str {
-    match language {
-        Language::Es => "Para no recibir más mensajes, responde BAJA.",
-        Language::Pt => "Para não receber mais mensagens, responda SAIR.",
-        Language::En => "Reply STOP to stop receiving these messages.",
-    }
-}
-
 fn subject(language: Language) -> &'static str {
     match language {
         Language::Es => "Recordatorio de pago",
@@ -337,7 +328,11 @@ impl Sender {
             ChannelKind::Whatsapp => a.text.clone(),
             // No reply button on SMS or e-mail: the way out is written in every message.
             ChannelKind::Sms | ChannelKind::Email => {
-                format!("{} {}", a.text, opt_out_line(a.language))
+                format!(
+                    "{} {}",
+                    a.text,
+                    cobro::compliance::keywords::opt_out_line(a.language)
+                )
             }
         };
         ChannelMessage {

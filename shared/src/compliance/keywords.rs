@@ -102,13 +102,17 @@ const OPT_OUT_ALL: [(Language, &[&str]); 3] = [
             "unsubscribe all",
             "do not contact me",
             "dont contact me",
+            "stop contacting me",
         ],
     ),
     (
         Language::Es,
         &[
             "no me contacten",
+            "no me contacten mas",
             "no me contactes",
+            "no me contactes mas",
+            "no me escriban mas",
             "no contactar",
             "baja de todo",
             "parar todo",
@@ -119,6 +123,7 @@ const OPT_OUT_ALL: [(Language, &[&str]); 3] = [
         &[
             "nao me contate",
             "nao me contatem",
+            "nao me contatem mais",
             "parar tudo",
             "sair de tudo",
         ],

@@ -1215,3 +1215,44 @@ fn throughput() {
     );
     assert_eq!(contacts, n as u32);
 }
+
+#[cfg(feature = "embedded")]
+#[tokio::test]
+async fn a_tenant_is_stored_only_with_rules_that_tighten() {
+    use crate::adapters::sqlite::SqliteStore;
+    use crate::domain::{Tenant, TenantKind};
+    use crate::repo::{RepoError, Store};
+    let store = Store::new(std::sync::Arc::new(
+        SqliteStore::open_in_memory().unwrap().table(),
+    ));
+    let mut tenant = Tenant {
+        id: TenantId::parse("t").unwrap(),
+        name: "Acme".into(),
+        country: "CL".into(),
+        kind: TenantKind::Creditor,
+        channels: vec![Whatsapp],
+        whatsapp_enabled: false,
+        sender_ids: Default::default(),
+        policy: Some(preset("CL").unwrap().clone()),
+        strategies: None,
+    };
+    store.put_tenant(&tenant).await.unwrap();
+    let mut looser = preset("CL").unwrap().clone();
+    looser.min_days_between = 1;
+    tenant.policy = Some(looser);
+    let Err(RepoError::Invalid(msg)) = store.put_tenant(&tenant).await else {
+        panic!("a looser policy is refused")
+    };
+    assert!(msg.starts_with("policy.min_days_between"), "{msg}");
+    tenant.policy = None;
+    tenant.strategies = Some(crate::collect::StrategyBook {
+        buckets: vec![],
+        strategies: vec![crate::collect::Strategy::on_days("s", &[0])],
+        segments: vec![],
+        default: "missing".into(),
+    });
+    let Err(RepoError::Invalid(msg)) = store.put_tenant(&tenant).await else {
+        panic!("an invalid book is refused")
+    };
+    assert!(msg.starts_with("strategies.default"), "{msg}");
+}

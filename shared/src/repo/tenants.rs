@@ -24,7 +24,28 @@ pub struct ApiKeyRecord {
 }
 
 impl Store {
+    /// Stores a tenant after checking its own rules: its strategies must be valid, and its
+    /// compliance policy valid and no looser than its country's preset in any rule. The error
+    /// names the field.
     pub async fn put_tenant(&self, tenant: &Tenant) -> Result<(), RepoError> {
+        if let Some(book) = &tenant.strategies {
+            book.validate()
+                .map_err(|e| RepoError::Invalid(format!("strategies.{e}")))?;
+        }
+        if let Some(policy) = &tenant.policy {
+            policy
+                .validate()
+                .map_err(|e| RepoError::Invalid(format!("policy.{e}")))?;
+            let preset = crate::compliance::preset(&tenant.country).ok_or_else(|| {
+                RepoError::Invalid(format!(
+                    "country: no compliance preset for `{}`, so no policy can be checked",
+                    tenant.country
+                ))
+            })?;
+            policy
+                .check_tightens(preset)
+                .map_err(|e| RepoError::Invalid(format!("policy.{e}")))?;
+        }
         let item = to_item(keys::tenant(&tenant.id), "tenant", tenant);
         Ok(self.table.put(item, None).await?)
     }
