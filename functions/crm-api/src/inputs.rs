@@ -74,27 +74,10 @@ pub struct AccountInput {
     pub product: Option<String>,
     /// Lawsuit served, insolvency, open dispute, pause: what stops collection by law or policy.
     #[serde(default)]
-    pub holds: Option<HoldsInput>,
+    pub holds: Option<cobro::compliance::Holds>,
     /// Labels strategy segments can match on.
     #[serde(default)]
     pub tags: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HoldsInput {
-    #[serde(default)]
-    pub lawsuit_served: bool,
-    #[serde(default)]
-    pub insolvency: bool,
-    #[serde(default)]
-    pub dispute_open: bool,
-    #[serde(default)]
-    pub paused: bool,
-    #[serde(default)]
-    pub paused_until: Option<Timestamp>,
-    #[serde(default)]
-    pub pause_reason: Option<String>,
 }
 
 impl AccountInput {
@@ -127,17 +110,7 @@ impl AccountInput {
             due_date: self.due_date,
             status,
             product: self.product,
-            holds: self
-                .holds
-                .map(|h| cobro::compliance::Holds {
-                    lawsuit_served: h.lawsuit_served,
-                    insolvency: h.insolvency,
-                    dispute_open: h.dispute_open,
-                    paused: h.paused,
-                    paused_until: h.paused_until,
-                    pause_reason: h.pause_reason,
-                })
-                .unwrap_or_default(),
+            holds: self.holds.unwrap_or_default(),
             tags: self.tags,
             version: 0,
         })

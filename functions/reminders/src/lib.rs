@@ -178,18 +178,7 @@ impl Reminders {
                     .await
                 {
                     Ok(true) => {
-                        self.store
-                            .log_contact(
-                                &tenant.id,
-                                &debtor.id,
-                                LoggedContact {
-                                    at: now,
-                                    channel: c.channel,
-                                    account: account.id.clone(),
-                                    decision_id: c.decision_id.clone(),
-                                },
-                            )
-                            .await?;
+                        self.log(tenant, &debtor, &account, &c, now).await?;
                         outgoing.push(message_for(&attempt, outgoing.len()));
                         self.record(
                             &account,
@@ -204,18 +193,7 @@ impl Reminders {
                     }
                     Ok(false) => {
                         // Logged with the first commit, unless that tick failed in between.
-                        self.store
-                            .log_contact(
-                                &tenant.id,
-                                &debtor.id,
-                                LoggedContact {
-                                    at: now,
-                                    channel: c.channel,
-                                    account: account.id.clone(),
-                                    decision_id: c.decision_id.clone(),
-                                },
-                            )
-                            .await?;
+                        self.log(tenant, &debtor, &account, &c, now).await?;
                         // This step went out before; only the schedule is left to move on.
                         self.reschedule(&account, c.next_action_at, report).await?;
                         report.already_decided += 1;
@@ -234,6 +212,28 @@ impl Reminders {
             Verdict::Stop { reason } => self.stop(&account, now, reason, report).await?,
         }
         Ok(())
+    }
+
+    /// The contact goes into the debtor's log, which the caps and gaps count (once per
+    /// decision, however often this runs).
+    async fn log(
+        &self,
+        tenant: &Tenant,
+        debtor: &cobro::domain::Debtor,
+        account: &Account,
+        c: &cobro::collect::Contact,
+        now: Timestamp,
+    ) -> Result<(), TickError> {
+        let entry = LoggedContact {
+            at: now,
+            channel: c.channel,
+            account: account.id.clone(),
+            decision_id: c.decision_id.clone(),
+        };
+        Ok(self
+            .store
+            .log_contact(&tenant.id, &debtor.id, entry)
+            .await?)
     }
 
     async fn stop(

@@ -22,7 +22,7 @@ use cobro::domain::{
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{
     Bus, ChannelError, ChannelMessage, Channels, Clock, Event, FailureClass, Form, Outgoing, Queue,
-    Recipient, SendAs, TemplateRef,
+    Recipient, TemplateRef,
 };
 use cobro::repo::{ChannelStop, Claim, RepoError, Store};
 
@@ -342,11 +342,7 @@ impl Sender {
                 email: debtor.email.clone(),
                 whatsapp_user_id: None,
             },
-            send_as: SendAs {
-                whatsapp_phone_number_id: tenant.sender_ids.whatsapp_phone_number_id.clone(),
-                sms_origination: tenant.sender_ids.sms_origination.clone(),
-                email_from: tenant.sender_ids.email_from.clone(),
-            },
+            send_as: tenant.sender_ids.clone(),
             language: a.language,
             template: TemplateRef {
                 name: a.template.clone(),

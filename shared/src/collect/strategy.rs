@@ -58,18 +58,7 @@ pub struct Strategy {
 
 impl Default for Strategy {
     fn default() -> Self {
-        Self {
-            id: "default".into(),
-            steps: DEFAULT_STEPS
-                .iter()
-                .map(|d| Step {
-                    day: *d,
-                    templates: BTreeMap::new(),
-                    channels: vec![],
-                })
-                .collect(),
-            end: EndAction::Stop,
-        }
+        Self::on_days("default", &DEFAULT_STEPS)
     }
 }
 

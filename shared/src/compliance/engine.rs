@@ -20,8 +20,10 @@ pub struct PastContact {
     pub channel: ChannelKind,
 }
 
-/// Why collection on an account must stop or wait, whatever the schedule says.
+/// Why collection on an account must stop or wait, whatever the schedule says. Unknown fields
+/// are refused: a misspelt hold (`lawsuit` for `lawsuit_served`) must not be silently ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Holds {
     #[serde(default)]
     pub lawsuit_served: bool,

@@ -20,15 +20,7 @@ pub struct Recipient {
 
 /// Whom the message is sent as: the tenant's WhatsApp number, SMS origination identity or
 /// e-mail address. Unset fields fall back to the adapter's configured default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SendAs {
-    #[serde(default)]
-    pub whatsapp_phone_number_id: Option<String>,
-    #[serde(default)]
-    pub sms_origination: Option<String>,
-    #[serde(default)]
-    pub email_from: Option<String>,
-}
+pub type SendAs = crate::domain::SenderIds;
 
 /// An approved template and its body parameters, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
