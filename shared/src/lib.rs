@@ -11,6 +11,7 @@ pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod outbound;
+pub mod plans;
 pub mod ports;
 pub mod repo;
 pub mod whatsapp;

@@ -748,6 +748,8 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         product: None,
         holds: Default::default(),
         tags: vec![],
+        plan: None,
+        credit_minor: 0,
         version: 0,
     };
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();

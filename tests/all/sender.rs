@@ -131,6 +131,8 @@ impl Setup {
             product: None,
             holds: Default::default(),
             tags: vec![],
+            plan: None,
+            credit_minor: 0,
             version: 0,
         };
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
@@ -479,6 +481,8 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             product: None,
             holds: Default::default(),
             tags: vec![],
+            plan: None,
+            credit_minor: 0,
             version: 0,
         };
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();

@@ -112,6 +112,8 @@ impl AccountInput {
             product: self.product,
             holds: self.holds.unwrap_or_default(),
             tags: self.tags,
+            plan: None,
+            credit_minor: 0,
             version: 0,
         })
     }

@@ -225,6 +225,8 @@ async fn sender_bench(messages: usize, rate: u32) {
             product: None,
             holds: Default::default(),
             tags: vec![],
+            plan: None,
+            credit_minor: 0,
             version: 0,
         };
         let (account, _) = store.upsert_account(&account, None).await.unwrap();

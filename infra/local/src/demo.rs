@@ -197,6 +197,8 @@ pub async fn seed(
             product: Some("personal-loan".into()),
             holds: Default::default(),
             tags: vec![],
+            plan: None,
+            credit_minor: 0,
             version: 0,
         };
         let next = decider.first_action(&tenant, &account, &debtor, now);

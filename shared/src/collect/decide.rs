@@ -60,10 +60,11 @@ impl Decider {
         let tz = debtor.time_zone.tz();
         let today = now.to_zoned(tz.clone()).date();
         let strategy = self.strategy_for(tenant, account, today);
-        if strategy.current_step(account.due_date, today).is_some() {
+        let (due, _) = account.reminder_target();
+        if strategy.current_step(due, today).is_some() {
             return Some(now);
         }
-        let (_, date) = strategy.step_after(account.due_date, None)?;
+        let (_, date) = strategy.step_after(due, None)?;
         self.step_time(date, &tz).map(|t| t.max(now))
     }
 
@@ -112,7 +113,9 @@ impl Decider {
         let tz = debtor.time_zone.tz();
         let local = now.to_zoned(tz.clone());
         let strategy = self.strategy_for(tenant, account, local.date());
-        let Some(step) = strategy.current_step(account.due_date, local.date()) else {
+        // While a plan runs, the steps follow its next instalment.
+        let (due_date, amount_minor) = account.reminder_target();
+        let Some(step) = strategy.current_step(due_date, local.date()) else {
             return match self.first_action(tenant, account, debtor, now) {
                 Some(until) => Verdict::Defer {
                     until,
@@ -193,8 +196,8 @@ impl Decider {
             }
         };
         let kind = ReminderKind::for_step(step);
-        let amount = account.balance().display();
-        let due = account.due_date.to_string();
+        let amount = crate::domain::Money::new(amount_minor, account.currency).display();
+        let due = due_date.to_string();
         let vars = ReminderVars {
             name: &debtor.name,
             creditor: &tenant.name,
@@ -208,7 +211,7 @@ impl Decider {
             .and_then(|s| s.templates.get(&debtor.language).cloned())
             .unwrap_or_else(|| kind.template().to_string());
         let next_action_at = strategy
-            .step_after(account.due_date, Some(step))
+            .step_after(due_date, Some(step))
             .and_then(|(_, date)| self.step_time(date, &tz))
             // Never sooner than a day after this contact.
             .map(|t| {
@@ -226,7 +229,7 @@ impl Decider {
         };
         Verdict::Contact(Contact {
             step,
-            decision_id: Strategy::decision_id(account.due_date, step),
+            decision_id: Strategy::decision_id(due_date, step),
             channel,
             template,
             text,

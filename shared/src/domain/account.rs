@@ -53,6 +53,13 @@ pub struct Account {
     /// The CRM's labels; strategy segments can match on them.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The plan the debtor accepted, while it runs: reminders follow its next instalment.
+    /// cobro's own: a CRM update keeps it.
+    #[serde(default)]
+    pub plan: Option<crate::plans::PlanRef>,
+    /// Paid beyond the balance: kept as a credit, never lost. cobro's own.
+    #[serde(default)]
+    pub credit_minor: i64,
     /// Bumped on every write; conditional writes use it to detect lost updates.
     #[serde(default)]
     pub version: u64,
@@ -61,6 +68,15 @@ pub struct Account {
 impl Account {
     pub fn balance(&self) -> Money {
         Money::new(self.balance_minor, self.currency)
+    }
+
+    /// What the reminders are about: the plan's next instalment while a plan runs, else the
+    /// account's due date and whole balance.
+    pub fn reminder_target(&self) -> (Date, i64) {
+        match &self.plan {
+            Some(p) => (p.next_due, p.next_amount_minor),
+            None => (self.due_date, self.balance_minor),
+        }
     }
 
     /// Days past due on `today` (0 while not yet due).
@@ -113,6 +129,8 @@ mod tests {
             product: None,
             holds: Default::default(),
             tags: vec![],
+            plan: None,
+            credit_minor: 0,
             version: 0,
         }
     }

@@ -106,6 +106,11 @@ impl Store {
             let current = self.account(&account.tenant, &account.id).await?;
             let mut next = account.clone();
             next.version = current.as_ref().map_or(1, |c| c.version + 1);
+            // cobro's own fields survive the CRM's update.
+            if let Some(c) = &current {
+                next.plan = c.plan.clone();
+                next.credit_minor = c.credit_minor;
+            }
             let condition = match &current {
                 None => Condition::NotExists,
                 Some(c) => Condition::eq("version", c.version),

@@ -82,6 +82,8 @@ fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
         product: None,
         holds: Default::default(),
         tags: vec![],
+        plan: None,
+        credit_minor: 0,
         version: 0,
     }
 }
