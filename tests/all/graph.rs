@@ -170,6 +170,7 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         sender_ids: Default::default(),
         policy: None,
         strategies: None,
+        plan_rules: Default::default(),
     };
     assert_eq!(
         agency.usable_channels().collect::<Vec<_>>(),

@@ -79,6 +79,7 @@ impl Harness {
                 sender_ids: SenderIds::default(),
                 policy: None,
                 strategies: None,
+                plan_rules: Default::default(),
             })
             .await
             .unwrap();

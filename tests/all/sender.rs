@@ -81,6 +81,7 @@ impl Setup {
                 },
                 policy: None,
                 strategies: None,
+                plan_rules: Default::default(),
             })
             .await
             .unwrap();

@@ -526,3 +526,131 @@ async fn the_law_decides_and_the_api_says_why() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["field"].as_str().unwrap().contains("holds"), "{body}");
 }
+
+#[tokio::test]
+async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
+    let s = Stack::start_on_a_monday().await;
+    s.debtor_with_account(
+        "plan-1",
+        "+56977770002",
+        "America/Santiago",
+        ("P-1", "CLP", 90000, "2026-03-01"),
+    )
+    .await;
+    // What can be done for 30,000 a month: the shortest plan that fits first.
+    let quote = s
+        .ok(
+            "POST",
+            "/v1/accounts/P-1/plans/quote",
+            Some(json!({
+        "per_period_minor": 30000, "frequency": "monthly" })),
+        )
+        .await;
+    assert_eq!(
+        quote["options"][0]["instalments"].as_array().unwrap().len(),
+        3,
+        "{quote}"
+    );
+    // A bad request names the field.
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/accounts/P-1/plans",
+            Some(json!({
+        "instalments": 3, "frequency": "fortnightly", "first_due": "2026-03-20" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "frequency", "{body}");
+    let accept = json!({ "instalments": 3, "frequency": "monthly", "first_due": "2026-03-20" });
+    let (status, plan) = s
+        .call("POST", "/v1/accounts/P-1/plans", Some(accept.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    let (status, again) = s.call("POST", "/v1/accounts/P-1/plans", Some(accept)).await;
+    assert_eq!(
+        (status, &again["id"]),
+        (StatusCode::OK, &plan["id"]),
+        "the same request is the same plan"
+    );
+    // The reminders now follow the first instalment (30,000 on 2026-03-20), not the whole debt.
+    let view = s.ok("GET", "/v1/accounts/P-1", None).await;
+    assert_eq!(
+        view["account"]["plan"]["next_amount_minor"], 30000,
+        "{view}"
+    );
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-17T15:00:00Z" })),
+    )
+    .await;
+    s.ok("POST", "/_local/tick", None).await;
+    s.ok("POST", "/_local/drain", None).await;
+    let sent = s
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.to.phone.as_str() == "+56977770002")
+        .collect::<Vec<_>>();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].1.text.contains("30000 CLP") && sent[0].1.text.contains("2026-03-20"),
+        "{}",
+        sent[0].1.text
+    );
+    // Payments go to the oldest instalment; the plan completes and the account settles.
+    let pay = |id: &str, amount: i64| {
+        json!({ "tenant": "demo", "account": "P-1", "payment_id": id,
+        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-18T15:00:00Z" })
+    };
+    s.stack
+        .payment_handler
+        .handle(pay("pp-1", 40000))
+        .await
+        .unwrap();
+    let view = s.ok("GET", "/v1/accounts/P-1", None).await;
+    assert_eq!(view["plans"][0]["status"], "active", "{view}");
+    assert_eq!(view["plans"][0]["paid_minor"], json!([30000, 10000, 0]));
+    assert_eq!(view["account"]["plan"]["next_amount_minor"], 20000);
+    let outcome = s
+        .stack
+        .payment_handler
+        .handle(pay("pp-2", 55000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            cobro::repo::PaymentOutcome::Applied {
+                settled: true,
+                credit_minor: 5000,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let view = s.ok("GET", "/v1/accounts/P-1", None).await;
+    assert_eq!(view["plans"][0]["status"], "completed");
+    assert_eq!(view["account"]["status"], "settled");
+    assert_eq!(
+        view["account"]["credit_minor"], 5000,
+        "the overpayment is kept as a credit"
+    );
+    // A payment for an account cobro does not know is kept in suspense, once.
+    let stray = json!({ "tenant": "demo", "account": "NOPE", "payment_id": "px", "amount_minor": 100,
+        "currency": "CLP", "paid_at": "2026-03-18T15:00:00Z" });
+    s.stack.payment_handler.handle(stray.clone()).await.unwrap();
+    s.stack.payment_handler.handle(stray).await.unwrap();
+    let suspense = s.ok("GET", "/v1/payments/suspense", None).await;
+    assert_eq!(
+        suspense["suspense"].as_array().unwrap().len(),
+        1,
+        "{suspense}"
+    );
+    assert!(suspense["suspense"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("NOPE"));
+}

@@ -3,6 +3,7 @@
 
 mod auth;
 mod inputs;
+mod plans;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -46,6 +47,9 @@ pub fn router(state: Arc<CrmApi>) -> Router {
         .route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
         .route("/v1/accounts/{id}", get(get_account).put(put_account))
         .route("/v1/accounts/{id}/decisions", get(get_decisions))
+        .route("/v1/accounts/{id}/plans/quote", post(plans::quote))
+        .route("/v1/accounts/{id}/plans", post(plans::accept))
+        .route("/v1/payments/suspense", get(get_suspense))
         .route("/v1/payments", post(post_payment))
         .fallback(|| async { Problem::not_found("no such route") })
         .route_layer(axum::middleware::from_fn_with_state(
@@ -55,7 +59,7 @@ pub fn router(state: Arc<CrmApi>) -> Router {
         .with_state(state)
 }
 
-fn id<T>(
+pub(crate) fn id<T>(
     parse: impl Fn(String) -> Result<T, cobro::domain::DomainError>,
     raw: String,
     field: &str,
@@ -207,6 +211,15 @@ async fn get_decisions(
         "attempts": view.attempts,
     }))
     .into_response())
+}
+
+/// Payments that could not be applied (unknown account, another currency), with why.
+async fn get_suspense(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let items = s.store.suspended_payments(&caller.tenant).await?;
+    Ok(Json(json!({ "suspense": items })).into_response())
 }
 
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same

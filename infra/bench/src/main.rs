@@ -67,6 +67,7 @@ fn tenant(id: &TenantId) -> Tenant {
         },
         policy: None,
         strategies: None,
+        plan_rules: Default::default(),
     }
 }
 

@@ -141,6 +141,7 @@ pub async fn seed(
         },
         policy: None,
         strategies: None,
+        plan_rules: Default::default(),
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {

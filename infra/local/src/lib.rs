@@ -80,6 +80,8 @@ pub struct DrainReport {
     pub inbound_failed: u32,
     pub payments_applied: u32,
     pub payments_duplicate: u32,
+    /// Kept in the suspense list (unknown account, another currency).
+    pub payments_suspended: u32,
     pub payments_rejected: u32,
 }
 
@@ -246,6 +248,7 @@ impl LocalStack {
             match self.payment_handler.handle_envelope(&m.body).await {
                 Ok(PaymentOutcome::Applied { .. }) => report.payments_applied += 1,
                 Ok(PaymentOutcome::Duplicate) => report.payments_duplicate += 1,
+                Ok(PaymentOutcome::Suspense { .. }) => report.payments_suspended += 1,
                 Err(e) => {
                     tracing::warn!(error = %e, "payment not applied");
                     report.payments_rejected += 1;

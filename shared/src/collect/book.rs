@@ -254,6 +254,8 @@ mod tests {
             product: product.map(str::to_string),
             holds: Default::default(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            plan: None,
+            credit_minor: 0,
             version: 0,
         }
     }
@@ -352,6 +354,7 @@ mod tests {
             sender_ids: Default::default(),
             policy: None,
             strategies: Some(book()),
+            plan_rules: Default::default(),
         };
         let consent = |c| Consent {
             channel: c,

@@ -1235,6 +1235,7 @@ async fn a_tenant_is_stored_only_with_rules_that_tighten() {
         sender_ids: Default::default(),
         policy: Some(preset("CL").unwrap().clone()),
         strategies: None,
+        plan_rules: Default::default(),
     };
     store.put_tenant(&tenant).await.unwrap();
     let mut looser = preset("CL").unwrap().clone();

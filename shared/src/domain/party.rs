@@ -75,6 +75,9 @@ pub struct Tenant {
     /// The tenant's strategies, buckets and segments; `None`: the built-in strategy.
     #[serde(default)]
     pub strategies: Option<crate::collect::StrategyBook>,
+    /// What payment plans the tenant offers (lengths, frequencies, interest, settlements).
+    #[serde(default)]
+    pub plan_rules: crate::plans::PlanRules,
 }
 
 impl Tenant {

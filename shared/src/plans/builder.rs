@@ -159,7 +159,7 @@ fn working_day(mut day: Date, rules: &PlanRules) -> Result<Date, PolicyError> {
             }
             None => false,
         };
-        if !(rules.skip_weekends && weekend) && !holiday {
+        if !(holiday || (rules.skip_weekends && weekend)) {
             return Ok(day);
         }
         day = day

@@ -30,6 +30,8 @@ pub struct AccountView {
     pub payments: Vec<Payment>,
     pub attempts: Vec<ContactAttempt>,
     pub decisions: Vec<Decision>,
+    #[serde(default)]
+    pub plans: Vec<crate::plans::Plan>,
 }
 
 /// The item of an account, with its index attributes: GSI1 lists a debtor's accounts; the due
@@ -166,7 +168,8 @@ impl Store {
             .await?;
         let mut account = None;
         let mut next_action_at = None;
-        let (mut payments, mut attempts, mut decisions) = (vec![], vec![], vec![]);
+        let (mut payments, mut attempts, mut decisions, mut plans) =
+            (vec![], vec![], vec![], vec![]);
         for item in items {
             match kind_of(&item) {
                 "account" => {
@@ -179,6 +182,7 @@ impl Store {
                 "payment" => payments.push(from_item(item)?),
                 "attempt" => attempts.push(from_item(item)?),
                 "decision" => decisions.push(from_item(item)?),
+                "plan" => plans.push(from_item(item)?),
                 _ => {}
             }
         }
@@ -188,6 +192,7 @@ impl Store {
             payments,
             attempts,
             decisions,
+            plans,
         }))
     }
 

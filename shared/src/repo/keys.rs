@@ -57,6 +57,18 @@ pub fn payment(t: &TenantId, a: &AccountId, payment_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("PAYMENT#{payment_id}"))
 }
 
+pub fn plan(t: &TenantId, a: &AccountId, plan_id: &str) -> Key {
+    Key::new(account_pk(t, a), format!("PLAN#{plan_id}"))
+}
+
+/// Payments cobro could not apply (unknown account, another currency): kept with the reason.
+pub fn suspense(t: &TenantId, at_millis: i64, payment_id: &str) -> Key {
+    Key::new(
+        format!("T#{t}#SUSPENSE"),
+        format!("{at_millis:015}#{payment_id}"),
+    )
+}
+
 pub fn attempt(t: &TenantId, a: &AccountId, decision_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("ATTEMPT#{decision_id}"))
 }

@@ -9,6 +9,7 @@ mod conversations;
 mod debtors;
 mod inbound;
 mod payments;
+mod plans;
 mod tenants;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -21,7 +22,8 @@ pub use accounts::{AccountView, Decision};
 pub use attempts::{Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
 pub use inbound::{SmsNumber, SEEN_FOR};
-pub use payments::{PaymentConfirmed, PaymentOutcome};
+pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
+pub use plans::Accepted;
 pub use tenants::{ApiKeyRecord, WhatsAppNumber};
 
 /// The attribute that names what an item is, for readers of a mixed partition.

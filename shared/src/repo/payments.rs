@@ -4,8 +4,10 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::accounts::due_updates;
 use super::{keys, to_item, RepoError, Store};
 use crate::domain::{AccountId, AccountStatus, Currency, Money, Payment, PaymentId, TenantId};
+use crate::plans::PlanStatus;
 use crate::ports::table::{Condition, TableError, Update, WriteOp, DUE_INDEX};
 
 /// The `PaymentConfirmed` event's detail: cobro's documented schema.
@@ -35,12 +37,69 @@ pub enum PaymentOutcome {
         applied_minor: i64,
         balance_minor: i64,
         settled: bool,
+        /// Paid beyond what was owed, kept on the account as a credit.
+        credit_minor: i64,
+        /// The plan it was allocated to, and the plan's state after it.
+        plan: Option<(String, PlanStatus)>,
     },
     /// This payment id was applied before: nothing changed.
     Duplicate,
+    /// It cannot be applied (an unknown account, another currency): kept in the tenant's
+    /// suspense list with the reason, never dropped.
+    Suspense { reason: String },
+}
+
+/// A payment in suspense, as listed for the CRM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuspendedPayment {
+    pub payment: PaymentConfirmed,
+    pub reason: String,
+    pub at: Timestamp,
 }
 
 impl Store {
+    /// Keeps a payment that cannot be applied, once per payment id.
+    async fn suspend(
+        &self,
+        p: &PaymentConfirmed,
+        reason: String,
+    ) -> Result<PaymentOutcome, RepoError> {
+        let entry = SuspendedPayment {
+            payment: p.clone(),
+            reason: reason.clone(),
+            at: p.paid_at,
+        };
+        let key = keys::suspense(&p.tenant, p.paid_at.as_millisecond(), p.payment_id.as_str());
+        match self
+            .table
+            .put(
+                to_item(key, "suspended_payment", &entry),
+                Some(Condition::NotExists),
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, %reason, "payment in suspense");
+                Ok(PaymentOutcome::Suspense { reason })
+            }
+            Err(TableError::ConditionFailed) => Ok(PaymentOutcome::Duplicate),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tenant's payments in suspense, oldest first.
+    pub async fn suspended_payments(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<SuspendedPayment>, RepoError> {
+        let q = crate::ports::Query::table(format!("T#{t}#SUSPENSE"), crate::ports::SkRange::All);
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(super::from_item)
+            .collect()
+    }
+
     pub async fn apply_payment(&self, p: &PaymentConfirmed) -> Result<PaymentOutcome, RepoError> {
         if p.amount_minor <= 0 {
             return Err(RepoError::Invalid("amount_minor must be positive".into()));
@@ -50,19 +109,40 @@ impl Store {
             if self.table.get(&payment_key).await?.is_some() {
                 return Ok(PaymentOutcome::Duplicate);
             }
-            let account = self
-                .account(&p.tenant, &p.account)
-                .await?
-                .ok_or_else(|| RepoError::NotFound(format!("account {}", p.account)))?;
+            let Some(account) = self.account(&p.tenant, &p.account).await? else {
+                return self.suspend(p, format!("no account `{}`", p.account)).await;
+            };
             if account.currency != p.currency {
-                return Err(RepoError::Invalid(format!(
-                    "payment in {} for an account in {}",
-                    p.currency, account.currency
-                )));
+                return self
+                    .suspend(
+                        p,
+                        format!(
+                            "payment in {} for an account in {}",
+                            p.currency, account.currency
+                        ),
+                    )
+                    .await;
             }
-            // An overpayment is recorded whole; only what was owed reduces the balance.
+            // An overpayment is recorded whole; only what was owed reduces the balance, and
+            // the rest is kept as a credit.
             let applied = p.amount_minor.min(account.balance_minor);
-            let balance = account.balance_minor - applied;
+            let mut balance = account.balance_minor - applied;
+            let credit = p.amount_minor - applied;
+            // A running plan takes the payment, oldest instalment first.
+            let mut plan = match &account.plan {
+                Some(r) => self
+                    .plan(&p.tenant, &p.account, &r.id)
+                    .await?
+                    .filter(|plan| plan.is_running()),
+                None => None,
+            };
+            if let Some(plan) = plan.as_mut() {
+                plan.allocate(p.amount_minor);
+                // A completed settlement forgives the rest.
+                if plan.status == PlanStatus::Completed {
+                    balance = 0;
+                }
+            }
             let settled = balance == 0;
             let payment = Payment {
                 tenant: p.tenant.clone(),
@@ -78,6 +158,29 @@ impl Store {
                 Update::set("balance_minor", balance),
                 Update::add("version", 1),
             ];
+            if credit > 0 {
+                updates.push(Update::add("credit_minor", credit));
+            }
+            let mut plan_ops = Vec::new();
+            if let Some(plan) = &plan {
+                match plan.reference() {
+                    Some(r) if !settled => {
+                        updates.push(Update::set("plan", serde_json::to_value(r).expect("ref")));
+                        // Decided again at the next tick, for the next instalment.
+                        updates.extend(due_updates(
+                            &p.tenant,
+                            &p.account,
+                            Some(p.paid_at),
+                            &format!("ACCOUNT#{}", p.account),
+                        ));
+                    }
+                    _ => updates.push(Update::remove("plan")),
+                }
+                plan_ops.push(WriteOp::Put {
+                    item: to_item(keys::plan(&p.tenant, &p.account, &plan.id), "plan", plan),
+                    condition: Some(Condition::Exists),
+                });
+            }
             if settled {
                 // Settled: no more reminders, so off the due index in the same write.
                 let status = serde_json::to_value(AccountStatus::Settled).expect("enum");
@@ -97,12 +200,15 @@ impl Store {
                     condition: Some(Condition::eq("version", account.version)),
                 },
             ];
+            let ops = ops.into_iter().chain(plan_ops).collect();
             match self.table.transact_write(ops).await {
                 Ok(()) => {
                     return Ok(PaymentOutcome::Applied {
                         applied_minor: applied,
                         balance_minor: balance,
                         settled,
+                        credit_minor: credit,
+                        plan: plan.map(|pl| (pl.id, pl.status)),
                     })
                 }
                 Err(TableError::TransactionCanceled(f)) if f.first() == Some(&true) => {

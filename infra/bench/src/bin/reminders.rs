@@ -45,6 +45,7 @@ fn tenant() -> Tenant {
         sender_ids: SenderIds::default(),
         policy: None,
         strategies: None,
+        plan_rules: Default::default(),
     }
 }
 

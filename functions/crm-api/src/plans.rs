@@ -1,0 +1,158 @@
+//! Payment plans for CRMs: quote (what plans the tenant's rules allow for this account, or
+//! what the debtor can afford) and accept one. Accepting moves the account's reminders to the
+//! plan's instalments.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use cobro::domain::{Account, AccountId, Money};
+use cobro::http::{parse_json, Problem};
+use cobro::plans::{affordable, build, Frequency, Plan, PlanRequest, PlanStatus};
+use cobro::repo::Accepted;
+
+use crate::{id, Caller, CrmApi};
+
+enum QuoteInput {
+    Afford(AffordInput),
+    Plan(PlanRequest),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AffordInput {
+    per_period_minor: i64,
+    frequency: Frequency,
+}
+
+fn problem(e: cobro::compliance::PolicyError) -> Problem {
+    Problem::invalid_field(e.field, e.message)
+}
+
+async fn open_account(s: &CrmApi, caller: &Caller, raw: String) -> Result<Account, Problem> {
+    let id = id(AccountId::parse, raw, "id")?;
+    let account = s
+        .store
+        .account(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
+    if !account.status.is_collectable() || account.balance_minor == 0 {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("account `{id}` is not open with a balance"),
+        ));
+    }
+    Ok(account)
+}
+
+pub(crate) async fn quote(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    // What the debtor can pay (`per_period_minor`, `frequency`), or a plan as asked
+    // (`instalments`, `frequency`, `first_due` …).
+    let afford = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| v.get("per_period_minor").is_some());
+    let input = if afford {
+        QuoteInput::Afford(parse_json(&body)?)
+    } else {
+        QuoteInput::Plan(parse_json(&body)?)
+    };
+    let account = open_account(&s, &caller, raw).await?;
+    let tenant = s.tenant(&caller).await?;
+    let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let balance = account.balance();
+    let options = match input {
+        QuoteInput::Afford(a) => affordable(
+            balance,
+            &tenant.plan_rules,
+            Money::new(a.per_period_minor, account.currency),
+            a.frequency,
+            today,
+        )
+        .map_err(problem)?,
+        QuoteInput::Plan(r) => {
+            vec![build(balance, &tenant.plan_rules, &r, today).map_err(problem)?]
+        }
+    };
+    Ok(Json(json!({ "account": account.id, "options": options })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptInput {
+    instalments: u32,
+    frequency: Frequency,
+    first_due: jiff::civil::Date,
+    #[serde(default)]
+    down_payment_minor: i64,
+    #[serde(default)]
+    settlement_percent: Option<u32>,
+    /// Who agreed: `crm` (default) or `debtor`.
+    #[serde(default)]
+    accepted_by: Option<String>,
+}
+
+pub(crate) async fn accept(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: AcceptInput = parse_json(&body)?;
+    let request = PlanRequest {
+        instalments: input.instalments,
+        frequency: input.frequency,
+        first_due: input.first_due,
+        down_payment_minor: input.down_payment_minor,
+        settlement_percent: input.settlement_percent,
+    };
+    let by = input.accepted_by.unwrap_or_else(|| "crm".into());
+    if by != "crm" && by != "debtor" {
+        return Err(Problem::invalid_field(
+            "accepted_by",
+            "is `crm` or `debtor`",
+        ));
+    }
+    let account = open_account(&s, &caller, raw).await?;
+    let tenant = s.tenant(&caller).await?;
+    let now = s.clock.now();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let terms = build(account.balance(), &tenant.plan_rules, &request, today).map_err(problem)?;
+    // The same request for the same debt is the same plan: a retried POST changes nothing.
+    let digest = Sha256::digest(
+        format!(
+            "{}|{}|{}|{}",
+            account.id,
+            account.principal_minor,
+            account.due_date,
+            serde_json::to_string(&request).expect("serializes")
+        )
+        .as_bytes(),
+    );
+    let plan = Plan {
+        tenant: caller.tenant.clone(),
+        account: account.id.clone(),
+        id: hex::encode(&digest[..8]),
+        status: PlanStatus::Accepted,
+        paid_minor: vec![0; terms.instalments.len()],
+        terms,
+        accepted_at: now,
+        accepted_by: by,
+        grace_days: tenant.plan_rules.grace_days,
+    };
+    match s.store.accept_plan(&account, &plan, now).await? {
+        Accepted::Created(p) => Ok((StatusCode::CREATED, Json(json!(p))).into_response()),
+        Accepted::Existing(p) => Ok((StatusCode::OK, Json(json!(p))).into_response()),
+    }
+}
