@@ -2,5 +2,6 @@ mod channels_aws;
 mod contract;
 mod graph;
 mod inbound;
+mod ledger;
 mod sender;
 mod slice;

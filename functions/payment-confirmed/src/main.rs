@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let handler = PaymentHandler {
         store: Store::new(lambda::table().await?),
+        bus: Some(lambda::bus().await?),
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(

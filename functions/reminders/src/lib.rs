@@ -11,7 +11,7 @@ use cobro::collect::{Decider, Verdict};
 use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
-use cobro::ports::{Clock, Item, Outgoing, Queue};
+use cobro::ports::{Bus, Clock, Event, Item, Outgoing, Queue};
 use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
 
 /// How long an outbox entry waits for the sender before a tick enqueues it again.
@@ -24,6 +24,8 @@ pub struct Reminders {
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub decider: Decider,
+    /// Where `PlanBroken` goes; `None` publishes nothing (benchmarks).
+    pub bus: Option<Arc<dyn Bus>>,
 }
 
 /// What one tick did, for logs and tests.
@@ -46,6 +48,8 @@ pub enum TickError {
     Store(#[from] RepoError),
     #[error("the outbound queue failed: {0}")]
     Queue(#[from] cobro::ports::QueueError),
+    #[error("the event bus failed: {0}")]
+    Bus(String),
 }
 
 impl Reminders {
@@ -141,6 +145,9 @@ impl Reminders {
                 )
                 .await;
         };
+        // A plan whose instalment is later than the tenant's grace days is broken: the
+        // reminders go back to the whole debt.
+        let account = self.break_late_plan(tenant, &debtor, account, now).await?;
         // Every contact of this debtor on any account counts against the caps and gaps.
         let history = self
             .store
@@ -212,6 +219,42 @@ impl Reminders {
             Verdict::Stop { reason } => self.stop(&account, now, reason, report).await?,
         }
         Ok(())
+    }
+
+    async fn break_late_plan(
+        &self,
+        tenant: &Tenant,
+        debtor: &cobro::domain::Debtor,
+        account: Account,
+        now: Timestamp,
+    ) -> Result<Account, TickError> {
+        let Some(r) = &account.plan else {
+            return Ok(account);
+        };
+        let today = now.to_zoned(debtor.time_zone.tz()).date();
+        if (today - r.next_due).get_days() <= tenant.plan_rules.grace_days as i32 {
+            return Ok(account);
+        }
+        let Some(plan) = self.store.plan(&tenant.id, &account.id, &r.id).await? else {
+            return Ok(account);
+        };
+        self.store.break_plan(&account, &plan).await?;
+        tracing::info!(account = %account.id, plan = %plan.id, "plan broken: an instalment is past the grace days");
+        if let Some(bus) = &self.bus {
+            let detail = serde_json::json!({
+                "tenant": tenant.id, "account": account.id, "debtor": account.debtor,
+                "plan": plan.id, "late_instalment_due": r.next_due,
+                "grace_days": tenant.plan_rules.grace_days,
+            });
+            bus.publish(vec![Event::new("PlanBroken", detail)])
+                .await
+                .map_err(|e| TickError::Bus(e.to_string()))?;
+        }
+        Ok(self
+            .store
+            .account(&tenant.id, &account.id)
+            .await?
+            .unwrap_or(account))
     }
 
     /// The contact goes into the debtor's log, which the caps and gaps count (once per

@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         queue: lambda::outbound_queue().await?,
         clock: Arc::new(SystemClock),
         decider: Decider::default(),
+        bus: Some(lambda::bus().await?),
     };
     let reminders = &reminders;
     lambda_runtime::run(service_fn(

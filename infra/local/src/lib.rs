@@ -127,6 +127,7 @@ impl LocalStack {
                 queue: outbound.clone(),
                 clock: dyn_clock.clone(),
                 decider: Decider::default(),
+                bus: Some(bus.clone()),
             },
             sender: Arc::new(Sender {
                 store: store.clone(),
@@ -139,6 +140,7 @@ impl LocalStack {
             }),
             payment_handler: PaymentHandler {
                 store: store.clone(),
+                bus: Some(bus.clone()),
             },
             inbound_handler: Inbound {
                 store: store.clone(),

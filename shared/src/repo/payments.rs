@@ -105,7 +105,12 @@ impl Store {
             return Err(RepoError::Invalid("amount_minor must be positive".into()));
         }
         let payment_key = keys::payment(&p.tenant, &p.account, p.payment_id.as_str());
-        for _ in 0..5 {
+        // Concurrent payments to one account conflict on its version; each retry reads it
+        // again, a little later each time so that a crowd of them spreads out.
+        for attempt in 0..10u64 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(3 * attempt)).await;
+            }
             if self.table.get(&payment_key).await?.is_some() {
                 return Ok(PaymentOutcome::Duplicate);
             }

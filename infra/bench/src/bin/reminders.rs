@@ -138,6 +138,7 @@ async fn embedded(accounts: usize, due: usize) {
         queue: queue.clone(),
         clock: Arc::new(FixedClock::at(NOW.parse().unwrap())) as Arc<dyn Clock>,
         decider: Decider::default(),
+        bus: None,
     };
     let start = Instant::now();
     let (contacted, decisions) = run_ticks(&reminders).await;
@@ -173,6 +174,7 @@ async fn on_moto(endpoint: &str, accounts: usize, due: usize) {
         queue,
         clock: Arc::new(FixedClock::at(NOW.parse().unwrap())) as Arc<dyn Clock>,
         decider: Decider::default(),
+        bus: None,
     };
     let (contacted, _) = run_ticks(&reminders).await;
     let per = |n: u64| n as f64 / contacted.max(1) as f64;

@@ -1,0 +1,125 @@
+//! The ledger under at-least-once delivery: duplicated, reordered and concurrent payment events
+//! on the embedded store and on DynamoDB (moto), where concurrent transactions lose races.
+
+use proptest::prelude::*;
+use std::sync::Arc;
+
+use cobro::adapters::sqlite::SqliteStore;
+use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, PaymentId, TenantId};
+use cobro::ports::Table;
+use cobro::repo::{PaymentConfirmed, PaymentOutcome, Store};
+use cobro_tests::moto::{moto, unique};
+
+fn account(balance: i64) -> Account {
+    Account {
+        tenant: TenantId::parse("t").unwrap(),
+        id: AccountId::parse("A-1").unwrap(),
+        debtor: DebtorId::parse("d-1").unwrap(),
+        currency: Currency::parse("CLP").unwrap(),
+        principal_minor: balance,
+        balance_minor: balance,
+        due_date: "2026-03-01".parse().unwrap(),
+        status: AccountStatus::Open,
+        product: None,
+        holds: Default::default(),
+        tags: vec![],
+        plan: None,
+        credit_minor: 0,
+        version: 0,
+    }
+}
+
+fn payment(i: usize, amount: i64) -> PaymentConfirmed {
+    PaymentConfirmed {
+        tenant: TenantId::parse("t").unwrap(),
+        account: AccountId::parse("A-1").unwrap(),
+        payment_id: PaymentId::parse(format!("pay-{i}")).unwrap(),
+        amount_minor: amount,
+        currency: Currency::parse("CLP").unwrap(),
+        paid_at: "2026-03-16T15:00:00Z".parse().unwrap(),
+        method: "transfer".into(),
+        source: "test".into(),
+    }
+}
+
+/// Applies every delivery concurrently; returns (balance, credit, payments stored).
+async fn deliver_all(
+    table: Arc<dyn Table>,
+    balance: i64,
+    deliveries: Vec<PaymentConfirmed>,
+) -> (i64, i64, usize) {
+    let store = Store::new(table);
+    store.upsert_account(&account(balance), None).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in deliveries {
+        let store = store.clone();
+        tasks.spawn(async move { store.apply_payment(&p).await.expect("applied or duplicate") });
+    }
+    let mut applied = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        if matches!(outcome.unwrap(), PaymentOutcome::Applied { .. }) {
+            applied += 1;
+        }
+    }
+    let view = store
+        .account_view(
+            &TenantId::parse("t").unwrap(),
+            &AccountId::parse("A-1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view.payments.len(),
+        applied,
+        "one stored payment per applied outcome"
+    );
+    (
+        view.account.balance_minor,
+        view.account.credit_minor,
+        view.payments.len(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Whatever the duplicates, order and concurrency: the balance is the original minus the
+    /// distinct payments (never below zero, the excess kept as credit), each applied once.
+    #[test]
+    fn the_balance_is_the_original_minus_each_distinct_payment_once(
+        balance in 1i64..1_000_000,
+        amounts in proptest::collection::vec(1i64..300_000, 1..8),
+        copies in proptest::collection::vec(1usize..4, 8),
+        seed in any::<u64>(),
+    ) {
+        let mut deliveries = Vec::new();
+        for (i, a) in amounts.iter().enumerate() {
+            for _ in 0..copies[i] {
+                deliveries.push(payment(i, *a));
+            }
+        }
+        fastrand::Rng::with_seed(seed).shuffle(&mut deliveries);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (left, credit, stored) = rt.block_on(async {
+            let sqlite = SqliteStore::open_in_memory().unwrap();
+            deliver_all(Arc::new(sqlite.table()), balance, deliveries).await
+        });
+        let paid: i64 = amounts.iter().sum();
+        prop_assert_eq!(stored, amounts.len());
+        prop_assert_eq!(left, (balance - paid).max(0));
+        prop_assert_eq!(credit, (paid - balance).max(0));
+    }
+}
+
+#[tokio::test]
+async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
+    let Some(moto) = moto().await else { return };
+    let table = Arc::new(moto.create_table(&unique("ledger")).await);
+    // Six distinct payments, each delivered twice, all at once: transactions conflict on the
+    // account's version and retry; duplicates find the payment item.
+    let deliveries: Vec<PaymentConfirmed> = (0..6)
+        .flat_map(|i| [payment(i, 1_000), payment(i, 1_000)])
+        .collect();
+    let (left, credit, stored) = deliver_all(table, 10_000, deliveries).await;
+    assert_eq!((left, credit, stored), (4_000, 0, 6));
+}
