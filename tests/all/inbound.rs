@@ -751,6 +751,7 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        promise: None,
         version: 0,
     };
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();

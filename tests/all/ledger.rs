@@ -25,6 +25,7 @@ fn account(balance: i64) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        promise: None,
         version: 0,
     }
 }

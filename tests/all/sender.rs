@@ -134,6 +134,7 @@ impl Setup {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         };
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
@@ -484,6 +485,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         };
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();

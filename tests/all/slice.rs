@@ -654,3 +654,106 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
         .unwrap()
         .contains("NOPE"));
 }
+
+#[tokio::test]
+async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
+    let s = Stack::start_on_a_monday().await; // 2026-03-16
+    s.debtor_with_account(
+        "prom-1",
+        "+56977770003",
+        "America/Santiago",
+        ("PR-1", "CLP", 50000, "2026-03-01"),
+    )
+    .await;
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/accounts/PR-1/promises",
+            Some(json!({
+        "amount_minor": 20000, "by": "2026-04-30" })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("by")),
+        "beyond the tenant's limit: {body}"
+    );
+    s.ok(
+        "POST",
+        "/v1/accounts/PR-1/promises",
+        Some(json!({ "amount_minor": 20000, "by": "2026-03-20" })),
+    )
+    .await;
+    // Until the day before, nothing; on the 19th one reminder of what was promised.
+    s.ok("POST", "/_local/tick", None).await;
+    let why = s.ok("GET", "/v1/accounts/PR-1/decisions", None).await;
+    assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-19T15:00:00Z" })),
+    )
+    .await;
+    s.ok("POST", "/_local/tick", None).await;
+    s.ok("POST", "/_local/drain", None).await;
+    let to_debtor: Vec<_> = s
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.to.phone.as_str() == "+56977770003")
+        .collect();
+    assert_eq!(to_debtor.len(), 1);
+    assert!(
+        to_debtor[0].1.text.contains("20000 CLP") && to_debtor[0].1.text.contains("2026-03-20"),
+        "{}",
+        to_debtor[0].1.text
+    );
+    // Paid in two parts: kept when the promised amount is reached.
+    let pay = |id: &str, amount: i64| {
+        json!({ "tenant": "demo", "account": "PR-1", "payment_id": id,
+        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-19T16:00:00Z" })
+    };
+    s.stack
+        .payment_handler
+        .handle(pay("pr-a", 5000))
+        .await
+        .unwrap();
+    let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
+    assert_eq!(view["account"]["promise"]["paid_minor"], 5000, "{view}");
+    let outcome = s
+        .stack
+        .payment_handler
+        .handle(pay("pr-b", 15000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            cobro::repo::PaymentOutcome::Applied {
+                promise_kept: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert!(s.ok("GET", "/v1/accounts/PR-1", None).await["account"]["promise"].is_null());
+
+    // A second promise passes unpaid: broken at the next tick, and the reminders resume.
+    s.ok(
+        "POST",
+        "/v1/accounts/PR-1/promises",
+        Some(json!({ "amount_minor": 10000, "by": "2026-03-23" })),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-24T15:00:00Z" })),
+    )
+    .await;
+    s.ok("POST", "/_local/tick", None).await;
+    let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
+    assert!(view["account"]["promise"].is_null(), "broken: {view}");
+    assert!(view["decisions"].as_array().unwrap().len() >= 3, "{view}");
+}

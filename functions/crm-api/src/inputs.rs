@@ -114,6 +114,7 @@ impl AccountInput {
             tags: self.tags,
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         })
     }

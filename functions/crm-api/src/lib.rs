@@ -49,6 +49,7 @@ pub fn router(state: Arc<CrmApi>) -> Router {
         .route("/v1/accounts/{id}/decisions", get(get_decisions))
         .route("/v1/accounts/{id}/plans/quote", post(plans::quote))
         .route("/v1/accounts/{id}/plans", post(plans::accept))
+        .route("/v1/accounts/{id}/promises", post(plans::promise))
         .route("/v1/payments/suspense", get(get_suspense))
         .route("/v1/payments", post(post_payment))
         .fallback(|| async { Problem::not_found("no such route") })

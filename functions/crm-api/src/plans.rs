@@ -156,3 +156,64 @@ pub(crate) async fn accept(
         Accepted::Existing(p) => Ok((StatusCode::OK, Json(json!(p))).into_response()),
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromiseInput {
+    amount_minor: i64,
+    by: jiff::civil::Date,
+    /// `crm` (default) or `debtor`.
+    #[serde(default)]
+    made_by: Option<String>,
+}
+
+/// A promise to pay `amount_minor` by `by` (within the tenant's limit): the reminders wait for
+/// it, with one the day before; payments keep it, and its day passing short of it breaks it.
+pub(crate) async fn promise(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: PromiseInput = parse_json(&body)?;
+    let account = open_account(&s, &caller, raw).await?;
+    let tenant = s.tenant(&caller).await?;
+    let now = s.clock.now();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let limit = today
+        .checked_add(jiff::Span::new().days(i64::from(tenant.plan_rules.max_promise_days)))
+        .map_err(|e| Problem::invalid_field("by", e.to_string()))?;
+    if input.by < today || input.by > limit {
+        return Err(Problem::invalid_field(
+            "by",
+            format!("must be between {today} and {limit}"),
+        ));
+    }
+    if input.amount_minor <= 0 || input.amount_minor > account.balance_minor {
+        return Err(Problem::invalid_field(
+            "amount_minor",
+            format!("must be 1 to the balance ({})", account.balance_minor),
+        ));
+    }
+    let made_by = input.made_by.unwrap_or_else(|| "crm".into());
+    if made_by != "crm" && made_by != "debtor" {
+        return Err(Problem::invalid_field("made_by", "is `crm` or `debtor`"));
+    }
+    let promise = cobro::domain::Promise {
+        amount_minor: input.amount_minor,
+        by: input.by,
+        paid_minor: 0,
+        made_at: now,
+        made_by,
+    };
+    s.store.make_promise(&account, &promise, now).await?;
+    let detail = json!({ "tenant": caller.tenant, "account": account.id, "promise": promise });
+    s.bus
+        .publish(vec![cobro::ports::Event::new("PromiseMade", detail)])
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "PromiseMade not published");
+            Problem::internal()
+        })?;
+    Ok((StatusCode::CREATED, Json(json!(promise))).into_response())
+}

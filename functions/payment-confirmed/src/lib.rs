@@ -59,6 +59,7 @@ impl PaymentHandler {
             settled,
             credit_minor,
             plan,
+            promise_kept,
         } = outcome
         else {
             return Ok(());
@@ -88,6 +89,9 @@ impl PaymentHandler {
                 "PlanCompleted",
                 with(serde_json::json!({ "plan": id })),
             ));
+        }
+        if *promise_kept {
+            events.push(Event::new("PromiseKept", with(serde_json::json!({}))));
         }
         if *settled {
             events.push(Event::new("AccountSettled", with(serde_json::json!({}))));

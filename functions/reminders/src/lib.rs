@@ -148,6 +148,9 @@ impl Reminders {
         // A plan whose instalment is later than the tenant's grace days is broken: the
         // reminders go back to the whole debt.
         let account = self.break_late_plan(tenant, &debtor, account, now).await?;
+        let account = self
+            .break_late_promise(tenant, &debtor, account, now)
+            .await?;
         // Every contact of this debtor on any account counts against the caps and gaps.
         let history = self
             .store
@@ -247,6 +250,40 @@ impl Reminders {
                 "grace_days": tenant.plan_rules.grace_days,
             });
             bus.publish(vec![Event::new("PlanBroken", detail)])
+                .await
+                .map_err(|e| TickError::Bus(e.to_string()))?;
+        }
+        Ok(self
+            .store
+            .account(&tenant.id, &account.id)
+            .await?
+            .unwrap_or(account))
+    }
+
+    /// A promise whose day has passed short of the amount is broken; the reminders go back to
+    /// the plan or the debt.
+    async fn break_late_promise(
+        &self,
+        tenant: &Tenant,
+        debtor: &cobro::domain::Debtor,
+        account: Account,
+        now: Timestamp,
+    ) -> Result<Account, TickError> {
+        let Some(promise) = &account.promise else {
+            return Ok(account);
+        };
+        let today = now.to_zoned(debtor.time_zone.tz()).date();
+        if today <= promise.by || !self.store.end_promise(&account).await? {
+            return Ok(account);
+        }
+        tracing::info!(account = %account.id, by = %promise.by, "promise to pay broken");
+        if let Some(bus) = &self.bus {
+            let detail = serde_json::json!({
+                "tenant": tenant.id, "account": account.id, "debtor": account.debtor,
+                "promised_minor": promise.amount_minor, "paid_minor": promise.paid_minor,
+                "by": promise.by,
+            });
+            bus.publish(vec![Event::new("PromiseBroken", detail)])
                 .await
                 .map_err(|e| TickError::Bus(e.to_string()))?;
         }

@@ -228,6 +228,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         };
         let (account, _) = store.upsert_account(&account, None).await.unwrap();

@@ -200,6 +200,7 @@ pub async fn seed(
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         };
         let next = decider.first_action(&tenant, &account, &debtor, now);

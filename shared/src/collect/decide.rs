@@ -37,10 +37,21 @@ pub struct Contact {
     pub reason: String,
 }
 
-#[derive(Default)]
 pub struct Decider {
     pub strategy: Strategy,
+    /// What runs while a promise to pay stands: a reminder the day before.
+    pub promise_strategy: Strategy,
     pub window: ContactWindow,
+}
+
+impl Default for Decider {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::default(),
+            promise_strategy: Strategy::on_days("promise", &[-1]),
+            window: ContactWindow::default(),
+        }
+    }
 }
 
 impl Decider {
@@ -76,6 +87,10 @@ impl Decider {
         account: &Account,
         today: jiff::civil::Date,
     ) -> &'a Strategy {
+        // While a promise stands, one reminder the day before it falls due, nothing else.
+        if account.promise.is_some() {
+            return &self.promise_strategy;
+        }
         tenant
             .strategies
             .as_ref()
@@ -220,6 +235,16 @@ impl Decider {
                         .expect("in range"),
                 )
             });
+        // After a promise's day the account must be looked at again, to see it kept or broken.
+        let next_action_at = match (&account.promise, next_action_at) {
+            (Some(p), None) => {
+                p.by.tomorrow()
+                    .ok()
+                    .and_then(|d| self.step_time(d, &tz))
+                    .map(|t| t.max(now))
+            }
+            (_, next) => next,
+        };
         let end = match next_action_at {
             None if strategy.end != super::strategy::EndAction::Stop => {
                 format!("; the last step, then {}", strategy.end.as_str())

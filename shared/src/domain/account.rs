@@ -24,6 +24,20 @@ impl AccountStatus {
     }
 }
 
+/// "I will pay X by D": made in the chat or by the CRM; kept by payments reaching X by D,
+/// broken when D passes short of it. While it stands the reminders wait (one the day before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    pub amount_minor: i64,
+    pub by: Date,
+    /// Paid since the promise was made.
+    #[serde(default)]
+    pub paid_minor: i64,
+    pub made_at: Timestamp,
+    /// `crm` or `debtor`.
+    pub made_by: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instalment {
     pub number: u32,
@@ -60,6 +74,9 @@ pub struct Account {
     /// Paid beyond the balance: kept as a credit, never lost. cobro's own.
     #[serde(default)]
     pub credit_minor: i64,
+    /// A promise to pay, while it stands. cobro's own.
+    #[serde(default)]
+    pub promise: Option<Promise>,
     /// Bumped on every write; conditional writes use it to detect lost updates.
     #[serde(default)]
     pub version: u64,
@@ -73,6 +90,9 @@ impl Account {
     /// What the reminders are about: the plan's next instalment while a plan runs, else the
     /// account's due date and whole balance.
     pub fn reminder_target(&self) -> (Date, i64) {
+        if let Some(p) = &self.promise {
+            return (p.by, (p.amount_minor - p.paid_minor).max(0));
+        }
         match &self.plan {
             Some(p) => (p.next_due, p.next_amount_minor),
             None => (self.due_date, self.balance_minor),
@@ -131,6 +151,7 @@ mod tests {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            promise: None,
             version: 0,
         }
     }

@@ -8,7 +8,7 @@ mod money;
 mod party;
 mod phone;
 
-pub use account::{Account, AccountStatus, Instalment, Payment};
+pub use account::{Account, AccountStatus, Instalment, Payment, Promise};
 pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{Language, Zone};

@@ -67,6 +67,8 @@ pub struct PlanRules {
     pub settlement: Option<SettlementRules>,
     /// Days an instalment may be late before the plan is broken.
     pub grace_days: u32,
+    /// The furthest a promise to pay may reach, in days from today.
+    pub max_promise_days: u32,
 }
 
 impl Default for PlanRules {
@@ -82,6 +84,7 @@ impl Default for PlanRules {
             annual_interest_bps: 0,
             settlement: None,
             grace_days: 5,
+            max_promise_days: 15,
         }
     }
 }

@@ -97,6 +97,64 @@ pub(super) fn due_updates(
 }
 
 impl Store {
+    /// Records a promise to pay on the account (replacing an earlier one) and puts the account
+    /// back on the due index so its reminders wait for it.
+    pub async fn make_promise(
+        &self,
+        account: &Account,
+        promise: &crate::domain::Promise,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        let mut updates = due_updates(
+            &account.tenant,
+            &account.id,
+            Some(now),
+            &format!("ACCOUNT#{}", account.id),
+        );
+        updates.push(crate::ports::Update::set(
+            "promise",
+            serde_json::to_value(promise).expect("serializes"),
+        ));
+        updates.push(crate::ports::Update::add("version", 1));
+        match self
+            .table
+            .update(
+                &keys::account(&account.tenant, &account.id),
+                updates,
+                Some(Condition::eq("version", account.version)),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!(
+                "account {} changed",
+                account.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends a promise (kept or broken) if it is still the one given.
+    pub async fn end_promise(&self, account: &Account) -> Result<bool, RepoError> {
+        let updates = vec![
+            crate::ports::Update::remove("promise"),
+            crate::ports::Update::add("version", 1),
+        ];
+        match self
+            .table
+            .update(
+                &keys::account(&account.tenant, &account.id),
+                updates,
+                Some(Condition::eq("version", account.version)),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Creates or replaces the account (idempotent on the CRM's id), keeping cobro's version
     /// counter. `next_action_at` puts it on the due index, or takes it off.
     pub async fn upsert_account(
@@ -112,6 +170,7 @@ impl Store {
             if let Some(c) = &current {
                 next.plan = c.plan.clone();
                 next.credit_minor = c.credit_minor;
+                next.promise = c.promise.clone();
             }
             let condition = match &current {
                 None => Condition::NotExists,

@@ -41,6 +41,8 @@ pub enum PaymentOutcome {
         credit_minor: i64,
         /// The plan it was allocated to, and the plan's state after it.
         plan: Option<(String, PlanStatus)>,
+        /// It completed what the debtor promised to pay.
+        promise_kept: bool,
     },
     /// This payment id was applied before: nothing changed.
     Duplicate,
@@ -166,6 +168,22 @@ impl Store {
             if credit > 0 {
                 updates.push(Update::add("credit_minor", credit));
             }
+            // A promise standing when the payment was made counts it; reaching the promised
+            // amount keeps it.
+            let mut promise_kept = false;
+            if let Some(promise) = &account.promise {
+                let mut promise = promise.clone();
+                promise.paid_minor += p.amount_minor;
+                if promise.paid_minor >= promise.amount_minor || settled {
+                    promise_kept = true;
+                    updates.push(Update::remove("promise"));
+                } else {
+                    updates.push(Update::set(
+                        "promise",
+                        serde_json::to_value(&promise).expect("serializes"),
+                    ));
+                }
+            }
             let mut plan_ops = Vec::new();
             if let Some(plan) = &plan {
                 match plan.reference() {
@@ -214,6 +232,7 @@ impl Store {
                         settled,
                         credit_minor: credit,
                         plan: plan.map(|pl| (pl.id, pl.status)),
+                        promise_kept,
                     })
                 }
                 Err(TableError::TransactionCanceled(f)) if f.first() == Some(&true) => {

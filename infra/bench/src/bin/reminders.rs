@@ -85,6 +85,7 @@ fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        promise: None,
         version: 0,
     }
 }
