@@ -774,6 +774,7 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         tries: 0,
         delivery: None,
         error_code: None,
+        receipt: false,
     };
     let later = now
         .checked_add(jiff::SignedDuration::from_mins(10))

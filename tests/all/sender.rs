@@ -163,6 +163,7 @@ impl Setup {
             tries: 0,
             delivery: None,
             error_code: None,
+            receipt: false,
         };
         let retry = self
             .clock

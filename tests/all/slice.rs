@@ -282,12 +282,27 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         .await;
     s.ok("POST", "/_local/tick", None).await;
     s.ok("POST", "/_local/drain", None).await;
+    // The two receipts go 6 s apart at least (Meta's pair rate): the second one waits on the
+    // outbox, and a later tick sends it.
+    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
+        .await;
+    s.ok("POST", "/_local/tick", None).await;
+    s.ok("POST", "/_local/drain", None).await;
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
-    assert_eq!(
-        view["attempts"].as_array().unwrap().len(),
-        1,
-        "no reminder after settlement"
+    let attempts = view["attempts"].as_array().unwrap();
+    let (receipts, reminders): (Vec<_>, Vec<_>) =
+        attempts.iter().partition(|a| a["receipt"] == true);
+    assert_eq!(reminders.len(), 1, "no reminder after settlement");
+    // A receipt for each payment, sent even though the account is settled.
+    assert_eq!(receipts.len(), 2, "{attempts:?}");
+    assert!(
+        receipts.iter().all(|r| r["status"] == "sent"),
+        "{receipts:?}"
     );
+    assert!(receipts[0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("recibimos tu pago"));
 }
 
 #[tokio::test]
@@ -312,14 +327,25 @@ async fn a_payment_between_decision_and_send_cancels_the_message() {
         .unwrap();
     let drained = s.ok("POST", "/_local/drain", None).await;
     assert!(drained["cancelled"].as_u64().unwrap() >= 1, "{drained}");
-    assert!(s
+    // The reminder is cancelled; only the payment's receipt reaches the debtor.
+    let to_debtor: Vec<String> = s
         .stack
         .channel
         .sent()
-        .iter()
-        .all(|(_, m)| m.to.phone.as_str() != "+56911112222"));
+        .into_iter()
+        .filter(|(_, m)| m.to.phone.as_str() == "+56911112222")
+        .map(|(_, m)| m.text)
+        .collect();
+    assert_eq!(to_debtor.len(), 1, "{to_debtor:?}");
+    assert!(to_debtor[0].contains("recibimos tu pago"), "{to_debtor:?}");
     let view = s.ok("GET", "/v1/accounts/A-2", None).await;
-    assert_eq!(view["attempts"][0]["status"], "cancelled");
+    let reminder = view["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["receipt"] != true)
+        .unwrap();
+    assert_eq!(reminder["status"], "cancelled");
 }
 
 #[tokio::test]

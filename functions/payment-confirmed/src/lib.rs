@@ -2,8 +2,11 @@
 
 use std::sync::Arc;
 
+use cobro::collect::templates::{receipt, RECEIPT_TEMPLATE};
+use cobro::domain::{AttemptStatus, ContactAttempt, Money};
+use cobro::outbound::OutboundMessage;
 use cobro::plans::PlanStatus;
-use cobro::ports::{Bus, Event};
+use cobro::ports::{Bus, Event, Outgoing, Queue};
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, RepoError, Store};
 
 pub const DETAIL_TYPE: &str = "PaymentConfirmed";
@@ -13,6 +16,8 @@ pub struct PaymentHandler {
     /// Where `PaymentApplied`, `PlanCompleted` and `AccountSettled` go for CRMs; `None`
     /// publishes nothing.
     pub bus: Option<Arc<dyn Bus>>,
+    /// The outbound queue, for the receipt to the debtor; `None` sends none.
+    pub outbound: Option<Arc<dyn Queue>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +46,82 @@ impl PaymentHandler {
             })?;
         tracing::info!(account = %payment.account, payment = %payment.payment_id, ?outcome, "payment");
         self.announce(&payment, &outcome).await?;
+        if let PaymentOutcome::Applied { balance_minor, .. } = &outcome {
+            self.queue_receipt(&payment, *balance_minor).await?;
+        }
         Ok(outcome)
+    }
+
+    /// A receipt to the debtor on the first channel the tenant uses and the debtor consents
+    /// to, committed on the outbox (once per payment) and queued for the sender, which applies
+    /// the time rules, consent and opt-outs like for any message.
+    async fn queue_receipt(
+        &self,
+        p: &PaymentConfirmed,
+        balance_minor: i64,
+    ) -> Result<(), PaymentError> {
+        let Some(outbound) = &self.outbound else {
+            return Ok(());
+        };
+        let Some(account) = self.store.account(&p.tenant, &p.account).await? else {
+            return Ok(());
+        };
+        let (Some(tenant), Some(debtor)) = (
+            self.store.tenant(&p.tenant).await?,
+            self.store.debtor(&p.tenant, &account.debtor).await?,
+        ) else {
+            return Ok(());
+        };
+        let Some(channel) = tenant.usable_channels().find(|c| debtor.has_consent(*c)) else {
+            tracing::info!(account = %account.id, "no channel with consent: no receipt");
+            return Ok(());
+        };
+        let amount = Money::new(p.amount_minor, p.currency).display();
+        let balance = Money::new(balance_minor, p.currency).display();
+        let attempt = ContactAttempt {
+            tenant: p.tenant.clone(),
+            account: p.account.clone(),
+            debtor: debtor.id.clone(),
+            decision_id: format!("receipt:{}", p.payment_id),
+            channel,
+            template: RECEIPT_TEMPLATE.into(),
+            status: AttemptStatus::Queued,
+            decided_at: p.paid_at,
+            text: receipt(
+                debtor.language,
+                &debtor.name,
+                &amount,
+                &tenant.name,
+                &balance,
+            ),
+            to: debtor.phone.clone(),
+            language: debtor.language,
+            provider_message_id: None,
+            error: None,
+            claimed_at: None,
+            params: vec![debtor.name.clone(), amount, tenant.name.clone(), balance],
+            tries: 0,
+            delivery: None,
+            error_code: None,
+            receipt: true,
+        };
+        // On the outbox ten minutes ahead: a lost queue message is sent by a later tick.
+        let retry = p.paid_at + jiff::SignedDuration::from_mins(10);
+        if self.store.commit_message(&attempt, retry).await? {
+            let m = OutboundMessage {
+                tenant: attempt.tenant.clone(),
+                account: attempt.account.clone(),
+                decision_id: attempt.decision_id.clone(),
+            };
+            outbound
+                .send_batch(vec![Outgoing::new(
+                    "0",
+                    serde_json::to_string(&m).expect("serializes"),
+                )])
+                .await
+                .map_err(|e| PaymentError::Bus(format!("outbound queue: {e}")))?;
+        }
+        Ok(())
     }
 
     /// What changed, for the CRM. A redelivery that changed nothing announces nothing.

@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = PaymentHandler {
         store: Store::new(lambda::table().await?),
         bus: Some(lambda::bus().await?),
+        outbound: Some(lambda::outbound_queue().await?),
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(

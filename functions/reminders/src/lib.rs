@@ -180,6 +180,7 @@ impl Reminders {
                     tries: 0,
                     delivery: None,
                     error_code: None,
+                    receipt: false,
                 };
                 let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
                 match self

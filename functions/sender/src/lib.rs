@@ -161,7 +161,7 @@ impl Sender {
         let Some(account) = self.store.account(&a.tenant, &a.account).await? else {
             return Ok(Err("the account no longer exists".into()));
         };
-        if !account.status.is_collectable() || account.balance_minor == 0 {
+        if !a.receipt && (!account.status.is_collectable() || account.balance_minor == 0) {
             return Ok(Err(format!(
                 "the account is {} since the decision",
                 serde_json::to_value(account.status)
@@ -200,10 +200,14 @@ impl Sender {
             let reason = format!("no compliance preset for {}", tenant.country);
             return self.cancel(a, reason).await.map(Some);
         };
-        let history = self
-            .store
-            .contact_history(&a.tenant, &a.debtor, Some((&a.account, &a.decision_id)))
-            .await?;
+        // A receipt is not a collection contact: caps and gaps do not count it.
+        let history = if a.receipt {
+            Vec::new()
+        } else {
+            self.store
+                .contact_history(&a.tenant, &a.debtor, Some((&a.account, &a.decision_id)))
+                .await?
+        };
         let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
         let facts = Facts {
             debtor,

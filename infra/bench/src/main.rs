@@ -256,6 +256,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             tries: 0,
             delivery: None,
             error_code: None,
+            receipt: false,
         };
         let retry = now
             .checked_add(jiff::SignedDuration::from_hours(1))

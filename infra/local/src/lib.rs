@@ -141,6 +141,7 @@ impl LocalStack {
             payment_handler: PaymentHandler {
                 store: store.clone(),
                 bus: Some(bus.clone()),
+                outbound: Some(outbound.clone()),
             },
             inbound_handler: Inbound {
                 store: store.clone(),

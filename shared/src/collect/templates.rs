@@ -87,3 +87,22 @@ pub fn render(kind: ReminderKind, lang: Language, v: &ReminderVars<'_>) -> Strin
         ),
     }
 }
+
+/// The receipt for a payment, per language: what was received and what is left.
+pub fn receipt(lang: Language, name: &str, amount: &str, creditor: &str, balance: &str) -> String {
+    match lang {
+        Language::Es => format!(
+            "Hola {name}, recibimos tu pago de {amount} a {creditor}. Saldo pendiente: {balance}. ¡Gracias!"
+        ),
+        Language::Pt => format!(
+            "Olá {name}, recebemos o seu pagamento de {amount} a {creditor}. Saldo em aberto: {balance}. Obrigado!"
+        ),
+        Language::En => format!(
+            "Hi {name}, we received your payment of {amount} to {creditor}. Balance left: {balance}. Thank you!"
+        ),
+    }
+}
+
+/// The receipt's template name at the provider; its parameters are name, amount, creditor,
+/// balance.
+pub const RECEIPT_TEMPLATE: &str = "payment_receipt";

@@ -85,4 +85,8 @@ pub struct ContactAttempt {
     /// The provider's error code of the last failure.
     #[serde(default)]
     pub error_code: Option<i64>,
+    /// A receipt for a payment, not a collection message: it goes even once the account is
+    /// settled, and caps and gaps do not count it (the time rules, consent and opt-outs apply).
+    #[serde(default)]
+    pub receipt: bool,
 }

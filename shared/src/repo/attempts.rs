@@ -101,6 +101,33 @@ impl Store {
         }
     }
 
+    /// Commits a message that does not move the account's schedule (a receipt): the attempt
+    /// on the outbox, once per id. `Ok(false)`: committed before.
+    pub async fn commit_message(
+        &self,
+        attempt: &ContactAttempt,
+        outbox_retry_at: Timestamp,
+    ) -> Result<bool, RepoError> {
+        let mut item = to_item(
+            keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
+            "attempt",
+            attempt,
+        );
+        item.insert("status_code".into(), attempt.status.as_str().into());
+        set_due(
+            &mut item,
+            &attempt.tenant,
+            outbox_retry_at,
+            &outbox_what(attempt),
+            &attempt.account,
+        );
+        match self.table.put(item, Some(Condition::NotExists)).await {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn attempt(
         &self,
         t: &TenantId,
