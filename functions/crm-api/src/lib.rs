@@ -42,22 +42,40 @@ impl CrmApi {
     }
 }
 
+/// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    Router::new()
-        .route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
-        .route("/v1/accounts/{id}", get(get_account).put(put_account))
-        .route("/v1/accounts/{id}/decisions", get(get_decisions))
-        .route("/v1/accounts/{id}/plans/quote", post(plans::quote))
-        .route("/v1/accounts/{id}/plans", post(plans::accept))
-        .route("/v1/accounts/{id}/promises", post(plans::promise))
-        .route("/v1/payments/suspense", get(get_suspense))
-        .route("/v1/payments", post(post_payment))
+    plan_routes(core_routes(Router::new()))
         .fallback(|| async { Problem::not_found("no such route") })
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ))
         .with_state(state)
+}
+
+/// Only the plan and promise routes: what the `plans` Lambda serves on AWS.
+pub fn plans_router(state: Arc<CrmApi>) -> Router {
+    plan_routes(Router::new())
+        .fallback(|| async { Problem::not_found("no such route") })
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .with_state(state)
+}
+
+fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
+    r.route("/v1/accounts/{id}/plans/quote", post(plans::quote))
+        .route("/v1/accounts/{id}/plans", post(plans::accept))
+        .route("/v1/accounts/{id}/promises", post(plans::promise))
+}
+
+fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
+    r.route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
+        .route("/v1/accounts/{id}", get(get_account).put(put_account))
+        .route("/v1/accounts/{id}/decisions", get(get_decisions))
+        .route("/v1/payments/suspense", get(get_suspense))
+        .route("/v1/payments", post(post_payment))
 }
 
 pub(crate) fn id<T>(

@@ -1,0 +1,23 @@
+//! The plans Lambda: `POST /v1/accounts/{id}/plans/quote`, `POST /v1/accounts/{id}/plans` and
+//! `POST /v1/accounts/{id}/promises`, behind the same API keys as the CRM API. The plan
+//! builder itself is the library `cobro::plans`, which the chatbot and the API call.
+
+use std::sync::Arc;
+
+use cobro::collect::Decider;
+use cobro::lambda;
+use cobro::ports::SystemClock;
+use cobro::repo::Store;
+use cobro_crm_api::{plans_router, CrmApi};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    let state = CrmApi {
+        store: Store::new(lambda::table().await?),
+        bus: lambda::bus().await?,
+        clock: Arc::new(SystemClock),
+        decider: Decider::default(),
+    };
+    lambda_http::run(plans_router(Arc::new(state))).await
+}
