@@ -944,3 +944,24 @@ async fn asking_not_to_be_contacted_at_all_withdraws_every_channel() {
     );
     assert_eq!(cobro::compliance::classify_keyword("quiero pagar"), None);
 }
+
+#[tokio::test]
+async fn a_correctly_signed_post_always_gets_200_even_when_it_is_not_a_webhook() {
+    let h = Harness::new().await;
+    for body in [
+        &b"not json at all"[..],
+        b"{\"object\":\"page\"}",
+        b"[]",
+        b"{\"entry\":[{\"changes\":[{}]}]}",
+    ] {
+        let key = h.post(body, Some(DEFAULT_SECRET)).await.expect("accepted");
+        assert_eq!(
+            h.blobs.get(&key).await.unwrap().as_deref(),
+            Some(body),
+            "kept as it came"
+        );
+    }
+    let report = h.drain().await;
+    assert_eq!(report.messages + report.statuses, 0, "{report:?}");
+    assert!(report.unrouted >= 1, "kept for inspection: {report:?}");
+}
