@@ -124,3 +124,95 @@ async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     let (left, credit, stored) = deliver_all(table, 10_000, deliveries).await;
     assert_eq!((left, credit, stored), (4_000, 0, 6));
 }
+
+fn stripe_event(kind: &str, object: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "id": "evt_1", "object": "event", "api_version": "2024-06-20", "created": 1773673200,
+        "livemode": false, "type": kind, "data": { "object": object }
+    })
+}
+
+#[tokio::test]
+async fn stripe_payments_apply_once_whether_the_session_or_the_intent_arrives() {
+    use cobro_payment_confirmed::PaymentHandler;
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    store.upsert_account(&account(50_000), None).await.unwrap();
+    let handler = PaymentHandler {
+        store: store.clone(),
+        bus: None,
+        outbound: None,
+    };
+    let metadata = serde_json::json!({ "tenant": "t", "account": "A-1", "plan": "" });
+    let session = stripe_event(
+        "checkout.session.completed",
+        serde_json::json!({
+        "id": "cs_test_1", "object": "checkout.session", "payment_status": "paid", "status": "complete",
+        "amount_total": 20000, "currency": "clp", "payment_intent": "pi_123", "metadata": metadata,
+        "client_reference_id": "A-1" }),
+    );
+    let intent = stripe_event(
+        "payment_intent.succeeded",
+        serde_json::json!({
+        "id": "pi_123", "object": "payment_intent", "amount": 20000, "amount_received": 20000,
+        "currency": "clp", "status": "succeeded", "metadata": metadata }),
+    );
+    // Through the envelope EventBridge gives an SQS target, from Stripe's partner source.
+    let envelope = serde_json::json!({ "version": "0", "id": "e1", "detail-type": "checkout.session.completed",
+        "source": "aws.partner/stripe.com/ed_test_61ABC", "account": "000000000000",
+        "time": "2026-03-16T15:00:00Z", "region": "us-east-1", "resources": [], "detail": session });
+    let first = handler
+        .handle_envelope(&envelope.to_string())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            first,
+            PaymentOutcome::Applied {
+                applied_minor: 20_000,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    let second = handler.handle_stripe(intent).await.unwrap();
+    assert_eq!(
+        second,
+        PaymentOutcome::Duplicate,
+        "the intent of the same payment"
+    );
+    let view = store
+        .account_view(
+            &TenantId::parse("t").unwrap(),
+            &AccountId::parse("A-1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.account.balance_minor, 30_000);
+    assert_eq!(view.payments[0].id.as_str(), "pi_123");
+    assert_eq!(view.payments[0].method, "stripe");
+    // An unpaid session and other event types are not payments; a payment without the
+    // metadata cobro put on it cannot be applied.
+    let unpaid = stripe_event(
+        "checkout.session.completed",
+        serde_json::json!({
+        "id": "cs_2", "payment_status": "unpaid", "amount_total": 1, "currency": "clp",
+        "payment_intent": "pi_2", "metadata": metadata }),
+    );
+    assert!(matches!(
+        handler.handle_stripe(unpaid).await.unwrap(),
+        PaymentOutcome::Ignored { .. }
+    ));
+    let refund = stripe_event("charge.refunded", serde_json::json!({ "id": "ch_1" }));
+    assert!(matches!(
+        handler.handle_stripe(refund).await.unwrap(),
+        PaymentOutcome::Ignored { .. }
+    ));
+    let bare = stripe_event(
+        "payment_intent.succeeded",
+        serde_json::json!({
+        "id": "pi_9", "amount_received": 100, "currency": "clp", "metadata": {} }),
+    );
+    assert!(handler.handle_stripe(bare).await.is_err());
+}

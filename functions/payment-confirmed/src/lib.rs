@@ -1,6 +1,10 @@
 //! Applies a confirmed payment to its account, exactly once however often the event arrives.
 
+pub mod stripe;
+
 use std::sync::Arc;
+
+use stripe::StripeEvent;
 
 use cobro::collect::templates::{receipt, RECEIPT_TEMPLATE};
 use cobro::domain::{AttemptStatus, ContactAttempt, Money};
@@ -181,10 +185,38 @@ impl PaymentHandler {
             .map_err(|e| PaymentError::Bus(e.to_string()))
     }
 
+    /// Takes a Stripe event (the `detail` of its partner event source): a paid Checkout
+    /// Session or a succeeded PaymentIntent is applied like any `PaymentConfirmed`.
+    pub async fn handle_stripe(
+        &self,
+        detail: serde_json::Value,
+    ) -> Result<PaymentOutcome, PaymentError> {
+        match stripe::parse(&detail) {
+            StripeEvent::Payment(p) => {
+                self.handle(serde_json::to_value(&p).expect("serializes"))
+                    .await
+            }
+            StripeEvent::Ignored(reason) => Ok(PaymentOutcome::Ignored { reason }),
+            // Without its tenant it cannot go to a suspense list: the rule's dead-letter
+            // queue keeps it, with this reason in the logs.
+            StripeEvent::Invalid(reason) => {
+                tracing::error!(%reason, "a Stripe payment cobro cannot apply");
+                Err(PaymentError::Invalid(reason))
+            }
+        }
+    }
+
     /// Takes an EventBridge envelope as delivered to an SQS target (the local stack's route).
     pub async fn handle_envelope(&self, body: &str) -> Result<PaymentOutcome, PaymentError> {
         let mut envelope: serde_json::Value =
             serde_json::from_str(body).map_err(|e| PaymentError::Invalid(e.to_string()))?;
+        let source = envelope
+            .get("source")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if stripe::is_stripe_source(source) {
+            return self.handle_stripe(envelope["detail"].take()).await;
+        }
         match envelope.get("detail-type").and_then(|v| v.as_str()) {
             Some(DETAIL_TYPE) => self.handle(envelope["detail"].take()).await,
             other => Err(PaymentError::Invalid(format!(

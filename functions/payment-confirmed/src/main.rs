@@ -18,7 +18,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            let outcome = handler.handle(event.payload.detail).await?;
+            let outcome =
+                if cobro_payment_confirmed::stripe::is_stripe_source(&event.payload.source) {
+                    handler.handle_stripe(event.payload.detail).await?
+                } else {
+                    handler.handle(event.payload.detail).await?
+                };
             Ok::<_, lambda_runtime::Error>(format!("{outcome:?}"))
         },
     ))

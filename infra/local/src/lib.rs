@@ -252,6 +252,7 @@ impl LocalStack {
                 Ok(PaymentOutcome::Applied { .. }) => report.payments_applied += 1,
                 Ok(PaymentOutcome::Duplicate) => report.payments_duplicate += 1,
                 Ok(PaymentOutcome::Suspense { .. }) => report.payments_suspended += 1,
+                Ok(PaymentOutcome::Ignored { .. }) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "payment not applied");
                     report.payments_rejected += 1;

@@ -49,6 +49,8 @@ pub enum PaymentOutcome {
     /// It cannot be applied (an unknown account, another currency): kept in the tenant's
     /// suspense list with the reason, never dropped.
     Suspense { reason: String },
+    /// Not a payment to apply (a provider's event of another kind, an unpaid session).
+    Ignored { reason: String },
 }
 
 /// A payment in suspense, as listed for the CRM.
