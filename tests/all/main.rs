@@ -3,5 +3,6 @@ mod contract;
 mod graph;
 mod inbound;
 mod ledger;
+mod links;
 mod sender;
 mod slice;

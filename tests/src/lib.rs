@@ -3,4 +3,5 @@
 
 pub mod contract;
 pub mod fake_graph;
+pub mod fake_stripe;
 pub mod moto;

@@ -4,6 +4,9 @@
 pub mod aws;
 pub mod dir_blobs;
 pub mod local_bus;
+pub mod pay_page;
 pub mod sandbox;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
+#[cfg(feature = "checkout")]
+pub mod stripe_checkout;

@@ -4,6 +4,7 @@ pub mod blobs;
 pub mod bus;
 pub mod channel;
 pub mod clock;
+pub mod links;
 pub mod media;
 pub mod queue;
 pub mod table;
@@ -15,6 +16,7 @@ pub use channel::{
     TemplateRef,
 };
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
+pub use links::{LinkError, LinkRequest, PaymentLink, PaymentLinks};
 pub use media::{MediaSource, Medium};
 pub use queue::{Outgoing, Queue, QueueError, Received};
 pub use table::{
