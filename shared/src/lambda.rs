@@ -131,6 +131,32 @@ async fn live_channels() -> Result<Channels, Error> {
     Ok(channels)
 }
 
+/// Stripe Checkout for payment links when `STRIPE_SECRET_KEY` is set (with
+/// `STRIPE_SUCCESS_URL`, `STRIPE_CANCEL_URL`, optional `STRIPE_API_URL` and `STRIPE_API_VERSION`).
+#[cfg(feature = "checkout")]
+pub fn stripe_links() -> Result<Option<Arc<dyn crate::ports::PaymentLinks>>, Error> {
+    use crate::adapters::stripe_checkout::{StripeCheckout, StripeConfig};
+    let Some(secret_key) = set("STRIPE_SECRET_KEY") else {
+        return Ok(None);
+    };
+    let config = StripeConfig {
+        base_url: set("STRIPE_API_URL").unwrap_or_else(|| "https://api.stripe.com".into()),
+        secret_key,
+        api_version: set("STRIPE_API_VERSION").unwrap_or_else(|| "2024-06-20".into()),
+        success_url: env("STRIPE_SUCCESS_URL")?,
+        cancel_url: env("STRIPE_CANCEL_URL")?,
+    };
+    Ok(Some(Arc::new(
+        StripeCheckout::new(config).map_err(|e| e.to_string())?,
+    )))
+}
+
+/// Without the `checkout` feature there is no Stripe: links come from tenants' pay pages.
+#[cfg(not(feature = "checkout"))]
+pub fn stripe_links() -> Result<Option<Arc<dyn crate::ports::PaymentLinks>>, Error> {
+    Ok(None)
+}
+
 /// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`). No timestamps: Lambda
 /// adds its own.
 pub fn init_logging() {

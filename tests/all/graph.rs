@@ -171,6 +171,7 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         policy: None,
         strategies: None,
         plan_rules: Default::default(),
+        pay_page: None,
     };
     assert_eq!(
         agency.usable_channels().collect::<Vec<_>>(),

@@ -80,6 +80,7 @@ impl Harness {
                 policy: None,
                 strategies: None,
                 plan_rules: Default::default(),
+                pay_page: None,
             })
             .await
             .unwrap();

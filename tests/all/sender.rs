@@ -82,6 +82,7 @@ impl Setup {
                 policy: None,
                 strategies: None,
                 plan_rules: Default::default(),
+                pay_page: None,
             })
             .await
             .unwrap();

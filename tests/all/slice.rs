@@ -599,6 +599,28 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
         (StatusCode::OK, &plan["id"]),
         "the same request is the same plan"
     );
+    // A link to pay the next instalment, on the demo lender's own pay page.
+    let link = s
+        .ok("POST", "/v1/accounts/P-1/links", Some(json!({})))
+        .await;
+    assert_eq!(link["amount_minor"], 30000, "{link}");
+    let url = link["link"]["url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://pay.credito-andino.example/P-1?amount=30000&currency=CLP"),
+        "{url}"
+    );
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/accounts/P-1/links",
+            Some(json!({ "instalment": 9 })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("instalment")),
+        "{body}"
+    );
     // The reminders now follow the first instalment (30,000 on 2026-03-20), not the whole debt.
     let view = s.ok("GET", "/v1/accounts/P-1", None).await;
     assert_eq!(

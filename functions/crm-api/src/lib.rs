@@ -31,6 +31,8 @@ pub struct CrmApi {
     pub bus: Arc<dyn Bus>,
     pub clock: Arc<dyn Clock>,
     pub decider: Decider,
+    /// The deployment's Stripe Checkout, for tenants without their own pay page.
+    pub stripe: Option<Arc<dyn cobro::ports::PaymentLinks>>,
 }
 
 impl CrmApi {
@@ -68,6 +70,7 @@ fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
     r.route("/v1/accounts/{id}/plans/quote", post(plans::quote))
         .route("/v1/accounts/{id}/plans", post(plans::accept))
         .route("/v1/accounts/{id}/promises", post(plans::promise))
+        .route("/v1/accounts/{id}/links", post(plans::link))
 }
 
 fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {

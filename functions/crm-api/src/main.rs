@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         bus: lambda::bus().await?,
         clock: Arc::new(SystemClock),
         decider: Decider::default(),
+        stripe: cobro::lambda::stripe_links()?,
     };
     lambda_http::run(router(Arc::new(state))).await
 }

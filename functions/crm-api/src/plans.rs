@@ -217,3 +217,114 @@ pub(crate) async fn promise(
         })?;
     Ok((StatusCode::CREATED, Json(json!(promise))).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkInput {
+    /// One instalment of the running plan (its number); none: the plan's next instalment, or
+    /// the whole balance without a plan.
+    #[serde(default)]
+    instalment: Option<u32>,
+    /// Default 23 hours (Stripe allows 30 minutes to 24 hours).
+    #[serde(default)]
+    expires_in_minutes: Option<u32>,
+}
+
+/// A payment link for the account or one of its plan's instalments: the tenant's own pay page
+/// when it has one, else Stripe Checkout.
+pub(crate) async fn link(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: LinkInput = parse_json(&body)?;
+    let account = open_account(&s, &caller, raw).await?;
+    let tenant = s.tenant(&caller).await?;
+    let now = s.clock.now();
+    let minutes = input.expires_in_minutes.unwrap_or(23 * 60);
+    if !(30..=24 * 60).contains(&minutes) {
+        return Err(Problem::invalid_field(
+            "expires_in_minutes",
+            "must be 30 to 1440",
+        ));
+    }
+    let plan = match &account.plan {
+        Some(r) => s.store.plan(&caller.tenant, &account.id, &r.id).await?,
+        None => None,
+    };
+    let (amount_minor, plan_id, instalment) = match (input.instalment, &plan) {
+        (Some(n), Some(p)) => {
+            let (i, inst) = p
+                .terms
+                .instalments
+                .iter()
+                .enumerate()
+                .find(|(_, i)| i.number == n)
+                .ok_or_else(|| {
+                    Problem::invalid_field("instalment", format!("the plan has no instalment {n}"))
+                })?;
+            let open = inst.amount_minor - p.paid_minor[i];
+            if open <= 0 {
+                return Err(Problem::invalid_field(
+                    "instalment",
+                    format!("instalment {n} is paid"),
+                ));
+            }
+            (open, Some(p.id.clone()), Some(n))
+        }
+        (Some(_), None) => {
+            return Err(Problem::invalid_field(
+                "instalment",
+                "the account has no running plan",
+            ))
+        }
+        (None, _) => match &account.plan {
+            Some(r) => (r.next_amount_minor, Some(r.id.clone()), None),
+            None => (account.balance_minor, None, None),
+        },
+    };
+    let expires_at = now + jiff::SignedDuration::from_mins(i64::from(minutes));
+    let request = cobro::ports::LinkRequest {
+        tenant: caller.tenant.clone(),
+        account: account.id.clone(),
+        plan: plan_id.clone(),
+        instalment,
+        amount: Money::new(amount_minor, account.currency),
+        description: format!("{} · {}", tenant.name, account.id),
+        expires_at,
+        // One link per account, plan, instalment and amount an hour: a retried call gets the
+        // same one.
+        idempotency_key: format!(
+            "{}:{}:{}:{}:{}:{}",
+            caller.tenant,
+            account.id,
+            plan_id.unwrap_or_default(),
+            instalment.unwrap_or(0),
+            amount_minor,
+            now.as_second() / 3600
+        ),
+    };
+    let provider: Arc<dyn cobro::ports::PaymentLinks> = match &tenant.pay_page {
+        Some(template) => Arc::new(
+            cobro::adapters::pay_page::PayPageLinks::new(template, None)
+                .map_err(|e| Problem::new(StatusCode::CONFLICT, "conflict", format!("the tenant's pay page: {e}")))?,
+        ),
+        None => s.stripe.clone().ok_or_else(|| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "no payment link provider: the tenant has no pay page and the deployment no Stripe key",
+            )
+        })?,
+    };
+    let link = provider.create(&request).await.map_err(|e| match e {
+        cobro::ports::LinkError::Invalid { field, reason } => Problem::invalid_field(field, reason),
+        other => Problem::new(StatusCode::BAD_GATEWAY, "bad-gateway", other.to_string()),
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "link": link, "amount_minor": amount_minor })),
+    )
+        .into_response())
+}

@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         bus: lambda::bus().await?,
         clock: Arc::new(SystemClock),
         decider: Decider::default(),
+        stripe: cobro::lambda::stripe_links()?,
     };
     lambda_http::run(plans_router(Arc::new(state))).await
 }

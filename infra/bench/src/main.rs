@@ -68,6 +68,7 @@ fn tenant(id: &TenantId) -> Tenant {
         policy: None,
         strategies: None,
         plan_rules: Default::default(),
+        pay_page: None,
     }
 }
 

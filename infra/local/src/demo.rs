@@ -142,6 +142,10 @@ pub async fn seed(
         policy: None,
         strategies: None,
         plan_rules: Default::default(),
+        pay_page: Some(
+            "https://pay.credito-andino.example/{account}?amount={amount_minor}&currency={currency}&plan={plan}&i={instalment}&exp={expires_at}"
+                .into(),
+        ),
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {

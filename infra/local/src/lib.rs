@@ -165,6 +165,7 @@ impl LocalStack {
                 bus,
                 clock: dyn_clock,
                 decider: Decider::default(),
+                stripe: None,
             }),
             settings,
             store,

@@ -356,6 +356,7 @@ mod tests {
             policy: None,
             strategies: Some(book()),
             plan_rules: Default::default(),
+            pay_page: None,
         };
         let consent = |c| Consent {
             channel: c,

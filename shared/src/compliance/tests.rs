@@ -1236,6 +1236,7 @@ async fn a_tenant_is_stored_only_with_rules_that_tighten() {
         policy: Some(preset("CL").unwrap().clone()),
         strategies: None,
         plan_rules: Default::default(),
+        pay_page: None,
     };
     store.put_tenant(&tenant).await.unwrap();
     let mut looser = preset("CL").unwrap().clone();

@@ -78,6 +78,10 @@ pub struct Tenant {
     /// What payment plans the tenant offers (lengths, frequencies, interest, settlements).
     #[serde(default)]
     pub plan_rules: crate::plans::PlanRules,
+    /// The lender's own pay page, as a URL template (`adapters::pay_page`); without one,
+    /// links are Stripe Checkout sessions when the deployment has a Stripe key.
+    #[serde(default)]
+    pub pay_page: Option<String>,
 }
 
 impl Tenant {

@@ -46,6 +46,7 @@ fn tenant() -> Tenant {
         policy: None,
         strategies: None,
         plan_rules: Default::default(),
+        pay_page: None,
     }
 }
 
