@@ -11,7 +11,7 @@ here=infra/coldstart
 
 echo "==> release build"
 cargo build --release --locked -p cobro-coldstart -p cobro-webhook -p cobro-crm-api -p cobro-reminders \
-  -p cobro-sender -p cobro-payment-confirmed -p cobro-inbound
+  -p cobro-sender -p cobro-payment-confirmed -p cobro-inbound -p cobro-plans
 
 bash scripts/venv.sh
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -53,12 +53,13 @@ echo "==> cold starts ($runs runs each, in turn)"
   "reminders=$bin/cobro-reminders:$here/events/reminders.json" \
   "sender=$bin/cobro-sender:$here/events/sender.json" \
   "payment-confirmed=$bin/cobro-payment-confirmed:$here/events/payment-confirmed.json" \
-  "inbound=$bin/cobro-inbound:$here/events/inbound.json"
+  "inbound=$bin/cobro-inbound:$here/events/inbound.json" \
+  "plans=$bin/cobro-plans:$here/events/plans.json"
 
 echo "==> sizes (stripped binary; zipped as bootstrap, deflate level 9)"
 .venv/bin/python - "$bin" <<'PY'
 import io, os, sys, zipfile
-for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed", "cobro-inbound"]:
+for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed", "cobro-inbound", "cobro-plans"]:
     path = os.path.join(sys.argv[1], name)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
