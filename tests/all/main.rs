@@ -6,3 +6,4 @@ mod ledger;
 mod links;
 mod sender;
 mod slice;
+mod stripe;

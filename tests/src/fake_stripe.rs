@@ -2,7 +2,9 @@
 //! key, form-encoded body with nested keys, the session object on success, Stripe's error
 //! object (`{"error":{"type","code","message","param"}}`) on failure, and `Idempotency-Key`
 //! (the same key and body give the same session; the same key with another body is an
-//! `idempotency_error`). localstripe (PyPI) does not serve Checkout Sessions, hence this.
+//! `idempotency_error`). localstripe (PyPI) does not serve Checkout Sessions, hence this:
+//! localstripe 1.15.10 answers `POST /v1/checkout/sessions` with a plain 404 while it does
+//! create PaymentIntents (checked by hand, not part of the test run).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,10 +20,30 @@ pub const KEY: &str = "sk_test_cobro";
 /// A decoded form body, in order.
 type Form = Vec<(String, String)>;
 
+/// One authenticated form request as received: the decoded body and the headers that change
+/// what Stripe does with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub form: Vec<(String, String)>,
+    pub idempotency_key: Option<String>,
+    pub stripe_version: Option<String>,
+}
+
+impl Call {
+    /// The value of one form field, by its full nested name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Form bodies received, decoded.
     requests: Mutex<Vec<Form>>,
+    calls: Mutex<Vec<Call>>,
     by_key: Mutex<HashMap<String, (Form, Value)>>,
     /// Scripted (status, body) answers for the next requests.
     script: Mutex<Vec<(u16, Value)>>,
@@ -70,6 +92,11 @@ impl FakeStripe {
         self.inner.requests.lock().unwrap().clone()
     }
 
+    /// Every authenticated form request, with its headers.
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+
     pub fn script(&self, status: u16, body: Value) {
         self.inner.script.lock().unwrap().push((status, body));
     }
@@ -99,6 +126,17 @@ async fn create(State(s): State<FakeStripe>, headers: HeaderMap, body: String) -
     }
     let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap_or_default();
     s.inner.requests.lock().unwrap().push(form.clone());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    s.inner.calls.lock().unwrap().push(Call {
+        form: form.clone(),
+        idempotency_key: header("idempotency-key"),
+        stripe_version: header("stripe-version"),
+    });
     if let Some((status, body)) = {
         let mut script = s.inner.script.lock().unwrap();
         (!script.is_empty()).then(|| script.remove(0))
@@ -106,20 +144,50 @@ async fn create(State(s): State<FakeStripe>, headers: HeaderMap, body: String) -
         return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
     }
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    for required in [
-        "mode",
-        "line_items[0][price_data][currency]",
-        "line_items[0][price_data][unit_amount]",
-        "success_url",
-    ] {
-        if get(required).is_none() {
+    let missing = |param: &str| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "parameter_missing",
+            &format!("Missing required param: {param}."),
+            Some(param),
+        )
+    };
+    // Stripe names the outermost missing parameter: `mode` first, then `line_items` as a
+    // whole, then the fields inside the first item.
+    if get("mode").is_none() {
+        return missing("mode");
+    }
+    if get("mode").as_deref() == Some("payment")
+        && !form.iter().any(|(k, _)| k.starts_with("line_items["))
+    {
+        return missing("line_items");
+    }
+    // A price_data needs its product, as an id or inline.
+    if get("line_items[0][price_data][product]").is_none()
+        && get("line_items[0][price_data][product_data][name]").is_none()
+    {
+        return missing("line_items[0][price_data][product_data][name]");
+    }
+    if let Some(v) = get("line_items[0][price_data][unit_amount]") {
+        if v.parse::<i64>().map_or(true, |n| n < 0) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
-                "parameter_missing",
-                &format!("Missing required param: {required}."),
-                Some(required),
+                "parameter_invalid_integer",
+                &format!("Invalid non-negative integer: {v}"),
+                Some("line_items[0][price_data][unit_amount]"),
             );
+        }
+    }
+    for required in [
+        "line_items[0][price_data][currency]",
+        "line_items[0][price_data][unit_amount]",
+        "line_items[0][quantity]",
+        "success_url",
+    ] {
+        if get(required).is_none() {
+            return missing(required);
         }
     }
     let now = jiff::Timestamp::now().as_second();
