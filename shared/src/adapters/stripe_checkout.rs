@@ -167,7 +167,9 @@ impl PaymentLinks for StripeCheckout {
         };
         Err(match status {
             401 | 403 => LinkError::Unauthorized(what),
-            429 | 500..=599 => LinkError::Transient(what),
+            // 409: a request with the same idempotency key is still running; a retry gets its
+            // saved result.
+            409 | 429 | 500..=599 => LinkError::Transient(what),
             _ => LinkError::Rejected(what),
         })
     }
