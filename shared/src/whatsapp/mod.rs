@@ -5,6 +5,7 @@ pub mod channel;
 #[cfg(feature = "whatsapp")]
 pub mod client;
 pub mod errors;
+pub mod events;
 pub mod send;
 pub mod signature;
 pub mod webhook;
