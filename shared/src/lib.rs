@@ -2,6 +2,7 @@
 //! written once over `Table`, and the adapters (embedded and AWS, one feature each).
 
 pub mod adapters;
+pub mod chat;
 pub mod collect;
 pub mod compliance;
 pub mod domain;

@@ -172,6 +172,7 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         strategies: None,
         plan_rules: Default::default(),
         pay_page: None,
+        chat: Default::default(),
     };
     assert_eq!(
         agency.usable_channels().collect::<Vec<_>>(),

@@ -81,6 +81,7 @@ impl Harness {
                 strategies: None,
                 plan_rules: Default::default(),
                 pay_page: None,
+                chat: Default::default(),
             })
             .await
             .unwrap();
@@ -151,6 +152,7 @@ impl Harness {
                     source: "crm".into(),
                 },
             ],
+            preferences: Default::default(),
         };
         self.store.upsert_debtor(&d).await.unwrap();
         d

@@ -83,6 +83,7 @@ impl Setup {
                 strategies: None,
                 plan_rules: Default::default(),
                 pay_page: None,
+                chat: Default::default(),
             })
             .await
             .unwrap();
@@ -119,6 +120,7 @@ impl Setup {
             time_zone: Zone::parse("America/Santiago").unwrap(),
             language: Language::Es,
             consents: consents.iter().map(|c| consent(*c)).collect(),
+            preferences: Default::default(),
         };
         self.store.upsert_debtor(&debtor).await.unwrap();
         let account = Account {

@@ -56,6 +56,7 @@ impl DebtorInput {
                     source: c.source.unwrap_or_else(|| "crm".into()),
                 })
                 .collect(),
+            preferences: Default::default(),
         }
     }
 }

@@ -146,6 +146,7 @@ pub async fn seed(
             "https://pay.credito-andino.example/{account}?amount={amount_minor}&currency={currency}&plan={plan}&i={instalment}&exp={expires_at}"
                 .into(),
         ),
+        chat: Default::default(),
     };
     store
         .put_whatsapp_number(&WhatsAppNumber {
@@ -181,6 +182,7 @@ pub async fn seed(
                 at: now,
                 source: "demo".into(),
             }],
+            preferences: Default::default(),
         };
         store.upsert_debtor(&debtor).await?;
         let today: Date = now.to_zoned(debtor.time_zone.tz()).date();

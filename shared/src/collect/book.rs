@@ -357,6 +357,7 @@ mod tests {
             strategies: Some(book()),
             plan_rules: Default::default(),
             pay_page: None,
+            chat: Default::default(),
         };
         let consent = |c| Consent {
             channel: c,
@@ -373,6 +374,7 @@ mod tests {
             time_zone: Zone::parse("America/Santiago").unwrap(),
             language: Language::Es,
             consents: vec![consent(ChannelKind::Sms), consent(ChannelKind::Whatsapp)],
+            preferences: Default::default(),
         };
         let mut a = account(50_000, None, &[]);
         a.due_date = date(2026, 3, 19);

@@ -41,6 +41,7 @@ fn debtor_at(zone: &str, phone: &str, consents: &[(ChannelKind, bool, Timestamp)
                 source: "crm".into(),
             })
             .collect(),
+        preferences: Default::default(),
     }
 }
 
@@ -1237,6 +1238,7 @@ async fn a_tenant_is_stored_only_with_rules_that_tighten() {
         strategies: None,
         plan_rules: Default::default(),
         pay_page: None,
+        chat: Default::default(),
     };
     store.put_tenant(&tenant).await.unwrap();
     let mut looser = preset("CL").unwrap().clone();

@@ -82,6 +82,9 @@ pub struct Tenant {
     /// links are Stripe Checkout sessions when the deployment has a Stripe key.
     #[serde(default)]
     pub pay_page: Option<String>,
+    /// The chatbot: identity check, pauses, handoff rules, wording.
+    #[serde(default)]
+    pub chat: crate::chat::ChatSettings,
 }
 
 impl Tenant {
@@ -128,6 +131,21 @@ pub struct Debtor {
     pub language: Language,
     #[serde(default)]
     pub consents: Vec<Consent>,
+    /// What the debtor asked for in the chat: kept across CRM updates, like consents.
+    #[serde(default)]
+    pub preferences: Preferences,
+}
+
+/// How the debtor would rather be reached. Preferences only narrow what the law and the
+/// tenant allow: a preferred channel goes first, preferred hours cut the allowed window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    #[serde(default)]
+    pub channel: Option<ChannelKind>,
+    #[serde(default)]
+    pub hours: Option<crate::compliance::Range>,
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
 }
 
 impl Debtor {

@@ -49,6 +49,8 @@ impl Store {
             let mut merged = debtor.clone();
             if let Some(old) = existing.clone().map(from_item::<Debtor>).transpose()? {
                 merged.consents = merge_consents(&old.consents, &debtor.consents);
+                // The debtor's own choices in the chat outlive the CRM's restatements.
+                merged.preferences = old.preferences;
             }
             match self
                 .put_debtor(&merged, existing.is_some().then_some(revision))
@@ -81,6 +83,29 @@ impl Store {
             if !debtor.consents.contains(&consent) {
                 debtor.consents.push(consent.clone());
             }
+            match self.put_debtor(&debtor, Some(revision)).await {
+                Ok(()) => return Ok(Some(debtor)),
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(RepoError::Conflict(format!("debtor {d} keeps changing")))
+    }
+
+    /// Changes what the debtor prefers (a channel, hours); `None` when there is no such debtor.
+    pub async fn set_preferences(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        change: impl Fn(&mut crate::domain::Preferences),
+    ) -> Result<Option<Debtor>, RepoError> {
+        for _ in 0..5 {
+            let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
+                return Ok(None);
+            };
+            let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
+            let mut debtor: Debtor = from_item(item)?;
+            change(&mut debtor.preferences);
             match self.put_debtor(&debtor, Some(revision)).await {
                 Ok(()) => return Ok(Some(debtor)),
                 Err(RepoError::Conflict(_)) => continue,

@@ -69,6 +69,30 @@ pub fn suspense(t: &TenantId, at_millis: i64, payment_id: &str) -> Key {
     )
 }
 
+/// The chatbot's state of a conversation with the debtor.
+pub fn chat_state(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(debtor_pk(t, d), "CHAT")
+}
+
+/// The debtor's identity answers, hashed.
+pub fn identity(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(debtor_pk(t, d), "IDENTITY")
+}
+
+/// A reply in a conversation (the bot's or an agent's), waiting for or done by the sender.
+pub fn reply(t: &TenantId, d: &DebtorId, id: &str) -> Key {
+    Key::new(debtor_pk(t, d), format!("REPLY#{id}"))
+}
+
+/// The agents' tray: one item per conversation a person owns (deleted when handed back).
+pub fn handoffs_pk(t: &TenantId) -> String {
+    format!("T#{t}#HANDOFFS")
+}
+
+pub fn handoff(t: &TenantId, d: &DebtorId) -> Key {
+    Key::new(handoffs_pk(t), format!("DEBTOR#{d}"))
+}
+
 pub fn attempt(t: &TenantId, a: &AccountId, decision_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("ATTEMPT#{decision_id}"))
 }

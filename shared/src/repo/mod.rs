@@ -4,6 +4,7 @@ pub mod keys;
 
 mod accounts;
 mod attempts;
+mod chat;
 mod channel_state;
 mod conversations;
 mod debtors;
@@ -20,6 +21,7 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
 pub use attempts::{Claim, Delivery, OutboxEntry};
+pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
 pub use channel_state::{ChannelStop, LoggedContact};
 pub use inbound::{SmsNumber, SEEN_FOR};
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};

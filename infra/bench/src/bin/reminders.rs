@@ -47,6 +47,7 @@ fn tenant() -> Tenant {
         strategies: None,
         plan_rules: Default::default(),
         pay_page: None,
+        chat: Default::default(),
     }
 }
 
@@ -65,6 +66,7 @@ fn debtor(t: &TenantId, i: usize) -> Debtor {
             at: "2026-01-01T00:00:00Z".parse().unwrap(),
             source: "crm".into(),
         }],
+        preferences: Default::default(),
     }
 }
 

@@ -1,0 +1,527 @@
+//! What the debtor wants, from a button or list choice first, else from free text by keyword
+//! in Spanish, Portuguese or English. Ordered: the first rule that matches wins, and the
+//! specific ones ("ya pagué", "no puedo pagar") come before the general ones ("pagar").
+
+use super::text::{contains_phrase, normalize, words};
+use crate::compliance::{classify_keyword, OptKeyword};
+use crate::domain::Language;
+use crate::inbound::Content;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    Menu,
+    Balance,
+    Pay,
+    Plans,
+    Promise,
+    Pause,
+    Dispute,
+    Preferences,
+    Channel,
+    Hours,
+    Human,
+    CannotPay,
+    OptOut,
+    OptIn,
+    Receipt,
+    /// A choice the bot offered: its id (`plan:2`, `acct:L-1`, `pause:health` …).
+    Choice(String),
+    Yes,
+    No,
+    /// Anything else, kept for the state that waits for an answer (a date, four digits).
+    Other(String),
+}
+
+/// Phrases per intent, in every language at once (a debtor may answer in another language
+/// than their record's). Normalized: no accents, lower case.
+const PHRASES: &[(&str, &[&str])] = &[
+    (
+        "human",
+        &[
+            "persona",
+            "humano",
+            "agente",
+            "ejecutivo",
+            "ejecutiva",
+            "asesor",
+            "asesora",
+            "operador",
+            "hablar con alguien",
+            "atendente",
+            "pessoa",
+            "falar com alguem",
+            "human",
+            "agent",
+            "person",
+            "representative",
+            "real person",
+            "someone",
+        ],
+    ),
+    (
+        "dispute",
+        &[
+            "no debo",
+            "no es mia",
+            "no es mio",
+            "no es mi deuda",
+            "ya pague",
+            "ya la pague",
+            "ya lo pague",
+            "no reconozco",
+            "fraude",
+            "reclamo",
+            "monto incorrecto",
+            "nao devo",
+            "nao e minha",
+            "ja paguei",
+            "nao reconheco",
+            "contestar",
+            "valor incorreto",
+            "dont owe",
+            "don t owe",
+            "do not owe",
+            "not mine",
+            "not my debt",
+            "already paid",
+            "dispute",
+            "fraud",
+            "wrong amount",
+        ],
+    ),
+    (
+        "cannot_pay",
+        &[
+            "no puedo pagar",
+            "no tengo como pagar",
+            "no tengo plata",
+            "no tengo dinero",
+            "nao consigo pagar",
+            "nao posso pagar",
+            "nao tenho dinheiro",
+            "cant pay",
+            "can t pay",
+            "cannot pay",
+            "unable to pay",
+            "no money",
+        ],
+    ),
+    (
+        "promise",
+        &[
+            "prometo",
+            "promesa",
+            "pagare el",
+            "puedo pagar el",
+            "te pago el",
+            "compromiso",
+            "vou pagar",
+            "posso pagar",
+            "pago dia",
+            "promise",
+            "i will pay",
+            "i ll pay",
+            "i can pay on",
+        ],
+    ),
+    (
+        "plans",
+        &[
+            "plan",
+            "cuotas",
+            "convenio",
+            "repactar",
+            "repactacion",
+            "acuerdo",
+            "parcelar",
+            "parcelas",
+            "parcelamento",
+            "acordo",
+            "plano",
+            "instalments",
+            "installments",
+            "payment plan",
+            "arrangement",
+        ],
+    ),
+    (
+        "pause",
+        &[
+            "pausa",
+            "necesito tiempo",
+            "dame tiempo",
+            "mas tiempo",
+            "esperar",
+            "preciso de tempo",
+            "mais tempo",
+            "um tempo",
+            "pause",
+            "breathing space",
+            "more time",
+            "need time",
+        ],
+    ),
+    (
+        "channel",
+        &[
+            "por sms",
+            "por correo",
+            "por email",
+            "por mail",
+            "por whatsapp",
+            "canal",
+            "text me",
+            "by email",
+            "by sms",
+            "channel",
+        ],
+    ),
+    (
+        "hours",
+        &[
+            "horario",
+            "en la manana",
+            "en la tarde",
+            "en la noche",
+            "de manha",
+            "a tarde",
+            "a noite",
+            "hours",
+            "in the morning",
+            "in the afternoon",
+            "in the evening",
+        ],
+    ),
+    (
+        "preferences",
+        &[
+            "preferencias",
+            "preferencia",
+            "preferences",
+            "settings",
+            "configuracion",
+        ],
+    ),
+    (
+        "pay",
+        &[
+            "pagar",
+            "pago",
+            "link",
+            "enlace",
+            "transferencia",
+            "pagamento",
+            "boleto",
+            "pix",
+            "pay",
+            "payment",
+        ],
+    ),
+    (
+        "balance",
+        &[
+            "saldo",
+            "cuanto debo",
+            "cuanto es",
+            "deuda",
+            "monto",
+            "estado de cuenta",
+            "quanto devo",
+            "divida",
+            "valor",
+            "balance",
+            "how much",
+            "owe",
+            "amount",
+            "statement",
+        ],
+    ),
+    (
+        "menu",
+        &[
+            "menu",
+            "hola",
+            "buenas",
+            "buenos dias",
+            "buenas tardes",
+            "ayuda",
+            "opciones",
+            "oi",
+            "ola",
+            "bom dia",
+            "boa tarde",
+            "ajuda",
+            "opcoes",
+            "hi",
+            "hello",
+            "hey",
+            "help",
+            "options",
+        ],
+    ),
+    (
+        "yes",
+        &[
+            "si",
+            "sí",
+            "ok",
+            "dale",
+            "confirmo",
+            "de acuerdo",
+            "sim",
+            "pode ser",
+            "yes",
+            "sure",
+        ],
+    ),
+    ("no", &["no", "nao", "nope"]),
+];
+
+fn from_name(name: &str) -> Intent {
+    match name {
+        "human" => Intent::Human,
+        "dispute" => Intent::Dispute,
+        "cannot_pay" => Intent::CannotPay,
+        "promise" => Intent::Promise,
+        "plans" => Intent::Plans,
+        "pause" => Intent::Pause,
+        "channel" => Intent::Channel,
+        "hours" => Intent::Hours,
+        "preferences" => Intent::Preferences,
+        "pay" => Intent::Pay,
+        "balance" => Intent::Balance,
+        "menu" => Intent::Menu,
+        "yes" => Intent::Yes,
+        _ => Intent::No,
+    }
+}
+
+/// The ids of the bot's own buttons and list rows.
+pub mod ids {
+    pub const BALANCE: &str = "menu:balance";
+    pub const PAY: &str = "menu:pay";
+    pub const PLANS: &str = "menu:plans";
+    pub const PROMISE: &str = "menu:promise";
+    pub const PAUSE: &str = "menu:pause";
+    pub const DISPUTE: &str = "menu:dispute";
+    pub const PREFS: &str = "menu:prefs";
+    pub const HUMAN: &str = "menu:human";
+    pub const CHANNEL: &str = "prefs:channel";
+    pub const HOURS: &str = "prefs:hours";
+}
+
+/// Reads one message. `offered` are the choice ids of the bot's last question, in order, so a
+/// bare number ("2") picks one, as on SMS where there are no buttons.
+pub fn read(content: &Content, offered: &[String]) -> Intent {
+    match content {
+        Content::Choice { id, title } => {
+            from_choice(id).unwrap_or_else(|| from_text(title, offered))
+        }
+        Content::Text { body } => from_text(body, offered),
+        Content::Media { media, .. } if media == "image" || media == "document" => Intent::Receipt,
+        Content::Media {
+            caption: Some(c), ..
+        } => from_text(c, offered),
+        _ => Intent::Other(String::new()),
+    }
+}
+
+fn from_choice(id: &str) -> Option<Intent> {
+    Some(match id {
+        ids::BALANCE => Intent::Balance,
+        ids::PAY => Intent::Pay,
+        ids::PLANS => Intent::Plans,
+        ids::PROMISE => Intent::Promise,
+        ids::PAUSE => Intent::Pause,
+        ids::DISPUTE => Intent::Dispute,
+        ids::PREFS => Intent::Preferences,
+        ids::HUMAN => Intent::Human,
+        ids::CHANNEL => Intent::Channel,
+        ids::HOURS => Intent::Hours,
+        other if other.contains(':') => Intent::Choice(other.to_string()),
+        // A template's quick reply carries the tenant's own payload: read its title instead.
+        _ => return None,
+    })
+}
+
+fn from_text(body: &str, offered: &[String]) -> Intent {
+    match classify_keyword(body) {
+        Some(OptKeyword::OptIn) => return Intent::OptIn,
+        Some(OptKeyword::OptOut | OptKeyword::OptOutAll) => return Intent::OptOut,
+        None => {}
+    }
+    let normalized = normalize(body);
+    if let Ok(n) = normalized.parse::<usize>() {
+        if (1..=offered.len()).contains(&n) {
+            return from_choice(&offered[n - 1]).unwrap_or(Intent::Choice(offered[n - 1].clone()));
+        }
+        return Intent::Other(normalized);
+    }
+    let w = words(&normalized);
+    for (name, phrases) in PHRASES {
+        if phrases.iter().any(|p| contains_phrase(&w, &normalize(p))) {
+            // A bare "no"/"si" only counts as the whole message; inside a sentence it is
+            // just a word ("no sé").
+            if (*name == "yes" || *name == "no") && w.len() > 3 {
+                continue;
+            }
+            return from_name(name);
+        }
+    }
+    Intent::Other(normalized)
+}
+
+/// The language a text is most likely in, when it says enough to tell: function words that
+/// belong to one of cobro's languages only.
+pub fn detect_language(text: &str) -> Option<Language> {
+    const MARKERS: [(Language, &[&str]); 3] = [
+        (
+            Language::Es,
+            &[
+                "quiero", "puedo", "tengo", "cuanto", "hola", "gracias", "pagar", "deuda", "mi",
+                "por", "favor", "el", "los", "las", "usted", "necesito", "como", "ya", "pague",
+            ],
+        ),
+        (
+            Language::Pt,
+            &[
+                "quero", "posso", "tenho", "quanto", "oi", "ola", "obrigado", "obrigada", "divida",
+                "meu", "minha", "voce", "nao", "preciso", "como", "ja", "paguei", "um", "uma",
+            ],
+        ),
+        (
+            Language::En,
+            &[
+                "i", "want", "can", "have", "how", "much", "hello", "hi", "thanks", "thank", "you",
+                "pay", "my", "the", "please", "need", "already", "paid", "what",
+            ],
+        ),
+    ];
+    let normalized = normalize(text);
+    let w = words(&normalized);
+    let mut best: Option<(Language, usize)> = None;
+    let mut tie = false;
+    for (lang, markers) in MARKERS {
+        let score = w.iter().filter(|x| markers.contains(x)).count();
+        match best {
+            Some((_, s)) if score == s => tie = true,
+            Some((_, s)) if score < s => {}
+            _ => {
+                best = Some((lang, score));
+                tie = false;
+            }
+        }
+    }
+    match best {
+        Some((lang, score)) if score >= 2 && !tie => Some(lang),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Content {
+        Content::Text { body: s.into() }
+    }
+
+    #[test]
+    fn free_text_in_three_languages() {
+        let cases = [
+            ("¿Cuánto debo?", Intent::Balance),
+            ("quanto devo", Intent::Balance),
+            ("what's my balance", Intent::Balance),
+            ("Quiero pagar", Intent::Pay),
+            ("quero pagar com pix", Intent::Pay),
+            ("how do I pay", Intent::Pay),
+            ("Ya pagué!!", Intent::Dispute),
+            ("já paguei", Intent::Dispute),
+            ("I already paid", Intent::Dispute),
+            ("no puedo pagar este mes", Intent::CannotPay),
+            ("quiero un plan en cuotas", Intent::Plans),
+            ("posso parcelar?", Intent::Plans),
+            ("can I get a payment plan", Intent::Plans),
+            ("necesito una pausa", Intent::Pause),
+            ("Quiero hablar con una persona", Intent::Human),
+            ("falar com atendente", Intent::Human),
+            ("prometo pagar el viernes", Intent::Promise),
+            ("hola", Intent::Menu),
+            ("Oi", Intent::Menu),
+            ("sí", Intent::Yes),
+            ("STOP", Intent::OptOut),
+            ("baja por favor", Intent::OptOut),
+            ("ALTA", Intent::OptIn),
+        ];
+        for (input, want) in cases.iter() {
+            assert_eq!(read(&text(input), &[]), *want, "{input}");
+        }
+        // Typos.
+        assert_eq!(read(&text("quero parcelarr"), &[]), Intent::Plans);
+        assert_eq!(read(&text("hablar con un ejecutivoo"), &[]), Intent::Human);
+    }
+
+    #[test]
+    fn buttons_and_numbers_pick_offered_choices() {
+        let offered = vec!["plan:0".to_string(), "plan:1".to_string()];
+        assert_eq!(
+            read(
+                &Content::Choice {
+                    id: "plan:1".into(),
+                    title: "6 cuotas".into()
+                },
+                &offered
+            ),
+            Intent::Choice("plan:1".into())
+        );
+        assert_eq!(read(&text("2"), &offered), Intent::Choice("plan:1".into()));
+        assert_eq!(read(&text("7"), &offered), Intent::Other("7".into()));
+        assert_eq!(
+            read(&text("1"), &[ids::BALANCE.to_string()]),
+            Intent::Balance
+        );
+        // A template quick reply with the tenant's own payload: its title is read.
+        assert_eq!(
+            read(
+                &Content::Choice {
+                    id: "QR_PAY_NOW".into(),
+                    title: "Pagar ahora".into()
+                },
+                &[]
+            ),
+            Intent::Pay
+        );
+    }
+
+    #[test]
+    fn receipts_are_images_and_documents() {
+        let media = |kind: &str| Content::Media {
+            media: kind.into(),
+            media_id: "1".into(),
+            mime_type: None,
+            sha256: None,
+            caption: None,
+            filename: None,
+        };
+        assert_eq!(read(&media("image"), &[]), Intent::Receipt);
+        assert_eq!(read(&media("document"), &[]), Intent::Receipt);
+        assert_eq!(read(&media("sticker"), &[]), Intent::Other(String::new()));
+    }
+
+    #[test]
+    fn language_is_detected_only_when_clear() {
+        assert_eq!(
+            detect_language("Hola, quiero pagar mi deuda"),
+            Some(Language::Es)
+        );
+        assert_eq!(
+            detect_language("Oi, quero pagar minha dívida"),
+            Some(Language::Pt)
+        );
+        assert_eq!(
+            detect_language("Hi, I want to pay my debt"),
+            Some(Language::En)
+        );
+        assert_eq!(detect_language("ok"), None);
+    }
+}

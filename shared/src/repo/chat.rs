@@ -1,0 +1,337 @@
+//! The chatbot's records: the conversation's state (with the step in progress, an outbox so a
+//! retried message re-applies the same step instead of running the engine twice), the hashed
+//! identity answers, the replies waiting for the sender, and the agents' tray of handoffs.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{from_item, keys, to_item, RepoError, Store};
+use crate::chat::{ChatState, Effect, IdentityFacts, Reply};
+use crate::domain::{ChannelKind, DebtorId, TenantId};
+use crate::ports::table::{Condition, Query, SkRange, TableError, Update};
+
+/// A step the engine took for one inbound message, kept until its replies and effects are all
+/// applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingStep {
+    pub message_id: String,
+    pub channel: ChannelKind,
+    pub at: Timestamp,
+    pub replies: Vec<Reply>,
+    pub effects: Vec<Effect>,
+    pub understood: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRecord {
+    pub state: ChatState,
+    #[serde(default)]
+    pub pending: Option<PendingStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyStatus {
+    Queued,
+    Sending,
+    Sent,
+    Cancelled,
+    Failed,
+}
+
+impl ReplyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyStatus::Queued => "queued",
+            ReplyStatus::Sending => "sending",
+            ReplyStatus::Sent => "sent",
+            ReplyStatus::Cancelled => "cancelled",
+            ReplyStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A message to a debtor inside a conversation: the bot's answer or an agent's. Not a
+/// collection contact the reminders decided; the sender checks it against the reply rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatReply {
+    pub tenant: TenantId,
+    pub debtor: DebtorId,
+    /// Deterministic (`<inbound message id>#<n>`, `agent#<idempotency key>`): a redelivered
+    /// message or a retried request writes the same reply, once.
+    pub id: String,
+    pub channel: ChannelKind,
+    pub reply: Reply,
+    /// `bot` or `agent:<name>`.
+    pub author: String,
+    /// When the debtor's message it answers arrived; `None`: an agent writing first.
+    pub answers_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub status: ReplyStatus,
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    /// Why it was cancelled or failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tries: u32,
+    #[serde(default)]
+    pub claimed_at: Option<Timestamp>,
+}
+
+/// An open handoff in the agents' tray.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub tenant: TenantId,
+    pub debtor: DebtorId,
+    pub reason: String,
+    pub urgent: bool,
+    pub opened_at: Timestamp,
+    /// The agent who took it, once one did.
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+impl Store {
+    /// The conversation's record and its version (0: none yet).
+    pub async fn chat_record(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+    ) -> Result<(ChatRecord, i64), RepoError> {
+        match self.table.get(&keys::chat_state(t, d)).await? {
+            None => Ok((ChatRecord::default(), 0)),
+            Some(item) => {
+                let version = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
+                Ok((from_item(item)?, version))
+            }
+        }
+    }
+
+    /// Saves the record if nobody saved another since `version` was read.
+    pub async fn save_chat_record(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        record: &ChatRecord,
+        version: i64,
+    ) -> Result<(), RepoError> {
+        let mut item = to_item(keys::chat_state(t, d), "chat_state", record);
+        item.insert("revision".into(), (version + 1).into());
+        let condition = if version == 0 {
+            Condition::NotExists
+        } else {
+            Condition::eq("revision", version)
+        };
+        match self.table.put(item, Some(condition)).await {
+            Ok(()) => Ok(()),
+            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!(
+                "the conversation of {d} changed"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn identity_facts(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+    ) -> Result<Option<IdentityFacts>, RepoError> {
+        self.table
+            .get(&keys::identity(t, d))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    pub async fn put_identity_facts(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        facts: &IdentityFacts,
+    ) -> Result<(), RepoError> {
+        let item = to_item(keys::identity(t, d), "identity", facts);
+        Ok(self.table.put(item, None).await?)
+    }
+
+    /// Writes a reply once; `false` when it was already there (a retried step).
+    pub async fn put_reply(&self, r: &ChatReply) -> Result<bool, RepoError> {
+        let mut item = to_item(keys::reply(&r.tenant, &r.debtor, &r.id), "chat_reply", r);
+        item.insert("status_code".into(), r.status.as_str().into());
+        match self.table.put(item, Some(Condition::NotExists)).await {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn reply(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        id: &str,
+    ) -> Result<Option<ChatReply>, RepoError> {
+        self.table
+            .get(&keys::reply(t, d, id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Takes a queued reply for sending (or one whose sender died: its claim is older than
+    /// `lease`). `None`: finished already, or another sender holds it.
+    pub async fn claim_reply(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        id: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<Option<ChatReply>, RepoError> {
+        let stale = now.saturating_sub(lease).expect("in range").to_string();
+        let condition = Condition::Or(vec![
+            Condition::eq("status_code", "queued"),
+            Condition::And(vec![
+                Condition::eq("status_code", "sending"),
+                Condition::lt("claimed_at", stale),
+            ]),
+        ]);
+        let updates = vec![
+            Update::set("status", "sending"),
+            Update::set("status_code", "sending"),
+            Update::set("claimed_at", now.to_string()),
+            Update::add("tries", 1),
+        ];
+        match self
+            .table
+            .update(&keys::reply(t, d, id), updates, Some(condition))
+            .await
+        {
+            Ok(item) => Ok(Some(from_item(item)?)),
+            Err(TableError::ConditionFailed) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Ends a reply: sent (with the provider's id), cancelled or failed (with the reason).
+    pub async fn finish_reply(
+        &self,
+        r: &ChatReply,
+        status: ReplyStatus,
+        provider_message_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), RepoError> {
+        let mut updates = vec![
+            Update::set("status", status.as_str()),
+            Update::set("status_code", status.as_str()),
+        ];
+        if let Some(id) = provider_message_id {
+            updates.push(Update::set("provider_message_id", id));
+        }
+        if let Some(why) = reason {
+            updates.push(Update::set("reason", why));
+        }
+        self.table
+            .update(&keys::reply(&r.tenant, &r.debtor, &r.id), updates, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a claimed reply back to be sent later (a temporary failure).
+    pub async fn release_reply(&self, r: &ChatReply, reason: &str) -> Result<(), RepoError> {
+        let updates = vec![
+            Update::set("status", "queued"),
+            Update::set("status_code", "queued"),
+            Update::set("reason", reason),
+        ];
+        self.table
+            .update(&keys::reply(&r.tenant, &r.debtor, &r.id), updates, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts the conversation in the agents' tray (idempotent: a second request keeps the first
+    /// opening time, and an urgent one stays urgent).
+    pub async fn open_handoff(&self, h: &Handoff) -> Result<bool, RepoError> {
+        let key = keys::handoff(&h.tenant, &h.debtor);
+        if let Some(existing) = self.table.get(&key).await? {
+            let mut old: Handoff = from_item(existing)?;
+            if h.urgent && !old.urgent {
+                old.urgent = true;
+                old.reason = h.reason.clone();
+                self.table.put(to_item(key, "handoff", &old), None).await?;
+            }
+            return Ok(false);
+        }
+        match self
+            .table
+            .put(to_item(key, "handoff", h), Some(Condition::NotExists))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn handoff(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Handoff>, RepoError> {
+        self.table
+            .get(&keys::handoff(t, d))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    pub async fn assign_handoff(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        agent: &str,
+    ) -> Result<bool, RepoError> {
+        match self
+            .table
+            .update(
+                &keys::handoff(t, d),
+                vec![Update::set("agent", agent)],
+                Some(Condition::Exists),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Takes the conversation off the tray; `false` when it was not there.
+    pub async fn close_handoff(&self, t: &TenantId, d: &DebtorId) -> Result<bool, RepoError> {
+        match self
+            .table
+            .delete(&keys::handoff(t, d), Some(Condition::Exists))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The open handoffs, a page at a time (the cursor is the table's own).
+    pub async fn open_handoffs(
+        &self,
+        t: &TenantId,
+        limit: u32,
+        cursor: Option<String>,
+    ) -> Result<(Vec<Handoff>, Option<String>), RepoError> {
+        let q = Query::table(keys::handoffs_pk(t), SkRange::BeginsWith("DEBTOR#".into()))
+            .limit(limit)
+            .after(cursor);
+        let page = self.table.query(q).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        Ok((items, page.next))
+    }
+}
