@@ -17,3 +17,5 @@ pub use identity::IdentityFacts;
 pub use settings::{ChatSettings, IdentityCheck};
 pub use state::{Awaiting, ChatState, Choice, Effect, Mode, Reply, Want};
 pub use vulnerability::{CrisisLine, Sign};
+#[cfg(test)]
+mod tests;

@@ -4,8 +4,8 @@ pub mod keys;
 
 mod accounts;
 mod attempts;
-mod chat;
 mod channel_state;
+mod chat;
 mod conversations;
 mod debtors;
 mod inbound;
@@ -21,8 +21,8 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
 pub use attempts::{Claim, Delivery, OutboxEntry};
-pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
 pub use channel_state::{ChannelStop, LoggedContact};
+pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
 pub use inbound::{SmsNumber, SEEN_FOR};
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;

@@ -1,0 +1,512 @@
+//! Every transition of the engine, driven message by message as a debtor would.
+
+use jiff::civil::{date, Date};
+use jiff::Timestamp;
+
+use super::*;
+use crate::domain::{
+    Account, AccountId, AccountStatus, ChannelKind, Currency, Debtor, DebtorId, Language, Phone,
+    Tenant, TenantId, TenantKind, Zone,
+};
+use crate::inbound::Content;
+
+const TODAY: Date = date(2026, 11, 25);
+
+fn now() -> Timestamp {
+    "2026-11-25T15:00:00Z".parse().unwrap()
+}
+
+fn tenant() -> Tenant {
+    Tenant {
+        id: TenantId::parse("t").unwrap(),
+        name: "Acme".into(),
+        country: "CL".into(),
+        kind: TenantKind::Creditor,
+        channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email],
+        whatsapp_enabled: false,
+        sender_ids: Default::default(),
+        policy: None,
+        strategies: None,
+        plan_rules: Default::default(),
+        pay_page: None,
+        chat: ChatSettings::default(),
+    }
+}
+
+fn debtor(language: Language) -> Debtor {
+    Debtor {
+        tenant: TenantId::parse("t").unwrap(),
+        id: DebtorId::parse("d").unwrap(),
+        name: "Ana Pérez".into(),
+        phone: Phone::parse("+56911112222").unwrap(),
+        email: Some("ana@example.com".into()),
+        time_zone: Zone::parse("America/Santiago").unwrap(),
+        language,
+        consents: vec![],
+        preferences: Default::default(),
+    }
+}
+
+fn account(id: &str, balance: i64, due: Date) -> Account {
+    Account {
+        tenant: TenantId::parse("t").unwrap(),
+        id: AccountId::parse(id).unwrap(),
+        debtor: DebtorId::parse("d").unwrap(),
+        currency: Currency::parse("CLP").unwrap(),
+        principal_minor: balance,
+        balance_minor: balance,
+        due_date: due,
+        status: AccountStatus::Open,
+        product: None,
+        holds: Default::default(),
+        tags: vec![],
+        plan: None,
+        credit_minor: 0,
+        promise: None,
+        version: 0,
+    }
+}
+
+/// A conversation: the same tenant, debtor and accounts, one message after another.
+struct Chat {
+    tenant: Tenant,
+    debtor: Debtor,
+    accounts: Vec<Account>,
+    identity: Option<IdentityFacts>,
+    state: ChatState,
+    at: Timestamp,
+    channel: ChannelKind,
+}
+
+impl Chat {
+    fn new(language: Language) -> Self {
+        let tenant = tenant();
+        let debtor = debtor(language);
+        let identity = IdentityFacts::from_raw(
+            &tenant.id,
+            &debtor.id,
+            Some("12.345.678-5"),
+            Some(date(1990, 4, 7)),
+        )
+        .unwrap();
+        Self {
+            tenant,
+            debtor,
+            accounts: vec![account("L-1", 150_000, date(2026, 11, 10))],
+            identity: Some(identity),
+            state: ChatState::default(),
+            at: now(),
+            channel: ChannelKind::Whatsapp,
+        }
+    }
+
+    fn send(&mut self, content: Content) -> Step {
+        let turn = Turn {
+            tenant: &self.tenant,
+            debtor: &self.debtor,
+            accounts: &self.accounts,
+            identity: self.identity.as_ref(),
+            channel: self.channel,
+            content: &content,
+            now: self.at,
+            today: TODAY,
+        };
+        let s = step(&self.state, &turn);
+        self.state = s.state.clone();
+        self.at = self
+            .at
+            .checked_add(jiff::SignedDuration::from_secs(30))
+            .unwrap();
+        s
+    }
+
+    fn say(&mut self, text: &str) -> Step {
+        self.send(Content::Text { body: text.into() })
+    }
+
+    fn tap(&mut self, id: &str) -> Step {
+        self.send(Content::Choice {
+            id: id.into(),
+            title: id.into(),
+        })
+    }
+
+    fn verified(&mut self) {
+        self.say("saldo");
+        let s = self.say("6785");
+        assert!(s.effects.contains(&Effect::IdentityVerified), "{s:?}");
+    }
+}
+
+fn all_text(s: &Step) -> String {
+    s.replies
+        .iter()
+        .map(Reply::plain)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_greeting_gets_the_menu_and_a_number_picks_from_it() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("Hola");
+    assert_eq!(s.understood, "menu");
+    assert!(all_text(&s).starts_with("Hola Ana, ¿en qué te puedo ayudar?"));
+    assert_eq!(chat.state.offered.len(), 8);
+    // "1" is the first option: the balance, which asks who they are first.
+    let s = chat.say("1");
+    assert_eq!(s.understood, "identity_asked");
+}
+
+#[test]
+fn nothing_about_the_debt_before_the_identity_check() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("¿Cuánto debo?");
+    assert_eq!(s.understood, "identity_asked");
+    let text = all_text(&s);
+    assert!(!text.contains("150000"), "{text}");
+    assert!(text.contains("4 últimos dígitos"));
+    let s = chat.say("6785");
+    assert!(s.effects.contains(&Effect::IdentityVerified));
+    let text = all_text(&s);
+    assert!(text.contains("150000 CLP"), "{text}");
+    assert!(text.contains("15 días de atraso"), "{text}");
+    // Verified for a while: the next question needs no check.
+    let s = chat.say("saldo");
+    assert_eq!(s.understood, "balance");
+}
+
+#[test]
+fn wrong_answers_lock_the_check_for_a_while() {
+    let mut chat = Chat::new(Language::Es);
+    chat.say("saldo");
+    let s = chat.say("1111");
+    assert_eq!(s.effects, vec![Effect::IdentityFailed { left: 2 }]);
+    chat.say("2222");
+    let s = chat.say("3333");
+    assert!(matches!(s.effects[0], Effect::IdentityLocked { .. }));
+    assert!(all_text(&s).contains("30 minutos"));
+    // Even the right answer is refused while locked.
+    let s = chat.say("saldo");
+    assert_eq!(s.understood, "identity_locked");
+    chat.at = chat
+        .at
+        .checked_add(jiff::SignedDuration::from_mins(31))
+        .unwrap();
+    let s = chat.say("saldo");
+    assert_eq!(s.understood, "identity_asked");
+    let s = chat.say("6785");
+    assert!(s.effects.contains(&Effect::IdentityVerified));
+}
+
+#[test]
+fn without_an_answer_on_record_a_person_takes_over() {
+    let mut chat = Chat::new(Language::Es);
+    chat.identity = None;
+    let s = chat.say("saldo");
+    assert_eq!(s.understood, "handoff:identity_unavailable");
+    assert!(matches!(chat.state.mode, Mode::Agent { .. }));
+    assert_eq!(s.replies.len(), 1);
+}
+
+#[test]
+fn date_of_birth_check() {
+    let mut chat = Chat::new(Language::En);
+    chat.tenant.chat.identity = IdentityCheck::BirthDate;
+    let s = chat.say("what is my balance");
+    assert!(all_text(&s).contains("date of birth"));
+    let s = chat.say("7/4/1990");
+    assert!(s.effects.contains(&Effect::IdentityVerified), "{s:?}");
+}
+
+#[test]
+fn pay_asks_for_a_link_on_the_only_open_account() {
+    let mut chat = Chat::new(Language::Es);
+    chat.verified();
+    let s = chat.tap(intent::ids::PAY);
+    assert_eq!(
+        s.effects,
+        vec![Effect::PayLink {
+            account: AccountId::parse("L-1").unwrap()
+        }]
+    );
+}
+
+#[test]
+fn several_accounts_ask_which_one() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts
+        .push(account("L-2", 50_000, date(2026, 12, 10)));
+    chat.verified();
+    let s = chat.say("quiero pagar");
+    assert_eq!(s.understood, "pay:pick_account");
+    assert_eq!(chat.state.offered, vec!["acct:L-1", "acct:L-2"]);
+    let s = chat.say("2");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PayLink {
+            account: AccountId::parse("L-2").unwrap()
+        }]
+    );
+}
+
+#[test]
+fn plans_are_offered_within_the_tenant_rules_and_one_is_accepted() {
+    let mut chat = Chat::new(Language::Pt);
+    chat.verified();
+    let s = chat.say("quero parcelar");
+    assert_eq!(s.understood, "plans_offered");
+    let Reply::Choices { options, .. } = &s.replies[0] else {
+        panic!("a list")
+    };
+    assert_eq!(
+        options.iter().map(|o| o.title.as_str()).collect::<Vec<_>>(),
+        vec!["3 parcelas", "6 parcelas", "12 parcelas"]
+    );
+    assert!(options[0]
+        .description
+        .as_ref()
+        .unwrap()
+        .contains("50000 CLP"));
+    let s = chat.tap("plan:1");
+    let Effect::AcceptPlan { request, .. } = &s.effects[0] else {
+        panic!("{s:?}")
+    };
+    assert_eq!(request.instalments, 6);
+    assert!(
+        all_text(&s).contains("6 parcelas de 25000 CLP"),
+        "{}",
+        all_text(&s)
+    );
+    // Fewer instalments allowed: fewer offers.
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.plan_rules.max_instalments = 4;
+    chat.verified();
+    let s = chat.say("plan de pagos");
+    let Reply::Choices { options, .. } = &s.replies[0] else {
+        panic!()
+    };
+    assert_eq!(options.len(), 2, "3 and 4");
+}
+
+#[test]
+fn a_promise_takes_a_date_within_the_limit() {
+    let mut chat = Chat::new(Language::Es);
+    chat.verified();
+    let s = chat.tap(intent::ids::PROMISE);
+    assert!(all_text(&s).contains("10/12/2026"), "{}", all_text(&s));
+    let s = chat.say("el 30 de diciembre no, mejor 31/12");
+    assert_eq!(s.understood, "promise_bad_date");
+    let s = chat.say("el viernes");
+    assert_eq!(
+        s.effects,
+        vec![Effect::Promise {
+            account: AccountId::parse("L-1").unwrap(),
+            by: date(2026, 11, 27),
+            amount_minor: 150_000
+        }]
+    );
+    assert!(all_text(&s).contains("27/11/2026"));
+}
+
+#[test]
+fn a_pause_with_a_reason_pauses_every_open_account() {
+    let mut chat = Chat::new(Language::En);
+    let s = chat.say("I need a pause");
+    assert_eq!(chat.state.awaiting, Awaiting::PauseReason);
+    assert!(s.effects.is_empty());
+    let s = chat.tap("pause:income");
+    let Effect::Pause {
+        accounts,
+        until,
+        reason,
+    } = &s.effects[0]
+    else {
+        panic!()
+    };
+    assert_eq!(accounts.len(), 1);
+    assert!(until.is_some());
+    assert_eq!(reason, "debtor asked: income");
+}
+
+#[test]
+fn a_dispute_stops_collection_on_the_account() {
+    let mut chat = Chat::new(Language::Es);
+    chat.verified();
+    chat.say("no reconozco esta deuda");
+    let s = chat.tap("dispute:paid");
+    assert_eq!(
+        s.effects,
+        vec![Effect::Dispute {
+            account: AccountId::parse("L-1").unwrap(),
+            kind: "paid".into()
+        }]
+    );
+    assert!(all_text(&s).contains("comprobante"));
+}
+
+#[test]
+fn a_receipt_is_acknowledged() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.send(Content::Media {
+        media: "image".into(),
+        media_id: "m1".into(),
+        mime_type: Some("image/jpeg".into()),
+        sha256: None,
+        caption: None,
+        filename: None,
+    });
+    assert_eq!(s.effects, vec![Effect::Receipt]);
+    assert!(all_text(&s).contains("Recibimos tu comprobante"));
+}
+
+#[test]
+fn preferred_channel_and_hours() {
+    let mut chat = Chat::new(Language::Es);
+    chat.tap(intent::ids::PREFS);
+    chat.tap(intent::ids::CHANNEL);
+    let s = chat.tap("channel:email");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PreferChannel {
+            channel: ChannelKind::Email
+        }]
+    );
+    chat.say("horario");
+    let s = chat.tap("hours:morning");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PreferHours {
+            hours: Some(crate::compliance::Range::hours(9, 12))
+        }]
+    );
+    assert!(all_text(&s).contains("09:00"));
+    // A channel the tenant may not use is refused.
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.kind = TenantKind::Agency;
+    let s = chat.say("por whatsapp");
+    assert_eq!(s.understood, "channel_unavailable");
+}
+
+#[test]
+fn opt_out_and_back_in_are_confirmed() {
+    let mut chat = Chat::new(Language::Pt);
+    let s = chat.say("SAIR");
+    assert!(all_text(&s).contains("não vamos mais escrever por WhatsApp"));
+    let s = chat.say("VOLTAR");
+    assert_eq!(s.understood, "opt_in");
+}
+
+#[test]
+fn asking_for_a_person_hands_over_and_the_bot_goes_silent() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("quiero hablar con una persona");
+    assert_eq!(
+        s.effects,
+        vec![Effect::Handoff {
+            reason: "asked".into(),
+            urgent: false
+        }]
+    );
+    let s = chat.say("saldo");
+    assert!(s.replies.is_empty() && s.effects.is_empty());
+    assert_eq!(s.understood, "silent:agent_owns");
+}
+
+#[test]
+fn long_overdue_debtors_go_straight_to_a_person() {
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.chat.handoff_days_past_due = Some(10);
+    let s = chat.say("hola");
+    assert_eq!(s.understood, "handoff:days_past_due");
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.chat.handoff_days_past_due = Some(30);
+    assert_eq!(chat.say("hola").understood, "menu");
+}
+
+#[test]
+fn legal_holds_leave_it_to_a_person() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].holds.insolvency = true;
+    let s = chat.say("saldo");
+    assert_eq!(s.understood, "handoff:legal_hold");
+    assert!(!all_text(&s).contains("150000"));
+}
+
+#[test]
+fn vulnerability_pauses_hands_over_and_answers_with_care() {
+    for (text, sign, lang) in [
+        (
+            "perdí mi trabajo y no puedo pagar",
+            Sign::Unemployment,
+            Language::Es,
+        ),
+        ("estou internada no hospital", Sign::Illness, Language::Pt),
+        (
+            "my mother passed away last week",
+            Sign::Bereavement,
+            Language::En,
+        ),
+    ] {
+        let mut chat = Chat::new(lang);
+        let s = chat.say(text);
+        assert_eq!(s.effects[0], Effect::Vulnerable { sign }, "{text}");
+        assert!(matches!(&s.effects[1], Effect::Pause { until: None, .. }));
+        assert!(matches!(
+            &s.effects[2],
+            Effect::Handoff { urgent: false, .. }
+        ));
+        let reply = all_text(&s);
+        assert!(!reply.contains("150000"), "never the debt: {reply}");
+        assert!(matches!(chat.state.mode, Mode::Agent { .. }));
+    }
+}
+
+#[test]
+fn self_harm_gets_the_crisis_line_even_when_a_person_owns_the_chat() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("ya no quiero vivir");
+    assert!(all_text(&s).contains("*4141"), "{}", all_text(&s));
+    assert!(s.effects.contains(&Effect::Handoff {
+        reason: "vulnerability: self_harm".into(),
+        urgent: true
+    }));
+    // A Brazilian number gets Brazil's line, whatever the tenant's country.
+    let mut chat = Chat::new(Language::Pt);
+    chat.debtor.phone = Phone::parse("+5511987654321").unwrap();
+    chat.say("quero falar com atendente");
+    let s = chat.say("às vezes penso em me matar");
+    assert!(all_text(&s).contains("188"), "{}", all_text(&s));
+}
+
+#[test]
+fn the_language_follows_the_debtor_when_they_write_another() {
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("Hi, I want to pay my debt");
+    assert_eq!(chat.state.language, Some(Language::En));
+    assert!(all_text(&s).contains("last 4 digits"), "{}", all_text(&s));
+}
+
+#[test]
+fn three_misunderstandings_in_a_row_reach_a_person() {
+    let mut chat = Chat::new(Language::Es);
+    assert_eq!(chat.say("asdf").understood, "not_understood");
+    assert_eq!(chat.say("qwer").understood, "not_understood");
+    assert_eq!(chat.say("zxcv").understood, "handoff:not_understood");
+}
+
+#[test]
+fn a_disabled_bot_says_nothing() {
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.chat.enabled = false;
+    assert!(chat.say("hola").replies.is_empty());
+}
+
+#[test]
+fn the_engine_is_deterministic() {
+    let mut a = Chat::new(Language::Es);
+    let mut b = Chat::new(Language::Es);
+    for text in ["hola", "saldo", "6785", "plan", "2", "el viernes"] {
+        assert_eq!(a.say(text), b.say(text));
+    }
+}
