@@ -12,3 +12,17 @@ pub struct OutboundMessage {
     pub account: AccountId,
     pub decision_id: String,
 }
+
+/// The message on the outbound queue for a reply in a conversation (the chatbot's or an
+/// agent's): again only a reference to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyMessage {
+    pub reply: ReplyRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRef {
+    pub tenant: TenantId,
+    pub debtor: crate::domain::DebtorId,
+    pub id: String,
+}

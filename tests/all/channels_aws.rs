@@ -42,6 +42,7 @@ fn message(channel: ChannelKind) -> ChannelMessage {
         form: Form::Template,
         subject: None,
         correlation: "tenant-1|account-9|decision-3".into(),
+        choices: None,
     }
 }
 

@@ -116,6 +116,7 @@ impl Harness {
             clock,
             media: None,
             outbound: None,
+            links: None,
         };
         Self {
             store,

@@ -9,12 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use cobro::domain::{Account, AccountId, Money};
 use cobro::http::{parse_json, Problem};
-use cobro::plans::{affordable, build, Frequency, Plan, PlanRequest, PlanStatus};
+use cobro::plans::{affordable, build, Frequency, Plan, PlanRequest};
 use cobro::repo::Accepted;
 
 use crate::{id, Caller, CrmApi};
@@ -130,27 +129,7 @@ pub(crate) async fn accept(
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let terms = build(account.balance(), &tenant.plan_rules, &request, today).map_err(problem)?;
     // The same request for the same debt is the same plan: a retried POST changes nothing.
-    let digest = Sha256::digest(
-        format!(
-            "{}|{}|{}|{}",
-            account.id,
-            account.principal_minor,
-            account.due_date,
-            serde_json::to_string(&request).expect("serializes")
-        )
-        .as_bytes(),
-    );
-    let plan = Plan {
-        tenant: caller.tenant.clone(),
-        account: account.id.clone(),
-        id: hex::encode(&digest[..8]),
-        status: PlanStatus::Accepted,
-        paid_minor: vec![0; terms.instalments.len()],
-        terms,
-        accepted_at: now,
-        accepted_by: by,
-        grace_days: tenant.plan_rules.grace_days,
-    };
+    let plan = Plan::accepted(&account, terms, &request, &tenant.plan_rules, now, &by);
     match s.store.accept_plan(&account, &plan, now).await? {
         Accepted::Created(p) => Ok((StatusCode::CREATED, Json(json!(p))).into_response()),
         Accepted::Existing(p) => Ok((StatusCode::OK, Json(json!(p))).into_response()),

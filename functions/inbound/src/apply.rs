@@ -230,6 +230,27 @@ impl Inbound {
                 .await?;
             }
         }
+        match debtors.as_slice() {
+            [debtor] => {
+                self.converse(tenant, channel, debtor, m, stored_media.as_deref())
+                    .await?
+            }
+            // One number, several debtors (a shared family phone): the bot cannot tell who
+            // writes, so a person answers.
+            [first, ..] => {
+                self.store
+                    .open_handoff(&cobro::repo::Handoff {
+                        tenant: tenant.clone(),
+                        debtor: first.id.clone(),
+                        reason: "shared_number".into(),
+                        urgent: false,
+                        opened_at: m.at,
+                        agent: None,
+                    })
+                    .await?;
+            }
+            [] => {}
+        }
         report.messages += 1;
         Ok(())
     }
@@ -416,7 +437,7 @@ impl Inbound {
         Ok(())
     }
 
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         detail_type: &str,
         detail: serde_json::Value,

@@ -3,6 +3,7 @@
 //! stored, and an inbound SMS that two-way SMS published to SNS.
 
 mod apply;
+mod chat;
 pub mod sms;
 pub mod whatsapp;
 
@@ -21,8 +22,11 @@ pub struct Inbound {
     pub clock: Arc<dyn Clock>,
     /// Downloads media (payment receipts); `None` keeps only their ids.
     pub media: Option<Arc<dyn MediaSource>>,
-    /// The outbound queue, for messages rerouted to the next channel; `None` never reroutes.
+    /// The outbound queue, for messages rerouted to the next channel and the chatbot's
+    /// replies; `None` never reroutes and the bot's replies are only stored.
     pub outbound: Option<Arc<dyn Queue>>,
+    /// The deployment's payment links (Stripe Checkout) for tenants without a pay page.
+    pub links: Option<Arc<dyn cobro::ports::PaymentLinks>>,
 }
 
 /// What one queue message did.

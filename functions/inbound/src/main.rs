@@ -25,6 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         clock: Arc::new(SystemClock),
         media,
         outbound: Some(lambda::outbound_queue().await?),
+        links: lambda::stripe_links()?,
     };
     let inbound = &inbound;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

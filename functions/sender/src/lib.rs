@@ -9,6 +9,7 @@
 //! channel for the whole tenant with an alarm event.
 
 pub mod pacing;
+mod reply;
 
 use jiff::SignedDuration;
 use std::sync::Arc;
@@ -101,6 +102,9 @@ impl Sender {
     /// One queue message. `Ok` means the queue message is done with (whatever happened to the
     /// contact); `Err` leaves it on the queue.
     pub async fn handle(&self, body: &str) -> Result<Outcome, SendError> {
+        if let Ok(r) = serde_json::from_str::<cobro::outbound::ReplyMessage>(body) {
+            return self.reply(r.reply).await;
+        }
         let m: OutboundMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => return self.dead_letter(body, &e.to_string()).await,
@@ -356,6 +360,7 @@ impl Sender {
             form,
             subject: (channel == ChannelKind::Email).then(|| subject(a.language).to_string()),
             correlation: format!("{}|{}|{}", a.tenant, a.account, a.decision_id),
+            choices: None,
         }
     }
 

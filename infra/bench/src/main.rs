@@ -153,6 +153,7 @@ async fn webhook_bench(posts: usize) {
         clock,
         media: None,
         outbound: None,
+        links: None,
     };
     println!("== webhook: verify, keep, queue (embedded store, SQLite file)");
     let mut first = 0;

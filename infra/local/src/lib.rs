@@ -61,6 +61,23 @@ pub enum StartError {
     Store(#[from] cobro::ports::TableError),
     #[error("loading the demo tenant: {0}")]
     Seed(#[from] demo::SeedError),
+    #[error("the Graph API client: {0}")]
+    Graph(String),
+}
+
+/// The sandbox for every channel, or WhatsApp through a Graph API server when one is set.
+fn channels(settings: &Settings, sandbox: &Arc<SandboxChannel>) -> Result<Channels, StartError> {
+    let all = Channels::all(sandbox.clone());
+    let Some(url) = &settings.graph_url else {
+        return Ok(all);
+    };
+    let config = cobro::whatsapp::client::GraphConfig::new(url.clone(), "local-token");
+    let client = cobro::whatsapp::client::GraphClient::new(config)
+        .map_err(|e| StartError::Graph(e.to_string()))?;
+    Ok(all.with(
+        cobro::domain::ChannelKind::Whatsapp,
+        Arc::new(cobro::whatsapp::channel::WhatsAppChannel::new(client)),
+    ))
 }
 
 /// What one drain of the queues did.
@@ -131,7 +148,7 @@ impl LocalStack {
             },
             sender: Arc::new(Sender {
                 store: store.clone(),
-                channels: Channels::all(channel.clone()),
+                channels: channels(&settings, &channel)?,
                 clock: dyn_clock.clone(),
                 queue: outbound.clone(),
                 dead_letters: Some(outbound_dlq.clone()),
@@ -151,6 +168,8 @@ impl LocalStack {
                 // The sandbox has no media server: media ids are kept, not downloaded.
                 media: None,
                 outbound: Some(outbound.clone()),
+                // The demo tenant has its own pay page; Stripe needs a deployment key.
+                links: None,
             },
             webhook: Arc::new(Webhook {
                 store: store.clone(),

@@ -22,6 +22,9 @@ pub struct Settings {
     /// `COBRO_WORKER_MILLIS`, default 500: how often the queue worker polls (0: never by
     /// itself; use `POST /_local/drain`).
     pub poll_every: Option<Duration>,
+    /// `WHATSAPP_GRAPH_URL`: send WhatsApp through a Graph API server at this URL (a local
+    /// one that speaks Meta's formats) instead of the sandbox; unset: the sandbox.
+    pub graph_url: Option<String>,
 }
 
 pub const DEFAULT_APP_SECRET: &str = "local-app-secret";
@@ -47,6 +50,9 @@ impl Settings {
             demo_api_key: var("COBRO_DEMO_API_KEY", DEFAULT_DEMO_API_KEY),
             tick_every: every(number("COBRO_TICK_SECONDS", "60")?, Duration::from_secs),
             poll_every: every(number("COBRO_WORKER_MILLIS", "500")?, Duration::from_millis),
+            graph_url: std::env::var("WHATSAPP_GRAPH_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
         })
     }
 
@@ -61,6 +67,7 @@ impl Settings {
             demo_api_key: DEFAULT_DEMO_API_KEY.into(),
             tick_every: None,
             poll_every: None,
+            graph_url: None,
         }
     }
 }

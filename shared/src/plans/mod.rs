@@ -52,6 +52,40 @@ pub struct PlanRef {
 }
 
 impl Plan {
+    /// A plan the debtor (in the chat) or the CRM accepted. Its id comes from the account and
+    /// the request, so accepting the same terms twice is the same plan.
+    pub fn accepted(
+        account: &crate::domain::Account,
+        terms: PlanTerms,
+        request: &PlanRequest,
+        rules: &PlanRules,
+        now: Timestamp,
+        by: &str,
+    ) -> Plan {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(
+            format!(
+                "{}|{}|{}|{}",
+                account.id,
+                account.principal_minor,
+                account.due_date,
+                serde_json::to_string(request).expect("serializes")
+            )
+            .as_bytes(),
+        );
+        Plan {
+            tenant: account.tenant.clone(),
+            account: account.id.clone(),
+            id: hex::encode(&digest[..8]),
+            status: PlanStatus::Accepted,
+            paid_minor: vec![0; terms.instalments.len()],
+            terms,
+            accepted_at: now,
+            accepted_by: by.to_string(),
+            grace_days: rules.grace_days,
+        }
+    }
+
     /// Allocates a payment to the instalments, oldest unpaid first; returns what it did not
     /// need (an overpayment of the plan).
     pub fn allocate(&mut self, amount_minor: i64) -> i64 {

@@ -56,6 +56,17 @@ pub struct ChannelMessage {
     pub subject: Option<String>,
     /// Echoed back in status webhooks, to tie statuses to this message.
     pub correlation: String,
+    /// Choices to tap (a chatbot question): WhatsApp buttons or a list, free-form only. Other
+    /// channels carry them as numbered lines in `text`.
+    #[serde(default)]
+    pub choices: Option<ChoiceSet>,
+}
+
+/// The choices of a question, with the label of the button that opens a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoiceSet {
+    pub button: String,
+    pub options: Vec<crate::chat::Choice>,
 }
 
 /// What kind of failure it was: decides what the sender does next.

@@ -12,8 +12,8 @@ pub mod table;
 pub use blobs::{BlobError, Blobs};
 pub use bus::{Bus, BusError, Event, Pattern};
 pub use channel::{
-    Channel, ChannelError, ChannelMessage, Channels, FailureClass, Form, Recipient, SendAs,
-    TemplateRef,
+    Channel, ChannelError, ChannelMessage, Channels, ChoiceSet, FailureClass, Form, Recipient,
+    SendAs, TemplateRef,
 };
 pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use links::{LinkError, LinkRequest, PaymentLink, PaymentLinks};

@@ -134,6 +134,47 @@ impl Store {
         }
     }
 
+    /// Changes the account's holds (a pause, a dispute) on the latest version of the account;
+    /// returns the account as written, `None` when there is no such account.
+    pub async fn set_holds(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+        change: impl Fn(&mut crate::compliance::Holds),
+    ) -> Result<Option<Account>, RepoError> {
+        for _ in 0..5 {
+            let Some(mut account) = self.account(t, a).await? else {
+                return Ok(None);
+            };
+            let before = account.version;
+            change(&mut account.holds);
+            let updates = vec![
+                crate::ports::Update::set(
+                    "holds",
+                    serde_json::to_value(&account.holds).expect("serializes"),
+                ),
+                crate::ports::Update::add("version", 1),
+            ];
+            match self
+                .table
+                .update(
+                    &keys::account(t, a),
+                    updates,
+                    Some(Condition::eq("version", before)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    account.version = before + 1;
+                    return Ok(Some(account));
+                }
+                Err(TableError::ConditionFailed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RepoError::Conflict(format!("account {a} keeps changing")))
+    }
+
     /// Ends a promise (kept or broken) if it is still the one given.
     pub async fn end_promise(&self, account: &Account) -> Result<bool, RepoError> {
         let updates = vec![

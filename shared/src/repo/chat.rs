@@ -77,6 +77,10 @@ pub struct ChatReply {
     pub tries: u32,
     #[serde(default)]
     pub claimed_at: Option<Timestamp>,
+    /// The message that confirms an opt-out: the one reply the reply rules let through after
+    /// consent on the channel was withdrawn.
+    #[serde(default)]
+    pub confirms_opt_out: bool,
 }
 
 /// An open handoff in the agents' tray.

@@ -19,7 +19,10 @@ impl WhatsAppChannel {
     /// The request for a message: what goes over the wire.
     pub fn request(message: &ChannelMessage) -> SendRequest {
         let content = match message.form {
-            Form::FreeForm => Content::text(message.text.clone()),
+            Form::FreeForm => match &message.choices {
+                Some(set) => Self::interactive(&message.text, set),
+                None => Content::text(message.text.clone()),
+            },
             Form::Template => Content::template(
                 message.template.name.clone(),
                 template_language(message.language),
@@ -28,6 +31,43 @@ impl WhatsAppChannel {
             ),
         };
         SendRequest::to(message.to.phone.as_str(), content).correlated(message.correlation.clone())
+    }
+
+    /// Up to three short choices as reply buttons, more (or any with a description) as a
+    /// list; past Meta's limits, the numbered text, which always goes through.
+    fn interactive(body: &str, set: &crate::ports::ChoiceSet) -> Content {
+        let buttons = set.options.len() <= 3 && set.options.iter().all(|o| o.description.is_none());
+        let built = if buttons {
+            let pairs: Vec<(String, String)> = set
+                .options
+                .iter()
+                .map(|o| (o.id.clone(), o.title.clone()))
+                .collect();
+            Content::buttons(body, &pairs)
+        } else {
+            let rows = set
+                .options
+                .iter()
+                .map(|o| super::send::ListRow {
+                    id: o.id.clone(),
+                    title: o.title.clone(),
+                    description: o.description.clone(),
+                })
+                .collect();
+            let section = super::send::ListSection {
+                title: set.button.chars().take(24).collect(),
+                rows,
+            };
+            Content::list(body, &set.button, vec![section])
+        };
+        built.unwrap_or_else(|why| {
+            tracing::warn!(%why, "choices beyond WhatsApp's limits; sent as numbered text");
+            let mut text = body.to_string();
+            for (i, o) in set.options.iter().enumerate() {
+                text.push_str(&format!("\n{}. {}", i + 1, o.title));
+            }
+            Content::text(text)
+        })
     }
 }
 

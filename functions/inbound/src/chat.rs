@@ -1,0 +1,412 @@
+//! The chatbot behind the inbound processor: runs the engine on a debtor's message and applies
+//! what it decided. The step is saved first (with the conversation's state, as an outbox), then
+//! applied: a retried message re-applies the same step, and every effect is idempotent, so
+//! nothing happens twice and nothing is lost.
+
+use jiff::tz::TimeZone;
+use serde_json::json;
+
+use cobro::chat::{self, Effect, Reply, Turn};
+use cobro::domain::{Debtor, Language, Money, Tenant, TenantId};
+use cobro::inbound::InboundMessage;
+use cobro::outbound::{ReplyMessage, ReplyRef};
+use cobro::plans::{build, Plan};
+use cobro::ports::{LinkRequest, Outgoing, PaymentLinks};
+use cobro::repo::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError};
+
+use super::{Inbound, InboundError};
+
+/// Payment links the bot sends last this long.
+const LINK_MINUTES: i64 = 23 * 60;
+
+impl Inbound {
+    /// One message from a debtor through the chatbot.
+    pub(crate) async fn converse(
+        &self,
+        tenant: &TenantId,
+        channel: cobro::domain::ChannelKind,
+        debtor: &Debtor,
+        m: &InboundMessage,
+        media_key: Option<&str>,
+    ) -> Result<(), InboundError> {
+        let Some(tenant) = self.store.tenant(tenant).await? else {
+            return Ok(());
+        };
+        for _ in 0..5 {
+            let (record, version) = self.store.chat_record(&tenant.id, &debtor.id).await?;
+            if let Some(p) = &record.pending {
+                if p.message_id == m.id {
+                    // A retry of this very message: re-apply its saved step.
+                    let p = p.clone();
+                    self.apply_step(&tenant, debtor, &p, media_key).await?;
+                    return self.clear_pending(&tenant, debtor, record, version).await;
+                }
+                // An earlier message's step not fully applied: finish it first.
+                let p = p.clone();
+                self.apply_step(&tenant, debtor, &p, None).await?;
+            }
+            let accounts = self
+                .store
+                .accounts_of_debtor(&tenant.id, &debtor.id)
+                .await?;
+            let identity = self.store.identity_facts(&tenant.id, &debtor.id).await?;
+            let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+            let turn = Turn {
+                tenant: &tenant,
+                debtor,
+                accounts: &accounts,
+                identity: identity.as_ref(),
+                channel,
+                content: &m.content,
+                // The message's own time: the same message always gives the same step.
+                now: m.at,
+                today: m.at.to_zoned(zone).date(),
+            };
+            let step = chat::step(&record.state, &turn);
+            tracing::info!(tenant = %tenant.id, debtor = %debtor.id, understood = %step.understood, replies = step.replies.len(), effects = step.effects.len(), "chatbot step");
+            let pending = PendingStep {
+                message_id: m.id.clone(),
+                channel,
+                at: m.at,
+                replies: step.replies,
+                effects: step.effects,
+                understood: step.understood,
+            };
+            let next = ChatRecord {
+                state: step.state,
+                pending: Some(pending.clone()),
+            };
+            match self
+                .store
+                .save_chat_record(&tenant.id, &debtor.id, &next, version)
+                .await
+            {
+                Ok(()) => {
+                    self.apply_step(&tenant, debtor, &pending, media_key)
+                        .await?;
+                    return self.clear_pending(&tenant, debtor, next, version + 1).await;
+                }
+                // Another message of this debtor was applied meanwhile: read it and go again.
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(InboundError::Store(RepoError::Conflict(format!(
+            "the conversation of {} keeps changing",
+            debtor.id
+        ))))
+    }
+
+    async fn clear_pending(
+        &self,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        mut record: ChatRecord,
+        version: i64,
+    ) -> Result<(), InboundError> {
+        record.pending = None;
+        match self
+            .store
+            .save_chat_record(&tenant.id, &debtor.id, &record, version)
+            .await
+        {
+            // A newer message saved its own step: it also finishes ours (idempotently).
+            Ok(()) | Err(RepoError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn apply_step(
+        &self,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        p: &PendingStep,
+        media_key: Option<&str>,
+    ) -> Result<(), InboundError> {
+        let mut replies = p.replies.clone();
+        for effect in &p.effects {
+            if let Some(extra) = self
+                .apply_effect(tenant, debtor, p, effect, media_key)
+                .await?
+            {
+                replies.push(extra);
+            }
+        }
+        let mut queued = Vec::new();
+        for (n, reply) in replies.into_iter().enumerate() {
+            let r = ChatReply {
+                tenant: tenant.id.clone(),
+                debtor: debtor.id.clone(),
+                id: format!("{}#{n}", p.message_id),
+                channel: p.channel,
+                reply,
+                author: "bot".into(),
+                answers_at: Some(p.at),
+                created_at: self.clock.now(),
+                status: ReplyStatus::Queued,
+                provider_message_id: None,
+                reason: None,
+                tries: 0,
+                claimed_at: None,
+                confirms_opt_out: p.understood == "opt_out",
+            };
+            self.store.put_reply(&r).await?;
+            // Queued again even when the reply existed: the sender skips one already sent.
+            queued.push(r);
+        }
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let Some(outbound) = &self.outbound else {
+            return Ok(());
+        };
+        // Only the first: the sender queues each next one once this one is out, so the debtor
+        // reads them in order.
+        let batch = queued
+            .iter()
+            .take(1)
+            .enumerate()
+            .map(|(i, r)| {
+                let body = ReplyMessage {
+                    reply: ReplyRef {
+                        tenant: r.tenant.clone(),
+                        debtor: r.debtor.clone(),
+                        id: r.id.clone(),
+                    },
+                };
+                Outgoing::new(
+                    i.to_string(),
+                    serde_json::to_string(&body).expect("serializes"),
+                )
+            })
+            .collect();
+        outbound
+            .send_batch(batch)
+            .await
+            .map_err(|e| InboundError::Queue(e.to_string()))
+    }
+
+    /// Applies one effect; some answer with one more reply (the link).
+    async fn apply_effect(
+        &self,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        p: &PendingStep,
+        effect: &Effect,
+        media_key: Option<&str>,
+    ) -> Result<Option<Reply>, InboundError> {
+        let t = &tenant.id;
+        let base = |extra: serde_json::Value| {
+            let mut detail = json!({
+                "tenant": t, "debtor": debtor.id, "channel": p.channel.as_str(),
+                "message_id": p.message_id, "at": p.at,
+            });
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            detail
+        };
+        match effect {
+            Effect::IdentityVerified | Effect::IdentityFailed { .. } => {}
+            Effect::IdentityLocked { until } => {
+                tracing::warn!(tenant = %t, debtor = %debtor.id, "identity check locked");
+                self.publish("IdentityCheckLocked", base(json!({ "until": until })))
+                    .await?;
+            }
+            Effect::PayLink { account } => return self.pay_link(tenant, debtor, account, p).await,
+            Effect::AcceptPlan { account, request } => {
+                let Some(acct) = self.store.account(t, account).await? else {
+                    return Ok(None);
+                };
+                let today = p.at.to_zoned(TimeZone::UTC).date();
+                let Ok(terms) = build(acct.balance(), &tenant.plan_rules, request, today) else {
+                    return Ok(None);
+                };
+                let plan =
+                    Plan::accepted(&acct, terms, request, &tenant.plan_rules, p.at, "debtor");
+                self.store.accept_plan(&acct, &plan, p.at).await?;
+                self.publish(
+                    "PlanAccepted",
+                    base(json!({ "account": account, "plan": plan.id, "by": "debtor" })),
+                )
+                .await?;
+            }
+            Effect::Promise {
+                account,
+                by,
+                amount_minor,
+            } => {
+                let Some(acct) = self.store.account(t, account).await? else {
+                    return Ok(None);
+                };
+                let promise = cobro::domain::Promise {
+                    amount_minor: *amount_minor,
+                    by: *by,
+                    paid_minor: 0,
+                    made_at: p.at,
+                    made_by: "debtor".into(),
+                };
+                // A retried step finds the promise made: nothing to do.
+                if acct.promise.as_ref().is_some_and(|x| x.made_at == p.at) {
+                    return Ok(None);
+                }
+                self.store.make_promise(&acct, &promise, p.at).await?;
+                self.publish(
+                    "PromiseMade",
+                    base(json!({ "account": account, "promise": promise })),
+                )
+                .await?;
+            }
+            Effect::Pause {
+                accounts,
+                until,
+                reason,
+            } => {
+                for a in accounts {
+                    self.store
+                        .set_holds(t, a, |h| {
+                            h.paused = true;
+                            h.paused_until = *until;
+                            h.pause_reason = Some(reason.clone());
+                        })
+                        .await?;
+                }
+                self.publish(
+                    "CollectionPaused",
+                    base(json!({ "accounts": accounts, "until": until, "reason": reason })),
+                )
+                .await?;
+            }
+            Effect::Dispute { account, kind } => {
+                self.store
+                    .set_holds(t, account, |h| h.dispute_open = true)
+                    .await?;
+                self.publish(
+                    "DisputeOpened",
+                    base(json!({ "account": account, "kind": kind })),
+                )
+                .await?;
+            }
+            Effect::PreferChannel { channel } => {
+                let at = p.at;
+                self.store
+                    .set_preferences(t, &debtor.id, |pr| {
+                        pr.channel = Some(*channel);
+                        pr.updated_at = Some(at);
+                    })
+                    .await?;
+                self.publish(
+                    "PreferencesChanged",
+                    base(json!({ "preferred_channel": channel })),
+                )
+                .await?;
+            }
+            Effect::PreferHours { hours } => {
+                let at = p.at;
+                self.store
+                    .set_preferences(t, &debtor.id, |pr| {
+                        pr.hours = *hours;
+                        pr.updated_at = Some(at);
+                    })
+                    .await?;
+                self.publish("PreferencesChanged", base(json!({ "hours": hours })))
+                    .await?;
+            }
+            Effect::Handoff { reason, urgent } => {
+                let opened = self
+                    .store
+                    .open_handoff(&Handoff {
+                        tenant: t.clone(),
+                        debtor: debtor.id.clone(),
+                        reason: reason.clone(),
+                        urgent: *urgent,
+                        opened_at: p.at,
+                        agent: None,
+                    })
+                    .await?;
+                if opened || *urgent {
+                    self.publish(
+                        "HandoffRequested",
+                        base(json!({ "reason": reason, "urgent": urgent })),
+                    )
+                    .await?;
+                }
+            }
+            Effect::Vulnerable { sign } => {
+                tracing::warn!(tenant = %t, debtor = %debtor.id, sign = sign.as_str(), "vulnerability flagged");
+                self.publish("VulnerabilityFlagged", base(json!({ "sign": sign })))
+                    .await?;
+            }
+            Effect::Receipt => {
+                self.publish("ReceiptReceived", base(json!({ "blob": media_key })))
+                    .await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A link for the account's next amount due, on the tenant's pay page or Stripe Checkout.
+    async fn pay_link(
+        &self,
+        tenant: &Tenant,
+        debtor: &Debtor,
+        account: &cobro::domain::AccountId,
+        p: &PendingStep,
+    ) -> Result<Option<Reply>, InboundError> {
+        let lang: Language = debtor.language;
+        let say =
+            |key: &str, args: &[(&str, &str)]| chat::texts::say(&tenant.chat, key, lang, args);
+        let Some(acct) = self.store.account(&tenant.id, account).await? else {
+            return Ok(None);
+        };
+        let (plan_id, amount_minor) = match &acct.plan {
+            Some(r) => (Some(r.id.clone()), r.next_amount_minor),
+            None => (None, acct.balance_minor),
+        };
+        let provider: Option<std::sync::Arc<dyn PaymentLinks>> = match &tenant.pay_page {
+            Some(template) => cobro::adapters::pay_page::PayPageLinks::new(template, None)
+                .ok()
+                .map(|l| std::sync::Arc::new(l) as std::sync::Arc<dyn PaymentLinks>),
+            None => self.links.clone(),
+        };
+        let Some(provider) = provider else {
+            tracing::warn!(tenant = %tenant.id, "no pay page and no Stripe: the bot cannot send a link");
+            return Ok(Some(Reply::text(say("pay_link_failed", &[]))));
+        };
+        let expires_at = p.at + jiff::SignedDuration::from_mins(LINK_MINUTES);
+        let request = LinkRequest {
+            tenant: tenant.id.clone(),
+            account: acct.id.clone(),
+            plan: plan_id.clone(),
+            instalment: None,
+            amount: Money::new(amount_minor, acct.currency),
+            description: format!("{} · {}", tenant.name, acct.id),
+            expires_at,
+            // The message id: a retried step asks for the same link.
+            idempotency_key: format!("chat:{}:{}:{}", tenant.id, acct.id, p.message_id),
+        };
+        match provider.create(&request).await {
+            Ok(link) => {
+                let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+                let expires = link
+                    .expires_at
+                    .to_zoned(zone)
+                    .strftime("%d/%m %H:%M")
+                    .to_string();
+                let amount = request.amount.display();
+                Ok(Some(Reply::text(say(
+                    "pay_link",
+                    &[
+                        ("amount", &amount),
+                        ("url", &link.url),
+                        ("expires", &expires),
+                    ],
+                ))))
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, error = %e, "payment link failed");
+                Ok(Some(Reply::text(say("pay_link_failed", &[]))))
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Replies inside a conversation (the chatbot's, an agent's): not collection contacts the
+//! reminders decided, so not bound by their hours and caps, but by the reply rules:
+//!
+//! - the debtor wrote first: a bot reply goes out within `FRESH_FOR` of their message, else it
+//!   is cancelled (an answer hours late is a new contact, which only the reminders may make);
+//! - on WhatsApp only inside the 24-hour customer-service window (free-form);
+//! - never to someone who withdrew consent on the channel, except the one message that
+//!   confirms the withdrawal.
+//!
+//! Every outcome is written on the reply with its reason. Replies to one message go out in
+//! order: each one sent queues the next.
+
+use jiff::SignedDuration;
+use std::time::Duration;
+
+use cobro::compliance::latest_consent;
+use cobro::domain::{ConversationMessage, Direction};
+use cobro::outbound::{ReplyMessage, ReplyRef};
+use cobro::ports::{
+    ChannelMessage, ChoiceSet, FailureClass, Form, Outgoing, Recipient, TemplateRef,
+};
+use cobro::repo::{ChatReply, ReplyStatus};
+
+use super::{Outcome, SendError, Sender, LEASE, MAX_TRIES, SERVICE_WINDOW};
+
+/// How long after the debtor's message the bot's answer may still go out.
+pub const FRESH_FOR: SignedDuration = SignedDuration::from_hours(1);
+
+impl Sender {
+    pub(crate) async fn reply(&self, r: ReplyRef) -> Result<Outcome, SendError> {
+        let now = self.clock.now();
+        let Some(reply) = self
+            .store
+            .claim_reply(&r.tenant, &r.debtor, &r.id, now, LEASE)
+            .await?
+        else {
+            return Ok(match self.store.reply(&r.tenant, &r.debtor, &r.id).await? {
+                None => Outcome::Skipped("no such reply"),
+                Some(_) => Outcome::Skipped("already handled"),
+            });
+        };
+        let outcome = self.reply_claimed(&reply).await?;
+        if !matches!(outcome, Outcome::Deferred { .. }) {
+            self.queue_next(&reply).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn reply_claimed(&self, reply: &ChatReply) -> Result<Outcome, SendError> {
+        let (Some(tenant), Some(debtor)) = (
+            self.store.tenant(&reply.tenant).await?,
+            self.store.debtor(&reply.tenant, &reply.debtor).await?,
+        ) else {
+            return self
+                .end(
+                    reply,
+                    ReplyStatus::Cancelled,
+                    "the tenant or the debtor is gone",
+                )
+                .await;
+        };
+        let now = self.clock.now();
+        if let Some(why) = self.reply_refused(reply, &debtor, now).await? {
+            tracing::info!(reply = %reply.id, %why, "reply not sent");
+            return self.end(reply, ReplyStatus::Cancelled, &why).await;
+        }
+        let Some(adapter) = self.channels.get(reply.channel) else {
+            return self
+                .end(reply, ReplyStatus::Failed, "no adapter for the channel")
+                .await;
+        };
+        let (text, choices) = match &reply.reply {
+            cobro::chat::Reply::Text { body } => (body.clone(), None),
+            cobro::chat::Reply::Choices {
+                body,
+                button,
+                options,
+            } => match reply.channel {
+                cobro::domain::ChannelKind::Whatsapp => (
+                    body.clone(),
+                    Some(ChoiceSet {
+                        button: button.clone(),
+                        options: options.clone(),
+                    }),
+                ),
+                // No buttons elsewhere: numbered lines, answered with the number.
+                _ => (reply.reply.plain(), None),
+            },
+        };
+        let message = ChannelMessage {
+            channel: reply.channel,
+            to: Recipient {
+                phone: debtor.phone.clone(),
+                email: debtor.email.clone(),
+                whatsapp_user_id: None,
+            },
+            send_as: tenant.sender_ids.clone(),
+            language: debtor.language,
+            // Replies are free-form only (inside the window); the template is never used.
+            template: TemplateRef {
+                name: String::new(),
+                params: vec![],
+            },
+            text,
+            form: Form::FreeForm,
+            subject: (reply.channel == cobro::domain::ChannelKind::Email)
+                .then(|| tenant.name.clone()),
+            correlation: format!("{}|{}|reply|{}", reply.tenant, reply.debtor, reply.id),
+            choices,
+        };
+        let number = format!("{}:reply", reply.channel.as_str());
+        self.pacer.ready(&number).await;
+        match adapter.send(&message).await {
+            Ok(id) => {
+                self.store
+                    .finish_reply(reply, ReplyStatus::Sent, Some(&id), None)
+                    .await?;
+                self.store
+                    .record_message(&ConversationMessage {
+                        tenant: reply.tenant.clone(),
+                        debtor: reply.debtor.clone(),
+                        direction: Direction::Outbound,
+                        channel: reply.channel,
+                        message_id: id.clone(),
+                        at: now,
+                        text: reply.reply.plain(),
+                    })
+                    .await?;
+                Ok(Outcome::Sent {
+                    channel: reply.channel,
+                    provider_message_id: id,
+                })
+            }
+            Err(e) => {
+                let retry = matches!(
+                    e.class,
+                    FailureClass::Transient
+                        | FailureClass::Timeout
+                        | FailureClass::Throttled
+                        | FailureClass::RecipientBusy
+                ) && reply.tries < MAX_TRIES;
+                if retry {
+                    let delay = super::pacing::backoff(
+                        reply.tries,
+                        Duration::from_secs(2),
+                        Duration::from_secs(60),
+                    );
+                    self.store.release_reply(reply, &e.to_string()).await?;
+                    self.queue_reply(reply, delay).await?;
+                    Ok(Outcome::Deferred {
+                        delay,
+                        reason: e.to_string(),
+                    })
+                } else {
+                    self.end(reply, ReplyStatus::Failed, &e.to_string()).await
+                }
+            }
+        }
+    }
+
+    /// Why the reply rules refuse it, if they do.
+    async fn reply_refused(
+        &self,
+        reply: &ChatReply,
+        debtor: &cobro::domain::Debtor,
+        now: jiff::Timestamp,
+    ) -> Result<Option<String>, SendError> {
+        if latest_consent(debtor, reply.channel) == Some(false) && !reply.confirms_opt_out {
+            return Ok(Some(format!(
+                "opt_out: the debtor withdrew consent on {}",
+                reply.channel.as_str()
+            )));
+        }
+        if reply.author == "bot" {
+            if let Some(at) = reply.answers_at {
+                if now.duration_since(at) > FRESH_FOR {
+                    return Ok(Some(format!(
+                        "stale: the debtor wrote at {at}, more than an hour ago"
+                    )));
+                }
+            }
+        }
+        if reply.channel == cobro::domain::ChannelKind::Whatsapp {
+            let last = self
+                .store
+                .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
+                .await?;
+            if !last.is_some_and(|t| now.duration_since(t) < SERVICE_WINDOW) {
+                return Ok(Some(
+                    "outside_window: no message from the debtor in the last 24 hours".into(),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn end(
+        &self,
+        reply: &ChatReply,
+        status: ReplyStatus,
+        reason: &str,
+    ) -> Result<Outcome, SendError> {
+        self.store
+            .finish_reply(reply, status, None, Some(reason))
+            .await?;
+        Ok(match status {
+            ReplyStatus::Failed => Outcome::Failed(reason.to_string()),
+            _ => Outcome::Cancelled(reason.to_string()),
+        })
+    }
+
+    async fn queue_reply(&self, reply: &ChatReply, delay: Duration) -> Result<(), SendError> {
+        let body = ReplyMessage {
+            reply: ReplyRef {
+                tenant: reply.tenant.clone(),
+                debtor: reply.debtor.clone(),
+                id: reply.id.clone(),
+            },
+        };
+        let body = serde_json::to_string(&body).expect("serializes");
+        self.queue
+            .send_batch(vec![Outgoing::new("0", body).delayed(delay)])
+            .await
+            .map_err(|e| SendError::Queue(e.to_string()))
+    }
+
+    /// The reply after this one (`<message>#<n+1>`), if the step had one.
+    async fn queue_next(&self, reply: &ChatReply) -> Result<(), SendError> {
+        let Some((prefix, n)) = reply.id.rsplit_once('#') else {
+            return Ok(());
+        };
+        let Ok(n) = n.parse::<u32>() else {
+            return Ok(());
+        };
+        let next_id = format!("{prefix}#{}", n + 1);
+        if let Some(next) = self
+            .store
+            .reply(&reply.tenant, &reply.debtor, &next_id)
+            .await?
+        {
+            if next.status == ReplyStatus::Queued {
+                self.queue_reply(&next, Duration::ZERO).await?;
+            }
+        }
+        Ok(())
+    }
+}
