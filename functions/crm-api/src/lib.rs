@@ -2,6 +2,7 @@
 //! back, and register payments. Authenticated per tenant with API keys.
 
 mod auth;
+mod chat;
 mod inputs;
 mod plans;
 
@@ -33,6 +34,8 @@ pub struct CrmApi {
     pub decider: Decider,
     /// The deployment's Stripe Checkout, for tenants without their own pay page.
     pub stripe: Option<Arc<dyn cobro::ports::PaymentLinks>>,
+    /// The outbound queue: agents' replies go through the sender like the bot's.
+    pub outbound: Option<Arc<dyn cobro::ports::Queue>>,
 }
 
 impl CrmApi {
@@ -46,7 +49,7 @@ impl CrmApi {
 
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    plan_routes(core_routes(Router::new()))
+    chat::routes(plan_routes(core_routes(Router::new())))
         .fallback(|| async { Problem::not_found("no such route") })
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -17,6 +17,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock),
         decider: Decider::default(),
         stripe: cobro::lambda::stripe_links()?,
+        // Agents' replies in handed-off conversations go to the sender through it.
+        outbound: lambda::queue_from_env("COBRO_OUTBOUND_QUEUE_URL").await?,
     };
     lambda_http::run(router(Arc::new(state))).await
 }

@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock),
         decider: Decider::default(),
         stripe: cobro::lambda::stripe_links()?,
+        outbound: None,
     };
     lambda_http::run(plans_router(Arc::new(state))).await
 }

@@ -185,6 +185,7 @@ impl LocalStack {
                 clock: dyn_clock,
                 decider: Decider::default(),
                 stripe: None,
+                outbound: Some(outbound.clone()),
             }),
             settings,
             store,

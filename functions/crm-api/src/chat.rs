@@ -1,0 +1,303 @@
+//! The agents' side of the chatbot: the tray of conversations handed to a person, reading one,
+//! replying (through the same sender and reply rules as the bot), handing it back to the bot
+//! or closing it; and the identity answers the bot checks, which the CRM provides.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+use cobro::chat::{IdentityFacts, Mode, Reply};
+use cobro::domain::{ChannelKind, DebtorId};
+use cobro::http::{parse_json, Problem};
+use cobro::outbound::{ReplyMessage, ReplyRef};
+use cobro::ports::{Event, Outgoing};
+use cobro::repo::{ChatReply, RepoError, ReplyStatus};
+
+use crate::{id, Caller, CrmApi};
+
+pub(crate) fn routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
+    r.route("/v1/handoffs", get(list_handoffs))
+        .route("/v1/conversations/{debtor}", get(conversation))
+        .route("/v1/conversations/{debtor}/replies", post(agent_reply))
+        .route("/v1/conversations/{debtor}/release", post(release))
+        .route("/v1/conversations/{debtor}/close", post(close))
+        .route("/v1/debtors/{id}/identity", put(put_identity))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+async fn list_handoffs(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Query(page): Query<Page>,
+) -> Result<Response, Problem> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "is 1 to 200"));
+    }
+    let (items, next) = s
+        .store
+        .open_handoffs(&caller.tenant, limit, page.cursor)
+        .await
+        .map_err(|e| match e {
+            RepoError::Table(cobro::ports::TableError::Invalid(m)) => {
+                Problem::invalid_field("cursor", m)
+            }
+            other => Problem::from(other),
+        })?;
+    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+async fn debtor_of(s: &CrmApi, caller: &Caller, raw: String) -> Result<cobro::domain::Debtor, Problem> {
+    let debtor = id(DebtorId::parse, raw, "debtor")?;
+    s.store
+        .debtor(&caller.tenant, &debtor)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no debtor `{debtor}`")))
+}
+
+async fn conversation(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    let debtor = debtor_of(&s, &caller, raw).await?;
+    let messages = s.store.conversation(&caller.tenant, &debtor.id, 100).await?;
+    let (record, _) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
+    let handoff = s.store.handoff(&caller.tenant, &debtor.id).await?;
+    Ok(Json(json!({
+        "debtor": debtor.id,
+        "owner": record.state.mode,
+        "waiting_for": record.state.awaiting,
+        "vulnerability": record.state.vulnerable,
+        "language": record.state.language.unwrap_or(debtor.language),
+        "handoff": handoff,
+        "messages": messages,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentReply {
+    text: String,
+    agent: String,
+    #[serde(default)]
+    channel: Option<ChannelKind>,
+}
+
+fn conflict(kind: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, kind, detail)
+}
+
+async fn agent_reply(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: AgentReply = parse_json(&body)?;
+    let text = input.text.trim();
+    if text.is_empty() || text.chars().count() > 4096 {
+        return Err(Problem::invalid_field("text", "is 1 to 4096 characters"));
+    }
+    let agent = input.agent.trim();
+    if agent.is_empty() || agent.len() > 100 {
+        return Err(Problem::invalid_field("agent", "is 1 to 100 characters"));
+    }
+    let debtor = debtor_of(&s, &caller, raw).await?;
+    let (record, _) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
+    if !matches!(record.state.mode, Mode::Agent { .. }) {
+        return Err(conflict(
+            "bot-owns-conversation",
+            "the bot owns this conversation; a person replies once it is handed off",
+        ));
+    }
+    let channel = input.channel.unwrap_or(ChannelKind::Whatsapp);
+    let now = s.clock.now();
+    if channel == ChannelKind::Whatsapp {
+        let last = s
+            .store
+            .last_inbound(&caller.tenant, &debtor.id, channel)
+            .await?;
+        // The sender checks again; answering here spares the agent a silent cancel.
+        if !last.is_some_and(|t| now.duration_since(t) < jiff::SignedDuration::from_hours(24)) {
+            return Err(conflict(
+                "outside-window",
+                "no message from the debtor in the last 24 hours: WhatsApp allows only approved templates; the reminders will reach them",
+            ));
+        }
+    }
+    if cobro::compliance::latest_consent(&debtor, channel) == Some(false) {
+        return Err(conflict(
+            "opted-out",
+            format!("the debtor withdrew consent on {}", channel.as_str()),
+        ));
+    }
+    // The Idempotency-Key makes a retried request the same reply.
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect::<String>())
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let reply = ChatReply {
+        tenant: caller.tenant.clone(),
+        debtor: debtor.id.clone(),
+        id: format!("agent-{key}"),
+        channel,
+        reply: Reply::text(text),
+        author: format!("agent:{agent}"),
+        answers_at: None,
+        created_at: now,
+        status: ReplyStatus::Queued,
+        provider_message_id: None,
+        reason: None,
+        tries: 0,
+        claimed_at: None,
+        confirms_opt_out: false,
+    };
+    let created = s.store.put_reply(&reply).await?;
+    if created {
+        queue(&s, &reply).await?;
+    }
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "id": reply.id, "status": "queued" }))).into_response())
+}
+
+async fn queue(s: &CrmApi, reply: &ChatReply) -> Result<(), Problem> {
+    let Some(outbound) = &s.outbound else {
+        tracing::error!("the CRM API has no outbound queue: replies cannot be sent");
+        return Err(Problem::internal());
+    };
+    let body = ReplyMessage {
+        reply: ReplyRef {
+            tenant: reply.tenant.clone(),
+            debtor: reply.debtor.clone(),
+            id: reply.id.clone(),
+        },
+    };
+    outbound
+        .send_batch(vec![Outgoing::new(
+            "0",
+            serde_json::to_string(&body).expect("serializes"),
+        )])
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "reply not queued");
+            Problem::unavailable("the queue is unavailable; retry with the same Idempotency-Key")
+        })
+}
+
+/// Hands the conversation back to the bot (`release`) or ends the agent's part (`close`).
+async fn set_bot(s: &CrmApi, caller: &Caller, raw: String, event: &str) -> Result<Response, Problem> {
+    let debtor = debtor_of(s, caller, raw).await?;
+    for _ in 0..5 {
+        let (mut record, version) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
+        let was_agent = matches!(record.state.mode, Mode::Agent { .. });
+        record.state.mode = Mode::Bot;
+        record.state.awaiting = Default::default();
+        record.state.offered.clear();
+        record.state.misunderstood = 0;
+        if was_agent {
+            match s
+                .store
+                .save_chat_record(&caller.tenant, &debtor.id, &record, version)
+                .await
+            {
+                Ok(()) => {}
+                Err(RepoError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let closed = s.store.close_handoff(&caller.tenant, &debtor.id).await?;
+        if was_agent || closed {
+            s.bus
+                .publish(vec![Event::new(
+                    event,
+                    json!({ "tenant": caller.tenant, "debtor": debtor.id, "at": s.clock.now() }),
+                )])
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "{event} not published");
+                    Problem::internal()
+                })?;
+        }
+        return Ok(Json(json!({ "debtor": debtor.id, "owner": "bot", "changed": was_agent || closed })).into_response());
+    }
+    Err(conflict("conflict", "the conversation keeps changing; retry"))
+}
+
+async fn release(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    set_bot(&s, &caller, raw, "HandoffReleased").await
+}
+
+async fn close(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+) -> Result<Response, Problem> {
+    set_bot(&s, &caller, raw, "HandoffClosed").await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityInput {
+    #[serde(default)]
+    national_id: Option<String>,
+    #[serde(default)]
+    birth_date: Option<jiff::civil::Date>,
+}
+
+/// What the bot asks a debtor before showing anything about a debt. Only salted hashes are
+/// kept; the values themselves are never stored or returned.
+async fn put_identity(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let input: IdentityInput = parse_json(&body)?;
+    if input.national_id.is_none() && input.birth_date.is_none() {
+        return Err(Problem::bad_request(
+            "give `national_id`, `birth_date` or both",
+        ));
+    }
+    let debtor = id(DebtorId::parse, raw, "id")?;
+    if s.store.debtor(&caller.tenant, &debtor).await?.is_none() {
+        return Err(Problem::not_found(format!("no debtor `{debtor}`")));
+    }
+    let facts = IdentityFacts::from_raw(
+        &caller.tenant,
+        &debtor,
+        input.national_id.as_deref(),
+        input.birth_date,
+    )
+    .map_err(|m| Problem::invalid_field("national_id", m.trim_start_matches("national_id: ")))?;
+    s.store
+        .put_identity_facts(&caller.tenant, &debtor, &facts)
+        .await?;
+    Ok(Json(json!({
+        "debtor": debtor,
+        "national_id": facts.national_id_last4.is_some(),
+        "birth_date": facts.birth_date.is_some(),
+    }))
+    .into_response())
+}
