@@ -1,4 +1,5 @@
 mod channels_aws;
+mod chat;
 mod contract;
 mod graph;
 mod inbound;

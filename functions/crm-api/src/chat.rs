@@ -17,7 +17,7 @@ use cobro::domain::{ChannelKind, DebtorId};
 use cobro::http::{parse_json, Problem};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{Event, Outgoing};
-use cobro::repo::{ChatReply, RepoError, ReplyStatus};
+use cobro::repo::{ChatReply, ReplyStatus, RepoError};
 
 use crate::{id, Caller, CrmApi};
 
@@ -60,7 +60,11 @@ async fn list_handoffs(
     Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
 }
 
-async fn debtor_of(s: &CrmApi, caller: &Caller, raw: String) -> Result<cobro::domain::Debtor, Problem> {
+async fn debtor_of(
+    s: &CrmApi,
+    caller: &Caller,
+    raw: String,
+) -> Result<cobro::domain::Debtor, Problem> {
     let debtor = id(DebtorId::parse, raw, "debtor")?;
     s.store
         .debtor(&caller.tenant, &debtor)
@@ -74,7 +78,10 @@ async fn conversation(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let debtor = debtor_of(&s, &caller, raw).await?;
-    let messages = s.store.conversation(&caller.tenant, &debtor.id, 100).await?;
+    let messages = s
+        .store
+        .conversation(&caller.tenant, &debtor.id, 100)
+        .await?;
     let (record, _) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
     let handoff = s.store.handoff(&caller.tenant, &debtor.id).await?;
     Ok(Json(json!({
@@ -151,7 +158,12 @@ async fn agent_reply(
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .map(|k| k.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect::<String>())
+        .map(|k| {
+            k.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(64)
+                .collect::<String>()
+        })
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let reply = ChatReply {
@@ -174,7 +186,11 @@ async fn agent_reply(
     if created {
         queue(&s, &reply).await?;
     }
-    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(json!({ "id": reply.id, "status": "queued" }))).into_response())
 }
 
@@ -203,7 +219,12 @@ async fn queue(s: &CrmApi, reply: &ChatReply) -> Result<(), Problem> {
 }
 
 /// Hands the conversation back to the bot (`release`) or ends the agent's part (`close`).
-async fn set_bot(s: &CrmApi, caller: &Caller, raw: String, event: &str) -> Result<Response, Problem> {
+async fn set_bot(
+    s: &CrmApi,
+    caller: &Caller,
+    raw: String,
+    event: &str,
+) -> Result<Response, Problem> {
     let debtor = debtor_of(s, caller, raw).await?;
     for _ in 0..5 {
         let (mut record, version) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
@@ -236,9 +257,15 @@ async fn set_bot(s: &CrmApi, caller: &Caller, raw: String, event: &str) -> Resul
                     Problem::internal()
                 })?;
         }
-        return Ok(Json(json!({ "debtor": debtor.id, "owner": "bot", "changed": was_agent || closed })).into_response());
+        return Ok(Json(
+            json!({ "debtor": debtor.id, "owner": "bot", "changed": was_agent || closed }),
+        )
+        .into_response());
     }
-    Err(conflict("conflict", "the conversation keeps changing; retry"))
+    Err(conflict(
+        "conflict",
+        "the conversation keeps changing; retry",
+    ))
 }
 
 async fn release(

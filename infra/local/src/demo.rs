@@ -12,6 +12,9 @@ use cobro::repo::{ApiKeyRecord, RepoError, Store, WhatsAppNumber};
 
 pub const TENANT: &str = "demo";
 /// The demo number's id, as Meta would send it in `metadata.phone_number_id`.
+/// What the demo debtors answer to the chatbot's identity check.
+pub const DEMO_ID_LAST4: &str = "1234";
+
 pub const PHONE_NUMBER_ID: &str = "100000000000001";
 pub const DISPLAY_NUMBER: &str = "56900000000";
 
@@ -185,6 +188,18 @@ pub async fn seed(
             preferences: Default::default(),
         };
         store.upsert_debtor(&debtor).await?;
+        // The chatbot asks for the last 4 digits of the national id before showing a debt:
+        // every demo debtor's ends in 1234 (`DEMO_ID_LAST4`).
+        let facts = cobro::chat::IdentityFacts::from_raw(
+            &tenant_id,
+            &debtor.id,
+            Some(&format!("00.000.{DEMO_ID_LAST4}")),
+            None,
+        )
+        .expect("four digits");
+        store
+            .put_identity_facts(&tenant_id, &debtor.id, &facts)
+            .await?;
         let today: Date = now.to_zoned(debtor.time_zone.tz()).date();
         let account = Account {
             tenant: tenant_id.clone(),

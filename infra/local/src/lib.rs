@@ -71,7 +71,8 @@ fn channels(settings: &Settings, sandbox: &Arc<SandboxChannel>) -> Result<Channe
     let Some(url) = &settings.graph_url else {
         return Ok(all);
     };
-    let config = cobro::whatsapp::client::GraphConfig::new(url.clone(), "local-token");
+    let config =
+        cobro::whatsapp::client::GraphConfig::new(url.clone(), settings.graph_token.clone());
     let client = cobro::whatsapp::client::GraphClient::new(config)
         .map_err(|e| StartError::Graph(e.to_string()))?;
     Ok(all.with(

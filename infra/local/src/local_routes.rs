@@ -116,16 +116,38 @@ async fn drain(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
 #[serde(deny_unknown_fields)]
 struct Inbound {
     from: Phone,
+    #[serde(default)]
     text: String,
+    /// A button or list row the debtor tapped: `{"id": "menu:balance", "title": "Ver mi saldo"}`.
+    #[serde(default)]
+    choice: Option<TappedChoice>,
+}
+
+#[derive(Deserialize)]
+struct TappedChoice {
+    id: String,
+    title: String,
 }
 
 async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
     let input: Inbound = parse_json(&body)?;
-    if input.text.trim().is_empty() {
+    if input.text.trim().is_empty() && input.choice.is_none() {
         return Err(Problem::invalid_field("text", "write something"));
     }
     let now = s.clock.now();
     let wamid = format!("wamid.sandbox.{}", uuid::Uuid::new_v4().simple());
+    // Meta's shapes: a text, or an interactive reply to a button.
+    let message = match &input.choice {
+        None => json!({
+            "from": input.from.wa_id(), "id": wamid, "timestamp": now.as_second().to_string(),
+            "type": "text", "text": { "body": input.text },
+        }),
+        Some(c) => json!({
+            "from": input.from.wa_id(), "id": wamid, "timestamp": now.as_second().to_string(),
+            "type": "interactive",
+            "interactive": { "type": "button_reply", "button_reply": { "id": c.id, "title": c.title } },
+        }),
+    };
     let payload = json!({
         "object": "whatsapp_business_account",
         "entry": [{
@@ -139,13 +161,7 @@ async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Respon
                         "phone_number_id": demo::PHONE_NUMBER_ID,
                     },
                     "contacts": [{ "profile": { "name": "" }, "wa_id": input.from.wa_id() }],
-                    "messages": [{
-                        "from": input.from.wa_id(),
-                        "id": wamid,
-                        "timestamp": now.as_second().to_string(),
-                        "type": "text",
-                        "text": { "body": input.text },
-                    }],
+                    "messages": [message],
                 },
             }],
         }],

@@ -25,6 +25,8 @@ pub struct Settings {
     /// `WHATSAPP_GRAPH_URL`: send WhatsApp through a Graph API server at this URL (a local
     /// one that speaks Meta's formats) instead of the sandbox; unset: the sandbox.
     pub graph_url: Option<String>,
+    /// `WHATSAPP_ACCESS_TOKEN`: the token sent to that server.
+    pub graph_token: String,
 }
 
 pub const DEFAULT_APP_SECRET: &str = "local-app-secret";
@@ -53,6 +55,7 @@ impl Settings {
             graph_url: std::env::var("WHATSAPP_GRAPH_URL")
                 .ok()
                 .filter(|v| !v.trim().is_empty()),
+            graph_token: var("WHATSAPP_ACCESS_TOKEN", "local-token"),
         })
     }
 
@@ -68,6 +71,7 @@ impl Settings {
             tick_every: None,
             poll_every: None,
             graph_url: None,
+            graph_token: "local-token".into(),
         }
     }
 }

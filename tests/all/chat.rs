@@ -1,0 +1,412 @@
+//! Scripted conversations with the chatbot, end to end on the local stack: the debtor's
+//! message in through the signed webhook, the bot's answer out through the sender to a local
+//! Graph API server, in Spanish, Portuguese and English (demo debtors María, João and John).
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use cobro_local::{demo, LocalStack, Settings};
+use cobro_tests::fake_graph::FakeGraph;
+
+const KEY: &str = "Bearer cobro-demo-key";
+
+/// (debtor id, phone, account id) of the demo debtors who speak each language.
+const PEOPLE: [(&str, &str, &str, &str); 3] = [
+    ("es", "cl-maria", "+56912340001", "CL-1001"),
+    ("pt", "br-joao", "+5511987650002", "BR-2002"),
+    ("en", "us-john", "+14155550004", "US-4004"),
+];
+
+struct Stack {
+    stack: Arc<LocalStack>,
+    graph: FakeGraph,
+    base: String,
+    http: reqwest::Client,
+    seen: std::sync::Mutex<usize>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let graph = FakeGraph::start().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::for_tests(dir.path().to_path_buf());
+        settings.graph_url = Some(graph.base_url.clone());
+        settings.graph_token = cobro_tests::fake_graph::TOKEN.into();
+        let stack = LocalStack::open(settings)
+            .await
+            .expect("local stack starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = stack.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let s = Self {
+            stack,
+            graph,
+            base,
+            http: reqwest::Client::new(),
+            seen: std::sync::Mutex::new(0),
+            _dir: dir,
+        };
+        // A Wednesday, midday in the Americas.
+        s.call(
+            "POST",
+            "/_local/clock",
+            Some(json!({ "set": "2026-11-25T16:00:00Z" })),
+        )
+        .await;
+        s
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.call(method, path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+
+    /// What reached the debtor's phone since the last look: each message's text, with the
+    /// titles of its buttons or rows.
+    fn replies(&self) -> Vec<String> {
+        let sends = self.graph.sends();
+        let mut seen = self.seen.lock().unwrap();
+        let new: Vec<String> = sends[*seen..]
+            .iter()
+            .map(|(_, body)| {
+                if let Some(t) = body["text"]["body"].as_str() {
+                    return t.to_string();
+                }
+                let i = &body["interactive"];
+                let mut out = i["body"]["text"].as_str().unwrap_or_default().to_string();
+                for b in i["action"]["buttons"].as_array().into_iter().flatten() {
+                    out.push_str(&format!(" [{}]", b["reply"]["title"].as_str().unwrap()));
+                }
+                for section in i["action"]["sections"].as_array().into_iter().flatten() {
+                    for r in section["rows"].as_array().into_iter().flatten() {
+                        out.push_str(&format!(" [{}]", r["title"].as_str().unwrap()));
+                    }
+                }
+                out
+            })
+            .collect();
+        *seen = sends.len();
+        new
+    }
+
+    async fn say(&self, phone: &str, text: &str) -> String {
+        self.ok(
+            "POST",
+            "/_local/inbound",
+            Some(json!({ "from": phone, "text": text })),
+        )
+        .await;
+        self.stack.drain().await.unwrap();
+        self.replies().join("\n")
+    }
+
+    async fn tap(&self, phone: &str, id: &str) -> String {
+        self.ok(
+            "POST",
+            "/_local/inbound",
+            Some(json!({ "from": phone, "choice": { "id": id, "title": id } })),
+        )
+        .await;
+        self.stack.drain().await.unwrap();
+        self.replies().join("\n")
+    }
+
+    async fn account(&self, id: &str) -> Value {
+        self.ok("GET", &format!("/v1/accounts/{id}"), None).await
+    }
+
+    async fn verify(&self, phone: &str) {
+        self.say(phone, "saldo").await;
+        self.say(phone, demo::DEMO_ID_LAST4).await;
+    }
+}
+
+fn words(lang: &str, es: &'static str, pt: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        "es" => es,
+        "pt" => pt,
+        _ => en,
+    }
+}
+
+#[tokio::test]
+async fn the_balance_is_shown_only_after_the_identity_check() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        let menu = s.say(phone, words(lang, "Hola", "Oi", "Hello")).await;
+        assert!(
+            menu.contains(words(
+                lang,
+                "[Ver mi saldo]",
+                "[Ver meu saldo]",
+                "[See my balance]"
+            )),
+            "{menu}"
+        );
+        let asked = s.tap(phone, "menu:balance").await;
+        assert!(
+            asked.contains(words(
+                lang,
+                "4 últimos dígitos",
+                "4 últimos dígitos",
+                "last 4 digits"
+            )),
+            "{asked}"
+        );
+        assert!(
+            !asked.chars().any(|c| c.is_ascii_digit() && c != '4'),
+            "nothing about the debt: {asked}"
+        );
+        let shown = s.say(phone, demo::DEMO_ID_LAST4).await;
+        assert!(
+            shown.contains(words(lang, "saldo", "saldo", "balance")),
+            "{shown}"
+        );
+        assert!(shown.contains(words(lang, "CLP", "BRL", "USD")), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn three_wrong_answers_lock_the_check() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        s.say(phone, words(lang, "saldo", "saldo", "balance")).await;
+        s.say(phone, "0000").await;
+        s.say(phone, "0001").await;
+        let locked = s.say(phone, "0002").await;
+        assert!(locked.contains("30"), "{locked}");
+        let still = s.say(phone, demo::DEMO_ID_LAST4).await;
+        assert!(!still.contains(words(lang, "CLP", "BRL", "USD")), "{still}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_link_on_the_tenant_pay_page() {
+    let s = Stack::start().await;
+    for (_, _, phone, _) in PEOPLE {
+        s.verify(phone).await;
+        let link = s.tap(phone, "menu:pay").await;
+        assert!(link.contains("http"), "{link}");
+    }
+}
+
+#[tokio::test]
+async fn a_plan_is_offered_and_accepted_in_the_chat() {
+    let s = Stack::start().await;
+    for (lang, _, phone, account) in PEOPLE {
+        s.verify(phone).await;
+        let offers = s
+            .say(
+                phone,
+                words(
+                    lang,
+                    "quiero un plan de pagos",
+                    "quero parcelar",
+                    "payment plan",
+                ),
+            )
+            .await;
+        assert!(
+            offers.contains(words(lang, "[3 cuotas]", "[3 parcelas]", "[3 instalments]")),
+            "{offers}"
+        );
+        let done = s.tap(phone, "plan:0").await;
+        assert!(
+            done.contains(words(lang, "3 cuotas", "3 parcelas", "3 instalments")),
+            "{done}"
+        );
+        let a = s.account(account).await;
+        assert!(
+            !a["account"]["plan"].is_null() || !a["plan"].is_null(),
+            "{a}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_promise_to_pay_tomorrow() {
+    let s = Stack::start().await;
+    for (lang, _, phone, account) in PEOPLE {
+        s.verify(phone).await;
+        s.tap(phone, "menu:promise").await;
+        let made = s
+            .say(phone, words(lang, "mañana", "amanhã", "tomorrow"))
+            .await;
+        assert!(
+            made.contains(words(lang, "compromiso", "compromisso", "promise")),
+            "{made}"
+        );
+        let a = s.account(account).await;
+        let text = a.to_string();
+        assert!(text.contains("\"made_by\":\"debtor\""), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_pause_and_a_dispute_stop_collection() {
+    let s = Stack::start().await;
+    for (lang, _, phone, account) in PEOPLE {
+        s.say(
+            phone,
+            words(
+                lang,
+                "necesito una pausa",
+                "preciso de uma pausa",
+                "I need a pause",
+            ),
+        )
+        .await;
+        let paused = s.tap(phone, "pause:income").await;
+        assert!(!paused.is_empty());
+        let a = s.account(account).await.to_string();
+        assert!(a.contains("\"paused\":true"), "{a}");
+        s.verify(phone).await;
+        s.tap(phone, "menu:dispute").await;
+        let opened = s.tap(phone, "dispute:not_mine").await;
+        assert!(opened.contains(account), "{opened}");
+        let a = s.account(account).await.to_string();
+        assert!(a.contains("\"dispute_open\":true"), "{a}");
+    }
+}
+
+#[tokio::test]
+async fn opting_out_is_confirmed_then_the_bot_says_nothing_until_opt_in() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        let bye = s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
+        assert!(bye.contains("WhatsApp"), "{bye}");
+        let nothing = s.say(phone, words(lang, "hola", "oi", "hello")).await;
+        assert_eq!(nothing, "", "no reply after an opt-out");
+        let back = s.say(phone, words(lang, "ALTA", "VOLTAR", "START")).await;
+        assert!(back.contains("WhatsApp"), "{back}");
+    }
+}
+
+#[tokio::test]
+async fn preferred_channel_and_hours_are_kept_on_the_debtor() {
+    let s = Stack::start().await;
+    for (_, debtor, phone, _) in PEOPLE {
+        s.tap(phone, "menu:prefs").await;
+        s.tap(phone, "prefs:hours").await;
+        let done = s.tap(phone, "hours:morning").await;
+        assert!(done.contains("09:00"), "{done}");
+        let d = s
+            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
+            .await
+            .to_string();
+        assert!(d.contains("09:00-12:00"), "{d}");
+    }
+}
+
+#[tokio::test]
+async fn a_person_takes_over_replies_and_hands_back() {
+    let s = Stack::start().await;
+    for (lang, debtor, phone, _) in PEOPLE {
+        let handed = s
+            .say(
+                phone,
+                words(
+                    lang,
+                    "quiero hablar con una persona",
+                    "falar com atendente",
+                    "talk to a person",
+                ),
+            )
+            .await;
+        assert!(!handed.is_empty());
+        let tray = s.ok("GET", "/v1/handoffs", None).await;
+        assert!(tray.to_string().contains(debtor), "{tray}");
+        // The bot is silent while a person owns the conversation.
+        assert_eq!(
+            s.say(phone, words(lang, "saldo", "saldo", "balance")).await,
+            ""
+        );
+        let (status, _) = s
+            .call(
+                "POST",
+                &format!("/v1/conversations/{debtor}/replies"),
+                Some(json!({ "text": "Hola, soy Carla", "agent": "carla" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        s.stack.drain().await.unwrap();
+        assert_eq!(s.replies(), vec!["Hola, soy Carla".to_string()]);
+        let convo = s
+            .ok("GET", &format!("/v1/conversations/{debtor}"), None)
+            .await;
+        assert_eq!(convo["owner"]["owner"], "agent", "{convo}");
+        s.ok("POST", &format!("/v1/conversations/{debtor}/release"), None)
+            .await;
+        let menu = s.say(phone, words(lang, "hola", "oi", "hello")).await;
+        assert!(!menu.is_empty());
+    }
+    // An agent cannot write into a conversation the bot owns.
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/conversations/cl-maria/replies",
+            Some(json!({ "text": "x", "agent": "a" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test]
+async fn signs_of_vulnerability_pause_flag_and_reach_a_person() {
+    let s = Stack::start().await;
+    for (lang, debtor, phone, account) in PEOPLE {
+        let care = s
+            .say(
+                phone,
+                words(lang, "perdí mi trabajo", "fui demitido", "I lost my job"),
+            )
+            .await;
+        assert!(
+            care.contains(words(lang, "Lamentamos", "Sentimos", "sorry")),
+            "{care}"
+        );
+        let a = s.account(account).await.to_string();
+        assert!(a.contains("vulnerability"), "{a}");
+        let convo = s
+            .ok("GET", &format!("/v1/conversations/{debtor}"), None)
+            .await;
+        assert_eq!(convo["vulnerability"], "unemployment");
+        // Self-harm gets the crisis line of the debtor's country, even with a person in charge.
+        let line = s
+            .say(
+                phone,
+                words(
+                    lang,
+                    "ya no quiero vivir",
+                    "quero morrer",
+                    "I want to end my life",
+                ),
+            )
+            .await;
+        assert!(line.contains(words(lang, "*4141", "188", "988")), "{line}");
+    }
+}
