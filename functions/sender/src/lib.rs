@@ -200,7 +200,8 @@ impl Sender {
             &tenant.country,
             debtor.phone.as_str(),
             tenant.policy.as_ref(),
-        ) else {
+        )
+        .map(|p| cobro::compliance::with_preferred_hours(p, debtor)) else {
             let reason = format!("no compliance preset for {}", tenant.country);
             return self.cancel(a, reason).await.map(Some);
         };

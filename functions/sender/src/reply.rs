@@ -132,6 +132,10 @@ impl Sender {
                 })
             }
             Err(e) => {
+                if e.class == FailureClass::StopTenant {
+                    // The same alarm as for a reminder: the account itself is unusable.
+                    self.stop_channel(&tenant, reply.channel, &e).await?;
+                }
                 let retry = matches!(
                     e.class,
                     FailureClass::Transient

@@ -145,7 +145,8 @@ impl Decider {
             &tenant.country,
             debtor.phone.as_str(),
             tenant.policy.as_ref(),
-        ) else {
+        )
+        .map(|p| crate::compliance::with_preferred_hours(p, debtor)) else {
             return Verdict::Stop {
                 reason: format!(
                     "[no_policy] no compliance preset for {}: nothing is sent (fail closed)",
@@ -167,6 +168,7 @@ impl Decider {
                 .filter(|c| usable.contains(c))
                 .collect()
         };
+        let channels = crate::compliance::preferred_first(channels, debtor);
         let facts = Facts {
             debtor,
             holds: &account.holds,

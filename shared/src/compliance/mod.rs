@@ -6,11 +6,13 @@ pub mod engine;
 pub mod holidays;
 pub mod keywords;
 pub mod policy;
+pub mod preferences;
 pub mod presets;
 
 pub use engine::{evaluate, latest_consent, rules, Decision, Facts, Holds, PastContact, Verdict};
 pub use keywords::{classify_keyword, OptKeyword};
 pub use policy::{Cap, Policy, PolicyError, Range, StopTrigger, Windows};
+pub use preferences::{preferred_first, with_preferred_hours};
 pub use presets::{compose_presets, jurisdiction_of_phone, policy_for, preset, presets};
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ impl Range {
         self.start <= minute && minute < self.end
     }
 
-    fn intersect(self, other: Range) -> Option<Range> {
+    pub(crate) fn intersect(self, other: Range) -> Option<Range> {
         let r = Range {
             start: self.start.max(other.start),
             end: self.end.min(other.end),
@@ -138,7 +138,7 @@ impl Windows {
         self.0.iter().all(Vec::is_empty)
     }
 
-    fn intersect(&self, other: &Windows) -> Windows {
+    pub(crate) fn intersect(&self, other: &Windows) -> Windows {
         let mut w: [Vec<Range>; 7] = Default::default();
         for (i, slot) in w.iter_mut().enumerate() {
             for a in &self.0[i] {
