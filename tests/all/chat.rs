@@ -410,3 +410,63 @@ async fn signs_of_vulnerability_pause_flag_and_reach_a_person() {
         assert!(line.contains(words(lang, "*4141", "188", "988")), "{line}");
     }
 }
+
+#[tokio::test]
+async fn the_sandbox_page_shows_the_bots_buttons_to_tap() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
+        .await
+        .expect("local stack starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = stack.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        http.post(format!("{base}/_local/inbound"))
+            .json(&body)
+            .send()
+    };
+    assert!(post(json!({ "from": "+56912340001", "text": "hola" }))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let chats: Value = http
+        .get(format!("{base}/_local/sandbox/chats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let maria = chats["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["debtor"]["id"] == "cl-maria")
+        .unwrap();
+    let last = maria["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["direction"], "outbound", "{maria}");
+    assert_eq!(last["choices"][0]["id"], "menu:balance", "{last}");
+    // Tapping one is a button reply through the webhook, as on a phone.
+    assert!(post(json!({ "from": "+56912340001", "choice": { "id": "menu:balance", "title": "Ver mi saldo" } }))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let page = http
+        .get(format!("{base}/sandbox"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("choices") && page.contains("1234"));
+}

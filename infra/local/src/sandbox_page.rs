@@ -26,6 +26,13 @@ async fn page() -> Html<&'static str> {
 /// Every debtor of the demo tenant with their accounts and conversation, for the page.
 async fn chats(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
     let tenant = demo::tenant_id();
+    // The chatbot's buttons, by the message id the sandbox gave each message it sent.
+    let choices: std::collections::HashMap<String, cobro::ports::ChoiceSet> = s
+        .channel
+        .sent()
+        .into_iter()
+        .filter_map(|(id, m)| m.choices.map(|c| (id, c)))
+        .collect();
     let mut out = Vec::new();
     let mut cursor = None;
     loop {
@@ -35,8 +42,22 @@ async fn chats(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
                 continue;
             };
             let accounts = s.store.accounts_of_debtor(&tenant, &id).await?;
-            let messages = s.store.conversation(&tenant, &id, 100).await?;
+            let messages: Vec<serde_json::Value> = s
+                .store
+                .conversation(&tenant, &id, 100)
+                .await?
+                .into_iter()
+                .map(|m| {
+                    let c = choices.get(&m.message_id);
+                    let mut v = json!(m);
+                    v["choices"] = json!(c.map(|c| &c.options));
+                    v
+                })
+                .collect();
+            let (chat, _) = s.store.chat_record(&tenant, &id).await?;
             out.push(json!({
+                "owner": chat.state.mode,
+                "vulnerable": chat.state.vulnerable,
                 "debtor": debtor,
                 "accounts": accounts.iter().map(|a| json!({
                     "id": a.id, "balance": a.balance().display(), "due_date": a.due_date, "status": a.status,
@@ -77,6 +98,9 @@ const PAGE: &str = r##"<!doctype html>
   .m time { display: block; font-size: 10px; color: #667; text-align: right; margin-top: 2px; }
   .outbound { align-self: flex-start; background: #fff; }
   .inbound { align-self: flex-end; background: #d9fdd3; }
+  .choices { display: flex; flex-wrap: wrap; gap: 4px; margin-top: 4px; }
+  .choices button { border: 1px solid #25d366; background: #fff; color: #075e54; border-radius: 12px; padding: 3px 8px; font-size: 12px; cursor: pointer; }
+  .owner { font-size: 11px; background: #f5c542; color: #111; border-radius: 6px; padding: 1px 5px; }
   .empty { color: #667; font-size: 13px; text-align: center; margin-top: 40%; }
   form { display: flex; gap: 6px; padding: 8px; background: #f0f0f0; }
   form input { flex: 1; border: 0; border-radius: 16px; padding: 8px 12px; }
@@ -89,6 +113,7 @@ const PAGE: &str = r##"<!doctype html>
   <small id="now"></small>
   <button id="tick" title="Run the reminders schedule now and deliver what it queues">Run reminders now</button>
   <button id="day" title="Move the local clock one day ahead, then run reminders">+1 day</button>
+  <small>Write "hola" to any debtor to meet the chatbot; the identity check's answer is 1234.</small>
 </header>
 <main id="phones"></main>
 <script>
@@ -112,6 +137,12 @@ function render(data) {
     el.innerHTML = `<div class="top"><b></b><span></span><br><span>${accounts}</span></div><div class="msgs"></div>
       <form><input placeholder="Answer as the debtor…" autocomplete="off"><button>Send</button></form>`;
     el.querySelector('b').textContent = d.name;
+    if (c.owner && c.owner.owner === 'agent') {
+      const tag = document.createElement('span');
+      tag.className = 'owner';
+      tag.textContent = 'with a person' + (c.vulnerable ? ' · ' + c.vulnerable : '');
+      el.querySelector('b').append(' ', tag);
+    }
     el.querySelector('span').textContent = `${d.phone} · ${d.time_zone} · ${d.language}`;
     const box = el.querySelector('.msgs');
     if (!c.messages.length) box.innerHTML = '<div class="empty">No messages yet</div>';
@@ -122,6 +153,18 @@ function render(data) {
       const t = document.createElement('time');
       t.textContent = fmt(m.at) + (m.direction === 'outbound' ? ' · ' + m.channel : '');
       b.appendChild(t);
+      if (m.choices) {
+        const row = document.createElement('div');
+        row.className = 'choices';
+        for (const o of m.choices) {
+          const btn = document.createElement('button');
+          btn.textContent = o.title;
+          if (o.description) btn.title = o.description;
+          btn.onclick = async () => { await post('/_local/inbound', { from: d.phone, choice: { id: o.id, title: o.title } }); await load(); };
+          row.appendChild(btn);
+        }
+        b.appendChild(row);
+      }
       box.appendChild(b);
     }
     box.scrollTop = box.scrollHeight;
