@@ -2,7 +2,9 @@
 //! in Spanish, Portuguese or English. Ordered: the first rule that matches wins, and the
 //! specific ones ("ya pagué", "no puedo pagar") come before the general ones ("pagar").
 
-use super::text::{contains_phrase, normalize, words};
+use std::sync::OnceLock;
+
+use super::text::{contains_words, normalize, words};
 use crate::compliance::{classify_keyword, OptKeyword};
 use crate::domain::Language;
 use crate::inbound::Content;
@@ -277,6 +279,23 @@ const PHRASES: &[(&str, &[&str])] = &[
     ("no", &["no", "nao", "nope"]),
 ];
 
+/// `PHRASES`, normalized and split into words once.
+fn lexicon() -> &'static [(&'static str, Vec<Vec<String>>)] {
+    static LEXICON: OnceLock<Vec<(&'static str, Vec<Vec<String>>)>> = OnceLock::new();
+    LEXICON.get_or_init(|| {
+        PHRASES
+            .iter()
+            .map(|(name, phrases)| {
+                let split = phrases
+                    .iter()
+                    .map(|p| normalize(p).split(' ').map(str::to_string).collect())
+                    .collect();
+                (*name, split)
+            })
+            .collect()
+    })
+}
+
 fn from_name(name: &str) -> Intent {
     match name {
         "human" => Intent::Human,
@@ -358,8 +377,8 @@ fn from_text(body: &str, offered: &[String]) -> Intent {
         return Intent::Other(normalized);
     }
     let w = words(&normalized);
-    for (name, phrases) in PHRASES {
-        if phrases.iter().any(|p| contains_phrase(&w, &normalize(p))) {
+    for (name, phrases) in lexicon() {
+        if phrases.iter().any(|p| contains_words(&w, p)) {
             // A bare "no"/"si" only counts as the whole message; inside a sentence it is
             // just a word ("no sé").
             if (*name == "yes" || *name == "no") && w.len() > 3 {

@@ -32,18 +32,27 @@ pub fn same_word(typed: &str, known: &str) -> bool {
         6..=9 => 1,
         _ => 2,
     };
-    allowed > 0 && strsim::damerau_levenshtein(typed, known) <= allowed
+    // Cheap refusals first: most words differ in length or are far apart.
+    allowed > 0
+        && typed.chars().count().abs_diff(len) <= allowed
+        && strsim::osa_distance(typed, known) <= allowed
 }
 
 /// Whether the phrase's words appear one after another in the text's words, each allowing a
 /// typo. A phrase ending in `*` matches any word starting with it ("desemplead*").
 pub fn contains_phrase(text_words: &[&str], phrase: &str) -> bool {
     let phrase_words: Vec<&str> = phrase.split(' ').filter(|w| !w.is_empty()).collect();
+    contains_words(text_words, &phrase_words)
+}
+
+/// `contains_phrase` on a phrase already split into words (the lexicons are, once).
+pub fn contains_words<S: AsRef<str>>(text_words: &[&str], phrase_words: &[S]) -> bool {
     if phrase_words.is_empty() || phrase_words.len() > text_words.len() {
         return false;
     }
     text_words.windows(phrase_words.len()).any(|window| {
-        window.iter().zip(&phrase_words).all(|(typed, known)| {
+        window.iter().zip(phrase_words).all(|(typed, known)| {
+            let known = known.as_ref();
             match known.strip_suffix('*') {
                 Some(stem) => {
                     typed.starts_with(stem) || {
