@@ -26,16 +26,14 @@ pub fn same_word(typed: &str, known: &str) -> bool {
     if typed == known {
         return true;
     }
-    let len = known.chars().count();
-    let allowed = match len {
-        0..=5 => 0,
+    // Normalized words are ASCII nearly always, so byte lengths are letter counts; the
+    // distance is computed only for words whose lengths allow a match (most do not).
+    let allowed = match known.len() {
+        0..=5 => return false,
         6..=9 => 1,
         _ => 2,
     };
-    // Cheap refusals first: most words differ in length or are far apart.
-    allowed > 0
-        && typed.chars().count().abs_diff(len) <= allowed
-        && strsim::osa_distance(typed, known) <= allowed
+    typed.len().abs_diff(known.len()) <= allowed && strsim::osa_distance(typed, known) <= allowed
 }
 
 /// Whether the phrase's words appear one after another in the text's words, each allowing a

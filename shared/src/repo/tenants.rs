@@ -46,6 +46,10 @@ impl Store {
                 .check_tightens(preset)
                 .map_err(|e| RepoError::Invalid(format!("policy.{e}")))?;
         }
+        tenant
+            .chat
+            .validate()
+            .map_err(|(field, why)| RepoError::Invalid(format!("{field}: {why}")))?;
         let item = to_item(keys::tenant(&tenant.id), "tenant", tenant);
         Ok(self.table.put(item, None).await?)
     }

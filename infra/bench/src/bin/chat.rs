@@ -131,7 +131,12 @@ async fn stack_latency(messages: usize) {
         .await
         .unwrap();
     let texts = ["hola", "saldo", demo::DEMO_ID_LAST4, "quiero pagar", "plan"];
-    let phones = ["+56912340001", "+5511987650002", "+14155550004", "+573001230003"];
+    let phones = [
+        "+56912340001",
+        "+5511987650002",
+        "+14155550004",
+        "+573001230003",
+    ];
     let mut queued = Vec::with_capacity(messages);
     let mut delivered = Vec::with_capacity(messages);
     for i in 0..messages {
@@ -155,7 +160,12 @@ async fn stack_latency(messages: usize) {
         let started = Instant::now();
         stack.webhook.handle(&headers, &raw).await.unwrap();
         // The inbound function's part: the job the webhook queued, through the engine.
-        for m in stack.inbound.receive(10, Duration::from_secs(30)).await.unwrap() {
+        for m in stack
+            .inbound
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
             stack.inbound_handler.handle(&m.body).await.unwrap();
             stack.inbound.delete(&m.receipt).await.unwrap();
         }
