@@ -470,3 +470,86 @@ async fn the_sandbox_page_shows_the_bots_buttons_to_tap() {
         .unwrap();
     assert!(page.contains("choices") && page.contains("1234"));
 }
+
+impl Stack {
+    /// A signed webhook delivery straight to `/webhooks/whatsapp`, as Meta sends it.
+    async fn deliver(&self, phone: &str, message: Value) {
+        let wa_id = phone.trim_start_matches('+');
+        let mut message = message;
+        message["from"] = json!(wa_id);
+        let payload = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "waba", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": demo::DISPLAY_NUMBER, "phone_number_id": demo::PHONE_NUMBER_ID },
+                "contacts": [{ "profile": { "name": "" }, "wa_id": wa_id }],
+                "messages": [message]
+            }}]}]
+        });
+        let raw = serde_json::to_vec(&payload).unwrap();
+        let sig = cobro::whatsapp::signature::sign(self.stack.settings.app_secret.as_bytes(), &raw);
+        let status = self
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.base))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", sig)
+            .body(raw)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::OK);
+        self.stack.drain().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_photo_is_acknowledged_and_passed_on() {
+    let s = Stack::start().await;
+    for (n, (lang, _, phone, _)) in PEOPLE.into_iter().enumerate() {
+        let now = cobro::ports::Clock::now(s.stack.clock.as_ref());
+        s.deliver(
+            phone,
+            json!({ "id": format!("wamid.receipt{n}"), "timestamp": now.as_second().to_string(),
+                    "type": "image",
+                    "image": { "id": format!("media-{n}"), "mime_type": "image/jpeg", "sha256": "x" } }),
+        )
+        .await;
+        let ack = s.replies().join("\n");
+        assert!(
+            ack.contains(words(lang, "comprobante", "comprovante", "receipt")),
+            "{ack}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_preferred_channel_is_kept_and_a_tenant_rule_sends_long_overdue_debtors_to_a_person() {
+    let s = Stack::start().await;
+    for (_, debtor, phone, _) in PEOPLE {
+        s.tap(phone, "menu:prefs").await;
+        s.tap(phone, "prefs:channel").await;
+        let done = s.tap(phone, "channel:sms").await;
+        assert!(done.contains("SMS"), "{done}");
+        let d = s
+            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
+            .await
+            .to_string();
+        assert!(d.contains("\"channel\":\"sms\""), "{d}");
+    }
+    // The seeds' rule: debtors 10 or more days past due reach a person when they write.
+    let tenant_id = demo::tenant_id();
+    let mut tenant = s.stack.store.tenant(&tenant_id).await.unwrap().unwrap();
+    tenant.chat.handoff_days_past_due = Some(10);
+    s.stack.store.put_tenant(&tenant).await.unwrap();
+    let overdue = "+14155550004"; // John: 15 days past due
+    s.say(overdue, "hello").await;
+    let tray = s.ok("GET", "/v1/handoffs", None).await.to_string();
+    assert!(
+        tray.contains("days_past_due") && tray.contains("us-john"),
+        "{tray}"
+    );
+    // María's account is not yet due: the bot answers her.
+    let menu = s.say("+56912340001", "hola").await;
+    assert!(menu.contains("[Ver mi saldo]"), "{menu}");
+}
