@@ -141,7 +141,7 @@ async fn agent_reply(
             .last_inbound(&caller.tenant, &debtor.id, channel)
             .await?;
         // The sender checks again; answering here spares the agent a silent cancel.
-        if !last.is_some_and(|t| now.duration_since(t) < jiff::SignedDuration::from_hours(24)) {
+        if last.is_none_or(|t| now.duration_since(t) >= jiff::SignedDuration::from_hours(24)) {
             return Err(conflict(
                 "outside-window",
                 "no message from the debtor in the last 24 hours: WhatsApp allows only approved templates; the reminders will reach them",

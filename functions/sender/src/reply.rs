@@ -189,7 +189,7 @@ impl Sender {
                 .store
                 .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
                 .await?;
-            if !last.is_some_and(|t| now.duration_since(t) < SERVICE_WINDOW) {
+            if last.is_none_or(|t| now.duration_since(t) >= SERVICE_WINDOW) {
                 return Ok(Some(
                     "outside_window: no message from the debtor in the last 24 hours".into(),
                 ));

@@ -99,7 +99,7 @@ fn numeric(text: &str, today: Date, language: Language) -> Option<Date> {
         }
         [a, b] => {
             let (d, m) = day_month(*a, *b, language)?;
-            let this = Date::new(today.year() as i16, m as i8, d as i8).ok()?;
+            let this = Date::new(today.year(), m as i8, d as i8).ok()?;
             let year = if this < today {
                 today.year() as i32 + 1
             } else {

@@ -279,9 +279,12 @@ const PHRASES: &[(&str, &[&str])] = &[
     ("no", &["no", "nao", "nope"]),
 ];
 
+/// An intent's name and its phrases, each split into normalized words.
+type Phrases = (&'static str, Vec<Vec<String>>);
+
 /// `PHRASES`, normalized and split into words once.
-fn lexicon() -> &'static [(&'static str, Vec<Vec<String>>)] {
-    static LEXICON: OnceLock<Vec<(&'static str, Vec<Vec<String>>)>> = OnceLock::new();
+fn lexicon() -> &'static [Phrases] {
+    static LEXICON: OnceLock<Vec<Phrases>> = OnceLock::new();
     LEXICON.get_or_init(|| {
         PHRASES
             .iter()
