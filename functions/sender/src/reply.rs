@@ -87,6 +87,17 @@ impl Sender {
                 _ => (reply.reply.plain(), None),
             },
         };
+        // As every SMS and e-mail cobro sends: the way out is written in it (US Reg F
+        // §1006.6(e)), except in the message that confirms the debtor took it.
+        let text =
+            if reply.channel != cobro::domain::ChannelKind::Whatsapp && !reply.confirms_opt_out {
+                format!(
+                    "{text} {}",
+                    cobro::compliance::keywords::opt_out_line(debtor.language)
+                )
+            } else {
+                text
+            };
         let message = ChannelMessage {
             channel: reply.channel,
             to: Recipient {
