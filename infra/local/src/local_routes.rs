@@ -121,6 +121,9 @@ struct Inbound {
     /// A button or list row the debtor tapped: `{"id": "menu:balance", "title": "Ver mi saldo"}`.
     #[serde(default)]
     choice: Option<TappedChoice>,
+    /// A photo (`"image"`) or a PDF (`"document"`) the debtor sends, e.g. a payment receipt.
+    #[serde(default)]
+    media: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,18 +134,35 @@ struct TappedChoice {
 
 async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
     let input: Inbound = parse_json(&body)?;
-    if input.text.trim().is_empty() && input.choice.is_none() {
+    if let Some(kind) = &input.media {
+        if kind != "image" && kind != "document" {
+            return Err(Problem::invalid_field("media", "is `image` or `document`"));
+        }
+    }
+    if input.text.trim().is_empty() && input.choice.is_none() && input.media.is_none() {
         return Err(Problem::invalid_field("text", "write something"));
     }
     let now = s.clock.now();
     let wamid = format!("wamid.sandbox.{}", uuid::Uuid::new_v4().simple());
     // Meta's shapes: a text, or an interactive reply to a button.
-    let message = match &input.choice {
-        None => json!({
+    let message = match (&input.choice, &input.media) {
+        (None, Some(kind)) => {
+            let mut m = json!({
+                "from": input.from.wa_id(), "id": wamid, "timestamp": now.as_second().to_string(),
+                "type": kind,
+            });
+            m[kind.as_str()] = json!({
+                "id": format!("sandbox-media-{}", uuid::Uuid::new_v4().simple()),
+                "mime_type": if kind == "image" { "image/jpeg" } else { "application/pdf" },
+                "sha256": "sandbox",
+            });
+            m
+        }
+        (None, None) => json!({
             "from": input.from.wa_id(), "id": wamid, "timestamp": now.as_second().to_string(),
             "type": "text", "text": { "body": input.text },
         }),
-        Some(c) => json!({
+        (Some(c), _) => json!({
             "from": input.from.wa_id(), "id": wamid, "timestamp": now.as_second().to_string(),
             "type": "interactive",
             "interactive": { "type": "button_reply", "button_reply": { "id": c.id, "title": c.title } },

@@ -135,7 +135,7 @@ function render(data) {
     el.className = 'phone';
     const accounts = c.accounts.map(a => `${a.id} · ${a.balance} · ${a.status}`).join('<br>');
     el.innerHTML = `<div class="top"><b></b><span></span><br><span>${accounts}</span></div><div class="msgs"></div>
-      <form><input placeholder="Answer as the debtor…" autocomplete="off"><button>Send</button></form>`;
+      <form><button type="button" class="attach" title="Send a photo of a payment receipt">📎</button><input placeholder="Answer as the debtor…" autocomplete="off"><button>Send</button></form>`;
     el.querySelector('b').textContent = d.name;
     if (c.owner && c.owner.owner === 'agent') {
       const tag = document.createElement('span');
@@ -171,6 +171,10 @@ function render(data) {
     const input = el.querySelector('input');
     input.value = drafts[d.id] || '';
     input.oninput = () => { drafts[d.id] = input.value; };
+    el.querySelector('.attach').onclick = async () => {
+      await post('/_local/inbound', { from: d.phone, media: 'image' });
+      await load();
+    };
     el.querySelector('form').onsubmit = async (e) => {
       e.preventDefault();
       if (!input.value.trim()) return;
