@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -21,7 +21,8 @@ use cobro::http::{parse_json, Problem};
 use cobro::ports::{Bus, Clock, Event};
 use cobro::repo::Store;
 
-pub use auth::Caller;
+pub use auth::{Caller, RequireScope};
+pub use cobro::repo::Scope;
 pub use inputs::{AccountInput, DebtorInput, PaymentInput};
 
 /// The `PaymentConfirmed` event's detail type on the bus.
@@ -69,19 +70,49 @@ pub fn plans_router(state: Arc<CrmApi>) -> Router {
         .with_state(state)
 }
 
+const READ: RequireScope = RequireScope(Scope::AccountsRead);
+const WRITE: RequireScope = RequireScope(Scope::AccountsWrite);
+const PAYMENTS: RequireScope = RequireScope(Scope::PaymentsWrite);
+
 fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/accounts/{id}/plans/quote", post(plans::quote))
-        .route("/v1/accounts/{id}/plans", post(plans::accept))
-        .route("/v1/accounts/{id}/promises", post(plans::promise))
-        .route("/v1/accounts/{id}/links", post(plans::link))
+    // A quote changes nothing: reading is enough.
+    r.route(
+        "/v1/accounts/{id}/plans/quote",
+        post(plans::quote).route_layer(READ),
+    )
+    .route(
+        "/v1/accounts/{id}/plans",
+        post(plans::accept).route_layer(WRITE),
+    )
+    .route(
+        "/v1/accounts/{id}/promises",
+        post(plans::promise).route_layer(WRITE),
+    )
+    .route(
+        "/v1/accounts/{id}/links",
+        post(plans::link).route_layer(WRITE),
+    )
 }
 
 fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
-        .route("/v1/accounts/{id}", get(get_account).put(put_account))
-        .route("/v1/accounts/{id}/decisions", get(get_decisions))
-        .route("/v1/payments/suspense", get(get_suspense))
-        .route("/v1/payments", post(post_payment))
+    r.route(
+        "/v1/debtors/{id}",
+        get(get_debtor)
+            .route_layer(READ)
+            .merge(put(put_debtor).route_layer(WRITE)),
+    )
+    .route(
+        "/v1/accounts/{id}",
+        get(get_account)
+            .route_layer(READ)
+            .merge(put(put_account).route_layer(WRITE)),
+    )
+    .route(
+        "/v1/accounts/{id}/decisions",
+        get(get_decisions).route_layer(READ),
+    )
+    .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
+    .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
 }
 
 pub(crate) fn id<T>(

@@ -8,7 +8,7 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
     DomainError, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
-use cobro::repo::{ApiKeyRecord, RepoError, Store, WhatsAppNumber};
+use cobro::repo::{RepoError, Scope, Store, WhatsAppNumber};
 
 pub const TENANT: &str = "demo";
 /// The demo number's id, as Meta would send it in `metadata.phone_number_id`.
@@ -159,15 +159,9 @@ pub async fn seed(
             app_secret: app_secret.into(),
         })
         .await?;
+    // The demo key may do everything, so the README's examples work as they are.
     store
-        .put_api_key(
-            api_key,
-            &ApiKeyRecord {
-                tenant: tenant_id.clone(),
-                name: "demo".into(),
-                scopes: vec!["*".into()],
-            },
-        )
+        .put_api_key_with_secret(&tenant_id, "demo", api_key, &Scope::ALL, now)
         .await?;
     let decider = Decider::default();
     for d in DEBTORS {

@@ -20,8 +20,18 @@ pub fn whatsapp_number(phone_number_id: &str) -> Key {
     Key::new(format!("WANUMBER#{phone_number_id}"), "ROUTE")
 }
 
+/// An API key by the SHA-256 of its secret: what a request's key is looked up by.
 pub fn api_key(hash_hex: &str) -> Key {
     Key::new(format!("APIKEY#{hash_hex}"), "KEY")
+}
+
+/// The tenant's directory of API keys, by key id: for listing and revoking.
+pub fn api_keys_of_tenant_pk(t: &TenantId) -> String {
+    format!("T#{t}#APIKEYS")
+}
+
+pub fn api_key_of_tenant(t: &TenantId, key_id: &str) -> Key {
+    Key::new(api_keys_of_tenant_pk(t), format!("KEY#{key_id}"))
 }
 
 pub fn debtor_pk(t: &TenantId, d: &DebtorId) -> String {

@@ -3,6 +3,7 @@
 pub mod keys;
 
 mod accounts;
+mod api_keys;
 mod attempts;
 mod channel_state;
 mod chat;
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
+pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
 pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
 pub use inbound::{SmsNumber, SEEN_FOR};
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;
-pub use tenants::{ApiKeyRecord, WhatsAppNumber};
+pub use tenants::WhatsAppNumber;
 
 /// The attribute that names what an item is, for readers of a mixed partition.
 pub const KIND: &str = "kind";
