@@ -3,7 +3,9 @@
 
 mod auth;
 mod chat;
+pub mod idempotency;
 mod inputs;
+mod paging;
 mod plans;
 
 use axum::body::Bytes;
@@ -20,6 +22,7 @@ use cobro::domain::{AccountId, DebtorId};
 use cobro::http::{parse_json, Problem};
 use cobro::ports::{Bus, Clock, Event};
 use cobro::repo::Store;
+use paging::{Page, PageRequest};
 
 pub use auth::{Caller, RequireScope};
 pub use cobro::repo::Scope;
@@ -50,23 +53,29 @@ impl CrmApi {
 
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    chat::routes(plan_routes(core_routes(Router::new())))
+    authenticated(chat::routes(plan_routes(core_routes(Router::new()))), &state)
         .fallback(|| async { Problem::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
         .with_state(state)
+}
+
+/// The layers every API route runs under: the key (401), then the `Idempotency-Key` of a POST.
+/// Route layers run outermost last, so `require_key` goes on after `honour_key`.
+fn authenticated(r: Router<Arc<CrmApi>>, state: &Arc<CrmApi>) -> Router<Arc<CrmApi>> {
+    r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::honour_key,
+    ))
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(idempotency::MAX_BODY))
 }
 
 /// Only the plan and promise routes: what the `plans` Lambda serves on AWS.
 pub fn plans_router(state: Arc<CrmApi>) -> Router {
-    plan_routes(Router::new())
+    authenticated(plan_routes(Router::new()), &state)
         .fallback(|| async { Problem::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
         .with_state(state)
 }
 
@@ -95,24 +104,29 @@ fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
 }
 
 fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route(
-        "/v1/debtors/{id}",
-        get(get_debtor)
-            .route_layer(READ)
-            .merge(put(put_debtor).route_layer(WRITE)),
-    )
-    .route(
-        "/v1/accounts/{id}",
-        get(get_account)
-            .route_layer(READ)
-            .merge(put(put_account).route_layer(WRITE)),
-    )
-    .route(
-        "/v1/accounts/{id}/decisions",
-        get(get_decisions).route_layer(READ),
-    )
-    .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
-    .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
+    r.route("/v1/debtors", get(list_debtors).route_layer(READ))
+        .route(
+            "/v1/debtors/{id}/conversation",
+            get(get_conversation).route_layer(READ),
+        )
+        .route(
+            "/v1/debtors/{id}",
+            get(get_debtor)
+                .route_layer(READ)
+                .merge(put(put_debtor).route_layer(WRITE)),
+        )
+        .route(
+            "/v1/accounts/{id}",
+            get(get_account)
+                .route_layer(READ)
+                .merge(put(put_account).route_layer(WRITE)),
+        )
+        .route(
+            "/v1/accounts/{id}/decisions",
+            get(get_decisions).route_layer(READ),
+        )
+        .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
+        .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
 }
 
 pub(crate) fn id<T>(
@@ -269,13 +283,49 @@ async fn get_decisions(
     .into_response())
 }
 
-/// Payments that could not be applied (unknown account, another currency), with why.
+/// Payments that could not be applied (unknown account, another currency), with why; oldest
+/// first.
 async fn get_suspense(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
+    page: PageRequest,
 ) -> Result<Response, Problem> {
-    let items = s.store.suspended_payments(&caller.tenant).await?;
-    Ok(Json(json!({ "suspense": items })).into_response())
+    let items = s
+        .store
+        .suspense_page(&caller.tenant, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
+}
+
+/// The tenant's debtors, by id.
+async fn list_debtors(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    page: PageRequest,
+) -> Result<Response, Problem> {
+    let items = s
+        .store
+        .debtors_page(&caller.tenant, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
+}
+
+/// A debtor's conversation on every channel, newest first.
+async fn get_conversation(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    page: PageRequest,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    if s.store.debtor(&caller.tenant, &id).await?.is_none() {
+        return Err(Problem::not_found(format!("no debtor `{id}`")));
+    }
+    let items = s
+        .store
+        .conversation_page(&caller.tenant, &id, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
 }
 
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same

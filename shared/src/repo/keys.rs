@@ -73,10 +73,16 @@ pub fn plan(t: &TenantId, a: &AccountId, plan_id: &str) -> Key {
 
 /// Payments cobro could not apply (unknown account, another currency): kept with the reason.
 pub fn suspense(t: &TenantId, at_millis: i64, payment_id: &str) -> Key {
-    Key::new(
-        format!("T#{t}#SUSPENSE"),
-        format!("{at_millis:015}#{payment_id}"),
-    )
+    Key::new(suspense_pk(t), format!("{at_millis:015}#{payment_id}"))
+}
+
+pub fn suspense_pk(t: &TenantId) -> String {
+    format!("T#{t}#SUSPENSE")
+}
+
+/// A CRM API request's `Idempotency-Key` and the response it got (with a TTL).
+pub fn idempotency(t: &TenantId, key: &str) -> Key {
+    Key::new(format!("T#{t}#IDEM#{key}"), "REQUEST")
 }
 
 /// The chatbot's state of a conversation with the debtor.
