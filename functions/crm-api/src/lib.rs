@@ -1,11 +1,15 @@
 //! The CRM API: what a lender's CRM calls to hand debtors and accounts to cobro, read them
 //! back, and register payments. Authenticated per tenant with API keys.
 
+mod actions;
 mod auth;
 mod chat;
 pub mod idempotency;
+mod imports;
 mod inputs;
+pub mod openapi;
 mod paging;
+mod picture;
 mod plans;
 
 use axum::body::Bytes;
@@ -54,6 +58,8 @@ impl CrmApi {
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
     authenticated(chat::routes(plan_routes(core_routes(Router::new()))), &state)
+        // Added after the key layers, so it needs no key.
+        .route("/v1/openapi.json", get(openapi::serve))
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }
@@ -117,7 +123,7 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
         )
         .route(
             "/v1/accounts/{id}",
-            get(get_account)
+            get(picture::get_account)
                 .route_layer(READ)
                 .merge(put(put_account).route_layer(WRITE)),
         )
@@ -127,6 +133,42 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
         )
         .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
         .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
+        .route(
+            "/v1/accounts/{id}/pause",
+            post(actions::pause).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/resume",
+            post(actions::resume).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/close",
+            post(actions::close).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/write-off",
+            post(actions::write_off).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/lawsuit",
+            post(actions::lawsuit).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/insolvency",
+            post(actions::insolvency).route_layer(WRITE),
+        )
+        .route("/v1/imports", post(imports::import).route_layer(WRITE))
+}
+
+/// A debtor with their accounts and latest messages.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DebtorPicture {
+    #[schema(value_type = Object)]
+    pub debtor: cobro::domain::Debtor,
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<cobro::domain::Account>,
+    #[schema(value_type = Vec<Object>)]
+    pub conversation: Vec<cobro::domain::ConversationMessage>,
 }
 
 pub(crate) fn id<T>(
@@ -146,6 +188,11 @@ fn created_or_ok(created: bool, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(put, path = "/v1/debtors/{id}", tag = "debtors", summary = "Create or replace a debtor",
+    params(("id" = String, Path, description = "the id in the CRM")), request_body = DebtorInput,
+    responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
+        (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 async fn put_debtor(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -173,6 +220,10 @@ async fn put_debtor(
     Ok(created_or_ok(created, json!(debtor)))
 }
 
+#[utoipa::path(get, path = "/v1/debtors/{id}", tag = "debtors", summary = "A debtor with their accounts and latest messages",
+    params(("id" = String, Path, description = "the id in the CRM")),
+    responses((status = 200, body = DebtorPicture), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 async fn get_debtor(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -186,12 +237,19 @@ async fn get_debtor(
         .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
     let accounts = s.store.accounts_of_debtor(&caller.tenant, &id).await?;
     let conversation = s.store.conversation(&caller.tenant, &id, 50).await?;
-    Ok(
-        Json(json!({ "debtor": debtor, "accounts": accounts, "conversation": conversation }))
-            .into_response(),
-    )
+    Ok(Json(DebtorPicture {
+        debtor,
+        accounts,
+        conversation,
+    })
+    .into_response())
 }
 
+#[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts", summary = "Create or replace an account",
+    params(("id" = String, Path, description = "the id in the CRM")), request_body = AccountInput,
+    responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
+        (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 async fn put_account(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -200,7 +258,8 @@ async fn put_account(
 ) -> Result<Response, Problem> {
     let id = id(AccountId::parse, raw, "id")?;
     let input: AccountInput = parse_json(&body)?;
-    let account = input.into_account(caller.tenant.clone(), id)?;
+    let current = s.store.account(&caller.tenant, &id).await?;
+    let account = input.into_account(caller.tenant.clone(), id, current.as_ref())?;
     let debtor = s
         .store
         .debtor(&caller.tenant, &account.debtor)
@@ -225,24 +284,10 @@ async fn put_account(
     ))
 }
 
-async fn get_account(
-    State(s): State<Arc<CrmApi>>,
-    Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
-) -> Result<Response, Problem> {
-    let id = id(AccountId::parse, raw, "id")?;
-    let view = s
-        .store
-        .account_view(&caller.tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
-    let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let days_past_due = view.account.days_past_due(today);
-    let mut body = json!(view);
-    body["days_past_due"] = json!(days_past_due);
-    Ok(Json(body).into_response())
-}
-
+#[utoipa::path(get, path = "/v1/accounts/{id}/decisions", tag = "accounts", summary = "Why the debtor was or was not contacted",
+    params(("id" = String, Path, description = "the id in the CRM")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 /// "Why did or didn't this person get a message?": every decision on the account, newest
 /// first, each with the rule that decided it (`window`, `holiday`, `cap:…`, `gap`, `consent`,
 /// `opt_out`, `stop:…`, `pause` …) and when it will be looked at again.
@@ -283,6 +328,10 @@ async fn get_decisions(
     .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/payments/suspense", tag = "payments", summary = "Payments that could not be applied",
+    params(paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 /// Payments that could not be applied (unknown account, another currency), with why; oldest
 /// first.
 async fn get_suspense(
@@ -297,6 +346,10 @@ async fn get_suspense(
     Ok(Json(Page::from(items)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/debtors", tag = "debtors", summary = "The tenant's debtors, by id",
+    params(paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 /// The tenant's debtors, by id.
 async fn list_debtors(
     State(s): State<Arc<CrmApi>>,
@@ -310,6 +363,10 @@ async fn list_debtors(
     Ok(Json(Page::from(items)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/debtors/{id}/conversation", tag = "debtors", summary = "A debtor's messages, newest first",
+    params(("id" = String, Path, description = "the id in the CRM")), params(paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 /// A debtor's conversation on every channel, newest first.
 async fn get_conversation(
     State(s): State<Arc<CrmApi>>,
@@ -328,6 +385,10 @@ async fn get_conversation(
     Ok(Json(Page::from(items)).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", summary = "Register a payment (applied once per payment id)",
+    request_body = PaymentInput,
+    responses((status = 202, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["payments:write"])))]
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same
 /// event a payment provider produces, and is applied once by the payment-confirmed function.
 async fn post_payment(

@@ -51,6 +51,10 @@ async fn open_account(s: &CrmApi, caller: &Caller, raw: String) -> Result<Accoun
     Ok(account)
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/plans/quote", tag = "plans", summary = "Quote plans by affordability or by terms",
+    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 pub(crate) async fn quote(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -102,6 +106,10 @@ struct AcceptInput {
     accepted_by: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/plans", tag = "plans", summary = "Accept a plan",
+    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    responses((status = 200, body = Object), (status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 pub(crate) async fn accept(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -146,6 +154,10 @@ struct PromiseInput {
     made_by: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/promises", tag = "plans", summary = "Record a promise to pay",
+    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 /// A promise to pay `amount_minor` by `by` (within the tenant's limit): the reminders wait for
 /// it, with one the day before; payments keep it, and its day passing short of it breaks it.
 pub(crate) async fn promise(
@@ -209,6 +221,10 @@ struct LinkInput {
     expires_in_minutes: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/links", tag = "plans", summary = "A payment link for the account or an instalment",
+    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 /// A payment link for the account or one of its plan's instalments: the tenant's own pay page
 /// when it has one, else Stripe Checkout.
 pub(crate) async fn link(

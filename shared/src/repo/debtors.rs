@@ -7,7 +7,7 @@ use crate::ports::{Query, SkRange, WriteOp};
 
 /// The CRM's records as sent, except that one it restates keeps its first date; plus every
 /// record it did not send (the debtor's own opt-outs and opt-ins).
-fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
+pub(super) fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
     let mut merged: Vec<Consent> = new
         .iter()
         .map(|c| {
@@ -30,6 +30,38 @@ fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
         }
     }
     merged
+}
+
+/// The writes of a debtor: the profile (conditional on the `revision` read; `None`: it must not
+/// exist yet) and its directory entry. Other writes may join them in one transaction.
+pub(super) fn debtor_ops(debtor: &Debtor, revision: Option<i64>) -> Vec<WriteOp> {
+    let key = keys::debtor(&debtor.tenant, &debtor.id);
+    let mut item = to_item(key, "debtor", debtor);
+    item.insert("revision".into(), (revision.unwrap_or(0) + 1).into());
+    let condition = match revision {
+        None => Condition::NotExists,
+        Some(0) => Condition::AttrNotExists("revision".into()),
+        Some(r) => Condition::eq("revision", r),
+    };
+    item.insert(
+        GSI1.pk.into(),
+        keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
+    );
+    item.insert(GSI1.sk.into(), format!("DEBTOR#{}", debtor.id).into());
+    let mut entry = keys::debtor_directory(&debtor.tenant, &debtor.id).into_item();
+    entry.insert("kind".into(), "debtor_entry".into());
+    entry.insert("debtor".into(), debtor.id.as_str().into());
+    // The profile and its directory entry change together.
+    vec![
+        WriteOp::Put {
+            item,
+            condition: Some(condition),
+        },
+        WriteOp::Put {
+            item: entry,
+            condition: None,
+        },
+    ]
 }
 
 impl Store {
@@ -118,33 +150,7 @@ impl Store {
     /// Writes the profile and its directory entry together; `revision`: the one read, which
     /// must still be there (`None`: the debtor must not exist yet).
     async fn put_debtor(&self, debtor: &Debtor, revision: Option<i64>) -> Result<(), RepoError> {
-        let key = keys::debtor(&debtor.tenant, &debtor.id);
-        let mut item = to_item(key, "debtor", debtor);
-        item.insert("revision".into(), (revision.unwrap_or(0) + 1).into());
-        let condition = match revision {
-            None => Condition::NotExists,
-            Some(0) => Condition::AttrNotExists("revision".into()),
-            Some(r) => Condition::eq("revision", r),
-        };
-        item.insert(
-            GSI1.pk.into(),
-            keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
-        );
-        item.insert(GSI1.sk.into(), format!("DEBTOR#{}", debtor.id).into());
-        let mut entry = keys::debtor_directory(&debtor.tenant, &debtor.id).into_item();
-        entry.insert("kind".into(), "debtor_entry".into());
-        entry.insert("debtor".into(), debtor.id.as_str().into());
-        // The profile and its directory entry change together.
-        let ops = vec![
-            WriteOp::Put {
-                item,
-                condition: Some(condition),
-            },
-            WriteOp::Put {
-                item: entry,
-                condition: None,
-            },
-        ];
+        let ops = debtor_ops(debtor, revision);
         match self.table.transact_write(ops).await {
             Ok(()) => Ok(()),
             Err(TableError::TransactionCanceled(_)) => {

@@ -109,6 +109,11 @@ pub fn handoff(t: &TenantId, d: &DebtorId) -> Key {
     Key::new(handoffs_pk(t), format!("DEBTOR#{d}"))
 }
 
+/// What the CRM did to the account (pause, close, lawsuit …), with who and why.
+pub fn account_action(t: &TenantId, a: &AccountId, at_millis: i64, action: &str) -> Key {
+    Key::new(account_pk(t, a), format!("ACTION#{at_millis:015}#{action}"))
+}
+
 pub fn attempt(t: &TenantId, a: &AccountId, decision_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("ATTEMPT#{decision_id}"))
 }

@@ -3,6 +3,7 @@
 pub mod keys;
 
 mod accounts;
+mod actions;
 mod api_keys;
 mod attempts;
 mod channel_state;
@@ -14,6 +15,7 @@ mod inbound;
 mod listing;
 mod payments;
 mod plans;
+mod rows;
 mod tenants;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
+pub use actions::AccountAction;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
@@ -32,6 +35,7 @@ pub use inbound::{SmsNumber, SEEN_FOR};
 pub use listing::Paged;
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;
+pub use rows::RowWritten;
 pub use tenants::WhatsAppNumber;
 
 /// The attribute that names what an item is, for readers of a mixed partition.
