@@ -341,3 +341,323 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
     let bad = api.call("GET", "/v1/debtors?cursor=garbage", None).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
+
+/// The stack's clock date in UTC, shifted by `days`.
+fn day(api: &Api, days: i64) -> String {
+    api.stack
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(days))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn actions_stop_and_restart_collection_and_say_who_and_why() {
+    let api = Api::start().await;
+    // Monday noon in Santiago: inside the contact window.
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+        .await;
+    let mut acc = account("d-1", 50_000);
+    acc["due_date"] = json!(day(&api, -10));
+    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
+
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["days_past_due"], 10, "{picture}");
+    assert_eq!(picture["bucket"], "1-30");
+    assert_eq!(picture["balance"]["minor"], 50_000, "{picture}");
+    assert_eq!(picture["collecting"], true);
+    assert!(picture["next_action_at"].is_string(), "{picture}");
+
+    // Bad input changes nothing.
+    let bad = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/pause",
+            Some(json!({ "reason": " " })),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "reason");
+    let bad = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/close",
+            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(bad.body["field"], "until", "{}", bad.body);
+    let missing = api
+        .call(
+            "POST",
+            "/v1/accounts/NOPE/pause",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.ok("GET", "/v1/accounts/A-1", None).await["actions"],
+        json!([])
+    );
+
+    // A pause takes the account off the schedule: the tick contacts nobody about it.
+    let paused = api
+        .ok(
+            "POST",
+            "/v1/accounts/A-1/pause",
+            Some(json!({ "reason": "breathing space" })),
+        )
+        .await;
+    assert_eq!(paused["next_action_at"], Value::Null, "{paused}");
+    assert_eq!(paused["account"]["holds"]["paused"], true);
+    let tick = api.ok("POST", "/_local/tick", None).await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["attempts"], json!([]), "{tick} {picture}");
+    assert_eq!(picture["collecting"], false);
+    let action = &picture["actions"][0];
+    assert_eq!(action["action"], "pause");
+    assert_eq!(action["reason"], "breathing space");
+    assert!(
+        action["by"].as_str().unwrap().starts_with("key:"),
+        "{action}"
+    );
+
+    // A CRM update that does not restate the holds keeps the pause.
+    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["holds"]["paused"], true, "{picture}");
+
+    // Resuming puts it back on the schedule, and the tick contacts the debtor.
+    let resumed = api
+        .ok(
+            "POST",
+            "/v1/accounts/A-1/resume",
+            Some(json!({ "reason": "plan agreed by phone" })),
+        )
+        .await;
+    assert!(resumed["next_action_at"].is_string(), "{resumed}");
+    assert_eq!(resumed["account"]["holds"]["paused"], false);
+
+    let tick = api.ok("POST", "/_local/tick", None).await;
+    assert!(tick["contacted"].as_u64().unwrap() >= 1, "{tick}");
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["attempts"][0]["status"], "queued", "{picture}");
+
+    // A lawsuit stops it by law: the message already queued is cancelled, not sent.
+    api.ok(
+        "POST",
+        "/v1/accounts/A-1/lawsuit",
+        Some(json!({ "reason": "served 2026-03-01" })),
+    )
+    .await;
+    api.ok("POST", "/_local/drain", None).await;
+    api.ok("POST", "/_local/tick", None).await;
+    assert!(api.stack.channel.sent().is_empty(), "nothing was sent");
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["holds"]["lawsuit_served"], true);
+    assert_eq!(picture["next_action_at"], Value::Null);
+    assert_eq!(
+        picture["attempts"].as_array().unwrap().len(),
+        1,
+        "{picture}"
+    );
+    assert_eq!(picture["attempts"][0]["status"], "cancelled", "{picture}");
+    let kinds: Vec<&str> = picture["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["pause", "resume", "lawsuit"]);
+
+    // Closing is final: a resume is refused.
+    api.ok(
+        "POST",
+        "/v1/accounts/A-1/write-off",
+        Some(json!({ "reason": "uncollectable" })),
+    )
+    .await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["status"], "closed");
+    let again = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/resume",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
+
+fn import_rows(n: usize, prefix: &str) -> String {
+    (0..n)
+        .map(|i| {
+            json!({
+                "debtor_id": format!("{prefix}-d{}", i / 2),
+                "name": format!("Deudor {i}"),
+                "phone": format!("+569{:08}", 10_000_000 + i / 2),
+                "time_zone": "America/Santiago",
+                "whatsapp_consent": true,
+                "account_id": format!("{prefix}-a{i}"),
+                "currency": "CLP",
+                "principal_minor": 10_000 + i,
+                "balance_minor": 10_000 + i,
+                "due_date": "2026-03-01",
+                "tags": "import;test"
+            })
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn import(api: &Api, content_type: &str, body: String) -> Answer {
+    let res = api
+        .http
+        .post(format!("{}/v1/imports", api.base))
+        .header("authorization", format!("Bearer {DEMO_KEY}"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+#[tokio::test]
+async fn an_import_applies_good_rows_once_names_bad_ones_and_half_applies_none() {
+    let api = Api::start().await;
+    let mut lines: Vec<String> = import_rows(6, "n").lines().map(str::to_string).collect();
+    // Row 2: a bad phone; row 4: an unknown currency; row 5: a repeated account.
+    let mut r: Value = serde_json::from_str(&lines[1]).unwrap();
+    r["phone"] = json!("555");
+    lines[1] = r.to_string();
+    let mut r: Value = serde_json::from_str(&lines[3]).unwrap();
+    r["currency"] = json!("XXX");
+    lines[3] = r.to_string();
+    let mut r: Value = serde_json::from_str(&lines[4]).unwrap();
+    r["account_id"] = json!("n-a0");
+    lines[4] = r.to_string();
+    let body = lines.join("\n");
+
+    let report = import(&api, "application/x-ndjson", body.clone()).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let b = &report.body;
+    assert_eq!(b["rows"], 6, "{b}");
+    assert_eq!(b["applied"], 3, "{b}");
+    assert_eq!(b["rejected"], 3, "{b}");
+    let errors: Vec<(u64, &str)> = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(2, "phone"), (4, "currency"), (5, "account_id")],
+        "{b}"
+    );
+    // Row 2's debtor (n-d0, with the bad phone) and account were not written: its debtor n-d0
+    // exists only through row 1, with row 1's phone.
+    let d0 = api.ok("GET", "/v1/debtors/n-d0", None).await;
+    assert_eq!(d0["debtor"]["phone"], "+56910000000");
+    assert_eq!(
+        api.call("GET", "/v1/accounts/n-a1", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", "/v1/debtors/n-d1", None).await.status,
+        StatusCode::OK,
+        "row 3 applied its debtor"
+    );
+    let a2 = api.ok("GET", "/v1/accounts/n-a2", None).await;
+    assert_eq!(a2["account"]["tags"], json!(["import", "test"]));
+    assert!(
+        a2["next_action_at"].is_string(),
+        "imported accounts are scheduled"
+    );
+
+    // The same file again creates nothing new.
+    let again = import(&api, "application/x-ndjson", body).await;
+    assert_eq!(again.body["applied"], 3);
+    assert_eq!(again.body["debtors_created"], 0, "{}", again.body);
+    assert_eq!(again.body["accounts_created"], 0);
+
+    // CSV, with a missing column value named.
+    let csv = "debtor_id,name,phone,time_zone,account_id,currency,principal_minor,balance_minor,due_date,whatsapp_consent\n\
+               c-d1,Ana,+56920000001,America/Santiago,c-a1,CLP,5000,5000,2026-03-01,true\n\
+               c-d2,Beto,+56920000002,America/Santiago,c-a2,CLP,lots,5000,2026-03-01,true\n";
+    let report = import(&api, "text/csv", csv.to_string()).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert_eq!(report.body["applied"], 1, "{}", report.body);
+    assert_eq!(report.body["errors"][0]["row"], 2);
+    assert_eq!(
+        report.body["errors"][0]["field"], "principal_minor",
+        "{}",
+        report.body
+    );
+    api.ok("GET", "/v1/accounts/c-a1", None).await;
+
+    // Limits and formats.
+    let wrong = import(&api, "application/json", "{}".into()).await;
+    assert_eq!(wrong.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let empty = import(&api, "text/csv", "debtor_id\n".into()).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let huge = import(&api, "application/x-ndjson", "{}\n".repeat(10_001)).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", huge.body);
+}
+
+#[tokio::test]
+async fn an_import_of_ten_thousand_rows_fits_in_one_request() {
+    let api = Api::start().await;
+    let body = import_rows(10_000, "big");
+    let started = std::time::Instant::now();
+    let report = import(&api, "application/x-ndjson", body).await;
+    let took = started.elapsed();
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert_eq!(
+        report.body["applied"], 10_000,
+        "{}",
+        report.body["errors"][0]
+    );
+    assert_eq!(report.body["debtors_created"], 5_000);
+    println!("imported 10,000 rows on SQLite in {took:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key_and_covers_the_routes() {
+    let api = Api::start().await;
+    let doc = api.send(None, "GET", "/v1/openapi.json", None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().unwrap();
+    for p in [
+        "/v1/debtors",
+        "/v1/debtors/{id}",
+        "/v1/accounts/{id}",
+        "/v1/accounts/{id}/pause",
+        "/v1/imports",
+        "/v1/payments",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}

@@ -364,7 +364,7 @@ async fn list_debtors(
 }
 
 #[utoipa::path(get, path = "/v1/debtors/{id}/conversation", tag = "debtors", summary = "A debtor's messages, newest first",
-    params(("id" = String, Path, description = "the id in the CRM")), params(paging::PageParams),
+    params(("id" = String, Path, description = "the id in the CRM"), paging::PageParams),
     responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 /// A debtor's conversation on every channel, newest first.
