@@ -661,3 +661,66 @@ async fn the_openapi_document_is_served_without_a_key_and_covers_the_routes() {
         "bearer"
     );
 }
+
+#[tokio::test]
+async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
+    let api = Api::start().await;
+    let opt_out = json!({ "channel": "whatsapp", "granted": false, "source": "call-center" });
+    let d = api
+        .ok(
+            "POST",
+            "/v1/debtors/cl-maria/consents",
+            Some(opt_out.clone()),
+        )
+        .await;
+    let last = d["consents"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["granted"], false, "{d}");
+    assert_eq!(last["source"], "call-center");
+    let missing = api
+        .call("POST", "/v1/debtors/nobody/consents", Some(opt_out))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let bad = api
+        .call(
+            "POST",
+            "/v1/debtors/cl-maria/consents",
+            Some(json!({ "channel": "pigeon", "granted": true })),
+        )
+        .await;
+    assert_eq!(bad.body["field"], "channel", "{}", bad.body);
+
+    let settings = api.ok("GET", "/v1/settings", None).await;
+    assert_eq!(settings["country"], "CL", "{settings}");
+    let writer = api.key(&demo::tenant_id(), &[Scope::AccountsWrite]).await;
+    let refused = api
+        .send(
+            Some(&writer),
+            "PUT",
+            "/v1/settings/strategies",
+            Some(json!({ "strategies": [] })),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // A book whose default strategy does not exist is refused, naming the field.
+    let bad = api
+        .call(
+            "PUT",
+            "/v1/settings/strategies",
+            Some(json!({ "strategies": [], "default": "nope" })),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(
+        bad.body["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("strategies.")),
+        "{}",
+        bad.body
+    );
+    assert_eq!(
+        api.ok("GET", "/v1/settings", None).await["strategies"],
+        Value::Null,
+        "a refused book stores nothing"
+    );
+}

@@ -43,6 +43,17 @@ pub struct ConsentInput {
     pub source: Option<String>,
 }
 
+impl ConsentInput {
+    pub fn into_consent(self, now: Timestamp) -> Consent {
+        Consent {
+            channel: self.channel,
+            granted: self.granted,
+            at: self.at.unwrap_or(now),
+            source: self.source.unwrap_or_else(|| "crm".into()),
+        }
+    }
+}
+
 impl DebtorInput {
     pub fn into_debtor(self, tenant: TenantId, id: DebtorId, now: Timestamp) -> Debtor {
         Debtor {
@@ -56,12 +67,7 @@ impl DebtorInput {
             consents: self
                 .consents
                 .into_iter()
-                .map(|c| Consent {
-                    channel: c.channel,
-                    granted: c.granted,
-                    at: c.at.unwrap_or(now),
-                    source: c.source.unwrap_or_else(|| "crm".into()),
-                })
+                .map(|c| c.into_consent(now))
                 .collect(),
             preferences: Default::default(),
         }

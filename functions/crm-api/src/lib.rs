@@ -11,6 +11,7 @@ pub mod openapi;
 mod paging;
 mod picture;
 mod plans;
+mod settings;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -88,6 +89,7 @@ pub fn plans_router(state: Arc<CrmApi>) -> Router {
 const READ: RequireScope = RequireScope(Scope::AccountsRead);
 const WRITE: RequireScope = RequireScope(Scope::AccountsWrite);
 const PAYMENTS: RequireScope = RequireScope(Scope::PaymentsWrite);
+const ADMIN: RequireScope = RequireScope(Scope::Admin);
 
 fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
     // A quote changes nothing: reading is enough.
@@ -158,6 +160,22 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
             post(actions::insolvency).route_layer(WRITE),
         )
         .route("/v1/imports", post(imports::import).route_layer(WRITE))
+        .route(
+            "/v1/debtors/{id}/consents",
+            post(post_consent).route_layer(WRITE),
+        )
+        .route(
+            "/v1/settings",
+            get(settings::get_settings).route_layer(READ),
+        )
+        .route(
+            "/v1/settings/policy",
+            put(settings::put_policy).route_layer(ADMIN),
+        )
+        .route(
+            "/v1/settings/strategies",
+            put(settings::put_strategies).route_layer(ADMIN),
+        )
 }
 
 /// A debtor with their accounts and latest messages.
@@ -203,8 +221,18 @@ async fn put_debtor(
     let input: DebtorInput = parse_json(&body)?;
     let debtor = input.into_debtor(caller.tenant.clone(), id, s.clock.now());
     let created = s.store.upsert_debtor(&debtor).await?;
-    let tenant = s.tenant(&caller).await?;
-    // A new time zone can move when the debtor's accounts are next due.
+    reschedule_debtor(&s, &caller, &debtor).await?;
+    Ok(created_or_ok(created, json!(debtor)))
+}
+
+/// Puts the debtor's accounts where the schedule should next look at them: a new time zone or
+/// a consent given again can move that.
+async fn reschedule_debtor(
+    s: &CrmApi,
+    caller: &Caller,
+    debtor: &cobro::domain::Debtor,
+) -> Result<(), Problem> {
+    let tenant = s.tenant(caller).await?;
     for account in s
         .store
         .accounts_of_debtor(&caller.tenant, &debtor.id)
@@ -212,12 +240,36 @@ async fn put_debtor(
     {
         let next = s
             .decider
-            .first_action(&tenant, &account, &debtor, s.clock.now());
+            .first_action(&tenant, &account, debtor, s.clock.now());
         if let Err(e) = s.store.reschedule_account(&account, next).await {
             tracing::warn!(account = %account.id, error = %e, "could not reschedule after a debtor change");
         }
     }
-    Ok(created_or_ok(created, json!(debtor)))
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/debtors/{id}/consents", tag = "debtors",
+    summary = "Record a consent or an opt-out (kept as history; the latest per channel decides)",
+    params(("id" = String, Path, description = "the id in the CRM")), request_body = inputs::ConsentInput,
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
+async fn post_consent(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    let input: inputs::ConsentInput = parse_json(&body)?;
+    let consent = input.into_consent(s.clock.now());
+    let debtor = s
+        .store
+        .record_consent(&caller.tenant, &id, consent)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
+    reschedule_debtor(&s, &caller, &debtor).await?;
+    Ok(Json(json!(debtor)).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/debtors/{id}", tag = "debtors", summary = "A debtor with their accounts and latest messages",

@@ -48,6 +48,10 @@ pub struct ProblemDoc {
         crate::actions::lawsuit,
         crate::actions::insolvency,
         crate::imports::import,
+        crate::post_consent,
+        crate::settings::get_settings,
+        crate::settings::put_policy,
+        crate::settings::put_strategies,
     ),
     components(schemas(ProblemDoc, crate::imports::ImportRow)),
     modifiers(&BearerKey),
@@ -55,6 +59,7 @@ pub struct ProblemDoc {
         (name = "debtors"), (name = "accounts"), (name = "payments"), (name = "plans"),
         (name = "actions", description = "Each records who and why; stops or restarts collection"),
         (name = "imports"),
+        (name = "settings", description = "The tenant's compliance policy and strategies"),
     )
 )]
 pub struct ApiDoc;

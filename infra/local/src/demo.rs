@@ -127,6 +127,12 @@ pub async fn seed(
     now: Timestamp,
 ) -> Result<bool, SeedError> {
     let tenant_id = tenant_id();
+    // On every start, so a changed `COBRO_DEMO_API_KEY` works and a data directory from before
+    // keys had ids and scopes gets a readable record. The demo key may do everything, so the
+    // README's examples work as they are.
+    store
+        .put_api_key_with_secret(&tenant_id, "demo", api_key, &Scope::ALL, now)
+        .await?;
     if store.tenant(&tenant_id).await?.is_some() {
         return Ok(false);
     }
@@ -158,10 +164,6 @@ pub async fn seed(
             display_phone_number: DISPLAY_NUMBER.into(),
             app_secret: app_secret.into(),
         })
-        .await?;
-    // The demo key may do everything, so the README's examples work as they are.
-    store
-        .put_api_key_with_secret(&tenant_id, "demo", api_key, &Scope::ALL, now)
         .await?;
     let decider = Decider::default();
     for d in DEBTORS {
