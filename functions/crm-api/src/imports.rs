@@ -360,6 +360,8 @@ fn check(
         time_zone,
         language,
         consents,
+        // The debtor's own choices; a stored debtor's are kept by the merge.
+        preferences: Default::default(),
     };
     let account = Account {
         tenant: caller.tenant.clone(),

@@ -58,11 +58,14 @@ impl CrmApi {
 
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    authenticated(chat::routes(plan_routes(core_routes(Router::new()))), &state)
-        // Added after the key layers, so it needs no key.
-        .route("/v1/openapi.json", get(openapi::serve))
-        .fallback(|| async { Problem::not_found("no such route") })
-        .with_state(state)
+    authenticated(
+        chat::routes(plan_routes(core_routes(Router::new()))),
+        &state,
+    )
+    // Added after the key layers, so it needs no key.
+    .route("/v1/openapi.json", get(openapi::serve))
+    .fallback(|| async { Problem::not_found("no such route") })
+    .with_state(state)
 }
 
 /// The layers every API route runs under: the key (401), then the `Idempotency-Key` of a POST.

@@ -7,7 +7,7 @@ use crate::ports::{Query, SkRange, WriteOp};
 
 /// The CRM's records as sent, except that one it restates keeps its first date; plus every
 /// record it did not send (the debtor's own opt-outs and opt-ins).
-pub(super) fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
+fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
     let mut merged: Vec<Consent> = new
         .iter()
         .map(|c| {
@@ -64,6 +64,18 @@ pub(super) fn debtor_ops(debtor: &Debtor, revision: Option<i64>) -> Vec<WriteOp>
     ]
 }
 
+/// The debtor as the CRM sends it, over what is stored: consents merged as history, and the
+/// debtor's own choices in the chat kept.
+pub(super) fn merge_debtor(old: Option<Debtor>, new: &Debtor) -> Debtor {
+    let mut merged = new.clone();
+    if let Some(old) = old {
+        merged.consents = merge_consents(&old.consents, &new.consents);
+        // The debtor's own choices in the chat outlive the CRM's restatements.
+        merged.preferences = old.preferences;
+    }
+    merged
+}
+
 impl Store {
     /// Creates or replaces the debtor (idempotent on the CRM's id). Returns true when created.
     ///
@@ -78,12 +90,8 @@ impl Store {
                 .as_ref()
                 .and_then(|i| i.get("revision")?.as_i64())
                 .unwrap_or(0);
-            let mut merged = debtor.clone();
-            if let Some(old) = existing.clone().map(from_item::<Debtor>).transpose()? {
-                merged.consents = merge_consents(&old.consents, &debtor.consents);
-                // The debtor's own choices in the chat outlive the CRM's restatements.
-                merged.preferences = old.preferences;
-            }
+            let old = existing.clone().map(from_item::<Debtor>).transpose()?;
+            let merged = merge_debtor(old, debtor);
             match self
                 .put_debtor(&merged, existing.is_some().then_some(revision))
                 .await

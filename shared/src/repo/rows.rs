@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::accounts::account_item;
-use super::debtors::{debtor_ops, merge_consents};
+use super::debtors::{debtor_ops, merge_debtor};
 use super::{from_item, keys, RepoError, Store};
 use crate::domain::{Account, Debtor};
 use crate::ports::{Condition, TableError, WriteOp};
@@ -17,7 +17,7 @@ pub struct RowWritten {
 }
 
 impl Store {
-    /// Upserts the debtor (merging consents as `upsert_debtor` does) and the account built by
+    /// Upserts the debtor (merged as `upsert_debtor` does) and the account built by
     /// `make` from the account as stored (so the caller keeps what it must), scheduled at
     /// `next`, all or nothing. Idempotent on the two ids.
     pub async fn upsert_debtor_and_account(
@@ -35,10 +35,7 @@ impl Store {
             let revision = existing
                 .as_ref()
                 .map(|i| i.get("revision").and_then(|v| v.as_i64()).unwrap_or(0));
-            let mut merged = debtor.clone();
-            if let Some(old) = existing.map(from_item::<Debtor>).transpose()? {
-                merged.consents = merge_consents(&old.consents, &debtor.consents);
-            }
+            let merged = merge_debtor(existing.map(from_item::<Debtor>).transpose()?, debtor);
             let current = self.account(&debtor.tenant, account_id).await?;
             let mut account = make(current.as_ref());
             account.version = current.as_ref().map_or(1, |c| c.version + 1);
