@@ -138,7 +138,9 @@ fi
 # The API key is the demo tenant's (every scope). Deterministic generation, so a run is
 # reproducible; 25 examples an operation keeps the step well under a minute on 2 cores.
 schemathesis_run() {
-  cargo build -p cobro-local || return 1
+  # --workspace: the features `cargo test --workspace` resolved, so nothing is built again but
+  # the binary (`-p cobro-local` alone would resolve fewer and rebuild much of the tree).
+  cargo build --workspace --bin cobro-local || return 1
   local target bin api_port key=cobro-schemathesis-key
   target=$(cargo metadata --format-version 1 --no-deps |
     "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
