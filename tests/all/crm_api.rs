@@ -724,3 +724,131 @@ async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
         "a refused book stores nothing"
     );
 }
+
+/// The CRM API's own writes on DynamoDB (moto): keys issued, found and revoked in transactions,
+/// idempotency records with their conditions, rows of an import and an account action.
+#[tokio::test]
+async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
+    use cobro::domain::{
+        Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Phone, Zone,
+    };
+    use cobro::repo::{AccountAction, Begin, SavedResponse, Store};
+    use cobro_tests::moto::{moto, unique};
+
+    let Some(moto) = moto().await else { return };
+    let store = Store::new(Arc::new(moto.create_table(&unique("crmapi")).await));
+    let t = TenantId::parse("acme").unwrap();
+    let now = jiff::Timestamp::from_second(1_790_000_000).unwrap();
+
+    let issued = store
+        .issue_api_key(&t, "crm", &[Scope::AccountsRead], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key(&issued.secret).await.unwrap(),
+        Some(issued.record.clone())
+    );
+    assert!(store.revoke_api_key(&t, &issued.id, now).await.unwrap());
+    assert!(store
+        .api_key(&issued.secret)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked());
+    assert_eq!(store.list_api_keys(&t).await.unwrap().len(), 1);
+
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::Run
+    );
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::InFlight
+    );
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "x", now).await.unwrap(),
+        Begin::Mismatch
+    );
+    let saved = SavedResponse {
+        status: 200,
+        content_type: None,
+        body: "{}".into(),
+    };
+    store
+        .finish_idempotent(&t, "k", "h", now, saved.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::Replay(saved)
+    );
+
+    let rows = 100;
+    let started = std::time::Instant::now();
+    for i in 0..rows {
+        let debtor = Debtor {
+            tenant: t.clone(),
+            id: DebtorId::parse(format!("d{}", i / 2)).unwrap(),
+            name: "Ana".into(),
+            phone: Phone::parse(&format!("+5691000{:04}", i / 2)).unwrap(),
+            email: None,
+            time_zone: Zone::parse("America/Santiago").unwrap(),
+            language: Default::default(),
+            consents: vec![],
+            preferences: Default::default(),
+        };
+        let account = Account {
+            tenant: t.clone(),
+            id: AccountId::parse(format!("a{i}")).unwrap(),
+            debtor: debtor.id.clone(),
+            currency: Currency::parse("CLP").unwrap(),
+            principal_minor: 1000,
+            balance_minor: 1000,
+            due_date: jiff::civil::date(2026, 3, 1),
+            status: AccountStatus::Open,
+            product: None,
+            holds: Default::default(),
+            tags: vec![],
+            plan: None,
+            credit_minor: 0,
+            promise: None,
+            version: 0,
+        };
+        let (_, written) = store
+            .upsert_debtor_and_account(&debtor, &account.id, |_| account.clone(), |_, _| Some(now))
+            .await
+            .unwrap();
+        assert_eq!(written.debtor_created, i % 2 == 0);
+        assert!(written.account_created);
+    }
+    println!(
+        "{rows} import rows on moto: {:.1} ms a row",
+        started.elapsed().as_secs_f64() * 1000.0 / f64::from(rows)
+    );
+    let a0 = AccountId::parse("a0").unwrap();
+    let account = store.account(&t, &a0).await.unwrap().unwrap();
+    assert_eq!(account.version, 1);
+    let mut closed = account.clone();
+    closed.status = AccountStatus::Closed;
+    let action = AccountAction {
+        action: "close".into(),
+        at: now,
+        by: "key:test".into(),
+        reason: "sold".into(),
+        until: None,
+    };
+    store
+        .apply_account_action(&closed, None, &action)
+        .await
+        .unwrap();
+    // The same stale version again is refused: the action is not recorded twice.
+    assert!(store
+        .apply_account_action(&closed, None, &action)
+        .await
+        .is_err());
+    assert_eq!(store.account_actions(&t, &a0).await.unwrap(), vec![action]);
+    assert_eq!(
+        store.account(&t, &a0).await.unwrap().unwrap().status,
+        AccountStatus::Closed
+    );
+}

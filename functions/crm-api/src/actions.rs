@@ -69,7 +69,7 @@ pub struct ActionOutput {
 macro_rules! action_handler {
     ($name:ident, $action:expr, $path:literal, $summary:literal) => {
         #[utoipa::path(post, path = $path, tag = "actions", summary = $summary,
-                    params(("id" = String, Path, description = "the account's id in the CRM")),
+                    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
                     request_body = ActionInput,
                     responses(
                         (status = 200, body = ActionOutput),

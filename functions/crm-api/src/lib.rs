@@ -210,7 +210,7 @@ fn created_or_ok(created: bool, body: serde_json::Value) -> Response {
 }
 
 #[utoipa::path(put, path = "/v1/debtors/{id}", tag = "debtors", summary = "Create or replace a debtor",
-    params(("id" = String, Path, description = "the id in the CRM")), request_body = DebtorInput,
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = DebtorInput,
     responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
         (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
@@ -253,7 +253,7 @@ async fn reschedule_debtor(
 
 #[utoipa::path(post, path = "/v1/debtors/{id}/consents", tag = "debtors",
     summary = "Record a consent or an opt-out (kept as history; the latest per channel decides)",
-    params(("id" = String, Path, description = "the id in the CRM")), request_body = inputs::ConsentInput,
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = inputs::ConsentInput,
     responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
         (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
@@ -276,7 +276,7 @@ async fn post_consent(
 }
 
 #[utoipa::path(get, path = "/v1/debtors/{id}", tag = "debtors", summary = "A debtor with their accounts and latest messages",
-    params(("id" = String, Path, description = "the id in the CRM")),
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
     responses((status = 200, body = DebtorPicture), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 async fn get_debtor(
@@ -301,7 +301,7 @@ async fn get_debtor(
 }
 
 #[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts", summary = "Create or replace an account",
-    params(("id" = String, Path, description = "the id in the CRM")), request_body = AccountInput,
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = AccountInput,
     responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
         (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
@@ -340,7 +340,7 @@ async fn put_account(
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{id}/decisions", tag = "accounts", summary = "Why the debtor was or was not contacted",
-    params(("id" = String, Path, description = "the id in the CRM")),
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
     responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 /// "Why did or didn't this person get a message?": every decision on the account, newest
@@ -419,7 +419,7 @@ async fn list_debtors(
 }
 
 #[utoipa::path(get, path = "/v1/debtors/{id}/conversation", tag = "debtors", summary = "A debtor's messages, newest first",
-    params(("id" = String, Path, description = "the id in the CRM"), paging::PageParams),
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$"), paging::PageParams),
     responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 /// A debtor's conversation on every channel, newest first.

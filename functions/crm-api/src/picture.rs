@@ -69,7 +69,7 @@ pub struct AccountPicture {
 
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts",
     summary = "The account's whole picture",
-    params(("id" = String, Path, description = "the account's id in the CRM")),
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
     responses(
         (status = 200, body = AccountPicture),
         (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),

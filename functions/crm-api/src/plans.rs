@@ -52,7 +52,7 @@ async fn open_account(s: &CrmApi, caller: &Caller, raw: String) -> Result<Accoun
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/plans/quote", tag = "plans", summary = "Quote plans by affordability or by terms",
-    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
     responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 pub(crate) async fn quote(
@@ -107,7 +107,7 @@ struct AcceptInput {
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/plans", tag = "plans", summary = "Accept a plan",
-    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
     responses((status = 200, body = Object), (status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
 pub(crate) async fn accept(
@@ -155,7 +155,7 @@ struct PromiseInput {
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/promises", tag = "plans", summary = "Record a promise to pay",
-    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
     responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
 /// A promise to pay `amount_minor` by `by` (within the tenant's limit): the reminders wait for
@@ -222,7 +222,7 @@ struct LinkInput {
 }
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/links", tag = "plans", summary = "A payment link for the account or an instalment",
-    params(("id" = String, Path, description = "the account's id in the CRM")), request_body = Object,
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
     responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
 /// A payment link for the account or one of its plan's instalments: the tenant's own pay page
