@@ -852,3 +852,22 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
         AccountStatus::Closed
     );
 }
+
+#[tokio::test]
+async fn a_key_record_from_before_scopes_is_refused_not_a_server_error() {
+    use cobro::ports::Key;
+    use sha2::Digest;
+    let api = Api::start().await;
+    let secret = "old-style-key";
+    let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    let mut item = Key::new(format!("APIKEY#{hash}"), "KEY").into_item();
+    item.insert("kind".into(), "api_key".into());
+    item.insert("tenant".into(), "demo".into());
+    item.insert("name".into(), "old".into());
+    item.insert("scopes".into(), json!(["*"]));
+    api.stack.store.table().put(item, None).await.unwrap();
+    let a = api
+        .send(Some(secret), "GET", "/v1/debtors/cl-maria", None, &[])
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+}

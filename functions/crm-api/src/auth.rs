@@ -57,6 +57,12 @@ pub async fn require_key(State(s): State<Arc<CrmApi>>, mut req: Request, next: N
             next.run(req).await
         }
         Ok(_) => Problem::unauthorized("unknown or revoked API key").into_response(),
+        // A record this version cannot read (one stored before keys had ids and scopes):
+        // refused, not a server error; the operator issues a new key.
+        Err(cobro::repo::RepoError::Corrupt(e)) => {
+            tracing::error!(error = %e, "an unreadable API key record");
+            Problem::unauthorized("unknown or revoked API key").into_response()
+        }
         Err(e) => Problem::from(e).into_response(),
     }
 }
