@@ -871,3 +871,34 @@ async fn a_key_record_from_before_scopes_is_refused_not_a_server_error() {
         .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
 }
+
+#[tokio::test]
+async fn concurrent_retries_of_one_key_run_it_once() {
+    let api = Api::start().await;
+    let body = import_rows(2_000, "c");
+    let send = || {
+        api.http
+            .post(format!("{}/v1/imports", api.base))
+            .header("authorization", format!("Bearer {DEMO_KEY}"))
+            .header("content-type", "application/x-ndjson")
+            .header("idempotency-key", "import-1")
+            .body(body.clone())
+            .send()
+    };
+    let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(send())).collect();
+    let mut ran = 0;
+    for task in tasks {
+        let res = task.await.unwrap().expect("request");
+        let replayed = res.headers().contains_key("idempotent-replayed");
+        match res.status() {
+            StatusCode::OK if !replayed => ran += 1,
+            StatusCode::OK | StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ran, 1, "exactly one of the concurrent requests ran");
+    let again = send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let report: Value = again.json().await.unwrap();
+    assert_eq!(report["accounts_created"], 2_000, "the first run's report");
+}
