@@ -136,7 +136,8 @@ else
 fi
 # --- schemathesis against the local stack -------------------------------------------------------
 # The API key is the demo tenant's (every scope). Deterministic generation, so a run is
-# reproducible; 25 examples an operation keeps the step well under a minute on 2 cores.
+# reproducible (and keeps no example database); 25 examples an operation keeps the step well
+# under a minute on 2 cores.
 schemathesis_run() {
   # --workspace: the features `cargo test --workspace` resolved, so nothing is built again but
   # the binary (`-p cobro-local` alone would resolve fewer and rebuild much of the tree).
@@ -155,7 +156,8 @@ schemathesis_run() {
     --wait-for-schema 30 \
     -H "Authorization: Bearer $key" \
     --checks not_a_server_error,response_schema_conformance \
-    --max-examples 25 --generation-deterministic --request-timeout 10 || rc=$?
+    --max-examples 25 --generation-deterministic \
+    --request-timeout 10 || rc=$?
   if [ "$rc" != 0 ]; then
     echo "cobro-local's log (last 40 lines):" >&2
     tail -n 40 "$tmp/local.log" >&2
