@@ -5,8 +5,11 @@
 #   1. .venv with the pinned moto and cfn-lint (scripts/venv.sh; skipped when already complete)
 #   2. moto on a free port on 127.0.0.1, polled until it answers (30 s at most)
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo test --workspace against that moto
-#   4. cfn-lint template.yaml (with the SAM transform)
-#   5. moto stopped, whatever happened (an EXIT trap), and one summary line over all tests
+#   4. schemathesis against the CRM API: the debug cobro-local on a free port with a temporary
+#      data directory, fuzzed from its /v1/openapi.json (no server errors, responses as documented)
+#   5. cfn-lint template.yaml (with the SAM transform)
+#   6. moto and cobro-local stopped, whatever happened (an EXIT trap), and one summary line over
+#      all tests
 #
 # Every step runs even when an earlier one failed, so one run shows every problem; the exit status
 # is non-zero when any step failed.
@@ -31,7 +34,17 @@ stop_moto() {
     echo "==> moto stopped"
   fi
 }
+local_pid=
+stop_local() {
+  if [ -n "$local_pid" ]; then
+    kill "$local_pid" 2>/dev/null || true
+    wait "$local_pid" 2>/dev/null || true
+    local_pid=
+    echo "==> cobro-local stopped"
+  fi
+}
 cleanup() {
+  stop_local
   stop_moto
   rm -rf "$tmp"
 }
@@ -120,6 +133,40 @@ else
     step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   fi
   step "cargo test (contract suites on SQLite and on moto, end-to-end on the local stack)" cargo_test
+fi
+# --- schemathesis against the local stack -------------------------------------------------------
+# The API key is the demo tenant's (every scope). Deterministic generation, so a run is
+# reproducible (and keeps no example database); 25 examples an operation keeps the step well
+# under a minute on 2 cores.
+schemathesis_run() {
+  # --workspace: the features `cargo test --workspace` resolved, so nothing is built again but
+  # the binary (`-p cobro-local` alone would resolve fewer and rebuild much of the tree).
+  cargo build --workspace --bin cobro-local || return 1
+  local target bin api_port key=cobro-schemathesis-key
+  target=$(cargo metadata --format-version 1 --no-deps |
+    "$venv/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  bin="$target/debug/cobro-local"
+  api_port=$(free_port)
+  mkdir -p "$tmp/local-data"
+  PORT=$api_port COBRO_DATA_DIR="$tmp/local-data" COBRO_DEMO_API_KEY=$key COBRO_TICK_SECONDS=0 \
+    COBRO_WORKER_MILLIS=0 "$bin" >"$tmp/local.log" 2>&1 &
+  local_pid=$!
+  local rc=0
+  "$venv/bin/schemathesis" run "http://127.0.0.1:$api_port/v1/openapi.json" \
+    --wait-for-schema 30 \
+    -H "Authorization: Bearer $key" \
+    --checks not_a_server_error,response_schema_conformance \
+    --max-examples 25 --generation-deterministic \
+    --request-timeout 10 || rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "cobro-local's log (last 40 lines):" >&2
+    tail -n 40 "$tmp/local.log" >&2
+  fi
+  stop_local
+  return "$rc"
+}
+if [ "${COBRO_TEST_SKIP_CARGO:-0}" != 1 ]; then
+  step "schemathesis on the CRM API (local stack)" schemathesis_run
 fi
 step "cfn-lint template.yaml" "$venv/bin/cfn-lint" template.yaml
 

@@ -1,6 +1,7 @@
 mod channels_aws;
 mod chat;
 mod contract;
+mod crm_api;
 mod graph;
 mod inbound;
 mod ledger;

@@ -692,12 +692,8 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
     s.stack.payment_handler.handle(stray.clone()).await.unwrap();
     s.stack.payment_handler.handle(stray).await.unwrap();
     let suspense = s.ok("GET", "/v1/payments/suspense", None).await;
-    assert_eq!(
-        suspense["suspense"].as_array().unwrap().len(),
-        1,
-        "{suspense}"
-    );
-    assert!(suspense["suspense"][0]["reason"]
+    assert_eq!(suspense["items"].as_array().unwrap().len(), 1, "{suspense}");
+    assert!(suspense["items"][0]["reason"]
         .as_str()
         .unwrap()
         .contains("NOPE"));

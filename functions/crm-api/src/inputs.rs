@@ -11,29 +11,47 @@ use cobro::domain::{
 use cobro::http::Problem;
 use cobro::repo::PaymentConfirmed;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebtorInput {
     pub name: String,
+    /// E.164: `+` then digits.
+    #[schema(value_type = String, example = "+56912345678")]
     pub phone: Phone,
     #[serde(default)]
     pub email: Option<String>,
+    /// IANA time zone.
+    #[schema(value_type = String, example = "America/Santiago")]
     pub time_zone: Zone,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "es")]
     pub language: Language,
     #[serde(default)]
     pub consents: Vec<ConsentInput>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
+    #[schema(value_type = String, example = "whatsapp")]
     pub channel: ChannelKind,
     pub granted: bool,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: Option<Timestamp>,
     #[serde(default)]
     pub source: Option<String>,
+}
+
+impl ConsentInput {
+    pub fn into_consent(self, now: Timestamp) -> Consent {
+        Consent {
+            channel: self.channel,
+            granted: self.granted,
+            at: self.at.unwrap_or(now),
+            source: self.source.unwrap_or_else(|| "crm".into()),
+        }
+    }
 }
 
 impl DebtorInput {
@@ -49,32 +67,33 @@ impl DebtorInput {
             consents: self
                 .consents
                 .into_iter()
-                .map(|c| Consent {
-                    channel: c.channel,
-                    granted: c.granted,
-                    at: c.at.unwrap_or(now),
-                    source: c.source.unwrap_or_else(|| "crm".into()),
-                })
+                .map(|c| c.into_consent(now))
                 .collect(),
             preferences: Default::default(),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountInput {
+    #[schema(value_type = String)]
     pub debtor_id: DebtorId,
+    /// ISO 4217.
+    #[schema(value_type = String, example = "CLP")]
     pub currency: Currency,
     pub principal_minor: i64,
     pub balance_minor: i64,
+    #[schema(value_type = String, format = Date)]
     pub due_date: Date,
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "open")]
     pub status: Option<AccountStatus>,
     #[serde(default)]
     pub product: Option<String>,
     /// Lawsuit served, insolvency, open dispute, pause: what stops collection by law or policy.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub holds: Option<cobro::compliance::Holds>,
     /// Labels strategy segments can match on.
     #[serde(default)]
@@ -82,7 +101,14 @@ pub struct AccountInput {
 }
 
 impl AccountInput {
-    pub fn into_account(self, tenant: TenantId, id: AccountId) -> Result<Account, Problem> {
+    /// The account as the CRM sends it. What it leaves out that an action set (holds; a
+    /// closed or paused status) is kept from `current`.
+    pub fn into_account(
+        self,
+        tenant: TenantId,
+        id: AccountId,
+        current: Option<&Account>,
+    ) -> Result<Account, Problem> {
         if self.principal_minor < 0 {
             return Err(Problem::invalid_field(
                 "principal_minor",
@@ -99,7 +125,10 @@ impl AccountInput {
             // A zero balance is settled whatever the CRM calls it, so nothing reminds of it.
             _ if self.balance_minor == 0 => AccountStatus::Settled,
             Some(s) => s,
-            None => AccountStatus::Open,
+            None => match current.map(|c| c.status) {
+                Some(s @ (AccountStatus::Closed | AccountStatus::Paused)) => s,
+                _ => AccountStatus::Open,
+            },
         };
         Ok(Account {
             tenant,
@@ -111,7 +140,10 @@ impl AccountInput {
             due_date: self.due_date,
             status,
             product: self.product,
-            holds: self.holds.unwrap_or_default(),
+            holds: self
+                .holds
+                .or_else(|| current.map(|c| c.holds.clone()))
+                .unwrap_or_default(),
             tags: self.tags,
             plan: None,
             credit_minor: 0,
@@ -121,15 +153,19 @@ impl AccountInput {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
+    #[schema(value_type = String)]
     pub account_id: AccountId,
     /// The payment's id in the CRM or at the provider: sending it twice applies it once.
+    #[schema(value_type = String)]
     pub payment_id: PaymentId,
     pub amount_minor: i64,
+    #[schema(value_type = String, example = "CLP")]
     pub currency: Currency,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub paid_at: Option<Timestamp>,
     #[serde(default)]
     pub method: Option<String>,

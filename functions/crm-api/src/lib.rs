@@ -1,16 +1,23 @@
 //! The CRM API: what a lender's CRM calls to hand debtors and accounts to cobro, read them
 //! back, and register payments. Authenticated per tenant with API keys.
 
+mod actions;
 mod auth;
 mod chat;
+pub mod idempotency;
+mod imports;
 mod inputs;
+pub mod openapi;
+mod paging;
+mod picture;
 mod plans;
+mod settings;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -20,8 +27,10 @@ use cobro::domain::{AccountId, DebtorId};
 use cobro::http::{parse_json, Problem};
 use cobro::ports::{Bus, Clock, Event};
 use cobro::repo::Store;
+use paging::{Page, PageRequest};
 
-pub use auth::Caller;
+pub use auth::{Caller, RequireScope};
+pub use cobro::repo::Scope;
 pub use inputs::{AccountInput, DebtorInput, PaymentInput};
 
 /// The `PaymentConfirmed` event's detail type on the bus.
@@ -49,39 +58,138 @@ impl CrmApi {
 
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    chat::routes(plan_routes(core_routes(Router::new())))
-        .fallback(|| async { Problem::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
-        .with_state(state)
+    authenticated(
+        chat::routes(plan_routes(core_routes(Router::new()))),
+        &state,
+    )
+    // Added after the key layers, so it needs no key.
+    .route("/v1/openapi.json", get(openapi::serve))
+    .fallback(|| async { Problem::not_found("no such route") })
+    .with_state(state)
+}
+
+/// The layers every API route runs under: the key (401), then the `Idempotency-Key` of a POST.
+/// Route layers run outermost last, so `require_key` goes on after `honour_key`.
+fn authenticated(r: Router<Arc<CrmApi>>, state: &Arc<CrmApi>) -> Router<Arc<CrmApi>> {
+    r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::honour_key,
+    ))
+    .route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(idempotency::MAX_BODY))
 }
 
 /// Only the plan and promise routes: what the `plans` Lambda serves on AWS.
 pub fn plans_router(state: Arc<CrmApi>) -> Router {
-    plan_routes(Router::new())
+    authenticated(plan_routes(Router::new()), &state)
         .fallback(|| async { Problem::not_found("no such route") })
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_key,
-        ))
         .with_state(state)
 }
 
+const READ: RequireScope = RequireScope(Scope::AccountsRead);
+const WRITE: RequireScope = RequireScope(Scope::AccountsWrite);
+const PAYMENTS: RequireScope = RequireScope(Scope::PaymentsWrite);
+const ADMIN: RequireScope = RequireScope(Scope::Admin);
+
 fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/accounts/{id}/plans/quote", post(plans::quote))
-        .route("/v1/accounts/{id}/plans", post(plans::accept))
-        .route("/v1/accounts/{id}/promises", post(plans::promise))
-        .route("/v1/accounts/{id}/links", post(plans::link))
+    // A quote changes nothing: reading is enough.
+    r.route(
+        "/v1/accounts/{id}/plans/quote",
+        post(plans::quote).route_layer(READ),
+    )
+    .route(
+        "/v1/accounts/{id}/plans",
+        post(plans::accept).route_layer(WRITE),
+    )
+    .route(
+        "/v1/accounts/{id}/promises",
+        post(plans::promise).route_layer(WRITE),
+    )
+    .route(
+        "/v1/accounts/{id}/links",
+        post(plans::link).route_layer(WRITE),
+    )
 }
 
 fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/debtors/{id}", get(get_debtor).put(put_debtor))
-        .route("/v1/accounts/{id}", get(get_account).put(put_account))
-        .route("/v1/accounts/{id}/decisions", get(get_decisions))
-        .route("/v1/payments/suspense", get(get_suspense))
-        .route("/v1/payments", post(post_payment))
+    r.route("/v1/debtors", get(list_debtors).route_layer(READ))
+        .route(
+            "/v1/debtors/{id}/conversation",
+            get(get_conversation).route_layer(READ),
+        )
+        .route(
+            "/v1/debtors/{id}",
+            get(get_debtor)
+                .route_layer(READ)
+                .merge(put(put_debtor).route_layer(WRITE)),
+        )
+        .route(
+            "/v1/accounts/{id}",
+            get(picture::get_account)
+                .route_layer(READ)
+                .merge(put(put_account).route_layer(WRITE)),
+        )
+        .route(
+            "/v1/accounts/{id}/decisions",
+            get(get_decisions).route_layer(READ),
+        )
+        .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
+        .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
+        .route(
+            "/v1/accounts/{id}/pause",
+            post(actions::pause).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/resume",
+            post(actions::resume).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/close",
+            post(actions::close).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/write-off",
+            post(actions::write_off).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/lawsuit",
+            post(actions::lawsuit).route_layer(WRITE),
+        )
+        .route(
+            "/v1/accounts/{id}/insolvency",
+            post(actions::insolvency).route_layer(WRITE),
+        )
+        .route("/v1/imports", post(imports::import).route_layer(WRITE))
+        .route(
+            "/v1/debtors/{id}/consents",
+            post(post_consent).route_layer(WRITE),
+        )
+        .route(
+            "/v1/settings",
+            get(settings::get_settings).route_layer(READ),
+        )
+        .route(
+            "/v1/settings/policy",
+            put(settings::put_policy).route_layer(ADMIN),
+        )
+        .route(
+            "/v1/settings/strategies",
+            put(settings::put_strategies).route_layer(ADMIN),
+        )
+}
+
+/// A debtor with their accounts and latest messages.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DebtorPicture {
+    #[schema(value_type = Object)]
+    pub debtor: cobro::domain::Debtor,
+    #[schema(value_type = Vec<Object>)]
+    pub accounts: Vec<cobro::domain::Account>,
+    #[schema(value_type = Vec<Object>)]
+    pub conversation: Vec<cobro::domain::ConversationMessage>,
 }
 
 pub(crate) fn id<T>(
@@ -101,6 +209,11 @@ fn created_or_ok(created: bool, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+#[utoipa::path(put, path = "/v1/debtors/{id}", tag = "debtors", summary = "Create or replace a debtor",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = DebtorInput,
+    responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
+        (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 async fn put_debtor(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -111,8 +224,18 @@ async fn put_debtor(
     let input: DebtorInput = parse_json(&body)?;
     let debtor = input.into_debtor(caller.tenant.clone(), id, s.clock.now());
     let created = s.store.upsert_debtor(&debtor).await?;
-    let tenant = s.tenant(&caller).await?;
-    // A new time zone can move when the debtor's accounts are next due.
+    reschedule_debtor(&s, &caller, &debtor).await?;
+    Ok(created_or_ok(created, json!(debtor)))
+}
+
+/// Puts the debtor's accounts where the schedule should next look at them: a new time zone or
+/// a consent given again can move that.
+async fn reschedule_debtor(
+    s: &CrmApi,
+    caller: &Caller,
+    debtor: &cobro::domain::Debtor,
+) -> Result<(), Problem> {
+    let tenant = s.tenant(caller).await?;
     for account in s
         .store
         .accounts_of_debtor(&caller.tenant, &debtor.id)
@@ -120,14 +243,42 @@ async fn put_debtor(
     {
         let next = s
             .decider
-            .first_action(&tenant, &account, &debtor, s.clock.now());
+            .first_action(&tenant, &account, debtor, s.clock.now());
         if let Err(e) = s.store.reschedule_account(&account, next).await {
             tracing::warn!(account = %account.id, error = %e, "could not reschedule after a debtor change");
         }
     }
-    Ok(created_or_ok(created, json!(debtor)))
+    Ok(())
 }
 
+#[utoipa::path(post, path = "/v1/debtors/{id}/consents", tag = "debtors",
+    summary = "Record a consent or an opt-out (kept as history; the latest per channel decides)",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = inputs::ConsentInput,
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
+async fn post_consent(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    let input: inputs::ConsentInput = parse_json(&body)?;
+    let consent = input.into_consent(s.clock.now());
+    let debtor = s
+        .store
+        .record_consent(&caller.tenant, &id, consent)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
+    reschedule_debtor(&s, &caller, &debtor).await?;
+    Ok(Json(json!(debtor)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/debtors/{id}", tag = "debtors", summary = "A debtor with their accounts and latest messages",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    responses((status = 200, body = DebtorPicture), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 async fn get_debtor(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -141,12 +292,19 @@ async fn get_debtor(
         .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
     let accounts = s.store.accounts_of_debtor(&caller.tenant, &id).await?;
     let conversation = s.store.conversation(&caller.tenant, &id, 50).await?;
-    Ok(
-        Json(json!({ "debtor": debtor, "accounts": accounts, "conversation": conversation }))
-            .into_response(),
-    )
+    Ok(Json(DebtorPicture {
+        debtor,
+        accounts,
+        conversation,
+    })
+    .into_response())
 }
 
+#[utoipa::path(put, path = "/v1/accounts/{id}", tag = "accounts", summary = "Create or replace an account",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = AccountInput,
+    responses((status = 200, body = Object, description = "replaced"), (status = 201, body = Object, description = "created"),
+        (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 async fn put_account(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -155,7 +313,8 @@ async fn put_account(
 ) -> Result<Response, Problem> {
     let id = id(AccountId::parse, raw, "id")?;
     let input: AccountInput = parse_json(&body)?;
-    let account = input.into_account(caller.tenant.clone(), id)?;
+    let current = s.store.account(&caller.tenant, &id).await?;
+    let account = input.into_account(caller.tenant.clone(), id, current.as_ref())?;
     let debtor = s
         .store
         .debtor(&caller.tenant, &account.debtor)
@@ -180,24 +339,10 @@ async fn put_account(
     ))
 }
 
-async fn get_account(
-    State(s): State<Arc<CrmApi>>,
-    Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
-) -> Result<Response, Problem> {
-    let id = id(AccountId::parse, raw, "id")?;
-    let view = s
-        .store
-        .account_view(&caller.tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
-    let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let days_past_due = view.account.days_past_due(today);
-    let mut body = json!(view);
-    body["days_past_due"] = json!(days_past_due);
-    Ok(Json(body).into_response())
-}
-
+#[utoipa::path(get, path = "/v1/accounts/{id}/decisions", tag = "accounts", summary = "Why the debtor was or was not contacted",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 /// "Why did or didn't this person get a message?": every decision on the account, newest
 /// first, each with the rule that decided it (`window`, `holiday`, `cap:…`, `gap`, `consent`,
 /// `opt_out`, `stop:…`, `pause` …) and when it will be looked at again.
@@ -238,15 +383,67 @@ async fn get_decisions(
     .into_response())
 }
 
-/// Payments that could not be applied (unknown account, another currency), with why.
+#[utoipa::path(get, path = "/v1/payments/suspense", tag = "payments", summary = "Payments that could not be applied",
+    params(paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
+/// Payments that could not be applied (unknown account, another currency), with why; oldest
+/// first.
 async fn get_suspense(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
+    page: PageRequest,
 ) -> Result<Response, Problem> {
-    let items = s.store.suspended_payments(&caller.tenant).await?;
-    Ok(Json(json!({ "suspense": items })).into_response())
+    let items = s
+        .store
+        .suspense_page(&caller.tenant, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/debtors", tag = "debtors", summary = "The tenant's debtors, by id",
+    params(paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
+/// The tenant's debtors, by id.
+async fn list_debtors(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    page: PageRequest,
+) -> Result<Response, Problem> {
+    let items = s
+        .store
+        .debtors_page(&caller.tenant, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/debtors/{id}/conversation", tag = "debtors", summary = "A debtor's messages, newest first",
+    params(("id" = String, Path, description = "the id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$"), paging::PageParams),
+    responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
+/// A debtor's conversation on every channel, newest first.
+async fn get_conversation(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    page: PageRequest,
+) -> Result<Response, Problem> {
+    let id = id(DebtorId::parse, raw, "id")?;
+    if s.store.debtor(&caller.tenant, &id).await?.is_none() {
+        return Err(Problem::not_found(format!("no debtor `{id}`")));
+    }
+    let items = s
+        .store
+        .conversation_page(&caller.tenant, &id, page.limit, page.cursor)
+        .await?;
+    Ok(Json(Page::from(items)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", summary = "Register a payment (applied once per payment id)",
+    request_body = PaymentInput,
+    responses((status = 202, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["payments:write"])))]
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same
 /// event a payment provider produces, and is applied once by the payment-confirmed function.
 async fn post_payment(

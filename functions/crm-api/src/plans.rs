@@ -51,6 +51,10 @@ async fn open_account(s: &CrmApi, caller: &Caller, raw: String) -> Result<Accoun
     Ok(account)
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/plans/quote", tag = "plans", summary = "Quote plans by affordability or by terms",
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:read"])))]
 pub(crate) async fn quote(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -87,11 +91,14 @@ pub(crate) async fn quote(
     Ok(Json(json!({ "account": account.id, "options": options })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AcceptInput {
+pub(crate) struct AcceptInput {
     instalments: u32,
+    /// `weekly`, `biweekly` or `monthly`.
+    #[schema(value_type = String)]
     frequency: Frequency,
+    #[schema(value_type = String, format = Date)]
     first_due: jiff::civil::Date,
     #[serde(default)]
     down_payment_minor: i64,
@@ -102,6 +109,10 @@ struct AcceptInput {
     accepted_by: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/plans", tag = "plans", summary = "Accept a plan",
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = AcceptInput,
+    responses((status = 200, body = Object), (status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 pub(crate) async fn accept(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -136,16 +147,21 @@ pub(crate) async fn accept(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PromiseInput {
+pub(crate) struct PromiseInput {
     amount_minor: i64,
+    #[schema(value_type = String, format = Date)]
     by: jiff::civil::Date,
     /// `crm` (default) or `debtor`.
     #[serde(default)]
     made_by: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/promises", tag = "plans", summary = "Record a promise to pay",
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = PromiseInput,
+    responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 /// A promise to pay `amount_minor` by `by` (within the tenant's limit): the reminders wait for
 /// it, with one the day before; payments keep it, and its day passing short of it breaks it.
 pub(crate) async fn promise(
@@ -197,9 +213,9 @@ pub(crate) async fn promise(
     Ok((StatusCode::CREATED, Json(json!(promise))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LinkInput {
+pub(crate) struct LinkInput {
     /// One instalment of the running plan (its number); none: the plan's next instalment, or
     /// the whole balance without a plan.
     #[serde(default)]
@@ -209,6 +225,10 @@ struct LinkInput {
     expires_in_minutes: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/v1/accounts/{id}/links", tag = "plans", summary = "A payment link for the account or an instalment",
+    params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = LinkInput,
+    responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
 /// A payment link for the account or one of its plan's instalments: the tenant's own pay page
 /// when it has one, else Stripe Checkout.
 pub(crate) async fn link(

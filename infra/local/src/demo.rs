@@ -8,7 +8,7 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
     DomainError, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
-use cobro::repo::{ApiKeyRecord, RepoError, Store, WhatsAppNumber};
+use cobro::repo::{RepoError, Scope, Store, WhatsAppNumber};
 
 pub const TENANT: &str = "demo";
 /// The demo number's id, as Meta would send it in `metadata.phone_number_id`.
@@ -127,6 +127,12 @@ pub async fn seed(
     now: Timestamp,
 ) -> Result<bool, SeedError> {
     let tenant_id = tenant_id();
+    // On every start, so a changed `COBRO_DEMO_API_KEY` works and a data directory from before
+    // keys had ids and scopes gets a readable record. The demo key may do everything, so the
+    // README's examples work as they are.
+    store
+        .put_api_key_with_secret(&tenant_id, "demo", api_key, &Scope::ALL, now)
+        .await?;
     if store.tenant(&tenant_id).await?.is_some() {
         return Ok(false);
     }
@@ -158,16 +164,6 @@ pub async fn seed(
             display_phone_number: DISPLAY_NUMBER.into(),
             app_secret: app_secret.into(),
         })
-        .await?;
-    store
-        .put_api_key(
-            api_key,
-            &ApiKeyRecord {
-                tenant: tenant_id.clone(),
-                name: "demo".into(),
-                scopes: vec!["*".into()],
-            },
-        )
         .await?;
     let decider = Decider::default();
     for d in DEBTORS {

@@ -32,6 +32,50 @@ fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
     merged
 }
 
+/// The writes of a debtor: the profile (conditional on the `revision` read; `None`: it must not
+/// exist yet) and its directory entry. Other writes may join them in one transaction.
+pub(super) fn debtor_ops(debtor: &Debtor, revision: Option<i64>) -> Vec<WriteOp> {
+    let key = keys::debtor(&debtor.tenant, &debtor.id);
+    let mut item = to_item(key, "debtor", debtor);
+    item.insert("revision".into(), (revision.unwrap_or(0) + 1).into());
+    let condition = match revision {
+        None => Condition::NotExists,
+        Some(0) => Condition::AttrNotExists("revision".into()),
+        Some(r) => Condition::eq("revision", r),
+    };
+    item.insert(
+        GSI1.pk.into(),
+        keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
+    );
+    item.insert(GSI1.sk.into(), format!("DEBTOR#{}", debtor.id).into());
+    let mut entry = keys::debtor_directory(&debtor.tenant, &debtor.id).into_item();
+    entry.insert("kind".into(), "debtor_entry".into());
+    entry.insert("debtor".into(), debtor.id.as_str().into());
+    // The profile and its directory entry change together.
+    vec![
+        WriteOp::Put {
+            item,
+            condition: Some(condition),
+        },
+        WriteOp::Put {
+            item: entry,
+            condition: None,
+        },
+    ]
+}
+
+/// The debtor as the CRM sends it, over what is stored: consents merged as history, and the
+/// debtor's own choices in the chat kept.
+pub(super) fn merge_debtor(old: Option<Debtor>, new: &Debtor) -> Debtor {
+    let mut merged = new.clone();
+    if let Some(old) = old {
+        merged.consents = merge_consents(&old.consents, &new.consents);
+        // The debtor's own choices in the chat outlive the CRM's restatements.
+        merged.preferences = old.preferences;
+    }
+    merged
+}
+
 impl Store {
     /// Creates or replaces the debtor (idempotent on the CRM's id). Returns true when created.
     ///
@@ -46,12 +90,8 @@ impl Store {
                 .as_ref()
                 .and_then(|i| i.get("revision")?.as_i64())
                 .unwrap_or(0);
-            let mut merged = debtor.clone();
-            if let Some(old) = existing.clone().map(from_item::<Debtor>).transpose()? {
-                merged.consents = merge_consents(&old.consents, &debtor.consents);
-                // The debtor's own choices in the chat outlive the CRM's restatements.
-                merged.preferences = old.preferences;
-            }
+            let old = existing.clone().map(from_item::<Debtor>).transpose()?;
+            let merged = merge_debtor(old, debtor);
             match self
                 .put_debtor(&merged, existing.is_some().then_some(revision))
                 .await
@@ -118,33 +158,7 @@ impl Store {
     /// Writes the profile and its directory entry together; `revision`: the one read, which
     /// must still be there (`None`: the debtor must not exist yet).
     async fn put_debtor(&self, debtor: &Debtor, revision: Option<i64>) -> Result<(), RepoError> {
-        let key = keys::debtor(&debtor.tenant, &debtor.id);
-        let mut item = to_item(key, "debtor", debtor);
-        item.insert("revision".into(), (revision.unwrap_or(0) + 1).into());
-        let condition = match revision {
-            None => Condition::NotExists,
-            Some(0) => Condition::AttrNotExists("revision".into()),
-            Some(r) => Condition::eq("revision", r),
-        };
-        item.insert(
-            GSI1.pk.into(),
-            keys::gsi1_phone(&debtor.tenant, &debtor.phone).into(),
-        );
-        item.insert(GSI1.sk.into(), format!("DEBTOR#{}", debtor.id).into());
-        let mut entry = keys::debtor_directory(&debtor.tenant, &debtor.id).into_item();
-        entry.insert("kind".into(), "debtor_entry".into());
-        entry.insert("debtor".into(), debtor.id.as_str().into());
-        // The profile and its directory entry change together.
-        let ops = vec![
-            WriteOp::Put {
-                item,
-                condition: Some(condition),
-            },
-            WriteOp::Put {
-                item: entry,
-                condition: None,
-            },
-        ];
+        let ops = debtor_ops(debtor, revision);
         match self.table.transact_write(ops).await {
             Ok(()) => Ok(()),
             Err(TableError::TransactionCanceled(_)) => {

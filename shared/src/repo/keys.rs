@@ -20,8 +20,18 @@ pub fn whatsapp_number(phone_number_id: &str) -> Key {
     Key::new(format!("WANUMBER#{phone_number_id}"), "ROUTE")
 }
 
+/// An API key by the SHA-256 of its secret: what a request's key is looked up by.
 pub fn api_key(hash_hex: &str) -> Key {
     Key::new(format!("APIKEY#{hash_hex}"), "KEY")
+}
+
+/// The tenant's directory of API keys, by key id: for listing and revoking.
+pub fn api_keys_of_tenant_pk(t: &TenantId) -> String {
+    format!("T#{t}#APIKEYS")
+}
+
+pub fn api_key_of_tenant(t: &TenantId, key_id: &str) -> Key {
+    Key::new(api_keys_of_tenant_pk(t), format!("KEY#{key_id}"))
 }
 
 pub fn debtor_pk(t: &TenantId, d: &DebtorId) -> String {
@@ -63,10 +73,16 @@ pub fn plan(t: &TenantId, a: &AccountId, plan_id: &str) -> Key {
 
 /// Payments cobro could not apply (unknown account, another currency): kept with the reason.
 pub fn suspense(t: &TenantId, at_millis: i64, payment_id: &str) -> Key {
-    Key::new(
-        format!("T#{t}#SUSPENSE"),
-        format!("{at_millis:015}#{payment_id}"),
-    )
+    Key::new(suspense_pk(t), format!("{at_millis:015}#{payment_id}"))
+}
+
+pub fn suspense_pk(t: &TenantId) -> String {
+    format!("T#{t}#SUSPENSE")
+}
+
+/// A CRM API request's `Idempotency-Key` and the response it got (with a TTL).
+pub fn idempotency(t: &TenantId, key: &str) -> Key {
+    Key::new(format!("T#{t}#IDEM#{key}"), "REQUEST")
 }
 
 /// The chatbot's state of a conversation with the debtor.
@@ -91,6 +107,11 @@ pub fn handoffs_pk(t: &TenantId) -> String {
 
 pub fn handoff(t: &TenantId, d: &DebtorId) -> Key {
     Key::new(handoffs_pk(t), format!("DEBTOR#{d}"))
+}
+
+/// What the CRM did to the account (pause, close, lawsuit …), with who and why.
+pub fn account_action(t: &TenantId, a: &AccountId, at_millis: i64, action: &str) -> Key {
+    Key::new(account_pk(t, a), format!("ACTION#{at_millis:015}#{action}"))
 }
 
 pub fn attempt(t: &TenantId, a: &AccountId, decision_id: &str) -> Key {

@@ -3,14 +3,19 @@
 pub mod keys;
 
 mod accounts;
+mod actions;
+mod api_keys;
 mod attempts;
 mod channel_state;
 mod chat;
 mod conversations;
 mod debtors;
+mod idempotency;
 mod inbound;
+mod listing;
 mod payments;
 mod plans;
+mod rows;
 mod tenants;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -20,13 +25,18 @@ use std::sync::Arc;
 use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
+pub use actions::AccountAction;
+pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
 pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
+pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SmsNumber, SEEN_FOR};
+pub use listing::Paged;
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;
-pub use tenants::{ApiKeyRecord, WhatsAppNumber};
+pub use rows::RowWritten;
+pub use tenants::WhatsAppNumber;
 
 /// The attribute that names what an item is, for readers of a mixed partition.
 pub const KIND: &str = "kind";

@@ -1,4 +1,4 @@
-//! Tenants and the platform's routing records: WhatsApp number → tenant, API key → tenant.
+//! Tenants and the platform's routing records: WhatsApp number → tenant (API keys: api_keys.rs).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,13 +14,6 @@ pub struct WhatsAppNumber {
     pub display_phone_number: String,
     /// The Meta app's secret that signs this number's webhooks.
     pub app_secret: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
-    pub tenant: TenantId,
-    pub name: String,
-    pub scopes: Vec<String>,
 }
 
 impl Store {
@@ -90,23 +83,4 @@ impl Store {
             .map(from_item)
             .transpose()
     }
-
-    /// Stores an API key by the SHA-256 of its secret: the secret itself is never stored.
-    pub async fn put_api_key(&self, secret: &str, record: &ApiKeyRecord) -> Result<(), RepoError> {
-        let item = to_item(keys::api_key(&hash_secret(secret)), "api_key", record);
-        Ok(self.table.put(item, None).await?)
-    }
-
-    pub async fn api_key(&self, secret: &str) -> Result<Option<ApiKeyRecord>, RepoError> {
-        self.table
-            .get(&keys::api_key(&hash_secret(secret)))
-            .await?
-            .map(from_item)
-            .transpose()
-    }
-}
-
-fn hash_secret(secret: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
 }

@@ -1,0 +1,153 @@
+//! `Idempotency-Key` on every POST: the first request with a key runs and its response is kept
+//! for a day; a retry with the same key and the same request gets that response again (with
+//! `Idempotent-Replayed: true`), the same key with another request gets 422, and a retry while
+//! the first still runs gets 409.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+use cobro::http::Problem;
+use cobro::repo::{Begin, SavedResponse};
+
+use crate::{Caller, CrmApi};
+
+pub const HEADER: &str = "idempotency-key";
+/// The largest request body the API reads (an import of 10,000 rows fits).
+pub const MAX_BODY: usize = 6 * 1024 * 1024;
+/// Responses larger than this are not kept (a table item holds 400 KB).
+const MAX_SAVED: usize = 300 * 1024;
+
+pub async fn honour_key(State(s): State<Arc<CrmApi>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw) = req.headers().get(HEADER) else {
+        return next.run(req).await;
+    };
+    let key = match raw.to_str() {
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_string()
+        }
+        _ => {
+            return Problem::invalid_field(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+            .into_response()
+        }
+    };
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+        return next.run(req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        return too_large();
+    };
+    let mut hash = Sha256::new();
+    hash.update(parts.method.as_str());
+    hash.update(b" ");
+    hash.update(parts.uri.to_string());
+    hash.update(b"\n");
+    hash.update(&bytes);
+    let request_hash = hex::encode(hash.finalize());
+
+    let started = s.clock.now();
+    match s
+        .store
+        .begin_idempotent(&caller.tenant, &key, &request_hash, started)
+        .await
+    {
+        Ok(Begin::Run) => {}
+        Ok(Begin::Replay(saved)) => return replay(saved),
+        Ok(Begin::InFlight) => {
+            return Problem::new(
+                StatusCode::CONFLICT,
+                "in-flight",
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+            .into_response()
+        }
+        Ok(Begin::Mismatch) => {
+            return Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "this Idempotency-Key was used for a different request",
+            )
+            .into_response()
+        }
+        Err(e) => return Problem::from(e).into_response(),
+    }
+
+    let res = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = res.status();
+    let (parts, body) = res.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        let _ = s.store.abandon_idempotent(&caller.tenant, &key).await;
+        return Problem::internal().into_response();
+    };
+    // What a retry may fix is not kept: server errors, throttling, a key without the scope.
+    let keep = !(status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ))
+        && bytes.len() <= MAX_SAVED;
+    let outcome = if keep {
+        let saved = SavedResponse {
+            status: status.as_u16(),
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        s.store
+            .finish_idempotent(
+                &caller.tenant,
+                &key,
+                &request_hash,
+                started,
+                saved,
+                s.clock.now(),
+            )
+            .await
+    } else {
+        s.store.abandon_idempotent(&caller.tenant, &key).await
+    };
+    if let Err(e) = outcome {
+        // The request itself succeeded or failed as answered; only its replay is lost.
+        tracing::warn!(error = %e, "could not keep an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn replay(saved: SavedResponse) -> Response {
+    let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, saved.body).into_response();
+    let headers = res.headers_mut();
+    if let Some(ct) = saved
+        .content_type
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+fn too_large() -> Response {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        format!("the body is larger than {MAX_BODY} bytes"),
+    )
+    .into_response()
+}

@@ -1,0 +1,92 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the input and output
+//! types, served at `/v1/openapi.json` without a key.
+
+use axum::response::IntoResponse;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// RFC 9457 problem details: every error of the API has this shape.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only; `cobro::http::Problem` is what is sent
+pub struct ProblemDoc {
+    /// A URI naming the kind of problem.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// The offending field's path, when one is to blame.
+    field: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cobro CRM API",
+        version = "1",
+        description = "Hand debtors and accounts to cobro, read them back, act on them and register payments. Authenticate with `Authorization: Bearer <API key>`; every POST honours `Idempotency-Key`; lists page by `cursor`."
+    ),
+    paths(
+        crate::list_debtors,
+        crate::get_debtor,
+        crate::put_debtor,
+        crate::get_conversation,
+        crate::put_account,
+        crate::picture::get_account,
+        crate::get_decisions,
+        crate::get_suspense,
+        crate::post_payment,
+        crate::plans::quote,
+        crate::plans::accept,
+        crate::plans::promise,
+        crate::plans::link,
+        crate::actions::pause,
+        crate::actions::resume,
+        crate::actions::close,
+        crate::actions::write_off,
+        crate::actions::lawsuit,
+        crate::actions::insolvency,
+        crate::imports::import,
+        crate::post_consent,
+        crate::settings::get_settings,
+        crate::settings::put_policy,
+        crate::settings::put_strategies,
+    ),
+    components(schemas(ProblemDoc, crate::imports::ImportRow)),
+    modifiers(&BearerKey),
+    tags(
+        (name = "debtors"), (name = "accounts"), (name = "payments"), (name = "plans"),
+        (name = "actions", description = "Each records who and why; stops or restarts collection"),
+        (name = "imports"),
+        (name = "settings", description = "The tenant's compliance policy and strategies"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A tenant's API key; its scopes decide what it may call (403 otherwise)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub async fn serve() -> impl IntoResponse {
+    Json(document())
+}

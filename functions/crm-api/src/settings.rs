@@ -1,0 +1,102 @@
+//! The tenant's own rules, read and replaced through the API: its compliance policy (which may
+//! only tighten its country's preset) and its strategies (buckets, segments, steps). Replacing
+//! them takes the `admin` scope; both are checked before anything is stored.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+use std::sync::Arc;
+
+use cobro::http::{parse_json, Problem};
+use cobro::repo::RepoError;
+
+use crate::{Caller, CrmApi};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Settings {
+    pub country: String,
+    /// The tenant's policy, composed with its country's preset (none: the preset alone).
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<cobro::compliance::Policy>,
+    /// The tenant's strategy book (none: the built-in strategy).
+    #[schema(value_type = Option<Object>)]
+    pub strategies: Option<cobro::collect::StrategyBook>,
+    #[schema(value_type = Object)]
+    pub plan_rules: cobro::plans::PlanRules,
+}
+
+const P: &str = "application/problem+json";
+
+#[utoipa::path(get, path = "/v1/settings", tag = "settings", summary = "The tenant's policy, strategies and plan rules",
+    responses((status = 200, body = Settings)),
+    security(("api_key" = ["accounts:read"])))]
+pub(crate) async fn get_settings(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let t = s.tenant(&caller).await?;
+    Ok(Json(Settings {
+        country: t.country,
+        policy: t.policy,
+        strategies: t.strategies,
+        plan_rules: t.plan_rules,
+    })
+    .into_response())
+}
+
+#[utoipa::path(put, path = "/v1/settings/policy", tag = "settings",
+    summary = "Replace the tenant's compliance policy (only tighter than its country's preset)",
+    request_body = Object,
+    responses((status = 200, body = Settings), (status = 400, body = crate::openapi::ProblemDoc, content_type = P)),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn put_policy(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let policy: cobro::compliance::Policy = parse_json(&body)?;
+    let mut t = s.tenant(&caller).await?;
+    t.policy = Some(policy);
+    store(&s, t).await
+}
+
+#[utoipa::path(put, path = "/v1/settings/strategies", tag = "settings",
+    summary = "Replace the tenant's strategies, buckets and segments",
+    request_body = Object,
+    responses((status = 200, body = Settings), (status = 400, body = crate::openapi::ProblemDoc, content_type = P)),
+    security(("api_key" = ["admin"])))]
+pub(crate) async fn put_strategies(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let book: cobro::collect::StrategyBook = parse_json(&body)?;
+    let mut t = s.tenant(&caller).await?;
+    t.strategies = Some(book);
+    store(&s, t).await
+}
+
+async fn store(s: &CrmApi, t: cobro::domain::Tenant) -> Result<Response, Problem> {
+    match s.store.put_tenant(&t).await {
+        Ok(()) => {}
+        // `put_tenant` names the field as `policy.<path>: why` or `strategies.<path>: why`.
+        Err(RepoError::Invalid(msg)) => {
+            let (field, why) = msg.split_once(": ").unwrap_or(("", &msg));
+            return Err(if field.is_empty() {
+                Problem::bad_request(msg.clone())
+            } else {
+                Problem::invalid_field(field, why)
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(Settings {
+        country: t.country,
+        policy: t.policy,
+        strategies: t.strategies,
+        plan_rules: t.plan_rules,
+    })
+    .into_response())
+}

@@ -1,0 +1,904 @@
+//! The CRM API over HTTP against the local stack: keys and scopes, idempotency keys, cursors,
+//! the account's whole picture, actions and bulk imports.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use cobro::domain::TenantId;
+use cobro::ports::Clock;
+use cobro::repo::Scope;
+use cobro_local::{demo, LocalStack, Settings};
+
+const DEMO_KEY: &str = "cobro-demo-key";
+
+struct Api {
+    stack: Arc<LocalStack>,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// One request's answer: status, headers and the JSON body (or the text as a JSON string).
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
+            .await
+            .expect("local stack starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = stack.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            stack,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A second tenant, a copy of the demo one under another id.
+    async fn other_tenant(&self, id: &str) -> TenantId {
+        let mut t = self
+            .stack
+            .store
+            .tenant(&demo::tenant_id())
+            .await
+            .unwrap()
+            .unwrap();
+        t.id = TenantId::parse(id).unwrap();
+        self.stack.store.put_tenant(&t).await.unwrap();
+        t.id
+    }
+
+    async fn key(&self, tenant: &TenantId, scopes: &[Scope]) -> String {
+        let now = self.stack.clock.now();
+        self.stack
+            .store
+            .issue_api_key(tenant, "test", scopes, now)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    async fn send(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        Answer {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.send(Some(DEMO_KEY), method, path, body, &[]).await
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let a = self.call(method, path, body).await;
+        assert!(
+            a.status.is_success(),
+            "{method} {path}: {} {}",
+            a.status,
+            a.body
+        );
+        a.body
+    }
+}
+
+fn debtor(phone: &str) -> Value {
+    json!({
+        "name": "Test", "phone": phone, "time_zone": "America/Santiago",
+        "consents": [{ "channel": "whatsapp", "granted": true }]
+    })
+}
+
+fn account(debtor: &str, amount: i64) -> Value {
+    json!({
+        "debtor_id": debtor, "currency": "CLP", "principal_minor": amount,
+        "balance_minor": amount, "due_date": "2026-03-13"
+    })
+}
+
+#[tokio::test]
+async fn keys_authenticate_scopes_authorize_and_tenants_stay_apart() {
+    let api = Api::start().await;
+    let demo = demo::tenant_id();
+    let other = api.other_tenant("other").await;
+
+    let none = api
+        .send(None, "GET", "/v1/debtors/cl-maria", None, &[])
+        .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(none.headers["content-type"], "application/problem+json");
+    assert_eq!(none.body["status"], 401, "{}", none.body);
+    let wrong = api
+        .send(
+            Some("cobro_nope_nope"),
+            "GET",
+            "/v1/debtors/cl-maria",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+
+    // A read-only key reads, but may not write or register payments.
+    let reader = api.key(&demo, &[Scope::AccountsRead]).await;
+    let read = api
+        .send(Some(&reader), "GET", "/v1/debtors/cl-maria", None, &[])
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    let write = api
+        .send(
+            Some(&reader),
+            "PUT",
+            "/v1/debtors/d-new",
+            Some(debtor("+56911112222")),
+            &[],
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN, "{}", write.body);
+    assert!(write.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("accounts:write"));
+    assert_eq!(
+        api.call("GET", "/v1/debtors/d-new", None).await.status,
+        StatusCode::NOT_FOUND,
+        "a refused write stores nothing"
+    );
+    let pay = api
+        .send(
+            Some(&reader),
+            "POST",
+            "/v1/payments",
+            Some(json!({"account_id": "CL-1001", "payment_id": "p1", "amount_minor": 1, "currency": "CLP"})),
+            &[],
+        )
+        .await;
+    assert_eq!(pay.status, StatusCode::FORBIDDEN);
+
+    // A writer without read may write but not read.
+    let writer = api.key(&demo, &[Scope::AccountsWrite]).await;
+    let put = api
+        .send(
+            Some(&writer),
+            "PUT",
+            "/v1/debtors/d-new",
+            Some(debtor("+56911112222")),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.body);
+    let get = api
+        .send(Some(&writer), "GET", "/v1/debtors/d-new", None, &[])
+        .await;
+    assert_eq!(get.status, StatusCode::FORBIDDEN);
+
+    // Another tenant's key with every scope never sees the demo tenant's debtor or account.
+    let foreign = api.key(&other, &[Scope::Admin]).await;
+    for path in ["/v1/debtors/cl-maria", "/v1/accounts/CL-1001"] {
+        let a = api.send(Some(&foreign), "GET", path, None, &[]).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.body);
+    }
+    let listed = api
+        .send(Some(&foreign), "GET", "/v1/debtors", None, &[])
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.body);
+
+    // A revoked key gets 401 from then on.
+    let issued = api
+        .stack
+        .store
+        .list_api_keys(&demo)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.scopes == vec![Scope::AccountsRead])
+        .unwrap();
+    let now = api.stack.clock.now();
+    assert!(api
+        .stack
+        .store
+        .revoke_api_key(&demo, &issued.id, now)
+        .await
+        .unwrap());
+    let revoked = api
+        .send(Some(&reader), "GET", "/v1/debtors/cl-maria", None, &[])
+        .await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
+    let api = Api::start().await;
+    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+        .await;
+    api.ok("PUT", "/v1/accounts/A-1", Some(account("d-1", 50_000)))
+        .await;
+    let by = api
+        .stack
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(3))
+        .unwrap();
+    let promise = json!({ "amount_minor": 20000, "by": by.to_string() });
+    let path = "/v1/accounts/A-1/promises";
+    let key = [("idempotency-key", "promise-1")];
+    let first = api
+        .send(Some(DEMO_KEY), "POST", path, Some(promise.clone()), &key)
+        .await;
+    assert!(first.status.is_success(), "{}", first.body);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = api
+        .send(Some(DEMO_KEY), "POST", path, Some(promise.clone()), &key)
+        .await;
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.body, first.body, "the retry gets the first answer");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    let mut other = promise.clone();
+    other["amount_minor"] = json!(30000);
+    let reused = api
+        .send(Some(DEMO_KEY), "POST", path, Some(other), &key)
+        .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reused.body
+    );
+    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["account"]["promise"]["amount_minor"], 20000, "{view}");
+    // Another tenant's same key is its own.
+    let other_tenant = api.other_tenant("other").await;
+    let foreign = api.key(&other_tenant, &[Scope::Admin]).await;
+    let theirs = api
+        .send(Some(&foreign), "POST", path, Some(promise), &key)
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{}", theirs.body);
+    let bad = api
+        .send(
+            Some(DEMO_KEY),
+            "POST",
+            path,
+            Some(json!({})),
+            &[("idempotency-key", "")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "Idempotency-Key");
+
+    // Debtors page by cursor: every one exactly once, in id order.
+    for i in 0..7 {
+        api.ok(
+            "PUT",
+            &format!("/v1/debtors/p-{i}"),
+            Some(debtor(&format!("+5691111200{i}"))),
+        )
+        .await;
+    }
+    let mut seen = vec![];
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/v1/debtors?limit=3".to_string(),
+            Some(c) => format!("/v1/debtors?limit=3&cursor={c}"),
+        };
+        let page = api.ok("GET", &path, None).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "in order, none twice");
+    assert!(seen.len() >= 8, "{seen:?}");
+    for i in 0..7 {
+        assert!(seen.contains(&format!("p-{i}")));
+    }
+    let bad = api.call("GET", "/v1/debtors?limit=0", None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "limit");
+    let bad = api.call("GET", "/v1/debtors?cursor=garbage", None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+/// The stack's clock date in UTC, shifted by `days`.
+fn day(api: &Api, days: i64) -> String {
+    api.stack
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(days))
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn actions_stop_and_restart_collection_and_say_who_and_why() {
+    let api = Api::start().await;
+    // Monday noon in Santiago: inside the contact window.
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+        .await;
+    let mut acc = account("d-1", 50_000);
+    acc["due_date"] = json!(day(&api, -10));
+    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
+
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["days_past_due"], 10, "{picture}");
+    assert_eq!(picture["bucket"], "1-30");
+    assert_eq!(picture["balance"]["minor"], 50_000, "{picture}");
+    assert_eq!(picture["collecting"], true);
+    assert!(picture["next_action_at"].is_string(), "{picture}");
+
+    // Bad input changes nothing.
+    let bad = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/pause",
+            Some(json!({ "reason": " " })),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "reason");
+    let bad = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/close",
+            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(bad.body["field"], "until", "{}", bad.body);
+    let missing = api
+        .call(
+            "POST",
+            "/v1/accounts/NOPE/pause",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.ok("GET", "/v1/accounts/A-1", None).await["actions"],
+        json!([])
+    );
+
+    // A pause takes the account off the schedule: the tick contacts nobody about it.
+    let paused = api
+        .ok(
+            "POST",
+            "/v1/accounts/A-1/pause",
+            Some(json!({ "reason": "breathing space" })),
+        )
+        .await;
+    assert_eq!(paused["next_action_at"], Value::Null, "{paused}");
+    assert_eq!(paused["account"]["holds"]["paused"], true);
+    let tick = api.ok("POST", "/_local/tick", None).await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["attempts"], json!([]), "{tick} {picture}");
+    assert_eq!(picture["collecting"], false);
+    let action = &picture["actions"][0];
+    assert_eq!(action["action"], "pause");
+    assert_eq!(action["reason"], "breathing space");
+    assert!(
+        action["by"].as_str().unwrap().starts_with("key:"),
+        "{action}"
+    );
+
+    // A CRM update that does not restate the holds keeps the pause.
+    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["holds"]["paused"], true, "{picture}");
+
+    // Resuming puts it back on the schedule, and the tick contacts the debtor.
+    let resumed = api
+        .ok(
+            "POST",
+            "/v1/accounts/A-1/resume",
+            Some(json!({ "reason": "plan agreed by phone" })),
+        )
+        .await;
+    assert!(resumed["next_action_at"].is_string(), "{resumed}");
+    assert_eq!(resumed["account"]["holds"]["paused"], false);
+
+    let tick = api.ok("POST", "/_local/tick", None).await;
+    assert!(tick["contacted"].as_u64().unwrap() >= 1, "{tick}");
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["attempts"][0]["status"], "queued", "{picture}");
+
+    // A lawsuit stops it by law: the message already queued is cancelled, not sent.
+    api.ok(
+        "POST",
+        "/v1/accounts/A-1/lawsuit",
+        Some(json!({ "reason": "served 2026-03-01" })),
+    )
+    .await;
+    api.ok("POST", "/_local/drain", None).await;
+    api.ok("POST", "/_local/tick", None).await;
+    assert!(api.stack.channel.sent().is_empty(), "nothing was sent");
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["holds"]["lawsuit_served"], true);
+    assert_eq!(picture["next_action_at"], Value::Null);
+    assert_eq!(
+        picture["attempts"].as_array().unwrap().len(),
+        1,
+        "{picture}"
+    );
+    assert_eq!(picture["attempts"][0]["status"], "cancelled", "{picture}");
+    let kinds: Vec<&str> = picture["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["pause", "resume", "lawsuit"]);
+
+    // Closing is final: a resume is refused.
+    api.ok(
+        "POST",
+        "/v1/accounts/A-1/write-off",
+        Some(json!({ "reason": "uncollectable" })),
+    )
+    .await;
+    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(picture["account"]["status"], "closed");
+    let again = api
+        .call(
+            "POST",
+            "/v1/accounts/A-1/resume",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
+
+fn import_rows(n: usize, prefix: &str) -> String {
+    (0..n)
+        .map(|i| {
+            json!({
+                "debtor_id": format!("{prefix}-d{}", i / 2),
+                "name": format!("Deudor {i}"),
+                "phone": format!("+569{:08}", 10_000_000 + i / 2),
+                "time_zone": "America/Santiago",
+                "whatsapp_consent": true,
+                "account_id": format!("{prefix}-a{i}"),
+                "currency": "CLP",
+                "principal_minor": 10_000 + i,
+                "balance_minor": 10_000 + i,
+                "due_date": "2026-03-01",
+                "tags": "import;test"
+            })
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+async fn import(api: &Api, content_type: &str, body: String) -> Answer {
+    let res = api
+        .http
+        .post(format!("{}/v1/imports", api.base))
+        .header("authorization", format!("Bearer {DEMO_KEY}"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+#[tokio::test]
+async fn an_import_applies_good_rows_once_names_bad_ones_and_half_applies_none() {
+    let api = Api::start().await;
+    let mut lines: Vec<String> = import_rows(6, "n").lines().map(str::to_string).collect();
+    // Row 2: a bad phone; row 4: an unknown currency; row 5: a repeated account.
+    let mut r: Value = serde_json::from_str(&lines[1]).unwrap();
+    r["phone"] = json!("555");
+    lines[1] = r.to_string();
+    let mut r: Value = serde_json::from_str(&lines[3]).unwrap();
+    r["currency"] = json!("XXX");
+    lines[3] = r.to_string();
+    let mut r: Value = serde_json::from_str(&lines[4]).unwrap();
+    r["account_id"] = json!("n-a0");
+    lines[4] = r.to_string();
+    let body = lines.join("\n");
+
+    let report = import(&api, "application/x-ndjson", body.clone()).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let b = &report.body;
+    assert_eq!(b["rows"], 6, "{b}");
+    assert_eq!(b["applied"], 3, "{b}");
+    assert_eq!(b["rejected"], 3, "{b}");
+    let errors: Vec<(u64, &str)> = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(2, "phone"), (4, "currency"), (5, "account_id")],
+        "{b}"
+    );
+    // Row 2's debtor (n-d0, with the bad phone) and account were not written: its debtor n-d0
+    // exists only through row 1, with row 1's phone.
+    let d0 = api.ok("GET", "/v1/debtors/n-d0", None).await;
+    assert_eq!(d0["debtor"]["phone"], "+56910000000");
+    assert_eq!(
+        api.call("GET", "/v1/accounts/n-a1", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", "/v1/debtors/n-d1", None).await.status,
+        StatusCode::OK,
+        "row 3 applied its debtor"
+    );
+    let a2 = api.ok("GET", "/v1/accounts/n-a2", None).await;
+    assert_eq!(a2["account"]["tags"], json!(["import", "test"]));
+    assert!(
+        a2["next_action_at"].is_string(),
+        "imported accounts are scheduled"
+    );
+
+    // The same file again creates nothing new.
+    let again = import(&api, "application/x-ndjson", body).await;
+    assert_eq!(again.body["applied"], 3);
+    assert_eq!(again.body["debtors_created"], 0, "{}", again.body);
+    assert_eq!(again.body["accounts_created"], 0);
+
+    // CSV, with a missing column value named.
+    let csv = "debtor_id,name,phone,time_zone,account_id,currency,principal_minor,balance_minor,due_date,whatsapp_consent\n\
+               c-d1,Ana,+56920000001,America/Santiago,c-a1,CLP,5000,5000,2026-03-01,true\n\
+               c-d2,Beto,+56920000002,America/Santiago,c-a2,CLP,lots,5000,2026-03-01,true\n";
+    let report = import(&api, "text/csv", csv.to_string()).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert_eq!(report.body["applied"], 1, "{}", report.body);
+    assert_eq!(report.body["errors"][0]["row"], 2);
+    assert_eq!(
+        report.body["errors"][0]["field"], "principal_minor",
+        "{}",
+        report.body
+    );
+    api.ok("GET", "/v1/accounts/c-a1", None).await;
+
+    // Limits and formats.
+    let wrong = import(&api, "application/json", "{}".into()).await;
+    assert_eq!(wrong.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let empty = import(&api, "text/csv", "debtor_id\n".into()).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let huge = import(&api, "application/x-ndjson", "{}\n".repeat(10_001)).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", huge.body);
+}
+
+#[tokio::test]
+async fn an_import_of_ten_thousand_rows_fits_in_one_request() {
+    let api = Api::start().await;
+    let body = import_rows(10_000, "big");
+    let started = std::time::Instant::now();
+    let report = import(&api, "application/x-ndjson", body).await;
+    let took = started.elapsed();
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert_eq!(
+        report.body["applied"], 10_000,
+        "{}",
+        report.body["errors"][0]
+    );
+    assert_eq!(report.body["debtors_created"], 5_000);
+    println!("imported 10,000 rows on SQLite in {took:?}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_a_key_and_covers_the_routes() {
+    let api = Api::start().await;
+    let doc = api.send(None, "GET", "/v1/openapi.json", None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().unwrap();
+    for p in [
+        "/v1/debtors",
+        "/v1/debtors/{id}",
+        "/v1/accounts/{id}",
+        "/v1/accounts/{id}/pause",
+        "/v1/imports",
+        "/v1/payments",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys());
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
+    let api = Api::start().await;
+    let opt_out = json!({ "channel": "whatsapp", "granted": false, "source": "call-center" });
+    let d = api
+        .ok(
+            "POST",
+            "/v1/debtors/cl-maria/consents",
+            Some(opt_out.clone()),
+        )
+        .await;
+    let last = d["consents"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["granted"], false, "{d}");
+    assert_eq!(last["source"], "call-center");
+    let missing = api
+        .call("POST", "/v1/debtors/nobody/consents", Some(opt_out))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let bad = api
+        .call(
+            "POST",
+            "/v1/debtors/cl-maria/consents",
+            Some(json!({ "channel": "pigeon", "granted": true })),
+        )
+        .await;
+    assert_eq!(bad.body["field"], "channel", "{}", bad.body);
+
+    let settings = api.ok("GET", "/v1/settings", None).await;
+    assert_eq!(settings["country"], "CL", "{settings}");
+    let writer = api.key(&demo::tenant_id(), &[Scope::AccountsWrite]).await;
+    let refused = api
+        .send(
+            Some(&writer),
+            "PUT",
+            "/v1/settings/strategies",
+            Some(json!({ "strategies": [] })),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // A book whose default strategy does not exist is refused, naming the field.
+    let bad = api
+        .call(
+            "PUT",
+            "/v1/settings/strategies",
+            Some(json!({ "strategies": [], "default": "nope" })),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(
+        bad.body["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("strategies.")),
+        "{}",
+        bad.body
+    );
+    assert_eq!(
+        api.ok("GET", "/v1/settings", None).await["strategies"],
+        Value::Null,
+        "a refused book stores nothing"
+    );
+}
+
+/// The CRM API's own writes on DynamoDB (moto): keys issued, found and revoked in transactions,
+/// idempotency records with their conditions, rows of an import and an account action.
+#[tokio::test]
+async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
+    use cobro::domain::{
+        Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Phone, Zone,
+    };
+    use cobro::repo::{AccountAction, Begin, SavedResponse, Store};
+    use cobro_tests::moto::{moto, unique};
+
+    let Some(moto) = moto().await else { return };
+    let store = Store::new(Arc::new(moto.create_table(&unique("crmapi")).await));
+    let t = TenantId::parse("acme").unwrap();
+    let now = jiff::Timestamp::from_second(1_790_000_000).unwrap();
+
+    let issued = store
+        .issue_api_key(&t, "crm", &[Scope::AccountsRead], now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.api_key(&issued.secret).await.unwrap(),
+        Some(issued.record.clone())
+    );
+    assert!(store.revoke_api_key(&t, &issued.id, now).await.unwrap());
+    assert!(store
+        .api_key(&issued.secret)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_revoked());
+    assert_eq!(store.list_api_keys(&t).await.unwrap().len(), 1);
+
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::Run
+    );
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::InFlight
+    );
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "x", now).await.unwrap(),
+        Begin::Mismatch
+    );
+    let saved = SavedResponse {
+        status: 200,
+        content_type: None,
+        body: "{}".into(),
+    };
+    store
+        .finish_idempotent(&t, "k", "h", now, saved.clone(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
+        Begin::Replay(saved)
+    );
+
+    let rows = 100;
+    let started = std::time::Instant::now();
+    for i in 0..rows {
+        let debtor = Debtor {
+            tenant: t.clone(),
+            id: DebtorId::parse(format!("d{}", i / 2)).unwrap(),
+            name: "Ana".into(),
+            phone: Phone::parse(&format!("+5691000{:04}", i / 2)).unwrap(),
+            email: None,
+            time_zone: Zone::parse("America/Santiago").unwrap(),
+            language: Default::default(),
+            consents: vec![],
+            preferences: Default::default(),
+        };
+        let account = Account {
+            tenant: t.clone(),
+            id: AccountId::parse(format!("a{i}")).unwrap(),
+            debtor: debtor.id.clone(),
+            currency: Currency::parse("CLP").unwrap(),
+            principal_minor: 1000,
+            balance_minor: 1000,
+            due_date: jiff::civil::date(2026, 3, 1),
+            status: AccountStatus::Open,
+            product: None,
+            holds: Default::default(),
+            tags: vec![],
+            plan: None,
+            credit_minor: 0,
+            promise: None,
+            version: 0,
+        };
+        let (_, written) = store
+            .upsert_debtor_and_account(&debtor, &account.id, |_| account.clone(), |_, _| Some(now))
+            .await
+            .unwrap();
+        assert_eq!(written.debtor_created, i % 2 == 0);
+        assert!(written.account_created);
+    }
+    println!(
+        "{rows} import rows on moto: {:.1} ms a row",
+        started.elapsed().as_secs_f64() * 1000.0 / f64::from(rows)
+    );
+    let a0 = AccountId::parse("a0").unwrap();
+    let account = store.account(&t, &a0).await.unwrap().unwrap();
+    assert_eq!(account.version, 1);
+    let mut closed = account.clone();
+    closed.status = AccountStatus::Closed;
+    let action = AccountAction {
+        action: "close".into(),
+        at: now,
+        by: "key:test".into(),
+        reason: "sold".into(),
+        until: None,
+    };
+    store
+        .apply_account_action(&closed, None, &action)
+        .await
+        .unwrap();
+    // The same stale version again is refused: the action is not recorded twice.
+    assert!(store
+        .apply_account_action(&closed, None, &action)
+        .await
+        .is_err());
+    assert_eq!(store.account_actions(&t, &a0).await.unwrap(), vec![action]);
+    assert_eq!(
+        store.account(&t, &a0).await.unwrap().unwrap().status,
+        AccountStatus::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_key_record_from_before_scopes_is_refused_not_a_server_error() {
+    use cobro::ports::Key;
+    use sha2::Digest;
+    let api = Api::start().await;
+    let secret = "old-style-key";
+    let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    let mut item = Key::new(format!("APIKEY#{hash}"), "KEY").into_item();
+    item.insert("kind".into(), "api_key".into());
+    item.insert("tenant".into(), "demo".into());
+    item.insert("name".into(), "old".into());
+    item.insert("scopes".into(), json!(["*"]));
+    api.stack.store.table().put(item, None).await.unwrap();
+    let a = api
+        .send(Some(secret), "GET", "/v1/debtors/cl-maria", None, &[])
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.body);
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_key_run_it_once() {
+    let api = Api::start().await;
+    let body = import_rows(2_000, "c");
+    let send = || {
+        api.http
+            .post(format!("{}/v1/imports", api.base))
+            .header("authorization", format!("Bearer {DEMO_KEY}"))
+            .header("content-type", "application/x-ndjson")
+            .header("idempotency-key", "import-1")
+            .body(body.clone())
+            .send()
+    };
+    let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(send())).collect();
+    let mut ran = 0;
+    for task in tasks {
+        let res = task.await.unwrap().expect("request");
+        let replayed = res.headers().contains_key("idempotent-replayed");
+        match res.status() {
+            StatusCode::OK if !replayed => ran += 1,
+            StatusCode::OK | StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ran, 1, "exactly one of the concurrent requests ran");
+    let again = send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let report: Value = again.json().await.unwrap();
+    assert_eq!(report["accounts_created"], 2_000, "the first run's report");
+}
