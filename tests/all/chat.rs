@@ -553,3 +553,33 @@ async fn a_preferred_channel_is_kept_and_a_tenant_rule_sends_long_overdue_debtor
     let menu = s.say("+56912340001", "hola").await;
     assert!(menu.contains("[Ver mi saldo]"), "{menu}");
 }
+
+#[tokio::test]
+async fn only_agent_keys_work_the_tray() {
+    use cobro::repo::Scope;
+    let s = Stack::start().await;
+    let now = cobro::ports::Clock::now(s.stack.clock.as_ref());
+    let reader = s
+        .stack
+        .store
+        .issue_api_key(&demo::tenant_id(), "reader", &[Scope::AccountsRead], now)
+        .await
+        .unwrap();
+    let agent = s
+        .stack
+        .store
+        .issue_api_key(&demo::tenant_id(), "agents", &[Scope::Agent], now)
+        .await
+        .unwrap();
+    let get = |key: String| {
+        s.http
+            .get(format!("{}/v1/handoffs", s.base))
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    assert_eq!(
+        get(reader.secret).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(get(agent.secret).await.unwrap().status(), StatusCode::OK);
+}

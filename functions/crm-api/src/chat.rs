@@ -3,7 +3,7 @@
 //! or closing it; and the identity answers the bot checks, which the CRM provides.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -19,37 +19,47 @@ use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{Event, Outgoing};
 use cobro::repo::{ChatReply, ReplyStatus, RepoError};
 
-use crate::{id, Caller, CrmApi};
+use crate::{id, Caller, CrmApi, RequireScope};
+use cobro::repo::Scope;
 
+/// The agents' routes need the `agent` scope; identity answers come from the CRM's writes.
 pub(crate) fn routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/handoffs", get(list_handoffs))
-        .route("/v1/conversations/{debtor}", get(conversation))
-        .route("/v1/conversations/{debtor}/replies", post(agent_reply))
-        .route("/v1/conversations/{debtor}/release", post(release))
-        .route("/v1/conversations/{debtor}/close", post(close))
-        .route("/v1/debtors/{id}/identity", put(put_identity))
+    const AGENT: RequireScope = RequireScope(Scope::Agent);
+    r.route("/v1/handoffs", get(list_handoffs).route_layer(AGENT))
+        .route(
+            "/v1/conversations/{debtor}",
+            get(conversation).route_layer(AGENT),
+        )
+        .route(
+            "/v1/conversations/{debtor}/replies",
+            post(agent_reply).route_layer(AGENT),
+        )
+        .route(
+            "/v1/conversations/{debtor}/release",
+            post(release).route_layer(AGENT),
+        )
+        .route(
+            "/v1/conversations/{debtor}/close",
+            post(close).route_layer(AGENT),
+        )
+        .route(
+            "/v1/debtors/{id}/identity",
+            put(put_identity).route_layer(RequireScope(Scope::AccountsWrite)),
+        )
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    #[serde(default)]
-    limit: Option<u32>,
-    #[serde(default)]
-    cursor: Option<String>,
-}
-
-async fn list_handoffs(
+#[utoipa::path(get, path = "/v1/handoffs", tag = "conversations", summary = "Conversations handed to a person, oldest first",
+    params(crate::paging::PageParams),
+    responses((status = 200, body = Object, description = "`items` and `next_cursor`"), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["agent"])))]
+pub(crate) async fn list_handoffs(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
-    Query(page): Query<Page>,
+    page: crate::paging::PageRequest,
 ) -> Result<Response, Problem> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Problem::invalid_field("limit", "is 1 to 200"));
-    }
     let (items, next) = s
         .store
-        .open_handoffs(&caller.tenant, limit, page.cursor)
+        .open_handoffs(&caller.tenant, page.limit, page.cursor)
         .await
         .map_err(|e| match e {
             RepoError::Table(cobro::ports::TableError::Invalid(m)) => {
@@ -72,7 +82,11 @@ async fn debtor_of(
         .ok_or_else(|| Problem::not_found(format!("no debtor `{debtor}`")))
 }
 
-async fn conversation(
+#[utoipa::path(get, path = "/v1/conversations/{debtor}", tag = "conversations", summary = "A conversation: messages, who owns it, the bot's question, the vulnerability flag",
+    params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["agent"])))]
+pub(crate) async fn conversation(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
@@ -96,12 +110,14 @@ async fn conversation(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AgentReply {
+pub(crate) struct AgentReply {
     text: String,
     agent: String,
+    /// `whatsapp` (default), `sms` or `email`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(whatsapp|sms|email)$")]
     channel: Option<ChannelKind>,
 }
 
@@ -109,7 +125,11 @@ fn conflict(kind: &str, detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::CONFLICT, kind, detail)
 }
 
-async fn agent_reply(
+#[utoipa::path(post, path = "/v1/conversations/{debtor}/replies", tag = "conversations", summary = "An agent's reply, sent under the reply rules",
+    params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = AgentReply,
+    responses((status = 202, body = Object, description = "queued"), (status = 200, body = Object, description = "the same reply, already queued"), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["agent"])))]
+pub(crate) async fn agent_reply(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
@@ -268,7 +288,11 @@ async fn set_bot(
     ))
 }
 
-async fn release(
+#[utoipa::path(post, path = "/v1/conversations/{debtor}/release", tag = "conversations", summary = "Hand the conversation back to the bot",
+    params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["agent"])))]
+pub(crate) async fn release(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
@@ -276,7 +300,11 @@ async fn release(
     set_bot(&s, &caller, raw, "HandoffReleased").await
 }
 
-async fn close(
+#[utoipa::path(post, path = "/v1/conversations/{debtor}/close", tag = "conversations", summary = "The person is done with the conversation",
+    params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["agent"])))]
+pub(crate) async fn close(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
@@ -284,18 +312,23 @@ async fn close(
     set_bot(&s, &caller, raw, "HandoffClosed").await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IdentityInput {
+pub(crate) struct IdentityInput {
     #[serde(default)]
     national_id: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
     birth_date: Option<jiff::civil::Date>,
 }
 
 /// What the bot asks a debtor before showing anything about a debt. Only salted hashes are
 /// kept; the values themselves are never stored or returned.
-async fn put_identity(
+#[utoipa::path(put, path = "/v1/debtors/{id}/identity", tag = "debtors", summary = "The answers to the chatbot's identity check (kept only as salted hashes)",
+    params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = IdentityInput,
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["accounts:write"])))]
+pub(crate) async fn put_identity(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,

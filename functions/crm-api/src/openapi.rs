@@ -52,6 +52,12 @@ pub struct ProblemDoc {
         crate::settings::get_settings,
         crate::settings::put_policy,
         crate::settings::put_strategies,
+        crate::chat::list_handoffs,
+        crate::chat::conversation,
+        crate::chat::agent_reply,
+        crate::chat::release,
+        crate::chat::close,
+        crate::chat::put_identity,
     ),
     components(schemas(ProblemDoc, crate::imports::ImportRow)),
     modifiers(&BearerKey),
@@ -59,6 +65,7 @@ pub struct ProblemDoc {
         (name = "debtors"), (name = "accounts"), (name = "payments"), (name = "plans"),
         (name = "actions", description = "Each records who and why; stops or restarts collection"),
         (name = "imports"),
+        (name = "conversations", description = "The chatbot's handoffs to people, and agents' replies"),
         (name = "settings", description = "The tenant's compliance policy and strategies"),
     )
 )]
