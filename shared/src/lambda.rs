@@ -170,3 +170,18 @@ pub fn init_logging() {
         .with_target(false)
         .init();
 }
+
+/// The exports bucket named by `COBRO_EXPORT_BUCKET`: finance export files, written in parts
+/// and downloaded through presigned links.
+#[cfg(feature = "s3")]
+pub async fn export_files() -> Result<Arc<dyn crate::ports::blobs::LargeBlobs>, Error> {
+    let bucket = env("COBRO_EXPORT_BUCKET")?;
+    let mut config = aws_sdk_s3::config::Builder::from(sdk().await);
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        config = config.force_path_style(true);
+    }
+    Ok(Arc::new(crate::adapters::aws::S3Blobs::new(
+        aws_sdk_s3::Client::from_conf(config.build()),
+        bucket,
+    )))
+}

@@ -41,3 +41,36 @@ pub fn check_key(key: &str) -> Result<(), BlobError> {
         Err(BlobError::InvalidKey(key.to_string()))
     }
 }
+
+/// One object written in pieces, as an S3 multipart upload: the caller writes as it produces
+/// and never holds the whole object. Nothing is visible under the key until `finish`; after
+/// `abort` (or a crash) nothing is.
+#[async_trait]
+pub trait Upload: Send {
+    /// Appends bytes; the adapter sends a part whenever it holds enough.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError>;
+
+    /// Completes the object; returns its size in bytes.
+    async fn finish(self: Box<Self>) -> Result<u64, BlobError>;
+
+    /// Gives up: the parts sent so far are discarded.
+    async fn abort(self: Box<Self>) -> Result<(), BlobError>;
+}
+
+/// Large objects: written in parts, read back through a link (S3: a presigned GET).
+#[async_trait]
+pub trait LargeBlobs: Send + Sync {
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn Upload>, BlobError>;
+
+    /// A link that downloads the object without other credentials until `valid_for` has
+    /// passed; `None` when there is no such object.
+    async fn download_link(
+        &self,
+        key: &str,
+        valid_for: std::time::Duration,
+    ) -> Result<Option<String>, BlobError>;
+}

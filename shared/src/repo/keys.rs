@@ -198,6 +198,24 @@ pub fn recipient_gate(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
     Key::new(debtor_pk(t, d), format!("GATE#{channel}"))
 }
 
+/// An export job, in the tenant's list of exports.
+pub fn export_job(t: &TenantId, id: &str) -> Key {
+    Key::new(format!("T#{t}#EXPORTS"), format!("EXPORT#{id}"))
+}
+
+/// GSI1 partition: the tenant's payments received in one UTC month (`YYYY-MM`), so the
+/// payments of a period are a few range queries, never a scan. Month partitions keep each
+/// index partition bounded.
+pub fn gsi1_payments(t: &TenantId, month: &str) -> String {
+    format!("T#{t}#PAYMENTS#{month}")
+}
+
+/// GSI1 sort key of a payment: when it was paid (epoch milliseconds, zero-padded so strings
+/// sort as times), then which.
+pub fn gsi1_payment_sk(paid_at_millis: i64, a: &AccountId, payment_id: &str) -> String {
+    format!("{paid_at_millis:015}#{a}#{payment_id}")
+}
+
 /// GSI1 partition: a debtor's accounts (`ACCOUNT#…`).
 pub fn gsi1_debtor_accounts(t: &TenantId, d: &DebtorId) -> String {
     format!("T#{t}#DEBTOR#{d}")

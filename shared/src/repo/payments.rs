@@ -8,7 +8,7 @@ use super::accounts::due_updates;
 use super::{keys, to_item, RepoError, Store};
 use crate::domain::{AccountId, AccountStatus, Currency, Money, Payment, PaymentId, TenantId};
 use crate::plans::PlanStatus;
-use crate::ports::table::{Condition, TableError, Update, WriteOp, DUE_INDEX};
+use crate::ports::table::{Condition, TableError, Update, WriteOp, DUE_INDEX, GSI1};
 
 /// The `PaymentConfirmed` event's detail: cobro's documented schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +59,26 @@ pub struct SuspendedPayment {
     pub payment: PaymentConfirmed,
     pub reason: String,
     pub at: Timestamp,
+}
+
+/// A payment's item, on GSI1 under its month so the exports find the payments of a period.
+fn payment_item(key: crate::ports::Key, payment: &Payment) -> crate::ports::Item {
+    let mut item = to_item(key, "payment", payment);
+    let month = payment.paid_at.strftime("%Y-%m").to_string();
+    item.insert(
+        GSI1.pk.into(),
+        keys::gsi1_payments(&payment.tenant, &month).into(),
+    );
+    item.insert(
+        GSI1.sk.into(),
+        keys::gsi1_payment_sk(
+            payment.paid_at.as_millisecond(),
+            &payment.account,
+            payment.id.as_str(),
+        )
+        .into(),
+    );
+    item
 }
 
 impl Store {
@@ -216,7 +236,7 @@ impl Store {
             }
             let ops = vec![
                 WriteOp::Put {
-                    item: to_item(payment_key.clone(), "payment", &payment),
+                    item: payment_item(payment_key.clone(), &payment),
                     condition: Some(Condition::NotExists),
                 },
                 WriteOp::Update {

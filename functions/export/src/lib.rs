@@ -1,0 +1,531 @@
+//! The export function: runs one export job at a time. It claims the job, streams the rows of
+//! its kind page by page from the table through an encoder into a multipart upload, and records
+//! the outcome with the row count and the totals. Memory holds one page, the encoder's buffer
+//! and one upload part, whatever the size of the export.
+//!
+//! Messages it takes (SQS bodies): the EventBridge envelope of an `ExportRequested` event, a
+//! bare `{"tenant": …, "job": …}`, or the daily schedule's `{"daily": {}}`, which creates the
+//! day's exports for every tenant and queues one message per job.
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cobro::domain::{Account, TenantId};
+use cobro::export::encode::{EncodeError, Encoder};
+use cobro::export::job::default_zone;
+use cobro::export::rows::{self, Cell};
+use cobro::export::{Aging, ExportJob, ExportRequest, Format, JobStatus, Kind, Period, Totals};
+use cobro::ports::blobs::{LargeBlobs, Upload};
+use cobro::ports::{BlobError, Clock, Outgoing, Queue, QueueError};
+use cobro::repo::{ExportClaim, RepoError, Store};
+
+/// The detail type of the event the CRM API publishes for a new job.
+pub const EXPORT_REQUESTED: &str = "ExportRequested";
+
+/// A run that failed this many times is marked failed instead of being retried.
+pub const MAX_TRIES: u32 = 3;
+/// Encoded bytes are handed to the upload in pieces of about this size.
+const FLUSH_AT: usize = 1 << 20;
+/// Items per table page.
+const PAGE: u32 = 500;
+
+/// What the daily schedule exports for each tenant: yesterday, in the tenant's zone.
+pub const DAILY: [(Kind, Format); 3] = [
+    (Kind::Payments, Format::Csv),
+    (Kind::Contacts, Format::Csv),
+    (Kind::Aging, Format::Csv),
+];
+
+pub struct Exporter {
+    pub store: Store,
+    pub files: Arc<dyn LargeBlobs>,
+    /// The export queue itself: the daily run queues its jobs there.
+    pub jobs: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    /// Where XLSX keeps its rows until the workbook is written.
+    pub tempdir: PathBuf,
+}
+
+/// The event's detail and the queue message of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub tenant: TenantId,
+    pub job: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exported { rows: u64, bytes: u64 },
+    /// Done or failed before: a repeated message.
+    AlreadyFinished,
+    /// Given up after `MAX_TRIES`; the job says why.
+    Failed(String),
+    /// Another run lost its claim to a takeover; that run's result stands.
+    Superseded,
+    /// No such job (its message outlived it): nothing to do.
+    Missing,
+    /// The daily run: jobs created or found still queued, and queued.
+    Scheduled { jobs: usize },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    #[error("another worker is running this export")]
+    Busy,
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error("file store: {0}")]
+    Files(#[from] BlobError),
+    #[error("encoding: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Message {
+    Envelope {
+        #[serde(rename = "detail-type")]
+        detail_type: String,
+        detail: JobRef,
+    },
+    Job(JobRef),
+    Daily {
+        daily: Daily,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Daily {
+    /// The day to export; default: yesterday in each tenant's zone.
+    #[serde(default)]
+    date: Option<Date>,
+}
+
+impl Exporter {
+    pub async fn handle(&self, body: &str) -> Result<Outcome, ExportError> {
+        let message: Message =
+            serde_json::from_str(body).map_err(|e| ExportError::Invalid(e.to_string()))?;
+        match message {
+            Message::Envelope {
+                detail_type,
+                detail,
+            } if detail_type == EXPORT_REQUESTED => self.run(&detail.tenant, &detail.job).await,
+            Message::Envelope { detail_type, .. } => Err(ExportError::Invalid(format!(
+                "unexpected detail-type `{detail_type}`"
+            ))),
+            Message::Job(r) => self.run(&r.tenant, &r.job).await,
+            Message::Daily { daily } => self.daily(daily.date).await,
+        }
+    }
+
+    /// Creates the day's exports of every tenant (ids `daily-<date>-<kind>`, so a repeated
+    /// schedule event creates nothing new) and queues those not finished.
+    pub async fn daily(&self, date: Option<Date>) -> Result<Outcome, ExportError> {
+        let now = self.clock.now();
+        let mut messages = Vec::new();
+        for tenant in self.store.tenants().await? {
+            let zone = default_zone(&tenant.country);
+            let day = match date {
+                Some(d) => d,
+                None => now
+                    .to_zoned(zone.tz())
+                    .date()
+                    .yesterday()
+                    .map_err(|e| ExportError::Invalid(e.to_string()))?,
+            };
+            for (kind, format) in DAILY {
+                let id = format!("daily-{day}-{}", kind.as_str());
+                let request = ExportRequest {
+                    kind,
+                    period: Period { from: day, to: day },
+                    format,
+                    time_zone: Some(zone.clone()),
+                    id: Some(id.clone()),
+                };
+                let job = ExportJob::new(
+                    tenant.id.clone(),
+                    id,
+                    &request,
+                    zone.clone(),
+                    now,
+                    "schedule",
+                );
+                let (job, _) = self.store.create_export_job(&job).await?;
+                if job.status == JobStatus::Queued {
+                    let body = serde_json::to_string(&JobRef {
+                        tenant: job.tenant.clone(),
+                        job: job.id.clone(),
+                    })
+                    .expect("serializes");
+                    messages.push(Outgoing::new(job.id.clone(), body));
+                }
+            }
+        }
+        let jobs = messages.len();
+        cobro::ports::queue::send_all(self.jobs.as_ref(), messages).await?;
+        Ok(Outcome::Scheduled { jobs })
+    }
+
+    /// Runs one job, once: a job finished before is left alone, one running elsewhere is
+    /// retried later (`Busy`), one whose worker died is taken over after its lease.
+    pub async fn run(&self, t: &TenantId, id: &str) -> Result<Outcome, ExportError> {
+        let (mut job, claimed_ms) = match self.store.claim_export_job(t, id, self.clock.now()).await? {
+            ExportClaim::Missing => return Ok(Outcome::Missing),
+            ExportClaim::Finished(_) => return Ok(Outcome::AlreadyFinished),
+            ExportClaim::Busy => return Err(ExportError::Busy),
+            ExportClaim::Claimed { job, claimed_ms } => (job, claimed_ms),
+        };
+        let started = std::time::Instant::now();
+        match self.export(&job).await {
+            Ok(written) => {
+                job.status = JobStatus::Done;
+                job.rows = written.rows;
+                job.bytes = written.bytes;
+                job.totals = written.totals.to_map();
+                job.error = None;
+                if !self.store.end_export_job(&job, claimed_ms, self.clock.now()).await? {
+                    return Ok(Outcome::Superseded);
+                }
+                tracing::info!(tenant = %t, job = id, kind = job.kind.as_str(), rows = job.rows, bytes = job.bytes, ms = started.elapsed().as_millis() as u64, "export done");
+                Ok(Outcome::Exported {
+                    rows: job.rows,
+                    bytes: job.bytes,
+                })
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(tenant = %t, job = id, tries = job.tries, error = %reason, "export failed");
+                // Given up, or put back in the queue's hands for another try.
+                let give_up = job.tries >= MAX_TRIES || matches!(e, ExportError::Invalid(_));
+                job.status = if give_up {
+                    JobStatus::Failed
+                } else {
+                    JobStatus::Queued
+                };
+                job.error = Some(reason.clone());
+                self.store
+                    .end_export_job(&job, claimed_ms, self.clock.now())
+                    .await?;
+                if give_up {
+                    Ok(Outcome::Failed(reason))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn export(&self, job: &ExportJob) -> Result<Written, ExportError> {
+        let columns = rows::columns(job.kind);
+        let encoder = Encoder::new(job.format, columns, &self.tempdir)?;
+        let upload = self
+            .files
+            .start_upload(&job.object_key, job.format.content_type())
+            .await?;
+        let mut sink = Sink {
+            columns,
+            encoder: Some(encoder),
+            upload: Some(upload),
+            totals: Totals::default(),
+            rows: 0,
+        };
+        let streamed = self.stream(job, &mut sink).await;
+        match streamed {
+            Ok(()) => sink.finish().await,
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream(&self, job: &ExportJob, sink: &mut Sink) -> Result<(), ExportError> {
+        let tz = job.time_zone.tz();
+        let (start, end) = job.period.bounds(&tz);
+        let t = &job.tenant;
+        match job.kind {
+            Kind::Payments => {
+                let (from_ms, until_ms) = (start.as_millisecond(), end.as_millisecond());
+                for month in months(start, end) {
+                    let mut cursor = None;
+                    loop {
+                        let (payments, next) = self
+                            .store
+                            .payments_page(t, &month, from_ms, until_ms, PAGE, cursor)
+                            .await?;
+                        for p in &payments {
+                            sink.row(rows::payment_row(p, &tz)).await?;
+                        }
+                        match next {
+                            Some(c) => cursor = Some(c),
+                            None => break,
+                        }
+                    }
+                }
+            }
+            Kind::Accounts => {
+                let as_of = self.as_of(job, &tz);
+                self.for_each_account(t, async |a: Account| {
+                    sink.row(rows::account_row(&a, as_of)).await
+                })
+                .await?;
+            }
+            Kind::Aging => {
+                let as_of = self.as_of(job, &tz);
+                let mut aging = Aging::default();
+                self.for_each_account(t, async |a: Account| {
+                    aging.add(&a, as_of);
+                    Ok(())
+                })
+                .await?;
+                for row in aging.rows(as_of) {
+                    sink.row(row).await?;
+                }
+            }
+            Kind::Plans => {
+                self.for_each_account(t, async |a: Account| {
+                    for plan in self.store.plans_of_account(t, &a.id).await? {
+                        if plan.accepted_at >= start && plan.accepted_at < end {
+                            sink.row(rows::plan_row(&plan, &tz)).await?;
+                        }
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+            Kind::Contacts => {
+                let (from_ms, until_ms) = (start.as_millisecond(), end.as_millisecond());
+                self.for_each_account(t, async |a: Account| {
+                    let mut rows: Vec<(Timestamp, Vec<Cell>)> = Vec::new();
+                    for at in self.store.attempts_of_account(t, &a.id).await? {
+                        if at.decided_at >= start && at.decided_at < end {
+                            rows.push((at.decided_at, rows::attempt_row(&at, &tz)));
+                        }
+                    }
+                    for d in self
+                        .store
+                        .decisions_between(t, &a.id, from_ms, until_ms)
+                        .await?
+                    {
+                        rows.push((d.at, rows::decision_row(&a, &d, &tz)));
+                    }
+                    rows.sort_by_key(|(at, _)| *at);
+                    for (_, row) in rows {
+                        sink.row(row).await?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Days past due are counted on the period's last day, or today if that is later.
+    fn as_of(&self, job: &ExportJob, tz: &TimeZone) -> Date {
+        let today = self.clock.now().to_zoned(tz.clone()).date();
+        job.period.to.min(today)
+    }
+
+    /// Every account of the tenant, debtor by debtor: the debtor directory a page at a time,
+    /// then each debtor's accounts (GSI1). Queries only, never a scan.
+    async fn for_each_account(
+        &self,
+        t: &TenantId,
+        mut f: impl AsyncFnMut(Account) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let mut cursor = None;
+        loop {
+            let (debtors, next) = self.store.debtor_ids(t, 100, cursor).await?;
+            for d in debtors {
+                for a in self.store.accounts_of_debtor(t, &d).await? {
+                    f(a).await?;
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The UTC months (`YYYY-MM`) that `[start, end)` touches: the payment index's partitions.
+pub fn months(start: Timestamp, end: Timestamp) -> Vec<String> {
+    let mut out = Vec::new();
+    if end <= start {
+        return out;
+    }
+    let last = (end - jiff::SignedDuration::from_millis(1))
+        .to_zoned(TimeZone::UTC)
+        .date()
+        .first_of_month();
+    let mut month = start.to_zoned(TimeZone::UTC).date().first_of_month();
+    while month <= last {
+        out.push(month.strftime("%Y-%m").to_string());
+        month = match month.checked_add(jiff::Span::new().months(1)) {
+            Ok(m) => m,
+            Err(_) => break,
+        };
+    }
+    out
+}
+
+struct Written {
+    rows: u64,
+    bytes: u64,
+    totals: Totals,
+}
+
+/// Rows in, file out: the encoder's bytes go to the upload as they pile up.
+struct Sink {
+    columns: &'static [&'static str],
+    encoder: Option<Encoder>,
+    upload: Option<Box<dyn Upload>>,
+    totals: Totals,
+    rows: u64,
+}
+
+impl Sink {
+    async fn row(&mut self, cells: Vec<Cell>) -> Result<(), ExportError> {
+        let (Some(encoder), Some(upload)) = (self.encoder.as_mut(), self.upload.as_mut()) else {
+            unreachable!("a sink takes rows until it finishes");
+        };
+        self.totals.add(self.columns, &cells);
+        encoder.row(&cells)?;
+        self.rows += 1;
+        if encoder.buffered() >= FLUSH_AT {
+            let bytes = encoder.take()?;
+            upload.write(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<Written, ExportError> {
+        let mut encoder = self.encoder.take().expect("not finished");
+        let mut upload = self.upload.take().expect("not finished");
+        let result = async {
+            match encoder {
+                Encoder::Xlsx(x) => write_xlsx(*x, upload.as_mut()).await?,
+                _ => {
+                    let bytes = encoder.take()?;
+                    upload.write(&bytes).await?;
+                }
+            }
+            Ok::<_, ExportError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+        let bytes = upload.finish().await?;
+        Ok(Written {
+            rows: self.rows,
+            bytes,
+            totals: self.totals,
+        })
+    }
+
+    async fn abort(mut self) {
+        if let Some(upload) = self.upload.take() {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(error = %e, "aborting an export upload failed; the bucket's lifecycle rule cleans it up");
+            }
+        }
+    }
+}
+
+/// The workbook is written by a blocking task into a channel of 1 MiB chunks, which this task
+/// uploads: at most a few chunks are in memory at once.
+async fn write_xlsx(
+    x: cobro::export::encode::Xlsx,
+    upload: &mut dyn Upload,
+) -> Result<(), ExportError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter {
+            tx,
+            buffer: Vec::with_capacity(FLUSH_AT),
+        };
+        x.save_to(&mut out)?;
+        out.send()?;
+        Ok::<_, EncodeError>(())
+    });
+    let mut upload_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = upload.write(&chunk).await {
+            upload_error = Some(e);
+            // Dropping the receiver makes the writer fail and stop.
+            break;
+        }
+    }
+    drop(rx);
+    let written = writer
+        .await
+        .map_err(|e| ExportError::Encode(EncodeError::Io(std::io::Error::other(e))))?;
+    if let Some(e) = upload_error {
+        return Err(e.into());
+    }
+    written?;
+    Ok(())
+}
+
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(FLUSH_AT));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("the upload stopped"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= FLUSH_AT {
+            self.send()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_cover_the_period() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(
+            months(t("2026-01-31T03:00:00Z"), t("2026-03-01T03:00:00Z")),
+            ["2026-01", "2026-02", "2026-03"]
+        );
+        assert_eq!(
+            months(t("2026-02-01T00:00:00Z"), t("2026-03-01T00:00:00Z")),
+            ["2026-02"]
+        );
+        assert!(months(t("2026-02-01T00:00:00Z"), t("2026-02-01T00:00:00Z")).is_empty());
+    }
+}

@@ -1,0 +1,39 @@
+//! The export Lambda: an SQS consumer of export jobs (one message per job, from the CRM API's
+//! `ExportRequested` events and from the daily schedule). Jobs run one at a time: each streams
+//! a whole file, and a failed one is reported alone so only it is retried.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
+
+use cobro::lambda;
+use cobro::ports::SystemClock;
+use cobro::repo::Store;
+use cobro_export::Exporter;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda::init_logging();
+    let exporter = Arc::new(Exporter {
+        store: Store::new(lambda::table().await?),
+        files: lambda::export_files().await?,
+        jobs: lambda::queue("COBRO_EXPORT_QUEUE_URL").await?,
+        clock: Arc::new(SystemClock),
+        tempdir: std::env::temp_dir(),
+    });
+    let exporter = &exporter;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let mut response = SqsBatchResponse::default();
+        for record in event.payload.records {
+            let body = record.body.unwrap_or_default();
+            if let Err(e) = exporter.handle(&body).await {
+                tracing::warn!(error = %e, "export will be retried");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = record.message_id.unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        Ok::<_, lambda_runtime::Error>(response)
+    }))
+    .await
+}

@@ -1,0 +1,234 @@
+//! The file formats. CSV and JSON Lines encode into a buffer the caller drains into the upload
+//! as it goes; XLSX (rust_xlsxwriter in constant-memory mode) keeps rows in temporary files and
+//! writes the whole workbook at the end, through any `Write`. Memory stays flat whatever the
+//! row count.
+
+use std::io::Write;
+
+use super::job::Format;
+use super::rows::Cell;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("XLSX: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("writing: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Excel's rows per worksheet; longer exports go on to another sheet (with the header again).
+pub const XLSX_MAX_ROWS: u32 = 1_048_576;
+
+pub enum Encoder {
+    Csv(csv::Writer<Vec<u8>>),
+    Jsonl {
+        columns: &'static [&'static str],
+        buffer: Vec<u8>,
+    },
+    Xlsx(Box<Xlsx>),
+}
+
+pub struct Xlsx {
+    workbook: rust_xlsxwriter::Workbook,
+    columns: &'static [&'static str],
+    sheet: usize,
+    /// The next row to write on the current sheet.
+    row: u32,
+    bold: rust_xlsxwriter::Format,
+    /// Number formats by currency exponent (0 and 2 decimals).
+    amounts: [rust_xlsxwriter::Format; 3],
+}
+
+impl Encoder {
+    /// An encoder with the header written. `tempdir`: where XLSX keeps its rows until the end.
+    pub fn new(
+        format: Format,
+        columns: &'static [&'static str],
+        tempdir: &std::path::Path,
+    ) -> Result<Self, EncodeError> {
+        match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(Vec::with_capacity(1 << 16));
+                w.write_record(columns)?;
+                Ok(Encoder::Csv(w))
+            }
+            Format::Jsonl => Ok(Encoder::Jsonl {
+                columns,
+                buffer: Vec::with_capacity(1 << 16),
+            }),
+            Format::Xlsx => {
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                workbook.set_tempdir(tempdir)?;
+                let amount = |f: &str| rust_xlsxwriter::Format::new().set_num_format(f);
+                let mut x = Xlsx {
+                    workbook,
+                    columns,
+                    sheet: 0,
+                    row: 0,
+                    bold: rust_xlsxwriter::Format::new().set_bold(),
+                    amounts: [amount("0"), amount("0.0"), amount("0.00")],
+                };
+                x.new_sheet()?;
+                Ok(Encoder::Xlsx(Box::new(x)))
+            }
+        }
+    }
+
+    pub fn row(&mut self, cells: &[Cell]) -> Result<(), EncodeError> {
+        match self {
+            Encoder::Csv(w) => {
+                w.write_record(cells.iter().map(Cell::to_text))?;
+                Ok(())
+            }
+            Encoder::Jsonl { columns, buffer } => {
+                let object: serde_json::Map<String, serde_json::Value> = columns
+                    .iter()
+                    .zip(cells)
+                    .map(|(name, cell)| {
+                        let v = match cell {
+                            Cell::Int(n) => (*n).into(),
+                            Cell::Empty => serde_json::Value::Null,
+                            other => other.to_text().into(),
+                        };
+                        ((*name).to_string(), v)
+                    })
+                    .collect();
+                serde_json::to_writer(&mut *buffer, &object).map_err(std::io::Error::from)?;
+                buffer.push(b'\n');
+                Ok(())
+            }
+            Encoder::Xlsx(x) => x.row(cells),
+        }
+    }
+
+    /// Bytes ready to upload, taken out of the encoder (none for XLSX until `finish_xlsx`).
+    pub fn take(&mut self) -> Result<Vec<u8>, EncodeError> {
+        match self {
+            Encoder::Csv(w) => {
+                // A fresh writer takes over (the header is written once, at the start).
+                let full = std::mem::replace(
+                    w,
+                    csv::Writer::from_writer(Vec::with_capacity(1 << 16)),
+                );
+                full.into_inner().map_err(|e| EncodeError::Io(e.into_error()))
+            }
+            Encoder::Jsonl { buffer, .. } => Ok(std::mem::take(buffer)),
+            Encoder::Xlsx(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// How much `take` would return now (an estimate for CSV, whose writer buffers a little).
+    pub fn buffered(&self) -> usize {
+        match self {
+            Encoder::Csv(w) => w.get_ref().len(),
+            Encoder::Jsonl { buffer, .. } => buffer.len(),
+            Encoder::Xlsx(_) => 0,
+        }
+    }
+}
+
+impl Xlsx {
+    fn new_sheet(&mut self) -> Result<(), EncodeError> {
+        self.sheet = self.workbook.worksheets().len();
+        let sheet = self.workbook.add_worksheet_with_constant_memory()?;
+        for (i, name) in self.columns.iter().enumerate() {
+            sheet.write_string_with_format(0, i as u16, *name, &self.bold)?;
+        }
+        self.row = 1;
+        Ok(())
+    }
+
+    fn row(&mut self, cells: &[Cell]) -> Result<(), EncodeError> {
+        if self.row >= XLSX_MAX_ROWS {
+            self.new_sheet()?;
+        }
+        let r = self.row;
+        let sheet = self.workbook.worksheet_from_index(self.sheet)?;
+        for (i, cell) in cells.iter().enumerate() {
+            let col = i as u16;
+            match cell {
+                Cell::Text(s) => {
+                    sheet.write_string(r, col, s)?;
+                }
+                Cell::Int(n) => {
+                    sheet.write_number(r, col, *n as f64)?;
+                }
+                // A number, so a spreadsheet can add it up; shown with the currency's decimals.
+                // Doubles hold every amount below 2^53 minor units exactly enough to display.
+                Cell::Amount { minor, currency } => {
+                    let e = usize::from(currency.exponent()).min(2);
+                    let value = *minor as f64 / 10f64.powi(e as i32);
+                    sheet.write_number_with_format(r, col, value, &self.amounts[e])?;
+                }
+                Cell::Empty => {}
+            }
+        }
+        self.row += 1;
+        Ok(())
+    }
+
+    /// Writes the workbook to `out` (blocking: call it off the async runtime).
+    pub fn save_to(mut self, out: impl Write + Send) -> Result<(), EncodeError> {
+        self.workbook.save_to_writer(out)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Currency;
+
+    fn rows() -> Vec<Vec<Cell>> {
+        let eur = Currency::parse("EUR").unwrap();
+        vec![
+            vec![Cell::text("a,\"b\""), Cell::Int(3), Cell::Amount { minor: 1_05, currency: eur }],
+            vec![Cell::Empty, Cell::Int(-1), Cell::Amount { minor: -2, currency: eur }],
+        ]
+    }
+
+    const COLS: &[&str] = &["name", "n", "amount"];
+
+    #[test]
+    fn csv_quotes_and_formats_amounts() {
+        let dir = std::env::temp_dir();
+        let mut e = Encoder::new(Format::Csv, COLS, &dir).unwrap();
+        for r in rows() {
+            e.row(&r).unwrap();
+        }
+        let text = String::from_utf8(e.take().unwrap()).unwrap();
+        assert_eq!(text, "name,n,amount\n\"a,\"\"b\"\"\",3,1.05\n,-1,-0.02\n");
+        assert!(e.take().unwrap().is_empty());
+    }
+
+    #[test]
+    fn jsonl_writes_one_object_per_line() {
+        let dir = std::env::temp_dir();
+        let mut e = Encoder::new(Format::Jsonl, COLS, &dir).unwrap();
+        for r in rows() {
+            e.row(&r).unwrap();
+        }
+        let text = String::from_utf8(e.take().unwrap()).unwrap();
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0], serde_json::json!({"name": "a,\"b\"", "n": 3, "amount": "1.05"}));
+        assert_eq!(lines[1], serde_json::json!({"name": null, "n": -1, "amount": "-0.02"}));
+    }
+
+    #[test]
+    fn xlsx_is_a_zip_with_a_sheet() {
+        let dir = std::env::temp_dir();
+        let mut e = Encoder::new(Format::Xlsx, COLS, &dir).unwrap();
+        for r in rows() {
+            e.row(&r).unwrap();
+        }
+        let Encoder::Xlsx(x) = e else { unreachable!() };
+        let mut out = Vec::new();
+        x.save_to(&mut out).unwrap();
+        assert_eq!(&out[..2], b"PK");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("xl/worksheets/sheet1.xml"));
+    }
+}
