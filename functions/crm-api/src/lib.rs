@@ -4,6 +4,7 @@
 mod actions;
 mod auth;
 mod chat;
+pub mod exports;
 pub mod idempotency;
 mod imports;
 mod inputs;
@@ -93,6 +94,7 @@ const READ: RequireScope = RequireScope(Scope::AccountsRead);
 const WRITE: RequireScope = RequireScope(Scope::AccountsWrite);
 const PAYMENTS: RequireScope = RequireScope(Scope::PaymentsWrite);
 const ADMIN: RequireScope = RequireScope(Scope::Admin);
+const EXPORTS: RequireScope = RequireScope(Scope::Exports);
 
 fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
     // A quote changes nothing: reading is enough.
@@ -179,6 +181,8 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
             "/v1/settings/strategies",
             put(settings::put_strategies).route_layer(ADMIN),
         )
+        .route("/v1/exports", post(exports::post_export).route_layer(EXPORTS))
+        .route("/v1/exports/{id}", get(exports::get_export).route_layer(EXPORTS))
 }
 
 /// A debtor with their accounts and latest messages.

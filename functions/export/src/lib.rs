@@ -10,7 +10,7 @@
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,8 +23,7 @@ use cobro::ports::blobs::{LargeBlobs, Upload};
 use cobro::ports::{BlobError, Clock, Outgoing, Queue, QueueError};
 use cobro::repo::{ExportClaim, RepoError, Store};
 
-/// The detail type of the event the CRM API publishes for a new job.
-pub const EXPORT_REQUESTED: &str = "ExportRequested";
+pub use cobro::export::job::{JobRef, EXPORT_REQUESTED};
 
 /// A run that failed this many times is marked failed instead of being retried.
 pub const MAX_TRIES: u32 = 3;
@@ -48,13 +47,6 @@ pub struct Exporter {
     pub clock: Arc<dyn Clock>,
     /// Where XLSX keeps its rows until the workbook is written.
     pub tempdir: PathBuf,
-}
-
-/// The event's detail and the queue message of one job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRef {
-    pub tenant: TenantId,
-    pub job: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,37 +266,37 @@ impl Exporter {
             }
             Kind::Accounts => {
                 let as_of = self.as_of(job, &tz);
-                self.for_each_account(t, async |a: Account| {
-                    sink.row(rows::account_row(&a, as_of)).await
-                })
-                .await?;
+                let mut accounts = Accounts::new(&self.store, t);
+                while let Some(a) = accounts.next().await? {
+                    sink.row(rows::account_row(&a, as_of)).await?;
+                }
             }
             Kind::Aging => {
                 let as_of = self.as_of(job, &tz);
                 let mut aging = Aging::default();
-                self.for_each_account(t, async |a: Account| {
+                let mut accounts = Accounts::new(&self.store, t);
+                while let Some(a) = accounts.next().await? {
                     aging.add(&a, as_of);
-                    Ok(())
-                })
-                .await?;
+                }
                 for row in aging.rows(as_of) {
                     sink.row(row).await?;
                 }
             }
             Kind::Plans => {
-                self.for_each_account(t, async |a: Account| {
+                let mut accounts = Accounts::new(&self.store, t);
+                while let Some(a) = accounts.next().await? {
                     for plan in self.store.plans_of_account(t, &a.id).await? {
                         if plan.accepted_at >= start && plan.accepted_at < end {
                             sink.row(rows::plan_row(&plan, &tz)).await?;
                         }
                     }
-                    Ok(())
-                })
-                .await?;
+                }
             }
             Kind::Contacts => {
                 let (from_ms, until_ms) = (start.as_millisecond(), end.as_millisecond());
-                self.for_each_account(t, async |a: Account| {
+                let mut accounts = Accounts::new(&self.store, t);
+                while let Some(a) = accounts.next().await? {
+                    // One account's contacts, merged in time order: a few hundred at most.
                     let mut rows: Vec<(Timestamp, Vec<Cell>)> = Vec::new();
                     for at in self.store.attempts_of_account(t, &a.id).await? {
                         if at.decided_at >= start && at.decided_at < end {
@@ -322,9 +314,7 @@ impl Exporter {
                     for (_, row) in rows {
                         sink.row(row).await?;
                     }
-                    Ok(())
-                })
-                .await?;
+                }
             }
         }
         Ok(())
@@ -334,28 +324,6 @@ impl Exporter {
     fn as_of(&self, job: &ExportJob, tz: &TimeZone) -> Date {
         let today = self.clock.now().to_zoned(tz.clone()).date();
         job.period.to.min(today)
-    }
-
-    /// Every account of the tenant, debtor by debtor: the debtor directory a page at a time,
-    /// then each debtor's accounts (GSI1). Queries only, never a scan.
-    async fn for_each_account(
-        &self,
-        t: &TenantId,
-        mut f: impl AsyncFnMut(Account) -> Result<(), ExportError>,
-    ) -> Result<(), ExportError> {
-        let mut cursor = None;
-        loop {
-            let (debtors, next) = self.store.debtor_ids(t, 100, cursor).await?;
-            for d in debtors {
-                for a in self.store.accounts_of_debtor(t, &d).await? {
-                    f(a).await?;
-                }
-            }
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(()),
-            }
-        }
     }
 }
 
@@ -378,6 +346,44 @@ pub fn months(start: Timestamp, end: Timestamp) -> Vec<String> {
         };
     }
     out
+}
+
+/// Every account of the tenant, debtor by debtor: the debtor directory a page at a time, then
+/// each debtor's accounts (GSI1). Queries only, never a scan; one page of debtors in memory.
+struct Accounts<'a> {
+    store: &'a Store,
+    tenant: &'a TenantId,
+    /// `None` once the directory's last page was read.
+    cursor: Option<Option<String>>,
+    ready: std::collections::VecDeque<Account>,
+}
+
+impl<'a> Accounts<'a> {
+    fn new(store: &'a Store, tenant: &'a TenantId) -> Self {
+        Self {
+            store,
+            tenant,
+            cursor: Some(None),
+            ready: Default::default(),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Account>, ExportError> {
+        loop {
+            if let Some(a) = self.ready.pop_front() {
+                return Ok(Some(a));
+            }
+            let Some(cursor) = self.cursor.take() else {
+                return Ok(None);
+            };
+            let (debtors, next) = self.store.debtor_ids(self.tenant, 100, cursor).await?;
+            for d in debtors {
+                self.ready
+                    .extend(self.store.accounts_of_debtor(self.tenant, &d).await?);
+            }
+            self.cursor = next.map(Some);
+        }
+    }
 }
 
 struct Written {

@@ -20,7 +20,9 @@ use cobro::adapters::sqlite::{Redrive, SqliteQueue, SqliteStore, SqliteTable};
 use cobro::collect::Decider;
 use cobro::ports::{Channels, Clock, Pattern, Queue, ShiftedClock};
 use cobro::repo::Store;
+use cobro_crm_api::exports::ExportFiles;
 use cobro_crm_api::CrmApi;
+use cobro_export::Exporter;
 use cobro_inbound::Inbound;
 use cobro_payment_confirmed::PaymentHandler;
 use cobro_reminders::{Reminders, TickReport};
@@ -53,6 +55,11 @@ pub struct LocalStack {
     pub inbound_handler: Inbound,
     pub webhook: Arc<Webhook>,
     pub crm: Arc<CrmApi>,
+    /// Export files, served by `/_local/files/…` (the stand-in for presigned S3 links).
+    pub files: Arc<DirBlobs>,
+    pub exports: Arc<SqliteQueue>,
+    pub exports_dlq: Arc<SqliteQueue>,
+    pub exporter: Arc<Exporter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +108,11 @@ pub struct DrainReport {
     /// Kept in the suspense list (unknown account, another currency).
     pub payments_suspended: u32,
     pub payments_rejected: u32,
+    pub exports_done: u32,
+    /// Given up after their tries (the job says why).
+    pub exports_failed: u32,
+    /// Left on the queue to be tried again.
+    pub exports_retried: u32,
 }
 
 impl LocalStack {
@@ -123,14 +135,30 @@ impl LocalStack {
         let blobs = Arc::new(DirBlobs::new(settings.data_dir.join("blobs")));
         let payments = Arc::new(sqlite.queue("payments", redrive("payments-dlq")));
         let payments_dlq = Arc::new(sqlite.queue("payments-dlq", None));
-        // As the SAM template's rule: PaymentConfirmed events go to the payment function.
-        let bus: Arc<dyn cobro::ports::Bus> = Arc::new(LocalBus::new().route(
-            Pattern {
-                sources: vec![],
-                detail_types: vec![cobro_payment_confirmed::DETAIL_TYPE.into()],
-            },
-            payments.clone() as Arc<dyn Queue>,
-        ));
+        let exports = Arc::new(sqlite.queue("exports", redrive("exports-dlq")));
+        let exports_dlq = Arc::new(sqlite.queue("exports-dlq", None));
+        let files = Arc::new(
+            DirBlobs::new(settings.data_dir.join("files")).with_link_base("/_local/files"),
+        );
+        // As the SAM template's rules: PaymentConfirmed events go to the payment function,
+        // ExportRequested events to the export queue.
+        let bus: Arc<dyn cobro::ports::Bus> = Arc::new(
+            LocalBus::new()
+                .route(
+                    Pattern {
+                        sources: vec![],
+                        detail_types: vec![cobro_payment_confirmed::DETAIL_TYPE.into()],
+                    },
+                    payments.clone() as Arc<dyn Queue>,
+                )
+                .route(
+                    Pattern {
+                        sources: vec![],
+                        detail_types: vec![cobro_export::EXPORT_REQUESTED.into()],
+                    },
+                    exports.clone() as Arc<dyn Queue>,
+                ),
+        );
         demo::seed(
             &store,
             &settings.demo_api_key,
@@ -139,7 +167,18 @@ impl LocalStack {
         )
         .await?;
         let dyn_clock = clock.clone() as Arc<dyn Clock>;
+        let exporter = Arc::new(Exporter {
+            store: store.clone(),
+            files: files.clone(),
+            jobs: exports.clone(),
+            clock: clock.clone() as Arc<dyn Clock>,
+            tempdir: std::env::temp_dir(),
+        });
         Ok(Arc::new(Self {
+            files,
+            exports,
+            exports_dlq,
+            exporter,
             reminders: Reminders {
                 store: store.clone(),
                 queue: outbound.clone(),
@@ -211,7 +250,10 @@ impl LocalStack {
                 get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
             )
             .merge(cobro_webhook::router(self.webhook.clone()))
-            .merge(cobro_crm_api::router(self.crm.clone()))
+            .merge(
+                cobro_crm_api::router(self.crm.clone())
+                    .layer(axum::Extension(ExportFiles(self.files.clone()))),
+            )
             .merge(local_routes::router(self.clone()))
             .merge(sandbox_page::router(self.clone()))
     }
@@ -282,6 +324,20 @@ impl LocalStack {
                 }
             }
             self.payments.delete(&m.receipt).await?;
+        }
+        // One export at a time: each streams a whole file.
+        for m in self.exports.receive(1, VISIBILITY).await? {
+            match self.exporter.handle(&m.body).await {
+                Ok(cobro_export::Outcome::Failed(_)) => report.exports_failed += 1,
+                Ok(cobro_export::Outcome::Exported { .. }) => report.exports_done += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "export will be retried");
+                    report.exports_retried += 1;
+                    continue;
+                }
+            }
+            self.exports.delete(&m.receipt).await?;
         }
         Ok(())
     }

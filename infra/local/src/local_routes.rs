@@ -26,6 +26,8 @@ pub fn router(stack: Arc<LocalStack>) -> Router {
         .route("/_local/tick", post(tick))
         .route("/_local/drain", post(drain))
         .route("/_local/inbound", post(inbound))
+        .route("/_local/files/{*key}", get(file))
+        .route("/_local/exports/daily", post(daily_exports))
         .with_state(stack)
 }
 
@@ -54,6 +56,8 @@ async fn status(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
             "inbound-dlq": depth(&s.inbound_dlq).await.map_err(internal)?,
             "payments": depth(&s.payments).await.map_err(internal)?,
             "payments-dlq": depth(&s.payments_dlq).await.map_err(internal)?,
+            "exports": depth(&s.exports).await.map_err(internal)?,
+            "exports-dlq": depth(&s.exports_dlq).await.map_err(internal)?,
         },
         "tick_every_seconds": s.settings.tick_every.map(|d| d.as_secs()),
     }))
@@ -197,4 +201,51 @@ async fn inbound(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Respon
     // The reply shows on the sandbox page at once, instead of at the worker's next poll.
     s.drain().await.map_err(internal)?;
     Ok((StatusCode::OK, Json(json!({ "message_id": wamid }))).into_response())
+}
+
+/// An export file: what a presigned S3 link downloads on AWS. Streamed, not read whole.
+async fn file(
+    State(s): State<Arc<LocalStack>>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Result<Response, Problem> {
+    let path = s
+        .files
+        .file(&key)
+        .map_err(|e| Problem::invalid_field("key", e.to_string()))?;
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Problem::not_found(format!("no file `{key}`")))
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    let content_type = match key.rsplit('.').next() {
+        Some("csv") => cobro::export::Format::Csv.content_type(),
+        Some("xlsx") => cobro::export::Format::Xlsx.content_type(),
+        Some("jsonl") => cobro::export::Format::Jsonl.content_type(),
+        _ => "application/octet-stream",
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// What the daily schedule does on AWS: `{}` for yesterday, or `{"date": "2026-03-01"}`.
+async fn daily_exports(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Daily {
+        #[serde(default)]
+        date: Option<jiff::civil::Date>,
+    }
+    let daily: Daily = if body.is_empty() {
+        Daily { date: None }
+    } else {
+        parse_json(&body)?
+    };
+    let outcome = s.exporter.daily(daily.date).await.map_err(internal)?;
+    let jobs = match outcome {
+        cobro_export::Outcome::Scheduled { jobs } => jobs,
+        _ => 0,
+    };
+    Ok(Json(json!({ "queued": jobs })).into_response())
 }

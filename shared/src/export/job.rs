@@ -9,6 +9,17 @@ use std::collections::BTreeMap;
 
 use crate::domain::{DomainError, TenantId, Zone};
 
+/// The detail type of the event that asks for a job to run; its detail is `JobRef`.
+pub const EXPORT_REQUESTED: &str = "ExportRequested";
+
+/// Which job to run: the `ExportRequested` event's detail, and the export queue's message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRef {
+    pub tenant: TenantId,
+    pub job: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -1,0 +1,158 @@
+//! Finance exports: `POST /v1/exports` records a job and asks for it to run (an
+//! `ExportRequested` event, which the export function consumes); `GET /v1/exports/{id}` tells
+//! how far it got and, once done, gives a short-lived download link.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro::export::job::{check_job_id, default_zone, JobRef, EXPORT_REQUESTED};
+use cobro::export::{ExportJob, ExportRequest, JobStatus};
+use cobro::http::{parse_json, Problem};
+use cobro::ports::blobs::LargeBlobs;
+use cobro::ports::Event;
+
+use crate::{Caller, CrmApi};
+
+/// How long a download link works.
+pub const LINK_VALID_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// Where export files are, for their download links. The local stack adds it to the router
+/// as an extension; on AWS the exports bucket is built from the environment on first use.
+#[derive(Clone)]
+pub struct ExportFiles(pub Arc<dyn LargeBlobs>);
+
+pub async fn post_export(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let request: ExportRequest = parse_json(&body)?;
+    request
+        .period
+        .validate()
+        .map_err(|e| Problem::invalid_field("period", e.to_string()))?;
+    let id = match &request.id {
+        Some(id) => {
+            check_job_id(id).map_err(|e| Problem::invalid_field("id", e.to_string()))?;
+            id.clone()
+        }
+        None => uuid_like(),
+    };
+    let tenant = s.tenant(&caller).await?;
+    let zone = request
+        .time_zone
+        .clone()
+        .unwrap_or_else(|| default_zone(&tenant.country));
+    let job = ExportJob::new(caller.tenant.clone(), id, &request, zone, s.clock.now(), "api");
+    let (job, created) = s.store.create_export_job(&job).await?;
+    if !created && !same_request(&job, &request) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("export `{}` exists with other parameters", job.id),
+        ));
+    }
+    // Asked again while still queued: the event may have been lost, so it is sent again (the
+    // export function runs a job once however often it is asked).
+    if job.status == JobStatus::Queued {
+        let detail = JobRef {
+            tenant: job.tenant.clone(),
+            job: job.id.clone(),
+        };
+        s.bus
+            .publish(vec![Event::new(EXPORT_REQUESTED, json!(detail))])
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "publishing an export request failed");
+                Problem::unavailable("the export could not be queued; send the same request again")
+            })?;
+    }
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/v1/exports/{}", job.id);
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(json!({ "export": job })),
+    )
+        .into_response())
+}
+
+fn same_request(job: &ExportJob, r: &ExportRequest) -> bool {
+    job.kind == r.kind
+        && job.format == r.format
+        && job.period == r.period
+        && r.time_zone.as_ref().is_none_or(|z| *z == job.time_zone)
+}
+
+/// A new id: a UUID v7 in hex, so ids sort by creation time.
+fn uuid_like() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+pub async fn get_export(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    files: Option<Extension<ExportFiles>>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    check_job_id(&id).map_err(|e| Problem::invalid_field("id", e.to_string()))?;
+    let job = s
+        .store
+        .export_job(&caller.tenant, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no export `{id}`")))?;
+    let mut body = json!({ "export": job });
+    if job.status == JobStatus::Done {
+        let files = match files {
+            Some(Extension(f)) => f.0,
+            None => aws_files().await?,
+        };
+        let link = files
+            .download_link(&job.object_key, LINK_VALID_FOR)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "an export's download link failed");
+                Problem::unavailable("the download link could not be made; retry")
+            })?;
+        match link {
+            Some(url) => {
+                let expires = s.clock.now()
+                    + jiff::SignedDuration::from_secs(LINK_VALID_FOR.as_secs() as i64);
+                body["download_url"] = json!(url);
+                body["download_expires_at"] = json!(expires);
+            }
+            // Done but the file is gone: the bucket's lifecycle rule expired it.
+            None => body["download_url"] = json!(null),
+        }
+    }
+    Ok(Json(body).into_response())
+}
+
+#[cfg(feature = "lambda")]
+async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
+    static FILES: tokio::sync::OnceCell<Arc<dyn LargeBlobs>> = tokio::sync::OnceCell::const_new();
+    FILES
+        .get_or_try_init(cobro::lambda::export_files)
+        .await
+        .cloned()
+        .map_err(|e| {
+            tracing::error!(error = %e, "the exports bucket is not configured");
+            Problem::internal()
+        })
+}
+
+#[cfg(not(feature = "lambda"))]
+async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
+    tracing::error!("no ExportFiles extension on the router");
+    Err(Problem::internal())
+}
