@@ -2,6 +2,7 @@ mod channels_aws;
 mod chat;
 mod contract;
 mod crm_api;
+mod export;
 mod graph;
 mod inbound;
 mod ledger;

@@ -82,9 +82,20 @@ pub async fn post_export(
     Ok((
         status,
         [(header::LOCATION, location)],
-        Json(json!({ "export": job })),
+        Json(json!({ "export": view(&job) })),
     )
         .into_response())
+}
+
+/// The job as the API shows it: with `kind`, as the request names it.
+fn view(job: &ExportJob) -> serde_json::Value {
+    let mut v = json!(job);
+    if let Some(o) = v.as_object_mut() {
+        if let Some(kind) = o.remove("export_kind") {
+            o.insert("kind".into(), kind);
+        }
+    }
+    v
 }
 
 fn same_request(job: &ExportJob, r: &ExportRequest) -> bool {
@@ -111,7 +122,7 @@ pub async fn get_export(
         .export_job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no export `{id}`")))?;
-    let mut body = json!({ "export": job });
+    let mut body = json!({ "export": view(&job) });
     if job.status == JobStatus::Done {
         let files = match files {
             Some(Extension(f)) => f.0,

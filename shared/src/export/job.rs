@@ -149,6 +149,8 @@ pub struct ExportRequest {
 pub struct ExportJob {
     pub tenant: TenantId,
     pub id: String,
+    /// Stored as `export_kind`: `kind` names every item's type in the table.
+    #[serde(rename = "export_kind")]
     pub kind: Kind,
     pub format: Format,
     pub period: Period,

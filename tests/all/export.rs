@@ -1,0 +1,531 @@
+//! Finance exports: over HTTP against the local stack (request → queue → file → download),
+//! the payments ledger tying out with the balances on a generated portfolio, a job that runs
+//! once however often it is delivered, and the S3 adapter's multipart upload and presigned
+//! links against moto.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cobro::adapters::dir_blobs::DirBlobs;
+use cobro::adapters::sqlite::SqliteStore;
+use cobro::domain::{
+    Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Language, Phone, TenantId, Zone,
+};
+use cobro::export::{parse_decimal, ExportJob, ExportRequest, Format, JobStatus, Kind, Period};
+use cobro::ports::blobs::{Blobs, LargeBlobs};
+use cobro::ports::{Clock, Queue, ShiftedClock};
+use cobro::repo::{PaymentConfirmed, Store};
+use cobro_export::{Exporter, Outcome};
+use cobro_local::{LocalStack, Settings};
+use cobro_tests::moto::{moto, unique};
+
+const KEY: &str = "Bearer cobro-demo-key";
+
+struct Stack {
+    _stack: Arc<LocalStack>,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
+            .await
+            .expect("local stack starts");
+        stack.clock.set("2026-04-02T15:00:00Z".parse().unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = stack.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            _stack: stack,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, body) = self.call(method, path, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {body}");
+        body
+    }
+
+    async fn download(&self, url: &str) -> (String, Vec<u8>) {
+        let url = if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            url.to_string()
+        };
+        let res = self.http.get(url).send().await.expect("download");
+        assert_eq!(res.status(), StatusCode::OK);
+        let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+        (content_type, res.bytes().await.expect("bytes").to_vec())
+    }
+
+    /// Requests an export, runs the queue, and returns the finished job and its file.
+    async fn export(&self, request: Value) -> (Value, Vec<u8>) {
+        let (status, body) = self.call("POST", "/v1/exports", Some(request)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = body["export"]["id"].as_str().unwrap().to_string();
+        assert_eq!(body["export"]["status"], "queued");
+        let report = self.ok("POST", "/_local/drain", None).await;
+        assert_eq!(report["exports_done"], 1, "{report}");
+        let status = self.ok("GET", &format!("/v1/exports/{id}"), None).await;
+        assert_eq!(status["export"]["status"], "done", "{status}");
+        let url = status["download_url"].as_str().expect("a download link");
+        let (_, bytes) = self.download(url).await;
+        assert_eq!(status["export"]["bytes"], bytes.len() as u64);
+        (status, bytes)
+    }
+}
+
+fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
+    let mut lines = std::str::from_utf8(bytes).expect("UTF-8").lines();
+    let header: Vec<String> = lines
+        .next()
+        .expect("a header")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| {
+            // These tests' values hold no commas or quotes, so a split is a faithful parse.
+            header.iter().cloned().zip(l.split(',').map(String::from)).collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+#[tokio::test]
+async fn an_export_over_http_is_requested_run_once_and_downloaded() {
+    let s = Stack::start().await;
+    s.ok("PUT", "/v1/debtors/exp-d1", Some(json!({
+        "name": "Ana", "phone": "+56912345671", "time_zone": "America/Santiago",
+        "consents": [{ "channel": "whatsapp", "granted": true }]
+    }))).await;
+    for (account, currency, amount) in [("EXP-CLP", "CLP", 150_000), ("EXP-EUR", "EUR", 100_00)] {
+        s.ok("PUT", &format!("/v1/accounts/{account}"), Some(json!({
+            "debtor_id": "exp-d1", "currency": currency, "principal_minor": amount,
+            "balance_minor": amount, "due_date": "2026-02-01"
+        }))).await;
+    }
+    let payments = [
+        ("EXP-CLP", "p-1", 50_000, "CLP", "2026-03-05T12:00:00Z"),
+        ("EXP-EUR", "p-2", 120_00, "EUR", "2026-03-10T12:00:00Z"),
+        // Outside the period: not in the ledger.
+        ("EXP-CLP", "p-3", 1_000, "CLP", "2026-04-01T12:00:00Z"),
+    ];
+    for (account, id, amount, currency, at) in payments {
+        s.ok("POST", "/v1/payments", Some(json!({
+            "account_id": account, "payment_id": id, "amount_minor": amount,
+            "currency": currency, "paid_at": at
+        }))).await;
+    }
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["payments_applied"], 3);
+
+    let request = json!({
+        "kind": "payments", "format": "csv", "id": "march-ledger",
+        "period": { "from": "2026-03-01", "to": "2026-03-31" }
+    });
+    let (status, bytes) = s.export(request.clone()).await;
+    let (header, rows) = csv_rows(&bytes);
+    assert_eq!(header[..3], ["paid_at_utc", "paid_at_local", "payment_id"]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(status["export"]["rows"], 2);
+    assert_eq!(rows[0]["payment_id"], "p-1");
+    assert_eq!(rows[0]["amount"], "50000");
+    assert_eq!(rows[0]["paid_at_local"], "2026-03-05T09:00:00.000-03:00");
+    // An overpayment: recorded whole, 100.00 applied, 20.00 kept as a credit.
+    assert_eq!(rows[1]["amount"], "120.00");
+    assert_eq!(rows[1]["applied"], "100.00");
+    assert_eq!(rows[1]["credit"], "20.00");
+    assert_eq!(status["export"]["totals"]["EUR"]["applied"], "100.00");
+    assert_eq!(status["export"]["totals"]["CLP"]["amount"], "50000");
+    assert_eq!(status["export"]["time_zone"], "America/Santiago");
+
+    // The same request again: the same job, not a second file.
+    let (code, again) = s.call("POST", "/v1/exports", Some(request)).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(again["export"]["status"], "done");
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["exports_done"], 0);
+    // The same id with other parameters is refused.
+    let (code, body) = s.call("POST", "/v1/exports", Some(json!({
+        "kind": "accounts", "format": "csv", "id": "march-ledger",
+        "period": { "from": "2026-03-01", "to": "2026-03-31" }
+    }))).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+
+    // Accounts in JSON Lines: balances now, days past due on the period's last day.
+    let (_, bytes) = s.export(json!({
+        "kind": "accounts", "format": "jsonl",
+        "period": { "from": "2026-03-01", "to": "2026-03-31" }
+    })).await;
+    let accounts: Vec<Value> = std::str::from_utf8(&bytes).unwrap().lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|a: &Value| a["debtor_id"] == "exp-d1")
+        .collect();
+    assert_eq!(accounts.len(), 2);
+    let clp = accounts.iter().find(|a| a["account_id"] == "EXP-CLP").unwrap();
+    assert_eq!(clp["balance"], "99000");
+    assert_eq!(clp["days_past_due"], 58);
+    assert_eq!(clp["aging_bucket"], "31-60");
+    let eur = accounts.iter().find(|a| a["account_id"] == "EXP-EUR").unwrap();
+    assert_eq!((eur["balance"].as_str(), eur["status"].as_str(), eur["credit"].as_str()), (Some("0.00"), Some("settled"), Some("20.00")));
+
+    // The aging report and the contact log in XLSX: real workbooks.
+    for kind in ["aging", "contacts", "plans"] {
+        let (status, bytes) = s.export(json!({
+            "kind": kind, "format": "xlsx", "time_zone": "UTC",
+            "period": { "from": "2026-03-01", "to": "2026-03-31" }
+        })).await;
+        assert_eq!(&bytes[..2], b"PK", "{kind}: a zip");
+        assert!(status["download_url"].as_str().unwrap().ends_with(".xlsx"));
+    }
+}
+
+#[tokio::test]
+async fn bad_export_requests_name_the_field_and_change_nothing() {
+    let s = Stack::start().await;
+    let period = json!({ "from": "2026-03-01", "to": "2026-03-31" });
+    let cases = [
+        (json!({ "kind": "ledger", "format": "csv", "period": period }), "kind"),
+        (json!({ "kind": "payments", "format": "pdf", "period": period }), "format"),
+        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-03-31", "to": "2026-03-01" } }), "period"),
+        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-02-30", "to": "2026-03-01" } }), "period.from"),
+        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2024-01-01", "to": "2026-03-01" } }), "period"),
+        (json!({ "kind": "payments", "format": "csv", "period": period, "id": "a/b" }), "id"),
+        (json!({ "kind": "payments", "format": "csv", "period": period, "time_zone": "Mars/Olympus" }), "time_zone"),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = s.call("POST", "/v1/exports", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+    }
+    let (status, _) = s.call("GET", "/v1/exports/nothing-here", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["exports_done"], 0);
+    // Without a key: refused.
+    let res = s.http.get(format!("{}/v1/exports/x", s.base)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let stack_status = s.ok("GET", "/_local/status", None).await;
+    assert_eq!(stack_status["queues"]["exports"], 0);
+}
+
+#[tokio::test]
+async fn the_daily_schedule_exports_yesterday_once() {
+    let s = Stack::start().await;
+    let first = s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
+    assert_eq!(first["queued"], cobro_export::DAILY.len());
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["exports_done"], cobro_export::DAILY.len());
+    // The demo tenant is in Chile: 2026-04-02 15:00 UTC is 12:00 there, so yesterday is 04-01.
+    let job = s.ok("GET", "/v1/exports/daily-2026-04-01-payments", None).await;
+    assert_eq!(job["export"]["status"], "done");
+    assert_eq!(job["export"]["requested_by"], "schedule");
+    // The schedule fires again (at least once delivery): nothing new to do.
+    let again = s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
+    assert_eq!(again["queued"], 0);
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("ledger-t").unwrap()
+}
+
+fn debtor(i: usize) -> Debtor {
+    Debtor {
+        tenant: tenant(),
+        id: DebtorId::parse(format!("d-{i}")).unwrap(),
+        name: "Test".into(),
+        phone: Phone::parse(&format!("+569{:08}", 10_000_000 + i)).unwrap(),
+        email: None,
+        time_zone: Zone::parse("America/Santiago").unwrap(),
+        language: Language::Es,
+        consents: vec![],
+    }
+}
+
+fn account(i: usize, currency: Currency, balance: i64) -> Account {
+    Account {
+        tenant: tenant(),
+        id: AccountId::parse(format!("A-{i}")).unwrap(),
+        debtor: DebtorId::parse(format!("d-{}", i / 2)).unwrap(),
+        currency,
+        principal_minor: balance,
+        balance_minor: balance,
+        due_date: "2026-01-15".parse().unwrap(),
+        status: AccountStatus::Open,
+        product: None,
+        holds: Default::default(),
+        tags: vec![],
+        plan: None,
+        credit_minor: 0,
+        promise: None,
+        version: 0,
+    }
+}
+
+/// Balances owed per currency now.
+async fn balances(store: &Store, accounts: &[Account]) -> BTreeMap<&'static str, i64> {
+    let mut out = BTreeMap::new();
+    for a in accounts {
+        let now = store.account(&a.tenant, &a.id).await.unwrap().unwrap();
+        *out.entry(code(now.currency)).or_insert(0) += now.balance_minor;
+    }
+    out
+}
+
+fn code(c: Currency) -> &'static str {
+    match c.code() {
+        "CLP" => "CLP",
+        "EUR" => "EUR",
+        _ => "USD",
+    }
+}
+
+struct Ledger {
+    store: Store,
+    exporter: Exporter,
+    clock: Arc<ShiftedClock>,
+    files: Arc<DirBlobs>,
+    _dir: tempfile::TempDir,
+}
+
+fn ledger() -> Ledger {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    let files = Arc::new(DirBlobs::new(dir.path().join("files")));
+    let clock = Arc::new(ShiftedClock::new());
+    clock.set("2026-04-02T12:00:00Z".parse().unwrap());
+    let exporter = Exporter {
+        store: store.clone(),
+        files: files.clone(),
+        jobs: Arc::new(sqlite.queue("exports", None)) as Arc<dyn Queue>,
+        clock: clock.clone(),
+        tempdir: dir.path().to_path_buf(),
+    };
+    Ledger {
+        store,
+        exporter,
+        clock,
+        files,
+        _dir: dir,
+    }
+}
+
+async fn job(l: &Ledger, id: &str, kind: Kind, format: Format, period: Period) -> ExportJob {
+    let request = ExportRequest {
+        kind,
+        period,
+        format,
+        time_zone: None,
+        id: None,
+    };
+    let zone = Zone::parse("America/Santiago").unwrap();
+    let job = ExportJob::new(tenant(), id.into(), &request, zone, l.clock.now(), "test");
+    l.store.create_export_job(&job).await.unwrap();
+    job
+}
+
+#[tokio::test]
+async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period() {
+    let l = ledger();
+    let currencies = ["CLP", "EUR", "USD"].map(|c| Currency::parse(c).unwrap());
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut accounts = Vec::new();
+    for i in 0..120 {
+        if i % 2 == 0 {
+            l.store.upsert_debtor(&debtor(i / 2)).await.unwrap();
+        }
+        let currency = currencies[i % 3];
+        let a = account(i, currency, rng.i64(1_000..200_000));
+        l.store.upsert_account(&a, None).await.unwrap();
+        accounts.push(a);
+    }
+    // March in Santiago (UTC−3): from 03:00Z on the 1st to 03:00Z on April 1st.
+    let period = Period {
+        from: "2026-03-01".parse().unwrap(),
+        to: "2026-03-31".parse().unwrap(),
+    };
+    let start: jiff::Timestamp = "2026-03-01T03:00:00Z".parse().unwrap();
+    let end: jiff::Timestamp = "2026-04-01T03:00:00Z".parse().unwrap();
+    let ms = jiff::SignedDuration::from_millis;
+    let mut n = 0;
+    let mut pay = |a: &Account, at: jiff::Timestamp, rng: &mut fastrand::Rng| {
+        n += 1;
+        PaymentConfirmed {
+            tenant: tenant(),
+            account: a.id.clone(),
+            payment_id: cobro::domain::PaymentId::parse(format!("pay-{n}")).unwrap(),
+            // Some pay more than they owe: recorded whole, only the balance is reduced.
+            amount_minor: rng.i64(1..a.principal_minor / 2),
+            currency: a.currency,
+            paid_at: at,
+            method: "transfer".into(),
+            source: "test".into(),
+        }
+    };
+    // Before the period (the last one a millisecond before it starts).
+    for a in &accounts {
+        let at = start - jiff::SignedDuration::from_hours(rng.i64(0..500)) - ms(1);
+        l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+    }
+    let before = balances(&l.store, &accounts).await;
+    let mut in_period = 0;
+    for round in 0..3 {
+        for a in &accounts {
+            if !rng.bool() {
+                continue;
+            }
+            let at = match round {
+                0 => start,
+                1 => end - ms(1),
+                _ => start + ms(rng.i64(0..end.as_millisecond() - start.as_millisecond())),
+            };
+            l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+            in_period += 1;
+        }
+    }
+    let after = balances(&l.store, &accounts).await;
+    // After the period: not counted (the first exactly when it ends).
+    for a in accounts.iter().take(30) {
+        let at = end + ms(rng.i64(0..86_400_000));
+        l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+    }
+
+    let march = job(&l, "march", Kind::Payments, Format::Csv, period).await;
+    let outcome = l.exporter.run(&tenant(), "march").await.unwrap();
+    let bytes = l.files.get(&march.object_key).await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Exported { rows: in_period, bytes: bytes.len() as u64 });
+    let (_, rows) = csv_rows(&bytes);
+    assert_eq!(rows.len() as u64, in_period);
+    let mut applied: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in &rows {
+        let c = Currency::parse(&row["currency"]).unwrap();
+        let at: jiff::Timestamp = row["paid_at_utc"].parse().unwrap();
+        assert!(at >= start && at < end, "{at} is outside the period");
+        *applied.entry(code(c)).or_insert(0) += parse_decimal(&row["applied"], c).unwrap();
+    }
+    for c in ["CLP", "EUR", "USD"] {
+        let reduction = before[c] - after[c];
+        assert!(reduction > 0);
+        assert_eq!(applied[c], reduction, "{c}: the ledger must equal the balance reductions");
+    }
+    // The job's totals say the same as the file.
+    let done = l.store.export_job(&tenant(), "march").await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Done);
+    for c in currencies {
+        let total = parse_decimal(&done.totals[c.code()]["applied"], c).unwrap();
+        assert_eq!(total, applied[code(c)]);
+    }
+
+    // The aging report's balances add up to what the accounts owe now.
+    job(&l, "aging", Kind::Aging, Format::Csv, period).await;
+    l.exporter.run(&tenant(), "aging").await.unwrap();
+    let aging_job = l.store.export_job(&tenant(), "aging").await.unwrap().unwrap();
+    let owed = balances(&l.store, &accounts).await;
+    for c in currencies {
+        let total = parse_decimal(&aging_job.totals[c.code()]["balance"], c).unwrap();
+        assert_eq!(total, owed[code(c)]);
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_once_and_a_dead_run_is_taken_over() {
+    let l = ledger();
+    let period = Period {
+        from: "2026-03-01".parse().unwrap(),
+        to: "2026-03-31".parse().unwrap(),
+    };
+    job(&l, "j1", Kind::Accounts, Format::Jsonl, period).await;
+    // A worker claims it and dies.
+    let claim = l.store.claim_export_job(&tenant(), "j1", l.clock.now()).await.unwrap();
+    assert!(matches!(claim, cobro::repo::ExportClaim::Claimed { .. }));
+    // A redelivery while the lease holds: busy, retried later.
+    assert!(matches!(
+        l.exporter.run(&tenant(), "j1").await,
+        Err(cobro_export::ExportError::Busy)
+    ));
+    // After the lease: taken over and done.
+    l.clock.advance(jiff::SignedDuration::from_mins(17));
+    assert!(matches!(l.exporter.run(&tenant(), "j1").await.unwrap(), Outcome::Exported { rows: 0, .. }));
+    let done = l.store.export_job(&tenant(), "j1").await.unwrap().unwrap();
+    assert_eq!((done.status, done.tries), (JobStatus::Done, 2));
+    // Delivered again: nothing more.
+    assert_eq!(l.exporter.run(&tenant(), "j1").await.unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(l.exporter.run(&tenant(), "nope").await.unwrap(), Outcome::Missing);
+    // The message shapes: the bus envelope and a bare job reference.
+    let envelope = json!({ "detail-type": "ExportRequested", "source": "cobro", "detail": { "tenant": "ledger-t", "job": "j1" } });
+    assert_eq!(l.exporter.handle(&envelope.to_string()).await.unwrap(), Outcome::AlreadyFinished);
+    assert!(l.exporter.handle("{\"tenant\": 1}").await.is_err());
+}
+
+#[tokio::test]
+async fn s3_multipart_uploads_and_presigned_links_on_moto() {
+    let Some(moto) = moto().await else { return };
+    let s3 = moto.create_bucket(&unique("exports")).await;
+    // 12 MiB in 64 KiB writes: parts of 5 MiB, 5 MiB and 2 MiB.
+    let mut rng = fastrand::Rng::with_seed(1);
+    let data: Vec<u8> = (0..12 << 20).map(|_| rng.u8(..)).collect();
+    let mut upload = s3
+        .start_upload_with("exports/t/big.bin", "application/octet-stream", 5 << 20)
+        .await
+        .unwrap();
+    for chunk in data.chunks(64 << 10) {
+        upload.write(chunk).await.unwrap();
+    }
+    // Nothing is visible before the upload completes.
+    assert_eq!(s3.get("exports/t/big.bin").await.unwrap(), None);
+    assert_eq!(upload.finish().await.unwrap(), data.len() as u64);
+    assert!(s3.get("exports/t/big.bin").await.unwrap().unwrap() == data);
+    let link = s3
+        .download_link("exports/t/big.bin", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("a link");
+    assert!(link.contains("X-Amz-Signature="), "{link}");
+    assert!(link.contains("X-Amz-Expires=60"), "{link}");
+    let fetched = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+    assert!(fetched.as_ref() == data.as_slice());
+    // An empty object is one empty part.
+    let upload = s3.start_upload("exports/t/empty.csv", "text/csv").await.unwrap();
+    assert_eq!(upload.finish().await.unwrap(), 0);
+    assert_eq!(s3.get("exports/t/empty.csv").await.unwrap(), Some(vec![]));
+    // Aborted: nothing stored.
+    let mut upload = s3.start_upload("exports/t/gone.csv", "text/csv").await.unwrap();
+    upload.write(&data[..6 << 20]).await.unwrap();
+    upload.abort().await.unwrap();
+    assert_eq!(s3.get("exports/t/gone.csv").await.unwrap(), None);
+    assert_eq!(
+        s3.download_link("exports/t/gone.csv", std::time::Duration::from_secs(60)).await.unwrap(),
+        None
+    );
+}
