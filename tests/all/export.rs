@@ -115,7 +115,11 @@ fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
     let rows = lines
         .map(|l| {
             // These tests' values hold no commas or quotes, so a split is a faithful parse.
-            header.iter().cloned().zip(l.split(',').map(String::from)).collect()
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
         })
         .collect();
     (header, rows)
@@ -124,15 +128,25 @@ fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<BTreeMap<String, String>>) {
 #[tokio::test]
 async fn an_export_over_http_is_requested_run_once_and_downloaded() {
     let s = Stack::start().await;
-    s.ok("PUT", "/v1/debtors/exp-d1", Some(json!({
-        "name": "Ana", "phone": "+56912345671", "time_zone": "America/Santiago",
-        "consents": [{ "channel": "whatsapp", "granted": true }]
-    }))).await;
+    s.ok(
+        "PUT",
+        "/v1/debtors/exp-d1",
+        Some(json!({
+            "name": "Ana", "phone": "+56912345671", "time_zone": "America/Santiago",
+            "consents": [{ "channel": "whatsapp", "granted": true }]
+        })),
+    )
+    .await;
     for (account, currency, amount) in [("EXP-CLP", "CLP", 150_000), ("EXP-EUR", "EUR", 100_00)] {
-        s.ok("PUT", &format!("/v1/accounts/{account}"), Some(json!({
-            "debtor_id": "exp-d1", "currency": currency, "principal_minor": amount,
-            "balance_minor": amount, "due_date": "2026-02-01"
-        }))).await;
+        s.ok(
+            "PUT",
+            &format!("/v1/accounts/{account}"),
+            Some(json!({
+                "debtor_id": "exp-d1", "currency": currency, "principal_minor": amount,
+                "balance_minor": amount, "due_date": "2026-02-01"
+            })),
+        )
+        .await;
     }
     let payments = [
         ("EXP-CLP", "p-1", 50_000, "CLP", "2026-03-05T12:00:00Z"),
@@ -141,10 +155,15 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
         ("EXP-CLP", "p-3", 1_000, "CLP", "2026-04-01T12:00:00Z"),
     ];
     for (account, id, amount, currency, at) in payments {
-        s.ok("POST", "/v1/payments", Some(json!({
-            "account_id": account, "payment_id": id, "amount_minor": amount,
-            "currency": currency, "paid_at": at
-        }))).await;
+        s.ok(
+            "POST",
+            "/v1/payments",
+            Some(json!({
+                "account_id": account, "payment_id": id, "amount_minor": amount,
+                "currency": currency, "paid_at": at
+            })),
+        )
+        .await;
     }
     let report = s.ok("POST", "/_local/drain", None).await;
     assert_eq!(report["payments_applied"], 3);
@@ -176,35 +195,60 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
     let report = s.ok("POST", "/_local/drain", None).await;
     assert_eq!(report["exports_done"], 0);
     // The same id with other parameters is refused.
-    let (code, body) = s.call("POST", "/v1/exports", Some(json!({
-        "kind": "accounts", "format": "csv", "id": "march-ledger",
-        "period": { "from": "2026-03-01", "to": "2026-03-31" }
-    }))).await;
+    let (code, body) = s
+        .call(
+            "POST",
+            "/v1/exports",
+            Some(json!({
+                "kind": "accounts", "format": "csv", "id": "march-ledger",
+                "period": { "from": "2026-03-01", "to": "2026-03-31" }
+            })),
+        )
+        .await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
 
     // Accounts in JSON Lines: balances now, days past due on the period's last day.
-    let (_, bytes) = s.export(json!({
-        "kind": "accounts", "format": "jsonl",
-        "period": { "from": "2026-03-01", "to": "2026-03-31" }
-    })).await;
-    let accounts: Vec<Value> = std::str::from_utf8(&bytes).unwrap().lines()
+    let (_, bytes) = s
+        .export(json!({
+            "kind": "accounts", "format": "jsonl",
+            "period": { "from": "2026-03-01", "to": "2026-03-31" }
+        }))
+        .await;
+    let accounts: Vec<Value> = std::str::from_utf8(&bytes)
+        .unwrap()
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|a: &Value| a["debtor_id"] == "exp-d1")
         .collect();
     assert_eq!(accounts.len(), 2);
-    let clp = accounts.iter().find(|a| a["account_id"] == "EXP-CLP").unwrap();
+    let clp = accounts
+        .iter()
+        .find(|a| a["account_id"] == "EXP-CLP")
+        .unwrap();
     assert_eq!(clp["balance"], "99000");
     assert_eq!(clp["days_past_due"], 58);
     assert_eq!(clp["aging_bucket"], "31-60");
-    let eur = accounts.iter().find(|a| a["account_id"] == "EXP-EUR").unwrap();
-    assert_eq!((eur["balance"].as_str(), eur["status"].as_str(), eur["credit"].as_str()), (Some("0.00"), Some("settled"), Some("20.00")));
+    let eur = accounts
+        .iter()
+        .find(|a| a["account_id"] == "EXP-EUR")
+        .unwrap();
+    assert_eq!(
+        (
+            eur["balance"].as_str(),
+            eur["status"].as_str(),
+            eur["credit"].as_str()
+        ),
+        (Some("0.00"), Some("settled"), Some("20.00"))
+    );
 
     // The aging report and the contact log in XLSX: real workbooks.
     for kind in ["aging", "contacts", "plans"] {
-        let (status, bytes) = s.export(json!({
-            "kind": kind, "format": "xlsx", "time_zone": "UTC",
-            "period": { "from": "2026-03-01", "to": "2026-03-31" }
-        })).await;
+        let (status, bytes) = s
+            .export(json!({
+                "kind": kind, "format": "xlsx", "time_zone": "UTC",
+                "period": { "from": "2026-03-01", "to": "2026-03-31" }
+            }))
+            .await;
         assert_eq!(&bytes[..2], b"PK", "{kind}: a zip");
         assert!(status["download_url"].as_str().unwrap().ends_with(".xlsx"));
     }
@@ -215,13 +259,34 @@ async fn bad_export_requests_name_the_field_and_change_nothing() {
     let s = Stack::start().await;
     let period = json!({ "from": "2026-03-01", "to": "2026-03-31" });
     let cases = [
-        (json!({ "kind": "ledger", "format": "csv", "period": period }), "kind"),
-        (json!({ "kind": "payments", "format": "pdf", "period": period }), "format"),
-        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-03-31", "to": "2026-03-01" } }), "period"),
-        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-02-30", "to": "2026-03-01" } }), "period.from"),
-        (json!({ "kind": "payments", "format": "csv", "period": { "from": "2024-01-01", "to": "2026-03-01" } }), "period"),
-        (json!({ "kind": "payments", "format": "csv", "period": period, "id": "a/b" }), "id"),
-        (json!({ "kind": "payments", "format": "csv", "period": period, "time_zone": "Mars/Olympus" }), "time_zone"),
+        (
+            json!({ "kind": "ledger", "format": "csv", "period": period }),
+            "kind",
+        ),
+        (
+            json!({ "kind": "payments", "format": "pdf", "period": period }),
+            "format",
+        ),
+        (
+            json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-03-31", "to": "2026-03-01" } }),
+            "period",
+        ),
+        (
+            json!({ "kind": "payments", "format": "csv", "period": { "from": "2026-02-30", "to": "2026-03-01" } }),
+            "period.from",
+        ),
+        (
+            json!({ "kind": "payments", "format": "csv", "period": { "from": "2024-01-01", "to": "2026-03-01" } }),
+            "period",
+        ),
+        (
+            json!({ "kind": "payments", "format": "csv", "period": period, "id": "a/b" }),
+            "id",
+        ),
+        (
+            json!({ "kind": "payments", "format": "csv", "period": period, "time_zone": "Mars/Olympus" }),
+            "time_zone",
+        ),
     ];
     for (body, field) in cases {
         let (status, problem) = s.call("POST", "/v1/exports", Some(body.clone())).await;
@@ -233,7 +298,12 @@ async fn bad_export_requests_name_the_field_and_change_nothing() {
     let report = s.ok("POST", "/_local/drain", None).await;
     assert_eq!(report["exports_done"], 0);
     // Without a key: refused.
-    let res = s.http.get(format!("{}/v1/exports/x", s.base)).send().await.unwrap();
+    let res = s
+        .http
+        .get(format!("{}/v1/exports/x", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let stack_status = s.ok("GET", "/_local/status", None).await;
     assert_eq!(stack_status["queues"]["exports"], 0);
@@ -247,7 +317,9 @@ async fn the_daily_schedule_exports_yesterday_once() {
     let report = s.ok("POST", "/_local/drain", None).await;
     assert_eq!(report["exports_done"], cobro_export::DAILY.len());
     // The demo tenant is in Chile: 2026-04-02 15:00 UTC is 12:00 there, so yesterday is 04-01.
-    let job = s.ok("GET", "/v1/exports/daily-2026-04-01-payments", None).await;
+    let job = s
+        .ok("GET", "/v1/exports/daily-2026-04-01-payments", None)
+        .await;
     assert_eq!(job["export"]["status"], "done");
     assert_eq!(job["export"]["requested_by"], "schedule");
     // The schedule fires again (at least once delivery): nothing new to do.
@@ -361,7 +433,8 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     let currencies = ["CLP", "EUR", "USD"].map(|c| Currency::parse(c).unwrap());
     let mut rng = fastrand::Rng::with_seed(7);
     let mut accounts = Vec::new();
-    for i in 0..120 {
+    // Enough payments in the period for more than one page (500) of the month index.
+    for i in 0..400 {
         if i % 2 == 0 {
             l.store.upsert_debtor(&debtor(i / 2)).await.unwrap();
         }
@@ -424,9 +497,16 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     let march = job(&l, "march", Kind::Payments, Format::Csv, period).await;
     let outcome = l.exporter.run(&tenant(), "march").await.unwrap();
     let bytes = l.files.get(&march.object_key).await.unwrap().unwrap();
-    assert_eq!(outcome, Outcome::Exported { rows: in_period, bytes: bytes.len() as u64 });
+    assert_eq!(
+        outcome,
+        Outcome::Exported {
+            rows: in_period,
+            bytes: bytes.len() as u64
+        }
+    );
     let (_, rows) = csv_rows(&bytes);
     assert_eq!(rows.len() as u64, in_period);
+    assert!(in_period > 500, "more than one page: {in_period}");
     let mut applied: BTreeMap<&str, i64> = BTreeMap::new();
     for row in &rows {
         let c = Currency::parse(&row["currency"]).unwrap();
@@ -437,10 +517,18 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     for c in ["CLP", "EUR", "USD"] {
         let reduction = before[c] - after[c];
         assert!(reduction > 0);
-        assert_eq!(applied[c], reduction, "{c}: the ledger must equal the balance reductions");
+        assert_eq!(
+            applied[c], reduction,
+            "{c}: the ledger must equal the balance reductions"
+        );
     }
     // The job's totals say the same as the file.
-    let done = l.store.export_job(&tenant(), "march").await.unwrap().unwrap();
+    let done = l
+        .store
+        .export_job(&tenant(), "march")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, JobStatus::Done);
     for c in currencies {
         let total = parse_decimal(&done.totals[c.code()]["applied"], c).unwrap();
@@ -450,7 +538,12 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     // The aging report's balances add up to what the accounts owe now.
     job(&l, "aging", Kind::Aging, Format::Csv, period).await;
     l.exporter.run(&tenant(), "aging").await.unwrap();
-    let aging_job = l.store.export_job(&tenant(), "aging").await.unwrap().unwrap();
+    let aging_job = l
+        .store
+        .export_job(&tenant(), "aging")
+        .await
+        .unwrap()
+        .unwrap();
     let owed = balances(&l.store, &accounts).await;
     for c in currencies {
         let total = parse_decimal(&aging_job.totals[c.code()]["balance"], c).unwrap();
@@ -467,7 +560,11 @@ async fn a_job_runs_once_and_a_dead_run_is_taken_over() {
     };
     job(&l, "j1", Kind::Accounts, Format::Jsonl, period).await;
     // A worker claims it and dies.
-    let claim = l.store.claim_export_job(&tenant(), "j1", l.clock.now()).await.unwrap();
+    let claim = l
+        .store
+        .claim_export_job(&tenant(), "j1", l.clock.now())
+        .await
+        .unwrap();
     assert!(matches!(claim, cobro::repo::ExportClaim::Claimed { .. }));
     // A redelivery while the lease holds: busy, retried later.
     assert!(matches!(
@@ -476,15 +573,27 @@ async fn a_job_runs_once_and_a_dead_run_is_taken_over() {
     ));
     // After the lease: taken over and done.
     l.clock.advance(jiff::SignedDuration::from_mins(17));
-    assert!(matches!(l.exporter.run(&tenant(), "j1").await.unwrap(), Outcome::Exported { rows: 0, .. }));
+    assert!(matches!(
+        l.exporter.run(&tenant(), "j1").await.unwrap(),
+        Outcome::Exported { rows: 0, .. }
+    ));
     let done = l.store.export_job(&tenant(), "j1").await.unwrap().unwrap();
     assert_eq!((done.status, done.tries), (JobStatus::Done, 2));
     // Delivered again: nothing more.
-    assert_eq!(l.exporter.run(&tenant(), "j1").await.unwrap(), Outcome::AlreadyFinished);
-    assert_eq!(l.exporter.run(&tenant(), "nope").await.unwrap(), Outcome::Missing);
+    assert_eq!(
+        l.exporter.run(&tenant(), "j1").await.unwrap(),
+        Outcome::AlreadyFinished
+    );
+    assert_eq!(
+        l.exporter.run(&tenant(), "nope").await.unwrap(),
+        Outcome::Missing
+    );
     // The message shapes: the bus envelope and a bare job reference.
     let envelope = json!({ "detail-type": "ExportRequested", "source": "cobro", "detail": { "tenant": "ledger-t", "job": "j1" } });
-    assert_eq!(l.exporter.handle(&envelope.to_string()).await.unwrap(), Outcome::AlreadyFinished);
+    assert_eq!(
+        l.exporter.handle(&envelope.to_string()).await.unwrap(),
+        Outcome::AlreadyFinished
+    );
     assert!(l.exporter.handle("{\"tenant\": 1}").await.is_err());
 }
 
@@ -516,16 +625,24 @@ async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     let fetched = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
     assert!(fetched.as_ref() == data.as_slice());
     // An empty object is one empty part.
-    let upload = s3.start_upload("exports/t/empty.csv", "text/csv").await.unwrap();
+    let upload = s3
+        .start_upload("exports/t/empty.csv", "text/csv")
+        .await
+        .unwrap();
     assert_eq!(upload.finish().await.unwrap(), 0);
     assert_eq!(s3.get("exports/t/empty.csv").await.unwrap(), Some(vec![]));
     // Aborted: nothing stored.
-    let mut upload = s3.start_upload("exports/t/gone.csv", "text/csv").await.unwrap();
+    let mut upload = s3
+        .start_upload("exports/t/gone.csv", "text/csv")
+        .await
+        .unwrap();
     upload.write(&data[..6 << 20]).await.unwrap();
     upload.abort().await.unwrap();
     assert_eq!(s3.get("exports/t/gone.csv").await.unwrap(), None);
     assert_eq!(
-        s3.download_link("exports/t/gone.csv", std::time::Duration::from_secs(60)).await.unwrap(),
+        s3.download_link("exports/t/gone.csv", std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
         None
     );
 }

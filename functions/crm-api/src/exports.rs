@@ -49,7 +49,14 @@ pub async fn post_export(
         .time_zone
         .clone()
         .unwrap_or_else(|| default_zone(&tenant.country));
-    let job = ExportJob::new(caller.tenant.clone(), id, &request, zone, s.clock.now(), "api");
+    let job = ExportJob::new(
+        caller.tenant.clone(),
+        id,
+        &request,
+        zone,
+        s.clock.now(),
+        "api",
+    );
     let (job, created) = s.store.create_export_job(&job).await?;
     if !created && !same_request(&job, &request) {
         return Err(Problem::new(
@@ -158,7 +165,7 @@ async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
         .cloned()
         .map_err(|e| {
             tracing::error!(error = %e, "the exports bucket is not configured");
-            Problem::internal()
+            Problem::unavailable("download links are not configured on this deployment")
         })
 }
 

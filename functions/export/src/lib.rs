@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cobro::domain::{Account, TenantId};
+use cobro::domain::{Account, Payment, TenantId};
 use cobro::export::encode::{EncodeError, Encoder};
 use cobro::export::job::default_zone;
 use cobro::export::rows::{self, Cell};
@@ -51,7 +51,10 @@ pub struct Exporter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Exported { rows: u64, bytes: u64 },
+    Exported {
+        rows: u64,
+        bytes: u64,
+    },
     /// Done or failed before: a repeated message.
     AlreadyFinished,
     /// Given up after `MAX_TRIES`; the job says why.
@@ -61,7 +64,9 @@ pub enum Outcome {
     /// No such job (its message outlived it): nothing to do.
     Missing,
     /// The daily run: jobs created or found still queued, and queued.
-    Scheduled { jobs: usize },
+    Scheduled {
+        jobs: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,12 +175,13 @@ impl Exporter {
     /// Runs one job, once: a job finished before is left alone, one running elsewhere is
     /// retried later (`Busy`), one whose worker died is taken over after its lease.
     pub async fn run(&self, t: &TenantId, id: &str) -> Result<Outcome, ExportError> {
-        let (mut job, claimed_ms) = match self.store.claim_export_job(t, id, self.clock.now()).await? {
-            ExportClaim::Missing => return Ok(Outcome::Missing),
-            ExportClaim::Finished(_) => return Ok(Outcome::AlreadyFinished),
-            ExportClaim::Busy => return Err(ExportError::Busy),
-            ExportClaim::Claimed { job, claimed_ms } => (job, claimed_ms),
-        };
+        let (mut job, claimed_ms) =
+            match self.store.claim_export_job(t, id, self.clock.now()).await? {
+                ExportClaim::Missing => return Ok(Outcome::Missing),
+                ExportClaim::Finished(_) => return Ok(Outcome::AlreadyFinished),
+                ExportClaim::Busy => return Err(ExportError::Busy),
+                ExportClaim::Claimed { job, claimed_ms } => (job, claimed_ms),
+            };
         let started = std::time::Instant::now();
         match self.export(&job).await {
             Ok(written) => {
@@ -184,7 +190,11 @@ impl Exporter {
                 job.bytes = written.bytes;
                 job.totals = written.totals.to_map();
                 job.error = None;
-                if !self.store.end_export_job(&job, claimed_ms, self.clock.now()).await? {
+                if !self
+                    .store
+                    .end_export_job(&job, claimed_ms, self.clock.now())
+                    .await?
+                {
                     return Ok(Outcome::Superseded);
                 }
                 tracing::info!(tenant = %t, job = id, kind = job.kind.as_str(), rows = job.rows, bytes = job.bytes, ms = started.elapsed().as_millis() as u64, "export done");
@@ -248,18 +258,24 @@ impl Exporter {
             Kind::Payments => {
                 let (from_ms, until_ms) = (start.as_millisecond(), end.as_millisecond());
                 for month in months(start, end) {
-                    let mut cursor = None;
+                    let mut after: Option<(Payment, String)> = None;
                     loop {
                         let (payments, next) = self
                             .store
-                            .payments_page(t, &month, from_ms, until_ms, PAGE, cursor)
+                            .payments_page(
+                                t,
+                                &month,
+                                (from_ms, until_ms),
+                                PAGE,
+                                after.as_ref().map(|(p, c)| (p, c.clone())),
+                            )
                             .await?;
                         for p in &payments {
                             sink.row(rows::payment_row(p, &tz)).await?;
                         }
-                        match next {
-                            Some(c) => cursor = Some(c),
-                            None => break,
+                        match (next, payments.into_iter().last()) {
+                            (Some(c), Some(last)) => after = Some((last, c)),
+                            _ => break,
                         }
                     }
                 }

@@ -108,11 +108,10 @@ impl Encoder {
         match self {
             Encoder::Csv(w) => {
                 // A fresh writer takes over (the header is written once, at the start).
-                let full = std::mem::replace(
-                    w,
-                    csv::Writer::from_writer(Vec::with_capacity(1 << 16)),
-                );
-                full.into_inner().map_err(|e| EncodeError::Io(e.into_error()))
+                let full =
+                    std::mem::replace(w, csv::Writer::from_writer(Vec::with_capacity(1 << 16)));
+                full.into_inner()
+                    .map_err(|e| EncodeError::Io(e.into_error()))
             }
             Encoder::Jsonl { buffer, .. } => Ok(std::mem::take(buffer)),
             Encoder::Xlsx(_) => Ok(Vec::new()),
@@ -184,8 +183,22 @@ mod tests {
     fn rows() -> Vec<Vec<Cell>> {
         let eur = Currency::parse("EUR").unwrap();
         vec![
-            vec![Cell::text("a,\"b\""), Cell::Int(3), Cell::Amount { minor: 1_05, currency: eur }],
-            vec![Cell::Empty, Cell::Int(-1), Cell::Amount { minor: -2, currency: eur }],
+            vec![
+                Cell::text("a,\"b\""),
+                Cell::Int(3),
+                Cell::Amount {
+                    minor: 1_05,
+                    currency: eur,
+                },
+            ],
+            vec![
+                Cell::Empty,
+                Cell::Int(-1),
+                Cell::Amount {
+                    minor: -2,
+                    currency: eur,
+                },
+            ],
         ]
     }
 
@@ -211,10 +224,18 @@ mod tests {
             e.row(&r).unwrap();
         }
         let text = String::from_utf8(e.take().unwrap()).unwrap();
-        let lines: Vec<serde_json::Value> =
-            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines[0], serde_json::json!({"name": "a,\"b\"", "n": 3, "amount": "1.05"}));
-        assert_eq!(lines[1], serde_json::json!({"name": null, "n": -1, "amount": "-0.02"}));
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"name": "a,\"b\"", "n": 3, "amount": "1.05"})
+        );
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"name": null, "n": -1, "amount": "-0.02"})
+        );
     }
 
     #[test]

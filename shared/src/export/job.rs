@@ -292,8 +292,16 @@ mod tests {
         assert_eq!(a.to_string(), "2026-03-01T03:00:00Z");
         assert_eq!(b.to_string(), "2026-04-01T03:00:00Z");
         let (a, b) = p.bounds(&TimeZone::UTC);
-        assert_eq!((a.to_string(), b.to_string()), ("2026-03-01T00:00:00Z".into(), "2026-04-01T00:00:00Z".into()));
-        assert!(Period { from: p.to, to: p.from }.validate().is_err());
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("2026-03-01T00:00:00Z".into(), "2026-04-01T00:00:00Z".into())
+        );
+        assert!(Period {
+            from: p.to,
+            to: p.from
+        }
+        .validate()
+        .is_err());
         let long = Period {
             from: "2025-01-01".parse().unwrap(),
             to: "2026-01-01".parse().unwrap(),
@@ -310,7 +318,10 @@ mod tests {
             to: "2026-03-31".parse().unwrap(),
         };
         let key = object_key(&t, "job-1", Kind::Payments, Format::Csv, &p);
-        assert_eq!(key, "exports/bank=3Acl=401/job-1/payments-2026-03-01-2026-03-31.csv");
+        assert_eq!(
+            key,
+            "exports/bank=3Acl=401/job-1/payments-2026-03-01-2026-03-31.csv"
+        );
         assert!(crate::ports::blobs::check_key(&key).is_ok());
         assert!(check_job_id("daily-2026-03-01-payments").is_ok());
         assert!(check_job_id("a/b").is_err());

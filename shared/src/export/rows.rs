@@ -212,7 +212,10 @@ impl Aging {
         }
         let cell = self
             .cells
-            .entry((a.currency.code().to_string(), bucket(a.days_past_due(as_of))))
+            .entry((
+                a.currency.code().to_string(),
+                bucket(a.days_past_due(as_of)),
+            ))
             .or_default();
         cell.0 += 1;
         cell.1 += a.balance_minor;
@@ -281,7 +284,13 @@ pub fn plan_row(p: &Plan, tz: &TimeZone) -> Vec<Cell> {
         amount((t.total_minor - paid).max(0), c),
         Cell::Int(t.instalments.len() as i64),
         Cell::Int(paid_instalments as i64),
-        Cell::opt(t.instalments.iter().map(|i| i.due).min().map(|d| d.to_string())),
+        Cell::opt(
+            t.instalments
+                .iter()
+                .map(|i| i.due)
+                .min()
+                .map(|d| d.to_string()),
+        ),
         Cell::opt(t.last_due().map(|d| d.to_string())),
         Cell::Int(i64::from(p.grace_days)),
     ]
@@ -451,9 +460,36 @@ mod tests {
         let clp = Currency::parse("CLP").unwrap();
         let cols = columns(Kind::Aging);
         let mut t = Totals::default();
-        t.add(cols, &[Cell::Empty, Cell::Empty, Cell::Empty, Cell::Int(3), amount(1_05, eur)]);
-        t.add(cols, &[Cell::Empty, Cell::Empty, Cell::Empty, Cell::Int(3), amount(2_00, eur)]);
-        t.add(cols, &[Cell::Empty, Cell::Empty, Cell::Empty, Cell::Int(1), amount(7, clp)]);
+        t.add(
+            cols,
+            &[
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Int(3),
+                amount(1_05, eur),
+            ],
+        );
+        t.add(
+            cols,
+            &[
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Int(3),
+                amount(2_00, eur),
+            ],
+        );
+        t.add(
+            cols,
+            &[
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Int(1),
+                amount(7, clp),
+            ],
+        );
         assert_eq!(t.minor(eur, "balance"), 3_05);
         let map = t.to_map();
         assert_eq!(map["EUR"]["balance"], "3.05");

@@ -20,7 +20,10 @@ const CLAIMED_MS: &str = "claimed_ms";
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExportClaim {
     /// This worker now runs the job; `claimed_ms` identifies its claim.
-    Claimed { job: ExportJob, claimed_ms: i64 },
+    Claimed {
+        job: ExportJob,
+        claimed_ms: i64,
+    },
     /// Done or failed already: a repeated message, nothing to do.
     Finished(ExportJob),
     /// Another worker runs it and its lease has not lapsed.
@@ -39,9 +42,10 @@ impl Store {
         match self.table.put(item, Some(Condition::NotExists)).await {
             Ok(()) => Ok((job.clone(), true)),
             Err(TableError::ConditionFailed) => {
-                let existing = self.export_job(&job.tenant, &job.id).await?.ok_or_else(|| {
-                    RepoError::Conflict(format!("export {} vanished", job.id))
-                })?;
+                let existing = self
+                    .export_job(&job.tenant, &job.id)
+                    .await?
+                    .ok_or_else(|| RepoError::Conflict(format!("export {} vanished", job.id)))?;
                 Ok((existing, false))
             }
             Err(e) => Err(e.into()),
@@ -95,15 +99,13 @@ impl Store {
                 job: from_item(item)?,
                 claimed_ms,
             }),
-            Err(TableError::ConditionFailed) => {
-                match self.export_job(t, id).await? {
-                    Some(j) if matches!(j.status, JobStatus::Done | JobStatus::Failed) => {
-                        Ok(ExportClaim::Finished(j))
-                    }
-                    Some(_) => Ok(ExportClaim::Busy),
-                    None => Ok(ExportClaim::Missing),
+            Err(TableError::ConditionFailed) => match self.export_job(t, id).await? {
+                Some(j) if matches!(j.status, JobStatus::Done | JobStatus::Failed) => {
+                    Ok(ExportClaim::Finished(j))
                 }
-            }
+                Some(_) => Ok(ExportClaim::Busy),
+                None => Ok(ExportClaim::Missing),
+            },
             Err(e) => Err(e.into()),
         }
     }
@@ -154,23 +156,38 @@ impl Store {
     }
 
     /// One page of the payments paid in `[from_ms, until_ms)` within one UTC month (`YYYY-MM`),
-    /// oldest first.
+    /// oldest first. `after`: the last payment of the previous page and that page's cursor.
+    /// The range then starts at that payment's own index key, so each page is a short range
+    /// read on either store rather than a walk from the period's start (the cursor alone
+    /// leaves SQLite filtering every earlier entry again, which turns a million rows into
+    /// hours); the range still holds the cursor's position, as DynamoDB requires.
     pub async fn payments_page(
         &self,
         t: &TenantId,
         month: &str,
-        from_ms: i64,
-        until_ms: i64,
+        (from_ms, until_ms): (i64, i64),
         limit: u32,
-        cursor: Option<String>,
+        after: Option<(&Payment, String)>,
     ) -> Result<(Vec<Payment>, Option<String>), RepoError> {
-        let range = SkRange::Between(
-            format!("{from_ms:015}"),
-            format!("{:015}#~", until_ms - 1),
-        );
-        let q = Query::index(GSI1, keys::gsi1_payments(t, month), range)
-            .limit(limit)
-            .after(cursor);
+        let upper = format!("{:015}#~", until_ms - 1);
+        let (lower, cursor) = match after {
+            Some((last, cursor)) => (
+                keys::gsi1_payment_sk(
+                    last.paid_at.as_millisecond(),
+                    &last.account,
+                    last.id.as_str(),
+                ),
+                Some(cursor),
+            ),
+            None => (format!("{from_ms:015}"), None),
+        };
+        let q = Query::index(
+            GSI1,
+            keys::gsi1_payments(t, month),
+            SkRange::Between(lower, upper),
+        )
+        .limit(limit)
+        .after(cursor);
         let page = self.table.query(q).await?;
         let payments = page
             .items
@@ -180,9 +197,17 @@ impl Store {
         Ok((payments, page.next))
     }
 
-    pub async fn plans_of_account(&self, t: &TenantId, a: &AccountId) -> Result<Vec<Plan>, RepoError> {
+    pub async fn plans_of_account(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+    ) -> Result<Vec<Plan>, RepoError> {
         let q = Query::table(keys::account_pk(t, a), SkRange::BeginsWith("PLAN#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     pub async fn attempts_of_account(
@@ -190,8 +215,15 @@ impl Store {
         t: &TenantId,
         a: &AccountId,
     ) -> Result<Vec<ContactAttempt>, RepoError> {
-        let q = Query::table(keys::account_pk(t, a), SkRange::BeginsWith("ATTEMPT#".into()));
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+        let q = Query::table(
+            keys::account_pk(t, a),
+            SkRange::BeginsWith("ATTEMPT#".into()),
+        );
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// The account's decisions made in `[from_ms, until_ms)`, oldest first.
@@ -207,6 +239,10 @@ impl Store {
             format!("DECISION#{:015}#~", until_ms - 1),
         );
         let q = Query::table(keys::account_pk(t, a), range);
-        self.query_all(q).await?.into_iter().map(from_item).collect()
+        self.query_all(q)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }

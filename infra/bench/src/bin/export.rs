@@ -70,15 +70,25 @@ async fn generate(table: &dyn Table, n: usize) {
         };
         item.extend(keys::payment(&tenant(), &account, payment.id.as_str()).into_item());
         item.insert("kind".into(), "payment".into());
-        item.insert(GSI1.pk.into(), keys::gsi1_payments(&tenant(), "2026-03").into());
+        item.insert(
+            GSI1.pk.into(),
+            keys::gsi1_payments(&tenant(), "2026-03").into(),
+        );
         item.insert(
             GSI1.sk.into(),
-            keys::gsi1_payment_sk(payment.paid_at.as_millisecond(), &account, payment.id.as_str())
-                .into(),
+            keys::gsi1_payment_sk(
+                payment.paid_at.as_millisecond(),
+                &account,
+                payment.id.as_str(),
+            )
+            .into(),
         );
         batch.push(item);
         if batch.len() == batch.capacity() {
-            table.batch_write(std::mem::take(&mut batch), vec![]).await.unwrap();
+            table
+                .batch_write(std::mem::take(&mut batch), vec![])
+                .await
+                .unwrap();
         }
     }
     if !batch.is_empty() {
@@ -153,8 +163,12 @@ async fn main() {
         child(Path::new(&db), &target, format).await;
         return;
     }
-    let rows: usize = arg("--rows").and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let small: usize = arg("--small").and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rows: usize = arg("--rows")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let small: usize = arg("--small")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let formats = arg("--formats").unwrap_or_else(|| "csv".into());
     let with_moto = std::env::var("COBRO_MOTO_URL").is_ok();
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +182,10 @@ async fn main() {
             let sqlite = SqliteStore::open(&db).unwrap();
             generate(&sqlite.table(), n).await;
         }
-        eprintln!("generated {n} payments in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "generated {n} payments in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let mut targets = vec!["dir"];
         if with_moto {
             targets.push("s3");
@@ -180,16 +197,34 @@ async fn main() {
                     continue;
                 }
                 let out = std::process::Command::new(&me)
-                    .args(["--child", db.to_str().unwrap(), "--target", target, "--format", format])
+                    .args([
+                        "--child",
+                        db.to_str().unwrap(),
+                        "--target",
+                        target,
+                        "--format",
+                        format,
+                    ])
                     .output()
                     .unwrap();
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 let line = String::from_utf8(out.stdout).unwrap();
-                let v: Vec<f64> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+                let v: Vec<f64> = line
+                    .split_whitespace()
+                    .map(|x| x.parse().unwrap())
+                    .collect();
                 assert_eq!(v[0] as usize, n, "every payment exported once");
                 println!(
                     "| {n} | {format} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
-                    if *target == "dir" { "dir store" } else { "moto S3 (multipart)" },
+                    if *target == "dir" {
+                        "dir store"
+                    } else {
+                        "moto S3 (multipart)"
+                    },
                     v[0] / v[1],
                     v[1],
                     v[2] / 1024.0,
