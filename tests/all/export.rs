@@ -137,7 +137,7 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
         })),
     )
     .await;
-    for (account, currency, amount) in [("EXP-CLP", "CLP", 150_000), ("EXP-EUR", "EUR", 100_00)] {
+    for (account, currency, amount) in [("EXP-CLP", "CLP", 150_000), ("EXP-EUR", "EUR", 10_000)] {
         s.ok(
             "PUT",
             &format!("/v1/accounts/{account}"),
@@ -150,7 +150,7 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
     }
     let payments = [
         ("EXP-CLP", "p-1", 50_000, "CLP", "2026-03-05T12:00:00Z"),
-        ("EXP-EUR", "p-2", 120_00, "EUR", "2026-03-10T12:00:00Z"),
+        ("EXP-EUR", "p-2", 12_000, "EUR", "2026-03-10T12:00:00Z"),
         // Outside the period: not in the ledger.
         ("EXP-CLP", "p-3", 1_000, "CLP", "2026-04-01T12:00:00Z"),
     ];
@@ -341,6 +341,7 @@ fn debtor(i: usize) -> Debtor {
         time_zone: Zone::parse("America/Santiago").unwrap(),
         language: Language::Es,
         consents: vec![],
+        preferences: Default::default(),
     }
 }
 

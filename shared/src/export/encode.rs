@@ -22,7 +22,7 @@ pub enum EncodeError {
 pub const XLSX_MAX_ROWS: u32 = 1_048_576;
 
 pub enum Encoder {
-    Csv(csv::Writer<Vec<u8>>),
+    Csv(Box<csv::Writer<Vec<u8>>>),
     Jsonl {
         columns: &'static [&'static str],
         buffer: Vec<u8>,
@@ -52,7 +52,7 @@ impl Encoder {
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(Vec::with_capacity(1 << 16));
                 w.write_record(columns)?;
-                Ok(Encoder::Csv(w))
+                Ok(Encoder::Csv(Box::new(w)))
             }
             Format::Jsonl => Ok(Encoder::Jsonl {
                 columns,
@@ -108,8 +108,10 @@ impl Encoder {
         match self {
             Encoder::Csv(w) => {
                 // A fresh writer takes over (the header is written once, at the start).
-                let full =
-                    std::mem::replace(w, csv::Writer::from_writer(Vec::with_capacity(1 << 16)));
+                let full = std::mem::replace(
+                    w.as_mut(),
+                    csv::Writer::from_writer(Vec::with_capacity(1 << 16)),
+                );
                 full.into_inner()
                     .map_err(|e| EncodeError::Io(e.into_error()))
             }
@@ -187,7 +189,7 @@ mod tests {
                 Cell::text("a,\"b\""),
                 Cell::Int(3),
                 Cell::Amount {
-                    minor: 1_05,
+                    minor: 105,
                     currency: eur,
                 },
             ],

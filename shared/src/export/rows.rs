@@ -386,7 +386,7 @@ mod tests {
             id: AccountId::parse("A-1").unwrap(),
             debtor: DebtorId::parse("d-1").unwrap(),
             currency: Currency::parse("EUR").unwrap(),
-            principal_minor: 100_00,
+            principal_minor: 10_000,
             balance_minor: balance,
             due_date: due.parse().unwrap(),
             status,
@@ -408,11 +408,11 @@ mod tests {
             tenant: TenantId::parse("t").unwrap(),
             account: AccountId::parse("A-1").unwrap(),
             id: PaymentId::parse("p-1").unwrap(),
-            amount: Money::new(150_00, eur),
+            amount: Money::new(15_000, eur),
             paid_at: "2026-03-16T15:00:00Z".parse().unwrap(),
             method: "transfer".into(),
             source: "crm".into(),
-            applied_minor: 120_00,
+            applied_minor: 12_000,
         };
         let row = payment_row(&p, &tz);
         assert_eq!(row.len(), columns(Kind::Payments).len());
@@ -420,7 +420,7 @@ mod tests {
         assert_eq!(text[0], "2026-03-16T15:00:00.000Z");
         assert_eq!(text[1], "2026-03-16T12:00:00.000-03:00");
         assert_eq!(&text[5..8], ["150.00", "120.00", "30.00"]);
-        let a = account(50_00, "2026-01-01", AccountStatus::Open);
+        let a = account(5_000, "2026-01-01", AccountStatus::Open);
         let row = account_row(&a, "2026-03-01".parse().unwrap());
         assert_eq!(row.len(), columns(Kind::Accounts).len());
         assert_eq!(row[9], Cell::Int(59));
@@ -467,7 +467,7 @@ mod tests {
                 Cell::Empty,
                 Cell::Empty,
                 Cell::Int(3),
-                amount(1_05, eur),
+                amount(105, eur),
             ],
         );
         t.add(
@@ -477,7 +477,7 @@ mod tests {
                 Cell::Empty,
                 Cell::Empty,
                 Cell::Int(3),
-                amount(2_00, eur),
+                amount(200, eur),
             ],
         );
         t.add(
@@ -490,7 +490,7 @@ mod tests {
                 amount(7, clp),
             ],
         );
-        assert_eq!(t.minor(eur, "balance"), 3_05);
+        assert_eq!(t.minor(eur, "balance"), 305);
         let map = t.to_map();
         assert_eq!(map["EUR"]["balance"], "3.05");
         assert_eq!(map["CLP"]["balance"], "7");
