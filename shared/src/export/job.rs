@@ -302,9 +302,15 @@ mod tests {
         }
         .validate()
         .is_err());
-        let long = Period {
+        // 366 days (both ends included) is the most; 367 is refused.
+        let year = Period {
             from: "2025-01-01".parse().unwrap(),
             to: "2026-01-01".parse().unwrap(),
+        };
+        assert!(year.validate().is_ok());
+        let long = Period {
+            from: "2025-01-01".parse().unwrap(),
+            to: "2026-01-02".parse().unwrap(),
         };
         assert!(long.validate().is_err());
         assert!(p.validate().is_ok());
