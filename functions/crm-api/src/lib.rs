@@ -181,8 +181,14 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
             "/v1/settings/strategies",
             put(settings::put_strategies).route_layer(ADMIN),
         )
-        .route("/v1/exports", post(exports::post_export).route_layer(EXPORTS))
-        .route("/v1/exports/{id}", get(exports::get_export).route_layer(EXPORTS))
+        .route(
+            "/v1/exports",
+            post(exports::post_export).route_layer(EXPORTS),
+        )
+        .route(
+            "/v1/exports/{id}",
+            get(exports::get_export).route_layer(EXPORTS),
+        )
 }
 
 /// A debtor with their accounts and latest messages.
