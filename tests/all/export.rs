@@ -647,3 +647,17 @@ async fn s3_multipart_uploads_and_presigned_links_on_moto() {
         None
     );
 }
+
+#[test]
+fn a_period_reads_every_utc_month_it_touches() {
+    let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(
+        cobro_export::months(t("2026-01-31T03:00:00Z"), t("2026-03-01T03:00:00Z")),
+        ["2026-01", "2026-02", "2026-03"]
+    );
+    assert_eq!(
+        cobro_export::months(t("2026-02-01T00:00:00Z"), t("2026-03-01T00:00:00Z")),
+        ["2026-02"]
+    );
+    assert!(cobro_export::months(t("2026-02-01T00:00:00Z"), t("2026-02-01T00:00:00Z")).is_empty());
+}

@@ -532,22 +532,3 @@ impl std::io::Write for ChunkWriter {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn months_cover_the_period() {
-        let t = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(
-            months(t("2026-01-31T03:00:00Z"), t("2026-03-01T03:00:00Z")),
-            ["2026-01", "2026-02", "2026-03"]
-        );
-        assert_eq!(
-            months(t("2026-02-01T00:00:00Z"), t("2026-03-01T00:00:00Z")),
-            ["2026-02"]
-        );
-        assert!(months(t("2026-02-01T00:00:00Z"), t("2026-02-01T00:00:00Z")).is_empty());
-    }
-}
