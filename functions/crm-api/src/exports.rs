@@ -27,6 +27,40 @@ pub const LINK_VALID_FOR: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct ExportFiles(pub Arc<dyn LargeBlobs>);
 
+/// `POST /v1/exports`'s body, for the OpenAPI document (`cobro::export::ExportRequest` is
+/// what is parsed).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ExportRequestDoc {
+    /// `payments`, `accounts`, `aging`, `plans` or `contacts`.
+    #[schema(pattern = "^(payments|accounts|aging|plans|contacts)$")]
+    kind: String,
+    /// Calendar days, both included (at most 366).
+    period: PeriodDoc,
+    /// `csv`, `xlsx` or `jsonl`.
+    #[schema(pattern = "^(csv|xlsx|jsonl)$")]
+    format: String,
+    /// IANA zone for the period's days and the `*_local` columns.
+    time_zone: Option<String>,
+    /// Your id for this export (1 to 64 letters, digits, `-`, `_`): the same id returns the
+    /// same job.
+    id: Option<String>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct PeriodDoc {
+    #[schema(format = Date)]
+    from: String,
+    #[schema(format = Date)]
+    to: String,
+}
+
+#[utoipa::path(post, path = "/v1/exports", tag = "exports", summary = "Start a finance export (runs asynchronously)",
+    request_body = ExportRequestDoc,
+    responses((status = 202, body = Object, description = "the job, queued"), (status = 200, body = Object, description = "the same id asked again"),
+        (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["exports"])))]
 pub async fn post_export(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -117,6 +151,10 @@ fn uuid_like() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+#[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports", summary = "An export's status, totals and, once done, a download link",
+    params(("id" = String, Path, description = "the export's id", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    security(("api_key" = ["exports"])))]
 pub async fn get_export(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,

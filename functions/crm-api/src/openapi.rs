@@ -52,6 +52,8 @@ pub struct ProblemDoc {
         crate::settings::get_settings,
         crate::settings::put_policy,
         crate::settings::put_strategies,
+        crate::exports::post_export,
+        crate::exports::get_export,
         crate::chat::list_handoffs,
         crate::chat::conversation,
         crate::chat::agent_reply,
@@ -65,6 +67,7 @@ pub struct ProblemDoc {
         (name = "debtors"), (name = "accounts"), (name = "payments"), (name = "plans"),
         (name = "actions", description = "Each records who and why; stops or restarts collection"),
         (name = "imports"),
+        (name = "exports", description = "Finance files: payments ledger, balances, aging, plans, contact log"),
         (name = "conversations", description = "The chatbot's handoffs to people, and agents' replies"),
         (name = "settings", description = "The tenant's compliance policy and strategies"),
     )
