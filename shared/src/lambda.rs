@@ -1,13 +1,14 @@
 //! Wiring for the Lambda binaries: the AWS adapters built from environment variables, once per
-//! execution environment, and JSON logs.
+//! execution environment, secrets read through a per-process cache, and JSON logs.
 
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use crate::adapters::aws::{config, DynamoTable, EventBridgeBus, SqsQueue};
+use crate::adapters::aws::{config, DynamoTable, EventBridgeBus, SecretsManager, SqsQueue};
 use crate::adapters::sandbox::SandboxChannel;
-use crate::ports::{Bus, Channels, Queue, Table};
+use crate::ports::secrets::DEFAULT_TTL;
+use crate::ports::{Bus, CachedSecrets, Channels, Queue, Secrets, Table, WhatsAppSecrets};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -30,6 +31,43 @@ pub fn set(name: &str) -> Option<String> {
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
+}
+
+/// Secrets Manager behind one cache per process: each secret is read once per execution
+/// environment and again after `DEFAULT_TTL`, so a rotation is picked up within minutes.
+pub async fn secrets() -> Arc<dyn Secrets> {
+    static SECRETS: OnceCell<Arc<dyn Secrets>> = OnceCell::const_new();
+    SECRETS
+        .get_or_init(|| async {
+            let manager = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk().await));
+            Arc::new(CachedSecrets::new(Arc::new(manager), DEFAULT_TTL)) as Arc<dyn Secrets>
+        })
+        .await
+        .clone()
+}
+
+/// `COBRO_SECRETS_PREFIX`: per-number secrets are `<prefix>whatsapp/<phone_number_id>`.
+pub fn secrets_prefix() -> String {
+    set("COBRO_SECRETS_PREFIX").unwrap_or_default()
+}
+
+/// The deployment's WhatsApp secrets: the JSON secret at `COBRO_WHATSAPP_SECRET_ARN` when it
+/// is set, else `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_APP_SECRET` and `WHATSAPP_VERIFY_TOKEN`
+/// (the local stack, tests). Unset values are empty.
+pub async fn whatsapp_secrets() -> Result<WhatsAppSecrets, Error> {
+    let Some(arn) = set("COBRO_WHATSAPP_SECRET_ARN") else {
+        return Ok(WhatsAppSecrets {
+            access_token: set("WHATSAPP_ACCESS_TOKEN").unwrap_or_default(),
+            app_secret: set("WHATSAPP_APP_SECRET").unwrap_or_default(),
+            verify_token: set("WHATSAPP_VERIFY_TOKEN").unwrap_or_default(),
+        });
+    };
+    let value = secrets()
+        .await
+        .get(&arn)
+        .await?
+        .ok_or_else(|| format!("COBRO_WHATSAPP_SECRET_ARN names no secret: {arn}"))?;
+    Ok(WhatsAppSecrets::from_json(&arn, value)?)
 }
 
 /// The table named by `COBRO_TABLE`.
@@ -109,7 +147,7 @@ pub async fn channels() -> Result<Channels, Error> {
 async fn live_channels() -> Result<Channels, Error> {
     let mut channels = Channels::new();
     #[cfg(feature = "whatsapp")]
-    if let Some(token) = set("WHATSAPP_ACCESS_TOKEN") {
+    if let Some(token) = Some(whatsapp_secrets().await?.access_token).filter(|t| !t.is_empty()) {
         let config = crate::whatsapp::client::GraphConfig::from_env(token)?;
         let client = crate::whatsapp::client::GraphClient::new(config)?;
         channels = channels.with(
@@ -157,18 +195,9 @@ pub fn stripe_links() -> Result<Option<Arc<dyn crate::ports::PaymentLinks>>, Err
     Ok(None)
 }
 
-/// JSON logs for CloudWatch, filtered by `RUST_LOG` (default `info`). No timestamps: Lambda
-/// adds its own.
+/// JSON logs for CloudWatch, filtered by `COBRO_LOG` (default `info`); see `crate::logs`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .without_time()
-        .with_target(false)
-        .init();
+    crate::logs::init();
 }
 
 /// The exports bucket named by `COBRO_EXPORT_BUCKET`: finance export files, written in parts

@@ -12,6 +12,8 @@ pub mod http;
 pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod logs;
+pub mod metrics;
 pub mod outbound;
 pub mod plans;
 pub mod ports;

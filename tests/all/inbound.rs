@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cobro::adapters::dir_blobs::DirBlobs;
+use cobro::adapters::dir_secrets::DirSecrets;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
 use cobro::domain::{
@@ -17,7 +18,8 @@ use cobro::domain::{
     TenantKind, Zone,
 };
 use cobro::inbound::{Content, InboundEvent};
-use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue};
+use cobro::ports::secrets::whatsapp_number_secret;
+use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
@@ -52,6 +54,7 @@ pub struct Harness {
     pub webhook: Webhook,
     pub inbound: Inbound,
     pub tenant: TenantId,
+    pub secrets: Arc<dyn Secrets>,
     _dir: tempfile::TempDir,
 }
 
@@ -90,8 +93,16 @@ impl Harness {
                 phone_number_id: NUMBER.into(),
                 tenant: tenant.clone(),
                 display_phone_number: "972123456789".into(),
-                app_secret: SECRET.into(),
             })
+            .await
+            .unwrap();
+        let secrets: Arc<dyn Secrets> = Arc::new(DirSecrets::new(dir.path().join("secrets")));
+        let own = WhatsAppSecrets {
+            app_secret: SECRET.into(),
+            ..Default::default()
+        };
+        secrets
+            .put(&whatsapp_number_secret("", NUMBER), &own.to_json())
             .await
             .unwrap();
         store
@@ -108,6 +119,8 @@ impl Harness {
             clock: clock.clone(),
             verify_token: "verify-token".into(),
             default_app_secret: Some(DEFAULT_SECRET.into()),
+            secrets: secrets.clone(),
+            secrets_prefix: String::new(),
         };
         let inbound = Inbound {
             store: store.clone(),
@@ -126,6 +139,7 @@ impl Harness {
             webhook,
             inbound,
             tenant,
+            secrets,
             _dir: dir,
         }
     }
@@ -868,6 +882,8 @@ async fn api_gateway_base64_bodies_are_verified_on_their_decoded_bytes() {
         clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
         verify_token: "verify-token".into(),
         default_app_secret: None,
+        secrets: h.secrets.clone(),
+        secrets_prefix: String::new(),
     };
     let response = cobro_webhook::router(Arc::new(webhook))
         .oneshot(request)

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use cobro::outbound::OutboundMessage;
-use cobro::ports::{Outgoing, Queue};
+use cobro::ports::secrets::whatsapp_number_secret;
+use cobro::ports::{Outgoing, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::WhatsAppNumber;
 use cobro::whatsapp::signature;
 use cobro_local::{demo, LocalStack, Settings};
@@ -216,8 +217,19 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
             phone_number_id: FIXTURE_NUMBER_ID.into(),
             tenant: demo::tenant_id(),
             display_phone_number: "972123456789".into(),
-            app_secret: "fixture-secret".into(),
         })
+        .await
+        .unwrap();
+    s.stack
+        .secrets
+        .put(
+            &whatsapp_number_secret("", FIXTURE_NUMBER_ID),
+            &WhatsAppSecrets {
+                app_secret: "fixture-secret".into(),
+                ..Default::default()
+            }
+            .to_json(),
+        )
         .await
         .unwrap();
     let raw = fixture("text_reply_with_context.json");

@@ -50,6 +50,7 @@ pub async fn require_key(State(s): State<Arc<CrmApi>>, mut req: Request, next: N
     };
     match s.store.api_key(key).await {
         Ok(Some(record)) if !record.is_revoked() => {
+            cobro::logs::record_tenant(&record.tenant);
             req.extensions_mut().insert(Caller {
                 tenant: record.tenant.clone(),
                 key: record,

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use cobro::collect::Decider;
-use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
+use cobro::{lambda, logs};
 use cobro_crm_api::{router, CrmApi};
+use lambda_http::RequestExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -20,5 +21,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         // Agents' replies in handed-off conversations go to the sender through it.
         outbound: lambda::queue_from_env("COBRO_OUTBOUND_QUEUE_URL").await?,
     };
-    lambda_http::run(router(Arc::new(state))).await
+    let app = router(Arc::new(state)).layer(axum::middleware::from_fn_with_state(
+        logs::HttpSpan {
+            function: |_| "crm-api",
+            request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
+        },
+        logs::http_invocation,
+    ));
+    lambda_http::run(app).await
 }

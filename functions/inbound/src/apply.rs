@@ -357,6 +357,19 @@ impl Inbound {
                     "read" | "played" => "MessageRead",
                     _ => "MessageSent",
                 };
+                match detail_type {
+                    "MessageFailed" => cobro::metrics::count_by(
+                        cobro::metrics::MESSAGES_FAILED,
+                        "ErrorClass",
+                        class.map_or("unknown", |c| c.as_str()),
+                        1,
+                    ),
+                    "MessageDelivered" => {
+                        cobro::metrics::count(cobro::metrics::MESSAGES_DELIVERED, 1)
+                    }
+                    "MessageRead" => cobro::metrics::count(cobro::metrics::MESSAGES_READ, 1),
+                    _ => {}
+                }
                 self.publish(
                     detail_type,
                     serde_json::json!({

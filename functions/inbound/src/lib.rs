@@ -139,6 +139,7 @@ impl Inbound {
                 report.unrouted += 1;
                 continue;
             };
+            cobro::logs::record_tenant(&tenant);
             let place = apply::Place {
                 tenant: &tenant,
                 channel: r.channel,

@@ -5,16 +5,18 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 
-use cobro::lambda;
 use cobro::ports::{MediaSource, SystemClock};
 use cobro::repo::Store;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
+use cobro::{lambda, logs, metrics};
 use cobro_inbound::{Inbound, InboundError};
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
-    let media: Option<Arc<dyn MediaSource>> = match lambda::set("WHATSAPP_ACCESS_TOKEN") {
+    let token = Some(lambda::whatsapp_secrets().await?.access_token).filter(|t| !t.is_empty());
+    let media: Option<Arc<dyn MediaSource>> = match token {
         Some(token) => Some(Arc::new(GraphClient::new(GraphConfig::from_env(token)?)?)),
         None => None,
     };
@@ -29,10 +31,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let inbound = &inbound;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let invocation = logs::invocation("inbound", &event.context.request_id);
         let mut response = SqsBatchResponse::default();
         for record in event.payload.records {
             let body = record.body.as_deref().unwrap_or_default();
-            match inbound.handle(body).await {
+            let id = record.message_id.as_deref().unwrap_or_default();
+            let span = invocation.in_scope(|| logs::message(id));
+            match inbound.handle(body).instrument(span.clone()).await {
                 Ok(report) => tracing::info!(?report, "applied"),
                 Err(e) => {
                     // An unreadable message fails every time: the redrive keeps it in the DLQ.
@@ -47,6 +52,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 }
             }
         }
+        invocation.in_scope(|| metrics::flush("inbound"));
         Ok::<_, lambda_runtime::Error>(response)
     }))
     .await

@@ -40,6 +40,7 @@ impl PaymentHandler {
     pub async fn handle(&self, detail: serde_json::Value) -> Result<PaymentOutcome, PaymentError> {
         let payment: PaymentConfirmed =
             serde_json::from_value(detail).map_err(|e| PaymentError::Invalid(e.to_string()))?;
+        cobro::logs::record_tenant(&payment.tenant);
         let outcome = self
             .store
             .apply_payment(&payment)
@@ -49,6 +50,9 @@ impl PaymentHandler {
                 e => PaymentError::Store(e),
             })?;
         tracing::info!(account = %payment.account, payment = %payment.payment_id, ?outcome, "payment");
+        if matches!(outcome, PaymentOutcome::Applied { .. }) {
+            cobro::metrics::count(cobro::metrics::PAYMENTS_APPLIED, 1);
+        }
         self.announce(&payment, &outcome).await?;
         if let PaymentOutcome::Applied { balance_minor, .. } = &outcome {
             self.queue_receipt(&payment, *balance_minor).await?;

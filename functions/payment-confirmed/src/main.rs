@@ -3,9 +3,10 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
 
-use cobro::lambda;
 use cobro::repo::Store;
+use cobro::{lambda, logs, metrics};
 use cobro_payment_confirmed::PaymentHandler;
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -17,14 +18,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-            let outcome =
-                if cobro_payment_confirmed::stripe::is_stripe_source(&event.payload.source) {
-                    handler.handle_stripe(event.payload.detail).await?
-                } else {
-                    handler.handle(event.payload.detail).await?
-                };
-            Ok::<_, lambda_runtime::Error>(format!("{outcome:?}"))
+        move |event: LambdaEvent<EventBridgeEvent<serde_json::Value>>| {
+            let span = logs::invocation("payment-confirmed", &event.context.request_id);
+            async move {
+                let result =
+                    if cobro_payment_confirmed::stripe::is_stripe_source(&event.payload.source) {
+                        handler.handle_stripe(event.payload.detail).await
+                    } else {
+                        handler.handle(event.payload.detail).await
+                    };
+                metrics::flush("payment-confirmed");
+                Ok::<_, lambda_runtime::Error>(format!("{:?}", result?))
+            }
+            .instrument(span)
         },
     ))
     .await

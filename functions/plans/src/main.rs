@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use cobro::collect::Decider;
-use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
+use cobro::{lambda, logs};
 use cobro_crm_api::{plans_router, CrmApi};
+use lambda_http::RequestExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -21,5 +22,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         stripe: cobro::lambda::stripe_links()?,
         outbound: None,
     };
-    lambda_http::run(plans_router(Arc::new(state))).await
+    let app = plans_router(Arc::new(state)).layer(axum::middleware::from_fn_with_state(
+        logs::HttpSpan {
+            function: |_| "plans",
+            request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
+        },
+        logs::http_invocation,
+    ));
+    lambda_http::run(app).await
 }

@@ -6,6 +6,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use cobro::collect::{Decider, Verdict};
 use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
@@ -61,22 +62,29 @@ impl Reminders {
         // a little longer loses nothing: each decision is already on the outbox.
         let mut outgoing = Vec::new();
         for tenant in self.store.tenants().await? {
-            for shard in 0..keys::DUE_SHARDS {
-                let items = self
-                    .store
-                    .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
-                    .await?;
-                for item in items {
-                    self.handle_item(&tenant, item, now, &mut report, &mut outgoing)
+            // The tenant's name on each line logged while deciding for it.
+            let span = cobro::logs::for_tenant(&tenant.id);
+            async {
+                for shard in 0..keys::DUE_SHARDS {
+                    let items = self
+                        .store
+                        .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
                         .await?;
-                    if outgoing.len() >= MAX_SEND_BATCH {
-                        let rest =
-                            outgoing.split_off(outgoing.len() - outgoing.len() % MAX_SEND_BATCH);
-                        send_all(self.queue.as_ref(), std::mem::replace(&mut outgoing, rest))
+                    for item in items {
+                        self.handle_item(&tenant, item, now, &mut report, &mut outgoing)
                             .await?;
+                        if outgoing.len() >= MAX_SEND_BATCH {
+                            let rest = outgoing
+                                .split_off(outgoing.len() - outgoing.len() % MAX_SEND_BATCH);
+                            send_all(self.queue.as_ref(), std::mem::replace(&mut outgoing, rest))
+                                .await?;
+                        }
                     }
                 }
+                Ok::<(), TickError>(())
             }
+            .instrument(span)
+            .await?;
         }
         send_all(self.queue.as_ref(), outgoing).await?;
         tracing::info!(?report, "reminders tick done");
@@ -359,6 +367,12 @@ impl Reminders {
         next_action_at: Option<Timestamp>,
     ) -> Result<(), TickError> {
         tracing::info!(account = %account.id, outcome, reason = %reason, "decision");
+        cobro::metrics::count_by(
+            cobro::metrics::DECISIONS,
+            "Rule",
+            cobro::metrics::decision_rule(outcome, &reason),
+            1,
+        );
         let d = Decision {
             at: now,
             outcome: outcome.into(),

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use cobro::collect::Decider;
-use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
+use cobro::{lambda, logs, metrics};
 use cobro_reminders::{Reminders, TickReport};
 use lambda_runtime::{service_fn, LambdaEvent};
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -21,10 +22,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bus: Some(lambda::bus().await?),
     };
     let reminders = &reminders;
-    lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            Ok::<TickReport, lambda_runtime::Error>(reminders.tick().await?)
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let span = logs::invocation("reminders", &event.context.request_id);
+        async move {
+            let report = reminders.tick().await;
+            metrics::flush("reminders");
+            Ok::<TickReport, lambda_runtime::Error>(report?)
+        }
+        .instrument(span)
+    }))
     .await
 }

@@ -11,9 +11,11 @@
 pub mod pacing;
 mod reply;
 
+use cobro::metrics;
 use jiff::SignedDuration;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use cobro::compliance::{evaluate, policy_for, Decision as ComplianceDecision, Facts};
 use cobro::domain::{
@@ -109,6 +111,7 @@ impl Sender {
             Ok(m) => m,
             Err(e) => return self.dead_letter(body, &e.to_string()).await,
         };
+        cobro::logs::record_tenant(&m.tenant);
         let now = self.clock.now();
         let attempt = match self
             .store
@@ -439,6 +442,12 @@ impl Sender {
                 Err(e) => e,
             };
             tracing::warn!(channel = channel.as_str(), class = error.class.as_str(), code = ?error.code, reason = %error.reason, "send failed");
+            metrics::count_by(
+                metrics::MESSAGES_FAILED,
+                "ErrorClass",
+                error.class.as_str(),
+                1,
+            );
             return match error.class {
                 FailureClass::OutsideWindow if form == Form::FreeForm => {
                     // The window closed after all (131047): the approved template instead.
@@ -542,6 +551,7 @@ impl Sender {
         };
         self.store.record_message(&conversation).await?;
         tracing::info!(decision = %a.decision_id, channel = channel.as_str(), to = %a.to.masked(), "sent");
+        metrics::count(metrics::MESSAGES_SENT, 1);
         Ok(Outcome::Sent {
             channel,
             provider_message_id: id,
@@ -607,6 +617,7 @@ impl Sender {
         };
         if self.store.stop_channel(&stop).await? {
             tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %error.reason, "channel stopped for the tenant");
+            metrics::count(metrics::ACCOUNT_STOP, 1);
             let event = Event::new(
                 "ChannelStopped",
                 serde_json::to_value(&stop).expect("serializes"),
@@ -633,7 +644,9 @@ pub async fn handle_batch(sender: &Arc<Sender>, records: Vec<(String, String)>) 
     let mut ids = std::collections::HashMap::new();
     for (id, body) in records {
         let sender = sender.clone();
-        let task = tasks.spawn(async move { sender.handle(&body).await });
+        // A spawned task does not inherit the span: each message gets its own, under this one.
+        let span = cobro::logs::message(&id);
+        let task = tasks.spawn(async move { sender.handle(&body).await }.instrument(span));
         ids.insert(task.id(), id);
     }
     let mut failed = Vec::new();

@@ -5,10 +5,11 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 
-use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
+use cobro::{lambda, logs, metrics};
 use cobro_sender::{handle_batch, Pacer, Sender};
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -29,20 +30,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         pacer: Pacer::new(rate),
     });
     let sender = &sender;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let records = event
-            .payload
-            .records
-            .into_iter()
-            .map(|r| (r.message_id.unwrap_or_default(), r.body.unwrap_or_default()))
-            .collect();
-        let mut response = SqsBatchResponse::default();
-        for id in handle_batch(sender, records).await {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
-        }
-        Ok::<_, lambda_runtime::Error>(response)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let span = logs::invocation("sender", &event.context.request_id);
+        handle(sender, event).instrument(span)
     }))
     .await
+}
+
+async fn handle(
+    sender: &Arc<Sender>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let records = event
+        .payload
+        .records
+        .into_iter()
+        .map(|r| (r.message_id.unwrap_or_default(), r.body.unwrap_or_default()))
+        .collect();
+    let mut response = SqsBatchResponse::default();
+    for id in handle_batch(sender, records).await {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    metrics::flush("sender");
+    Ok(response)
 }

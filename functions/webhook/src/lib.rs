@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use cobro::http::Problem;
-use cobro::ports::{Blobs, Clock, Outgoing, Queue};
+use cobro::ports::{secrets, Blobs, Clock, Outgoing, Queue, Secrets};
 use cobro::repo::Store;
 use cobro::whatsapp::signature;
 
@@ -30,8 +30,13 @@ pub struct Webhook {
     /// The token typed into Meta's App Dashboard; the GET handshake must echo it.
     pub verify_token: String,
     /// The deployment's own Meta app secret. It verifies deliveries for numbers that are not
-    /// registered (yet), so those are kept too rather than refused.
+    /// registered (yet), so those are kept too rather than refused, and for registered numbers
+    /// that have no secret of their own.
     pub default_app_secret: Option<String>,
+    /// Where a registered number's own app secret is (`<prefix>whatsapp/<phone_number_id>`);
+    /// cached per process by the caller.
+    pub secrets: Arc<dyn Secrets>,
+    pub secrets_prefix: String,
 }
 
 /// The queue message for one delivery: where its raw body is.
@@ -140,19 +145,42 @@ pub fn blob_key(day: jiff::civil::Date, raw: &[u8]) -> String {
 }
 
 impl Webhook {
+    /// A registered number's app secret: its own, else the deployment's.
+    async fn app_secret(&self, phone_number_id: &str) -> Result<Option<String>, Problem> {
+        let own = secrets::whatsapp_number(&*self.secrets, &self.secrets_prefix, phone_number_id)
+            .await
+            .map_err(|e| Problem::unavailable(format!("cannot read the number's secret: {e}")))?
+            .map(|s| s.app_secret)
+            .filter(|s| !s.is_empty());
+        Ok(own.or_else(|| self.default_app_secret.clone()))
+    }
+
     /// Verifies, keeps and queues one delivery; returns the blob key. Nothing is stored unless
     /// the signature verifies.
     pub async fn handle(&self, headers: &HeaderMap, raw: &[u8]) -> Result<String, Problem> {
+        let started = std::time::Instant::now();
+        let kept = self.keep(headers, raw).await;
+        cobro::metrics::millis(
+            cobro::metrics::WEBHOOK_LATENCY,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        kept
+    }
+
+    async fn keep(&self, headers: &HeaderMap, raw: &[u8]) -> Result<String, Problem> {
         let sig = headers
             .get("x-hub-signature-256")
             .and_then(|v| v.to_str().ok());
         if sig.is_none() {
             return Err(Problem::unauthorized("missing X-Hub-Signature-256"));
         }
-        let mut secrets = Vec::new();
+        let mut app_secrets = Vec::new();
         for id in phone_number_ids(raw) {
             match self.store.whatsapp_number(&id).await? {
-                Some(n) => secrets.push(n.app_secret),
+                Some(n) => {
+                    tracing::Span::current().record("tenant", n.tenant.as_str());
+                    app_secrets.push(self.app_secret(&id).await?);
+                }
                 None => {
                     tracing::warn!(phone_number_id = %id, "webhook for an unregistered WhatsApp number")
                 }
@@ -160,14 +188,15 @@ impl Webhook {
         }
         // Every number in one delivery belongs to one app, so each one's secret must verify
         // it; with no registered number, the deployment's own secret must.
-        let verified = if secrets.is_empty() {
+        let verified = if app_secrets.is_empty() {
             self.default_app_secret
                 .as_deref()
                 .is_some_and(|s| signature::verify(s.as_bytes(), raw, sig))
         } else {
-            secrets
-                .iter()
-                .all(|s| signature::verify(s.as_bytes(), raw, sig))
+            app_secrets.iter().all(|s| {
+                s.as_deref()
+                    .is_some_and(|s| signature::verify(s.as_bytes(), raw, sig))
+            })
         };
         if !verified {
             return Err(Problem::unauthorized(

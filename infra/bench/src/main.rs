@@ -127,10 +127,23 @@ async fn webhook_bench(posts: usize) {
             phone_number_id: NUMBER.into(),
             tenant: t.clone(),
             display_phone_number: "56900000000".into(),
-            app_secret: SECRET.into(),
         })
         .await
         .unwrap();
+    let secrets = Arc::new(cobro::adapters::dir_secrets::DirSecrets::new(
+        dir.path().join("secrets"),
+    ));
+    let own = cobro::ports::WhatsAppSecrets {
+        app_secret: SECRET.into(),
+        ..Default::default()
+    };
+    cobro::ports::Secrets::put(
+        secrets.as_ref(),
+        &cobro::ports::secrets::whatsapp_number_secret("", NUMBER),
+        &own.to_json(),
+    )
+    .await
+    .unwrap();
     for i in 0..1000 {
         store.upsert_debtor(&debtor(&t, i)).await.unwrap();
     }
@@ -145,6 +158,11 @@ async fn webhook_bench(posts: usize) {
         clock: clock.clone(),
         verify_token: "x".into(),
         default_app_secret: None,
+        secrets: Arc::new(cobro::ports::CachedSecrets::new(
+            secrets,
+            cobro::ports::secrets::DEFAULT_TTL,
+        )),
+        secrets_prefix: String::new(),
     };
     let inbound = Inbound {
         store: store.clone(),

@@ -8,6 +8,7 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
     DomainError, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
+use cobro::ports::secrets::{self, Secrets, WhatsAppSecrets};
 use cobro::repo::{RepoError, Scope, Store, WhatsAppNumber};
 
 pub const TENANT: &str = "demo";
@@ -113,6 +114,8 @@ pub enum SeedError {
     Store(#[from] RepoError),
     #[error("demo data is invalid: {0}")]
     Domain(#[from] DomainError),
+    #[error("storing the demo number's secret: {0}")]
+    Secrets(String),
 }
 
 pub fn tenant_id() -> TenantId {
@@ -124,6 +127,7 @@ pub async fn seed(
     store: &Store,
     api_key: &str,
     app_secret: &str,
+    secrets: &dyn Secrets,
     now: Timestamp,
 ) -> Result<bool, SeedError> {
     let tenant_id = tenant_id();
@@ -162,9 +166,21 @@ pub async fn seed(
             phone_number_id: PHONE_NUMBER_ID.into(),
             tenant: tenant_id.clone(),
             display_phone_number: DISPLAY_NUMBER.into(),
-            app_secret: app_secret.into(),
         })
         .await?;
+    // The number's secrets live in the secrets store, as `cobro-admin whatsapp register`
+    // keeps them; the local stack's prefix is empty.
+    let own = WhatsAppSecrets {
+        app_secret: app_secret.into(),
+        ..Default::default()
+    };
+    secrets
+        .put(
+            &secrets::whatsapp_number_secret("", PHONE_NUMBER_ID),
+            &own.to_json(),
+        )
+        .await
+        .map_err(|e| SeedError::Secrets(e.to_string()))?;
     let decider = Decider::default();
     for d in DEBTORS {
         let debtor = Debtor {

@@ -4,12 +4,8 @@ use cobro_local::{LocalStack, Settings};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // The same JSON lines as on Lambda, filtered by `COBRO_LOG`.
+    cobro::logs::init();
     let settings = Settings::from_env()?;
     let port = settings.port;
     let data = settings.data_dir.display().to_string();

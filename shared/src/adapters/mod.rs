@@ -3,6 +3,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod dir_blobs;
+pub mod dir_secrets;
 pub mod local_bus;
 pub mod pay_page;
 pub mod sandbox;

@@ -13,7 +13,9 @@ pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direc
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{Language, Zone};
 pub use money::{Currency, Money};
-pub use party::{ChannelKind, Consent, Debtor, Preferences, SenderIds, Tenant, TenantKind};
+pub use party::{
+    mask_email, ChannelKind, Consent, Debtor, Preferences, SenderIds, Tenant, TenantKind,
+};
 pub use phone::Phone;
 
 /// A value that breaks a domain rule; the message says which, for the person who sent it.

@@ -158,3 +158,32 @@ impl Debtor {
             .is_some_and(|c| c.granted)
     }
 }
+
+/// An e-mail address for logs: the first letter of the local part and of the domain, and the
+/// top-level domain (`j***@e***.com`); anything that is not an address is hidden whole.
+pub fn mask_email(address: &str) -> String {
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+            let tld = domain
+                .rsplit_once('.')
+                .map(|(_, t)| format!(".{t}"))
+                .unwrap_or_default();
+            format!("{}***@{}***{tld}", first(local), first(domain))
+        }
+        _ => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::mask_email;
+
+    #[test]
+    fn masks_addresses() {
+        assert_eq!(mask_email("juana.perez@example.com"), "j***@e***.com");
+        assert_eq!(mask_email("x@localhost"), "x***@l***");
+        assert_eq!(mask_email("not an address"), "***");
+        assert_eq!(mask_email("@example.com"), "***");
+    }
+}

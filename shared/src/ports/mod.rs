@@ -7,6 +7,7 @@ pub mod clock;
 pub mod links;
 pub mod media;
 pub mod queue;
+pub mod secrets;
 pub mod table;
 
 pub use blobs::{BlobError, Blobs};
@@ -19,6 +20,7 @@ pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use links::{LinkError, LinkRequest, PaymentLink, PaymentLinks};
 pub use media::{MediaSource, Medium};
 pub use queue::{Outgoing, Queue, QueueError, Received};
+pub use secrets::{CachedSecrets, Secrets, SecretsError, WhatsAppSecrets};
 pub use table::{
     Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp,
 };

@@ -12,8 +12,8 @@ pub struct WhatsAppNumber {
     pub phone_number_id: String,
     pub tenant: TenantId,
     pub display_phone_number: String,
-    /// The Meta app's secret that signs this number's webhooks.
-    pub app_secret: String,
+    // The number's app secret and token are not here: they are in the `Secrets` port, named
+    // `<prefix>whatsapp/<phone_number_id>` (a record read before this field went ignores it).
 }
 
 impl Store {

@@ -7,6 +7,7 @@ mod email;
 mod eventbridge;
 #[cfg(feature = "s3")]
 mod s3;
+mod secrets_manager;
 #[cfg(feature = "sms")]
 mod sms;
 mod sqs;
@@ -20,11 +21,12 @@ pub use email::{
 pub use eventbridge::EventBridgeBus;
 #[cfg(feature = "s3")]
 pub use s3::S3Blobs;
+pub use secrets_manager::SecretsManager;
 #[cfg(feature = "sms")]
 pub use sms::{SmsChannel, SMS_ATTEMPT_TIMEOUT, SMS_CONTEXT_CORRELATION};
 pub use sqs::SqsQueue;
 
-// The three SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from the smithy
+// The SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from the smithy
 // runtime, so one function describes the errors of all three.
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -1,0 +1,122 @@
+//! Logs: JSON lines through `tracing`, one span per invocation carrying `function`,
+//! `request_id`, `stage` and, once known, `tenant`. What identifies a debtor never goes in a
+//! field as it is: phone numbers through `Phone::masked`, e-mail addresses through
+//! `mask_email`, and message texts not at all.
+
+use tracing::field::Empty;
+use tracing::Span;
+
+use crate::domain::TenantId;
+
+/// The span of one invocation (a Lambda request, an HTTP request, one queue message locally).
+pub fn invocation(function: &str, request_id: &str) -> Span {
+    let span = tracing::info_span!(
+        "invocation",
+        function,
+        request_id,
+        stage = Empty,
+        tenant = Empty
+    );
+    if let Some(stage) = stage() {
+        span.record("stage", stage);
+    }
+    span
+}
+
+/// The span of one queue message within a batch: its id and, once known, its tenant.
+pub fn message(message_id: &str) -> Span {
+    tracing::info_span!("message", message_id, tenant = Empty)
+}
+
+/// The span of the work done for one tenant within an invocation that serves several.
+pub fn for_tenant(tenant: &TenantId) -> Span {
+    tracing::info_span!("for_tenant", tenant = tenant.as_str())
+}
+
+/// Names the tenant on the current span (an invocation or message span), once it is known.
+pub fn record_tenant(tenant: &TenantId) {
+    Span::current().record("tenant", tenant.as_str());
+}
+
+/// `COBRO_STAGE`, read once.
+fn stage() -> Option<&'static str> {
+    static STAGE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    STAGE
+        .get_or_init(|| std::env::var("COBRO_STAGE").ok().filter(|s| !s.is_empty()))
+        .as_deref()
+}
+
+#[cfg(feature = "logs")]
+pub use subscriber::{filter, init, json_layer};
+
+#[cfg(feature = "logs")]
+mod subscriber {
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::registry::LookupSpan;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    /// The level filter from `COBRO_LOG` (`info` when unset or unreadable).
+    pub fn filter() -> EnvFilter {
+        EnvFilter::try_from_env("COBRO_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
+    }
+
+    /// JSON lines with every enclosing span's fields (`spans`), so `function`, `request_id`
+    /// and `tenant` are on each line. No timestamps: Lambda adds its own.
+    pub fn json_layer<S, W>(writer: W) -> impl Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .without_time()
+            .with_target(false)
+            .with_writer(writer)
+    }
+
+    /// The process's subscriber: JSON lines to stdout, filtered by `COBRO_LOG`. A second call
+    /// (tests) changes nothing.
+    pub fn init() {
+        let _ = tracing_subscriber::registry()
+            .with(json_layer(std::io::stdout).with_filter(filter()))
+            .try_init();
+    }
+}
+
+#[cfg(feature = "http")]
+pub use http_span::{http_invocation, HttpSpan};
+
+#[cfg(feature = "http")]
+mod http_span {
+    use axum::extract::{Request, State};
+    use axum::middleware::Next;
+    use axum::response::Response;
+    use tracing::Instrument;
+
+    /// How an HTTP function names its invocations: its name, and where the request id is
+    /// (the Lambda context, a header); a request without one gets a fresh id.
+    #[derive(Clone, Copy)]
+    pub struct HttpSpan {
+        pub function: fn(&Request) -> &'static str,
+        pub request_id: fn(&Request) -> Option<String>,
+    }
+
+    /// Middleware (`axum::middleware::from_fn_with_state`): the request runs in its
+    /// invocation span, and the metrics it counted are flushed after it.
+    pub async fn http_invocation(
+        State(cfg): State<HttpSpan>,
+        request: Request,
+        next: Next,
+    ) -> Response {
+        let id = (cfg.request_id)(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let function = (cfg.function)(&request);
+        let span = super::invocation(function, &id);
+        let response = next.run(request).instrument(span.clone()).await;
+        span.in_scope(|| crate::metrics::flush(function));
+        response
+    }
+}
