@@ -115,8 +115,14 @@ mod http_span {
         let id = (cfg.request_id)(&request).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let function = (cfg.function)(&request);
         let span = super::invocation(function, &id);
+        let method = request.method().clone();
+        let started = std::time::Instant::now();
         let response = next.run(request).instrument(span.clone()).await;
-        span.in_scope(|| crate::metrics::flush(function));
+        span.in_scope(|| {
+            // The route, not the path: a path can carry an id a person would recognise.
+            tracing::info!(%method, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+            crate::metrics::flush(function);
+        });
         response
     }
 }

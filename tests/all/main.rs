@@ -7,6 +7,7 @@ mod graph;
 mod inbound;
 mod ledger;
 mod links;
+mod obs;
 mod sender;
 mod slice;
 mod stripe;

@@ -341,8 +341,14 @@ impl LocalStack {
         }
         for m in self.inbound.receive(10, VISIBILITY).await? {
             let span = logs::invocation("inbound", &m.message_id);
-            match self.inbound_handler.handle(&m.body).instrument(span).await {
-                Ok(_) => {
+            match self
+                .inbound_handler
+                .handle(&m.body)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(applied) => {
+                    span.in_scope(|| tracing::info!(?applied, "applied"));
                     report.inbound_applied += 1;
                     self.inbound.delete(&m.receipt).await?;
                 }
