@@ -1,3 +1,4 @@
+mod admin;
 mod channels_aws;
 mod chat;
 mod contract;

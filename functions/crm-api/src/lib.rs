@@ -362,35 +362,10 @@ async fn get_decisions(
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
     let id = id(AccountId::parse, raw, "id")?;
-    let view = s
-        .store
-        .account_view(&caller.tenant, &id)
+    let why = cobro::explain::why(&s.store, &caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
-    let decisions: Vec<serde_json::Value> = view
-        .decisions
-        .iter()
-        .rev()
-        .map(|d| {
-            let rule = d
-                .reason
-                .strip_prefix('[')
-                .and_then(|r| r.split_once(']'))
-                .map(|(rule, _)| rule.to_string());
-            let mut v = json!(d);
-            v["rule"] = json!(rule);
-            v
-        })
-        .collect();
-    Ok(Json(json!({
-        "account": id,
-        "status": view.account.status,
-        "holds": view.account.holds,
-        "next_action_at": view.next_action_at,
-        "decisions": decisions,
-        "attempts": view.attempts,
-    }))
-    .into_response())
+    Ok(Json(why).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/payments/suspense", tag = "payments", summary = "Payments that could not be applied",
