@@ -41,10 +41,13 @@ impl Unit {
 /// The extra dimension a metric is split by, if any: (name, value).
 type Extra = Option<(&'static str, String)>;
 
+/// One document's worth: each metric's unit and values.
+type Values = BTreeMap<&'static str, (Unit, Vec<f64>)>;
+
 /// Values waiting for a flush, by extra dimension and metric.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pending: Mutex<BTreeMap<Extra, BTreeMap<&'static str, (Unit, Vec<f64>)>>>,
+    pending: Mutex<BTreeMap<Extra, Values>>,
 }
 
 impl Metrics {
