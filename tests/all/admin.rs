@@ -62,6 +62,27 @@ async fn tenants_strategies_and_policies_are_validated_and_stored() {
     assert!(e.contains("country"), "{e}");
     assert!(admin(&data, &["tenant", "show", "bad"]).await.is_err());
 
+    // YAML too, with the same field names in errors.
+    let yaml = dir.path().join("beta.yaml");
+    std::fs::write(
+        &yaml,
+        "id: beta\nname: Beta\ncountry: CL\nchannels: [sms]\n",
+    )
+    .unwrap();
+    let out = admin(&data, &["tenant", "create", yaml.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(out, "tenant `beta` stored");
+    std::fs::write(
+        &yaml,
+        "id: beta\nname: Beta\ncountry: CL\nchannels: [fax]\n",
+    )
+    .unwrap();
+    let e = admin(&data, &["tenant", "create", yaml.to_str().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(e.contains("channels[0]"), "{e}");
+
     let book = json!({ "strategies": [], "default": "gentle" });
     let file = write(files, "book.json", &book);
     let e = admin(&data, &["strategy", "validate", &file])

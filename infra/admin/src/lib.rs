@@ -80,7 +80,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
-    /// Creates or replaces a tenant from a JSON file (`-`: standard input).
+    /// Creates or replaces a tenant from a JSON or YAML file (`-`: standard input, JSON).
     Create { file: PathBuf },
     /// Prints a tenant.
     Show { id: String },
@@ -104,7 +104,7 @@ pub enum WhatsAppCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BookCommand {
-    /// Checks a JSON file; errors name the field. A policy is also checked against the
+    /// Checks a JSON or YAML file; errors name the field. A policy is also checked against the
     /// country's preset when `--country` is given.
     Validate {
         file: PathBuf,
@@ -380,18 +380,27 @@ async fn existing_tenant(target: &Target, id: &str) -> Result<Tenant, Error> {
         .ok_or_else(|| format!("no tenant `{id}`: create it first").into())
 }
 
-/// A JSON file (`-`: standard input) as `T`; a bad value's error names its field.
+/// A JSON or YAML (`.yaml`, `.yml`) file (`-`: standard input, JSON) as `T`; a bad value's
+/// error names its field.
 fn read_json<T: DeserializeOwned>(file: &Path) -> Result<T, Error> {
     let text = if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())?
     } else {
         std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?
     };
-    let de = &mut serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        format!("{}: {field}: {}", file.display(), e.inner()).into()
-    })
+    let yaml = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    let named =
+        |path: String, e: String| -> Error { format!("{}: {}: {e}", file.display(), path).into() };
+    if yaml {
+        serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(&text))
+            .map_err(|e| named(e.path().to_string(), e.inner().to_string()))
+    } else {
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| named(e.path().to_string(), e.inner().to_string()))
+    }
 }
 
 /// The value a command printed, as JSON (for tests and scripts).
