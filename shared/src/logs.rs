@@ -38,6 +38,56 @@ pub fn record_tenant(tenant: &TenantId) {
     Span::current().record("tenant", tenant.as_str());
 }
 
+/// Text from elsewhere (a provider's error message, a parse error) made safe for a log field:
+/// e-mail addresses masked as `mask_email` does, runs of 8 or more digits (phone numbers in
+/// any format but spaced ones) as `Phone::masked` does. Providers do quote recipients in
+/// errors (SES names the address it refused).
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_inclusive(char::is_whitespace) {
+        let (core, tail) = word.split_at(word.trim_end().len());
+        if core.contains('@') {
+            // Keep quotes and punctuation around the address.
+            let start = core
+                .find(|c: char| c.is_alphanumeric())
+                .unwrap_or(core.len());
+            let end = core
+                .rfind(|c: char| c.is_alphanumeric())
+                .map_or(start, |e| e + 1);
+            out.push_str(&core[..start]);
+            out.push_str(&crate::domain::mask_email(&core[start..end.max(start)]));
+            out.push_str(&core[end.max(start)..]);
+        } else {
+            out.push_str(&mask_digit_runs(core));
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
+fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 8 {
+            out.push_str(&format!("{}…{}", &run[..2], &run[run.len() - 2..]));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// `COBRO_STAGE`, read once.
 fn stage() -> Option<&'static str> {
     static STAGE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -124,5 +174,23 @@ mod http_span {
             crate::metrics::flush(function);
         });
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+
+    #[test]
+    fn scrub_masks_addresses_and_numbers_and_keeps_the_rest() {
+        let raw = "Email address is not verified: <juana.perez@correo.example>, to +56987650123 (wa_id 56987650123) code 131026";
+        let clean = scrub(raw);
+        for secret in ["juana.perez@correo.example", "56987650123", "+56987650123"] {
+            assert!(!clean.contains(secret), "{clean}");
+        }
+        assert!(clean.contains("<j***@c***.example>,"), "{clean}");
+        assert!(clean.contains("+56…23"), "{clean}");
+        assert!(clean.contains("code 131026"), "short codes stay: {clean}");
+        assert_eq!(scrub("plain words"), "plain words");
     }
 }

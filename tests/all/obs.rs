@@ -120,7 +120,25 @@ async fn a_full_flow_logs_no_phone_email_or_message_text_but_tenant_and_request_
     .await;
     let tick = c.call("obs-tick", "POST", "/_local/tick", None).await;
     assert!(tick["contacted"].as_u64().unwrap() >= 1, "{tick}");
+    // The provider refuses the first send quoting the recipient, as providers do: the error
+    // is logged, scrubbed.
+    stack
+        .channel
+        .fail_next([cobro::ports::ChannelError::transient(format!(
+            "recipient {PHONE} ({WA_ID}, <{EMAIL}>) is busy"
+        ))]);
     let drained = c.call("obs-drain-1", "POST", "/_local/drain", None).await;
+    assert_eq!(drained["deferred"], 1, "{drained}");
+    // The outbox puts it back on the queue at a later tick, and it goes.
+    c.call(
+        "obs-retry",
+        "POST",
+        "/_local/clock",
+        Some(json!({ "advance": "11m" })),
+    )
+    .await;
+    c.call("obs-tick-1", "POST", "/_local/tick", None).await;
+    let drained = c.call("obs-drain-1b", "POST", "/_local/drain", None).await;
     assert!(drained["sent"].as_u64().unwrap() >= 1, "{drained}");
 
     let raw = reply();
@@ -190,6 +208,17 @@ async fn a_full_flow_logs_no_phone_email_or_message_text_but_tenant_and_request_
             "`{secret}` is in the log:\n{log}"
         );
     }
+    let failed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "send failed")
+        .expect("the refusal is logged");
+    assert!(
+        failed["fields"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("+56…23"),
+        "{failed}"
+    );
     for needle in [
         r#""tenant":"demo""#,
         r#""request_id":"obs-debtor""#,

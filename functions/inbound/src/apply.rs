@@ -78,7 +78,7 @@ impl Inbound {
             }
             InboundEvent::ProviderErrors { errors } => {
                 for e in errors {
-                    tracing::error!(tenant = %tenant, code = ?e.code, error = %e.describe(), "provider error in a webhook");
+                    tracing::error!(tenant = %tenant, code = ?e.code, error = %cobro::logs::scrub(&e.describe()), "provider error in a webhook");
                 }
                 self.publish(
                     "ProviderErrorReported",

@@ -79,9 +79,11 @@ impl Inbound {
         if let Some(notification) = sms::Notification::parse(body) {
             return self.sms(notification).await;
         }
+        // Not quoted: it may be a debtor's message, and this error is logged. The message
+        // itself stays in the dead-letter queue.
         Err(InboundError::Malformed(format!(
-            "neither a stored delivery nor an SNS notification: {}",
-            body.chars().take(120).collect::<String>()
+            "neither a stored delivery nor an SNS notification ({} bytes)",
+            body.len()
         )))
     }
 

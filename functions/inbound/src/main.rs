@@ -42,9 +42,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 Err(e) => {
                     // An unreadable message fails every time: the redrive keeps it in the DLQ.
                     if matches!(e, InboundError::Malformed(_)) {
-                        tracing::error!(error = %e, "unreadable; it will end in the dead-letter queue");
+                        tracing::error!(error = %cobro::logs::scrub(&e.to_string()), "unreadable; it will end in the dead-letter queue");
                     } else {
-                        tracing::warn!(error = %e, "will be received again");
+                        tracing::warn!(error = %cobro::logs::scrub(&e.to_string()), "will be received again");
                     }
                     let mut failure = BatchItemFailure::default();
                     failure.item_identifier = record.message_id.unwrap_or_default();

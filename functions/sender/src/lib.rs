@@ -441,7 +441,7 @@ impl Sender {
                 Ok(id) => return self.sent(a, channel, &message, id).await.map(Step::Done),
                 Err(e) => e,
             };
-            tracing::warn!(channel = channel.as_str(), class = error.class.as_str(), code = ?error.code, reason = %error.reason, "send failed");
+            tracing::warn!(channel = channel.as_str(), class = error.class.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "send failed");
             metrics::count_by(
                 metrics::MESSAGES_FAILED,
                 "ErrorClass",
@@ -616,7 +616,7 @@ impl Sender {
             at: self.clock.now(),
         };
         if self.store.stop_channel(&stop).await? {
-            tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %error.reason, "channel stopped for the tenant");
+            tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "channel stopped for the tenant");
             metrics::count(metrics::ACCOUNT_STOP, 1);
             let event = Event::new(
                 "ChannelStopped",
@@ -654,7 +654,7 @@ pub async fn handle_batch(sender: &Arc<Sender>, records: Vec<(String, String)>) 
         match joined {
             Ok((_, Ok(outcome))) => tracing::info!(?outcome, "handled"),
             Ok((task, Err(e))) => {
-                tracing::warn!(error = %e, "will be received again");
+                tracing::warn!(error = %cobro::logs::scrub(&e.to_string()), "will be received again");
                 failed.extend(ids.remove(&task));
             }
             Err(e) => {

@@ -334,7 +334,7 @@ impl LocalStack {
                 }
                 // Left on the queue: it comes back after the visibility timeout.
                 Err(e) => {
-                    tracing::warn!(error = %e, "send will be retried");
+                    tracing::warn!(error = %logs::scrub(&e.to_string()), "send will be retried");
                     report.retried += 1;
                 }
             }
@@ -353,7 +353,7 @@ impl LocalStack {
                     self.inbound.delete(&m.receipt).await?;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "inbound not applied; it will be received again");
+                    tracing::warn!(error = %logs::scrub(&e.to_string()), "inbound not applied; it will be received again");
                     report.inbound_failed += 1;
                 }
             }
@@ -371,7 +371,7 @@ impl LocalStack {
                 Ok(PaymentOutcome::Suspense { .. }) => report.payments_suspended += 1,
                 Ok(PaymentOutcome::Ignored { .. }) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "payment not applied");
+                    tracing::warn!(error = %logs::scrub(&e.to_string()), "payment not applied");
                     report.payments_rejected += 1;
                     continue;
                 }
