@@ -107,9 +107,12 @@ mod subscriber {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
 
-    /// The level filter from `COBRO_LOG` (`info` when unset or unreadable).
+    /// The level filter from `COBRO_LOG`, else `RUST_LOG` (older templates set it), else
+    /// `info`.
     pub fn filter() -> EnvFilter {
-        EnvFilter::try_from_env("COBRO_LOG").unwrap_or_else(|_| EnvFilter::new("info"))
+        EnvFilter::try_from_env("COBRO_LOG")
+            .or_else(|_| EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| EnvFilter::new("info"))
     }
 
     /// JSON lines with every enclosing span's fields (`spans`), so `function`, `request_id`
