@@ -119,6 +119,85 @@ async fn tenants_strategies_and_policies_are_validated_and_stored() {
 }
 
 #[tokio::test]
+async fn api_keys_are_issued_once_listed_without_secrets_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = stack(&data).await;
+    let out = admin(
+        &data,
+        &[
+            "key",
+            "issue",
+            "--tenant",
+            "demo",
+            "--name",
+            "crm",
+            "--scope",
+            "accounts:read,payments:write",
+        ],
+    )
+    .await
+    .unwrap();
+    let issued: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        issued["id"].as_str().unwrap(),
+        issued["secret"].as_str().unwrap(),
+    );
+    let record = s
+        .store
+        .api_key(secret)
+        .await
+        .unwrap()
+        .expect("the secret works");
+    assert_eq!(
+        record.scopes,
+        vec![
+            cobro::repo::Scope::AccountsRead,
+            cobro::repo::Scope::PaymentsWrite
+        ]
+    );
+
+    let listed = admin(&data, &["key", "list", "--tenant", "demo"])
+        .await
+        .unwrap();
+    assert!(listed.contains(id), "{listed}");
+    assert!(!listed.contains(secret), "a listing never shows a secret");
+
+    let out = admin(&data, &["key", "revoke", "--tenant", "demo", id])
+        .await
+        .unwrap();
+    assert!(out.contains("revoked"), "{out}");
+    assert!(s.store.api_key(secret).await.unwrap().unwrap().is_revoked());
+    assert!(
+        admin(&data, &["key", "revoke", "--tenant", "demo", id])
+            .await
+            .is_ok(),
+        "twice is fine"
+    );
+    assert!(admin(&data, &["key", "revoke", "--tenant", "demo", "nope"])
+        .await
+        .is_err());
+    let e = admin(
+        &data,
+        &[
+            "key", "issue", "--tenant", "demo", "--name", "x", "--scope", "root",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("unknown scope"), "{e}");
+    let e = admin(
+        &data,
+        &[
+            "key", "issue", "--tenant", "ghost", "--name", "x", "--scope", "admin",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("no tenant"), "{e}");
+}
+
+#[tokio::test]
 async fn a_registered_number_is_verified_with_the_secret_the_cli_stored() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -17,7 +17,7 @@ use cobro::compliance::Policy;
 use cobro::domain::{AccountId, Tenant, TenantId};
 use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{Outgoing, Queue, Secrets, WhatsAppSecrets};
-use cobro::repo::{Store, WhatsAppNumber};
+use cobro::repo::{Scope, Store, WhatsAppNumber};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,6 +58,9 @@ pub enum Command {
     /// Tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// A tenant's CRM API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// WhatsApp Business numbers.
     #[command(subcommand)]
     Whatsapp(WhatsAppCommand),
@@ -84,6 +87,32 @@ pub enum TenantCommand {
     Create { file: PathBuf },
     /// Prints a tenant.
     Show { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issues a key and prints its secret: the only time it is ever shown.
+    Issue {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Repeat or comma-separate: accounts:read, accounts:write, payments:write, exports,
+        /// agent, admin.
+        #[arg(long = "scope", required = true, value_delimiter = ',')]
+        scopes: Vec<Scope>,
+    },
+    /// Revokes a key by id: from then on it gets 401. Revoking twice is not an error.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        key_id: String,
+    },
+    /// The tenant's keys, revoked ones included; never a secret.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +247,39 @@ pub async fn execute(target: &Target, command: Command) -> Result<String, Error>
         Command::Tenant(TenantCommand::Show { id }) => {
             let tenant = existing_tenant(target, &id).await?;
             Ok(serde_json::to_string_pretty(&tenant)?)
+        }
+        Command::Key(KeyCommand::Issue {
+            tenant,
+            name,
+            scopes,
+        }) => {
+            let tenant = existing_tenant(target, &tenant).await?;
+            let issued = target
+                .store
+                .issue_api_key(&tenant.id, &name, &scopes, jiff::Timestamp::now())
+                .await?;
+            Ok(serde_json::to_string_pretty(&json!({
+                "id": issued.id,
+                "secret": issued.secret,
+                "key": issued.record,
+            }))?)
+        }
+        Command::Key(KeyCommand::Revoke { tenant, key_id }) => {
+            let tenant = TenantId::parse(&tenant).map_err(|e| format!("--tenant: {e}"))?;
+            if target
+                .store
+                .revoke_api_key(&tenant, &key_id, jiff::Timestamp::now())
+                .await?
+            {
+                Ok(format!("key {key_id} of tenant `{tenant}` is revoked"))
+            } else {
+                Err(format!("tenant `{tenant}` has no key {key_id}").into())
+            }
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            let tenant = TenantId::parse(&tenant).map_err(|e| format!("--tenant: {e}"))?;
+            let keys = target.store.list_api_keys(&tenant).await?;
+            Ok(serde_json::to_string_pretty(&keys)?)
         }
         Command::Whatsapp(WhatsAppCommand::Register {
             tenant,
