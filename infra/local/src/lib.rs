@@ -22,8 +22,8 @@ use cobro::collect::Decider;
 use cobro::ports::secrets::DEFAULT_TTL;
 use cobro::ports::{CachedSecrets, Channels, Clock, Pattern, Queue, ShiftedClock};
 use cobro::repo::Store;
-use cobro_crm_api::exports::ExportFiles;
 use cobro::{logs, metrics};
+use cobro_crm_api::exports::ExportFiles;
 use cobro_crm_api::CrmApi;
 use cobro_export::Exporter;
 use cobro_inbound::Inbound;
@@ -378,25 +378,23 @@ impl LocalStack {
             }
             self.payments.delete(&m.receipt).await?;
         }
-<<<<<<< HEAD
         // One export at a time: each streams a whole file.
         for m in self.exports.receive(1, VISIBILITY).await? {
-            match self.exporter.handle(&m.body).await {
+            let span = logs::invocation("export", &m.message_id);
+            match self.exporter.handle(&m.body).instrument(span).await {
                 Ok(cobro_export::Outcome::Failed(_)) => report.exports_failed += 1,
                 Ok(cobro_export::Outcome::Exported { .. }) => report.exports_done += 1,
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "export will be retried");
+                    tracing::warn!(error = %logs::scrub(&e.to_string()), "export will be retried");
                     report.exports_retried += 1;
                     continue;
                 }
             }
             self.exports.delete(&m.receipt).await?;
         }
-=======
         // One process serves every function here: its metrics go to the debug log together.
         metrics::flush("local");
->>>>>>> 84d99c4 (Secrets port (Secrets Manager adapter, directory adapter for the local stack, per-process cache with a 5-minute TTL); WhatsApp number routes no longer hold the app secret, the webhook reads it through the port; COBRO_WHATSAPP_SECRET_ARN with env fallback; JSON logs with function/request_id/stage/tenant spans (COBRO_LOG); EMF metrics writer and the functions' business metrics)
         Ok(())
     }
 
