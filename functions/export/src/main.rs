@@ -6,10 +6,11 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 use std::sync::Arc;
 
-use cobro::lambda;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
+use cobro::{lambda, logs};
 use cobro_export::Exporter;
+use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,11 +24,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     });
     let exporter = &exporter;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let invocation = logs::invocation("export", &event.context.request_id);
         let mut response = SqsBatchResponse::default();
         for record in event.payload.records {
             let body = record.body.unwrap_or_default();
-            if let Err(e) = exporter.handle(&body).await {
-                tracing::warn!(error = %e, "export will be retried");
+            let span = invocation
+                .in_scope(|| logs::message(record.message_id.as_deref().unwrap_or_default()));
+            if let Err(e) = exporter.handle(&body).instrument(span).await {
+                let error = logs::scrub(&e.to_string());
+                invocation.in_scope(|| tracing::warn!(%error, "export will be retried"));
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = record.message_id.unwrap_or_default();
                 response.batch_item_failures.push(failure);
