@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, PaymentId, TenantId};
-use cobro::ports::Table;
+use cobro::ports::table::{Condition, Page, Query, TableError, Update, WriteOp};
+use cobro::ports::{Item, Key, Table};
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, Store};
 use cobro_tests::moto::{moto, unique};
 
@@ -115,7 +116,13 @@ proptest! {
 #[tokio::test]
 async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     let Some(moto) = moto().await else { return };
-    let table = Arc::new(moto.create_table(&unique("ledger")).await);
+    // moto runs concurrent TransactWriteItems without isolation (a failed one restores its
+    // snapshot of the whole table, undoing a neighbour's write), which DynamoDB never does;
+    // transactions are serialized here as DynamoDB's are, and everything else runs at once.
+    let table = Arc::new(SerializedTransactions {
+        inner: moto.create_table(&unique("ledger")).await,
+        lock: tokio::sync::Mutex::new(()),
+    });
     // Six distinct payments, each delivered twice, all at once: transactions conflict on the
     // account's version and retry; duplicates find the payment item.
     let deliveries: Vec<PaymentConfirmed> = (0..6)
@@ -123,6 +130,47 @@ async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
         .collect();
     let (left, credit, stored) = deliver_all(table, 10_000, deliveries).await;
     assert_eq!((left, credit, stored), (4_000, 0, 6));
+}
+
+/// A table whose transactions run one at a time, as DynamoDB isolates them.
+struct SerializedTransactions<T> {
+    inner: T,
+    lock: tokio::sync::Mutex<()>,
+}
+
+#[async_trait::async_trait]
+impl<T: Table> Table for SerializedTransactions<T> {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
+        self.inner.put(item, condition).await
+    }
+    async fn update(
+        &self,
+        key: &Key,
+        updates: Vec<Update>,
+        condition: Option<Condition>,
+    ) -> Result<Item, TableError> {
+        self.inner.update(key, updates, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<Option<Item>, TableError> {
+        self.inner.delete(key, condition).await
+    }
+    async fn query(&self, query: Query) -> Result<Page, TableError> {
+        self.inner.query(query).await
+    }
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+        let _one_at_a_time = self.lock.lock().await;
+        self.inner.transact_write(ops).await
+    }
+    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
+        self.inner.batch_write(puts, deletes).await
+    }
 }
 
 fn stripe_event(kind: &str, object: serde_json::Value) -> serde_json::Value {
