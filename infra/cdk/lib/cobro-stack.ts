@@ -160,20 +160,28 @@ export class CobroStack extends Stack {
 
     // --- Topics ---------------------------------------------------------------------------------
     // AWS services cannot publish to a topic encrypted with the AWS-managed SNS key: the stack's
-    // own key lets CloudWatch, EventBridge and End User Messaging SMS do so, for this account.
+    // own key lets CloudWatch (this account only), EventBridge and End User Messaging SMS do so.
+    // EventBridge's KMS requests carry no aws:SourceAccount: a condition on it would drop them.
     const topicKey = new kms.Key(this, 'TopicKey', {
       description: `cobro ${s.stage} SNS topics (alarms, inbound SMS)`,
       enableKeyRotation: true,
     });
+    const publish = ['kms:Decrypt', 'kms:GenerateDataKey*'];
     topicKey.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: 'Publishers',
-        principals: ['cloudwatch.amazonaws.com', 'events.amazonaws.com', 'sms-voice.amazonaws.com'].map(
-          (service) => new iam.ServicePrincipal(service),
-        ),
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        sid: 'Alarms',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: publish,
         resources: ['*'],
         conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
+    topicKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventsAndSms',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com'), new iam.ServicePrincipal('sms-voice.amazonaws.com')],
+        actions: publish,
+        resources: ['*'],
       }),
     );
     // Two-way SMS publishes inbound messages here (the phone number's two-way channel).

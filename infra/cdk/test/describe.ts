@@ -31,6 +31,8 @@ export interface System {
   secrets: string[];
   topics: Record<string, unknown>;
   buckets: unknown[];
+  /** Who may use each KMS key besides the account, with which conditions. */
+  keyGrants: string[];
 }
 
 /** JSON with sorted keys: equal values, equal strings. */
@@ -103,6 +105,7 @@ export class Describer {
       secrets: [],
       topics: {},
       buckets: [],
+      keyGrants: [],
     };
     this.samFunctions(sys);
     this.lambdaFunctions(sys);
@@ -197,7 +200,22 @@ export class Describer {
       versioning: r.Properties.VersioningConfiguration,
       lifecycle: [...r.Properties.LifecycleConfiguration.Rules].map((rule: any) => stable(rule)).sort(),
     }));
-    for (const key of ['rules', 'eventSources', 'asyncInvoke', 'secrets'] as const) sys[key].sort();
+    for (const [, r] of this.of('AWS::KMS::Key')) {
+      for (const s of r.Properties.KeyPolicy.Statement) {
+        // One entry per service, duplicates dropped: CDK adds its own grant for EventBridge.
+        for (const service of [s.Principal?.Service ?? []].flat()) {
+          const grant = stable({
+            service,
+            actions: [s.Action].flat().sort(),
+            conditions: Object.fromEntries(
+              Object.entries<Record<string, unknown>>(s.Condition ?? {}).map(([op, c]) => [op, Object.keys(c).sort()]),
+            ),
+          });
+          if (!sys.keyGrants.includes(grant)) sys.keyGrants.push(grant);
+        }
+      }
+    }
+    for (const key of ['rules', 'eventSources', 'asyncInvoke', 'secrets', 'keyGrants'] as const) sys[key].sort();
     return sys;
   }
 

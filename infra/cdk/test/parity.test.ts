@@ -1,6 +1,7 @@
 // The CDK app and template.yaml deploy the same system: same functions (binaries, runtime,
 // memory, timeouts, environment, data permissions), table, queues and dead-letter queues, bus,
-// schedule, rules, alarms, log groups, routes, event sources, secret, topics and bucket.
+// schedule, rules, alarms, log groups, routes, event sources, secret, topics, bucket and the
+// services allowed to use the topics' key.
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -36,7 +37,7 @@ test('template.yaml describes the whole system (the comparison has something to 
 });
 
 const sections: (keyof System)[] = [
-  'functions', 'table', 'queues', 'buses', 'schedules', 'rules', 'alarms', 'logGroups', 'routes', 'eventSources', 'asyncInvoke', 'secrets', 'topics', 'buckets',
+  'functions', 'table', 'queues', 'buses', 'schedules', 'rules', 'alarms', 'logGroups', 'routes', 'eventSources', 'asyncInvoke', 'secrets', 'topics', 'buckets', 'keyGrants',
 ];
 for (const section of sections) {
   test(`the CDK app declares the same ${section} as template.yaml`, () => {
