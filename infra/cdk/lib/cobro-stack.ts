@@ -186,6 +186,16 @@ export class CobroStack extends Stack {
     );
     // Two-way SMS publishes inbound messages here (the phone number's two-way channel).
     const inboundSms = new sns.Topic(this, 'InboundSmsTopic', { topicName: name('inbound-sms'), masterKey: topicKey });
+    // End User Messaging SMS publishes as its service principal (no TwoWayChannelRole is set).
+    inboundSms.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'TwoWaySms',
+        principals: [new iam.ServicePrincipal('sms-voice.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [inboundSms.topicArn],
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+    );
     inboundSms.addSubscription(new subscriptions.SqsSubscription(inbound, { rawMessageDelivery: false, deadLetterQueue: inboundDlq }));
     const alarmTopic = new sns.Topic(this, 'AlarmTopic', { topicName: name('alarms'), masterKey: topicKey });
     if (s.alarmEmail) {
@@ -432,21 +442,20 @@ export class CobroStack extends Stack {
 
     // --- Alarms ---------------------------------------------------------------------------------
     // The sender publishes ChannelStopped when a channel refuses a tenant's messages account-wide.
-    new events.Rule(this, 'ChannelStoppedRule', {
+    const channelStopped = new events.Rule(this, 'ChannelStoppedRule', {
       ruleName: name('channel-stopped'),
       eventBus: bus,
       eventPattern: { source: ['cobro'], detailType: ['ChannelStopped'] },
-      targets: [
-        new eventsTargets.SnsTopic(alarmTopic, {
-          message: events.RuleTargetInput.fromText(
-            `cobro ${s.stage}: ${events.EventField.fromPath('$.detail.channel')} stopped for tenant ${events.EventField.fromPath('$.detail.tenant')} (code ${events.EventField.fromPath('$.detail.code')}): ${events.EventField.fromPath('$.detail.reason')}. Messages wait until the tenant is resumed (docs/operations.md).`,
-          ),
-          retryAttempts: 10,
-          maxEventAge: Duration.hours(24),
-          deadLetterQueue: alertDlq,
-        }),
-      ],
     });
+    channelStopped.addTarget(
+      new TopicFromRule(alarmTopic, alertDlq, {
+        message: events.RuleTargetInput.fromText(
+          `cobro ${s.stage}: ${events.EventField.fromPath('$.detail.channel')} stopped for tenant ${events.EventField.fromPath('$.detail.tenant')} (code ${events.EventField.fromPath('$.detail.code')}): ${events.EventField.fromPath('$.detail.reason')}. Messages wait until the tenant is resumed (docs/operations.md).`,
+        ),
+        retryAttempts: 10,
+        maxEventAge: Duration.hours(24),
+      }),
+    );
 
     const notify = new cwActions.SnsAction(alarmTopic);
     const alarm = (
@@ -517,5 +526,35 @@ export class CobroStack extends Stack {
     new CfnOutput(this, 'EventBusName', { value: bus.eventBusName });
     new CfnOutput(this, 'WhatsAppSecretArn', { description: 'Put the access token and the app secret here; read the verify token from it', value: whatsAppSecret.secretArn });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'Every alarm and ChannelStopped event; subscribe more endpoints here', value: alarmTopic.topicArn });
+  }
+}
+
+/**
+ * An SNS topic as a rule's target, allowed to receive from that rule only (aws-events-targets'
+ * SnsTopic lets every EventBridge rule publish), with retries and a dead-letter queue that also
+ * accepts from that rule only.
+ */
+class TopicFromRule implements events.IRuleTarget {
+  constructor(
+    private readonly topic: sns.Topic,
+    private readonly deadLetters: sqs.Queue,
+    private readonly props: { message: events.RuleTargetInput; retryAttempts: number; maxEventAge: Duration },
+  ) {}
+
+  bind(rule: events.IRule): events.RuleTargetConfig {
+    const fromRule = { ArnEquals: { 'aws:SourceArn': rule.ruleArn } };
+    const events_ = new iam.ServicePrincipal('events.amazonaws.com');
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({ principals: [events_], actions: ['sns:Publish'], resources: [this.topic.topicArn], conditions: fromRule }),
+    );
+    this.deadLetters.addToResourcePolicy(
+      new iam.PolicyStatement({ principals: [events_], actions: ['sqs:SendMessage'], resources: [this.deadLetters.queueArn], conditions: fromRule }),
+    );
+    return {
+      arn: this.topic.topicArn,
+      input: this.props.message,
+      retryPolicy: { maximumRetryAttempts: this.props.retryAttempts, maximumEventAgeInSeconds: this.props.maxEventAge.toSeconds() },
+      deadLetterConfig: { arn: this.deadLetters.queueArn },
+    };
   }
 }

@@ -33,6 +33,10 @@ export interface System {
   buckets: unknown[];
   /** Who may use each KMS key besides the account, with which conditions. */
   keyGrants: string[];
+  /** Which services may publish to which topic, with which condition keys. */
+  topicGrants: string[];
+  /** Which services may send to which queue, with which condition keys. */
+  queueGrants: string[];
 }
 
 /** JSON with sorted keys: equal values, equal strings. */
@@ -106,6 +110,8 @@ export class Describer {
       topics: {},
       buckets: [],
       keyGrants: [],
+      topicGrants: [],
+      queueGrants: [],
     };
     this.samFunctions(sys);
     this.lambdaFunctions(sys);
@@ -215,7 +221,25 @@ export class Describer {
         }
       }
     }
-    for (const key of ['rules', 'eventSources', 'asyncInvoke', 'secrets', 'keyGrants'] as const) sys[key].sort();
+    const grants = (type: string, list: keyof System, targets: string) => {
+      for (const [, r] of this.of(type)) {
+        for (const s of r.Properties.PolicyDocument.Statement) {
+          for (const service of [s.Principal?.Service ?? []].flat()) {
+            const grant = stable({
+              [targets]: r.Properties[targets].map((x: unknown) => this.value(x)),
+              service,
+              actions: [s.Action].flat().map((a: string) => a.toLowerCase()),
+              conditions: Object.entries<Record<string, unknown>>(s.Condition ?? {}).flatMap(([, c]) => Object.keys(c)).sort(),
+            });
+            const seen = sys[list] as string[];
+            if (!seen.includes(grant)) seen.push(grant);
+          }
+        }
+      }
+    };
+    grants('AWS::SNS::TopicPolicy', 'topicGrants', 'Topics');
+    grants('AWS::SQS::QueuePolicy', 'queueGrants', 'Queues');
+    for (const key of ['rules', 'eventSources', 'asyncInvoke', 'secrets', 'keyGrants', 'topicGrants', 'queueGrants'] as const) sys[key].sort();
     return sys;
   }
 
