@@ -225,6 +225,11 @@ export class CobroStack extends Stack {
       COBRO_WHATSAPP_SECRET_ARN: whatsAppSecret.secretArn,
       COBRO_SECRETS_PREFIX: `cobro/${s.stage}/`,
     };
+    const stripe = {
+      STRIPE_SECRET_KEY: stripeSecretKey.valueAsString,
+      STRIPE_SUCCESS_URL: s.stripeSuccessUrl,
+      STRIPE_CANCEL_URL: s.stripeCancelUrl,
+    };
     const rw = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
     const fn = (spec: FunctionSpec): lambda.Function => {
       const functionName = name(spec.name);
@@ -301,6 +306,8 @@ export class CobroStack extends Stack {
       table: { actions: [...rw, 'dynamodb:Query'], indexes: true },
     });
     bus.grantPutEventsTo(crmApi);
+    // Agents' replies in handed-off conversations go out through the sender.
+    outbound.grantSendMessages(crmApi);
     route(crmApi, '/v1/{proxy+}', [apigw.HttpMethod.ANY]);
 
     // Payment plans and promises: API Gateway routes these paths here before the catch-all.
@@ -308,11 +315,7 @@ export class CobroStack extends Stack {
       id: 'Plans',
       name: 'plans',
       description: 'Quotes and accepts payment plans, promises to pay and payment links',
-      environment: {
-        STRIPE_SECRET_KEY: stripeSecretKey.valueAsString,
-        STRIPE_SUCCESS_URL: s.stripeSuccessUrl,
-        STRIPE_CANCEL_URL: s.stripeCancelUrl,
-      },
+      environment: stripe,
       table: { actions: rw, indexes: false },
     });
     bus.grantPutEventsTo(plans);
@@ -390,9 +393,10 @@ export class CobroStack extends Stack {
     const inboundFn = fn({
       id: 'Inbound',
       name: 'inbound',
-      description: "Applies debtors' messages, delivery statuses and inbound SMS",
+      description: "Applies debtors' messages (the chatbot), delivery statuses and inbound SMS",
       timeout: Duration.seconds(30),
-      environment: { ...whatsApp, COBRO_BLOB_BUCKET: blobs.bucketName, WHATSAPP_GRAPH_VERSION: s.graphApiVersion },
+      // The chatbot sends payment links when a debtor asks for one.
+      environment: { ...whatsApp, ...stripe, COBRO_BLOB_BUCKET: blobs.bucketName, WHATSAPP_GRAPH_VERSION: s.graphApiVersion },
       table: { actions: [...rw, 'dynamodb:DeleteItem', 'dynamodb:Query'], indexes: true },
     });
     inboundFn.addToRolePolicy(
