@@ -37,6 +37,8 @@ export interface System {
   topicGrants: string[];
   /** Which services may send to which queue, with which condition keys. */
   queueGrants: string[];
+  /** The HTTP API's stage: name, throttling, access log destination and format. */
+  api: unknown[];
 }
 
 /** JSON with sorted keys: equal values, equal strings. */
@@ -112,6 +114,7 @@ export class Describer {
       keyGrants: [],
       topicGrants: [],
       queueGrants: [],
+      api: [],
     };
     this.samFunctions(sys);
     this.lambdaFunctions(sys);
@@ -237,6 +240,19 @@ export class Describer {
         }
       }
     };
+    const stage = (name: unknown, throttle: any, logs: any) => ({
+      stage: this.value(name),
+      rate: Number(this.value(throttle?.ThrottlingRateLimit)),
+      burst: Number(this.value(throttle?.ThrottlingBurstLimit)),
+      accessLogs: this.value(logs?.DestinationArn),
+      format: logs?.Format,
+    });
+    for (const [, r] of this.of('AWS::Serverless::HttpApi')) {
+      sys.api.push(stage(r.Properties.StageName, r.Properties.DefaultRouteSettings, r.Properties.AccessLogSettings));
+    }
+    for (const [, r] of this.of('AWS::ApiGatewayV2::Stage')) {
+      sys.api.push(stage(r.Properties.StageName, r.Properties.DefaultRouteSettings, r.Properties.AccessLogSettings));
+    }
     grants('AWS::SNS::TopicPolicy', 'topicGrants', 'Topics');
     grants('AWS::SQS::QueuePolicy', 'queueGrants', 'Queues');
     for (const key of ['rules', 'eventSources', 'asyncInvoke', 'secrets', 'keyGrants', 'topicGrants', 'queueGrants'] as const) sys[key].sort();

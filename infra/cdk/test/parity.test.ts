@@ -37,7 +37,7 @@ test('template.yaml describes the whole system (the comparison has something to 
 });
 
 const sections: (keyof System)[] = [
-  'functions', 'table', 'queues', 'buses', 'schedules', 'rules', 'alarms', 'logGroups', 'routes', 'eventSources', 'asyncInvoke', 'secrets', 'topics', 'buckets', 'keyGrants', 'topicGrants', 'queueGrants',
+  'functions', 'table', 'queues', 'buses', 'schedules', 'rules', 'alarms', 'logGroups', 'routes', 'eventSources', 'asyncInvoke', 'secrets', 'topics', 'buckets', 'keyGrants', 'topicGrants', 'queueGrants', 'api',
 ];
 for (const section of sections) {
   test(`the CDK app declares the same ${section} as template.yaml`, () => {
