@@ -227,15 +227,18 @@ export class Describer {
     const grants = (type: string, list: keyof System, targets: string) => {
       for (const [, r] of this.of(type)) {
         for (const s of r.Properties.PolicyDocument.Statement) {
-          for (const service of [s.Principal?.Service ?? []].flat()) {
-            const grant = stable({
-              [targets]: r.Properties[targets].map((x: unknown) => this.value(x)),
-              service,
-              actions: [s.Action].flat().map((a: string) => a.toLowerCase()),
-              conditions: Object.entries<Record<string, unknown>>(s.Condition ?? {}).flatMap(([, c]) => Object.keys(c)).sort(),
-            });
-            const seen = sys[list] as string[];
-            if (!seen.includes(grant)) seen.push(grant);
+          // One entry per target and service: one policy for two queues equals two policies.
+          for (const target of r.Properties[targets]) {
+            for (const service of [s.Principal?.Service ?? []].flat()) {
+              const grant = stable({
+                target: this.value(target),
+                service,
+                actions: [s.Action].flat().map((a: string) => a.toLowerCase()),
+                conditions: Object.entries<Record<string, unknown>>(s.Condition ?? {}).flatMap(([, c]) => Object.keys(c)).sort(),
+              });
+              const seen = sys[list] as string[];
+              if (!seen.includes(grant)) seen.push(grant);
+            }
           }
         }
       }
@@ -266,10 +269,15 @@ export class Describer {
   /** AWS::Serverless::Function, with Globals and the resources its events stand for. */
   private samFunctions(sys: System) {
     const g: any = this.t.Globals?.Function ?? {};
-    for (const [, r] of this.of('AWS::Serverless::Function')) {
+    for (const [id, r] of this.of('AWS::Serverless::Function')) {
       const p = r.Properties;
       const name = this.value(p.FunctionName);
       const actions = new Set<string>();
+      // Policies attached to the role SAM generates (<id>Role) from outside the function.
+      for (const [, policy] of this.of('AWS::IAM::Policy')) {
+        if (!policy.Properties.Roles.some((x: any) => x.Ref === `${id}Role`)) continue;
+        for (const s of policy.Properties.PolicyDocument.Statement) for (const a of [s.Action].flat()) if (DATA_ACTION.test(a)) actions.add(a);
+      }
       for (const policy of p.Policies ?? []) {
         if (policy.Statement) {
           for (const s of policy.Statement) for (const a of [s.Action].flat()) if (DATA_ACTION.test(a)) actions.add(a);
