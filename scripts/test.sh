@@ -2,13 +2,16 @@
 # `make test`: everything the tests need, then every check. Needs only the Rust toolchain (with
 # rustfmt and clippy) and python3 with venv/pip on the machine.
 #
-#   1. .venv with the pinned moto and cfn-lint (scripts/venv.sh; skipped when already complete)
+#   1. .venv with the pinned moto, cfn-lint and SAM CLI (scripts/venv.sh; skipped when complete)
 #   2. moto on a free port on 127.0.0.1, polled until it answers (30 s at most)
 #   3. cargo fmt --check, cargo clippy -D warnings, cargo test --workspace against that moto
 #   4. schemathesis against the CRM API: the debug cobro-local on a free port with a temporary
 #      data directory, fuzzed from its /v1/openapi.json (no server errors, responses as documented)
-#   5. cfn-lint template.yaml (with the SAM transform)
-#   6. moto and cobro-local stopped, whatever happened (an EXIT trap), and one summary line over
+#   5. template.yaml: cfn-lint (with the SAM transform and the serverless rules) and
+#      `sam validate --lint`
+#   6. infra/cdk: npm ci, tsc, its tests (the same resources as template.yaml) and `cdk synth`
+#      without bundling (infra/cdk/check.sh); skipped with a message when node or npm is missing
+#   7. moto and cobro-local stopped, whatever happened (an EXIT trap), and one summary line over
 #      all tests
 #
 # Every step runs even when an earlier one failed, so one run shows every problem; the exit status
@@ -16,7 +19,7 @@
 #
 # Knobs for working on this script itself, not for CI:
 #   COBRO_TEST_SKIP_CARGO=1   skip fmt, clippy and cargo test: checks the venv, moto's start and
-#                             stop, and cfn-lint in a few seconds
+#                             stop, the template and the CDK app in well under a minute
 #   COBRO_TEST_SKIP_LINT=1    skip fmt and clippy
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -168,7 +171,11 @@ schemathesis_run() {
 if [ "${COBRO_TEST_SKIP_CARGO:-0}" != 1 ]; then
   step "schemathesis on the CRM API (local stack)" schemathesis_run
 fi
-step "cfn-lint template.yaml" "$venv/bin/cfn-lint" template.yaml
+step "cfn-lint template.yaml (SAM transform, serverless rules)" \
+  "$venv/bin/cfn-lint" template.yaml -a cfn_lint_serverless.rules
+# Offline: the translator and cfn-lint; only AWS_REGION is needed, no credentials.
+step "sam validate --lint" env SAM_CLI_TELEMETRY=0 "$venv/bin/sam" validate --lint --template-file template.yaml
+step "CDK app (infra/cdk: build, tests, cdk synth)" bash infra/cdk/check.sh
 
 # --- the end ------------------------------------------------------------------------------------
 stop_moto

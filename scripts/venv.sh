@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned Python tools of scripts/requirements-test.txt (moto, cfn-lint and
-# the SAM translator; every dependency held by scripts/constraints-test.txt), unless it is already
-# complete. Needs only python3 with venv and pip.
+# Creates .venv with the pinned Python tools of scripts/requirements-test.txt (moto, cfn-lint with
+# the SAM translator and the serverless rules, the SAM CLI; every dependency held by
+# scripts/constraints-test.txt), unless it is already complete. Needs only python3 with venv and pip.
 #
 # A complete install leaves a stamp named after the hash of those two files. No stamp (first
 # run, changed pins, an install that was interrupted or failed) means the venv is rebuilt from
@@ -13,13 +13,13 @@ venv=.venv
 req=scripts/requirements-test.txt
 stamp="$venv/.installed-$(cat "$req" scripts/constraints-test.txt | sha256sum | cut -c1-16)"
 
-if [ -f "$stamp" ] && [ -x "$venv/bin/moto_server" ] && [ -x "$venv/bin/cfn-lint" ] \
+if [ -f "$stamp" ] && [ -x "$venv/bin/moto_server" ] && [ -x "$venv/bin/cfn-lint" ] && [ -x "$venv/bin/sam" ] \
   && "$venv/bin/python" -c 'import importlib.util as u, sys
-sys.exit(not all(u.find_spec(m) for m in ("moto", "cfnlint", "samtranslator")))' 2>/dev/null; then
+sys.exit(not all(u.find_spec(m) for m in ("moto", "cfnlint", "samtranslator", "cfn_lint_serverless", "samcli")))' 2>/dev/null; then
   exit 0
 fi
 
-echo "==> Python tools into $venv (moto, cfn-lint): once, takes about a minute"
+echo "==> Python tools into $venv (moto, cfn-lint, SAM CLI): once, takes about a minute"
 start=$(date +%s)
 rm -rf "$venv"
 if ! python3 -m venv "$venv"; then
