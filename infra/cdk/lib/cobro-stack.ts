@@ -2,7 +2,7 @@
 // RustFunction building each function's binary from the Cargo workspace. test/parity.test.ts
 // checks the two stay the same system.
 import * as path from 'node:path';
-import { ArnFormat, CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, CfnParameter, Duration, RemovalPolicy, Size, Stack, StackProps, TimeZone } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -51,6 +51,8 @@ interface FunctionSpec {
   readonly name: string;
   readonly description: string;
   readonly timeout?: Duration;
+  readonly memorySize?: number;
+  readonly ephemeralStorageSize?: Size;
   readonly environment?: Record<string, string>;
   readonly table: TableAccess;
 }
@@ -245,7 +247,8 @@ export class CobroStack extends Stack {
         manifestPath: WORKSPACE_MANIFEST,
         binaryName: binary,
         architecture: lambda.Architecture.ARM_64,
-        memorySize: 256,
+        memorySize: spec.memorySize ?? 256,
+        ephemeralStorageSize: spec.ephemeralStorageSize,
         timeout: spec.timeout ?? Duration.seconds(10),
         tracing: lambda.Tracing.ACTIVE,
         logGroup,
@@ -444,6 +447,64 @@ export class CobroStack extends Stack {
       });
     }
 
+    // --- Exports: finance files (docs/exports.md) ------------------------------------------------
+    // The CRM API records a job and publishes ExportRequested; a rule puts it on the export queue;
+    // the function streams the file into the exports bucket; a daily schedule queues yesterday's.
+    const exportDlq = deadLetterQueue('ExportDeadLetterQueue', 'export');
+    const exportQueue = new sqs.Queue(this, 'ExportQueue', {
+      queueName: name('export'),
+      // Longer than the function's timeout; a job whose worker died is taken over after its lease.
+      visibilityTimeout: Duration.seconds(1020),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: exportDlq, maxReceiveCount: 5 },
+    });
+    const exportBucket = new s3.Bucket(this, 'ExportBucket', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      enforceSSL: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+      lifecycleRules: [
+        { id: 'exports', prefix: 'exports/', expiration: Duration.days(30), abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+    const exporter = fn({
+      id: 'Export',
+      name: 'export',
+      description: "Streams a tenant's ledger, accounts, aging, plans or contact log into one file",
+      timeout: Duration.seconds(900),
+      memorySize: 512,
+      ephemeralStorageSize: Size.mebibytes(4096),
+      environment: { COBRO_EXPORT_BUCKET: exportBucket.bucketName, COBRO_EXPORT_QUEUE_URL: exportQueue.queueUrl },
+      table: { actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'], indexes: false },
+    });
+    exporter.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: [`${table.tableArn}/index/gsi1`] }));
+    exporter.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject', 's3:AbortMultipartUpload'], resources: [exportBucket.arnForObjects('exports/*')] }),
+    );
+    exportQueue.grantSendMessages(exporter);
+    exporter.addEventSource(new SqsEventSource(exportQueue, { batchSize: 1, reportBatchItemFailures: true, maxConcurrency: 2 }));
+    new events.Rule(this, 'ExportRequestedRule', {
+      eventBus: bus,
+      eventPattern: { source: ['cobro'], detailType: ['ExportRequested'] },
+      targets: [new eventsTargets.SqsQueue(exportQueue, { retryAttempts: 10, maxEventAge: Duration.hours(24), deadLetterQueue: exportDlq })],
+    });
+    // The CRM API presigns download links with its own right to read the files.
+    crmApi.addEnvironment('COBRO_EXPORT_BUCKET', exportBucket.bucketName);
+    crmApi.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [exportBucket.arnForObjects('exports/*')] }));
+    new scheduler.Schedule(this, 'DailyExportSchedule', {
+      scheduleName: name('daily-exports'),
+      description: "Yesterday's payments ledger, contact log and aging report of every tenant",
+      // 07:00 UTC: past midnight in every market's zone.
+      schedule: scheduler.ScheduleExpression.cron({ minute: '0', hour: '7', timeZone: TimeZone.ETC_UTC }),
+      target: new schedulerTargets.SqsSendMessage(exportQueue, {
+        input: scheduler.ScheduleTargetInput.fromText('{"daily": {}}'),
+        retryAttempts: 10,
+        maxEventAge: Duration.seconds(3600),
+        deadLetterQueue: exportDlq,
+      }),
+    });
+
     // --- Alarms ---------------------------------------------------------------------------------
     // The sender publishes ChannelStopped when a channel refuses a tenant's messages account-wide.
     const channelStopped = new events.Rule(this, 'ChannelStoppedRule', {
@@ -496,6 +557,7 @@ export class CobroStack extends Stack {
       ['InboundDeadLetterAlarm', inboundDlq, 'Webhook deliveries or inbound SMS that could not be applied'],
       ['PaymentsDeadLetterAlarm', paymentsDlq, 'Confirmed payments not applied to their accounts'],
       ['AlertDeadLetterAlarm', alertDlq, 'ChannelStopped events that could not be published to the alarm topic'],
+      ['ExportDeadLetterAlarm', exportDlq, 'Export jobs that failed every retry'],
     ];
     for (const [id, queue, description] of deadLetters) {
       const suffix = queue.node.id.replace('DeadLetterQueue', '').toLowerCase();
