@@ -189,6 +189,7 @@ impl StatusReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProviderError {
     pub code: Option<i64>,
     pub title: String,

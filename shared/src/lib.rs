@@ -6,6 +6,7 @@ pub mod chat;
 pub mod collect;
 pub mod compliance;
 pub mod domain;
+pub mod events;
 pub mod explain;
 pub mod export;
 #[cfg(feature = "http")]

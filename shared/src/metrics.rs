@@ -22,6 +22,8 @@ pub const DECISIONS: &str = "Decisions";
 pub const PAYMENTS_APPLIED: &str = "PaymentsApplied";
 pub const WEBHOOK_LATENCY: &str = "WebhookLatency";
 pub const ACCOUNT_STOP: &str = "AccountStop";
+/// Deliveries to a tenant's webhook that failed every attempt (kept for the tenant).
+pub const WEBHOOK_DELIVERIES_FAILED: &str = "WebhookDeliveriesFailed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unit {

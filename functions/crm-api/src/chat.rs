@@ -13,7 +13,8 @@ use serde_json::json;
 use std::sync::Arc;
 
 use cobro::chat::{IdentityFacts, Mode, Reply};
-use cobro::domain::{ChannelKind, DebtorId};
+use cobro::domain::{ChannelKind, DebtorId, TenantId};
+use cobro::events::{DomainEvent, HandoffClosed, HandoffReleased};
 use cobro::http::{parse_json, Problem};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{Event, Outgoing};
@@ -243,7 +244,7 @@ async fn set_bot(
     s: &CrmApi,
     caller: &Caller,
     raw: String,
-    event: &str,
+    event: fn(TenantId, DebtorId, jiff::Timestamp) -> Event,
 ) -> Result<Response, Problem> {
     let debtor = debtor_of(s, caller, raw).await?;
     for _ in 0..5 {
@@ -266,14 +267,13 @@ async fn set_bot(
         }
         let closed = s.store.close_handoff(&caller.tenant, &debtor.id).await?;
         if was_agent || closed {
+            let event = event(caller.tenant.clone(), debtor.id.clone(), s.clock.now());
+            let detail_type = event.detail_type.clone();
             s.bus
-                .publish(vec![Event::new(
-                    event,
-                    json!({ "tenant": caller.tenant, "debtor": debtor.id, "at": s.clock.now() }),
-                )])
+                .publish(vec![event])
                 .await
                 .map_err(|e| {
-                    tracing::error!(error = %e, "{event} not published");
+                    tracing::error!(error = %e, "{detail_type} not published");
                     Problem::internal()
                 })?;
         }
@@ -297,7 +297,10 @@ pub(crate) async fn release(
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    set_bot(&s, &caller, raw, "HandoffReleased").await
+    set_bot(&s, &caller, raw, |tenant, debtor, at| {
+        HandoffReleased { tenant, debtor, at }.event()
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/conversations/{debtor}/close", tag = "conversations", summary = "The person is done with the conversation",
@@ -309,7 +312,10 @@ pub(crate) async fn close(
     Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
 ) -> Result<Response, Problem> {
-    set_bot(&s, &caller, raw, "HandoffClosed").await
+    set_bot(&s, &caller, raw, |tenant, debtor, at| {
+        HandoffClosed { tenant, debtor, at }.event()
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -13,6 +13,7 @@ mod paging;
 mod picture;
 mod plans;
 mod settings;
+mod webhooks;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -46,6 +47,8 @@ pub struct CrmApi {
     pub stripe: Option<Arc<dyn cobro::ports::PaymentLinks>>,
     /// The outbound queue: agents' replies go through the sender like the bot's.
     pub outbound: Option<Arc<dyn cobro::ports::Queue>>,
+    /// The events-out queue: a failed webhook delivery sent again is woken up on it.
+    pub events_out: Option<Arc<dyn cobro::ports::Queue>>,
 }
 
 impl CrmApi {
@@ -60,7 +63,7 @@ impl CrmApi {
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
     authenticated(
-        chat::routes(plan_routes(core_routes(Router::new()))),
+        webhooks::routes(chat::routes(plan_routes(core_routes(Router::new())))),
         &state,
     )
     // Added after the key layers, so it needs no key.
@@ -276,12 +279,17 @@ async fn post_consent(
     let id = id(DebtorId::parse, raw, "id")?;
     let input: inputs::ConsentInput = parse_json(&body)?;
     let consent = input.into_consent(s.clock.now());
+    let event = cobro::events::consent_changed(&caller.tenant, &id, &consent, None);
     let debtor = s
         .store
         .record_consent(&caller.tenant, &id, consent)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
     reschedule_debtor(&s, &caller, &debtor).await?;
+    s.bus.publish(vec![event]).await.map_err(|e| {
+        tracing::error!(error = %e, "the consent event was not published");
+        Problem::internal()
+    })?;
     Ok(Json(json!(debtor)).into_response())
 }
 

@@ -20,6 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         stripe: cobro::lambda::stripe_links()?,
         // Agents' replies in handed-off conversations go to the sender through it.
         outbound: lambda::queue_from_env("COBRO_OUTBOUND_QUEUE_URL").await?,
+        // Failed webhook deliveries sent again are woken up on the events-out queue.
+        events_out: lambda::queue_from_env("COBRO_EVENTS_OUT_QUEUE_URL").await?,
     };
     let app = router(Arc::new(state)).layer(axum::middleware::from_fn_with_state(
         logs::HttpSpan {

@@ -60,6 +60,13 @@ pub struct ProblemDoc {
         crate::chat::release,
         crate::chat::close,
         crate::chat::put_identity,
+        crate::webhooks::get_webhook,
+        crate::webhooks::put_webhook,
+        crate::webhooks::delete_webhook,
+        crate::webhooks::rotate_secret,
+        crate::webhooks::failed_deliveries,
+        crate::webhooks::get_delivery,
+        crate::webhooks::redeliver,
     ),
     components(schemas(ProblemDoc, crate::imports::ImportRow)),
     modifiers(&BearerKey),
@@ -70,6 +77,7 @@ pub struct ProblemDoc {
         (name = "exports", description = "Finance files: payments ledger, balances, aging, plans, contact log"),
         (name = "conversations", description = "The chatbot's handoffs to people, and agents' replies"),
         (name = "settings", description = "The tenant's compliance policy and strategies"),
+        (name = "webhook", description = "Where cobro posts its events (docs/events.md): signed, retried, kept when they keep failing"),
     )
 )]
 pub struct ApiDoc;

@@ -12,6 +12,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use cobro::domain::{Account, AccountId, Money};
+use cobro::events::{DomainEvent, PlanAccepted, PromiseMade};
 use cobro::http::{parse_json, Problem};
 use cobro::plans::{affordable, build, Frequency, Plan, PlanRequest};
 use cobro::repo::Accepted;
@@ -141,10 +142,20 @@ pub(crate) async fn accept(
     let terms = build(account.balance(), &tenant.plan_rules, &request, today).map_err(problem)?;
     // The same request for the same debt is the same plan: a retried POST changes nothing.
     let plan = Plan::accepted(&account, terms, &request, &tenant.plan_rules, now, &by);
-    match s.store.accept_plan(&account, &plan, now).await? {
-        Accepted::Created(p) => Ok((StatusCode::CREATED, Json(json!(p))).into_response()),
-        Accepted::Existing(p) => Ok((StatusCode::OK, Json(json!(p))).into_response()),
-    }
+    let (status, p) = match s.store.accept_plan(&account, &plan, now).await? {
+        Accepted::Created(p) => (StatusCode::CREATED, p),
+        Accepted::Existing(p) => (StatusCode::OK, p),
+    };
+    // Published again on a retried request (the same detail, so webhooks see one event): a
+    // failed publish the first time is not lost.
+    s.bus
+        .publish(vec![PlanAccepted::of(&p, account.debtor.clone(), None).event()])
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "PlanAccepted not published");
+            Problem::internal()
+        })?;
+    Ok((status, Json(json!(p))).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -202,9 +213,8 @@ pub(crate) async fn promise(
         made_by,
     };
     s.store.make_promise(&account, &promise, now).await?;
-    let detail = json!({ "tenant": caller.tenant, "account": account.id, "promise": promise });
     s.bus
-        .publish(vec![cobro::ports::Event::new("PromiseMade", detail)])
+        .publish(vec![PromiseMade::of(&account, &promise, None).event()])
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "PromiseMade not published");

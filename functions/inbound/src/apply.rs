@@ -5,6 +5,10 @@
 use cobro::compliance::classify_keyword;
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
 use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
+use cobro::events::{
+    DebtorNumberChanged, DebtorPreferenceChanged, DomainEvent, MediaReceived, MessageStatus,
+    ProviderErrorReported,
+};
 use cobro::ports::{Event, FailureClass};
 use cobro::repo::Delivery;
 
@@ -45,13 +49,14 @@ impl Inbound {
                 at,
             } => {
                 for d in self.debtors_of(tenant, from).await? {
-                    self.publish(
-                        "DebtorPreferenceChanged",
-                        serde_json::json!({
-                            "tenant": tenant, "debtor": d.id, "channel": channel.as_str(),
-                            "category": category, "stop": stop, "at": at,
-                        }),
-                    )
+                    self.publish(DebtorPreferenceChanged {
+                        tenant: tenant.clone(),
+                        debtor: d.id,
+                        channel,
+                        category: category.clone(),
+                        stop: *stop,
+                        at: *at,
+                    })
                     .await?;
                 }
                 report.preferences += 1;
@@ -64,13 +69,13 @@ impl Inbound {
             } => {
                 // The CRM owns the phone number: it is told, cobro does not guess.
                 for d in self.debtors_of(tenant, from).await? {
-                    self.publish(
-                        "DebtorNumberChanged",
-                        serde_json::json!({
-                            "tenant": tenant, "debtor": d.id, "channel": channel.as_str(),
-                            "new_wa_id_present": new_wa_id.is_some(), "at": at,
-                        }),
-                    )
+                    self.publish(DebtorNumberChanged {
+                        tenant: tenant.clone(),
+                        debtor: d.id,
+                        channel,
+                        new_wa_id_present: new_wa_id.is_some(),
+                        at: *at,
+                    })
                     .await?;
                 }
                 report.other += 1;
@@ -80,12 +85,12 @@ impl Inbound {
                 for e in errors {
                     tracing::error!(tenant = %tenant, code = ?e.code, error = %cobro::logs::scrub(&e.describe()), "provider error in a webhook");
                 }
-                self.publish(
-                    "ProviderErrorReported",
-                    serde_json::json!({
-                        "tenant": tenant, "channel": channel.as_str(), "errors": errors, "blob": blob,
-                    }),
-                )
+                self.publish(ProviderErrorReported {
+                    tenant: tenant.clone(),
+                    channel,
+                    errors: errors.clone(),
+                    blob: blob.to_string(),
+                })
                 .await?;
                 report.errors += 1;
                 Ok(())
@@ -219,14 +224,17 @@ impl Inbound {
                 },
             ) = (&stored_media, &m.content)
             {
-                self.publish(
-                    "MediaReceived",
-                    serde_json::json!({
-                        "tenant": tenant, "debtor": debtor.id, "channel": channel.as_str(),
-                        "message_id": m.id, "media": media, "mime_type": mime_type,
-                        "filename": filename, "blob": key, "at": m.at,
-                    }),
-                )
+                self.publish(MediaReceived {
+                    tenant: tenant.clone(),
+                    debtor: debtor.id.clone(),
+                    channel,
+                    message_id: m.id.clone(),
+                    media: media.clone(),
+                    mime_type: mime_type.clone(),
+                    filename: filename.clone(),
+                    blob: key.clone(),
+                    at: m.at,
+                })
                 .await?;
             }
         }
@@ -303,18 +311,13 @@ impl Inbound {
             at: m.at,
             source: format!("keyword:{keyword}"),
         };
+        let event =
+            cobro::events::consent_changed(tenant, &debtor.id, &consent, Some(m.id.clone()));
         self.store
             .record_consent(tenant, &debtor.id, consent)
             .await?;
         tracing::info!(tenant = %tenant, debtor = %debtor.id, channel = channel.as_str(), granted, "consent changed by keyword");
-        self.publish(
-            if granted { "ConsentGiven" } else { "OptedOut" },
-            serde_json::json!({
-                "tenant": tenant, "debtor": debtor.id, "channel": channel.as_str(),
-                "source": "keyword", "message_id": m.id, "at": m.at,
-            }),
-        )
-        .await
+        self.publish_event(event).await
     }
 
     async fn status(
@@ -370,17 +373,20 @@ impl Inbound {
                     "MessageRead" => cobro::metrics::count(cobro::metrics::MESSAGES_READ, 1),
                     _ => {}
                 }
-                self.publish(
-                    detail_type,
-                    serde_json::json!({
-                        "tenant": tenant, "account": attempt.account, "debtor": attempt.debtor,
-                        "decision_id": attempt.decision_id, "channel": attempt.channel.as_str(),
-                        "provider_message_id": s.provider_message_id, "status": s.status,
-                        "error": delivery.error, "error_code": delivery.error_code,
-                        "error_class": class.map(|c| c.as_str()),
-                        "pricing_category": s.pricing_category, "at": s.at,
-                    }),
-                )
+                self.publish(MessageStatus {
+                    tenant: tenant.clone(),
+                    account: attempt.account.clone(),
+                    debtor: attempt.debtor.clone(),
+                    decision_id: attempt.decision_id.to_string(),
+                    channel: attempt.channel,
+                    provider_message_id: s.provider_message_id.clone(),
+                    status: s.status.clone(),
+                    error: delivery.error.clone(),
+                    error_code: delivery.error_code,
+                    error_class: class.map(|c| c.as_str().to_string()),
+                    pricing_category: s.pricing_category.clone(),
+                    at: s.at,
+                })
                 .await?;
                 if class == Some(FailureClass::Unreachable) {
                     self.fall_back(&attempt, &delivery).await?;
@@ -450,13 +456,13 @@ impl Inbound {
         Ok(())
     }
 
-    pub(crate) async fn publish(
-        &self,
-        detail_type: &str,
-        detail: serde_json::Value,
-    ) -> Result<(), InboundError> {
+    pub(crate) async fn publish(&self, event: impl DomainEvent) -> Result<(), InboundError> {
+        self.publish_event(event.event()).await
+    }
+
+    pub(crate) async fn publish_event(&self, event: Event) -> Result<(), InboundError> {
         self.bus
-            .publish(vec![Event::new(detail_type, detail)])
+            .publish(vec![event])
             .await
             .map_err(|e| InboundError::Bus(e.to_string()))
     }

@@ -4,15 +4,20 @@
 //! nothing happens twice and nothing is lost.
 
 use jiff::tz::TimeZone;
-use serde_json::json;
 
 use cobro::chat::{self, Effect, Reply, Turn};
 use cobro::domain::{Debtor, Language, Money, Tenant, TenantId};
+use cobro::events::{
+    CollectionPaused, DisputeOpened, HandoffRequested, IdentityCheckLocked, PlanAccepted,
+    PreferencesChanged, PromiseMade, ReceiptReceived, VulnerabilityFlagged, Via,
+};
 use cobro::inbound::InboundMessage;
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::plans::{build, Plan};
 use cobro::ports::{LinkRequest, Outgoing, PaymentLinks};
-use cobro::repo::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError};
+use cobro::repo::{
+    Accepted, ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError,
+};
 
 use super::{Inbound, InboundError};
 
@@ -196,22 +201,22 @@ impl Inbound {
         media_key: Option<&str>,
     ) -> Result<Option<Reply>, InboundError> {
         let t = &tenant.id;
-        let base = |extra: serde_json::Value| {
-            let mut detail = json!({
-                "tenant": t, "debtor": debtor.id, "channel": p.channel.as_str(),
-                "message_id": p.message_id, "at": p.at,
-            });
-            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
-                d.extend(e.clone());
-            }
-            detail
+        let via = Via {
+            channel: p.channel,
+            message_id: p.message_id.clone(),
+            at: p.at,
         };
         match effect {
             Effect::IdentityVerified | Effect::IdentityFailed { .. } => {}
             Effect::IdentityLocked { until } => {
                 tracing::warn!(tenant = %t, debtor = %debtor.id, "identity check locked");
-                self.publish("IdentityCheckLocked", base(json!({ "until": until })))
-                    .await?;
+                self.publish(IdentityCheckLocked {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    until: *until,
+                    via,
+                })
+                .await?;
             }
             Effect::PayLink { account } => return self.pay_link(tenant, debtor, account, p).await,
             Effect::AcceptPlan { account, request } => {
@@ -224,12 +229,11 @@ impl Inbound {
                 };
                 let plan =
                     Plan::accepted(&acct, terms, request, &tenant.plan_rules, p.at, "debtor");
-                self.store.accept_plan(&acct, &plan, p.at).await?;
-                self.publish(
-                    "PlanAccepted",
-                    base(json!({ "account": account, "plan": plan.id, "by": "debtor" })),
-                )
-                .await?;
+                let plan = match self.store.accept_plan(&acct, &plan, p.at).await? {
+                    Accepted::Created(plan) | Accepted::Existing(plan) => plan,
+                };
+                self.publish(PlanAccepted::of(&plan, debtor.id.clone(), Some(via)))
+                    .await?;
             }
             Effect::Promise {
                 account,
@@ -251,11 +255,8 @@ impl Inbound {
                     return Ok(None);
                 }
                 self.store.make_promise(&acct, &promise, p.at).await?;
-                self.publish(
-                    "PromiseMade",
-                    base(json!({ "account": account, "promise": promise })),
-                )
-                .await?;
+                self.publish(PromiseMade::of(&acct, &promise, Some(via)))
+                    .await?;
             }
             Effect::Pause {
                 accounts,
@@ -271,20 +272,27 @@ impl Inbound {
                         })
                         .await?;
                 }
-                self.publish(
-                    "CollectionPaused",
-                    base(json!({ "accounts": accounts, "until": until, "reason": reason })),
-                )
+                self.publish(CollectionPaused {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    accounts: accounts.clone(),
+                    until: *until,
+                    reason: reason.clone(),
+                    via,
+                })
                 .await?;
             }
             Effect::Dispute { account, kind } => {
                 self.store
                     .set_holds(t, account, |h| h.dispute_open = true)
                     .await?;
-                self.publish(
-                    "DisputeOpened",
-                    base(json!({ "account": account, "kind": kind })),
-                )
+                self.publish(DisputeOpened {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    account: account.clone(),
+                    kind: kind.clone(),
+                    via,
+                })
                 .await?;
             }
             Effect::PreferChannel { channel } => {
@@ -295,10 +303,13 @@ impl Inbound {
                         pr.updated_at = Some(at);
                     })
                     .await?;
-                self.publish(
-                    "PreferencesChanged",
-                    base(json!({ "preferred_channel": channel })),
-                )
+                self.publish(PreferencesChanged {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    preferred_channel: Some(*channel),
+                    hours: None,
+                    via,
+                })
                 .await?;
             }
             Effect::PreferHours { hours } => {
@@ -309,8 +320,14 @@ impl Inbound {
                         pr.updated_at = Some(at);
                     })
                     .await?;
-                self.publish("PreferencesChanged", base(json!({ "hours": hours })))
-                    .await?;
+                self.publish(PreferencesChanged {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    preferred_channel: None,
+                    hours: *hours,
+                    via,
+                })
+                .await?;
             }
             Effect::Handoff { reason, urgent } => {
                 let opened = self
@@ -325,21 +342,34 @@ impl Inbound {
                     })
                     .await?;
                 if opened || *urgent {
-                    self.publish(
-                        "HandoffRequested",
-                        base(json!({ "reason": reason, "urgent": urgent })),
-                    )
+                    self.publish(HandoffRequested {
+                        tenant: t.clone(),
+                        debtor: debtor.id.clone(),
+                        reason: reason.clone(),
+                        urgent: *urgent,
+                        via,
+                    })
                     .await?;
                 }
             }
             Effect::Vulnerable { sign } => {
                 tracing::warn!(tenant = %t, debtor = %debtor.id, sign = sign.as_str(), "vulnerability flagged");
-                self.publish("VulnerabilityFlagged", base(json!({ "sign": sign })))
-                    .await?;
+                self.publish(VulnerabilityFlagged {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    sign: *sign,
+                    via,
+                })
+                .await?;
             }
             Effect::Receipt => {
-                self.publish("ReceiptReceived", base(json!({ "blob": media_key })))
-                    .await?;
+                self.publish(ReceiptReceived {
+                    tenant: t.clone(),
+                    debtor: debtor.id.clone(),
+                    blob: media_key.map(String::from),
+                    via,
+                })
+                .await?;
             }
         }
         Ok(None)

@@ -10,7 +10,10 @@ use cobro::collect::templates::{receipt, RECEIPT_TEMPLATE};
 use cobro::domain::{AttemptStatus, ContactAttempt, Money};
 use cobro::outbound::OutboundMessage;
 use cobro::plans::PlanStatus;
-use cobro::ports::{Bus, Event, Outgoing, Queue};
+use cobro::events::{
+    AccountSettled, DomainEvent, PaymentApplied, PaymentRef, PlanCompleted, PromiseKept,
+};
+use cobro::ports::{Bus, Outgoing, Queue};
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, RepoError, Store};
 
 pub const DETAIL_TYPE: &str = "PaymentConfirmed";
@@ -152,37 +155,43 @@ impl PaymentHandler {
         else {
             return Ok(());
         };
-        let base = serde_json::json!({
-            "tenant": p.tenant, "account": p.account, "payment_id": p.payment_id,
-            "currency": p.currency, "paid_at": p.paid_at,
-        });
-        let with = |extra: serde_json::Value| {
-            let mut v = base.clone();
-            v.as_object_mut()
-                .expect("object")
-                .extend(extra.as_object().expect("object").clone());
-            v
+        let payment = PaymentRef {
+            tenant: p.tenant.clone(),
+            account: p.account.clone(),
+            payment_id: p.payment_id.clone(),
+            currency: p.currency,
+            paid_at: p.paid_at,
         };
-        let mut events = vec![Event::new(
-            "PaymentApplied",
-            with(serde_json::json!({
-                "amount_minor": p.amount_minor, "applied_minor": applied_minor,
-                "balance_minor": balance_minor, "credit_minor": credit_minor,
-                "method": p.method, "source": p.source,
-                "plan": plan.as_ref().map(|(id, _)| id),
-            })),
-        )];
+        let mut events = vec![PaymentApplied {
+            payment: payment.clone(),
+            amount_minor: p.amount_minor,
+            applied_minor: *applied_minor,
+            balance_minor: *balance_minor,
+            credit_minor: *credit_minor,
+            method: p.method.clone(),
+            source: p.source.clone(),
+            plan: plan.as_ref().map(|(id, _)| id.clone()),
+        }
+        .event()];
         if let Some((id, PlanStatus::Completed)) = plan {
-            events.push(Event::new(
-                "PlanCompleted",
-                with(serde_json::json!({ "plan": id })),
-            ));
+            events.push(
+                PlanCompleted {
+                    payment: payment.clone(),
+                    plan: id.clone(),
+                }
+                .event(),
+            );
         }
         if *promise_kept {
-            events.push(Event::new("PromiseKept", with(serde_json::json!({}))));
+            events.push(
+                PromiseKept {
+                    payment: payment.clone(),
+                }
+                .event(),
+            );
         }
         if *settled {
-            events.push(Event::new("AccountSettled", with(serde_json::json!({}))));
+            events.push(AccountSettled { payment }.event());
         }
         bus.publish(events)
             .await

@@ -21,6 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         decider: Decider::default(),
         stripe: cobro::lambda::stripe_links()?,
         outbound: None,
+        events_out: None,
     };
     let app = plans_router(Arc::new(state)).layer(axum::middleware::from_fn_with_state(
         logs::HttpSpan {

@@ -12,7 +12,8 @@ use cobro::collect::{Decider, Verdict};
 use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
-use cobro::ports::{Bus, Clock, Event, Item, Outgoing, Queue};
+use cobro::events::{DomainEvent, PlanBroken, PromiseBroken};
+use cobro::ports::{Bus, Clock, Item, Outgoing, Queue};
 use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
 
 /// How long an outbox entry waits for the sender before a tick enqueues it again.
@@ -253,12 +254,16 @@ impl Reminders {
         self.store.break_plan(&account, &plan).await?;
         tracing::info!(account = %account.id, plan = %plan.id, "plan broken: an instalment is past the grace days");
         if let Some(bus) = &self.bus {
-            let detail = serde_json::json!({
-                "tenant": tenant.id, "account": account.id, "debtor": account.debtor,
-                "plan": plan.id, "late_instalment_due": r.next_due,
-                "grace_days": tenant.plan_rules.grace_days,
-            });
-            bus.publish(vec![Event::new("PlanBroken", detail)])
+            let event = PlanBroken {
+                tenant: tenant.id.clone(),
+                account: account.id.clone(),
+                debtor: account.debtor.clone(),
+                plan: plan.id.clone(),
+                late_instalment_due: r.next_due,
+                grace_days: tenant.plan_rules.grace_days,
+                at: now,
+            };
+            bus.publish(vec![event.event()])
                 .await
                 .map_err(|e| TickError::Bus(e.to_string()))?;
         }
@@ -287,12 +292,16 @@ impl Reminders {
         }
         tracing::info!(account = %account.id, by = %promise.by, "promise to pay broken");
         if let Some(bus) = &self.bus {
-            let detail = serde_json::json!({
-                "tenant": tenant.id, "account": account.id, "debtor": account.debtor,
-                "promised_minor": promise.amount_minor, "paid_minor": promise.paid_minor,
-                "by": promise.by,
-            });
-            bus.publish(vec![Event::new("PromiseBroken", detail)])
+            let event = PromiseBroken {
+                tenant: tenant.id.clone(),
+                account: account.id.clone(),
+                debtor: account.debtor.clone(),
+                promised_minor: promise.amount_minor,
+                paid_minor: promise.paid_minor,
+                by: promise.by,
+                at: now,
+            };
+            bus.publish(vec![event.event()])
                 .await
                 .map_err(|e| TickError::Bus(e.to_string()))?;
         }

@@ -22,9 +22,10 @@ use cobro::domain::{
     AttemptStatus, ChannelKind, ContactAttempt, ConversationMessage, Debtor, Direction, Language,
     Tenant,
 };
+use cobro::events::{ChannelStopped, DomainEvent};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{
-    Bus, ChannelError, ChannelMessage, Channels, Clock, Event, FailureClass, Form, Outgoing, Queue,
+    Bus, ChannelError, ChannelMessage, Channels, Clock, FailureClass, Form, Outgoing, Queue,
     Recipient, TemplateRef,
 };
 use cobro::repo::{ChannelStop, Claim, RepoError, Store};
@@ -618,10 +619,14 @@ impl Sender {
         if self.store.stop_channel(&stop).await? {
             tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "channel stopped for the tenant");
             metrics::count(metrics::ACCOUNT_STOP, 1);
-            let event = Event::new(
-                "ChannelStopped",
-                serde_json::to_value(&stop).expect("serializes"),
-            );
+            let event = ChannelStopped {
+                tenant: stop.tenant.clone(),
+                channel: stop.channel,
+                reason: stop.reason.clone(),
+                code: stop.code,
+                at: stop.at,
+            }
+            .event();
             self.bus
                 .publish(vec![event])
                 .await

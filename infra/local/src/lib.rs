@@ -20,6 +20,7 @@ use cobro::adapters::sandbox::SandboxChannel;
 use cobro::adapters::sqlite::{Redrive, SqliteQueue, SqliteStore, SqliteTable};
 use cobro::collect::Decider;
 use cobro::ports::secrets::DEFAULT_TTL;
+use cobro_events_out::EventsOut;
 use cobro::ports::{CachedSecrets, Channels, Clock, Pattern, Queue, ShiftedClock};
 use cobro::repo::Store;
 use cobro::{logs, metrics};
@@ -66,6 +67,9 @@ pub struct LocalStack {
     pub exports: Arc<SqliteQueue>,
     pub exports_dlq: Arc<SqliteQueue>,
     pub exporter: Arc<Exporter>,
+    /// Published events on their way to tenants' webhooks, and the deliveries' wake-ups.
+    pub events_out: Arc<SqliteQueue>,
+    pub events_out_handler: Arc<EventsOut>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,8 @@ pub enum StartError {
     Seed(#[from] demo::SeedError),
     #[error("the Graph API client: {0}")]
     Graph(String),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// The sandbox for every channel, or WhatsApp through a Graph API server when one is set.
@@ -131,6 +137,11 @@ pub struct DrainReport {
     pub exports_failed: u32,
     /// Left on the queue to be tried again.
     pub exports_retried: u32,
+    /// Events and wake-ups handled by the events-out function (delivered, retried later,
+    /// skipped …: the delivery records say which).
+    pub events_out_handled: u32,
+    /// Left on the queue to be tried again.
+    pub events_out_retried: u32,
 }
 
 impl LocalStack {
@@ -155,11 +166,12 @@ impl LocalStack {
         let payments_dlq = Arc::new(sqlite.queue("payments-dlq", None));
         let exports = Arc::new(sqlite.queue("exports", redrive("exports-dlq")));
         let exports_dlq = Arc::new(sqlite.queue("exports-dlq", None));
+        let events_out = Arc::new(sqlite.queue("events-out", redrive("events-out-dlq")));
         let files = Arc::new(
             DirBlobs::new(settings.data_dir.join("files")).with_link_base("/_local/files"),
         );
         // As the SAM template's rules: PaymentConfirmed events go to the payment function,
-        // ExportRequested events to the export queue.
+        // ExportRequested events to the export queue, published events to the events-out queue.
         let bus: Arc<dyn cobro::ports::Bus> = Arc::new(
             LocalBus::new()
                 .route(
@@ -175,6 +187,13 @@ impl LocalStack {
                         detail_types: vec![cobro_export::EXPORT_REQUESTED.into()],
                     },
                     exports.clone() as Arc<dyn Queue>,
+                )
+                .route(
+                    Pattern {
+                        sources: vec![],
+                        detail_types: cobro::events::published().map(String::from).collect(),
+                    },
+                    events_out.clone() as Arc<dyn Queue>,
                 ),
         );
         let secrets = Arc::new(DirSecrets::new(settings.data_dir.join("secrets")));
@@ -249,7 +268,17 @@ impl LocalStack {
                 decider: Decider::default(),
                 stripe: None,
                 outbound: Some(outbound.clone()),
+                events_out: Some(events_out.clone()),
             }),
+            events_out_handler: Arc::new(EventsOut {
+                store: store.clone(),
+                queue: events_out.clone(),
+                clock: clock.clone() as Arc<dyn Clock>,
+                http: cobro_events_out::http_client()
+                    .map_err(|e| StartError::Other(format!("the webhook HTTP client: {e}")))?,
+                schedule: settings.webhook_schedule.clone(),
+            }),
+            events_out,
             settings,
             store,
             table,
@@ -392,6 +421,28 @@ impl LocalStack {
                 }
             }
             self.exports.delete(&m.receipt).await?;
+        }
+        let batch: Vec<_> = self
+            .events_out
+            .receive(10, VISIBILITY)
+            .await?
+            .into_iter()
+            .map(|m| ((m.message_id.clone(), m.body.clone()), m))
+            .collect();
+        if !batch.is_empty() {
+            let (records, received): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let span = logs::invocation("events-out", &uuid::Uuid::new_v4().to_string());
+            let failed = cobro_events_out::handle_batch(&self.events_out_handler, records)
+                .instrument(span)
+                .await;
+            for m in received {
+                if failed.contains(&m.message_id) {
+                    report.events_out_retried += 1;
+                } else {
+                    report.events_out_handled += 1;
+                    self.events_out.delete(&m.receipt).await?;
+                }
+            }
         }
         // One process serves every function here: its metrics go to the debug log together.
         metrics::flush("local");

@@ -27,6 +27,10 @@ pub struct Settings {
     pub graph_url: Option<String>,
     /// `WHATSAPP_ACCESS_TOKEN`: the token sent to that server.
     pub graph_token: String,
+    /// `COBRO_WEBHOOK_RETRY_SECONDS`: the pauses before each attempt to post an event to a
+    /// tenant's webhook, comma-separated seconds (default: as deployed, 0,30,120,600,3600,
+    /// 10800,21600,43200,86400; after the last the delivery is kept as failed).
+    pub webhook_schedule: Vec<Duration>,
 }
 
 pub const DEFAULT_APP_SECRET: &str = "local-app-secret";
@@ -56,6 +60,17 @@ impl Settings {
                 .ok()
                 .filter(|v| !v.trim().is_empty()),
             graph_token: var("WHATSAPP_ACCESS_TOKEN", "local-token"),
+            webhook_schedule: match std::env::var("COBRO_WEBHOOK_RETRY_SECONDS") {
+                Ok(v) if !v.trim().is_empty() => v
+                    .split(',')
+                    .map(|n| n.trim().parse::<u64>().map(Duration::from_secs))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        "COBRO_WEBHOOK_RETRY_SECONDS must be whole seconds, comma-separated"
+                            .to_string()
+                    })?,
+                _ => cobro::events::webhook::SCHEDULE.to_vec(),
+            },
         })
     }
 
@@ -72,6 +87,8 @@ impl Settings {
             poll_every: None,
             graph_url: None,
             graph_token: "local-token".into(),
+            // Three attempts, no pauses: a test sees retries and the give-up in one drain.
+            webhook_schedule: vec![Duration::ZERO; 3],
         }
     }
 }

@@ -79,6 +79,23 @@ impl fmt::Display for Range {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Range {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Range".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "local hours, `HH:MM-HH:MM` (end may be 24:00)",
+            "pattern": r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        })
+    }
+}
+
 impl Serialize for Range {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

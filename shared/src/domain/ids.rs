@@ -41,8 +41,29 @@ macro_rules! id_type {
                 f.write_str(&self.0)
             }
         }
+
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "description": concat!("a ", $what),
+                    "pattern": ID_PATTERN,
+                })
+            }
+        }
     };
 }
+
+/// What `check_id` accepts, as a JSON Schema pattern.
+#[cfg(feature = "schema")]
+const ID_PATTERN: &str = r"^[A-Za-z0-9._:@-]{1,128}$";
 
 id_type!(
     /// A creditor or portfolio owner: every key starts with it.

@@ -57,6 +57,24 @@ impl Currency {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Currency {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let codes: Vec<&str> = CURRENCIES.iter().map(|(c, _)| *c).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "description": "an ISO 4217 currency code",
+            "enum": codes,
+        })
+    }
+}
+
 impl TryFrom<String> for Currency {
     type Error = DomainError;
     fn try_from(s: String) -> Result<Self, DomainError> {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{DebtorId, Language, Phone, TenantId, Zone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Whatsapp,

@@ -203,6 +203,23 @@ pub fn export_job(t: &TenantId, id: &str) -> Key {
     Key::new(format!("T#{t}#EXPORTS"), format!("EXPORT#{id}"))
 }
 
+/// The tenant's webhook endpoint (one per tenant).
+pub fn webhook(t: &TenantId) -> Key {
+    Key::new(format!("T#{t}#WEBHOOK"), "ENDPOINT")
+}
+
+/// One event's delivery to the tenant's webhook, by the event's id: the deduplication record
+/// and the attempts' state (with a TTL).
+pub fn webhook_delivery(t: &TenantId, event_id: &str) -> Key {
+    Key::new(format!("T#{t}#DELIVERY#{event_id}"), "DELIVERY")
+}
+
+/// GSI1 partition: the tenant's deliveries that kept failing (sparse: only failed ones carry
+/// it), by when they failed.
+pub fn gsi1_failed_deliveries(t: &TenantId) -> String {
+    format!("T#{t}#DELIVERIES#FAILED")
+}
+
 /// GSI1 partition: the tenant's payments received in one UTC month (`YYYY-MM`), so the
 /// payments of a period are a few range queries, never a scan. Month partitions keep each
 /// index partition bounded.

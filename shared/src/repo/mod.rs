@@ -18,6 +18,7 @@ mod payments;
 mod plans;
 mod rows;
 mod tenants;
+mod webhooks;
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -39,6 +40,10 @@ pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;
 pub use rows::RowWritten;
 pub use tenants::WhatsAppNumber;
+pub use webhooks::{
+    AttemptResult, DeliveryStatus, WebhookDelivery, WebhookEndpoint, ATTEMPT_LEASE, DELIVERED_KEPT,
+    FAILED_KEPT, ROTATION_OVERLAP,
+};
 
 /// The attribute that names what an item is, for readers of a mixed partition.
 pub const KIND: &str = "kind";

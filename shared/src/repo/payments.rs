@@ -10,8 +10,10 @@ use crate::domain::{AccountId, AccountStatus, Currency, Money, Payment, PaymentI
 use crate::plans::PlanStatus;
 use crate::ports::table::{Condition, TableError, Update, WriteOp, DUE_INDEX, GSI1};
 
-/// The `PaymentConfirmed` event's detail: cobro's documented schema.
+/// A payment was made: publish it (source `cobro`) for cobro to apply it to the account, once
+/// per `payment_id` however often it arrives. `POST /v1/payments` publishes the same event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentConfirmed {
     pub tenant: TenantId,
