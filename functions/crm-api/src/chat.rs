@@ -269,13 +269,10 @@ async fn set_bot(
         if was_agent || closed {
             let event = event(caller.tenant.clone(), debtor.id.clone(), s.clock.now());
             let detail_type = event.detail_type.clone();
-            s.bus
-                .publish(vec![event])
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "{detail_type} not published");
-                    Problem::internal()
-                })?;
+            s.bus.publish(vec![event]).await.map_err(|e| {
+                tracing::error!(error = %e, "{detail_type} not published");
+                Problem::internal()
+            })?;
         }
         return Ok(Json(
             json!({ "debtor": debtor.id, "owner": "bot", "changed": was_agent || closed }),

@@ -149,7 +149,9 @@ pub(crate) async fn accept(
     // Published again on a retried request (the same detail, so webhooks see one event): a
     // failed publish the first time is not lost.
     s.bus
-        .publish(vec![PlanAccepted::of(&p, account.debtor.clone(), None).event()])
+        .publish(vec![
+            PlanAccepted::of(&p, account.debtor.clone(), None).event()
+        ])
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "PlanAccepted not published");

@@ -85,9 +85,7 @@ fn view(w: &WebhookEndpoint, show_secret: bool) -> WebhookView {
         events: w.events.clone(),
         secret_hint: format!("{}…", &w.secret[..w.secret.len().min(10)]),
         secret: show_secret.then(|| w.secret.clone()),
-        previous_secret_until: w
-            .previous_until
-            .filter(|_| w.previous_secret.is_some()),
+        previous_secret_until: w.previous_until.filter(|_| w.previous_secret.is_some()),
         created_at: w.created_at,
         updated_at: w.updated_at,
     }
@@ -127,7 +125,10 @@ pub(crate) async fn put_webhook(
             let known: Vec<_> = published().collect();
             return Err(Problem::invalid_field(
                 format!("events[{i}]"),
-                format!("`{e}` is not a published event; one of {}", known.join(", ")),
+                format!(
+                    "`{e}` is not a published event; one of {}",
+                    known.join(", ")
+                ),
             ));
         }
     }
@@ -283,7 +284,10 @@ fn delivery_id(raw: &str) -> Result<&str, Problem> {
     if ok {
         Ok(raw)
     } else {
-        Err(Problem::invalid_field("id", "is an event id: `evt_` and 32 hex digits"))
+        Err(Problem::invalid_field(
+            "id",
+            "is an event id: `evt_` and 32 hex digits",
+        ))
     }
 }
 
@@ -360,4 +364,3 @@ pub(crate) async fn redeliver(
         })?;
     Ok((StatusCode::ACCEPTED, Json(delivery_view(d))).into_response())
 }
-

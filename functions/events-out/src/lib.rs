@@ -16,8 +16,8 @@ use serde::Deserialize;
 use cobro::domain::TenantId;
 use cobro::events::is_published;
 use cobro::events::webhook::{
-    backoff, event_id, signature, wake_message, Payload, ATTEMPT_HEADER, EVENT_ID_HEADER, EVENT_TYPE_HEADER,
-    SIGNATURE_HEADER,
+    backoff, event_id, signature, wake_message, Payload, ATTEMPT_HEADER, EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER, SIGNATURE_HEADER,
 };
 use cobro::ports::queue::MAX_DELAY;
 use cobro::ports::{Clock, Outgoing, Queue};
@@ -56,15 +56,28 @@ pub enum DeliveryError {
 pub enum Outcome {
     /// Not for a webhook: internal event, or the tenant has none or does not want this type.
     Skipped(&'static str),
-    Delivered { id: String, attempt: u32 },
+    Delivered {
+        id: String,
+        attempt: u32,
+    },
     /// The attempt failed; a wake-up for the next one is queued.
-    Retrying { id: String, attempt: u32 },
+    Retrying {
+        id: String,
+        attempt: u32,
+    },
     /// The last attempt failed; the delivery is kept as failed.
-    Failed { id: String, attempts: u32 },
+    Failed {
+        id: String,
+        attempts: u32,
+    },
     /// Not due yet: a wake-up is queued for then.
-    Waiting { id: String },
+    Waiting {
+        id: String,
+    },
     /// Delivered or failed already, or another worker holds the attempt.
-    Done { id: String },
+    Done {
+        id: String,
+    },
 }
 
 /// The messages on the queue: EventBridge's envelope, or a wake-up.
@@ -244,7 +257,8 @@ impl EventsOut {
     /// Queues a wake-up for the delivery (SQS delays at most 15 minutes: a longer wait is
     /// several wake-ups, each finding it not yet due).
     async fn wake(&self, d: &WebhookDelivery, wait: Duration) -> Result<(), DeliveryError> {
-        let message = Outgoing::new("0", wake_message(&d.tenant, &d.id)).delayed(wait.min(MAX_DELAY));
+        let message =
+            Outgoing::new("0", wake_message(&d.tenant, &d.id)).delayed(wait.min(MAX_DELAY));
         self.queue
             .send_batch(vec![message])
             .await

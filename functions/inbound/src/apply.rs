@@ -4,11 +4,11 @@
 
 use cobro::compliance::classify_keyword;
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
-use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
 use cobro::events::{
     DebtorNumberChanged, DebtorPreferenceChanged, DomainEvent, MediaReceived, MessageStatus,
     ProviderErrorReported,
 };
+use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
 use cobro::repo::Delivery;
 

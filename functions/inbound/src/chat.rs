@@ -9,15 +9,13 @@ use cobro::chat::{self, Effect, Reply, Turn};
 use cobro::domain::{Debtor, Language, Money, Tenant, TenantId};
 use cobro::events::{
     CollectionPaused, DisputeOpened, HandoffRequested, IdentityCheckLocked, PlanAccepted,
-    PreferencesChanged, PromiseMade, ReceiptReceived, VulnerabilityFlagged, Via,
+    PreferencesChanged, PromiseMade, ReceiptReceived, Via, VulnerabilityFlagged,
 };
 use cobro::inbound::InboundMessage;
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::plans::{build, Plan};
 use cobro::ports::{LinkRequest, Outgoing, PaymentLinks};
-use cobro::repo::{
-    Accepted, ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError,
-};
+use cobro::repo::{Accepted, ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError};
 
 use super::{Inbound, InboundError};
 

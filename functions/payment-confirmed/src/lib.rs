@@ -8,11 +8,11 @@ use stripe::StripeEvent;
 
 use cobro::collect::templates::{receipt, RECEIPT_TEMPLATE};
 use cobro::domain::{AttemptStatus, ContactAttempt, Money};
-use cobro::outbound::OutboundMessage;
-use cobro::plans::PlanStatus;
 use cobro::events::{
     AccountSettled, DomainEvent, PaymentApplied, PaymentRef, PlanCompleted, PromiseKept,
 };
+use cobro::outbound::OutboundMessage;
+use cobro::plans::PlanStatus;
 use cobro::ports::{Bus, Outgoing, Queue};
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, RepoError, Store};
 

@@ -10,9 +10,9 @@ use tracing::Instrument;
 
 use cobro::collect::{Decider, Verdict};
 use cobro::domain::{Account, AttemptStatus, ContactAttempt, Tenant};
+use cobro::events::{DomainEvent, PlanBroken, PromiseBroken};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
-use cobro::events::{DomainEvent, PlanBroken, PromiseBroken};
 use cobro::ports::{Bus, Clock, Item, Outgoing, Queue};
 use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
 

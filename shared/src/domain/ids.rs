@@ -53,7 +53,7 @@ macro_rules! id_type {
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 schemars::json_schema!({
                     "type": "string",
-                    "description": concat!("a ", $what),
+                    "description": concat!("the ", $what),
                     "pattern": ID_PATTERN,
                 })
             }

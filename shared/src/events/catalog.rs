@@ -163,7 +163,11 @@ pub struct PromiseMade {
 }
 
 impl PromiseMade {
-    pub fn of(account: &crate::domain::Account, p: &crate::domain::Promise, via: Option<Via>) -> Self {
+    pub fn of(
+        account: &crate::domain::Account,
+        p: &crate::domain::Promise,
+        via: Option<Via>,
+    ) -> Self {
         Self {
             tenant: account.tenant.clone(),
             account: account.id.clone(),

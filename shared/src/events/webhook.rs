@@ -173,7 +173,10 @@ mod tests {
         let at = Timestamp::from_second(1_800_000_000).unwrap();
         let header = signature(&["whsec_a"], at, b"{\"x\":1}");
         assert!(header.starts_with("t=1800000000,v1="));
-        assert_eq!(verify("whsec_a", &header, b"{\"x\":1}", at, TOLERANCE), Ok(()));
+        assert_eq!(
+            verify("whsec_a", &header, b"{\"x\":1}", at, TOLERANCE),
+            Ok(())
+        );
         assert!(verify("whsec_b", &header, b"{\"x\":1}", at, TOLERANCE).is_err());
         assert!(verify("whsec_a", &header, b"{\"x\":2}", at, TOLERANCE).is_err());
         let late = Timestamp::from_second(1_800_000_301).unwrap();
@@ -196,7 +199,10 @@ mod tests {
     fn the_same_event_has_the_same_id() {
         let a = serde_json::json!({"tenant": "t", "account": "a", "amount_minor": 5});
         let b = serde_json::json!({"amount_minor": 5, "account": "a", "tenant": "t"});
-        assert_eq!(event_id("PaymentApplied", &a), event_id("PaymentApplied", &b));
+        assert_eq!(
+            event_id("PaymentApplied", &a),
+            event_id("PaymentApplied", &b)
+        );
         assert_ne!(event_id("PaymentApplied", &a), event_id("PromiseKept", &a));
         assert_eq!(event_id("X", &a).len(), 36);
     }

@@ -95,7 +95,9 @@ pub struct WebhookDelivery {
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptResult {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Try again at `next` (epoch ms).
     Retry {
         status: Option<u16>,
@@ -103,7 +105,10 @@ pub enum AttemptResult {
         next_ms: i64,
     },
     /// The last attempt failed: keep it as failed.
-    GiveUp { status: Option<u16>, error: String },
+    GiveUp {
+        status: Option<u16>,
+        error: String,
+    },
 }
 
 fn status_value(s: DeliveryStatus) -> serde_json::Value {
@@ -194,7 +199,11 @@ impl Store {
         ];
         match self
             .table
-            .update(&keys::webhook_delivery(&d.tenant, &d.id), updates, Some(condition))
+            .update(
+                &keys::webhook_delivery(&d.tenant, &d.id),
+                updates,
+                Some(condition),
+            )
             .await
         {
             Ok(item) => Ok(Some(from_item(item)?)),
@@ -238,10 +247,7 @@ impl Store {
                     Update::set("failed_at", now.to_string()),
                     Update::set(TTL, epoch(expires)),
                     Update::set("gsi1pk", keys::gsi1_failed_deliveries(&d.tenant)),
-                    Update::set(
-                        "gsi1sk",
-                        format!("{:015}#{}", now.as_millisecond(), d.id),
-                    ),
+                    Update::set("gsi1sk", format!("{:015}#{}", now.as_millisecond(), d.id)),
                 ]);
                 (*status, Some(error))
             }
@@ -260,7 +266,11 @@ impl Store {
         ]);
         match self
             .table
-            .update(&keys::webhook_delivery(&d.tenant, &d.id), updates, Some(condition))
+            .update(
+                &keys::webhook_delivery(&d.tenant, &d.id),
+                updates,
+                Some(condition),
+            )
             .await
         {
             Ok(_) => Ok(true),
@@ -292,9 +302,7 @@ impl Store {
             .await
         {
             Ok(item) => Ok(Some((from_item(item)?, true))),
-            Err(TableError::ConditionFailed) => {
-                Ok(self.delivery(t, id).await?.map(|d| (d, false)))
-            }
+            Err(TableError::ConditionFailed) => Ok(self.delivery(t, id).await?.map(|d| (d, false))),
             Err(e) => Err(e.into()),
         }
     }

@@ -1,0 +1,564 @@
+//! Events out: the catalog in docs/events.md is the code's, and a tenant's webhook gets every
+//! published event signed, retried on failure, once per event, and kept when it keeps failing,
+//! all over HTTP against the local stack and a receiver on loopback.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use reqwest::StatusCode as Status;
+use serde_json::{json, Value};
+
+use cobro::events::webhook::{verify, SIGNATURE_HEADER, TOLERANCE};
+use cobro::events::{Audience, CATALOG};
+use cobro::ports::Clock;
+use cobro_local::{LocalStack, Settings};
+
+const DEMO_KEY: &str = "cobro-demo-key";
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
+const MARKER: &str = "<!-- The catalog below is generated";
+
+// --- the catalog --------------------------------------------------------------------------------
+
+/// The generated part of docs/events.md: one section per event with its JSON Schema.
+fn catalog_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("<!-- The catalog below is generated from shared/src/events by tests/all/events.rs; rewrite it with `COBRO_UPDATE_DOCS=1 cargo test -p cobro-tests --test all events::` -->\n");
+    let mut group = "";
+    for e in CATALOG {
+        if e.group != group {
+            group = e.group;
+            out.push_str(&format!("\n### {group}\n"));
+        }
+        let schema = serde_json::to_value((e.schema)()).expect("a schema is JSON");
+        let description = schema["description"].as_str().unwrap_or_default();
+        let direction = match e.audience {
+            Audience::Out => "Published by cobro.",
+            Audience::In => "Published **to** cobro, for it to act on.",
+        };
+        out.push_str(&format!(
+            "\n#### `{}`\n\n{} *{direction}*\n\n<details><summary>JSON Schema of the detail</summary>\n\n```json\n{}\n```\n\n</details>\n",
+            e.detail_type,
+            description.replace('\n', " "),
+            serde_json::to_string_pretty(&schema).expect("prints")
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_catalog_in_docs_is_the_codes() {
+    let doc = std::fs::read_to_string(DOC).expect("docs/events.md");
+    let at = doc
+        .find(MARKER)
+        .expect("docs/events.md has the catalog marker");
+    let generated = catalog_markdown();
+    if std::env::var("COBRO_UPDATE_DOCS").is_ok() {
+        std::fs::write(DOC, format!("{}{generated}", &doc[..at])).expect("writes");
+        return;
+    }
+    assert!(
+        doc[at..] == generated,
+        "docs/events.md is out of date with shared/src/events: run COBRO_UPDATE_DOCS=1 cargo test -p cobro-tests --test all events::"
+    );
+    for e in CATALOG {
+        let schema = serde_json::to_value((e.schema)()).unwrap();
+        assert!(
+            schema["description"].as_str().is_some_and(|d| d.len() > 20),
+            "{} has no description",
+            e.detail_type
+        );
+    }
+}
+
+fn validator(detail_type: &str) -> jsonschema::Validator {
+    let entry = CATALOG
+        .iter()
+        .find(|e| e.detail_type == detail_type)
+        .unwrap_or_else(|| panic!("{detail_type} is not in the catalog"));
+    let schema = serde_json::to_value((entry.schema)()).unwrap();
+    jsonschema::validator_for(&schema).expect("a valid schema")
+}
+
+fn assert_valid(detail_type: &str, detail: &Value) {
+    let v = validator(detail_type);
+    let errors: Vec<String> = v.iter_errors(detail).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{detail_type} {detail} breaks its schema: {errors:?}"
+    );
+}
+
+// --- a receiver ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Post {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Post {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+#[derive(Default)]
+struct Receiver {
+    posts: Mutex<Vec<Post>>,
+    /// The statuses to answer posts of an event type with, in turn; then 200.
+    answers: Mutex<std::collections::HashMap<String, VecDeque<u16>>>,
+    /// Answer every post with this, when set.
+    always: Mutex<Option<u16>>,
+}
+
+async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let post = Post { headers, body };
+    let kind = post.header("cobro-event-type").to_string();
+    r.posts.lock().unwrap().push(post);
+    let code = (*r.always.lock().unwrap())
+        .or_else(|| r.answers.lock().unwrap().get_mut(&kind)?.pop_front())
+        .unwrap_or(200);
+    StatusCode::from_u16(code).unwrap()
+}
+
+async fn start_receiver() -> (Arc<Receiver>, String) {
+    let receiver = Arc::new(Receiver::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/cobro", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/hooks/cobro", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (receiver, url)
+}
+
+// --- the stack ----------------------------------------------------------------------------------
+
+struct Api {
+    stack: Arc<LocalStack>,
+    base: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = stack.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        // Drain what seeding the demo published: the tests count only their own events.
+        stack.drain().await.unwrap();
+        Self {
+            stack,
+            base,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (Status, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(DEMO_KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Registers the webhook; returns its secret.
+    async fn register(&self, url: &str, events: &[&str]) -> String {
+        let (status, body) = self
+            .call(
+                "PUT",
+                "/v1/webhook",
+                Some(json!({ "url": url, "events": events })),
+            )
+            .await;
+        assert_eq!(status, Status::CREATED, "{body}");
+        body["secret"]
+            .as_str()
+            .expect("the secret, once")
+            .to_string()
+    }
+
+    async fn pay(&self, account: &str, payment_id: &str, amount: i64) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/payments",
+                Some(json!({
+                    "account_id": account, "payment_id": payment_id, "amount_minor": amount,
+                    "currency": "CLP", "method": "transfer"
+                })),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+
+    async fn drain(&self) {
+        self.stack.drain().await.unwrap();
+    }
+}
+
+// --- the tests ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_webhook_gets_signed_events_once_each_and_retries_until_delivered() {
+    let api = Api::start().await;
+    let (receiver, url) = start_receiver().await;
+    let secret = api.register(&url, &[]).await;
+    // The first attempt meets a server error, the second a timeout-like 503; the third lands.
+    receiver
+        .answers
+        .lock()
+        .unwrap()
+        .insert("PaymentApplied".into(), VecDeque::from([500, 503]));
+    api.pay("CL-1001", "pay-ev-1", 150_000).await;
+    api.drain().await;
+
+    let posts = receiver.posts.lock().unwrap().clone();
+    let applied: Vec<_> = posts
+        .iter()
+        .filter(|p| p.header("cobro-event-type") == "PaymentApplied")
+        .collect();
+    assert_eq!(applied.len(), 3, "two failures, then delivered");
+    let ids: std::collections::HashSet<_> =
+        applied.iter().map(|p| p.header("cobro-event-id")).collect();
+    assert_eq!(ids.len(), 1, "every attempt carries the same event id");
+    let attempts: Vec<_> = applied
+        .iter()
+        .map(|p| p.header("cobro-delivery-attempt"))
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    let now = api.stack.clock.now();
+    for p in &applied {
+        verify(&secret, p.header(SIGNATURE_HEADER), &p.body, now, TOLERANCE)
+            .expect("signed with the tenant's secret");
+        assert!(verify(
+            "whsec_other",
+            p.header(SIGNATURE_HEADER),
+            &p.body,
+            now,
+            TOLERANCE
+        )
+        .is_err());
+        assert_eq!(p.header("content-type"), "application/json");
+    }
+    let body = applied[0].json();
+    assert_eq!(body["type"], "PaymentApplied");
+    assert_eq!(body["id"], applied[0].header("cobro-event-id"));
+    assert_eq!(body["data"]["tenant"], "demo");
+    assert_eq!(body["data"]["account"], "CL-1001");
+    assert_eq!(body["data"]["balance_minor"], 0);
+    assert_valid("PaymentApplied", &body["data"]);
+
+    // The balance went to zero: the account is settled, delivered at once.
+    let settled: Vec<_> = posts
+        .iter()
+        .filter(|p| p.header("cobro-event-type") == "AccountSettled")
+        .collect();
+    assert_eq!(settled.len(), 1);
+    assert_valid("AccountSettled", &settled[0].json()["data"]);
+
+    // The delivery's record says what happened.
+    let id = applied[0].header("cobro-event-id").to_string();
+    let (status, d) = api
+        .call("GET", &format!("/v1/webhook/deliveries/{id}"), None)
+        .await;
+    assert_eq!(status, Status::OK, "{d}");
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempts"], 3);
+    assert_eq!(d["last_status"], 200);
+
+    // The same event published again (an at-least-once publisher retrying) is not delivered
+    // again, and a redelivered queue message of it finds the attempt done.
+    let again = applied[0].json()["data"].clone();
+    api.stack
+        .crm
+        .bus
+        .publish(vec![cobro::ports::Event::new("PaymentApplied", again)])
+        .await
+        .unwrap();
+    api.drain().await;
+    let count = receiver
+        .posts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.header("cobro-event-id") == id)
+        .count();
+    assert_eq!(count, 3, "one delivery per event");
+}
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
+    let api = Api::start().await;
+    let (receiver, url) = start_receiver().await;
+    api.register(&url, &["PromiseMade"]).await;
+    *receiver.always.lock().unwrap() = Some(503);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/accounts/CL-1001/promises",
+            Some(json!({ "amount_minor": 50_000, "by": api.stack.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(jiff::Span::new().days(3)).unwrap().to_string() })),
+        )
+        .await;
+    assert_eq!(status, Status::CREATED, "{body}");
+    // Another type the webhook did not ask for is not posted.
+    api.pay("CL-1001", "pay-ev-2", 1_000).await;
+    api.drain().await;
+    {
+        let posts = receiver.posts.lock().unwrap();
+        assert_eq!(
+            posts.len(),
+            3,
+            "the test schedule's three attempts, nothing else"
+        );
+        assert!(posts
+            .iter()
+            .all(|p| p.header("cobro-event-type") == "PromiseMade"));
+        assert_valid("PromiseMade", &posts[0].json()["data"]);
+        assert_eq!(posts[0].json()["data"]["made_by"], "crm");
+    }
+
+    let (status, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
+    assert_eq!(status, Status::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let failed = &items[0];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["attempts"], 3);
+    assert_eq!(failed["last_status"], 503);
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 503"),
+        "{failed}"
+    );
+    assert_eq!(failed["payload"]["type"], "PromiseMade");
+
+    // The receiver is fixed; the tenant sends it again.
+    *receiver.always.lock().unwrap() = None;
+    let id = failed["id"].as_str().unwrap();
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/v1/webhook/deliveries/{id}/redeliver"),
+            None,
+        )
+        .await;
+    assert_eq!(status, Status::ACCEPTED, "{body}");
+    api.drain().await;
+    assert_eq!(receiver.posts.lock().unwrap().len(), 4);
+    let (_, d) = api
+        .call("GET", &format!("/v1/webhook/deliveries/{id}"), None)
+        .await;
+    assert_eq!(d["status"], "delivered", "{d}");
+    let (_, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "no longer listed as failed"
+    );
+    // A delivered one is not sent again.
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/webhook/deliveries/{id}/redeliver"),
+            None,
+        )
+        .await;
+    assert_eq!(status, Status::CONFLICT);
+}
+
+#[tokio::test]
+async fn registering_a_webhook_is_checked_and_the_secret_shown_once_and_rotated() {
+    let api = Api::start().await;
+    let (status, body) = api.call("GET", "/v1/webhook", None).await;
+    assert_eq!(status, Status::NOT_FOUND, "{body}");
+    for (input, field) in [
+        (json!({ "url": "http://crm.example.com/hook" }), "url"),
+        (json!({ "url": "not a url" }), "url"),
+        (
+            json!({ "url": "https://crm.example.com/hook", "events": ["PaymentApplied", "Nope"] }),
+            "events[1]",
+        ),
+        (
+            json!({ "url": "https://crm.example.com/hook", "events": ["PaymentConfirmed"] }),
+            "events[0]",
+        ),
+        (
+            json!({ "url": "https://crm.example.com/hook", "extra": 1 }),
+            "extra",
+        ),
+    ] {
+        let (status, body) = api.call("PUT", "/v1/webhook", Some(input.clone())).await;
+        assert_eq!(status, Status::BAD_REQUEST, "{input} → {body}");
+        assert!(
+            body.to_string().contains(field),
+            "{input} → {body} should name {field}"
+        );
+    }
+    let (status, _) = api.call("GET", "/v1/webhook", None).await;
+    assert_eq!(status, Status::NOT_FOUND, "a bad request changed nothing");
+
+    let (receiver, url) = start_receiver().await;
+    let secret = api.register(&url, &[]).await;
+    assert!(secret.starts_with("whsec_") && secret.len() > 40);
+    let (status, shown) = api.call("GET", "/v1/webhook", None).await;
+    assert_eq!(status, Status::OK);
+    assert!(shown.get("secret").is_none(), "never shown again: {shown}");
+    assert_eq!(shown["url"], url);
+    // Changing the URL or the events keeps the secret.
+    let (status, changed) = api
+        .call(
+            "PUT",
+            "/v1/webhook",
+            Some(json!({ "url": url, "events": ["OptedOut"] })),
+        )
+        .await;
+    assert_eq!(status, Status::OK, "{changed}");
+    assert!(changed.get("secret").is_none());
+    assert_eq!(changed["secret_hint"], shown["secret_hint"]);
+
+    // After a rotation, deliveries carry a signature under each secret for a day.
+    let (status, rotated) = api.call("POST", "/v1/webhook/rotate-secret", None).await;
+    assert_eq!(status, Status::OK, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, secret);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/debtors/cl-maria/consents",
+            Some(json!({ "channel": "whatsapp", "granted": false, "source": "call-center" })),
+        )
+        .await;
+    assert_eq!(status, Status::OK);
+    api.drain().await;
+    let posts = receiver.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    let now = api.stack.clock.now();
+    verify(
+        &new,
+        posts[0].header(SIGNATURE_HEADER),
+        &posts[0].body,
+        now,
+        TOLERANCE,
+    )
+    .unwrap();
+    verify(
+        &secret,
+        posts[0].header(SIGNATURE_HEADER),
+        &posts[0].body,
+        now,
+        TOLERANCE,
+    )
+    .unwrap();
+    let data = posts[0].json()["data"].clone();
+    assert_eq!(data["source"], "call-center");
+    assert_eq!(data["channel"], "whatsapp");
+    assert_valid("OptedOut", &data);
+
+    let (status, _) = api.call("DELETE", "/v1/webhook", None).await;
+    assert_eq!(status, Status::NO_CONTENT);
+    let (status, _) = api.call("DELETE", "/v1/webhook", None).await;
+    assert_eq!(status, Status::NOT_FOUND);
+}
+
+/// Every typed event the code can build validates against the schema docs/events.md shows.
+#[test]
+fn typed_events_match_their_schemas() {
+    use cobro::domain::{AccountId, ChannelKind, Currency, DebtorId, PaymentId, TenantId};
+    use cobro::events::*;
+    let t = TenantId::parse("t-1").unwrap();
+    let d = DebtorId::parse("d-1").unwrap();
+    let a = AccountId::parse("a-1").unwrap();
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let via = Via {
+        channel: ChannelKind::Whatsapp,
+        message_id: "wamid.1".into(),
+        at,
+    };
+    let payment = PaymentRef {
+        tenant: t.clone(),
+        account: a.clone(),
+        payment_id: PaymentId::parse("p-1").unwrap(),
+        currency: Currency::parse("CLP").unwrap(),
+        paid_at: at,
+    };
+    let events: Vec<cobro::ports::Event> = vec![
+        PaymentApplied {
+            payment: payment.clone(),
+            amount_minor: 10,
+            applied_minor: 10,
+            balance_minor: 0,
+            credit_minor: 0,
+            method: "card".into(),
+            source: "crm".into(),
+            plan: None,
+        }
+        .event(),
+        PromiseKept { payment }.event(),
+        VulnerabilityFlagged {
+            tenant: t.clone(),
+            debtor: d.clone(),
+            sign: cobro::chat::vulnerability::Sign::Bereavement,
+            via: via.clone(),
+        }
+        .event(),
+        CollectionPaused {
+            tenant: t.clone(),
+            debtor: d.clone(),
+            accounts: vec![a.clone()],
+            until: None,
+            reason: "illness".into(),
+            via: via.clone(),
+        }
+        .event(),
+        PreferencesChanged {
+            tenant: t.clone(),
+            debtor: d.clone(),
+            preferred_channel: None,
+            hours: Some(cobro::compliance::Range::hours(9, 13)),
+            via,
+        }
+        .event(),
+        HandoffClosed {
+            tenant: t,
+            debtor: d,
+            at,
+        }
+        .event(),
+    ];
+    for e in &events {
+        assert_valid(&e.detail_type, &e.detail);
+    }
+    // And the schema is strict enough to catch a wrong shape.
+    let mut wrong = events[0].detail.clone();
+    wrong["amount_minor"] = json!("10");
+    assert!(!validator("PaymentApplied").is_valid(&wrong));
+}
