@@ -562,3 +562,87 @@ fn typed_events_match_their_schemas() {
     wrong["amount_minor"] = json!("10");
     assert!(!validator("PaymentApplied").is_valid(&wrong));
 }
+
+/// The delivery record's conditions hold on both stores: one claim per attempt, a lost claim
+/// cannot end an attempt, failed ones are listed (sparse index) until restarted.
+async fn delivery_records_behave(store: cobro::repo::Store) {
+    use cobro::repo::{AttemptResult, DeliveryStatus, WebhookDelivery};
+    let t = cobro::domain::TenantId::parse("t-del").unwrap();
+    let now = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let fresh = WebhookDelivery {
+        tenant: t.clone(),
+        id: "evt_00000000000000000000000000000001".into(),
+        event_type: "PaymentApplied".into(),
+        body: "{}".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_ms: 0,
+        last_status: None,
+        last_error: None,
+        last_attempt_at: None,
+        created_at: now,
+        delivered_at: None,
+        failed_at: None,
+    };
+    let (d, created) = store.create_delivery(&fresh).await.unwrap();
+    assert!(created);
+    let (_, again) = store.create_delivery(&fresh).await.unwrap();
+    assert!(!again, "one delivery per event id");
+
+    let claimed = store.claim_delivery_attempt(&d, now).await.unwrap().expect("claimed");
+    assert_eq!(claimed.attempts, 1);
+    assert!(
+        store.claim_delivery_attempt(&d, now).await.unwrap().is_none(),
+        "the same attempt is claimed once"
+    );
+    assert!(
+        store.claim_delivery_attempt(&claimed, now).await.unwrap().is_none(),
+        "the next attempt waits for the lease"
+    );
+    let retry = AttemptResult::Retry {
+        status: Some(500),
+        error: "HTTP 500".into(),
+        next_ms: now.as_millisecond(),
+    };
+    assert!(!store.end_delivery_attempt(&d, &retry, now).await.unwrap(), "a stale claim");
+    assert!(store.end_delivery_attempt(&claimed, &retry, now).await.unwrap());
+    let second = store.claim_delivery_attempt(&claimed, now).await.unwrap().expect("due again");
+    let give_up = AttemptResult::GiveUp {
+        status: None,
+        error: "refused".into(),
+    };
+    assert!(store.end_delivery_attempt(&second, &give_up, now).await.unwrap());
+    let (failed, _) = store.failed_deliveries(&t, 10, None).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].status, DeliveryStatus::Failed);
+    assert_eq!(failed[0].last_error.as_deref(), Some("refused"));
+    assert_eq!(failed[0].last_status, None);
+
+    let (restarted, changed) = store.restart_delivery(&t, &fresh.id).await.unwrap().unwrap();
+    assert!(changed);
+    assert_eq!((restarted.status, restarted.attempts), (DeliveryStatus::Pending, 0));
+    assert!(store.failed_deliveries(&t, 10, None).await.unwrap().0.is_empty());
+    let (_, changed) = store.restart_delivery(&t, &fresh.id).await.unwrap().unwrap();
+    assert!(!changed, "only a failed one restarts");
+    let third = store.claim_delivery_attempt(&restarted, now).await.unwrap().unwrap();
+    let done = AttemptResult::Delivered { status: 204 };
+    assert!(store.end_delivery_attempt(&third, &done, now).await.unwrap());
+    let d = store.delivery(&t, &fresh.id).await.unwrap().unwrap();
+    assert_eq!((d.status, d.last_status), (DeliveryStatus::Delivered, Some(204)));
+    assert!(store.restart_delivery(&t, "evt_nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn delivery_records_on_sqlite() {
+    let sqlite = cobro::adapters::sqlite::SqliteStore::open_in_memory().unwrap();
+    delivery_records_behave(cobro::repo::Store::new(Arc::new(sqlite.table()))).await;
+}
+
+#[tokio::test]
+async fn delivery_records_on_moto() {
+    let Some(moto) = cobro_tests::moto::moto().await else {
+        return;
+    };
+    let table = moto.create_table(&cobro_tests::moto::unique("deliveries")).await;
+    delivery_records_behave(cobro::repo::Store::new(Arc::new(table))).await;
+}
