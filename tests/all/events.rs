@@ -589,14 +589,26 @@ async fn delivery_records_behave(store: cobro::repo::Store) {
     let (_, again) = store.create_delivery(&fresh).await.unwrap();
     assert!(!again, "one delivery per event id");
 
-    let claimed = store.claim_delivery_attempt(&d, now).await.unwrap().expect("claimed");
+    let claimed = store
+        .claim_delivery_attempt(&d, now)
+        .await
+        .unwrap()
+        .expect("claimed");
     assert_eq!(claimed.attempts, 1);
     assert!(
-        store.claim_delivery_attempt(&d, now).await.unwrap().is_none(),
+        store
+            .claim_delivery_attempt(&d, now)
+            .await
+            .unwrap()
+            .is_none(),
         "the same attempt is claimed once"
     );
     assert!(
-        store.claim_delivery_attempt(&claimed, now).await.unwrap().is_none(),
+        store
+            .claim_delivery_attempt(&claimed, now)
+            .await
+            .unwrap()
+            .is_none(),
         "the next attempt waits for the lease"
     );
     let retry = AttemptResult::Retry {
@@ -604,32 +616,75 @@ async fn delivery_records_behave(store: cobro::repo::Store) {
         error: "HTTP 500".into(),
         next_ms: now.as_millisecond(),
     };
-    assert!(!store.end_delivery_attempt(&d, &retry, now).await.unwrap(), "a stale claim");
-    assert!(store.end_delivery_attempt(&claimed, &retry, now).await.unwrap());
-    let second = store.claim_delivery_attempt(&claimed, now).await.unwrap().expect("due again");
+    assert!(
+        !store.end_delivery_attempt(&d, &retry, now).await.unwrap(),
+        "a stale claim"
+    );
+    assert!(store
+        .end_delivery_attempt(&claimed, &retry, now)
+        .await
+        .unwrap());
+    let second = store
+        .claim_delivery_attempt(&claimed, now)
+        .await
+        .unwrap()
+        .expect("due again");
     let give_up = AttemptResult::GiveUp {
         status: None,
         error: "refused".into(),
     };
-    assert!(store.end_delivery_attempt(&second, &give_up, now).await.unwrap());
+    assert!(store
+        .end_delivery_attempt(&second, &give_up, now)
+        .await
+        .unwrap());
     let (failed, _) = store.failed_deliveries(&t, 10, None).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].status, DeliveryStatus::Failed);
     assert_eq!(failed[0].last_error.as_deref(), Some("refused"));
     assert_eq!(failed[0].last_status, None);
 
-    let (restarted, changed) = store.restart_delivery(&t, &fresh.id).await.unwrap().unwrap();
+    let (restarted, changed) = store
+        .restart_delivery(&t, &fresh.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(changed);
-    assert_eq!((restarted.status, restarted.attempts), (DeliveryStatus::Pending, 0));
-    assert!(store.failed_deliveries(&t, 10, None).await.unwrap().0.is_empty());
-    let (_, changed) = store.restart_delivery(&t, &fresh.id).await.unwrap().unwrap();
+    assert_eq!(
+        (restarted.status, restarted.attempts),
+        (DeliveryStatus::Pending, 0)
+    );
+    assert!(store
+        .failed_deliveries(&t, 10, None)
+        .await
+        .unwrap()
+        .0
+        .is_empty());
+    let (_, changed) = store
+        .restart_delivery(&t, &fresh.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!changed, "only a failed one restarts");
-    let third = store.claim_delivery_attempt(&restarted, now).await.unwrap().unwrap();
+    let third = store
+        .claim_delivery_attempt(&restarted, now)
+        .await
+        .unwrap()
+        .unwrap();
     let done = AttemptResult::Delivered { status: 204 };
-    assert!(store.end_delivery_attempt(&third, &done, now).await.unwrap());
+    assert!(store
+        .end_delivery_attempt(&third, &done, now)
+        .await
+        .unwrap());
     let d = store.delivery(&t, &fresh.id).await.unwrap().unwrap();
-    assert_eq!((d.status, d.last_status), (DeliveryStatus::Delivered, Some(204)));
-    assert!(store.restart_delivery(&t, "evt_nope").await.unwrap().is_none());
+    assert_eq!(
+        (d.status, d.last_status),
+        (DeliveryStatus::Delivered, Some(204))
+    );
+    assert!(store
+        .restart_delivery(&t, "evt_nope")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -643,6 +698,42 @@ async fn delivery_records_on_moto() {
     let Some(moto) = cobro_tests::moto::moto().await else {
         return;
     };
-    let table = moto.create_table(&cobro_tests::moto::unique("deliveries")).await;
+    let table = moto
+        .create_table(&cobro_tests::moto::unique("deliveries"))
+        .await;
     delivery_records_behave(cobro::repo::Store::new(Arc::new(table))).await;
+}
+
+/// The rule that feeds the events-out queue lists exactly the published events, in
+/// template.yaml and in the CDK app.
+#[test]
+fn the_events_out_rule_takes_every_published_event() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let published: Vec<&str> = cobro::events::published().collect();
+    let template = std::fs::read_to_string(format!("{root}/template.yaml")).unwrap();
+    let rule = &template[template.find("  EventsOutRule:").expect("the rule")..];
+    let line = rule
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("detail-type: ["))
+        .expect("its detail types");
+    let listed: Vec<&str> = line
+        .trim_end_matches(']')
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(listed, published, "template.yaml's EventsOutRule");
+
+    let cdk = std::fs::read_to_string(format!("{root}/infra/cdk/lib/cobro-stack.ts")).unwrap();
+    let rule = &cdk[cdk.find("'EventsOutRule'").expect("the CDK rule")..];
+    let line = rule
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("detailType: ["))
+        .expect("its detail types");
+    let listed: Vec<String> = line
+        .trim_end_matches(',')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|s| s.trim().trim_matches('\'').to_string())
+        .collect();
+    assert_eq!(listed, published, "the CDK app's EventsOutRule");
 }

@@ -505,6 +505,40 @@ export class CobroStack extends Stack {
       }),
     });
 
+    // --- Events out: tenants' webhooks (docs/events.md) -----------------------------------------
+    // Every published event goes to the events-out queue; the function posts it, signed, to the
+    // tenant's webhook, retries with wake-ups on its own queue, and keeps what failed every attempt.
+    const eventsOutDlq = deadLetterQueue('EventsOutDeadLetterQueue', 'events-out');
+    const eventsOutQueue = new sqs.Queue(this, 'EventsOutQueue', {
+      queueName: name('events-out'),
+      // Six times the function's timeout, as AWS advises for Lambda consumers.
+      visibilityTimeout: Duration.seconds(180),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: eventsOutDlq, maxReceiveCount: 5 },
+    });
+    const eventsOut = fn({
+      id: 'EventsOut',
+      name: 'events-out',
+      description: "Posts cobro's events to tenants' webhooks, signed and retried",
+      timeout: Duration.seconds(30),
+      environment: { COBRO_EVENTS_OUT_QUEUE_URL: eventsOutQueue.queueUrl },
+      table: { actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], indexes: false },
+    });
+    eventsOutQueue.grantSendMessages(eventsOut);
+    eventsOut.addEventSource(new SqsEventSource(eventsOutQueue, { batchSize: 10, reportBatchItemFailures: true }));
+    new events.Rule(this, 'EventsOutRule', {
+      eventBus: bus,
+      // cobro::events::published(), as in template.yaml.
+      eventPattern: {
+        source: ['cobro'],
+        detailType: ['PaymentApplied', 'AccountSettled', 'PlanAccepted', 'PlanCompleted', 'PlanBroken', 'PromiseMade', 'PromiseKept', 'PromiseBroken', 'OptedOut', 'ConsentGiven', 'DisputeOpened', 'VulnerabilityFlagged', 'HandoffRequested', 'HandoffReleased', 'HandoffClosed', 'IdentityCheckLocked', 'CollectionPaused', 'PreferencesChanged', 'ReceiptReceived', 'MediaReceived', 'DebtorPreferenceChanged', 'DebtorNumberChanged', 'MessageSent', 'MessageDelivered', 'MessageRead', 'MessageFailed', 'ChannelStopped', 'ProviderErrorReported'],
+      },
+      targets: [new eventsTargets.SqsQueue(eventsOutQueue, { retryAttempts: 10, maxEventAge: Duration.hours(24), deadLetterQueue: eventsOutDlq })],
+    });
+    // A failed delivery sent again from the API is woken up on the queue.
+    crmApi.addEnvironment('COBRO_EVENTS_OUT_QUEUE_URL', eventsOutQueue.queueUrl);
+    eventsOutQueue.grantSendMessages(crmApi);
+
     // --- Alarms ---------------------------------------------------------------------------------
     // The sender publishes ChannelStopped when a channel refuses a tenant's messages account-wide.
     const channelStopped = new events.Rule(this, 'ChannelStoppedRule', {
@@ -558,9 +592,10 @@ export class CobroStack extends Stack {
       ['PaymentsDeadLetterAlarm', paymentsDlq, 'Confirmed payments not applied to their accounts'],
       ['AlertDeadLetterAlarm', alertDlq, 'ChannelStopped events that could not be published to the alarm topic'],
       ['ExportDeadLetterAlarm', exportDlq, 'Export jobs that failed every retry'],
+      ['EventsOutDeadLetterAlarm', eventsOutDlq, 'Events that could not be put on the events-out queue or handled there'],
     ];
     for (const [id, queue, description] of deadLetters) {
-      const suffix = queue.node.id.replace('DeadLetterQueue', '').toLowerCase();
+      const suffix = queue.node.id.replace('DeadLetterQueue', '').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase();
       alarm(id, `${suffix}-dlq`, description, queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }), 1, { ok: true });
     }
     alarm(

@@ -26,7 +26,7 @@ const fromSam = new Describer(sam).describe();
 const fromCdk = new Describer(cdk.toJSON() as never).describe();
 
 test('template.yaml describes the whole system (the comparison has something to compare)', () => {
-  assert.equal(Object.keys(fromSam.functions).length, 8);
+  assert.equal(Object.keys(fromSam.functions).length, 9);
   assert.ok(Object.keys(fromSam.alarms).length >= 20, 'alarms');
   assert.ok(Object.keys(fromSam.queues).length >= 7, 'queues');
   assert.equal(fromSam.schedules['cobro-dev-reminders-tick'] !== undefined, true);
@@ -57,7 +57,7 @@ test('a difference is caught: the comparison is not blind', () => {
 });
 
 test('every function is a RustFunction on arm64 with its binary recorded', () => {
-  cdk.resourceCountIs('AWS::Lambda::Function', 8);
+  cdk.resourceCountIs('AWS::Lambda::Function', 9);
   cdk.allResourcesProperties('AWS::Lambda::Function', { Architectures: ['arm64'], Runtime: 'provided.al2023', Handler: 'bootstrap' });
   const binaries = Object.values(cdk.findResources('AWS::Lambda::Function')).map((r: any) => r.Metadata[BINARY_METADATA]);
   assert.deepEqual(binaries.sort(), Object.values(sam.Resources).filter((r) => r.Type === 'AWS::Serverless::Function').map((r) => r.Metadata.BuildProperties.Binary).sort());
