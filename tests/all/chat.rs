@@ -34,6 +34,9 @@ impl Stack {
         let mut settings = Settings::for_tests(dir.path().to_path_buf());
         settings.graph_url = Some(graph.base_url.clone());
         settings.graph_token = cobro_tests::fake_graph::TOKEN.into();
+        // The demo is loaded a minute before the tests' clock (below), so its due dates and
+        // consents are the same whatever day the tests run, and older than what debtors say.
+        settings.start_at = Some("2026-11-25T15:59:00Z".parse().unwrap());
         let stack = LocalStack::open(settings)
             .await
             .expect("local stack starts");

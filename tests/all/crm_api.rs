@@ -725,6 +725,49 @@ async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
     );
 }
 
+#[tokio::test]
+async fn templates_list_what_to_register_at_meta_with_the_tenants_own_names() {
+    let api = Api::start().await;
+    let all = api.ok("GET", "/v1/templates", None).await;
+    let all = all.as_array().unwrap();
+    assert_eq!(
+        all.len(),
+        12,
+        "three reminders and the receipt in es, pt_BR, en"
+    );
+    let before = all
+        .iter()
+        .find(|t| t["name"] == "payment_reminder_before_due" && t["language"] == "es")
+        .unwrap();
+    assert_eq!(before["category"], "UTILITY");
+    assert_eq!(
+        before["parameters"],
+        json!(["name", "amount", "creditor", "due date"])
+    );
+    assert!(before["body"].as_str().unwrap().starts_with("Hola {{1}}"));
+    let book = json!({
+        "strategies": [{ "id": "soft", "steps": [
+            { "day": -2, "templates": { "es": "acme_recordatorio" } },
+            { "day": 10, "templates": { "pt": "acme_atraso" } }
+        ]}],
+        "default": "soft"
+    });
+    api.ok("PUT", "/v1/settings/strategies", Some(book)).await;
+    let all = api.ok("GET", "/v1/templates", None).await;
+    let own: Vec<_> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["used_by"] != json!(["built-in"]))
+        .collect();
+    assert_eq!(own.len(), 2, "{all}");
+    assert_eq!(own[0]["name"], "acme_recordatorio");
+    assert_eq!(own[0]["used_by"], json!(["soft: day -2"]));
+    assert_eq!(own[0]["body"], Value::Null);
+    assert_eq!(own[1]["language"], "pt_BR");
+    assert_eq!(own[1]["parameters"].as_array().unwrap().len(), 4);
+}
+
 /// The CRM API's own writes on DynamoDB (moto): keys issued, found and revoked in transactions,
 /// idempotency records with their conditions, rows of an import and an account action.
 #[tokio::test]

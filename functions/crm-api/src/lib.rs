@@ -177,6 +177,10 @@ fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
             get(settings::get_settings).route_layer(READ),
         )
         .route(
+            "/v1/templates",
+            get(settings::get_templates).route_layer(READ),
+        )
+        .route(
             "/v1/settings/policy",
             put(settings::put_policy).route_layer(ADMIN),
         )

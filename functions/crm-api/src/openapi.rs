@@ -52,6 +52,7 @@ pub struct ProblemDoc {
         crate::settings::get_settings,
         crate::settings::put_policy,
         crate::settings::put_strategies,
+        crate::settings::get_templates,
         crate::exports::post_export,
         crate::exports::get_export,
         crate::chat::list_handoffs,

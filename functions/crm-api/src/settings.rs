@@ -100,3 +100,33 @@ async fn store(s: &CrmApi, t: cobro::domain::Tenant) -> Result<Response, Problem
     })
     .into_response())
 }
+
+/// A template as `GET /v1/templates` lists it (`cobro::collect::templates::TemplateSpec`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only
+pub struct TemplateDoc {
+    name: String,
+    /// Meta's language code: `es`, `pt_BR`, `en`.
+    language: String,
+    /// `UTILITY`.
+    category: String,
+    /// What `{{1}}`, `{{2}}` … hold, in order.
+    parameters: Vec<String>,
+    /// cobro's body with its placeholders; null for the tenant's own templates.
+    body: Option<String>,
+    /// `built-in`, or the strategy steps that name it.
+    used_by: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/templates", tag = "settings",
+    summary = "The WhatsApp templates the tenant's messages use, to register at Meta: cobro's, and those its strategies name",
+    responses((status = 200, body = Vec<TemplateDoc>)),
+    security(("api_key" = ["accounts:read"])))]
+pub(crate) async fn get_templates(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let t = s.tenant(&caller).await?;
+    let templates = cobro::collect::templates::tenant_templates(t.strategies.as_ref());
+    Ok(Json(templates).into_response())
+}

@@ -150,6 +150,9 @@ impl LocalStack {
         let table = sqlite.table();
         let store = Store::new(Arc::new(table.clone()));
         let clock = Arc::new(ShiftedClock::new());
+        if let Some(at) = settings.start_at {
+            clock.set(at);
+        }
         let channel = Arc::new(SandboxChannel::new());
         let redrive = |dlq: &str| {
             Some(Redrive {

@@ -31,6 +31,9 @@ pub struct Settings {
     /// tenant's webhook, comma-separated seconds (default: as deployed, 0,30,120,600,3600,
     /// 10800,21600,43200,86400; after the last the delivery is kept as failed).
     pub webhook_schedule: Vec<Duration>,
+    /// Tests: the clock starts at this instant, before the demo is loaded, so the demo's dates
+    /// (due dates, consents) are fixed relative to it whatever day the test runs.
+    pub start_at: Option<jiff::Timestamp>,
 }
 
 pub const DEFAULT_APP_SECRET: &str = "local-app-secret";
@@ -71,6 +74,7 @@ impl Settings {
                     })?,
                 _ => cobro::events::webhook::SCHEDULE.to_vec(),
             },
+            start_at: None,
         })
     }
 
@@ -89,6 +93,7 @@ impl Settings {
             graph_token: "local-token".into(),
             // Three attempts, no pauses: a test sees retries and the give-up in one drain.
             webhook_schedule: vec![Duration::ZERO; 3],
+            start_at: None,
         }
     }
 }

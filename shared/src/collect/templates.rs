@@ -106,3 +106,136 @@ pub fn receipt(lang: Language, name: &str, amount: &str, creditor: &str, balance
 /// The receipt's template name at the provider; its parameters are name, amount, creditor,
 /// balance.
 pub const RECEIPT_TEMPLATE: &str = "payment_receipt";
+
+/// One message template a tenant needs approved at Meta before WhatsApp can carry it outside
+/// the 24-hour window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TemplateSpec {
+    pub name: String,
+    /// Meta's language code (`es`, `pt_BR`, `en`).
+    pub language: &'static str,
+    /// Always `UTILITY`: a creditor's service message about an existing debt.
+    pub category: &'static str,
+    /// What each placeholder `{{1}}`, `{{2}}` … holds, in order; the count must match exactly.
+    pub parameters: Vec<&'static str>,
+    /// The body as cobro writes it, with the placeholders; `None` for the tenant's own
+    /// templates (the tenant wrote them; only their parameters are fixed).
+    pub body: Option<String>,
+    /// Where it is used: `built-in`, or `<strategy>: day <n>` for each step that names it.
+    pub used_by: Vec<String>,
+}
+
+fn placeholders(kind: ReminderKind) -> Vec<&'static str> {
+    let mut p = vec!["name", "amount", "creditor"];
+    if kind != ReminderKind::DueToday {
+        p.push("due date");
+    }
+    p
+}
+
+/// Every template the tenant's messages use: the built-in reminders and receipt in each
+/// language, and the names its strategies give their steps instead.
+pub fn tenant_templates(book: Option<&crate::collect::StrategyBook>) -> Vec<TemplateSpec> {
+    use crate::whatsapp::send::template_language;
+    let languages = [Language::Es, Language::Pt, Language::En];
+    let mut out = vec![];
+    for kind in [
+        ReminderKind::BeforeDue,
+        ReminderKind::DueToday,
+        ReminderKind::Overdue,
+    ] {
+        for lang in languages {
+            let vars = ReminderVars {
+                name: "{{1}}",
+                amount: "{{2}}",
+                creditor: "{{3}}",
+                due_date: "{{4}}",
+            };
+            out.push(TemplateSpec {
+                name: kind.template().into(),
+                language: template_language(lang),
+                category: "UTILITY",
+                parameters: placeholders(kind),
+                body: Some(render(kind, lang, &vars)),
+                used_by: vec!["built-in".into()],
+            });
+        }
+    }
+    for lang in languages {
+        out.push(TemplateSpec {
+            name: RECEIPT_TEMPLATE.into(),
+            language: template_language(lang),
+            category: "UTILITY",
+            parameters: vec!["name", "amount", "creditor", "balance"],
+            body: Some(receipt(lang, "{{1}}", "{{2}}", "{{3}}", "{{4}}")),
+            used_by: vec!["built-in".into()],
+        });
+    }
+    for strategy in book.map(|b| b.strategies.as_slice()).unwrap_or_default() {
+        for step in &strategy.steps {
+            for (lang, name) in &step.templates {
+                let used = format!("{}: day {}", strategy.id, step.day);
+                let language = template_language(*lang);
+                match out
+                    .iter_mut()
+                    .find(|t| &t.name == name && t.language == language)
+                {
+                    Some(t) => t.used_by.push(used),
+                    None => out.push(TemplateSpec {
+                        name: name.clone(),
+                        language,
+                        category: "UTILITY",
+                        parameters: placeholders(ReminderKind::for_step(step.day)),
+                        body: None,
+                        used_by: vec![used],
+                    }),
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod catalog_tests {
+    use super::*;
+
+    #[test]
+    fn built_ins_carry_their_placeholders_and_custom_names_their_steps() {
+        let all = tenant_templates(None);
+        assert_eq!(all.len(), 12, "3 reminders and a receipt in 3 languages");
+        let overdue_pt = all
+            .iter()
+            .find(|t| t.name == "payment_reminder_overdue" && t.language == "pt_BR")
+            .unwrap();
+        let body = overdue_pt.body.as_deref().unwrap();
+        for n in 1..=4 {
+            assert!(body.contains(&format!("{{{{{n}}}}}")), "{body}");
+        }
+        assert_eq!(overdue_pt.parameters.len(), 4);
+        let today = all
+            .iter()
+            .find(|t| t.name == "payment_reminder_due_today")
+            .unwrap();
+        assert!(!today.body.as_deref().unwrap().contains("{{4}}"));
+
+        let book: crate::collect::StrategyBook = serde_json::from_value(serde_json::json!({
+            "strategies": [{ "id": "soft", "steps": [
+                { "day": 0, "templates": { "es": "acme_hoy" } },
+                { "day": 5, "templates": { "es": "acme_atraso", "en": "payment_reminder_overdue" } }
+            ]}],
+            "default": "soft"
+        }))
+        .unwrap();
+        let all = tenant_templates(Some(&book));
+        let hoy = all.iter().find(|t| t.name == "acme_hoy").unwrap();
+        assert_eq!(hoy.parameters, ["name", "amount", "creditor"]);
+        assert_eq!(hoy.body, None);
+        assert_eq!(hoy.used_by, ["soft: day 0"]);
+        let overdue_en = all
+            .iter()
+            .find(|t| t.name == "payment_reminder_overdue" && t.language == "en")
+            .unwrap();
+        assert_eq!(overdue_en.used_by, ["built-in", "soft: day 5"]);
+    }
+}

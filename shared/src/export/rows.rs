@@ -206,8 +206,17 @@ pub struct Aging {
 }
 
 impl Aging {
-    pub fn add(&mut self, a: &Account, as_of: Date) {
-        if !is_aged(a) {
+    /// Adds the account as it stood at the end of `as_of`: `paid_since` is what payments made
+    /// after that day took off its balance (so an account they settled was still owed then).
+    /// A balance the CRM changed by hand since is not undone: it has no history.
+    pub fn add(&mut self, a: &Account, as_of: Date, paid_since: i64) {
+        let balance = a.balance_minor + paid_since;
+        let owed_then = match a.status {
+            AccountStatus::Open | AccountStatus::Paused => true,
+            AccountStatus::Settled => paid_since > 0,
+            _ => false,
+        };
+        if balance <= 0 || !owed_then {
             return;
         }
         let cell = self
@@ -218,7 +227,7 @@ impl Aging {
             ))
             .or_default();
         cell.0 += 1;
-        cell.1 += a.balance_minor;
+        cell.1 += balance;
     }
 
     /// Every bucket of every currency seen, empty ones included, so each currency's rows
@@ -432,13 +441,13 @@ mod tests {
     fn aging_buckets_by_days_past_due() {
         let as_of: Date = "2026-03-31".parse().unwrap();
         let mut aging = Aging::default();
-        aging.add(&account(10, "2026-04-10", AccountStatus::Open), as_of);
-        aging.add(&account(20, "2026-03-01", AccountStatus::Open), as_of);
-        aging.add(&account(30, "2026-03-01", AccountStatus::Paused), as_of);
-        aging.add(&account(40, "2025-01-01", AccountStatus::Open), as_of);
+        aging.add(&account(10, "2026-04-10", AccountStatus::Open), as_of, 0);
+        aging.add(&account(20, "2026-03-01", AccountStatus::Open), as_of, 0);
+        aging.add(&account(30, "2026-03-01", AccountStatus::Paused), as_of, 0);
+        aging.add(&account(40, "2025-01-01", AccountStatus::Open), as_of, 0);
         // Not owed or not collectable: not aged.
-        aging.add(&account(0, "2025-01-01", AccountStatus::Open), as_of);
-        aging.add(&account(50, "2025-01-01", AccountStatus::Closed), as_of);
+        aging.add(&account(0, "2025-01-01", AccountStatus::Open), as_of, 0);
+        aging.add(&account(50, "2025-01-01", AccountStatus::Closed), as_of, 0);
         let rows = aging.rows(as_of);
         assert_eq!(rows.len(), BUCKETS.len());
         let summary: Vec<(String, String, String)> = rows
@@ -452,6 +461,21 @@ mod tests {
         assert_eq!(bucket(30), 1);
         assert_eq!(bucket(31), 2);
         assert_eq!(bucket(121), 5);
+    }
+
+    #[test]
+    fn aging_puts_back_what_was_paid_after_the_day() {
+        let as_of: Date = "2026-03-31".parse().unwrap();
+        let mut aging = Aging::default();
+        // Paid 5 since: it owed 15 then.
+        aging.add(&account(10, "2026-03-20", AccountStatus::Open), as_of, 5);
+        // Settled since by a payment of 7: it owed 7 then.
+        aging.add(&account(0, "2026-03-20", AccountStatus::Settled), as_of, 7);
+        // Settled before: not owed then.
+        aging.add(&account(0, "2026-03-20", AccountStatus::Settled), as_of, 0);
+        let rows = aging.rows(as_of);
+        assert_eq!(rows[1][3].to_text(), "2");
+        assert_eq!(rows[1][4].to_text(), "0.22");
     }
 
     #[test]
