@@ -264,3 +264,65 @@ async fn stripe_payments_apply_once_whether_the_session_or_the_intent_arrives() 
     );
     assert!(handler.handle_stripe(bare).await.is_err());
 }
+
+/// A bus that refuses its first publish and records the rest.
+#[derive(Default)]
+struct FlakyBus {
+    refused: std::sync::atomic::AtomicBool,
+    events: std::sync::Mutex<Vec<cobro::ports::Event>>,
+}
+
+#[async_trait::async_trait]
+impl cobro::ports::Bus for FlakyBus {
+    async fn publish(
+        &self,
+        events: Vec<cobro::ports::Event>,
+    ) -> Result<(), cobro::ports::BusError> {
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(cobro::ports::BusError::Backend("throttled".into()));
+        }
+        self.events.lock().unwrap().extend(events);
+        Ok(())
+    }
+}
+
+/// The payment is applied but announcing it fails: the redelivered event finds it applied and
+/// announces what it did, with the same details (so the same event ids for webhooks).
+#[tokio::test]
+async fn a_payment_announced_after_a_failed_publish_is_announced_on_redelivery() {
+    use cobro_payment_confirmed::{PaymentError, PaymentHandler};
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    store.upsert_account(&account(50_000), None).await.unwrap();
+    let bus = Arc::new(FlakyBus::default());
+    let handler = PaymentHandler {
+        store: store.clone(),
+        bus: Some(bus.clone()),
+        outbound: None,
+    };
+    let detail = serde_json::json!({
+        "tenant": "t", "account": "A-1", "payment_id": "p-9", "amount_minor": 50_000,
+        "currency": "CLP", "paid_at": "2026-03-16T15:00:00Z", "method": "transfer", "source": "crm"
+    });
+    let first = handler.handle(detail.clone()).await;
+    assert!(matches!(first, Err(PaymentError::Bus(_))), "{first:?}");
+    assert!(bus.events.lock().unwrap().is_empty());
+    let again = handler.handle(detail.clone()).await.unwrap();
+    assert_eq!(again, PaymentOutcome::Duplicate, "applied once");
+    let kinds: Vec<String> = bus
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.detail_type.clone())
+        .collect();
+    assert_eq!(kinds, ["PaymentApplied", "AccountSettled"]);
+    let applied = bus.events.lock().unwrap()[0].detail.clone();
+    assert_eq!(applied["balance_minor"], 0);
+    assert_eq!(applied["applied_minor"], 50_000);
+    // A third delivery announces the same again: identical details, one webhook delivery each.
+    handler.handle(detail).await.unwrap();
+    let events = bus.events.lock().unwrap();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[0], events[2]);
+}

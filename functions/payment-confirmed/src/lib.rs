@@ -56,7 +56,16 @@ impl PaymentHandler {
         if matches!(outcome, PaymentOutcome::Applied { .. }) {
             cobro::metrics::count(cobro::metrics::PAYMENTS_APPLIED, 1);
         }
-        self.announce(&payment, &outcome).await?;
+        // A redelivery announces what the first delivery did again: the same details, so the
+        // same event ids; an announcement that failed after the payment was applied is not lost.
+        match &outcome {
+            PaymentOutcome::Duplicate => {
+                if let Some(first) = self.store.applied_outcome(&payment).await? {
+                    self.announce(&payment, &first).await?;
+                }
+            }
+            o => self.announce(&payment, o).await?,
+        }
         if let PaymentOutcome::Applied { balance_minor, .. } = &outcome {
             self.queue_receipt(&payment, *balance_minor).await?;
         }

@@ -33,6 +33,33 @@ fn unknown() -> String {
     "unknown".into()
 }
 
+/// What applying a payment did, kept on the payment's item: a redelivery finds the payment
+/// applied and announces what it did again (a publish that failed the first time is not lost).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct AppliedOutcome {
+    applied_minor: i64,
+    balance_minor: i64,
+    settled: bool,
+    credit_minor: i64,
+    plan: Option<(String, PlanStatus)>,
+    promise_kept: bool,
+}
+
+const OUTCOME: &str = "outcome";
+
+impl From<AppliedOutcome> for PaymentOutcome {
+    fn from(o: AppliedOutcome) -> Self {
+        PaymentOutcome::Applied {
+            applied_minor: o.applied_minor,
+            balance_minor: o.balance_minor,
+            settled: o.settled,
+            credit_minor: o.credit_minor,
+            plan: o.plan,
+            promise_kept: o.promise_kept,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
     Applied {
@@ -124,6 +151,26 @@ impl Store {
             .into_iter()
             .map(super::from_item)
             .collect()
+    }
+
+    /// What applying this payment did, when it was applied (`Applied`), for announcing it
+    /// again; `None` when it was not, or was applied before outcomes were kept.
+    pub async fn applied_outcome(
+        &self,
+        p: &PaymentConfirmed,
+    ) -> Result<Option<PaymentOutcome>, RepoError> {
+        let key = keys::payment(&p.tenant, &p.account, p.payment_id.as_str());
+        let Some(mut item) = self.table.get(&key).await? else {
+            return Ok(None);
+        };
+        match item.remove(OUTCOME) {
+            Some(v) => {
+                let o: AppliedOutcome =
+                    serde_json::from_value(v).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                Ok(Some(o.into()))
+            }
+            None => Ok(None),
+        }
     }
 
     pub async fn apply_payment(&self, p: &PaymentConfirmed) -> Result<PaymentOutcome, RepoError> {
@@ -236,9 +283,22 @@ impl Store {
                 updates.push(Update::remove(DUE_INDEX.sk));
                 updates.push(Update::remove("next_action_at"));
             }
+            let outcome = AppliedOutcome {
+                applied_minor: applied,
+                balance_minor: balance,
+                settled,
+                credit_minor: credit,
+                plan: plan.as_ref().map(|pl| (pl.id.clone(), pl.status)),
+                promise_kept,
+            };
+            let mut item = payment_item(payment_key.clone(), &payment);
+            item.insert(
+                OUTCOME.into(),
+                serde_json::to_value(&outcome).expect("serializes"),
+            );
             let ops = vec![
                 WriteOp::Put {
-                    item: payment_item(payment_key.clone(), &payment),
+                    item,
                     condition: Some(Condition::NotExists),
                 },
                 WriteOp::Update {
@@ -249,16 +309,7 @@ impl Store {
             ];
             let ops = ops.into_iter().chain(plan_ops).collect();
             match self.table.transact_write(ops).await {
-                Ok(()) => {
-                    return Ok(PaymentOutcome::Applied {
-                        applied_minor: applied,
-                        balance_minor: balance,
-                        settled,
-                        credit_minor: credit,
-                        plan: plan.map(|pl| (pl.id, pl.status)),
-                        promise_kept,
-                    })
-                }
+                Ok(()) => return Ok(outcome.into()),
                 Err(TableError::TransactionCanceled(f)) if f.first() == Some(&true) => {
                     return Ok(PaymentOutcome::Duplicate)
                 }
