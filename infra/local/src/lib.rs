@@ -69,6 +69,7 @@ pub struct LocalStack {
     pub exporter: Arc<Exporter>,
     /// Published events on their way to tenants' webhooks, and the deliveries' wake-ups.
     pub events_out: Arc<SqliteQueue>,
+    pub events_out_dlq: Arc<SqliteQueue>,
     pub events_out_handler: Arc<EventsOut>,
 }
 
@@ -170,6 +171,7 @@ impl LocalStack {
         let exports = Arc::new(sqlite.queue("exports", redrive("exports-dlq")));
         let exports_dlq = Arc::new(sqlite.queue("exports-dlq", None));
         let events_out = Arc::new(sqlite.queue("events-out", redrive("events-out-dlq")));
+        let events_out_dlq = Arc::new(sqlite.queue("events-out-dlq", None));
         let files = Arc::new(
             DirBlobs::new(settings.data_dir.join("files")).with_link_base("/_local/files"),
         );
@@ -282,6 +284,7 @@ impl LocalStack {
                 schedule: settings.webhook_schedule.clone(),
             }),
             events_out,
+            events_out_dlq,
             settings,
             store,
             table,

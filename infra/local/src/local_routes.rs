@@ -58,6 +58,8 @@ async fn status(State(s): State<Arc<LocalStack>>) -> Result<Response, Problem> {
             "payments-dlq": depth(&s.payments_dlq).await.map_err(internal)?,
             "exports": depth(&s.exports).await.map_err(internal)?,
             "exports-dlq": depth(&s.exports_dlq).await.map_err(internal)?,
+            "events-out": depth(&s.events_out).await.map_err(internal)?,
+            "events-out-dlq": depth(&s.events_out_dlq).await.map_err(internal)?,
         },
         "tick_every_seconds": s.settings.tick_every.map(|d| d.as_secs()),
     }))
