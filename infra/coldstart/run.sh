@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Cold start and size of every Lambda binary against a hello-world, side by side.
-#   bash infra/coldstart/run.sh [RUNS]
+#   bash infra/coldstart/run.sh [RUNS] [FUNCTION...]
 # Builds the release binaries for this machine, starts moto (the functions' first event reaches
-# DynamoDB there), runs coldstart-bench, and prints binary and zip sizes.
+# DynamoDB there), runs coldstart-bench, and prints binary and zip sizes. Naming functions
+# measures only those (and the hello-world); COLDSTART_BUILD=0 measures what is already built.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-30}
+shift || true
+functions=("$@")
+[ ${#functions[@]} -gt 0 ] || functions=(webhook crm-api reminders sender payment-confirmed inbound plans export)
 target=${CARGO_TARGET_DIR:-target}
 here=infra/coldstart
 
-echo "==> release build"
-cargo build --release --locked -p cobro-coldstart -p cobro-webhook -p cobro-crm-api -p cobro-reminders \
-  -p cobro-sender -p cobro-payment-confirmed -p cobro-inbound -p cobro-plans
+if [ "${COLDSTART_BUILD:-1}" != 0 ]; then
+  echo "==> release build"
+  cargo build --release --locked -p cobro-coldstart "${functions[@]/#/-p cobro-}"
+fi
 
 bash scripts/venv.sh
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -40,26 +45,21 @@ export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 export COBRO_TABLE=cobro-bench COBRO_EVENT_BUS=cobro-bench COBRO_CHANNEL=sandbox
 export COBRO_OUTBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench"
 export COBRO_INBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-inbound"
-export COBRO_BLOB_BUCKET=cobro-bench
+export COBRO_BLOB_BUCKET=cobro-bench COBRO_EXPORT_BUCKET=cobro-bench-exports
+export COBRO_EXPORT_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-export"
 export WHATSAPP_VERIFY_TOKEN=bench-verify-token RUST_LOG=info
 unset AWS_PROFILE
 
 bin="$target/release"
 echo "==> cold starts ($runs runs each, in turn)"
-"$bin/coldstart-bench" --runs "$runs" --json "$target/coldstart.json" \
-  "hello-world=$bin/coldstart-hello:$here/events/hello.json" \
-  "webhook=$bin/cobro-webhook:$here/events/webhook.json" \
-  "crm-api=$bin/cobro-crm-api:$here/events/crm-api.json" \
-  "reminders=$bin/cobro-reminders:$here/events/reminders.json" \
-  "sender=$bin/cobro-sender:$here/events/sender.json" \
-  "payment-confirmed=$bin/cobro-payment-confirmed:$here/events/payment-confirmed.json" \
-  "inbound=$bin/cobro-inbound:$here/events/inbound.json" \
-  "plans=$bin/cobro-plans:$here/events/plans.json"
+specs=("hello-world=$bin/coldstart-hello:$here/events/hello.json")
+for f in "${functions[@]}"; do specs+=("$f=$bin/cobro-$f:$here/events/$f.json"); done
+"$bin/coldstart-bench" --runs "$runs" --json "$target/coldstart.json" "${specs[@]}"
 
 echo "==> sizes (stripped binary; zipped as bootstrap, deflate level 9)"
-.venv/bin/python - "$bin" <<'PY'
+.venv/bin/python - "$bin" coldstart-hello "${functions[@]/#/cobro-}" <<'PY'
 import io, os, sys, zipfile
-for name in ["coldstart-hello", "cobro-webhook", "cobro-crm-api", "cobro-reminders", "cobro-sender", "cobro-payment-confirmed", "cobro-inbound", "cobro-plans"]:
+for name in sys.argv[2:]:
     path = os.path.join(sys.argv[1], name)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:

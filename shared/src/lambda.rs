@@ -1,14 +1,24 @@
 //! Wiring for the Lambda binaries: the AWS adapters built from environment variables, once per
 //! execution environment, secrets read through a per-process cache, and JSON logs.
+//!
+//! What every request of a function needs (its table, the webhook's bucket and queue) is built
+//! before the first poll of the Runtime API; what only some requests need (the bus, the
+//! outbound queue, Secrets Manager) is built on its first use (`Lazy`), so a cold start does
+//! not pay for a client the request may never touch. Settings are still read at start, so a
+//! missing one stops the function there.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
 use crate::adapters::aws::{config, DynamoTable, EventBridgeBus, SecretsManager, SqsQueue};
 use crate::adapters::sandbox::SandboxChannel;
-use crate::ports::secrets::DEFAULT_TTL;
-use crate::ports::{Bus, CachedSecrets, Channels, Queue, Secrets, Table, WhatsAppSecrets};
+use crate::ports::bus::BusError;
+use crate::ports::queue::{Outgoing, QueueError, Received};
+use crate::ports::secrets::{SecretsError, DEFAULT_TTL};
+use crate::ports::{Bus, CachedSecrets, Channels, Event, Queue, Secrets, Table, WhatsAppSecrets};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -39,7 +49,10 @@ pub async fn secrets() -> Arc<dyn Secrets> {
     static SECRETS: OnceCell<Arc<dyn Secrets>> = OnceCell::const_new();
     SECRETS
         .get_or_init(|| async {
-            let manager = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk().await));
+            // Only some requests read a secret (the webhook: a number with its own app secret).
+            let manager = Lazy::new(String::new(), |sdk, _| {
+                SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk))
+            });
             Arc::new(CachedSecrets::new(Arc::new(manager), DEFAULT_TTL)) as Arc<dyn Secrets>
         })
         .await
@@ -79,22 +92,28 @@ pub async fn table() -> Result<Arc<dyn Table>, Error> {
     )))
 }
 
-/// The outbound queue at `COBRO_OUTBOUND_QUEUE_URL`.
+/// The outbound queue at `COBRO_OUTBOUND_QUEUE_URL`, its client built on first use: only
+/// requests that decide to send something send to it.
 pub async fn outbound_queue() -> Result<Arc<dyn Queue>, Error> {
-    let url = env("COBRO_OUTBOUND_QUEUE_URL")?;
-    Ok(Arc::new(SqsQueue::new(
-        aws_sdk_sqs::Client::new(sdk().await),
-        url,
-    )))
+    lazy_queue("COBRO_OUTBOUND_QUEUE_URL")
 }
 
-/// The queue whose URL is in the environment variable `name`.
+/// The queue whose URL is in the environment variable `name`, built now: for a function whose
+/// every request sends to it (the webhook's inbound queue).
 pub async fn queue(name: &str) -> Result<Arc<dyn Queue>, Error> {
     let url = env(name)?;
     Ok(Arc::new(SqsQueue::new(
         aws_sdk_sqs::Client::new(sdk().await),
         url,
     )))
+}
+
+/// The queue whose URL is in the environment variable `name`, its client built on first use:
+/// for a queue only some requests send to.
+pub fn lazy_queue(name: &str) -> Result<Arc<dyn Queue>, Error> {
+    Ok(Arc::new(Lazy::new(env(name)?, |sdk, url| {
+        SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)
+    })))
 }
 
 /// The bucket named by `COBRO_BLOB_BUCKET`: raw webhook bodies and media. Path-style
@@ -112,24 +131,21 @@ pub async fn blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
     )))
 }
 
-/// A queue whose URL is in the environment variable `name`, if it is set.
+/// A queue whose URL is in the environment variable `name`, if it is set; its client is built
+/// on first use.
 pub async fn queue_from_env(name: &str) -> Result<Option<Arc<dyn Queue>>, Error> {
     match std::env::var(name) {
-        Ok(url) if !url.is_empty() => Ok(Some(Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk().await),
-            url,
-        )))),
+        Ok(url) if !url.is_empty() => Ok(Some(lazy_queue(name)?)),
         _ => Ok(None),
     }
 }
 
-/// The event bus named by `COBRO_EVENT_BUS`.
+/// The event bus named by `COBRO_EVENT_BUS`; its client is built on the first publish (most
+/// requests publish nothing).
 pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
-    let name = env("COBRO_EVENT_BUS")?;
-    Ok(Arc::new(EventBridgeBus::new(
-        aws_sdk_eventbridge::Client::new(sdk().await),
-        name,
-    )))
+    Ok(Arc::new(Lazy::new(env("COBRO_EVENT_BUS")?, |sdk, name| {
+        EventBridgeBus::new(aws_sdk_eventbridge::Client::new(sdk), name)
+    })))
 }
 
 /// The channel adapters. `COBRO_CHANNEL=sandbox` gives the sandbox on every channel (no
@@ -213,4 +229,61 @@ pub async fn export_files() -> Result<Arc<dyn crate::ports::blobs::LargeBlobs>, 
         aws_sdk_s3::Client::from_conf(config.build()),
         bucket,
     )))
+}
+
+/// An adapter whose SDK client is built on its first use, from the shared SDK configuration
+/// and a setting read at start (a queue URL, a bus name).
+struct Lazy<T> {
+    cell: OnceCell<T>,
+    setting: String,
+    build: fn(&aws_config::SdkConfig, String) -> T,
+}
+
+impl<T> Lazy<T> {
+    fn new(setting: String, build: fn(&aws_config::SdkConfig, String) -> T) -> Self {
+        Self {
+            cell: OnceCell::new(),
+            setting,
+            build,
+        }
+    }
+
+    async fn get(&self) -> &T {
+        self.cell
+            .get_or_init(|| async { (self.build)(sdk().await, self.setting.clone()) })
+            .await
+    }
+}
+
+#[async_trait]
+impl Bus for Lazy<EventBridgeBus> {
+    async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
+        self.get().await.publish(events).await
+    }
+}
+
+#[async_trait]
+impl Queue for Lazy<SqsQueue> {
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        self.get().await.send_batch(messages).await
+    }
+
+    async fn receive(&self, max: u32, visibility: Duration) -> Result<Vec<Received>, QueueError> {
+        self.get().await.receive(max, visibility).await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.get().await.delete(receipt).await
+    }
+}
+
+#[async_trait]
+impl Secrets for Lazy<SecretsManager> {
+    async fn get(&self, name: &str) -> Result<Option<serde_json::Value>, SecretsError> {
+        Lazy::get(self).await.get(name).await
+    }
+
+    async fn put(&self, name: &str, value: &serde_json::Value) -> Result<(), SecretsError> {
+        Lazy::get(self).await.put(name, value).await
+    }
 }

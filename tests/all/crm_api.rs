@@ -662,6 +662,25 @@ async fn the_openapi_document_is_served_without_a_key_and_covers_the_routes() {
     );
 }
 
+/// The API serves a copy of the document made ahead of time (so the Lambda binary does not
+/// carry utoipa's generation); it must be what the annotations generate now.
+#[test]
+fn the_served_openapi_document_is_what_the_annotations_generate() {
+    let generated = serde_json::to_value(cobro_crm_api::openapi::document()).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/crm-api/openapi.json");
+    if std::env::var_os("COBRO_UPDATE_OPENAPI").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    let served: Value = serde_json::from_str(cobro_crm_api::openapi::DOCUMENT).unwrap();
+    assert!(
+        served == generated,
+        "functions/crm-api/openapi.json is stale: run \
+         COBRO_UPDATE_OPENAPI=1 cargo test -p cobro-tests openapi, and commit the file"
+    );
+}
+
 #[tokio::test]
 async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
     let api = Api::start().await;

@@ -18,7 +18,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let exporter = Arc::new(Exporter {
         store: Store::new(lambda::table().await?),
         files: lambda::export_files().await?,
-        jobs: lambda::queue("COBRO_EXPORT_QUEUE_URL").await?,
+        // Only the daily schedule's message queues jobs.
+        jobs: lambda::lazy_queue("COBRO_EXPORT_QUEUE_URL")?,
         clock: Arc::new(SystemClock),
         tempdir: std::env::temp_dir(),
     });
