@@ -14,8 +14,11 @@ target=${CARGO_TARGET_DIR:-target}
 here=infra/coldstart
 
 if [ "${COLDSTART_BUILD:-1}" != 0 ]; then
+  # By binary name, as `sam build` (cargo lambda build --bin) does: Cargo then resolves features
+  # over the whole workspace, so the binaries are the ones deployed (`-p` would resolve them over
+  # the named packages only and give different, smaller binaries).
   echo "==> release build"
-  cargo build --release --locked -p cobro-coldstart "${functions[@]/#/-p cobro-}"
+  cargo build --release --locked --bin coldstart-hello --bin coldstart-bench "${functions[@]/#/--bin=cobro-}"
 fi
 
 bash scripts/venv.sh

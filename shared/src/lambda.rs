@@ -148,6 +148,16 @@ pub async fn bus() -> Result<Arc<dyn Bus>, Error> {
     })))
 }
 
+/// The event bus named by `COBRO_EVENT_BUS`, built now: for a function whose every request
+/// publishes (payment-confirmed announces every payment it applies).
+pub async fn bus_now() -> Result<Arc<dyn Bus>, Error> {
+    let name = env("COBRO_EVENT_BUS")?;
+    Ok(Arc::new(EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(sdk().await),
+        name,
+    )))
+}
+
 /// The channel adapters. `COBRO_CHANNEL=sandbox` gives the sandbox on every channel (no
 /// message leaves); `live` gives the providers this deployment is configured for. An unknown
 /// value stops the function at start rather than at the first send.

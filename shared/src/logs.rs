@@ -101,18 +101,27 @@ pub use subscriber::{filter, init, json_layer};
 
 #[cfg(feature = "logs")]
 mod subscriber {
+    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::registry::LookupSpan;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer};
+    use tracing_subscriber::Layer;
 
     /// The level filter from `COBRO_LOG`, else `RUST_LOG` (older templates set it), else
-    /// `info`.
-    pub fn filter() -> EnvFilter {
-        EnvFilter::try_from_env("COBRO_LOG")
-            .or_else(|_| EnvFilter::try_from_default_env())
-            .unwrap_or_else(|_| EnvFilter::new("info"))
+    /// `info`: a default level and levels per target, as `info,cobro_sender=debug`. A value
+    /// that is empty or does not parse is skipped like an unset one.
+    pub fn filter() -> Targets {
+        filter_from(["COBRO_LOG", "RUST_LOG"].map(|name| std::env::var(name).ok()))
+    }
+
+    fn filter_from(values: [Option<String>; 2]) -> Targets {
+        values
+            .into_iter()
+            .flatten()
+            .filter(|value| !value.trim().is_empty())
+            .find_map(|value| value.parse().ok())
+            .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
     }
 
     /// JSON lines with every enclosing span's fields (`spans`), so `function`, `request_id`
@@ -137,6 +146,28 @@ mod subscriber {
         let _ = tracing_subscriber::registry()
             .with(json_layer(std::io::stdout).with_filter(filter()))
             .try_init();
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::filter_from;
+        use tracing::level_filters::LevelFilter;
+
+        #[test]
+        fn the_filter_takes_the_first_usable_setting_else_info() {
+            let f = filter_from([Some("warn,cobro_sender=debug".into()), Some("error".into())]);
+            assert_eq!(f.default_level(), Some(LevelFilter::WARN));
+            assert!(f.would_enable("cobro_sender::send", &tracing::Level::DEBUG));
+            assert!(!f.would_enable("cobro::repo", &tracing::Level::INFO));
+            let f = filter_from([Some(" ".into()), Some("error".into())]);
+            assert_eq!(f.default_level(), Some(LevelFilter::ERROR));
+            let f = filter_from([Some("cobro=loud".into()), None]);
+            assert_eq!(f.default_level(), Some(LevelFilter::INFO));
+            assert_eq!(
+                filter_from([None, None]).default_level(),
+                Some(LevelFilter::INFO)
+            );
+        }
     }
 }
 

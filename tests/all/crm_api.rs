@@ -667,7 +667,10 @@ async fn the_openapi_document_is_served_without_a_key_and_covers_the_routes() {
 #[test]
 fn the_served_openapi_document_is_what_the_annotations_generate() {
     let generated = serde_json::to_value(cobro_crm_api::openapi::document()).unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../functions/crm-api/openapi.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../functions/crm-api/openapi.json"
+    );
     if std::env::var_os("COBRO_UPDATE_OPENAPI").is_some() {
         let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
         std::fs::write(path, text).unwrap();

@@ -13,7 +13,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let handler = PaymentHandler {
         store: Store::new(lambda::table().await?),
-        bus: Some(lambda::bus().await?),
+        // Every applied payment is announced on the bus; a receipt is queued only for some.
+        bus: Some(lambda::bus_now().await?),
         outbound: Some(lambda::outbound_queue().await?),
     };
     let handler = &handler;
