@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 runs=${1:-30}
 shift || true
 functions=("$@")
-[ ${#functions[@]} -gt 0 ] || functions=(webhook crm-api reminders sender payment-confirmed inbound plans export)
+[ ${#functions[@]} -gt 0 ] || functions=(webhook crm-api reminders sender payment-confirmed inbound plans export events-out)
 target=${CARGO_TARGET_DIR:-target}
 here=infra/coldstart
 
@@ -50,6 +50,7 @@ export COBRO_OUTBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench
 export COBRO_INBOUND_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-inbound"
 export COBRO_BLOB_BUCKET=cobro-bench COBRO_EXPORT_BUCKET=cobro-bench-exports
 export COBRO_EXPORT_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-export"
+export COBRO_EVENTS_OUT_QUEUE_URL="http://127.0.0.1:$port/000000000000/cobro-bench-events-out"
 export WHATSAPP_VERIFY_TOKEN=bench-verify-token RUST_LOG=info
 unset AWS_PROFILE
 

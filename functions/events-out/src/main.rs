@@ -17,7 +17,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let out = Arc::new(EventsOut {
         store: Store::new(lambda::table().await?),
-        queue: lambda::queue("COBRO_EVENTS_OUT_QUEUE_URL").await?,
+        // Only retries (wake-ups) are sent to it.
+        queue: lambda::lazy_queue("COBRO_EVENTS_OUT_QUEUE_URL")?,
         clock: Arc::new(SystemClock),
         http: http_client()?,
         schedule: SCHEDULE.to_vec(),
