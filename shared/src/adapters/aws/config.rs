@@ -25,7 +25,8 @@ const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
 /// Region and credentials from the environment when set (on Lambda, always), else the standard
 /// chain. It honours `AWS_ENDPOINT_URL`, which is how tests point the SDK at a local emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let trust = if std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1") {
+    let native_roots = std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1");
+    let trust = if native_roots {
         TrustStore::default()
     } else {
         TrustStore::empty().with_pem_certificate(AWS_ROOTS)
@@ -39,7 +40,12 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
         .tls_context(tls_context)
         .build_https();
-    let https = SharedHttpClient::new(NoEagerConnector(https));
+    // With the system's roots, keep the SDK's check: an unreadable store fails at start.
+    let https = if native_roots {
+        https
+    } else {
+        SharedHttpClient::new(NoEagerConnector(https))
+    };
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
     if let Ok(region) = std::env::var("AWS_REGION") {
         loader = loader.region(Region::new(region));
