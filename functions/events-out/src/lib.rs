@@ -35,7 +35,9 @@ pub struct EventsOut {
     /// This function's own queue: retries are wake-ups sent to it with a delay.
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    pub http: reqwest::Client,
+    /// Built on the first post: most events are for tenants without a webhook and need none,
+    /// and building it reads the system's root certificates (milliseconds at a cold start).
+    pub http: HttpClient,
     /// The pause before each attempt (`webhook::SCHEDULE`; shorter in tests).
     pub schedule: Vec<Duration>,
 }
@@ -102,15 +104,26 @@ struct Wake {
     id: String,
 }
 
-/// The HTTP client deliveries go out with: no redirects (a receiver answers, it does not send
-/// the event elsewhere), a bounded time.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
+/// The HTTP client deliveries go out with, built once on first use: no redirects (a receiver
+/// answers, it does not send the event elsewhere), a bounded time, the system's roots (a
+/// tenant's endpoint may use any public CA).
+#[derive(Debug, Default)]
+pub struct HttpClient(std::sync::OnceLock<reqwest::Client>);
+
+impl HttpClient {
+    fn get(&self) -> Result<&reqwest::Client, String> {
+        if let Some(c) = self.0.get() {
+            return Ok(c);
+        }
+        let built = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("the HTTP client: {}", error_chain(&e)))?;
+        Ok(self.0.get_or_init(|| built))
+    }
 }
 
 impl EventsOut {
@@ -273,8 +286,11 @@ impl EventsOut {
         now: Timestamp,
     ) -> (Option<u16>, Option<String>) {
         let signed = signature(&endpoint.signing_secrets(now), now, d.body.as_bytes());
-        let sent = self
-            .http
+        let http = match self.http.get() {
+            Ok(c) => c,
+            Err(e) => return (None, Some(e)),
+        };
+        let sent = http
             .post(&endpoint.url)
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, signed)

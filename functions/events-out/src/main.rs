@@ -10,7 +10,7 @@ use cobro::events::webhook::SCHEDULE;
 use cobro::ports::SystemClock;
 use cobro::repo::Store;
 use cobro::{lambda, logs, metrics};
-use cobro_events_out::{handle_batch, http_client, EventsOut};
+use cobro_events_out::{handle_batch, EventsOut};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Only retries (wake-ups) are sent to it.
         queue: lambda::lazy_queue("COBRO_EVENTS_OUT_QUEUE_URL")?,
         clock: Arc::new(SystemClock),
-        http: http_client()?,
+        http: Default::default(),
         schedule: SCHEDULE.to_vec(),
     });
     let out = &out;
