@@ -11,6 +11,8 @@ pub mod explain;
 pub mod export;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "https")]
+pub mod https;
 pub mod inbound;
 #[cfg(feature = "lambda")]
 pub mod lambda;

@@ -35,8 +35,7 @@ pub struct EventsOut {
     /// This function's own queue: retries are wake-ups sent to it with a delay.
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    /// Built on the first post: most events are for tenants without a webhook and need none,
-    /// and building it reads the system's root certificates (milliseconds at a cold start).
+    /// Built on the first post: most events are for tenants without a webhook and need none.
     pub http: HttpClient,
     /// The pause before each attempt (`webhook::SCHEDULE`; shorter in tests).
     pub schedule: Vec<Duration>,
@@ -105,8 +104,7 @@ struct Wake {
 }
 
 /// The HTTP client deliveries go out with, built once on first use: no redirects (a receiver
-/// answers, it does not send the event elsewhere), a bounded time, the system's roots (a
-/// tenant's endpoint may use any public CA).
+/// answers, it does not send the event elsewhere), a bounded time, the public CAs' roots.
 #[derive(Debug, Default)]
 pub struct HttpClient(std::sync::OnceLock<reqwest::Client>);
 
@@ -115,7 +113,7 @@ impl HttpClient {
         if let Some(c) = self.0.get() {
             return Ok(c);
         }
-        let built = reqwest::Client::builder()
+        let built = cobro::https::client_builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())

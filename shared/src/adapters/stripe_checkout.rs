@@ -51,7 +51,7 @@ struct StripeError {
 
 impl StripeCheckout {
     pub fn new(config: StripeConfig) -> Result<Self, LinkError> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(std::time::Duration::from_secs(15))
             .build()
             .map_err(|e| LinkError::Transient(e.to_string()))?;

@@ -68,7 +68,7 @@ pub struct GraphClient {
 impl GraphClient {
     /// Built once per process; the connection pool is reused by every send.
     pub fn new(config: GraphConfig) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(3))
             .user_agent(concat!("cobro/", env!("CARGO_PKG_VERSION")))
