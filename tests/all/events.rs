@@ -637,7 +637,7 @@ async fn delivery_records_behave(store: cobro::repo::Store) {
         .end_delivery_attempt(&second, &give_up, now)
         .await
         .unwrap());
-    let (failed, _) = store.failed_deliveries(&t, 10, None).await.unwrap();
+    let failed = store.failed_deliveries(&t, 10, None).await.unwrap().items;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].status, DeliveryStatus::Failed);
     assert_eq!(failed[0].last_error.as_deref(), Some("refused"));
@@ -657,7 +657,7 @@ async fn delivery_records_behave(store: cobro::repo::Store) {
         .failed_deliveries(&t, 10, None)
         .await
         .unwrap()
-        .0
+        .items
         .is_empty());
     let (_, changed) = store
         .restart_delivery(&t, &fresh.id)

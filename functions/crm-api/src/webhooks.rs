@@ -15,7 +15,7 @@ use cobro::events::webhook::{check_url, new_secret, wake_message};
 use cobro::events::{is_published, published};
 use cobro::http::{parse_json, Problem};
 use cobro::ports::Outgoing;
-use cobro::repo::{RepoError, Scope, WebhookDelivery, WebhookEndpoint, ROTATION_OVERLAP};
+use cobro::repo::{Scope, WebhookDelivery, WebhookEndpoint, ROTATION_OVERLAP};
 
 use crate::{Caller, CrmApi, RequireScope};
 
@@ -79,6 +79,14 @@ pub(crate) struct WebhookView {
     updated_at: jiff::Timestamp,
 }
 
+/// The tenant's webhook, or a 404 that says none is registered.
+async fn registered(s: &CrmApi, caller: &Caller) -> Result<WebhookEndpoint, Problem> {
+    s.store
+        .webhook(&caller.tenant)
+        .await?
+        .ok_or_else(|| Problem::not_found("no webhook is registered"))
+}
+
 fn view(w: &WebhookEndpoint, show_secret: bool) -> WebhookView {
     WebhookView {
         url: w.url.clone(),
@@ -98,11 +106,7 @@ pub(crate) async fn get_webhook(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
-    let w = s
-        .store
-        .webhook(&caller.tenant)
-        .await?
-        .ok_or_else(|| Problem::not_found("no webhook is registered"))?;
+    let w = registered(&s, &caller).await?;
     Ok(Json(view(&w, false)).into_response())
 }
 
@@ -191,11 +195,7 @@ pub(crate) async fn rotate_secret(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
-    let w = s
-        .store
-        .webhook(&caller.tenant)
-        .await?
-        .ok_or_else(|| Problem::not_found("no webhook is registered"))?;
+    let w = registered(&s, &caller).await?;
     let now = s.clock.now();
     let w = WebhookEndpoint {
         previous_secret: Some(w.secret.clone()),
@@ -259,20 +259,13 @@ pub(crate) async fn failed_deliveries(
     Extension(caller): Extension<Caller>,
     page: crate::paging::PageRequest,
 ) -> Result<Response, Problem> {
-    let (items, next) = s
+    let failed = s
         .store
         .failed_deliveries(&caller.tenant, page.limit, page.cursor)
-        .await
-        .map_err(|e| match e {
-            RepoError::Table(cobro::ports::TableError::Invalid(m)) => {
-                Problem::invalid_field("cursor", m)
-            }
-            other => Problem::from(other),
-        })?;
-    let items: Vec<_> = items.into_iter().map(delivery_view).collect();
+        .await?;
     Ok(Json(crate::paging::Page {
-        items,
-        next_cursor: next,
+        items: failed.items.into_iter().map(delivery_view).collect(),
+        next_cursor: failed.next,
     })
     .into_response())
 }

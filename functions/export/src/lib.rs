@@ -256,27 +256,10 @@ impl Exporter {
         let t = &job.tenant;
         match job.kind {
             Kind::Payments => {
-                let (from_ms, until_ms) = (start.as_millisecond(), end.as_millisecond());
-                for month in months(start, end) {
-                    let mut after: Option<(Payment, String)> = None;
-                    loop {
-                        let (payments, next) = self
-                            .store
-                            .payments_page(
-                                t,
-                                &month,
-                                (from_ms, until_ms),
-                                PAGE,
-                                after.as_ref().map(|(p, c)| (p, c.clone())),
-                            )
-                            .await?;
-                        for p in &payments {
-                            sink.row(rows::payment_row(p, &tz)).await?;
-                        }
-                        match (next, payments.into_iter().last()) {
-                            (Some(c), Some(last)) => after = Some((last, c)),
-                            _ => break,
-                        }
+                let mut payments = Payments::new(&self.store, t, start, end);
+                while let Some(page) = payments.next_page().await? {
+                    for p in &page {
+                        sink.row(rows::payment_row(p, &tz)).await?;
                     }
                 }
             }
@@ -358,27 +341,10 @@ impl Exporter {
     ) -> Result<std::collections::HashMap<cobro::domain::AccountId, i64>, ExportError> {
         let mut out = std::collections::HashMap::new();
         let now = self.clock.now() + jiff::SignedDuration::from_millis(1);
-        let (from_ms, until_ms) = (since.as_millisecond(), now.as_millisecond());
-        for month in months(since, now) {
-            let mut after: Option<(Payment, String)> = None;
-            loop {
-                let (payments, next) = self
-                    .store
-                    .payments_page(
-                        t,
-                        &month,
-                        (from_ms, until_ms),
-                        PAGE,
-                        after.as_ref().map(|(p, c)| (p, c.clone())),
-                    )
-                    .await?;
-                for p in &payments {
-                    *out.entry(p.account.clone()).or_insert(0) += p.applied_minor;
-                }
-                match (next, payments.into_iter().last()) {
-                    (Some(c), Some(last)) => after = Some((last, c)),
-                    _ => break,
-                }
+        let mut payments = Payments::new(&self.store, t, since, now);
+        while let Some(page) = payments.next_page().await? {
+            for p in page {
+                *out.entry(p.account).or_insert(0) += p.applied_minor;
             }
         }
         Ok(out)
@@ -413,6 +379,55 @@ pub fn months(start: Timestamp, end: Timestamp) -> Vec<String> {
 
 /// Every account of the tenant, debtor by debtor: the debtor directory a page at a time, then
 /// each debtor's accounts (GSI1). Queries only, never a scan; one page of debtors in memory.
+/// The tenant's payments paid in `[start, end)`, page by page, oldest first: one range read
+/// of the payment index per UTC month.
+struct Payments<'a> {
+    store: &'a Store,
+    tenant: &'a TenantId,
+    range: (i64, i64),
+    /// The months still to read, the current one first.
+    months: std::collections::VecDeque<String>,
+    /// The last payment of the page before and that page's cursor, within the current month.
+    after: Option<(Payment, String)>,
+}
+
+impl<'a> Payments<'a> {
+    fn new(store: &'a Store, tenant: &'a TenantId, start: Timestamp, end: Timestamp) -> Self {
+        Self {
+            store,
+            tenant,
+            range: (start.as_millisecond(), end.as_millisecond()),
+            months: months(start, end).into(),
+            after: None,
+        }
+    }
+
+    /// The next page (possibly empty at a month's end); `None` when all are read.
+    async fn next_page(&mut self) -> Result<Option<Vec<Payment>>, ExportError> {
+        let Some(month) = self.months.front() else {
+            return Ok(None);
+        };
+        let (payments, next) = self
+            .store
+            .payments_page(
+                self.tenant,
+                month,
+                self.range,
+                PAGE,
+                self.after.as_ref().map(|(p, c)| (p, c.clone())),
+            )
+            .await?;
+        match (next, payments.last()) {
+            (Some(c), Some(last)) => self.after = Some((last.clone(), c)),
+            _ => {
+                self.after = None;
+                self.months.pop_front();
+            }
+        }
+        Ok(Some(payments))
+    }
+}
+
 struct Accounts<'a> {
     store: &'a Store,
     tenant: &'a TenantId,

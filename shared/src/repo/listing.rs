@@ -82,7 +82,7 @@ impl Store {
 }
 
 /// The only invalid part of these queries a caller controls is the cursor.
-fn bad_cursor(e: RepoError) -> RepoError {
+pub(super) fn bad_cursor(e: RepoError) -> RepoError {
     match e {
         RepoError::Table(TableError::Invalid(why)) => RepoError::Invalid(format!(
             "cursor: {why}; pass a `next_cursor` from this list"

@@ -9,7 +9,8 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, keys, to_item, RepoError, Store};
+use super::listing::bad_cursor;
+use super::{from_item, keys, to_item, Paged, RepoError, Store};
 use crate::domain::TenantId;
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update, GSI1, TTL};
 
@@ -313,17 +314,25 @@ impl Store {
         t: &TenantId,
         limit: u32,
         after: Option<String>,
-    ) -> Result<(Vec<WebhookDelivery>, Option<String>), RepoError> {
+    ) -> Result<Paged<WebhookDelivery>, RepoError> {
         let q = Query::index(GSI1, keys::gsi1_failed_deliveries(t), SkRange::All)
             .backward()
             .limit(limit)
             .after(after);
-        let page = self.table.query(q).await?;
+        let page = self
+            .table
+            .query(q)
+            .await
+            .map_err(RepoError::from)
+            .map_err(bad_cursor)?;
         let items = page
             .items
             .into_iter()
             .map(from_item)
             .collect::<Result<_, _>>()?;
-        Ok((items, page.next))
+        Ok(Paged {
+            items,
+            next: page.next,
+        })
     }
 }
