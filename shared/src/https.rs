@@ -1,20 +1,23 @@
 //! HTTPS clients to third parties (Meta's Graph API, Stripe, tenants' webhooks): reqwest over
-//! rustls with Mozilla's root store compiled in (webpki-roots). reqwest's default verifier
-//! reads every certificate file under /etc/ssl/certs when a client is built, about 5 ms of a
-//! cold start (docs/benchmarks.md); the compiled-in store trusts the same public CAs at no cost.
-//! `COBRO_TLS_NATIVE_ROOTS=1` trusts the system's roots instead (a TLS-inspecting proxy).
+//! rustls on ring, with Mozilla's root store compiled in (webpki-roots). Reading the system's
+//! store means parsing every certificate file under /etc/ssl/certs when a client is built,
+//! about 5 ms of a cold start (docs/benchmarks.md); the compiled-in store trusts the same
+//! public CAs at no cost. `COBRO_TLS_NATIVE_ROOTS=1` trusts the system's roots instead (a
+//! TLS-inspecting proxy). ring rather than aws-lc: the same protocols, about 1 MB less in
+//! each Lambda zip.
 
 use std::sync::Arc;
 
 /// A client builder with cobro's TLS settings; callers add timeouts and the rest.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    if std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1") {
-        return reqwest::Client::builder();
-    }
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let roots = if native_roots() {
+        system_roots()
+    } else {
+        rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        }
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the provider supports the default versions")
@@ -23,10 +26,38 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().tls_backend_preconfigured(config)
 }
 
+/// `COBRO_TLS_NATIVE_ROOTS=1`: trust the system's root store rather than a compiled-in one.
+pub fn native_roots() -> bool {
+    std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1")
+}
+
+/// The system's roots; unreadable files are skipped (as the SDK does), and a store with no
+/// usable root makes every connection fail with a certificate error that says so.
+fn system_roots() -> rustls::RootCertStore {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "a system root certificate could not be read");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (_added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            "system root certificates that rustls cannot use were skipped"
+        );
+    }
+    roots
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_client_builds_with_the_compiled_in_roots() {
         super::client_builder().build().expect("builds");
+    }
+
+    #[test]
+    fn a_client_builds_with_the_system_roots() {
+        assert!(!super::system_roots().is_empty() || cfg!(not(target_os = "linux")));
     }
 }

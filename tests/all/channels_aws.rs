@@ -50,6 +50,7 @@ fn message(channel: ChannelKind) -> ChannelMessage {
 /// with `AWS_ENDPOINT_URL` set.
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(cobro::adapters::aws::config::system_https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(

@@ -33,6 +33,7 @@ pub async fn moto() -> Option<Moto> {
         return None;
     };
     let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(cobro::adapters::aws::config::system_https_client())
         .endpoint_url(&endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(

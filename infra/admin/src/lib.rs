@@ -228,7 +228,10 @@ pub async fn run(cli: Cli) -> Result<String, Error> {
                 .table
                 .as_deref()
                 .ok_or("--aws needs --table or COBRO_TABLE")?;
-            let config = aws_config::load_from_env().await;
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(cobro::adapters::aws::config::system_https_client())
+                .load()
+                .await;
             Target::aws(&config, table, &cli.names.secrets_prefix)
         }
         (None, false) => return Err("name a target: --local <dir> or --aws".into()),

@@ -5,6 +5,12 @@
 //! before `exec` to the first `GET …/invocation/next` (init done) and to the response or error
 //! for the first event (first real response), then kills the process. Prints medians and p90s,
 //! and each one's ratio to the first binary named (the baseline).
+//!
+//! It also records the CPU time the process has used at each of those two moments (the sum of
+//! its threads' `/proc/<pid>/task/*/schedstat`, in nanoseconds). Wall time to the first
+//! response includes waiting on the backend (moto here, a Python server much slower than
+//! DynamoDB); CPU time is the function's own work, which is what a cold start could move from
+//! init into its first request.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,8 +27,25 @@ struct Run {
     event: Bytes,
     request_id: String,
     started: Option<Instant>,
-    init_done: Option<Duration>,
-    answered: Option<(Duration, &'static str)>,
+    pid: Option<u32>,
+    init_done: Option<(Duration, Duration)>,
+    answered: Option<(Duration, Duration, &'static str)>,
+}
+
+/// CPU time used so far by every thread of `pid` (Linux); zero where there is no /proc.
+fn cpu_time(pid: Option<u32>) -> Duration {
+    let Some(pid) = pid else {
+        return Duration::ZERO;
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 #[derive(Default)]
@@ -36,7 +59,8 @@ async fn next(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         let mut run = s.run.lock().unwrap();
         let first = run.init_done.is_none();
         if first {
-            run.init_done = run.started.map(|t| t.elapsed());
+            let cpu = cpu_time(run.pid);
+            run.init_done = run.started.map(|t| (t.elapsed(), cpu));
         }
         (run.event.clone(), run.request_id.clone(), first)
     };
@@ -72,7 +96,8 @@ async fn next(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 fn answered(s: &Shared, how: &'static str) {
     let mut run = s.run.lock().unwrap();
     if run.answered.is_none() {
-        run.answered = run.started.map(|t| (t.elapsed(), how));
+        let cpu = cpu_time(run.pid);
+        run.answered = run.started.map(|t| (t.elapsed(), cpu, how));
     }
     drop(run);
     s.done.notify_one();
@@ -100,6 +125,8 @@ struct Target {
     event: Bytes,
     init: Vec<f64>,
     first: Vec<f64>,
+    init_cpu: Vec<f64>,
+    first_cpu: Vec<f64>,
     outcome: &'static str,
 }
 
@@ -129,6 +156,8 @@ async fn main() {
                         .into(),
                     init: vec![],
                     first: vec![],
+                    init_cpu: vec![],
+                    first_cpu: vec![],
                     outcome: "",
                 });
             }
@@ -169,6 +198,7 @@ async fn main() {
             let notified = shared.done.notified();
             shared.run.lock().unwrap().started = Some(Instant::now());
             let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{}: {e}", t.binary));
+            shared.run.lock().unwrap().pid = child.id();
             if tokio::time::timeout(Duration::from_secs(10), notified)
                 .await
                 .is_err()
@@ -178,9 +208,12 @@ async fn main() {
             let _ = child.kill().await;
             let run = shared.run.lock().unwrap();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            let (first, how) = run.answered.expect("answered");
-            t.init.push(ms(run.init_done.unwrap_or(first)));
+            let (first, first_cpu, how) = run.answered.expect("answered");
+            let (init, init_cpu) = run.init_done.unwrap_or((first, first_cpu));
+            t.init.push(ms(init));
             t.first.push(ms(first));
+            t.init_cpu.push(ms(init_cpu));
+            t.first_cpu.push(ms(first_cpu));
             t.outcome = how;
         }
     }
@@ -188,10 +221,13 @@ async fn main() {
     let base = (
         percentile(&targets[0].init, 0.5),
         percentile(&targets[0].first, 0.5),
+        percentile(&targets[0].init_cpu, 0.5),
+        percentile(&targets[0].first_cpu, 0.5),
     );
     println!(
-        "{:<20} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7}  first event answered with",
-        "binary", "init p50", "init p90", "× base", "first p50", "first p90", "× base"
+        "{:<20} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7} {:>9} {:>7} {:>10} {:>7}  first event answered with",
+        "binary", "init p50", "init p90", "× base", "first p50", "first p90", "× base",
+        "init cpu", "× base", "first cpu", "× base"
     );
     let mut json = Vec::new();
     for t in &targets {
@@ -201,8 +237,9 @@ async fn main() {
             percentile(&t.first, 0.5),
             percentile(&t.first, 0.9),
         );
+        let (ic50, fc50) = (percentile(&t.init_cpu, 0.5), percentile(&t.first_cpu, 0.5));
         println!(
-            "{:<20} {:>7.2}ms {:>7.2}ms {:>7.2} {:>8.2}ms {:>8.2}ms {:>7.2}  {}",
+            "{:<20} {:>7.2}ms {:>7.2}ms {:>7.2} {:>8.2}ms {:>8.2}ms {:>7.2} {:>7.2}ms {:>7.2} {:>8.2}ms {:>7.2}  {}",
             t.name,
             i50,
             i90,
@@ -210,11 +247,17 @@ async fn main() {
             f50,
             f90,
             f50 / base.1,
+            ic50,
+            ic50 / base.2,
+            fc50,
+            fc50 / base.3,
             t.outcome
         );
         json.push(serde_json::json!({
             "name": t.name, "runs": runs, "init_ms_p50": i50, "init_ms_p90": i90, "init_ratio": i50 / base.0,
             "first_response_ms_p50": f50, "first_response_ms_p90": f90, "first_response_ratio": f50 / base.1,
+            "init_cpu_ms_p50": ic50, "init_cpu_ratio": ic50 / base.2,
+            "first_response_cpu_ms_p50": fc50, "first_response_cpu_ratio": fc50 / base.3,
             "first_event_outcome": t.outcome,
         }));
     }

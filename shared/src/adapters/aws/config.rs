@@ -25,26 +25,14 @@ const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
 /// Region and credentials from the environment when set (on Lambda, always), else the standard
 /// chain. It honours `AWS_ENDPOINT_URL`, which is how tests point the SDK at a local emulator.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    let native_roots = std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1");
-    let trust = if native_roots {
-        TrustStore::default()
+    let https = if std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1") {
+        system_https_client()
     } else {
-        TrustStore::empty().with_pem_certificate(AWS_ROOTS)
-    };
-    let tls_context = TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .expect("the compiled-in roots are valid PEM");
-    // The SDK's own HTTPS client (hyper and rustls on aws-lc), with that trust store.
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-        .tls_context(tls_context)
-        .build_https();
-    // With the system's roots, keep the SDK's check: an unreadable store fails at start.
-    let https = if native_roots {
-        https
-    } else {
-        SharedHttpClient::new(NoEagerConnector(https))
+        let tls_context = TlsContext::builder()
+            .with_trust_store(TrustStore::empty().with_pem_certificate(AWS_ROOTS))
+            .build()
+            .expect("the compiled-in roots are valid PEM");
+        SharedHttpClient::new(NoEagerConnector(https_client(tls_context)))
     };
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
     if let Ok(region) = std::env::var("AWS_REGION") {
@@ -54,6 +42,26 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     loader.load().await
+}
+
+/// The SDK's HTTPS client trusting the system's roots, with the SDK's start-time check (an
+/// unreadable store fails when a client is built): for tools run by people (`cobro-admin`)
+/// and tests, where start time does not matter.
+pub fn system_https_client() -> SharedHttpClient {
+    https_client(
+        TlsContext::builder()
+            .build()
+            .expect("the default TLS context"),
+    )
+}
+
+/// The SDK's own HTTPS client (hyper, rustls on ring). The SDK crates' `default-https-client`
+/// would bring rustls on aws-lc, about 1 MB more in each Lambda zip, for the same protocols.
+fn https_client(tls_context: TlsContext) -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(tls_context)
+        .build_https()
 }
 
 /// The SDK's HTTPS client without its start-time check. On every client's construction the
