@@ -121,14 +121,23 @@ pub fn lazy_queue(name: &str) -> Result<Arc<dyn Queue>, Error> {
 #[cfg(feature = "s3")]
 pub async fn blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
     let bucket = env("COBRO_BLOB_BUCKET")?;
-    let mut config = aws_sdk_s3::config::Builder::from(sdk().await);
+    Ok(Arc::new(s3_blobs(sdk().await, bucket)))
+}
+
+/// The bucket named by `COBRO_BLOB_BUCKET`, its client built on first use: for the webhook,
+/// which stores only the rare delivery too large for a queue message.
+#[cfg(feature = "s3")]
+pub fn lazy_blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
+    Ok(Arc::new(Lazy::new(env("COBRO_BLOB_BUCKET")?, s3_blobs)))
+}
+
+#[cfg(feature = "s3")]
+fn s3_blobs(sdk: &aws_config::SdkConfig, bucket: String) -> crate::adapters::aws::S3Blobs {
+    let mut config = aws_sdk_s3::config::Builder::from(sdk);
     if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
         config = config.force_path_style(true);
     }
-    Ok(Arc::new(crate::adapters::aws::S3Blobs::new(
-        aws_sdk_s3::Client::from_conf(config.build()),
-        bucket,
-    )))
+    crate::adapters::aws::S3Blobs::new(aws_sdk_s3::Client::from_conf(config.build()), bucket)
 }
 
 /// A queue whose URL is in the environment variable `name`, if it is set; its client is built
@@ -227,17 +236,32 @@ pub fn init_logging() {
 }
 
 /// The exports bucket named by `COBRO_EXPORT_BUCKET`: finance export files, written in parts
-/// and downloaded through presigned links.
+/// (the export function).
 #[cfg(feature = "s3")]
 pub async fn export_files() -> Result<Arc<dyn crate::ports::blobs::LargeBlobs>, Error> {
     let bucket = env("COBRO_EXPORT_BUCKET")?;
-    let mut config = aws_sdk_s3::config::Builder::from(sdk().await);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        config = config.force_path_style(true);
-    }
-    Ok(Arc::new(crate::adapters::aws::S3Blobs::new(
-        aws_sdk_s3::Client::from_conf(config.build()),
+    Ok(Arc::new(s3_blobs(sdk().await, bucket)))
+}
+
+/// Download links to the exports bucket named by `COBRO_EXPORT_BUCKET` (the CRM API), signed
+/// with the function's own credentials.
+#[cfg(feature = "s3-links")]
+pub async fn export_links() -> Result<Arc<dyn crate::ports::blobs::DownloadLinks>, Error> {
+    use crate::adapters::aws::{S3Endpoint, S3Links};
+    let bucket = env("COBRO_EXPORT_BUCKET")?;
+    let sdk = sdk().await;
+    let region = sdk
+        .region()
+        .ok_or("no AWS region: set AWS_REGION")?
+        .to_string();
+    let credentials = sdk
+        .credentials_provider()
+        .ok_or("no AWS credentials provider")?;
+    Ok(Arc::new(S3Links::new(
         bucket,
+        region,
+        S3Endpoint::from_env(),
+        credentials,
     )))
 }
 
@@ -284,6 +308,23 @@ impl Queue for Lazy<SqsQueue> {
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.get().await.delete(receipt).await
+    }
+}
+
+#[cfg(feature = "s3")]
+#[async_trait]
+impl crate::ports::Blobs for Lazy<crate::adapters::aws::S3Blobs> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), crate::ports::BlobError> {
+        self.get().await.put(key, bytes, content_type).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::ports::BlobError> {
+        Lazy::get(self).await.get(key).await
     }
 }
 

@@ -427,7 +427,7 @@ async fn email_without_an_address_is_unreachable_without_calling_aws() {
 /// The messages moto's SES holds, from its inspection endpoint (`/moto-api/data.json`, the
 /// `ses` backend's `Message` models).
 async fn moto_sent_emails(endpoint: &str) -> Vec<Value> {
-    let data: Value = reqwest::Client::builder()
+    let data: Value = cobro::https::client_builder()
         .no_proxy()
         .build()
         .unwrap()

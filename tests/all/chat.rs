@@ -50,7 +50,7 @@ impl Stack {
             stack,
             graph,
             base,
-            http: reqwest::Client::new(),
+            http: cobro_tests::http(),
             seen: std::sync::Mutex::new(0),
             _dir: dir,
         };
@@ -424,7 +424,7 @@ async fn the_sandbox_page_shows_the_bots_buttons_to_tap() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = stack.router();
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let http = reqwest::Client::new();
+    let http = cobro_tests::http();
     let post = |body: Value| {
         http.post(format!("{base}/_local/inbound"))
             .json(&body)

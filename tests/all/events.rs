@@ -165,7 +165,7 @@ impl Api {
         Self {
             stack,
             base,
-            http: reqwest::Client::new(),
+            http: cobro_tests::http(),
             _dir: dir,
         }
     }

@@ -14,7 +14,7 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Language, Phone, TenantId, Zone,
 };
 use cobro::export::{parse_decimal, ExportJob, ExportRequest, Format, JobStatus, Kind, Period};
-use cobro::ports::blobs::{Blobs, LargeBlobs};
+use cobro::ports::blobs::{Blobs, DownloadLinks, LargeBlobs};
 use cobro::ports::{Clock, Queue, ShiftedClock};
 use cobro::repo::{PaymentConfirmed, Store};
 use cobro_export::{Exporter, Outcome};
@@ -46,7 +46,7 @@ impl Stack {
         Self {
             _stack: stack,
             base,
-            http: reqwest::Client::new(),
+            http: cobro_tests::http(),
             _dir: dir,
         }
     }
@@ -603,7 +603,10 @@ async fn a_job_runs_once_and_a_dead_run_is_taken_over() {
 #[tokio::test]
 async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     let Some(moto) = moto().await else { return };
-    let s3 = moto.create_bucket(&unique("exports")).await;
+    let bucket = unique("exports");
+    let s3 = moto.create_bucket(&bucket).await;
+    // Links are signed without the S3 SDK (the CRM API's adapter).
+    let links = moto.s3_links(&bucket);
     // 12 MiB in 64 KiB writes: parts of 5 MiB, 5 MiB and 2 MiB.
     let mut rng = fastrand::Rng::with_seed(1);
     let data: Vec<u8> = (0..12 << 20).map(|_| rng.u8(..)).collect();
@@ -618,15 +621,38 @@ async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     assert_eq!(s3.get("exports/t/big.bin").await.unwrap(), None);
     assert_eq!(upload.finish().await.unwrap(), data.len() as u64);
     assert!(s3.get("exports/t/big.bin").await.unwrap().unwrap() == data);
-    let link = s3
+    let link = links
         .download_link("exports/t/big.bin", std::time::Duration::from_secs(60))
         .await
         .unwrap()
         .expect("a link");
     assert!(link.contains("X-Amz-Signature="), "{link}");
     assert!(link.contains("X-Amz-Expires=60"), "{link}");
-    let fetched = reqwest::get(&link).await.unwrap().bytes().await.unwrap();
+    let fetched = cobro_tests::http()
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(fetched.as_ref() == data.as_slice());
+    // A key with a character S3 wants encoded in the signed path.
+    s3.put("exports/t/month=2026-11.csv", b"a,b\n".to_vec(), "text/csv")
+        .await
+        .unwrap();
+    let link = links
+        .download_link(
+            "exports/t/month=2026-11.csv",
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .expect("a link");
+    assert!(link.contains("/exports/t/month%3D2026-11.csv?"), "{link}");
+    let fetched = cobro_tests::http().get(&link).send().await.unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(fetched.bytes().await.unwrap().as_ref(), b"a,b\n");
     // An empty object is one empty part.
     let upload = s3
         .start_upload("exports/t/empty.csv", "text/csv")
@@ -643,7 +669,8 @@ async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     upload.abort().await.unwrap();
     assert_eq!(s3.get("exports/t/gone.csv").await.unwrap(), None);
     assert_eq!(
-        s3.download_link("exports/t/gone.csv", std::time::Duration::from_secs(60))
+        links
+            .download_link("exports/t/gone.csv", std::time::Duration::from_secs(60))
             .await
             .unwrap(),
         None

@@ -511,10 +511,62 @@ async fn nothing_is_kept_without_a_valid_signature() {
     assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
     assert_eq!(h.drain().await, Report::default());
     let key = h.post(&raw, Some(SECRET)).await.expect("accepted");
+    // The body travels in the queue message; inbound keeps it before applying it.
+    assert_eq!(h.blobs.get(&key).await.unwrap(), None, "not stored twice");
+    h.drain().await;
     assert_eq!(
         h.blobs.get(&key).await.unwrap().as_deref(),
         Some(raw.as_slice()),
         "kept as it came"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_too_large_for_a_queue_message_is_stored_by_the_webhook() {
+    let h = Harness::new().await;
+    h.debtor("d-1", "+972987654321").await;
+    let mut raw: serde_json::Value =
+        serde_json::from_slice(&routed_fixture("text_reply_with_context.json")).unwrap();
+    // Padding Meta could send (a long text, many changes): over what a message carries.
+    raw["padding"] = serde_json::Value::String("x".repeat(cobro_webhook::INLINE_MAX));
+    let raw = serde_json::to_vec(&raw).unwrap();
+    let key = h.post(&raw, Some(SECRET)).await.expect("accepted");
+    assert_eq!(
+        h.blobs.get(&key).await.unwrap().as_deref(),
+        Some(raw.as_slice()),
+        "stored before it was queued"
+    );
+    let got = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let job: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(job["blob"], key.as_str());
+    assert!(
+        job.get("body").is_none(),
+        "the message carries only the key: {job}"
+    );
+    assert!(got[0].body.len() < 1024);
+    // Applied from the bucket, as a small one is from the message.
+    let report = h.inbound.handle(&got[0].body).await.expect("applied");
+    assert_eq!(report.messages, 1, "{report:?}");
+    h.queue.delete(&got[0].receipt).await.unwrap();
+    // A small body is applied once even when its message comes twice (SQS at least once).
+    let mut small: Value =
+        serde_json::from_slice(&routed_fixture("text_reply_with_context.json")).unwrap();
+    small["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = "wamid.small".into();
+    let small = serde_json::to_vec(&small).unwrap();
+    let key = h.post(&small, Some(SECRET)).await.unwrap();
+    let got = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let message = got[0].body.clone();
+    assert!(message.contains("\"body\""), "inline: {message}");
+    let first = h.inbound.handle(&message).await.expect("applied");
+    let again = h.inbound.handle(&message).await.expect("applied");
+    assert_eq!((first.messages, first.duplicates), (1, 0), "{first:?}");
+    assert_eq!((again.messages, again.duplicates), (0, 1), "{again:?}");
+    h.queue.delete(&got[0].receipt).await.unwrap();
+    assert_eq!(
+        h.blobs.get(&key).await.unwrap().as_deref(),
+        Some(small.as_slice())
     );
 }
 
@@ -968,6 +1020,7 @@ async fn asking_not_to_be_contacted_at_all_withdraws_every_channel() {
 #[tokio::test]
 async fn a_correctly_signed_post_always_gets_200_even_when_it_is_not_a_webhook() {
     let h = Harness::new().await;
+    let mut report = Report::default();
     for body in [
         &b"not json at all"[..],
         b"{\"object\":\"page\"}",
@@ -975,13 +1028,16 @@ async fn a_correctly_signed_post_always_gets_200_even_when_it_is_not_a_webhook()
         b"{\"entry\":[{\"changes\":[{}]}]}",
     ] {
         let key = h.post(body, Some(DEFAULT_SECRET)).await.expect("accepted");
+        let applied = h.drain().await;
+        report.messages += applied.messages;
+        report.statuses += applied.statuses;
+        report.unrouted += applied.unrouted;
         assert_eq!(
             h.blobs.get(&key).await.unwrap().as_deref(),
             Some(body),
             "kept as it came"
         );
     }
-    let report = h.drain().await;
     assert_eq!(report.messages + report.statuses, 0, "{report:?}");
     assert!(report.unrouted >= 1, "kept for inspection: {report:?}");
 }

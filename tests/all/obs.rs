@@ -86,7 +86,7 @@ async fn a_full_flow_logs_no_phone_email_or_message_text_but_tenant_and_request_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let c = Client {
         base: format!("http://{}", listener.local_addr().unwrap()),
-        http: reqwest::Client::new(),
+        http: cobro_tests::http(),
     };
     let router = stack.router();
     tokio::spawn(async move { axum::serve(listener, router).await });

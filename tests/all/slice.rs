@@ -40,7 +40,7 @@ impl Stack {
         Self {
             stack,
             base,
-            http: reqwest::Client::new(),
+            http: cobro_tests::http(),
             _dir: dir,
         }
     }

@@ -264,7 +264,7 @@ async fn stripe_http_errors_fall_into_their_classes() {
 #[tokio::test]
 async fn fake_stripe_validates_like_stripe() {
     let fake = FakeStripe::start().await;
-    let http = reqwest::Client::new();
+    let http = cobro_tests::http();
     let url = format!("{}/v1/checkout/sessions", fake.base_url);
     let now = Timestamp::now().as_second();
     let good = |exp: i64| -> Vec<(String, String)> {

@@ -5,3 +5,12 @@ pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;
 pub mod moto;
+
+/// An HTTP client for the tests, with cobro's TLS settings: reqwest is built without a
+/// default crypto provider (rustls on ring comes through `cobro::https`), so
+/// `reqwest::Client::new()` would panic.
+pub fn http() -> reqwest::Client {
+    cobro::https::client_builder()
+        .build()
+        .expect("the test HTTP client builds")
+}

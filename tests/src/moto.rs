@@ -85,6 +85,18 @@ impl Moto {
         cobro::adapters::aws::S3Blobs::new(client, name)
     }
 
+    /// Download links to `bucket`, signed with the test credentials.
+    pub fn s3_links(&self, bucket: &str) -> cobro::adapters::aws::S3Links {
+        cobro::adapters::aws::S3Links::new(
+            bucket,
+            "us-east-1",
+            cobro::adapters::aws::S3Endpoint::PathStyle(self.endpoint.clone()),
+            self.config
+                .credentials_provider()
+                .expect("the test configuration has credentials"),
+        )
+    }
+
     /// A table shaped as template.yaml declares it: pk/sk, the GSIs of `INDEXES`, TTL on `ttl`.
     pub async fn create_table(&self, name: &str) -> DynamoTable {
         let client = aws_sdk_dynamodb::Client::new(&self.config);

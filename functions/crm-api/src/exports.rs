@@ -14,7 +14,7 @@ use std::time::Duration;
 use cobro::export::job::{check_job_id, default_zone, JobRef, EXPORT_REQUESTED};
 use cobro::export::{ExportJob, ExportRequest, JobStatus};
 use cobro::http::{parse_json, Problem};
-use cobro::ports::blobs::LargeBlobs;
+use cobro::ports::blobs::DownloadLinks;
 use cobro::ports::Event;
 
 use crate::{Caller, CrmApi};
@@ -25,7 +25,7 @@ pub const LINK_VALID_FOR: Duration = Duration::from_secs(15 * 60);
 /// Where export files are, for their download links. The local stack adds it to the router
 /// as an extension; on AWS the exports bucket is built from the environment on first use.
 #[derive(Clone)]
-pub struct ExportFiles(pub Arc<dyn LargeBlobs>);
+pub struct ExportFiles(pub Arc<dyn DownloadLinks>);
 
 /// `POST /v1/exports`'s body, for the OpenAPI document (`cobro::export::ExportRequest` is
 /// what is parsed).
@@ -195,10 +195,11 @@ pub async fn get_export(
 }
 
 #[cfg(feature = "lambda")]
-async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
-    static FILES: tokio::sync::OnceCell<Arc<dyn LargeBlobs>> = tokio::sync::OnceCell::const_new();
+async fn aws_files() -> Result<Arc<dyn DownloadLinks>, Problem> {
+    static FILES: tokio::sync::OnceCell<Arc<dyn DownloadLinks>> =
+        tokio::sync::OnceCell::const_new();
     FILES
-        .get_or_try_init(cobro::lambda::export_files)
+        .get_or_try_init(cobro::lambda::export_links)
         .await
         .cloned()
         .map_err(|e| {
@@ -208,7 +209,7 @@ async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
 }
 
 #[cfg(not(feature = "lambda"))]
-async fn aws_files() -> Result<Arc<dyn LargeBlobs>, Problem> {
+async fn aws_files() -> Result<Arc<dyn DownloadLinks>, Problem> {
     tracing::error!("no ExportFiles extension on the router");
     Err(Problem::internal())
 }

@@ -1,6 +1,7 @@
 //! The inbound processor: applies what the channels sent back, after the webhook has kept it.
-//! Its queue carries two kinds of message: a reference to a WhatsApp delivery the webhook
-//! stored, and an inbound SMS that two-way SMS published to SNS.
+//! Its queue carries two kinds of message: a WhatsApp delivery from the webhook (its raw body,
+//! or the key where the webhook stored a large one), and an inbound SMS that two-way SMS
+//! published to SNS. Either is kept in the bucket as it came before it is applied.
 
 mod apply;
 mod chat;
@@ -62,11 +63,15 @@ pub enum InboundError {
     Store(#[from] RepoError),
 }
 
-/// The queue message the webhook sends for one delivery.
+/// The queue message the webhook sends for one delivery (`cobro_webhook::InboundJob`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundJob {
     pub source: String,
+    /// Where the raw body is kept.
     pub blob: String,
+    /// The raw body, unless the webhook stored it under `blob` itself (a large one).
+    #[serde(default)]
+    pub body: Option<String>,
     pub received_at: jiff::Timestamp,
 }
 
@@ -88,12 +93,23 @@ impl Inbound {
     }
 
     async fn whatsapp_delivery(&self, job: &InboundJob) -> Result<Report, InboundError> {
-        let raw = self
-            .blobs
-            .get(&job.blob)
-            .await
-            .map_err(|e| InboundError::Blobs(e.to_string()))?
-            .ok_or_else(|| InboundError::MissingBlob(job.blob.clone()))?;
+        let raw = match &job.body {
+            Some(body) => {
+                // Kept as it came before anything is applied: Meta has no replay API. The key
+                // is content-addressed, so a redelivered message rewrites the same bytes.
+                self.blobs
+                    .put(&job.blob, body.clone().into_bytes(), "application/json")
+                    .await
+                    .map_err(|e| InboundError::Blobs(e.to_string()))?;
+                body.clone().into_bytes()
+            }
+            None => self
+                .blobs
+                .get(&job.blob)
+                .await
+                .map_err(|e| InboundError::Blobs(e.to_string()))?
+                .ok_or_else(|| InboundError::MissingBlob(job.blob.clone()))?,
+        };
         let routed = whatsapp::events(&raw, job.received_at);
         self.apply_all(routed, &job.blob).await
     }

@@ -1,8 +1,10 @@
 //! The WhatsApp webhook: Meta's GET verification handshake, and POST deliveries, which are
 //! verified, kept as they came and queued for the `inbound` function, then acknowledged at
 //! once. Meta redelivers for 7 days whatever is slow or fails, and has no replay API, so the
-//! receiver does the least that makes a delivery safe: check the signature, persist the raw
-//! body, enqueue a reference to it.
+//! receiver does the least that makes a delivery safe: check the signature and enqueue the raw
+//! body. A body too large for a queue message is stored in the bucket first and the message
+//! carries its key; the `inbound` function keeps every other body there before applying it, so
+//! each delivery is kept as it came either way, under the same content-addressed key.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -23,6 +25,8 @@ pub const PATH: &str = "/webhooks/whatsapp";
 
 pub struct Webhook {
     pub store: Store,
+    /// Only deliveries too large for a queue message are stored here (on AWS its client is
+    /// built on first use: almost no delivery needs it).
     pub blobs: Arc<dyn Blobs>,
     /// Where deliveries wait for the `inbound` function.
     pub inbound: Arc<dyn Queue>,
@@ -39,14 +43,25 @@ pub struct Webhook {
     pub secrets_prefix: String,
 }
 
-/// The queue message for one delivery: where its raw body is.
+/// The queue message for one delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundJob {
     /// `whatsapp` for Meta's webhooks.
     pub source: String,
+    /// Where the raw body is kept: by day and content (`blob_key`), so a redelivery of the same
+    /// bytes lands on the same key.
     pub blob: String,
+    /// The raw body, when the message can carry it; `inbound` stores it under `blob` before
+    /// applying it. Absent: the webhook stored it there already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     pub received_at: jiff::Timestamp,
 }
+
+/// The largest queue message that carries its body: SQS takes 256 KiB (message and
+/// attributes); the rest is headroom. Meta's deliveries are a few KB, so nearly all travel
+/// inline.
+pub const INLINE_MAX: usize = 200 * 1024;
 
 pub fn router(state: Arc<Webhook>) -> Router {
     Router::new()
@@ -206,20 +221,24 @@ impl Webhook {
         let now = self.clock.now();
         let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
         let key = blob_key(day, raw);
-        self.blobs
-            .put(&key, raw.to_vec(), "application/json")
-            .await
-            .map_err(|e| Problem::unavailable(format!("cannot keep the delivery: {e}")))?;
-        let job = InboundJob {
+        let mut job = InboundJob {
             source: "whatsapp".into(),
             blob: key.clone(),
+            body: std::str::from_utf8(raw).ok().map(str::to_string),
             received_at: now,
         };
+        let mut message = serde_json::to_string(&job).expect("serializes");
+        if job.body.is_none() || message.len() > INLINE_MAX {
+            // Too large for the queue (or not text): kept in the bucket before it is queued.
+            self.blobs
+                .put(&key, raw.to_vec(), "application/json")
+                .await
+                .map_err(|e| Problem::unavailable(format!("cannot keep the delivery: {e}")))?;
+            job.body = None;
+            message = serde_json::to_string(&job).expect("serializes");
+        }
         self.inbound
-            .send_batch(vec![Outgoing::new(
-                "0",
-                serde_json::to_string(&job).expect("serializes"),
-            )])
+            .send_batch(vec![Outgoing::new("0", message)])
             .await
             .map_err(|e| Problem::unavailable(format!("cannot queue the delivery: {e}")))?;
         Ok(key)

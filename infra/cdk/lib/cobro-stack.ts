@@ -492,6 +492,8 @@ export class CobroStack extends Stack {
     // The CRM API presigns download links with its own right to read the files.
     crmApi.addEnvironment('COBRO_EXPORT_BUCKET', exportBucket.bucketName);
     crmApi.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [exportBucket.arnForObjects('exports/*')] }));
+    // Listing lets S3 answer a missing file's HEAD with 404 (an expired export) rather than 403.
+    crmApi.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [exportBucket.bucketArn] }));
     new scheduler.Schedule(this, 'DailyExportSchedule', {
       scheduleName: name('daily-exports'),
       description: "Yesterday's payments ledger, contact log and aging report of every tenant",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::ports::blobs::{check_key, BlobError, Blobs, LargeBlobs, Upload};
+use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks, LargeBlobs, Upload};
 
 #[derive(Debug, Clone)]
 pub struct DirBlobs {
@@ -119,7 +119,10 @@ impl LargeBlobs for DirBlobs {
             size: 0,
         }))
     }
+}
 
+#[async_trait]
+impl DownloadLinks for DirBlobs {
     async fn download_link(
         &self,
         key: &str,

@@ -57,7 +57,7 @@ pub trait Upload: Send {
     async fn abort(self: Box<Self>) -> Result<(), BlobError>;
 }
 
-/// Large objects: written in parts, read back through a link (S3: a presigned GET).
+/// Large objects, written in parts; they are read back through `DownloadLinks`.
 #[async_trait]
 pub trait LargeBlobs: Send + Sync {
     async fn start_upload(
@@ -65,7 +65,11 @@ pub trait LargeBlobs: Send + Sync {
         key: &str,
         content_type: &str,
     ) -> Result<Box<dyn Upload>, BlobError>;
+}
 
+/// Links to stored objects (S3: a presigned GET), for people and systems without credentials.
+#[async_trait]
+pub trait DownloadLinks: Send + Sync {
     /// A link that downloads the object without other credentials until `valid_for` has
     /// passed; `None` when there is no such object.
     async fn download_link(

@@ -1,11 +1,10 @@
 //! `Blobs` on S3: one object per key in the bucket, encrypted at rest by the bucket's default.
 //! Large objects go up as multipart uploads, one part per `PART_SIZE` written, and come back
-//! through presigned GETs.
+//! through presigned GETs (`S3Links`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use crate::ports::blobs::{check_key, BlobError, Blobs, LargeBlobs, Upload};
@@ -170,37 +169,6 @@ impl LargeBlobs for S3Blobs {
         content_type: &str,
     ) -> Result<Box<dyn Upload>, BlobError> {
         self.start_upload_with(key, content_type, PART_SIZE).await
-    }
-
-    async fn download_link(
-        &self,
-        key: &str,
-        valid_for: std::time::Duration,
-    ) -> Result<Option<String>, BlobError> {
-        check_key(key)?;
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
-            Err(e) => return Err(backend(e)),
-        }
-        let config = PresigningConfig::expires_in(valid_for)
-            .map_err(|e| BlobError::Backend(e.to_string()))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(config)
-            .await
-            .map_err(backend)?;
-        Ok(Some(request.uri().to_string()))
     }
 }
 
