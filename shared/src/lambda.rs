@@ -116,19 +116,32 @@ pub fn lazy_queue(name: &str) -> Result<Arc<dyn Queue>, Error> {
     })))
 }
 
-/// The bucket named by `COBRO_BLOB_BUCKET`: raw webhook bodies and media. Path-style
-/// addressing when an endpoint is overridden (an emulator has no per-bucket host names).
-#[cfg(feature = "s3")]
+/// The bucket named by `COBRO_BLOB_BUCKET`: raw webhook bodies and media, as plain signed
+/// HTTP requests (no SDK client to build: see `S3Http`).
+#[cfg(feature = "s3-http")]
 pub async fn blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
-    let bucket = env("COBRO_BLOB_BUCKET")?;
-    Ok(Arc::new(s3_blobs(sdk().await, bucket)))
+    Ok(Arc::new(s3_http(env("COBRO_BLOB_BUCKET")?).await?))
 }
 
-/// The bucket named by `COBRO_BLOB_BUCKET`, its client built on first use: for the webhook,
-/// which stores only the rare delivery too large for a queue message.
-#[cfg(feature = "s3")]
-pub fn lazy_blobs() -> Result<Arc<dyn crate::ports::Blobs>, Error> {
-    Ok(Arc::new(Lazy::new(env("COBRO_BLOB_BUCKET")?, s3_blobs)))
+/// `bucket` over signed HTTP, with the SDK configuration's region and credentials; path-style
+/// when an endpoint is set (an emulator has no per-bucket host names).
+#[cfg(feature = "s3-http")]
+async fn s3_http(bucket: String) -> Result<crate::adapters::aws::S3Http, Error> {
+    use crate::adapters::aws::{S3Endpoint, S3Http};
+    let sdk = sdk().await;
+    let region = sdk
+        .region()
+        .ok_or("no AWS region: set AWS_REGION")?
+        .to_string();
+    let credentials = sdk
+        .credentials_provider()
+        .ok_or("no AWS credentials provider")?;
+    Ok(S3Http::new(
+        bucket,
+        region,
+        S3Endpoint::from_env(),
+        credentials,
+    ))
 }
 
 #[cfg(feature = "s3")]
@@ -245,24 +258,9 @@ pub async fn export_files() -> Result<Arc<dyn crate::ports::blobs::LargeBlobs>, 
 
 /// Download links to the exports bucket named by `COBRO_EXPORT_BUCKET` (the CRM API), signed
 /// with the function's own credentials.
-#[cfg(feature = "s3-links")]
+#[cfg(feature = "s3-http")]
 pub async fn export_links() -> Result<Arc<dyn crate::ports::blobs::DownloadLinks>, Error> {
-    use crate::adapters::aws::{S3Endpoint, S3Links};
-    let bucket = env("COBRO_EXPORT_BUCKET")?;
-    let sdk = sdk().await;
-    let region = sdk
-        .region()
-        .ok_or("no AWS region: set AWS_REGION")?
-        .to_string();
-    let credentials = sdk
-        .credentials_provider()
-        .ok_or("no AWS credentials provider")?;
-    Ok(Arc::new(S3Links::new(
-        bucket,
-        region,
-        S3Endpoint::from_env(),
-        credentials,
-    )))
+    Ok(Arc::new(s3_http(env("COBRO_EXPORT_BUCKET")?).await?))
 }
 
 /// An adapter whose SDK client is built on its first use, from the shared SDK configuration
@@ -308,23 +306,6 @@ impl Queue for Lazy<SqsQueue> {
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.get().await.delete(receipt).await
-    }
-}
-
-#[cfg(feature = "s3")]
-#[async_trait]
-impl crate::ports::Blobs for Lazy<crate::adapters::aws::S3Blobs> {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), crate::ports::BlobError> {
-        self.get().await.put(key, bytes, content_type).await
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::ports::BlobError> {
-        Lazy::get(self).await.get(key).await
     }
 }
 

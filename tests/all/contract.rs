@@ -86,3 +86,65 @@ async fn blobs_moto() {
     let Some(moto) = moto().await else { return };
     contract::blobs::run(&moto.create_bucket(&unique("bucket")).await).await;
 }
+
+/// The same contract on the adapter the webhook and inbound functions use: plain signed
+/// requests, no S3 SDK.
+#[tokio::test]
+async fn blobs_moto_signed_http() {
+    let Some(moto) = moto().await else { return };
+    let bucket = unique("bucket");
+    moto.create_bucket(&bucket).await;
+    contract::blobs::run(&moto.s3_http(&bucket)).await;
+}
+
+/// Against a stand-in for S3: a 503 is retried, S3's refusal is reported with its code, and
+/// nothing is retried that will not change.
+#[tokio::test]
+async fn signed_http_s3_retries_what_is_transient_and_names_a_refusal() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use cobro::adapters::aws::{S3Endpoint, S3Http};
+    use cobro::ports::{BlobError, Blobs};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let signed = req.uri().query().unwrap_or("").contains("X-Amz-Signature=");
+            match (req.method().as_str(), n, signed) {
+                (_, _, false) => (StatusCode::BAD_REQUEST, "unsigned").into_response(),
+                ("GET", 0, _) => (StatusCode::SERVICE_UNAVAILABLE, "<Error><Code>SlowDown</Code></Error>").into_response(),
+                ("GET", _, _) => (StatusCode::OK, "stored bytes").into_response(),
+                _ => (
+                    StatusCode::FORBIDDEN,
+                    "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>no</Message></Error>",
+                )
+                    .into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let credentials = aws_credential_types::provider::SharedCredentialsProvider::new(
+        aws_credential_types::Credentials::new("AKID", "secret", None, None, "test"),
+    );
+    let s3 = S3Http::new("b", "us-east-1", S3Endpoint::PathStyle(base), credentials);
+
+    assert_eq!(
+        s3.get("k/one").await.unwrap().as_deref(),
+        Some(&b"stored bytes"[..])
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the 503 was retried once");
+    let err = s3
+        .put("k/two", b"x".to_vec(), "text/plain")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BlobError::Backend("S3 PUT answered HTTP 403 (AccessDenied)".into())
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "a refusal is not retried");
+}

@@ -606,7 +606,7 @@ async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     let bucket = unique("exports");
     let s3 = moto.create_bucket(&bucket).await;
     // Links are signed without the S3 SDK (the CRM API's adapter).
-    let links = moto.s3_links(&bucket);
+    let links = moto.s3_http(&bucket);
     // 12 MiB in 64 KiB writes: parts of 5 MiB, 5 MiB and 2 MiB.
     let mut rng = fastrand::Rng::with_seed(1);
     let data: Vec<u8> = (0..12 << 20).map(|_| rng.u8(..)).collect();

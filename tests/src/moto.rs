@@ -86,8 +86,8 @@ impl Moto {
     }
 
     /// Download links to `bucket`, signed with the test credentials.
-    pub fn s3_links(&self, bucket: &str) -> cobro::adapters::aws::S3Links {
-        cobro::adapters::aws::S3Links::new(
+    pub fn s3_http(&self, bucket: &str) -> cobro::adapters::aws::S3Http {
+        cobro::adapters::aws::S3Http::new(
             bucket,
             "us-east-1",
             cobro::adapters::aws::S3Endpoint::PathStyle(self.endpoint.clone()),

@@ -25,8 +25,7 @@ pub const PATH: &str = "/webhooks/whatsapp";
 
 pub struct Webhook {
     pub store: Store,
-    /// Only deliveries too large for a queue message are stored here (on AWS its client is
-    /// built on first use: almost no delivery needs it).
+    /// Only deliveries too large for a queue message are stored here.
     pub blobs: Arc<dyn Blobs>,
     /// Where deliveries wait for the `inbound` function.
     pub inbound: Arc<dyn Queue>,

@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     let state = Webhook {
         store: Store::new(lambda::table().await?),
-        blobs: lambda::lazy_blobs()?,
+        blobs: lambda::blobs().await?,
         inbound: lambda::queue("COBRO_INBOUND_QUEUE_URL").await?,
         clock: Arc::new(SystemClock),
         verify_token: whatsapp.verify_token,

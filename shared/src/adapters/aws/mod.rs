@@ -7,8 +7,8 @@ mod email;
 mod eventbridge;
 #[cfg(feature = "s3")]
 mod s3;
-#[cfg(feature = "s3-links")]
-mod s3_links;
+#[cfg(feature = "s3-http")]
+mod s3_http;
 mod secrets_manager;
 #[cfg(feature = "sms")]
 mod sms;
@@ -23,8 +23,8 @@ pub use email::{
 pub use eventbridge::EventBridgeBus;
 #[cfg(feature = "s3")]
 pub use s3::S3Blobs;
-#[cfg(feature = "s3-links")]
-pub use s3_links::{S3Endpoint, S3Links};
+#[cfg(feature = "s3-http")]
+pub use s3_http::{S3Endpoint, S3Http};
 pub use secrets_manager::SecretsManager;
 #[cfg(feature = "sms")]
 pub use sms::{SmsChannel, SMS_ATTEMPT_TIMEOUT, SMS_CONTEXT_CORRELATION};

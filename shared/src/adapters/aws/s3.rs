@@ -1,6 +1,6 @@
 //! `Blobs` on S3: one object per key in the bucket, encrypted at rest by the bucket's default.
 //! Large objects go up as multipart uploads, one part per `PART_SIZE` written, and come back
-//! through presigned GETs (`S3Links`).
+//! through presigned GETs (`S3Http`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;

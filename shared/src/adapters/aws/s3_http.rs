@@ -1,10 +1,12 @@
-//! `DownloadLinks` on S3 without the S3 SDK: a presigned GET made with `aws-sigv4` (the
-//! signer the SDK itself uses), and a presigned HEAD to see that the object is there.
+//! S3 objects over plain signed HTTP: `Blobs` (GET and PUT of one object) and `DownloadLinks`
+//! (a presigned GET, after a presigned HEAD shows the object is there), signed with
+//! `aws-sigv4`, the signer the SDK itself uses, and sent with reqwest.
 //!
-//! Why not `aws-sdk-s3`: the CRM API only ever makes links, and the S3 crate brings its
-//! checksum stack (crc-fast and friends) with it, about 1 MB of the CRM API's binary and
-//! 0.5 MB of its zip, which the 4 MB limit on a Lambda zip cannot spare. Uploads (the export
-//! function) stay on the SDK.
+//! Why not `aws-sdk-s3`: these are the simplest S3 calls, and the S3 crate is the heaviest of
+//! the SDK: its checksum stack (crc-fast and friends) is about 1 MB of each binary and 0.5 MB
+//! of each zip, and building its client parses the SDK's endpoint partitions (about 0.8 M
+//! instructions, a tenth of a hello-world's whole cold start), which this needs neither of.
+//! Multipart uploads (the export function) stay on the SDK.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -19,7 +21,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::ports::blobs::{check_key, BlobError, DownloadLinks};
+use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks};
 
 /// What S3's canonical URI leaves as is in a key: the unreserved characters and `/`.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -31,6 +33,11 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
 
 /// S3 refuses a presigned URL valid for more than seven days.
 const MAX_VALID_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the URLs the adapter signs for its own requests are valid.
+const OWN_REQUEST: Duration = Duration::from_secs(300);
+/// Tries per call, as the SDK's standard retry mode: transient failures (a connection error,
+/// a timeout, HTTP 5xx, 429) are retried with exponential back-off and jitter.
+const ATTEMPTS: u32 = 3;
 
 /// Where the bucket's objects are addressed.
 #[derive(Debug, Clone)]
@@ -53,8 +60,9 @@ impl S3Endpoint {
     }
 }
 
+/// One bucket, signed with the credentials of `credentials`.
 #[derive(Clone)]
-pub struct S3Links {
+pub struct S3Http {
     bucket: String,
     region: String,
     endpoint: S3Endpoint,
@@ -62,7 +70,7 @@ pub struct S3Links {
     http: Arc<OnceLock<reqwest::Client>>,
 }
 
-impl S3Links {
+impl S3Http {
     pub fn new(
         bucket: impl Into<String>,
         region: impl Into<String>,
@@ -146,22 +154,107 @@ impl S3Links {
         Ok(signed.uri().to_string())
     }
 
-    /// Built on the first check: only requests for a finished export's link need it.
+    /// Built on first use: a function builds the adapter at start, not its HTTPS client.
     fn http(&self) -> Result<&reqwest::Client, BlobError> {
         if let Some(client) = self.http.get() {
             return Ok(client);
         }
         let client = crate::https::client_builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BlobError::Backend(format!("cannot build the HTTP client: {e}")))?;
         Ok(self.http.get_or_init(|| client))
     }
+
+    /// Sends `method` on the object (with `body` for a PUT), retrying transient failures.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        body: Option<(&[u8], &str)>,
+    ) -> Result<reqwest::Response, BlobError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let url = self.presign(method.as_str(), key, OWN_REQUEST).await?;
+            let mut request = self.http()?.request(method.clone(), &url);
+            if let Some((bytes, content_type)) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(bytes.to_vec());
+            }
+            let outcome = request.send().await;
+            let transient = match &outcome {
+                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            };
+            if !transient || attempt == ATTEMPTS {
+                return outcome.map_err(|e| BlobError::Backend(format!("S3 {method} failed: {e}")));
+            }
+            // 50 ms, 100 ms … with full jitter, as the SDK backs off.
+            let cap = 50u64 << (attempt - 1);
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=cap))).await;
+        }
+    }
+}
+
+/// What S3 said when it refused: the status and its error code (a HEAD has no body; the code
+/// of a GET or PUT is in the XML body, of which the start is enough to name it).
+async fn refused(what: &str, response: reqwest::Response) -> BlobError {
+    let status = response.status().as_u16();
+    let code = response
+        .headers()
+        .get("x-amz-error-code")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let code = match code {
+        Some(code) => code,
+        None => {
+            let body = response.text().await.unwrap_or_default();
+            body.split("<Code>")
+                .nth(1)
+                .and_then(|rest| rest.split("</Code>").next())
+                .unwrap_or("no error code")
+                .to_string()
+        }
+    };
+    BlobError::Backend(format!("S3 {what} answered HTTP {status} ({code})"))
 }
 
 #[async_trait]
-impl DownloadLinks for S3Links {
+impl Blobs for S3Http {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        let response = self
+            .send(reqwest::Method::PUT, key, Some((&bytes, content_type)))
+            .await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(refused("PUT", response).await)
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
+        check_key(key)?;
+        let response = self.send(reqwest::Method::GET, key, None).await?;
+        match response.status().as_u16() {
+            200 => {
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| BlobError::Backend(format!("S3 GET body: {e}")))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            404 => Ok(None),
+            _ => Err(refused("GET", response).await),
+        }
+    }
+}
+
+#[async_trait]
+impl DownloadLinks for S3Http {
     async fn download_link(
         &self,
         key: &str,
@@ -170,27 +263,11 @@ impl DownloadLinks for S3Links {
         check_key(key)?;
         // A HEAD for a missing key is 404 only to a caller that may list the bucket (the CRM
         // API's role may: template.yaml); without that right S3 says 403 and this is an error.
-        let head = self.presign("HEAD", key, Duration::from_secs(60)).await?;
-        let response = self
-            .http()?
-            .head(&head)
-            .send()
-            .await
-            .map_err(|e| BlobError::Backend(format!("S3 HEAD failed: {e}")))?;
+        let response = self.send(reqwest::Method::HEAD, key, None).await?;
         match response.status().as_u16() {
             200..=299 => {}
             404 => return Ok(None),
-            status => {
-                let code = response
-                    .headers()
-                    .get("x-amz-error-code")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("no error code")
-                    .to_string();
-                return Err(BlobError::Backend(format!(
-                    "S3 HEAD answered HTTP {status} ({code})"
-                )));
-            }
+            _ => return Err(refused("HEAD", response).await),
         }
         self.presign("GET", key, valid_for).await.map(Some)
     }
@@ -201,9 +278,9 @@ mod tests {
     use super::*;
     use aws_credential_types::Credentials;
 
-    fn links(endpoint: S3Endpoint, region: &str) -> S3Links {
+    fn links(endpoint: S3Endpoint, region: &str) -> S3Http {
         let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
-        S3Links::new(
+        S3Http::new(
             "cobro-exports",
             region,
             endpoint,
