@@ -144,14 +144,6 @@ async fn s3_http(bucket: String) -> Result<crate::adapters::aws::S3Http, Error> 
     ))
 }
 
-#[cfg(feature = "s3")]
-fn s3_blobs(sdk: &aws_config::SdkConfig, bucket: String) -> crate::adapters::aws::S3Blobs {
-    let mut config = aws_sdk_s3::config::Builder::from(sdk);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        config = config.force_path_style(true);
-    }
-    crate::adapters::aws::S3Blobs::new(aws_sdk_s3::Client::from_conf(config.build()), bucket)
-}
 
 /// A queue whose URL is in the environment variable `name`, if it is set; its client is built
 /// on first use.
@@ -250,10 +242,9 @@ pub fn init_logging() {
 
 /// The exports bucket named by `COBRO_EXPORT_BUCKET`: finance export files, written in parts
 /// (the export function).
-#[cfg(feature = "s3")]
+#[cfg(feature = "s3-http")]
 pub async fn export_files() -> Result<Arc<dyn crate::ports::blobs::LargeBlobs>, Error> {
-    let bucket = env("COBRO_EXPORT_BUCKET")?;
-    Ok(Arc::new(s3_blobs(sdk().await, bucket)))
+    Ok(Arc::new(s3_http(env("COBRO_EXPORT_BUCKET")?).await?))
 }
 
 /// Download links to the exports bucket named by `COBRO_EXPORT_BUCKET` (the CRM API), signed

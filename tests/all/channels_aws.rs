@@ -425,23 +425,26 @@ async fn email_without_an_address_is_unreachable_without_calling_aws() {
 }
 
 /// The messages moto's SES holds, from its inspection endpoint (`/moto-api/data.json`, the
-/// `ses` backend's `Message` models).
+/// `ses` backend's `Message` models). That endpoint dumps every backend, and moto fails it
+/// (HTTP 500, `NoSuchBucket`) once for each S3 multipart part it has not dumped before: the
+/// export tests upload in parts on the same moto. Each failure settles a part, so asking again
+/// gets through.
 async fn moto_sent_emails(endpoint: &str) -> Vec<Value> {
-    let data: Value = cobro::https::client_builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{endpoint}/moto-api/data.json"))
-        .send()
-        .await
-        .expect("moto's data.json")
-        .json()
-        .await
-        .expect("JSON");
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let http = cobro::https::client_builder().no_proxy().build().unwrap();
+    let url = format!("{endpoint}/moto-api/data.json");
+    for _ in 0..100 {
+        let response = http.get(&url).send().await.expect("moto's data.json");
+        if response.status().is_server_error() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        }
+        let data: Value = response.json().await.expect("JSON");
+        return data["ses"]["Message"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+    }
+    panic!("moto's data.json kept failing: {url}");
 }
 
 #[tokio::test]

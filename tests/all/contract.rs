@@ -87,16 +87,6 @@ async fn blobs_moto() {
     contract::blobs::run(&moto.create_bucket(&unique("bucket")).await).await;
 }
 
-/// The same contract on the adapter the webhook and inbound functions use: plain signed
-/// requests, no S3 SDK.
-#[tokio::test]
-async fn blobs_moto_signed_http() {
-    let Some(moto) = moto().await else { return };
-    let bucket = unique("bucket");
-    moto.create_bucket(&bucket).await;
-    contract::blobs::run(&moto.s3_http(&bucket)).await;
-}
-
 /// Against a stand-in for S3: a 503 is retried, S3's refusal is reported with its code, and
 /// nothing is retried that will not change.
 #[tokio::test]

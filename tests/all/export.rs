@@ -603,10 +603,8 @@ async fn a_job_runs_once_and_a_dead_run_is_taken_over() {
 #[tokio::test]
 async fn s3_multipart_uploads_and_presigned_links_on_moto() {
     let Some(moto) = moto().await else { return };
-    let bucket = unique("exports");
-    let s3 = moto.create_bucket(&bucket).await;
-    // Links are signed without the S3 SDK (the CRM API's adapter).
-    let links = moto.s3_http(&bucket);
+    let s3 = moto.create_bucket(&unique("exports")).await;
+    let links = &s3;
     // 12 MiB in 64 KiB writes: parts of 5 MiB, 5 MiB and 2 MiB.
     let mut rng = fastrand::Rng::with_seed(1);
     let data: Vec<u8> = (0..12 << 20).map(|_| rng.u8(..)).collect();

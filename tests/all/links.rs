@@ -39,7 +39,8 @@ fn stripe(base: &str, key: &str) -> StripeCheckout {
 async fn a_checkout_session_carries_the_amount_and_the_metadata() {
     let fake = FakeStripe::start().await;
     let links = stripe(&fake.base_url, KEY);
-    let link = links.create(&request(2)).await.unwrap();
+    let req = request(2);
+    let link = links.create(&req).await.unwrap();
     assert!(
         link.url.starts_with("https://checkout.stripe.com/"),
         "{link:?}"
@@ -60,8 +61,8 @@ async fn a_checkout_session_carries_the_amount_and_the_metadata() {
         assert_eq!(get(&format!("{prefix}[plan]")), Some("p1"));
         assert_eq!(get(&format!("{prefix}[instalment]")), Some("2"));
     }
-    // The same idempotency key: the same session, not a second one.
-    let again = links.create(&request(2)).await.unwrap();
+    // The same request again (a retry): the same session, not a second one.
+    let again = links.create(&req).await.unwrap();
     assert_eq!(again.provider_id, link.provider_id);
 }
 

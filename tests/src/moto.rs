@@ -70,25 +70,20 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 }
 
 impl Moto {
-    /// A bucket, through the S3 adapter (path-style: moto has no per-bucket host names).
-    pub async fn create_bucket(&self, name: &str) -> cobro::adapters::aws::S3Blobs {
+    /// A bucket (made with the S3 SDK, as the stack's template would), and cobro's S3 adapter
+    /// on it, path-style: moto has no per-bucket host names.
+    pub async fn create_bucket(&self, name: &str) -> cobro::adapters::aws::S3Http {
         let config = aws_sdk_s3::config::Builder::from(&self.config)
             .force_path_style(true)
             .build();
-        let client = aws_sdk_s3::Client::from_conf(config);
-        client
+        aws_sdk_s3::Client::from_conf(config)
             .create_bucket()
             .bucket(name)
             .send()
             .await
             .expect("moto creates the bucket");
-        cobro::adapters::aws::S3Blobs::new(client, name)
-    }
-
-    /// Download links to `bucket`, signed with the test credentials.
-    pub fn s3_http(&self, bucket: &str) -> cobro::adapters::aws::S3Http {
         cobro::adapters::aws::S3Http::new(
-            bucket,
+            name,
             "us-east-1",
             cobro::adapters::aws::S3Endpoint::PathStyle(self.endpoint.clone()),
             self.config

@@ -295,7 +295,14 @@ pub(crate) async fn link(
             None => (account.balance_minor, None, None),
         },
     };
-    let expires_at = now + jiff::SignedDuration::from_mins(i64::from(minutes));
+    // Whole minutes, so that a retry within the same minute sends Stripe the very same
+    // request (its idempotency key refuses a changed one): from the next minute, at most
+    // 24 hours from now.
+    let minute = now.as_second().div_euclid(60);
+    let expires_at = jiff::Timestamp::from_second(
+        ((minute + 1) * 60 + i64::from(minutes) * 60).min(minute * 60 + 24 * 3600),
+    )
+    .map_err(|e| Problem::invalid_field("expires_in_minutes", e.to_string()))?;
     let request = cobro::ports::LinkRequest {
         tenant: caller.tenant.clone(),
         account: account.id.clone(),
@@ -304,16 +311,17 @@ pub(crate) async fn link(
         amount: Money::new(amount_minor, account.currency),
         description: format!("{} · {}", tenant.name, account.id),
         expires_at,
-        // One link per account, plan, instalment and amount an hour: a retried call gets the
-        // same one.
+        // One link per account, plan, instalment, amount and expiry a minute: a retried call
+        // gets the same one.
         idempotency_key: format!(
-            "{}:{}:{}:{}:{}:{}",
+            "{}:{}:{}:{}:{}:{}:{}",
             caller.tenant,
             account.id,
             plan_id.unwrap_or_default(),
             instalment.unwrap_or(0),
             amount_minor,
-            now.as_second() / 3600
+            minutes,
+            minute
         ),
     };
     let provider: Arc<dyn cobro::ports::PaymentLinks> = match &tenant.pay_page {

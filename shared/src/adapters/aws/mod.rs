@@ -5,8 +5,6 @@ mod dynamodb;
 #[cfg(feature = "email")]
 mod email;
 mod eventbridge;
-#[cfg(feature = "s3")]
-mod s3;
 #[cfg(feature = "s3-http")]
 mod s3_http;
 mod secrets_manager;
@@ -21,10 +19,8 @@ pub use email::{
     EMAIL_TAG_CORRELATION,
 };
 pub use eventbridge::EventBridgeBus;
-#[cfg(feature = "s3")]
-pub use s3::S3Blobs;
 #[cfg(feature = "s3-http")]
-pub use s3_http::{S3Endpoint, S3Http};
+pub use s3_http::{S3Endpoint, S3Http, MIN_PART_SIZE, PART_SIZE};
 pub use secrets_manager::SecretsManager;
 #[cfg(feature = "sms")]
 pub use sms::{SmsChannel, SMS_ATTEMPT_TIMEOUT, SMS_CONTEXT_CORRELATION};

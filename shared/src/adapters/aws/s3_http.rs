@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{
     sign, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
@@ -21,7 +22,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks};
+use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks, LargeBlobs, Upload};
 
 /// What S3's canonical URI leaves as is in a key: the unreserved characters and `/`.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -30,6 +31,13 @@ const KEY: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
+
+/// A query string's names and values: everything but the unreserved characters is encoded.
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// S3 refuses a presigned URL valid for more than seven days.
 const MAX_VALID_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -103,12 +111,37 @@ impl S3Http {
         }
     }
 
-    /// `method` on the object, presigned for `valid_for`.
+    /// `method` on the object (with `query`, e.g. a multipart upload's id), presigned for
+    /// `valid_for` from now.
     async fn presign(
         &self,
         method: &str,
         key: &str,
+        query: &[(&str, &str)],
         valid_for: Duration,
+    ) -> Result<String, BlobError> {
+        let mut url = self.url(key);
+        for (n, (name, value)) in query.iter().enumerate() {
+            // Encoded as the signer decodes and re-encodes them (`+` must not become a space).
+            let sep = if n == 0 { '?' } else { '&' };
+            url.push(sep);
+            url.extend(utf8_percent_encode(name, QUERY));
+            if !value.is_empty() {
+                url.push('=');
+                url.extend(utf8_percent_encode(value, QUERY));
+            }
+        }
+        self.sign_url(method, &url, valid_for, SystemTime::now())
+            .await
+    }
+
+    /// `url` (encoded) signed for `method`, valid for `valid_for` from `time`.
+    async fn sign_url(
+        &self,
+        method: &str,
+        url: &str,
+        valid_for: Duration,
+        time: SystemTime,
     ) -> Result<String, BlobError> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             BlobError::Backend(format!("cannot presign the link: {what}: {e}"))
@@ -129,15 +162,14 @@ impl S3Http {
             .identity(&identity)
             .region(&self.region)
             .name("s3")
-            .time(SystemTime::now())
+            .time(time)
             .settings(settings)
             .build()
             .map_err(|e| failed("signing parameters", &e))?
             .into();
-        let url = self.url(key);
         let request = SignableRequest::new(
             method,
-            Cow::Borrowed(url.as_str()),
+            Cow::Borrowed(url),
             std::iter::empty(),
             SignableBody::UnsignedPayload,
         )
@@ -147,7 +179,7 @@ impl S3Http {
             .into_parts();
         let mut signed = http::Request::builder()
             .method(method)
-            .uri(&url)
+            .uri(url)
             .body(())
             .map_err(|e| failed("the URL", &e))?;
         instructions.apply_to_request_http1x(&mut signed);
@@ -167,22 +199,26 @@ impl S3Http {
         Ok(self.http.get_or_init(|| client))
     }
 
-    /// Sends `method` on the object (with `body` for a PUT), retrying transient failures.
+    /// Sends `method` on the object (with `query`, and `body` with its content type),
+    /// retrying transient failures.
     async fn send(
         &self,
         method: reqwest::Method,
         key: &str,
-        body: Option<(&[u8], &str)>,
+        query: &[(&str, &str)],
+        body: Option<(Bytes, &str)>,
     ) -> Result<reqwest::Response, BlobError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let url = self.presign(method.as_str(), key, OWN_REQUEST).await?;
+            let url = self
+                .presign(method.as_str(), key, query, OWN_REQUEST)
+                .await?;
             let mut request = self.http()?.request(method.clone(), &url);
-            if let Some((bytes, content_type)) = body {
+            if let Some((bytes, content_type)) = &body {
                 request = request
-                    .header(reqwest::header::CONTENT_TYPE, content_type)
-                    .body(bytes.to_vec());
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(bytes.clone());
             }
             let outcome = request.send().await;
             let transient = match &outcome {
@@ -227,7 +263,12 @@ impl Blobs for S3Http {
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), BlobError> {
         check_key(key)?;
         let response = self
-            .send(reqwest::Method::PUT, key, Some((&bytes, content_type)))
+            .send(
+                reqwest::Method::PUT,
+                key,
+                &[],
+                Some((Bytes::from(bytes), content_type)),
+            )
             .await?;
         if response.status().is_success() {
             Ok(())
@@ -238,7 +279,7 @@ impl Blobs for S3Http {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BlobError> {
         check_key(key)?;
-        let response = self.send(reqwest::Method::GET, key, None).await?;
+        let response = self.send(reqwest::Method::GET, key, &[], None).await?;
         match response.status().as_u16() {
             200 => {
                 let bytes = response
@@ -253,6 +294,187 @@ impl Blobs for S3Http {
     }
 }
 
+/// The size of each part but the last: S3 takes 5 MiB to 5 GiB, and at most 10,000 parts, so
+/// 8 MiB parts carry objects up to 78 GiB while holding one part in memory.
+pub const PART_SIZE: usize = 8 << 20;
+/// S3's smallest part (but the last).
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// The text of the first `<tag>` in an S3 XML answer (upload ids, error codes: plain text).
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))?;
+    Some(&xml[start..start + end])
+}
+
+impl S3Http {
+    /// A multipart upload with parts of `part_size` bytes (at least S3's 5 MiB).
+    pub async fn start_upload_with(
+        &self,
+        key: &str,
+        content_type: &str,
+        part_size: usize,
+    ) -> Result<Box<dyn Upload>, BlobError> {
+        check_key(key)?;
+        let response = self
+            .send(
+                reqwest::Method::POST,
+                key,
+                &[("uploads", "")],
+                Some((Bytes::new(), content_type)),
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused("CreateMultipartUpload", response).await);
+        }
+        let xml = response
+            .text()
+            .await
+            .map_err(|e| BlobError::Backend(format!("S3 CreateMultipartUpload body: {e}")))?;
+        let upload_id = xml_text(&xml, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| BlobError::Backend("S3 returned no upload id".into()))?
+            .to_string();
+        let part_size = part_size.max(MIN_PART_SIZE);
+        Ok(Box::new(HttpUpload {
+            s3: self.clone(),
+            key: key.to_string(),
+            upload_id,
+            part_size,
+            buffer: Vec::with_capacity(part_size),
+            parts: Vec::new(),
+            size: 0,
+        }))
+    }
+}
+
+#[async_trait]
+impl LargeBlobs for S3Http {
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn Upload>, BlobError> {
+        self.start_upload_with(key, content_type, PART_SIZE).await
+    }
+}
+
+/// One multipart upload: parts go up as they fill; `finish` lists them with their ETags.
+struct HttpUpload {
+    s3: S3Http,
+    key: String,
+    upload_id: String,
+    part_size: usize,
+    buffer: Vec<u8>,
+    /// Each part sent: its number and ETag.
+    parts: Vec<(usize, String)>,
+    size: u64,
+}
+
+impl HttpUpload {
+    async fn send_part(&mut self) -> Result<(), BlobError> {
+        let number = self.parts.len() + 1;
+        let body = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_size));
+        let response = self
+            .s3
+            .send(
+                reqwest::Method::PUT,
+                &self.key,
+                &[
+                    ("partNumber", &number.to_string()),
+                    ("uploadId", &self.upload_id),
+                ],
+                Some((Bytes::from(body), "application/octet-stream")),
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused("UploadPart", response).await);
+        }
+        let etag = response
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| BlobError::Backend("S3 returned a part without an ETag".into()))?
+            .to_string();
+        self.parts.push((number, etag));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Upload for HttpUpload {
+    async fn write(&mut self, mut bytes: &[u8]) -> Result<(), BlobError> {
+        self.size += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = self.part_size - self.buffer.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.buffer.extend_from_slice(now);
+            bytes = rest;
+            if self.buffer.len() == self.part_size {
+                self.send_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, BlobError> {
+        // The last part may be small, or empty when nothing else was written (S3 needs one).
+        if !self.buffer.is_empty() || self.parts.is_empty() {
+            self.send_part().await?;
+        }
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (number, etag) in &self.parts {
+            // ETags come quoted; the quotes are XML text, the rest is hex.
+            let etag = etag.replace('"', "&quot;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let response = self
+            .s3
+            .send(
+                reqwest::Method::POST,
+                &self.key,
+                &[("uploadId", &self.upload_id)],
+                Some((Bytes::from(xml), "application/xml")),
+            )
+            .await?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| BlobError::Backend(format!("S3 CompleteMultipartUpload body: {e}")))?;
+        // S3 may answer 200 and still fail: the error is then in the body.
+        if !status.is_success() || body.contains("<Error>") {
+            let code = xml_text(&body, "Code").unwrap_or("no error code");
+            return Err(BlobError::Backend(format!(
+                "S3 CompleteMultipartUpload answered HTTP {} ({code})",
+                status.as_u16()
+            )));
+        }
+        Ok(self.size)
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), BlobError> {
+        let response = self
+            .s3
+            .send(
+                reqwest::Method::DELETE,
+                &self.key,
+                &[("uploadId", &self.upload_id)],
+                None,
+            )
+            .await?;
+        // 404: already gone (aborted before, or completed by a retry), which is what abort wants.
+        match response.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            _ => Err(refused("AbortMultipartUpload", response).await),
+        }
+    }
+}
+
 #[async_trait]
 impl DownloadLinks for S3Http {
     async fn download_link(
@@ -263,13 +485,13 @@ impl DownloadLinks for S3Http {
         check_key(key)?;
         // A HEAD for a missing key is 404 only to a caller that may list the bucket (the CRM
         // API's role may: template.yaml); without that right S3 says 403 and this is an error.
-        let response = self.send(reqwest::Method::HEAD, key, None).await?;
+        let response = self.send(reqwest::Method::HEAD, key, &[], None).await?;
         match response.status().as_u16() {
             200..=299 => {}
             404 => return Ok(None),
             _ => return Err(refused("HEAD", response).await),
         }
-        self.presign("GET", key, valid_for).await.map(Some)
+        self.presign("GET", key, &[], valid_for).await.map(Some)
     }
 }
 
@@ -309,11 +531,54 @@ mod tests {
         );
     }
 
+    /// The example in S3's documentation ("Authenticating Requests: Using Query Parameters"):
+    /// the same request, credentials and time give the signature AWS published.
+    #[tokio::test]
+    async fn the_signature_is_the_one_in_s3s_documentation() {
+        let credentials = Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+            "docs",
+        );
+        let s3 = S3Http::new(
+            "examplebucket",
+            "us-east-1",
+            S3Endpoint::VirtualHosted,
+            SharedCredentialsProvider::new(credentials),
+        );
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24
+        // The documentation's host has no region in it, as S3 still accepts in us-east-1.
+        let unsigned = "https://examplebucket.s3.amazonaws.com/test.txt";
+        let url = s3
+            .sign_url("GET", unsigned, Duration::from_secs(86_400), at)
+            .await
+            .unwrap();
+        assert!(url.contains("X-Amz-Date=20130524T000000Z"), "{url}");
+        assert!(
+            url.ends_with(
+                "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+            ),
+            "{url}"
+        );
+    }
+
+    #[test]
+    fn query_values_are_encoded_for_the_signer() {
+        assert_eq!(
+            utf8_percent_encode("a+b/c=d e", QUERY).to_string(),
+            "a%2Bb%2Fc%3Dd%20e"
+        );
+        assert_eq!(xml_text("<R><UploadId>x.y-z</UploadId></R>", "UploadId"), Some("x.y-z"));
+        assert_eq!(xml_text("<R/>", "UploadId"), None);
+    }
+
     #[tokio::test]
     async fn a_presigned_link_carries_the_query_signature_and_its_expiry() {
         let aws = links(S3Endpoint::VirtualHosted, "us-east-1");
         let url = aws
-            .presign("GET", "exports/t1/a.csv", Duration::from_secs(900))
+            .presign("GET", "exports/t1/a.csv", &[], Duration::from_secs(900))
             .await
             .unwrap();
         assert!(
@@ -331,7 +596,7 @@ mod tests {
         }
         // Seven days at most, as S3 allows.
         let long = aws
-            .presign("GET", "k", Duration::from_secs(30 * 24 * 3600))
+            .presign("GET", "k", &[], Duration::from_secs(30 * 24 * 3600))
             .await
             .unwrap();
         assert!(long.contains("X-Amz-Expires=604800"), "{long}");
