@@ -144,7 +144,6 @@ async fn s3_http(bucket: String) -> Result<crate::adapters::aws::S3Http, Error> 
     ))
 }
 
-
 /// A queue whose URL is in the environment variable `name`, if it is set; its client is built
 /// on first use.
 pub async fn queue_from_env(name: &str) -> Result<Option<Arc<dyn Queue>>, Error> {

@@ -55,7 +55,9 @@ pub async fn require_key(State(s): State<Arc<CrmApi>>, mut req: Request, next: N
                 tenant: record.tenant.clone(),
                 key: record,
             });
-            next.run(req).await
+            // Then the `Idempotency-Key` of a POST: one layer for both, since each route
+            // layer is built for every route at a cold start.
+            crate::idempotency::honour_key(State(s), req, next).await
         }
         Ok(_) => Problem::unauthorized("unknown or revoked API key").into_response(),
         // A record this version cannot read (one stored before keys had ids and scopes):

@@ -72,14 +72,10 @@ pub fn router(state: Arc<CrmApi>) -> Router {
     .with_state(state)
 }
 
-/// The layers every API route runs under: the key (401), then the `Idempotency-Key` of a POST.
-/// Route layers run outermost last, so `require_key` goes on after `honour_key`.
+/// The layer every API route runs under: the key (401), then the `Idempotency-Key` of a POST
+/// (`require_key` calls `honour_key`).
 fn authenticated(r: Router<Arc<CrmApi>>, state: &Arc<CrmApi>) -> Router<Arc<CrmApi>> {
     r.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::honour_key,
-    ))
-    .route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_key,
     ))

@@ -23,12 +23,15 @@ async fn main() -> Result<(), lambda_http::Error> {
         outbound: None,
         events_out: None,
     };
-    let app = plans_router(Arc::new(state)).layer(axum::middleware::from_fn_with_state(
-        logs::HttpSpan {
-            function: |_| "plans",
-            request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
-        },
-        logs::http_invocation,
-    ));
+    // The span wraps the router once (`Router::layer` would wrap each route, at start).
+    let app = axum::Router::new()
+        .fallback_service(plans_router(Arc::new(state)))
+        .layer(axum::middleware::from_fn_with_state(
+            logs::HttpSpan {
+                function: |_| "plans",
+                request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
+            },
+            logs::http_invocation,
+        ));
     lambda_http::run(app).await
 }

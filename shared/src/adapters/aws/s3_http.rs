@@ -13,13 +13,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{
     sign, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
     UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
+use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks, LargeBlobs, Upload};
@@ -549,7 +549,7 @@ mod tests {
             SharedCredentialsProvider::new(credentials),
         );
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24
-        // The documentation's host has no region in it, as S3 still accepts in us-east-1.
+                                                                              // The documentation's host has no region in it, as S3 still accepts in us-east-1.
         let unsigned = "https://examplebucket.s3.amazonaws.com/test.txt";
         let url = s3
             .sign_url("GET", unsigned, Duration::from_secs(86_400), at)
@@ -570,7 +570,10 @@ mod tests {
             utf8_percent_encode("a+b/c=d e", QUERY).to_string(),
             "a%2Bb%2Fc%3Dd%20e"
         );
-        assert_eq!(xml_text("<R><UploadId>x.y-z</UploadId></R>", "UploadId"), Some("x.y-z"));
+        assert_eq!(
+            xml_text("<R><UploadId>x.y-z</UploadId></R>", "UploadId"),
+            Some("x.y-z")
+        );
         assert_eq!(xml_text("<R/>", "UploadId"), None);
     }
 
