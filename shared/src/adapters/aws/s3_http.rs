@@ -106,7 +106,12 @@ impl S3Http {
                 } else {
                     "amazonaws.com"
                 };
-                format!("https://{}.s3.{}.{suffix}/{key}", self.bucket, self.region)
+                if self.bucket.contains('.') {
+                    // A dotted name breaks the wildcard certificate of the bucket's own host.
+                    format!("https://s3.{}.{suffix}/{}/{key}", self.region, self.bucket)
+                } else {
+                    format!("https://{}.s3.{}.{suffix}/{key}", self.bucket, self.region)
+                }
             }
         }
     }
@@ -521,6 +526,16 @@ mod tests {
         assert!(china
             .url("k")
             .starts_with("https://cobro-exports.s3.cn-north-1.amazonaws.com.cn/"));
+        let dotted = S3Http::new(
+            "exports.acme.example",
+            "eu-west-1",
+            S3Endpoint::VirtualHosted,
+            SharedCredentialsProvider::new(Credentials::new("A", "B", None, None, "t")),
+        );
+        assert_eq!(
+            dotted.url("k"),
+            "https://s3.eu-west-1.amazonaws.com/exports.acme.example/k"
+        );
         let moto = links(
             S3Endpoint::PathStyle("http://127.0.0.1:5000".into()),
             "us-east-1",
