@@ -17,7 +17,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let token = Some(lambda::whatsapp_secrets().await?.access_token).filter(|t| !t.is_empty());
     let media: Option<Arc<dyn MediaSource>> = match token {
-        Some(token) => Some(Arc::new(GraphClient::new(GraphConfig::from_env(token)?)?)),
+        Some(token) => Some(Arc::new(GraphClient::built_on_first_use(
+            GraphConfig::from_env(token)?,
+        ))),
         None => None,
     };
     let inbound = Inbound {

@@ -21,7 +21,7 @@ pub struct StripeConfig {
 
 #[derive(Clone)]
 pub struct StripeCheckout {
-    http: reqwest::Client,
+    http: crate::https::LazyClient,
     config: StripeConfig,
 }
 
@@ -50,11 +50,11 @@ struct StripeError {
 }
 
 impl StripeCheckout {
+    /// The HTTPS client is built on the first link: only link requests need it.
     pub fn new(config: StripeConfig) -> Result<Self, LinkError> {
-        let http = crate::https::client_builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| LinkError::Transient(e.to_string()))?;
+        let http = crate::https::LazyClient::new(|| {
+            crate::https::client_builder().timeout(std::time::Duration::from_secs(15))
+        });
         Ok(Self { http, config })
     }
 
@@ -118,6 +118,8 @@ impl PaymentLinks for StripeCheckout {
         }
         let response = self
             .http
+            .get()
+            .map_err(|e| LinkError::Transient(e.to_string()))?
             .post(format!(
                 "{}/v1/checkout/sessions",
                 self.config.base_url.trim_end_matches('/')

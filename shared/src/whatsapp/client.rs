@@ -61,19 +61,36 @@ impl GraphConfig {
 
 #[derive(Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    http: crate::https::LazyClient,
     config: GraphConfig,
 }
 
 impl GraphClient {
-    /// Built once per process; the connection pool is reused by every send.
+    /// Built now, once per process (the sender: every request sends); the connection pool is
+    /// reused by every call.
     pub fn new(config: GraphConfig) -> Result<Self, Error> {
-        let http = crate::https::client_builder()
-            .timeout(config.timeout)
-            .connect_timeout(Duration::from_secs(3))
-            .user_agent(concat!("cobro/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, config })
+        let client = Self::built_on_first_use(config);
+        Ok(Self {
+            http: client.http.built()?,
+            config: client.config,
+        })
+    }
+
+    /// Its HTTPS client built on the first call: for a function that calls Graph only for
+    /// some requests (inbound downloads media only for media messages).
+    pub fn built_on_first_use(config: GraphConfig) -> Self {
+        let timeout = config.timeout;
+        let http = crate::https::LazyClient::new(move || {
+            crate::https::client_builder()
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(3))
+                .user_agent(concat!("cobro/", env!("CARGO_PKG_VERSION")))
+        });
+        Self { http, config }
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, ChannelError> {
+        self.http.get().map_err(transport_error)
     }
 
     pub fn config(&self) -> &GraphConfig {
@@ -96,7 +113,7 @@ impl GraphClient {
         request: &SendRequest,
     ) -> Result<SendResponse, ChannelError> {
         let response = self
-            .http
+            .http()?
             .post(self.url(&format!("{phone_number_id}/messages")))
             .bearer_auth(&self.config.token)
             .json(request)
@@ -113,7 +130,7 @@ impl GraphClient {
         phone_number_id: &str,
     ) -> Result<MediaInfo, ChannelError> {
         let response = self
-            .http
+            .http()?
             .get(self.url(media_id))
             .query(&[("phone_number_id", phone_number_id)])
             .bearer_auth(&self.config.token)
@@ -126,7 +143,7 @@ impl GraphClient {
     /// The medium's bytes, from the URL `media` gave (the token is needed here too).
     pub async fn download(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, ChannelError> {
         let response = self
-            .http
+            .http()?
             .get(url)
             .bearer_auth(&self.config.token)
             .send()
