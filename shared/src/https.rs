@@ -99,7 +99,11 @@ mod tests {
             super::client_builder()
         });
         let clone = lazy.clone();
-        assert_eq!(BUILT.load(Ordering::SeqCst), 0, "nothing built at construction");
+        assert_eq!(
+            BUILT.load(Ordering::SeqCst),
+            0,
+            "nothing built at construction"
+        );
         lazy.get().unwrap();
         clone.get().unwrap();
         assert_eq!(BUILT.load(Ordering::SeqCst), 1);

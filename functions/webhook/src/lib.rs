@@ -223,7 +223,10 @@ impl Webhook {
         let mut job = InboundJob {
             source: "whatsapp".into(),
             blob: key.clone(),
-            body: std::str::from_utf8(raw).ok().map(str::to_string),
+            // Quoting only grows a body: one already over the limit is not tried.
+            body: (raw.len() <= INLINE_MAX)
+                .then(|| std::str::from_utf8(raw).ok().map(str::to_string))
+                .flatten(),
             received_at: now,
         };
         let mut message = serde_json::to_string(&job).expect("serializes");

@@ -1,12 +1,18 @@
-//! S3 objects over plain signed HTTP: `Blobs` (GET and PUT of one object) and `DownloadLinks`
-//! (a presigned GET, after a presigned HEAD shows the object is there), signed with
-//! `aws-sigv4`, the signer the SDK itself uses, and sent with reqwest.
+//! S3 objects over plain signed HTTP: `Blobs` (GET and PUT of one object), `LargeBlobs`
+//! (multipart uploads) and `DownloadLinks` (a presigned GET, after a presigned HEAD shows the
+//! object is there), signed with `aws-sigv4`, the signer the SDK itself uses, and sent with
+//! reqwest.
 //!
 //! Why not `aws-sdk-s3`: these are the simplest S3 calls, and the S3 crate is the heaviest of
-//! the SDK: its checksum stack (crc-fast and friends) is about 1 MB of each binary and 0.5 MB
-//! of each zip, and building its client parses the SDK's endpoint partitions (about 0.8 M
-//! instructions, a tenth of a hello-world's whole cold start), which this needs neither of.
-//! Multipart uploads (the export function) stay on the SDK.
+//! the SDK: its checksum stack (crc-fast and friends) is about 1.3 MB of each binary and
+//! 0.5 MB of each zip, and building its client parses the SDK's endpoint partitions (about
+//! 0.8 M instructions, more than a hello-world Lambda's whole start), neither of which this
+//! needs.
+//!
+//! Addressing: `https://<bucket>.s3.<region>.amazonaws.com` (`.com.cn` in China; path-style for
+//! a dotted bucket name), or `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` path-style (emulators,
+//! VPC endpoints). FIPS and dual-stack hosts are not picked from the SDK's settings: name them
+//! in `AWS_ENDPOINT_URL_S3`.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
