@@ -15,11 +15,12 @@
 //! in `AWS_ENDPOINT_URL_S3`.
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
     UriPathNormalizationMode,
@@ -28,6 +29,7 @@ use aws_sigv4::sign::v4;
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::https::LazyClient;
 use crate::ports::blobs::{check_key, BlobError, Blobs, DownloadLinks, LargeBlobs, Upload};
 
 /// What S3's canonical URI leaves as is in a key: the unreserved characters and `/`.
@@ -81,7 +83,12 @@ pub struct S3Http {
     region: String,
     endpoint: S3Endpoint,
     credentials: SharedCredentialsProvider,
-    http: Arc<OnceLock<reqwest::Client>>,
+    /// The last credentials, until 5 minutes before they expire: a provider outside Lambda
+    /// (instance or container credentials) makes an HTTP call for each, as the SDK's own
+    /// identity cache avoids.
+    cached: Arc<Mutex<Option<Credentials>>>,
+    /// Built on first use: a function builds the adapter at start, not its HTTPS client.
+    http: LazyClient,
 }
 
 impl S3Http {
@@ -96,7 +103,12 @@ impl S3Http {
             region: region.into(),
             endpoint,
             credentials,
-            http: Arc::new(OnceLock::new()),
+            cached: Arc::new(Mutex::new(None)),
+            http: LazyClient::new(|| {
+                crate::https::client_builder()
+                    .timeout(Duration::from_secs(30))
+                    .redirect(reqwest::redirect::Policy::none())
+            }),
         }
     }
 
@@ -158,8 +170,7 @@ impl S3Http {
             BlobError::Backend(format!("cannot presign the link: {what}: {e}"))
         };
         let credentials = self
-            .credentials
-            .provide_credentials()
+            .credentials()
             .await
             .map_err(|e| failed("no credentials", &e))?;
         let identity = credentials.into();
@@ -197,17 +208,27 @@ impl S3Http {
         Ok(signed.uri().to_string())
     }
 
-    /// Built on first use: a function builds the adapter at start, not its HTTPS client.
     fn http(&self) -> Result<&reqwest::Client, BlobError> {
-        if let Some(client) = self.http.get() {
-            return Ok(client);
+        self.http
+            .get()
+            .map_err(|e| BlobError::Backend(format!("cannot build the HTTP client: {e}")))
+    }
+
+    async fn credentials(
+        &self,
+    ) -> Result<Credentials, aws_credential_types::provider::error::CredentialsError> {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|at| at > SystemTime::now() + Duration::from_secs(300))
+        };
+        if let Some(c) = self.cached.lock().expect("credentials lock").as_ref() {
+            if fresh(c) {
+                return Ok(c.clone());
+            }
         }
-        let client = crate::https::client_builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| BlobError::Backend(format!("cannot build the HTTP client: {e}")))?;
-        Ok(self.http.get_or_init(|| client))
+        let c = self.credentials.provide_credentials().await?;
+        *self.cached.lock().expect("credentials lock") = Some(c.clone());
+        Ok(c)
     }
 
     /// Sends `method` on the object (with `query`, and `body` with its content type),
@@ -583,6 +604,57 @@ mod tests {
             ),
             "{url}"
         );
+    }
+
+    /// Counts the calls; its credentials expire `lasting` from now.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<std::sync::atomic::AtomicU32>,
+        lasting: Duration,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let expiry = SystemTime::now() + self.lasting;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(Credentials::new(
+                "A",
+                "B",
+                Some("T".into()),
+                Some(expiry),
+                "counting",
+            )))
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_reused_until_five_minutes_before_they_expire() {
+        for (lasting, calls) in [(3600, 1), (120, 3)] {
+            let counted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let provider = Counting {
+                calls: counted.clone(),
+                lasting: Duration::from_secs(lasting),
+            };
+            let s3 = S3Http::new(
+                "b",
+                "us-east-1",
+                S3Endpoint::VirtualHosted,
+                SharedCredentialsProvider::new(provider),
+            );
+            for _ in 0..3 {
+                let url = s3
+                    .presign("GET", "k", &[], Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                assert!(url.contains("X-Amz-Security-Token=T"), "{url}");
+            }
+            assert_eq!(counted.load(std::sync::atomic::Ordering::SeqCst), calls);
+        }
     }
 
     #[test]
