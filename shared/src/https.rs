@@ -61,7 +61,7 @@ impl LazyClient {
 }
 
 /// `COBRO_TLS_NATIVE_ROOTS=1`: trust the system's root store rather than a compiled-in one.
-pub fn native_roots() -> bool {
+fn native_roots() -> bool {
     std::env::var("COBRO_TLS_NATIVE_ROOTS").as_deref() == Ok("1")
 }
 

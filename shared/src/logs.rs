@@ -172,7 +172,7 @@ mod subscriber {
 }
 
 #[cfg(feature = "http")]
-pub use http_span::{http_invocation, HttpSpan};
+pub use http_span::{http_invocation, traced, HttpSpan};
 
 #[cfg(feature = "http")]
 mod http_span {
@@ -187,6 +187,14 @@ mod http_span {
     pub struct HttpSpan {
         pub function: fn(&Request) -> &'static str,
         pub request_id: fn(&Request) -> Option<String>,
+    }
+
+    /// `router` as one service under the invocation span: the span wraps the router once
+    /// (`Router::layer` would wrap each of its routes, built at every cold start).
+    pub fn traced(router: axum::Router, span: HttpSpan) -> axum::Router {
+        axum::Router::new()
+            .fallback_service(router)
+            .layer(axum::middleware::from_fn_with_state(span, http_invocation))
     }
 
     /// Middleware (`axum::middleware::from_fn_with_state`): the request runs in its

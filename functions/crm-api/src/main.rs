@@ -23,15 +23,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         // Failed webhook deliveries sent again are woken up on the events-out queue.
         events_out: lambda::queue_from_env("COBRO_EVENTS_OUT_QUEUE_URL").await?,
     };
-    // The span wraps the router once (`Router::layer` would wrap each route, at start).
-    let app = axum::Router::new()
-        .fallback_service(router(Arc::new(state)))
-        .layer(axum::middleware::from_fn_with_state(
-            logs::HttpSpan {
-                function: |_| "crm-api",
-                request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
-            },
-            logs::http_invocation,
-        ));
+    let app = logs::traced(
+        router(Arc::new(state)),
+        logs::HttpSpan {
+            function: |_| "crm-api",
+            request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
+        },
+    );
     lambda_http::run(app).await
 }

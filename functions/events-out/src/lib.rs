@@ -105,22 +105,25 @@ struct Wake {
 
 /// The HTTP client deliveries go out with, built once on first use: no redirects (a receiver
 /// answers, it does not send the event elsewhere), a bounded time, the public CAs' roots.
-#[derive(Debug, Default)]
-pub struct HttpClient(std::sync::OnceLock<reqwest::Client>);
+pub struct HttpClient(cobro::https::LazyClient);
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self(cobro::https::LazyClient::new(|| {
+            cobro::https::client_builder()
+                .timeout(TIMEOUT)
+                .connect_timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")))
+        }))
+    }
+}
 
 impl HttpClient {
     fn get(&self) -> Result<&reqwest::Client, String> {
-        if let Some(c) = self.0.get() {
-            return Ok(c);
-        }
-        let built = cobro::https::client_builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("the HTTP client: {}", error_chain(&e)))?;
-        Ok(self.0.get_or_init(|| built))
+        self.0
+            .get()
+            .map_err(|e| format!("the HTTP client: {}", error_chain(&e)))
     }
 }
 

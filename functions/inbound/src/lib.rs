@@ -79,7 +79,7 @@ impl Inbound {
     /// One queue message. `Err` leaves it on the queue to be received again.
     pub async fn handle(&self, body: &str) -> Result<Report, InboundError> {
         if let Ok(job) = serde_json::from_str::<InboundJob>(body) {
-            return self.whatsapp_delivery(&job).await;
+            return self.whatsapp_delivery(job).await;
         }
         if let Some(notification) = sms::Notification::parse(body) {
             return self.sms(notification).await;
@@ -92,16 +92,17 @@ impl Inbound {
         )))
     }
 
-    async fn whatsapp_delivery(&self, job: &InboundJob) -> Result<Report, InboundError> {
-        let raw = match &job.body {
+    async fn whatsapp_delivery(&self, job: InboundJob) -> Result<Report, InboundError> {
+        let raw = match job.body {
             Some(body) => {
                 // Kept as it came before anything is applied: Meta has no replay API. The key
                 // is content-addressed, so a redelivered message rewrites the same bytes.
+                let raw = body.into_bytes();
                 self.blobs
-                    .put(&job.blob, body.clone().into_bytes(), "application/json")
+                    .put(&job.blob, raw.clone(), "application/json")
                     .await
                     .map_err(|e| InboundError::Blobs(e.to_string()))?;
-                body.clone().into_bytes()
+                raw
             }
             None => self
                 .blobs

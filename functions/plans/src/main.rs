@@ -23,15 +23,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         outbound: None,
         events_out: None,
     };
-    // The span wraps the router once (`Router::layer` would wrap each route, at start).
-    let app = axum::Router::new()
-        .fallback_service(plans_router(Arc::new(state)))
-        .layer(axum::middleware::from_fn_with_state(
-            logs::HttpSpan {
-                function: |_| "plans",
-                request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
-            },
-            logs::http_invocation,
-        ));
+    let app = logs::traced(
+        plans_router(Arc::new(state)),
+        logs::HttpSpan {
+            function: |_| "plans",
+            request_id: |r| r.lambda_context_ref().map(|c| c.request_id.clone()),
+        },
+    );
     lambda_http::run(app).await
 }

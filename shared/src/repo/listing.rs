@@ -63,7 +63,11 @@ impl Store {
         self.page(q).await
     }
 
-    async fn page<T: serde::de::DeserializeOwned>(&self, q: Query) -> Result<Paged<T>, RepoError> {
+    /// One page of `q`'s items, a bad cursor reported as such.
+    pub(super) async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        q: Query,
+    ) -> Result<Paged<T>, RepoError> {
         let page = self
             .table
             .query(q)
@@ -82,7 +86,7 @@ impl Store {
 }
 
 /// The only invalid part of these queries a caller controls is the cursor.
-pub(super) fn bad_cursor(e: RepoError) -> RepoError {
+fn bad_cursor(e: RepoError) -> RepoError {
     match e {
         RepoError::Table(TableError::Invalid(why)) => RepoError::Invalid(format!(
             "cursor: {why}; pass a `next_cursor` from this list"

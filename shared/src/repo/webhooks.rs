@@ -9,7 +9,6 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::listing::bad_cursor;
 use super::{from_item, keys, to_item, Paged, RepoError, Store};
 use crate::domain::TenantId;
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update, GSI1, TTL};
@@ -319,20 +318,6 @@ impl Store {
             .backward()
             .limit(limit)
             .after(after);
-        let page = self
-            .table
-            .query(q)
-            .await
-            .map_err(RepoError::from)
-            .map_err(bad_cursor)?;
-        let items = page
-            .items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        Ok(Paged {
-            items,
-            next: page.next,
-        })
+        self.page(q).await
     }
 }
