@@ -1,25 +1,31 @@
 //! API keys: `Authorization: Bearer <key>`, looked up by hash, scoped to one tenant.
 //!
-//! Two layers: `require_key` on the whole router (401 without a valid, unrevoked key) and
-//! `RequireScope` on each route (403 when the key lacks the route's scope):
+//! Every API route runs under one `Guard` layer that holds the route's scope:
 //!
 //! ```ignore
-//! .route("/v1/exports", post(start_export).route_layer(RequireScope(Scope::Exports)))
+//! .route("/v1/exports", post(start_export).route_layer(guards.exports()))
 //! ```
+//!
+//! In order: the key (401 without a valid, unrevoked key), its scope (403), the body limit,
+//! then the `Idempotency-Key` of a POST. One layer per route, and none on the router as a
+//! whole: a router-wide layer is applied to every route again when the router is built, and
+//! that is paid at every cold start (docs/benchmarks.md, "Cold start, session 6"). Unknown
+//! routes have no guard and answer 404 with or without a key.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tower::Layer;
 
 use cobro::domain::TenantId;
 use cobro::http::Problem;
 use cobro::repo::{ApiKeyRecord, Scope};
 
+use crate::idempotency::{self, MAX_BODY};
 use crate::CrmApi;
 
 /// Who is calling: every handler reads and writes only this tenant's data.
@@ -37,63 +43,77 @@ impl Caller {
     }
 }
 
-pub async fn require_key(State(s): State<Arc<CrmApi>>, mut req: Request, next: Next) -> Response {
-    let key = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return Problem::unauthorized("send your API key as `Authorization: Bearer <key>`")
-            .into_response();
-    };
-    match s.store.api_key(key).await {
-        Ok(Some(record)) if !record.is_revoked() => {
-            cobro::logs::record_tenant(&record.tenant);
-            req.extensions_mut().insert(Caller {
-                tenant: record.tenant.clone(),
-                key: record,
-            });
-            // Then the `Idempotency-Key` of a POST: one layer for both, since each route
-            // layer is built for every route at a cold start.
-            crate::idempotency::honour_key(State(s), req, next).await
+/// The guards of one API, one per scope a route may require.
+#[derive(Clone)]
+pub struct Guards(Arc<CrmApi>);
+
+impl Guards {
+    pub fn new(state: &Arc<CrmApi>) -> Self {
+        Self(state.clone())
+    }
+
+    fn scope(&self, scope: Scope) -> Guard {
+        Guard {
+            state: self.0.clone(),
+            scope,
         }
-        Ok(_) => Problem::unauthorized("unknown or revoked API key").into_response(),
-        // A record this version cannot read (one stored before keys had ids and scopes):
-        // refused, not a server error; the operator issues a new key.
-        Err(cobro::repo::RepoError::Corrupt(e)) => {
-            tracing::error!(error = %e, "an unreadable API key record");
-            Problem::unauthorized("unknown or revoked API key").into_response()
-        }
-        Err(e) => Problem::from(e).into_response(),
+    }
+
+    pub fn read(&self) -> Guard {
+        self.scope(Scope::AccountsRead)
+    }
+
+    pub fn write(&self) -> Guard {
+        self.scope(Scope::AccountsWrite)
+    }
+
+    pub fn payments(&self) -> Guard {
+        self.scope(Scope::PaymentsWrite)
+    }
+
+    pub fn exports(&self) -> Guard {
+        self.scope(Scope::Exports)
+    }
+
+    pub fn agent(&self) -> Guard {
+        self.scope(Scope::Agent)
+    }
+
+    pub fn admin(&self) -> Guard {
+        self.scope(Scope::Admin)
     }
 }
 
-/// A per-route layer: the request's key must grant this scope (`admin` grants all), else 403.
-/// Goes under `require_key`, which puts the `Caller` on the request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequireScope(pub Scope);
-
-impl<S> tower::Layer<S> for RequireScope {
-    type Service = ScopeCheck<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ScopeCheck {
-            inner,
-            scope: self.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ScopeCheck<S> {
-    inner: S,
+/// A route's layer: its key, its scope (`admin` grants all), the body limit, idempotency.
+#[derive(Clone)]
+pub struct Guard {
+    state: Arc<CrmApi>,
     scope: Scope,
 }
 
-impl<S> tower::Service<Request> for ScopeCheck<S>
+type Limited<S> = <DefaultBodyLimit as Layer<S>>::Service;
+
+impl<S> Layer<S> for Guard {
+    type Service = Guarded<Limited<S>>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Guarded {
+            inner: DefaultBodyLimit::max(MAX_BODY).layer(inner),
+            state: self.state.clone(),
+            scope: self.scope,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    state: Arc<CrmApi>,
+    scope: Scope,
+}
+
+impl<S> tower::Service<Request> for Guarded<S>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -105,17 +125,48 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let refusal = match req.extensions().get::<Caller>() {
-            None => Some(Problem::unauthorized(
-                "send your API key as `Authorization: Bearer <key>`",
-            )),
-            Some(caller) if !caller.key.allows(self.scope) => Some(forbidden(self.scope)),
-            Some(_) => None,
-        };
-        match refusal {
-            Some(p) => Box::pin(async move { Ok(p.into_response()) }),
-            None => Box::pin(self.inner.call(req)),
+        // The service that was polled ready goes with the request; a clone stays for the next.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let (state, scope) = (self.state.clone(), self.scope);
+        Box::pin(async move { Ok(guard(state, scope, req, inner).await) })
+    }
+}
+
+async fn guard<S>(state: Arc<CrmApi>, scope: Scope, mut req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    let key = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(key) = key.filter(|k| !k.is_empty()) else {
+        return Problem::unauthorized("send your API key as `Authorization: Bearer <key>`")
+            .into_response();
+    };
+    match state.store.api_key(key).await {
+        Ok(Some(record)) if !record.is_revoked() => {
+            cobro::logs::record_tenant(&record.tenant);
+            if !record.allows(scope) {
+                return forbidden(scope).into_response();
+            }
+            req.extensions_mut().insert(Caller {
+                tenant: record.tenant.clone(),
+                key: record,
+            });
+            idempotency::honour_key(&state, req, inner).await
         }
+        Ok(_) => Problem::unauthorized("unknown or revoked API key").into_response(),
+        // A record this version cannot read (one stored before keys had ids and scopes):
+        // refused, not a server error; the operator issues a new key.
+        Err(cobro::repo::RepoError::Corrupt(e)) => {
+            tracing::error!(error = %e, "an unreadable API key record");
+            Problem::unauthorized("unknown or revoked API key").into_response()
+        }
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 

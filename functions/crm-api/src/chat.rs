@@ -20,32 +20,30 @@ use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{Event, Outgoing};
 use cobro::repo::{ChatReply, ReplyStatus, RepoError};
 
-use crate::{id, Caller, CrmApi, RequireScope};
-use cobro::repo::Scope;
+use crate::{id, Caller, CrmApi, Guards};
 
 /// The agents' routes need the `agent` scope; identity answers come from the CRM's writes.
-pub(crate) fn routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    const AGENT: RequireScope = RequireScope(Scope::Agent);
-    r.route("/v1/handoffs", get(list_handoffs).route_layer(AGENT))
+pub(crate) fn routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
+    r.route("/v1/handoffs", get(list_handoffs).route_layer(g.agent()))
         .route(
             "/v1/conversations/{debtor}",
-            get(conversation).route_layer(AGENT),
+            get(conversation).route_layer(g.agent()),
         )
         .route(
             "/v1/conversations/{debtor}/replies",
-            post(agent_reply).route_layer(AGENT),
+            post(agent_reply).route_layer(g.agent()),
         )
         .route(
             "/v1/conversations/{debtor}/release",
-            post(release).route_layer(AGENT),
+            post(release).route_layer(g.agent()),
         )
         .route(
             "/v1/conversations/{debtor}/close",
-            post(close).route_layer(AGENT),
+            post(close).route_layer(g.agent()),
         )
         .route(
             "/v1/debtors/{id}/identity",
-            put(put_identity).route_layer(RequireScope(Scope::AccountsWrite)),
+            put(put_identity).route_layer(g.write()),
         )
 }
 

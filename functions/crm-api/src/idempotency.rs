@@ -4,12 +4,12 @@
 //! the first still runs gets 409.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::convert::Infallible;
+use tower::ServiceExt;
 
 use cobro::http::Problem;
 use cobro::repo::{Begin, SavedResponse};
@@ -22,12 +22,16 @@ pub const MAX_BODY: usize = 6 * 1024 * 1024;
 /// Responses larger than this are not kept (a table item holds 400 KB).
 const MAX_SAVED: usize = 300 * 1024;
 
-pub async fn honour_key(State(s): State<Arc<CrmApi>>, req: Request, next: Next) -> Response {
+/// Runs `next` for the request, or answers for it from the response kept under its key.
+pub async fn honour_key<S>(s: &CrmApi, req: Request, next: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     if req.method() != Method::POST {
-        return next.run(req).await;
+        return run(next, req).await;
     }
     let Some(raw) = req.headers().get(HEADER) else {
-        return next.run(req).await;
+        return run(next, req).await;
     };
     let key = match raw.to_str() {
         Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -42,7 +46,7 @@ pub async fn honour_key(State(s): State<Arc<CrmApi>>, req: Request, next: Next) 
         }
     };
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-        return next.run(req).await;
+        return run(next, req).await;
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
@@ -83,9 +87,7 @@ pub async fn honour_key(State(s): State<Arc<CrmApi>>, req: Request, next: Next) 
         Err(e) => return Problem::from(e).into_response(),
     }
 
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let res = run(next, Request::from_parts(parts, Body::from(bytes))).await;
     let status = res.status();
     let (parts, body) = res.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
@@ -150,4 +152,14 @@ fn too_large() -> Response {
         format!("the body is larger than {MAX_BODY} bytes"),
     )
     .into_response()
+}
+
+async fn run<S>(next: S, req: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    match next.oneshot(req).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    }
 }

@@ -31,7 +31,7 @@ use cobro::ports::{Bus, Clock, Event};
 use cobro::repo::Store;
 use paging::{Page, PageRequest};
 
-pub use auth::{Caller, RequireScope};
+pub use auth::{Caller, Guard, Guards};
 pub use cobro::repo::Scope;
 pub use inputs::{AccountInput, DebtorInput, PaymentInput};
 
@@ -62,135 +62,121 @@ impl CrmApi {
 
 /// Every route of the CRM API (the local stack serves them all in one process).
 pub fn router(state: Arc<CrmApi>) -> Router {
-    authenticated(
-        webhooks::routes(chat::routes(plan_routes(core_routes(Router::new())))),
-        &state,
-    )
-    // Added after the key layers, so it needs no key.
-    .route("/v1/openapi.json", get(openapi::serve))
-    .fallback(|| async { Problem::not_found("no such route") })
-    .with_state(state)
-}
-
-/// The layer every API route runs under: the key (401), then the `Idempotency-Key` of a POST
-/// (`require_key` calls `honour_key`).
-fn authenticated(r: Router<Arc<CrmApi>>, state: &Arc<CrmApi>) -> Router<Arc<CrmApi>> {
-    r.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ))
-    .layer(axum::extract::DefaultBodyLimit::max(idempotency::MAX_BODY))
-}
-
-/// Only the plan and promise routes: what the `plans` Lambda serves on AWS.
-pub fn plans_router(state: Arc<CrmApi>) -> Router {
-    authenticated(plan_routes(Router::new()), &state)
+    let g = Guards::new(&state);
+    let api = core_routes(Router::new(), &g);
+    webhooks::routes(chat::routes(plan_routes(api, &g), &g), &g)
+        // Without a guard: it needs no key.
+        .route("/v1/openapi.json", get(openapi::serve))
         .fallback(|| async { Problem::not_found("no such route") })
         .with_state(state)
 }
 
-const READ: RequireScope = RequireScope(Scope::AccountsRead);
-const WRITE: RequireScope = RequireScope(Scope::AccountsWrite);
-const PAYMENTS: RequireScope = RequireScope(Scope::PaymentsWrite);
-const ADMIN: RequireScope = RequireScope(Scope::Admin);
-const EXPORTS: RequireScope = RequireScope(Scope::Exports);
+/// Only the plan and promise routes: what the `plans` Lambda serves on AWS.
+pub fn plans_router(state: Arc<CrmApi>) -> Router {
+    plan_routes(Router::new(), &Guards::new(&state))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .with_state(state)
+}
 
-fn plan_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
+fn plan_routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
     // A quote changes nothing: reading is enough.
     r.route(
         "/v1/accounts/{id}/plans/quote",
-        post(plans::quote).route_layer(READ),
+        post(plans::quote).route_layer(g.read()),
     )
     .route(
         "/v1/accounts/{id}/plans",
-        post(plans::accept).route_layer(WRITE),
+        post(plans::accept).route_layer(g.write()),
     )
     .route(
         "/v1/accounts/{id}/promises",
-        post(plans::promise).route_layer(WRITE),
+        post(plans::promise).route_layer(g.write()),
     )
     .route(
         "/v1/accounts/{id}/links",
-        post(plans::link).route_layer(WRITE),
+        post(plans::link).route_layer(g.write()),
     )
 }
 
-fn core_routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    r.route("/v1/debtors", get(list_debtors).route_layer(READ))
+fn core_routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
+    r.route("/v1/debtors", get(list_debtors).route_layer(g.read()))
         .route(
             "/v1/debtors/{id}/conversation",
-            get(get_conversation).route_layer(READ),
+            get(get_conversation).route_layer(g.read()),
         )
         .route(
             "/v1/debtors/{id}",
             get(get_debtor)
-                .route_layer(READ)
-                .merge(put(put_debtor).route_layer(WRITE)),
+                .route_layer(g.read())
+                .merge(put(put_debtor).route_layer(g.write())),
         )
         .route(
             "/v1/accounts/{id}",
             get(picture::get_account)
-                .route_layer(READ)
-                .merge(put(put_account).route_layer(WRITE)),
+                .route_layer(g.read())
+                .merge(put(put_account).route_layer(g.write())),
         )
         .route(
             "/v1/accounts/{id}/decisions",
-            get(get_decisions).route_layer(READ),
+            get(get_decisions).route_layer(g.read()),
         )
-        .route("/v1/payments/suspense", get(get_suspense).route_layer(READ))
-        .route("/v1/payments", post(post_payment).route_layer(PAYMENTS))
+        .route(
+            "/v1/payments/suspense",
+            get(get_suspense).route_layer(g.read()),
+        )
+        .route("/v1/payments", post(post_payment).route_layer(g.payments()))
         .route(
             "/v1/accounts/{id}/pause",
-            post(actions::pause).route_layer(WRITE),
+            post(actions::pause).route_layer(g.write()),
         )
         .route(
             "/v1/accounts/{id}/resume",
-            post(actions::resume).route_layer(WRITE),
+            post(actions::resume).route_layer(g.write()),
         )
         .route(
             "/v1/accounts/{id}/close",
-            post(actions::close).route_layer(WRITE),
+            post(actions::close).route_layer(g.write()),
         )
         .route(
             "/v1/accounts/{id}/write-off",
-            post(actions::write_off).route_layer(WRITE),
+            post(actions::write_off).route_layer(g.write()),
         )
         .route(
             "/v1/accounts/{id}/lawsuit",
-            post(actions::lawsuit).route_layer(WRITE),
+            post(actions::lawsuit).route_layer(g.write()),
         )
         .route(
             "/v1/accounts/{id}/insolvency",
-            post(actions::insolvency).route_layer(WRITE),
+            post(actions::insolvency).route_layer(g.write()),
         )
-        .route("/v1/imports", post(imports::import).route_layer(WRITE))
+        .route("/v1/imports", post(imports::import).route_layer(g.write()))
         .route(
             "/v1/debtors/{id}/consents",
-            post(post_consent).route_layer(WRITE),
+            post(post_consent).route_layer(g.write()),
         )
         .route(
             "/v1/settings",
-            get(settings::get_settings).route_layer(READ),
+            get(settings::get_settings).route_layer(g.read()),
         )
         .route(
             "/v1/templates",
-            get(settings::get_templates).route_layer(READ),
+            get(settings::get_templates).route_layer(g.read()),
         )
         .route(
             "/v1/settings/policy",
-            put(settings::put_policy).route_layer(ADMIN),
+            put(settings::put_policy).route_layer(g.admin()),
         )
         .route(
             "/v1/settings/strategies",
-            put(settings::put_strategies).route_layer(ADMIN),
+            put(settings::put_strategies).route_layer(g.admin()),
         )
         .route(
             "/v1/exports",
-            post(exports::post_export).route_layer(EXPORTS),
+            post(exports::post_export).route_layer(g.exports()),
         )
         .route(
             "/v1/exports/{id}",
-            get(exports::get_export).route_layer(EXPORTS),
+            get(exports::get_export).route_layer(g.exports()),
         )
 }
 

@@ -15,36 +15,35 @@ use cobro::events::webhook::{check_url, new_secret, wake_message};
 use cobro::events::{is_published, published};
 use cobro::http::{parse_json, Problem};
 use cobro::ports::Outgoing;
-use cobro::repo::{Scope, WebhookDelivery, WebhookEndpoint, ROTATION_OVERLAP};
+use cobro::repo::{WebhookDelivery, WebhookEndpoint, ROTATION_OVERLAP};
 
-use crate::{Caller, CrmApi, RequireScope};
+use crate::{Caller, CrmApi, Guards};
 
 const P: &str = "application/problem+json";
 
-pub(crate) fn routes(r: Router<Arc<CrmApi>>) -> Router<Arc<CrmApi>> {
-    const ADMIN: RequireScope = RequireScope(Scope::Admin);
+pub(crate) fn routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
     r.route(
         "/v1/webhook",
         get(get_webhook)
             .put(put_webhook)
             .delete(delete_webhook)
-            .route_layer(ADMIN),
+            .route_layer(g.admin()),
     )
     .route(
         "/v1/webhook/rotate-secret",
-        post(rotate_secret).route_layer(ADMIN),
+        post(rotate_secret).route_layer(g.admin()),
     )
     .route(
         "/v1/webhook/deliveries",
-        get(failed_deliveries).route_layer(ADMIN),
+        get(failed_deliveries).route_layer(g.admin()),
     )
     .route(
         "/v1/webhook/deliveries/{id}",
-        get(get_delivery).route_layer(ADMIN),
+        get(get_delivery).route_layer(g.admin()),
     )
     .route(
         "/v1/webhook/deliveries/{id}/redeliver",
-        post(redeliver).route_layer(ADMIN),
+        post(redeliver).route_layer(g.admin()),
     )
 }
 
