@@ -131,6 +131,61 @@ fn account(debtor: &str, amount: i64) -> Value {
 }
 
 #[tokio::test]
+async fn unknown_routes_are_404_with_or_without_a_key_and_the_document_needs_none() {
+    let api = Api::start().await;
+    for key in [None, Some(DEMO_KEY)] {
+        let a = api.send(key, "GET", "/v1/no-such-thing", None, &[]).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "key {key:?}: {}", a.body);
+        assert_eq!(a.headers["content-type"], "application/problem+json");
+        assert_eq!(a.body["status"], 404, "{}", a.body);
+    }
+    let doc = api.send(None, "GET", "/v1/openapi.json", None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["paths"]["/v1/debtors"].is_object());
+    // A known route without a key is 401, whatever its method.
+    for (method, path) in [("GET", "/v1/debtors"), ("POST", "/v1/payments")] {
+        let a = api.send(None, method, path, None, &[]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_for_scope_is_not_kept_under_the_idempotency_key() {
+    let api = Api::start().await;
+    let demo = demo::tenant_id();
+    let reader = api.key(&demo, &[Scope::AccountsRead]).await;
+    let payment = json!({"account_id": "CL-1001", "payment_id": "p-scope", "amount_minor": 1000, "currency": "CLP"});
+    let headers = [("idempotency-key", "pay-once")];
+    let refused = api
+        .send(
+            Some(&reader),
+            "POST",
+            "/v1/payments",
+            Some(payment.clone()),
+            &headers,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // The same request under the same key, now with a key that may register payments, runs.
+    let accepted = api
+        .send(
+            Some(DEMO_KEY),
+            "POST",
+            "/v1/payments",
+            Some(payment),
+            &headers,
+        )
+        .await;
+    assert!(
+        accepted.status.is_success(),
+        "{} {}",
+        accepted.status,
+        accepted.body
+    );
+    assert!(accepted.headers.get("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
 async fn keys_authenticate_scopes_authorize_and_tenants_stay_apart() {
     let api = Api::start().await;
     let demo = demo::tenant_id();
