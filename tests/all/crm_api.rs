@@ -149,6 +149,47 @@ async fn unknown_routes_are_404_with_or_without_a_key_and_the_document_needs_non
     }
 }
 
+/// The plans Lambda's router: the plan and promise routes only, under the same guard.
+#[tokio::test]
+async fn the_plans_router_serves_only_plan_routes_under_the_same_guard() {
+    let api = Api::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = cobro_crm_api::plans_router(api.stack.crm.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let reader = api.key(&demo::tenant_id(), &[Scope::AccountsRead]).await;
+    let quote = json!({"per_period_minor": 30000, "frequency": "monthly"});
+    let send = |key: Option<String>, path: &str, body: Value| {
+        let mut req = api.http.post(format!("{base}{path}")).json(&body);
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        async move { req.send().await.expect("request").status() }
+    };
+    let quote_path = "/v1/accounts/CL-1001/plans/quote";
+    assert_eq!(
+        send(None, quote_path, quote.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(Some(reader.clone()), quote_path, quote.clone()).await,
+        StatusCode::OK,
+        "a quote changes nothing: reading is enough"
+    );
+    let accept = json!({"instalments": 3, "frequency": "monthly", "first_due": "2026-03-20"});
+    assert_eq!(
+        send(Some(reader), "/v1/accounts/CL-1001/plans", accept).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(Some(DEMO_KEY.into()), "/v1/payments", json!({})).await,
+        StatusCode::NOT_FOUND,
+        "the CRM API's other routes are not the plans function's"
+    );
+}
+
 #[tokio::test]
 async fn a_refusal_for_scope_is_not_kept_under_the_idempotency_key() {
     let api = Api::start().await;
