@@ -19,7 +19,7 @@ use cobro::domain::{
 };
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
-use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
+use cobro::ports::{Blobs, Bus, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
@@ -793,18 +793,14 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     assert_eq!(h.drain().await.unrouted, 1);
 }
 
-#[tokio::test]
-async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel() {
+/// A debtor, an account and a WhatsApp contact attempt sent as `provider_id`.
+async fn whatsapp_attempt_sent(
+    h: &Harness,
+    provider_id: &str,
+) -> (cobro::domain::Account, cobro::domain::ContactAttempt) {
     use cobro::domain::{
         Account, AccountId, AccountStatus, AttemptStatus, ContactAttempt, Currency,
     };
-    let mut h = Harness::new().await;
-    let outbound = Arc::new(
-        SqliteStore::open_in_memory()
-            .unwrap()
-            .queue("outbound", None),
-    );
-    h.inbound.outbound = Some(outbound.clone());
     let debtor = h.debtor("d-1", "+56911112222").await;
     let now: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
     let account = Account {
@@ -868,9 +864,23 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
         panic!("claimed")
     };
     h.store
-        .finish_sent(&held, ChannelKind::Whatsapp, "wamid.sent1")
+        .finish_sent(&held, ChannelKind::Whatsapp, provider_id)
         .await
         .unwrap();
+    (account, attempt)
+}
+
+#[tokio::test]
+async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel() {
+    use cobro::domain::AttemptStatus;
+    let mut h = Harness::new().await;
+    let outbound = Arc::new(
+        SqliteStore::open_in_memory()
+            .unwrap()
+            .queue("outbound", None),
+    );
+    h.inbound.outbound = Some(outbound.clone());
+    let (account, attempt) = whatsapp_attempt_sent(&h, "wamid.sent1").await;
     let failed = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
         "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
             "id": "wamid.sent1", "status": "failed", "timestamp": "1773673300", "recipient_id": "56911112222",
@@ -903,6 +913,83 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
     let events = h.published().await;
     let (_, d) = events.iter().find(|(t, _)| t == "MessageFailed").unwrap();
     assert_eq!(d["error_class"], "unreachable");
+}
+
+/// A bus that refuses its first `failures` publishes, then passes them on.
+struct FlakyBus {
+    inner: Arc<dyn Bus>,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Bus for FlakyBus {
+    async fn publish(
+        &self,
+        events: Vec<cobro::ports::Event>,
+    ) -> Result<(), cobro::ports::BusError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(cobro::ports::BusError::Backend("throttled".into()));
+        }
+        self.inner.publish(events).await
+    }
+}
+
+#[tokio::test]
+async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
+    let mut h = Harness::new().await;
+    h.inbound.bus = Arc::new(FlakyBus {
+        inner: h.inbound.bus.clone(),
+        failures: 1.into(),
+    });
+    let (_, attempt) = whatsapp_attempt_sent(&h, "wamid.sent2").await;
+    let delivered = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
+        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
+            "id": "wamid.sent2", "status": "delivered", "timestamp": "1773673300",
+            "recipient_id": "56911112222" }] } }] }] });
+    h.post(&serde_json::to_vec(&delivered).unwrap(), Some(SECRET))
+        .await
+        .unwrap();
+    // The attempt moves, then the announcement fails: the queue message is not done with.
+    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
+    let err = h.inbound.handle(&got[0].body).await.unwrap_err();
+    assert!(err.to_string().contains("bus"), "{err}");
+    let moved = h
+        .store
+        .attempt(&h.tenant, &attempt.account, &attempt.decision_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.delivery.as_deref(), Some("delivered"));
+    assert!(h.published().await.is_empty());
+    // Delivered again (by SQS, or by Meta): the status is a duplicate, and announced now.
+    let report = h.inbound.handle(&got[0].body).await.unwrap();
+    assert_eq!((report.statuses, report.duplicates), (0, 1), "{report:?}");
+    let events = h.published().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "MessageDelivered");
+    assert_eq!(events[0].1["decision_id"], attempt.decision_id.to_string());
+    // Again: the same details, so the same event id, which the CRM's webhook delivery dedupes.
+    h.inbound.handle(&got[0].body).await.unwrap();
+    let again = h.published().await;
+    assert_eq!(
+        cobro::events::webhook::event_id(&again[0].0, &again[0].1),
+        cobro::events::webhook::event_id(&events[0].0, &events[0].1)
+    );
+    h.queue.delete(&got[0].receipt).await.unwrap();
+    // A late, older status is not announced.
+    let sent = serde_json::to_string(&delivered)
+        .unwrap()
+        .replace("\"delivered\"", "\"sent\"")
+        .replace("1773673300", "1773673200");
+    h.post(sent.as_bytes(), Some(SECRET)).await.unwrap();
+    let report = h.drain().await;
+    assert_eq!(report.duplicates, 1);
+    assert!(h.published().await.is_empty());
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use cobro::domain::{
 };
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{Channels, Clock, FixedClock, Pattern, Queue};
-use cobro::repo::{Delivery, Store};
+use cobro::repo::{Applied, Delivery, Store};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
@@ -321,18 +321,29 @@ async fn statuses_move_the_attempt_forward_only() {
         let t = s.tenant.clone();
         async move { store.apply_delivery(&t, &d).await.unwrap().unwrap().1 }
     };
-    assert!(apply(report("read", 3)).await, "read");
-    assert!(
-        !apply(report("delivered", 2)).await,
+    assert_eq!(apply(report("read", 3)).await, Applied::Now, "read");
+    assert_eq!(
+        apply(report("delivered", 2)).await,
+        Applied::Stale,
         "a late delivered does not move it back"
     );
-    assert!(
-        !apply(report("read", 3)).await,
-        "a repeated read changes nothing"
+    assert_eq!(
+        apply(report("read", 3)).await,
+        Applied::Before,
+        "a repeated read changes nothing, and says it was applied"
     );
     assert_eq!(s.attempt(1).await.delivery.as_deref(), Some("read"));
-    assert!(apply(report("failed", 9)).await);
-    assert!(!apply(report("read", 3)).await, "failed is final");
+    assert_eq!(apply(report("failed", 9)).await, Applied::Now);
+    assert_eq!(
+        apply(report("read", 3)).await,
+        Applied::Before,
+        "failed is final: the read applied before only repeats"
+    );
+    assert_eq!(
+        apply(report("delivered", 2)).await,
+        Applied::Stale,
+        "and a status never applied does nothing"
+    );
     assert_eq!(s.attempt(1).await.status, AttemptStatus::Failed);
 }
 

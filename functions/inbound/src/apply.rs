@@ -10,7 +10,7 @@ use cobro::events::{
 };
 use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
-use cobro::repo::Delivery;
+use cobro::repo::{Applied, Delivery};
 
 use super::{Inbound, InboundError, Report};
 
@@ -345,8 +345,19 @@ impl Inbound {
                 // Not a contact attempt (a chatbot reply, a message sent elsewhere).
                 report.statuses_unmatched += 1;
             }
-            Some((_, false)) => report.duplicates += 1,
-            Some((attempt, true)) => {
+            Some((_, Applied::Stale)) => report.duplicates += 1,
+            // A redelivery of a status already applied does again what follows from it, with
+            // the same details (so the same event id): the first time may have failed after
+            // the attempt was updated, and what failed would otherwise be lost.
+            Some((attempt, Applied::Before)) => {
+                report.duplicates += 1;
+                let class = delivery
+                    .error_code
+                    .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
+                self.announce_status(tenant, s, &attempt, &delivery, class)
+                    .await?;
+            }
+            Some((attempt, Applied::Now)) => {
                 report.statuses += 1;
                 let class = delivery
                     .error_code
@@ -373,25 +384,40 @@ impl Inbound {
                     "MessageRead" => cobro::metrics::count(cobro::metrics::MESSAGES_READ, 1),
                     _ => {}
                 }
-                self.publish(MessageStatus {
-                    tenant: tenant.clone(),
-                    account: attempt.account.clone(),
-                    debtor: attempt.debtor.clone(),
-                    decision_id: attempt.decision_id.to_string(),
-                    channel: attempt.channel,
-                    provider_message_id: s.provider_message_id.clone(),
-                    status: s.status.clone(),
-                    error: delivery.error.clone(),
-                    error_code: delivery.error_code,
-                    error_class: class.map(|c| c.as_str().to_string()),
-                    pricing_category: s.pricing_category.clone(),
-                    at: s.at,
-                })
-                .await?;
-                if class == Some(FailureClass::Unreachable) {
-                    self.fall_back(&attempt, &delivery).await?;
-                }
+                self.announce_status(tenant, s, &attempt, &delivery, class)
+                    .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// What an applied status leads to: its event, and for an undeliverable message the next
+    /// channel. Both are safe to do again.
+    async fn announce_status(
+        &self,
+        tenant: &TenantId,
+        s: &StatusReport,
+        attempt: &cobro::domain::ContactAttempt,
+        delivery: &Delivery,
+        class: Option<FailureClass>,
+    ) -> Result<(), InboundError> {
+        self.publish(MessageStatus {
+            tenant: tenant.clone(),
+            account: attempt.account.clone(),
+            debtor: attempt.debtor.clone(),
+            decision_id: attempt.decision_id.to_string(),
+            channel: attempt.channel,
+            provider_message_id: s.provider_message_id.clone(),
+            status: s.status.clone(),
+            error: delivery.error.clone(),
+            error_code: delivery.error_code,
+            error_class: class.map(|c| c.as_str().to_string()),
+            pricing_category: s.pricing_category.clone(),
+            at: s.at,
+        })
+        .await?;
+        if class == Some(FailureClass::Unreachable) {
+            self.fall_back(attempt, delivery).await?;
         }
         Ok(())
     }

@@ -24,6 +24,19 @@ pub struct Delivery {
     pub error_code: Option<i64>,
 }
 
+/// What a status report did to its attempt (`Store::apply_delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// It moved the attempt forward.
+    Now,
+    /// It had moved it already: the same status at the same time, delivered again. What it
+    /// led to is done again (announced again, with the same details), since the first time
+    /// may have failed after the attempt was updated.
+    Before,
+    /// The attempt is past it (a late or out-of-order report): nothing to do.
+    Stale,
+}
+
 /// A pending outbox entry found on the due index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -280,12 +293,14 @@ impl Store {
     /// Applies a provider's status report to the attempt it is about. Statuses arrive out of
     /// order and more than once: the attempt only moves forward (`rank` grows; a failure is
     /// final). `Ok(None)`: no attempt has this message id (a message cobro did not send as an
-    /// attempt). `Ok(Some(false))`: stale or repeated, nothing changed.
+    /// attempt). Otherwise the attempt as it now is, and whether the report moved it
+    /// (`Applied::Now`), had already moved it (`Before`: the same status at the same time, a
+    /// redelivery) or came too late to (`Stale`).
     pub async fn apply_delivery(
         &self,
         t: &TenantId,
         d: &Delivery,
-    ) -> Result<Option<(ContactAttempt, bool)>, RepoError> {
+    ) -> Result<Option<(ContactAttempt, Applied)>, RepoError> {
         let Some(index) = self
             .table
             .get(&keys::provider_message(t, &d.provider_message_id))
@@ -321,15 +336,22 @@ impl Store {
             ]),
             Condition::Ne("delivery".into(), "failed".into()),
         ]);
+        let at_field = format!("{}_at", d.status);
         match self.table.update(&key, updates, Some(forward)).await {
-            Ok(item) => Ok(Some((from_item(item)?, true))),
-            Err(TableError::ConditionFailed) => Ok(self
-                .table
-                .get(&key)
-                .await?
-                .map(from_item)
-                .transpose()?
-                .map(|a| (a, false))),
+            Ok(item) => Ok(Some((from_item(item)?, Applied::Now))),
+            Err(TableError::ConditionFailed) => {
+                let Some(item) = self.table.get(&key).await? else {
+                    return Ok(None);
+                };
+                let at = d.at.to_string();
+                let before = item.get(&at_field).and_then(|v| v.as_str()) == Some(at.as_str());
+                let applied = if before {
+                    Applied::Before
+                } else {
+                    Applied::Stale
+                };
+                Ok(Some((from_item(item)?, applied)))
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -29,7 +29,7 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 pub use accounts::{AccountView, Decision};
 pub use actions::AccountAction;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
-pub use attempts::{Claim, Delivery, OutboxEntry};
+pub use attempts::{Applied, Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
 pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
 pub use exports::{ExportClaim, EXPORT_LEASE};
