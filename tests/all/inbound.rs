@@ -915,10 +915,21 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
     assert_eq!(d["error_class"], "unreachable");
 }
 
-/// A bus that refuses its first `failures` publishes, then passes them on.
+/// A bus that refuses its first `failures` publishes, then passes them on; it counts calls.
 struct FlakyBus {
     inner: Arc<dyn Bus>,
     failures: std::sync::atomic::AtomicUsize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FlakyBus {
+    fn new(inner: Arc<dyn Bus>, failures: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failures: failures.into(),
+            calls: 0.into(),
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -928,6 +939,7 @@ impl Bus for FlakyBus {
         events: Vec<cobro::ports::Event>,
     ) -> Result<(), cobro::ports::BusError> {
         use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -942,10 +954,7 @@ impl Bus for FlakyBus {
 #[tokio::test]
 async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     let mut h = Harness::new().await;
-    h.inbound.bus = Arc::new(FlakyBus {
-        inner: h.inbound.bus.clone(),
-        failures: 1.into(),
-    });
+    h.inbound.bus = FlakyBus::new(h.inbound.bus.clone(), 1);
     let (_, attempt) = whatsapp_attempt_sent(&h, "wamid.sent2").await;
     let delivered = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
         "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
@@ -1127,4 +1136,27 @@ async fn a_correctly_signed_post_always_gets_200_even_when_it_is_not_a_webhook()
     }
     assert_eq!(report.messages + report.statuses, 0, "{report:?}");
     assert!(report.unrouted >= 1, "kept for inspection: {report:?}");
+}
+
+#[tokio::test]
+async fn the_statuses_of_one_delivery_are_announced_in_one_publish() {
+    let mut h = Harness::new().await;
+    let bus = FlakyBus::new(h.inbound.bus.clone(), 0);
+    h.inbound.bus = bus.clone();
+    whatsapp_attempt_sent(&h, "wamid.sent3").await;
+    let status = |status: &str, timestamp: &str| {
+        json!({ "id": "wamid.sent3", "status": status, "timestamp": timestamp,
+                "recipient_id": "56911112222" })
+    };
+    let delivery = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
+        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [
+            status("delivered", "1773673300"), status("read", "1773673400")] } }] }] });
+    h.post(&serde_json::to_vec(&delivery).unwrap(), Some(SECRET))
+        .await
+        .unwrap();
+    let report = h.drain().await;
+    assert_eq!(report.statuses, 2, "{report:?}");
+    let kinds: Vec<String> = h.published().await.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(kinds, ["MessageDelivered", "MessageRead"]);
+    assert_eq!(bus.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -26,11 +26,14 @@ pub(crate) struct Place<'a> {
 }
 
 impl Inbound {
+    /// `statuses`: the events of the delivery's statuses, published together once the whole
+    /// delivery is applied (a delivery may carry hundreds; one call per status would be slow).
     pub(crate) async fn apply(
         &self,
         at: &Place<'_>,
         event: &InboundEvent,
         report: &mut Report,
+        statuses: &mut Vec<Event>,
     ) -> Result<(), InboundError> {
         let Place {
             tenant,
@@ -41,7 +44,7 @@ impl Inbound {
         } = *at;
         match event {
             InboundEvent::Message(m) => self.message(tenant, channel, to_number, m, report).await,
-            InboundEvent::Status(s) => self.status(tenant, s, report).await,
+            InboundEvent::Status(s) => self.status(tenant, s, report, statuses).await,
             InboundEvent::Preference {
                 from,
                 category,
@@ -325,6 +328,7 @@ impl Inbound {
         tenant: &TenantId,
         s: &StatusReport,
         report: &mut Report,
+        statuses: &mut Vec<Event>,
     ) -> Result<(), InboundError> {
         let error = s.errors.first();
         let delivery = Delivery {
@@ -354,7 +358,7 @@ impl Inbound {
                 let class = delivery
                     .error_code
                     .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
-                self.announce_status(tenant, s, &attempt, &delivery, class)
+                self.announce_status(tenant, s, &attempt, &delivery, class, statuses)
                     .await?;
             }
             Some((attempt, Applied::Now)) => {
@@ -384,15 +388,15 @@ impl Inbound {
                     "MessageRead" => cobro::metrics::count(cobro::metrics::MESSAGES_READ, 1),
                     _ => {}
                 }
-                self.announce_status(tenant, s, &attempt, &delivery, class)
+                self.announce_status(tenant, s, &attempt, &delivery, class, statuses)
                     .await?;
             }
         }
         Ok(())
     }
 
-    /// What an applied status leads to: its event, and for an undeliverable message the next
-    /// channel. Both are safe to do again.
+    /// What an applied status leads to: its event (added to `statuses`), and for an
+    /// undeliverable message the next channel. Both are safe to do again.
     async fn announce_status(
         &self,
         tenant: &TenantId,
@@ -400,8 +404,9 @@ impl Inbound {
         attempt: &cobro::domain::ContactAttempt,
         delivery: &Delivery,
         class: Option<FailureClass>,
+        statuses: &mut Vec<Event>,
     ) -> Result<(), InboundError> {
-        self.publish(MessageStatus {
+        let event = MessageStatus {
             tenant: tenant.clone(),
             account: attempt.account.clone(),
             debtor: attempt.debtor.clone(),
@@ -414,8 +419,8 @@ impl Inbound {
             error_class: class.map(|c| c.as_str().to_string()),
             pricing_category: s.pricing_category.clone(),
             at: s.at,
-        })
-        .await?;
+        };
+        statuses.push(event.event());
         if class == Some(FailureClass::Unreachable) {
             self.fall_back(attempt, delivery).await?;
         }

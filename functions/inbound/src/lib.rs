@@ -129,6 +129,7 @@ impl Inbound {
 
     async fn apply_all(&self, routed: Vec<Routed>, blob: &str) -> Result<Report, InboundError> {
         let mut report = Report::default();
+        let mut statuses = Vec::new();
         let mut tenants: Vec<(ChannelKind, String, Option<TenantId>)> = Vec::new();
         for (n, r) in routed.iter().enumerate() {
             let known = tenants
@@ -166,7 +167,16 @@ impl Inbound {
                 blob,
                 n,
             };
-            self.apply(&place, &r.event, &mut report).await?;
+            self.apply(&place, &r.event, &mut report, &mut statuses)
+                .await?;
+        }
+        // If this fails (or anything above did), the message comes again and each status
+        // applied this time is announced then (`Applied::Before`).
+        if !statuses.is_empty() {
+            self.bus
+                .publish(statuses)
+                .await
+                .map_err(|e| InboundError::Bus(e.to_string()))?;
         }
         Ok(report)
     }
