@@ -32,12 +32,7 @@ impl Api {
         let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
             .await
             .expect("local stack starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = stack.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = serve(stack.router()).await;
         Self {
             stack,
             base,
@@ -116,6 +111,16 @@ impl Api {
     }
 }
 
+/// `router` served on a free loopback port; its base URL.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
 fn debtor(phone: &str) -> Value {
     json!({
         "name": "Test", "phone": phone, "time_zone": "America/Santiago",
@@ -153,12 +158,7 @@ async fn unknown_routes_are_404_with_or_without_a_key_and_the_document_needs_non
 #[tokio::test]
 async fn the_plans_router_serves_only_plan_routes_under_the_same_guard() {
     let api = Api::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = cobro_crm_api::plans_router(api.stack.crm.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve(cobro_crm_api::plans_router(api.stack.crm.clone())).await;
     let reader = api.key(&demo::tenant_id(), &[Scope::AccountsRead]).await;
     let quote = json!({"per_period_minor": 30000, "frequency": "monthly"});
     let send = |key: Option<String>, path: &str, body: Value| {

@@ -793,6 +793,18 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     assert_eq!(h.drain().await.unrouted, 1);
 }
 
+/// A status report on the message `id` sent to the debtor of `whatsapp_attempt_sent`.
+fn status(id: &str, status: &str, timestamp: &str) -> Value {
+    json!({ "id": id, "status": status, "timestamp": timestamp, "recipient_id": "56911112222" })
+}
+
+/// The raw body of a WhatsApp delivery of these statuses to the tenant's number.
+fn statuses_delivery(statuses: Vec<Value>) -> Vec<u8> {
+    let delivery = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
+        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": statuses } }] }] });
+    serde_json::to_vec(&delivery).unwrap()
+}
+
 /// A debtor, an account and a WhatsApp contact attempt sent as `provider_id`.
 async fn whatsapp_attempt_sent(
     h: &Harness,
@@ -881,12 +893,10 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
     );
     h.inbound.outbound = Some(outbound.clone());
     let (account, attempt) = whatsapp_attempt_sent(&h, "wamid.sent1").await;
-    let failed = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
-        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
-            "id": "wamid.sent1", "status": "failed", "timestamp": "1773673300", "recipient_id": "56911112222",
-            "errors": [{ "code": 131026, "title": "Message undeliverable",
-                         "error_data": { "details": "not a WhatsApp user" } }] }] } }] }] });
-    let raw = serde_json::to_vec(&failed).unwrap();
+    let mut failed = status("wamid.sent1", "failed", "1773673300");
+    failed["errors"] = json!([{ "code": 131026, "title": "Message undeliverable",
+                                "error_data": { "details": "not a WhatsApp user" } }]);
+    let raw = statuses_delivery(vec![failed]);
     h.post(&raw, Some(SECRET)).await.unwrap();
     h.post(&raw, Some(SECRET)).await.unwrap();
     let report = h.drain().await;
@@ -956,13 +966,8 @@ async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     let mut h = Harness::new().await;
     h.inbound.bus = FlakyBus::new(h.inbound.bus.clone(), 1);
     let (_, attempt) = whatsapp_attempt_sent(&h, "wamid.sent2").await;
-    let delivered = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
-        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [{
-            "id": "wamid.sent2", "status": "delivered", "timestamp": "1773673300",
-            "recipient_id": "56911112222" }] } }] }] });
-    h.post(&serde_json::to_vec(&delivered).unwrap(), Some(SECRET))
-        .await
-        .unwrap();
+    let delivered = statuses_delivery(vec![status("wamid.sent2", "delivered", "1773673300")]);
+    h.post(&delivered, Some(SECRET)).await.unwrap();
     // The attempt moves, then the announcement fails: the queue message is not done with.
     let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
     let err = h.inbound.handle(&got[0].body).await.unwrap_err();
@@ -991,11 +996,8 @@ async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     );
     h.queue.delete(&got[0].receipt).await.unwrap();
     // A late, older status is not announced.
-    let sent = serde_json::to_string(&delivered)
-        .unwrap()
-        .replace("\"delivered\"", "\"sent\"")
-        .replace("1773673300", "1773673200");
-    h.post(sent.as_bytes(), Some(SECRET)).await.unwrap();
+    let sent = statuses_delivery(vec![status("wamid.sent2", "sent", "1773673200")]);
+    h.post(&sent, Some(SECRET)).await.unwrap();
     let report = h.drain().await;
     assert_eq!(report.duplicates, 1);
     assert!(h.published().await.is_empty());
@@ -1144,16 +1146,11 @@ async fn the_statuses_of_one_delivery_are_announced_in_one_publish() {
     let bus = FlakyBus::new(h.inbound.bus.clone(), 0);
     h.inbound.bus = bus.clone();
     whatsapp_attempt_sent(&h, "wamid.sent3").await;
-    let status = |status: &str, timestamp: &str| {
-        json!({ "id": "wamid.sent3", "status": status, "timestamp": timestamp,
-                "recipient_id": "56911112222" })
-    };
-    let delivery = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
-        "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER }, "statuses": [
-            status("delivered", "1773673300"), status("read", "1773673400")] } }] }] });
-    h.post(&serde_json::to_vec(&delivery).unwrap(), Some(SECRET))
-        .await
-        .unwrap();
+    let delivery = statuses_delivery(vec![
+        status("wamid.sent3", "delivered", "1773673300"),
+        status("wamid.sent3", "read", "1773673400"),
+    ]);
+    h.post(&delivery, Some(SECRET)).await.unwrap();
     let report = h.drain().await;
     assert_eq!(report.statuses, 2, "{report:?}");
     let kinds: Vec<String> = h.published().await.into_iter().map(|(t, _)| t).collect();

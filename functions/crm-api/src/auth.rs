@@ -153,11 +153,12 @@ where
             if !record.allows(scope) {
                 return forbidden(scope).into_response();
             }
+            let tenant = record.tenant.clone();
             req.extensions_mut().insert(Caller {
-                tenant: record.tenant.clone(),
+                tenant: tenant.clone(),
                 key: record,
             });
-            idempotency::honour_key(&state, req, inner).await
+            idempotency::honour_key(&state, &tenant, req, inner).await
         }
         Ok(_) => Problem::unauthorized("unknown or revoked API key").into_response(),
         // A record this version cannot read (one stored before keys had ids and scopes):

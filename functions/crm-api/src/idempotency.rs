@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 use std::convert::Infallible;
 use tower::ServiceExt;
 
+use cobro::domain::TenantId;
 use cobro::http::Problem;
 use cobro::repo::{Begin, SavedResponse};
 
-use crate::{Caller, CrmApi};
+use crate::CrmApi;
 
 pub const HEADER: &str = "idempotency-key";
 /// The largest request body the API reads (an import of 10,000 rows fits).
@@ -22,8 +23,9 @@ pub const MAX_BODY: usize = 6 * 1024 * 1024;
 /// Responses larger than this are not kept (a table item holds 400 KB).
 const MAX_SAVED: usize = 300 * 1024;
 
-/// Runs `next` for the request, or answers for it from the response kept under its key.
-pub async fn honour_key<S>(s: &CrmApi, req: Request, next: S) -> Response
+/// Runs `next` for the request of `tenant`'s caller, or answers for it from the response kept
+/// under its key.
+pub async fn honour_key<S>(s: &CrmApi, tenant: &TenantId, req: Request, next: S) -> Response
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
 {
@@ -45,9 +47,6 @@ where
             .into_response()
         }
     };
-    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
-        return run(next, req).await;
-    };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return too_large();
@@ -63,7 +62,7 @@ where
     let started = s.clock.now();
     match s
         .store
-        .begin_idempotent(&caller.tenant, &key, &request_hash, started)
+        .begin_idempotent(tenant, &key, &request_hash, started)
         .await
     {
         Ok(Begin::Run) => {}
@@ -91,7 +90,7 @@ where
     let status = res.status();
     let (parts, body) = res.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        let _ = s.store.abandon_idempotent(&caller.tenant, &key).await;
+        let _ = s.store.abandon_idempotent(tenant, &key).await;
         return Problem::internal().into_response();
     };
     // What a retry may fix is not kept: server errors, throttling, a key without the scope.
@@ -112,17 +111,10 @@ where
             body: String::from_utf8_lossy(&bytes).into_owned(),
         };
         s.store
-            .finish_idempotent(
-                &caller.tenant,
-                &key,
-                &request_hash,
-                started,
-                saved,
-                s.clock.now(),
-            )
+            .finish_idempotent(tenant, &key, &request_hash, started, saved, s.clock.now())
             .await
     } else {
-        s.store.abandon_idempotent(&caller.tenant, &key).await
+        s.store.abandon_idempotent(tenant, &key).await
     };
     if let Err(e) = outcome {
         // The request itself succeeded or failed as answered; only its replay is lost.

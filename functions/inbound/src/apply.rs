@@ -344,6 +344,9 @@ impl Inbound {
             report.unhandled += 1;
             return Ok(());
         }
+        let class = delivery
+            .error_code
+            .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
         match self.store.apply_delivery(tenant, &delivery).await? {
             None => {
                 // Not a contact attempt (a chatbot reply, a message sent elsewhere).
@@ -355,17 +358,11 @@ impl Inbound {
             // the attempt was updated, and what failed would otherwise be lost.
             Some((attempt, Applied::Before)) => {
                 report.duplicates += 1;
-                let class = delivery
-                    .error_code
-                    .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
                 self.announce_status(tenant, s, &attempt, &delivery, class, statuses)
                     .await?;
             }
             Some((attempt, Applied::Now)) => {
                 report.statuses += 1;
-                let class = delivery
-                    .error_code
-                    .map(|c| cobro::whatsapp::errors::classify(0, Some(c), None));
                 if class == Some(FailureClass::StopTenant) {
                     tracing::error!(tenant = %tenant, code = ?delivery.error_code, "account-wide failure reported by a status");
                 }
