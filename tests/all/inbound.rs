@@ -1157,3 +1157,120 @@ async fn the_statuses_of_one_delivery_are_announced_in_one_publish() {
     assert_eq!(kinds, ["MessageDelivered", "MessageRead"]);
     assert_eq!(bus.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// The raw body of a WhatsApp delivery of one message from +56 9 1111 2222 (the debtor of
+/// `whatsapp_attempt_sent`) to the tenant's number: `content` is the message's type and body.
+fn message_delivery(id: &str, timestamp: &str, content: Value) -> Vec<u8> {
+    let mut message = json!({ "from": "56911112222", "id": id, "timestamp": timestamp });
+    for (k, v) in content.as_object().unwrap() {
+        message[k] = v.clone();
+    }
+    let delivery = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w", "changes": [{
+        "field": "messages", "value": { "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "972123456789", "phone_number_id": NUMBER },
+            "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "56911112222" }],
+            "messages": [message] } }] }] });
+    serde_json::to_vec(&delivery).unwrap()
+}
+
+fn text(body: &str) -> Value {
+    json!({ "type": "text", "text": { "body": body } })
+}
+
+fn choice(id: &str) -> Value {
+    json!({ "type": "interactive", "interactive": { "type": "button_reply",
+        "button_reply": { "id": id, "title": id } } })
+}
+
+/// Applies one queued delivery with the bus refusing its first publish, then again twice as
+/// SQS would redeliver it: the first try fails on the bus and announces nothing; the second
+/// announces (what it returns); the third finds the message applied and announces nothing.
+async fn announced_after_a_failed_publish(h: &mut Harness, raw: &[u8]) -> Vec<(String, Value)> {
+    let bus = h.inbound.bus.clone();
+    h.inbound.bus = FlakyBus::new(bus.clone(), 1);
+    h.post(raw, Some(SECRET)).await.unwrap();
+    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
+    let err = h.inbound.handle(&got[0].body).await.unwrap_err();
+    assert!(err.to_string().contains("bus"), "{err}");
+    assert!(h.published().await.is_empty());
+    h.inbound.handle(&got[0].body).await.unwrap();
+    let first = h.published().await;
+    let report = h.inbound.handle(&got[0].body).await.unwrap();
+    assert_eq!(report.duplicates, 1, "{report:?}");
+    assert!(h.published().await.is_empty());
+    h.queue.delete(&got[0].receipt).await.unwrap();
+    h.inbound.bus = bus;
+    first
+}
+
+#[tokio::test]
+async fn a_handoff_whose_announcement_failed_is_announced_when_the_message_comes_again() {
+    let mut h = Harness::new().await;
+    let (_, attempt) = whatsapp_attempt_sent(&h, "wamid.out1").await;
+    let raw = message_delivery(
+        "wamid.in1",
+        "1773673300",
+        text("quiero hablar con una persona"),
+    );
+    let first = announced_after_a_failed_publish(&mut h, &raw).await;
+    let kinds: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(kinds, ["HandoffRequested"], "{first:?}");
+    assert_eq!(first[0].1["debtor"], attempt.debtor.to_string());
+    let open = h.store.handoff(&h.tenant, &attempt.debtor).await.unwrap();
+    assert!(open.is_some_and(|o| o.opened_at.to_string() == "2026-03-16T15:01:40Z"));
+    // A later ask while that one is open is not announced again.
+    let later = message_delivery(
+        "wamid.in2",
+        "1773673400",
+        text("quiero hablar con una persona"),
+    );
+    h.post(&later, Some(SECRET)).await.unwrap();
+    h.drain().await;
+    assert!(h.published().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes_again() {
+    let mut h = Harness::new().await;
+    let (account, attempt) = whatsapp_attempt_sent(&h, "wamid.out1").await;
+    let facts = cobro::chat::IdentityFacts::from_raw(
+        &h.tenant,
+        &attempt.debtor,
+        Some("12.345.678-5"),
+        None,
+    )
+    .unwrap();
+    h.store
+        .put_identity_facts(&h.tenant, &attempt.debtor, &facts)
+        .await
+        .unwrap();
+    for (n, content) in [text("saldo"), text("6785"), choice("menu:promise")]
+        .into_iter()
+        .enumerate()
+    {
+        let ts = (1773673300 + 10 * n).to_string();
+        h.post(
+            &message_delivery(&format!("wamid.in{n}"), &ts, content),
+            Some(SECRET),
+        )
+        .await
+        .unwrap();
+        h.drain().await;
+    }
+    h.published().await;
+    let raw = message_delivery("wamid.in9", "1773673400", text("mañana"));
+    let first = announced_after_a_failed_publish(&mut h, &raw).await;
+    let kinds: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(kinds, ["PromiseMade"], "{first:?}");
+    assert_eq!(first[0].1["account"], account.id.to_string());
+    assert_eq!(first[0].1["by"], "2026-03-17");
+    let made = h
+        .store
+        .account(&h.tenant, &account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .promise
+        .expect("the promise is kept");
+    assert_eq!(made.made_at.to_string(), "2026-03-16T15:03:20Z");
+}

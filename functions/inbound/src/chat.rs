@@ -15,7 +15,9 @@ use cobro::inbound::InboundMessage;
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::plans::{build, Plan};
 use cobro::ports::{LinkRequest, Outgoing, PaymentLinks};
-use cobro::repo::{Accepted, ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus, RepoError};
+use cobro::repo::{
+    Accepted, ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus, RepoError,
+};
 
 use super::{Inbound, InboundError};
 
@@ -248,11 +250,11 @@ impl Inbound {
                     made_at: p.at,
                     made_by: "debtor".into(),
                 };
-                // A retried step finds the promise made: nothing to do.
-                if acct.promise.as_ref().is_some_and(|x| x.made_at == p.at) {
-                    return Ok(None);
+                // A retried step finds the promise made and announces it again: the first try
+                // may have failed to. Same details, so the same event id downstream.
+                if acct.promise.as_ref().is_none_or(|x| x.made_at != p.at) {
+                    self.store.make_promise(&acct, &promise, p.at).await?;
                 }
-                self.store.make_promise(&acct, &promise, p.at).await?;
                 self.publish(PromiseMade::of(&acct, &promise, Some(via)))
                     .await?;
             }
@@ -328,7 +330,7 @@ impl Inbound {
                 .await?;
             }
             Effect::Handoff { reason, urgent } => {
-                let opened = self
+                let open = self
                     .store
                     .open_handoff(&Handoff {
                         tenant: t.clone(),
@@ -339,7 +341,9 @@ impl Inbound {
                         agent: None,
                     })
                     .await?;
-                if opened || *urgent {
+                // Announced when this step opened it (now, or in a try whose announcement may
+                // have failed), or when it is urgent; not when an earlier one is still open.
+                if matches!(open, Opened::Now | Opened::Before) || *urgent {
                     self.publish(HandoffRequested {
                         tenant: t.clone(),
                         debtor: debtor.id.clone(),

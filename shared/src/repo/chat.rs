@@ -96,6 +96,17 @@ pub struct Handoff {
     pub agent: Option<String>,
 }
 
+/// What `open_handoff` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Opened it now.
+    Now,
+    /// It was opened before by the same request (same opening time and reason): a retry.
+    Before,
+    /// Another handoff was open for the debtor; it stays (made urgent when this one is).
+    Another,
+}
+
 impl Store {
     /// The conversation's record and its version (0: none yet).
     pub async fn chat_record(
@@ -254,28 +265,36 @@ impl Store {
         Ok(())
     }
 
-    /// Puts the conversation in the agents' tray (idempotent: a second request keeps the first
-    /// opening time, and an urgent one stays urgent).
-    pub async fn open_handoff(&self, h: &Handoff) -> Result<bool, RepoError> {
+    /// Puts the conversation in the agents' tray, unless it is there already: a second request
+    /// keeps the first opening time, and an urgent one makes it urgent. Says whether it opened
+    /// it now, had opened it before (the open one has this request's opening time and reason: a
+    /// retry of the same step), or found another open.
+    pub async fn open_handoff(&self, h: &Handoff) -> Result<Opened, RepoError> {
         let key = keys::handoff(&h.tenant, &h.debtor);
-        if let Some(existing) = self.table.get(&key).await? {
-            let mut old: Handoff = from_item(existing)?;
-            if h.urgent && !old.urgent {
-                old.urgent = true;
-                old.reason = h.reason.clone();
-                self.table.put(to_item(key, "handoff", &old), None).await?;
-            }
-            return Ok(false);
+        let Some(existing) = self.table.get(&key).await? else {
+            return match self
+                .table
+                .put(to_item(key, "handoff", h), Some(Condition::NotExists))
+                .await
+            {
+                Ok(()) => Ok(Opened::Now),
+                // Another message opened one meanwhile.
+                Err(TableError::ConditionFailed) => Ok(Opened::Another),
+                Err(e) => Err(e.into()),
+            };
+        };
+        let mut open: Handoff = from_item(existing)?;
+        let before = open.opened_at == h.opened_at && open.reason == h.reason;
+        if h.urgent && !open.urgent {
+            open.urgent = true;
+            open.reason = h.reason.clone();
+            self.table.put(to_item(key, "handoff", &open), None).await?;
         }
-        match self
-            .table
-            .put(to_item(key, "handoff", h), Some(Condition::NotExists))
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(if before {
+            Opened::Before
+        } else {
+            Opened::Another
+        })
     }
 
     pub async fn handoff(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Handoff>, RepoError> {

@@ -31,7 +31,7 @@ pub use actions::AccountAction;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Applied, Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
-pub use chat::{ChatRecord, ChatReply, Handoff, PendingStep, ReplyStatus};
+pub use chat::{ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus};
 pub use exports::{ExportClaim, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SmsNumber, SEEN_FOR};
