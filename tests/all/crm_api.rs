@@ -1065,3 +1065,80 @@ async fn concurrent_retries_of_one_key_run_it_once() {
     let report: Value = again.json().await.unwrap();
     assert_eq!(report["accounts_created"], 2_000, "the first run's report");
 }
+
+/// A hand-back to the bot is saved with its announcement, which is cleared once published: a
+/// retry after a failed publish announces it, and only once.
+#[tokio::test]
+async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
+    use cobro::chat::Mode;
+    use cobro::domain::DebtorId;
+    use cobro::repo::Handoff;
+
+    let api = Api::start().await;
+    let crm = &api.stack.crm;
+    let bus = cobro_tests::bus::FlakyBus::new(crm.bus.clone(), 1);
+    let flaky = cobro_crm_api::CrmApi {
+        store: crm.store.clone(),
+        bus: bus.clone(),
+        clock: crm.clock.clone(),
+        decider: cobro::collect::Decider::default(),
+        stripe: None,
+        outbound: crm.outbound.clone(),
+        events_out: crm.events_out.clone(),
+    };
+    let base = serve(cobro_crm_api::router(Arc::new(flaky))).await;
+    let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
+    // A person owns the conversation, from a handoff.
+    let now = api.stack.clock.now();
+    let (mut record, version) = crm.store.chat_record(&t, &d).await.unwrap();
+    record.state.mode = Mode::Agent {
+        since: now,
+        reason: "asked".into(),
+    };
+    crm.store
+        .save_chat_record(&t, &d, &record, version)
+        .await
+        .unwrap();
+    let handoff = Handoff {
+        tenant: t.clone(),
+        debtor: d.clone(),
+        reason: "asked".into(),
+        urgent: false,
+        opened_at: now,
+        agent: Some("carla".into()),
+    };
+    crm.store.open_handoff(&handoff).await.unwrap();
+    let release = || async {
+        let res = api
+            .http
+            .post(format!("{base}/v1/conversations/cl-maria/release"))
+            .header("authorization", format!("Bearer {DEMO_KEY}"))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        (status, res.json::<Value>().await.expect("JSON"))
+    };
+    // The bus refuses: the change is made, the announcement waits on the record.
+    let (status, body) = release().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(bus.take().is_empty());
+    assert!(crm.store.handoff(&t, &d).await.unwrap().is_none());
+    let (waiting, _) = crm.store.chat_record(&t, &d).await.unwrap();
+    assert_eq!(waiting.state.mode, Mode::Bot);
+    assert!(waiting.announce.is_some());
+    // The retry has nothing left to change, and announces it.
+    let (status, body) = release().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["changed"], false, "{body}");
+    let out = bus.take();
+    let kinds: Vec<&str> = out.iter().map(|e| e.detail_type.as_str()).collect();
+    assert_eq!(kinds, ["HandoffReleased"]);
+    assert_eq!(out[0].detail["debtor"], "cl-maria");
+    let (done, _) = crm.store.chat_record(&t, &d).await.unwrap();
+    assert!(done.announce.is_none());
+    // Once out, it is not announced again.
+    let (status, _) = release().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bus.take().is_empty());
+}

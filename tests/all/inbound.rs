@@ -19,10 +19,11 @@ use cobro::domain::{
 };
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
-use cobro::ports::{Blobs, Bus, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
+use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
+use cobro_tests::bus::FlakyBus;
 use cobro_webhook::Webhook;
 
 const NUMBER: &str = "1122334455667";
@@ -923,42 +924,6 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
     let events = h.published().await;
     let (_, d) = events.iter().find(|(t, _)| t == "MessageFailed").unwrap();
     assert_eq!(d["error_class"], "unreachable");
-}
-
-/// A bus that refuses its first `failures` publishes, then passes them on; it counts calls.
-struct FlakyBus {
-    inner: Arc<dyn Bus>,
-    failures: std::sync::atomic::AtomicUsize,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl FlakyBus {
-    fn new(inner: Arc<dyn Bus>, failures: usize) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            failures: failures.into(),
-            calls: 0.into(),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Bus for FlakyBus {
-    async fn publish(
-        &self,
-        events: Vec<cobro::ports::Event>,
-    ) -> Result<(), cobro::ports::BusError> {
-        use std::sync::atomic::Ordering;
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(cobro::ports::BusError::Backend("throttled".into()));
-        }
-        self.inner.publish(events).await
-    }
 }
 
 #[tokio::test]

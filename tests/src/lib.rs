@@ -1,6 +1,7 @@
 //! Test support: the moto harness and the contract suites that every adapter of a port must
 //! pass unchanged.
 
+pub mod bus;
 pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;

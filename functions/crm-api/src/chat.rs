@@ -238,6 +238,8 @@ async fn queue(s: &CrmApi, reply: &ChatReply) -> Result<(), Problem> {
 }
 
 /// Hands the conversation back to the bot (`release`) or ends the agent's part (`close`).
+/// The announcement is saved on the conversation's record with the change and cleared once
+/// published, so a retry after a failed publish announces it (the same event, so the same id).
 async fn set_bot(
     s: &CrmApi,
     caller: &Caller,
@@ -245,37 +247,41 @@ async fn set_bot(
     event: fn(TenantId, DebtorId, jiff::Timestamp) -> Event,
 ) -> Result<Response, Problem> {
     let debtor = debtor_of(s, caller, raw).await?;
+    let (t, d) = (&caller.tenant, &debtor.id);
     for _ in 0..5 {
-        let (mut record, version) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
+        let (mut record, mut version) = s.store.chat_record(t, d).await?;
         let was_agent = matches!(record.state.mode, Mode::Agent { .. });
-        record.state.mode = Mode::Bot;
-        record.state.awaiting = Default::default();
-        record.state.offered.clear();
-        record.state.misunderstood = 0;
-        if was_agent {
-            match s
-                .store
-                .save_chat_record(&caller.tenant, &debtor.id, &record, version)
-                .await
-            {
-                Ok(()) => {}
+        let changed = was_agent || s.store.handoff(t, d).await?.is_some();
+        if changed {
+            record.state.mode = Mode::Bot;
+            record.state.awaiting = Default::default();
+            record.state.offered.clear();
+            record.state.misunderstood = 0;
+            record.announce = Some(event(t.clone(), d.clone(), s.clock.now()));
+            match s.store.save_chat_record(t, d, &record, version).await {
+                Ok(()) => version += 1,
                 Err(RepoError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
             }
+            s.store.close_handoff(t, d).await?;
         }
-        let closed = s.store.close_handoff(&caller.tenant, &debtor.id).await?;
-        if was_agent || closed {
-            let event = event(caller.tenant.clone(), debtor.id.clone(), s.clock.now());
-            let detail_type = event.detail_type.clone();
-            s.bus.publish(vec![event]).await.map_err(|e| {
+        if let Some(announce) = record.announce.take() {
+            let detail_type = announce.detail_type.clone();
+            s.bus.publish(vec![announce]).await.map_err(|e| {
                 tracing::error!(error = %e, "{detail_type} not published");
-                Problem::internal()
+                Problem::unavailable("the change is saved but not announced yet; retry")
             })?;
+            // A conflict here is a newer save, which carried the announcement along: a later
+            // call announces it again, under the same event id.
+            match s.store.save_chat_record(t, d, &record, version).await {
+                Ok(()) | Err(RepoError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        return Ok(Json(
-            json!({ "debtor": debtor.id, "owner": "bot", "changed": was_agent || closed }),
-        )
-        .into_response());
+        return Ok(
+            Json(json!({ "debtor": debtor.id, "owner": "bot", "changed": changed }))
+                .into_response(),
+        );
     }
     Err(conflict(
         "conflict",
@@ -285,7 +291,7 @@ async fn set_bot(
 
 #[utoipa::path(post, path = "/v1/conversations/{debtor}/release", tag = "conversations", summary = "Hand the conversation back to the bot",
     params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
-    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["agent"])))]
 pub(crate) async fn release(
     State(s): State<Arc<CrmApi>>,
@@ -300,7 +306,7 @@ pub(crate) async fn release(
 
 #[utoipa::path(post, path = "/v1/conversations/{debtor}/close", tag = "conversations", summary = "The person is done with the conversation",
     params(("debtor" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
-    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["agent"])))]
 pub(crate) async fn close(
     State(s): State<Arc<CrmApi>>,

@@ -80,6 +80,7 @@ impl Inbound {
             let next = ChatRecord {
                 state: step.state,
                 pending: Some(pending.clone()),
+                announce: record.announce.clone(),
             };
             match self
                 .store

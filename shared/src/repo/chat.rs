@@ -9,6 +9,7 @@ use super::{from_item, keys, to_item, RepoError, Store};
 use crate::chat::{ChatState, Effect, IdentityFacts, Reply};
 use crate::domain::{ChannelKind, DebtorId, TenantId};
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update};
+use crate::ports::Event;
 
 /// A step the engine took for one inbound message, kept until its replies and effects are all
 /// applied.
@@ -27,6 +28,10 @@ pub struct ChatRecord {
     pub state: ChatState,
     #[serde(default)]
     pub pending: Option<PendingStep>,
+    /// An agent's hand-back to announce, saved with the change and cleared once published: a
+    /// retry after a failed publish announces it (an outbox, like `pending`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<Event>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

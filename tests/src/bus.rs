@@ -1,0 +1,48 @@
+//! A bus for tests of what happens when publishing fails.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cobro::ports::{Bus, BusError, Event};
+
+/// Refuses its first `failures` publishes, then passes them on to `inner`. It counts the calls
+/// and keeps every event it passed on.
+pub struct FlakyBus {
+    inner: Arc<dyn Bus>,
+    failures: AtomicUsize,
+    pub calls: AtomicUsize,
+    published: Mutex<Vec<Event>>,
+}
+
+impl FlakyBus {
+    pub fn new(inner: Arc<dyn Bus>, failures: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failures: failures.into(),
+            calls: 0.into(),
+            published: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The events passed on so far, taken.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.published.lock().expect("not poisoned"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for FlakyBus {
+    async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BusError::Backend("throttled".into()));
+        }
+        self.inner.publish(events.clone()).await?;
+        self.published.lock().expect("not poisoned").extend(events);
+        Ok(())
+    }
+}
