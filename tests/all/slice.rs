@@ -813,3 +813,123 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     assert!(view["account"]["promise"].is_null(), "broken: {view}");
     assert!(view["decisions"].as_array().unwrap().len() >= 3, "{view}");
 }
+
+/// A broken promise's `PromiseBroken` is written to the outbox with the change: when the tick's
+/// publish fails, the next tick publishes it, once.
+#[tokio::test]
+async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tick() {
+    let s = Stack::start_on_a_monday().await; // 2026-03-16
+    s.debtor_with_account(
+        "prom-2",
+        "+56977770004",
+        "America/Santiago",
+        ("PR-2", "CLP", 50000, "2026-03-01"),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/v1/accounts/PR-2/promises",
+        Some(json!({ "amount_minor": 10000, "by": "2026-03-20" })),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-24T15:00:00Z" })),
+    )
+    .await;
+    let local = &s.stack.reminders;
+    let bus = cobro_tests::bus::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
+        e.detail_type == "PromiseBroken" && e.detail["account"] == "PR-2"
+    });
+    let reminders = cobro_reminders::Reminders {
+        store: local.store.clone(),
+        queue: local.queue.clone(),
+        clock: local.clock.clone(),
+        decider: cobro::collect::Decider::default(),
+        bus: Some(bus.clone()),
+    };
+    let broken = |events: Vec<cobro::ports::Event>| {
+        events
+            .into_iter()
+            .filter(|e| e.detail_type == "PromiseBroken" && e.detail["account"] == "PR-2")
+            .collect::<Vec<_>>()
+    };
+    // The promise is broken, then the publish fails: the tick fails, the change stands.
+    let err = reminders.tick().await.unwrap_err();
+    assert!(err.to_string().contains("throttled"), "{err}");
+    let view = s.ok("GET", "/v1/accounts/PR-2", None).await;
+    assert!(view["account"]["promise"].is_null(), "broken: {view}");
+    assert!(broken(bus.take()).is_empty());
+    // The next tick finds the announcement on the outbox and publishes it.
+    let report = reminders.tick().await.unwrap();
+    assert_eq!(report.announced, 1, "{report:?}");
+    let out = broken(bus.take());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].detail["promised_minor"], 10000);
+    assert_eq!(out[0].detail["by"], "2026-03-20");
+    // Then it is off the outbox.
+    let report = reminders.tick().await.unwrap();
+    assert_eq!(report.announced, 0, "{report:?}");
+    assert!(broken(bus.take()).is_empty());
+}
+
+/// A plan late past the grace days is broken by the tick, with its `PlanBroken` on the outbox:
+/// when the publish fails, the next tick publishes it, once.
+#[tokio::test]
+async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick() {
+    let s = Stack::start_on_a_monday().await; // 2026-03-16
+    s.debtor_with_account(
+        "plan-2",
+        "+56977770005",
+        "America/Santiago",
+        ("PL-2", "CLP", 90000, "2026-03-01"),
+    )
+    .await;
+    let plan = s
+        .ok(
+            "POST",
+            "/v1/accounts/PL-2/plans",
+            Some(json!({ "instalments": 3, "frequency": "monthly", "first_due": "2026-03-20" })),
+        )
+        .await;
+    let plan_id = plan["id"].as_str().expect("a plan id").to_string();
+    // Nothing paid; 2026-03-20 plus the default 5 grace days has passed.
+    s.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-27T15:00:00Z" })),
+    )
+    .await;
+    let local = &s.stack.reminders;
+    let bus = cobro_tests::bus::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
+        e.detail_type == "PlanBroken" && e.detail["account"] == "PL-2"
+    });
+    let reminders = cobro_reminders::Reminders {
+        store: local.store.clone(),
+        queue: local.queue.clone(),
+        clock: local.clock.clone(),
+        decider: cobro::collect::Decider::default(),
+        bus: Some(bus.clone()),
+    };
+    let broken = |events: Vec<cobro::ports::Event>| {
+        events
+            .into_iter()
+            .filter(|e| e.detail_type == "PlanBroken" && e.detail["account"] == "PL-2")
+            .collect::<Vec<_>>()
+    };
+    reminders.tick().await.unwrap_err();
+    let view = s.ok("GET", "/v1/accounts/PL-2", None).await;
+    assert!(view["account"]["plan"].is_null(), "off the account: {view}");
+    let plans = view["plans"].to_string();
+    assert!(plans.contains("\"broken\""), "{plans}");
+    assert!(broken(bus.take()).is_empty());
+    let report = reminders.tick().await.unwrap();
+    assert_eq!(report.announced, 1, "{report:?}");
+    let out = broken(bus.take());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].detail["plan"], plan_id.as_str());
+    assert_eq!(out[0].detail["late_instalment_due"], "2026-03-20");
+    reminders.tick().await.unwrap();
+    assert!(broken(bus.take()).is_empty());
+}

@@ -5,20 +5,31 @@ use std::sync::{Arc, Mutex};
 
 use cobro::ports::{Bus, BusError, Event};
 
-/// Refuses its first `failures` publishes, then passes them on to `inner`. It counts the calls
-/// and keeps every event it passed on.
+/// Refuses its first `failures` publishes (of those with an event `refused` picks), then passes
+/// them on to `inner`. It counts the calls and keeps every event it passed on.
 pub struct FlakyBus {
     inner: Arc<dyn Bus>,
     failures: AtomicUsize,
+    refused: fn(&Event) -> bool,
     pub calls: AtomicUsize,
     published: Mutex<Vec<Event>>,
 }
 
 impl FlakyBus {
     pub fn new(inner: Arc<dyn Bus>, failures: usize) -> Arc<Self> {
+        Self::refusing(inner, failures, |_| true)
+    }
+
+    /// Refuses only publishes with an event `refused` picks.
+    pub fn refusing(
+        inner: Arc<dyn Bus>,
+        failures: usize,
+        refused: fn(&Event) -> bool,
+    ) -> Arc<Self> {
         Arc::new(Self {
             inner,
             failures: failures.into(),
+            refused,
             calls: 0.into(),
             published: Mutex::new(Vec::new()),
         })
@@ -34,10 +45,11 @@ impl FlakyBus {
 impl Bus for FlakyBus {
     async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+        if events.iter().any(self.refused)
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
         {
             return Err(BusError::Backend("throttled".into()));
         }

@@ -14,7 +14,7 @@ use cobro::events::{DomainEvent, PlanBroken, PromiseBroken};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
 use cobro::ports::{Bus, Clock, Item, Outgoing, Queue};
-use cobro::repo::{keys, Decision, LoggedContact, RepoError, Store, KIND};
+use cobro::repo::{keys, Announcement, Decision, LoggedContact, RepoError, Store, KIND};
 
 /// How long an outbox entry waits for the sender before a tick enqueues it again.
 pub const OUTBOX_RETRY: SignedDuration = SignedDuration::from_mins(10);
@@ -26,7 +26,7 @@ pub struct Reminders {
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub decider: Decider,
-    /// Where `PlanBroken` goes; `None` publishes nothing (benchmarks).
+    /// Where `PlanBroken` and `PromiseBroken` go; `None` publishes nothing (benchmarks).
     pub bus: Option<Arc<dyn Bus>>,
 }
 
@@ -42,6 +42,8 @@ pub struct TickReport {
     pub requeued: u32,
     /// Items left for the next tick because they changed while being decided.
     pub conflicts: u32,
+    /// Events a failed publish had left on the outbox, published now.
+    pub announced: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +129,14 @@ impl Reminders {
                     self.store.retry_outbox_at(&attempt, retry).await?;
                     report.requeued += 1;
                 }
+                Ok(())
+            }
+            "announce" => {
+                // Left by a tick whose publish failed after the change was made.
+                let announce: Announcement =
+                    serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+                self.announce(&announce).await?;
+                report.announced += 1;
                 Ok(())
             }
             other => {
@@ -234,6 +244,16 @@ impl Reminders {
         Ok(())
     }
 
+    /// Publishes an event from the outbox, then takes it off (without a bus, only that).
+    async fn announce(&self, a: &Announcement) -> Result<(), TickError> {
+        if let Some(bus) = &self.bus {
+            bus.publish(vec![a.event.clone()])
+                .await
+                .map_err(|e| TickError::Bus(e.to_string()))?;
+        }
+        Ok(self.store.announced(a).await?)
+    }
+
     async fn break_late_plan(
         &self,
         tenant: &Tenant,
@@ -251,22 +271,21 @@ impl Reminders {
         let Some(plan) = self.store.plan(&tenant.id, &account.id, &r.id).await? else {
             return Ok(account);
         };
-        self.store.break_plan(&account, &plan).await?;
+        let event = PlanBroken {
+            tenant: tenant.id.clone(),
+            account: account.id.clone(),
+            debtor: account.debtor.clone(),
+            plan: plan.id.clone(),
+            late_instalment_due: r.next_due,
+            grace_days: tenant.plan_rules.grace_days,
+            at: now,
+        };
+        let announce = Announcement::of(&account, event.event());
+        self.store
+            .break_plan(&account, &plan, &announce, now)
+            .await?;
         tracing::info!(account = %account.id, plan = %plan.id, "plan broken: an instalment is past the grace days");
-        if let Some(bus) = &self.bus {
-            let event = PlanBroken {
-                tenant: tenant.id.clone(),
-                account: account.id.clone(),
-                debtor: account.debtor.clone(),
-                plan: plan.id.clone(),
-                late_instalment_due: r.next_due,
-                grace_days: tenant.plan_rules.grace_days,
-                at: now,
-            };
-            bus.publish(vec![event.event()])
-                .await
-                .map_err(|e| TickError::Bus(e.to_string()))?;
-        }
+        self.announce(&announce).await?;
         Ok(self
             .store
             .account(&tenant.id, &account.id)
@@ -287,24 +306,24 @@ impl Reminders {
             return Ok(account);
         };
         let today = now.to_zoned(debtor.time_zone.tz()).date();
-        if today <= promise.by || !self.store.end_promise(&account).await? {
+        if today <= promise.by {
+            return Ok(account);
+        }
+        let event = PromiseBroken {
+            tenant: tenant.id.clone(),
+            account: account.id.clone(),
+            debtor: account.debtor.clone(),
+            promised_minor: promise.amount_minor,
+            paid_minor: promise.paid_minor,
+            by: promise.by,
+            at: now,
+        };
+        let announce = Announcement::of(&account, event.event());
+        if !self.store.end_promise(&account, &announce, now).await? {
             return Ok(account);
         }
         tracing::info!(account = %account.id, by = %promise.by, "promise to pay broken");
-        if let Some(bus) = &self.bus {
-            let event = PromiseBroken {
-                tenant: tenant.id.clone(),
-                account: account.id.clone(),
-                debtor: account.debtor.clone(),
-                promised_minor: promise.amount_minor,
-                paid_minor: promise.paid_minor,
-                by: promise.by,
-                at: now,
-            };
-            bus.publish(vec![event.event()])
-                .await
-                .map_err(|e| TickError::Bus(e.to_string()))?;
-        }
+        self.announce(&announce).await?;
         Ok(self
             .store
             .account(&tenant.id, &account.id)

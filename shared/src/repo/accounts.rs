@@ -175,23 +175,29 @@ impl Store {
         Err(RepoError::Conflict(format!("account {a} keeps changing")))
     }
 
-    /// Ends a promise (kept or broken) if it is still the one given.
-    pub async fn end_promise(&self, account: &Account) -> Result<bool, RepoError> {
+    /// Ends a broken promise if the account has not changed since it was read, with `announce`
+    /// on the outbox in the same transaction. `false`: it changed (decided next tick).
+    pub async fn end_promise(
+        &self,
+        account: &Account,
+        announce: &super::Announcement,
+        at: Timestamp,
+    ) -> Result<bool, RepoError> {
         let updates = vec![
             crate::ports::Update::remove("promise"),
             crate::ports::Update::add("version", 1),
         ];
-        match self
-            .table
-            .update(
-                &keys::account(&account.tenant, &account.id),
+        let ops = vec![
+            crate::ports::table::WriteOp::Update {
+                key: keys::account(&account.tenant, &account.id),
                 updates,
-                Some(Condition::eq("version", account.version)),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
+                condition: Some(Condition::eq("version", account.version)),
+            },
+            announce.put(at),
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => Ok(true),
+            Err(TableError::TransactionCanceled(_)) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

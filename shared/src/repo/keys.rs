@@ -59,6 +59,11 @@ pub fn account(t: &TenantId, a: &AccountId) -> Key {
     Key::new(account_pk(t, a), "ACCOUNT")
 }
 
+/// An event about the account waiting to be published (an outbox entry), by its event id.
+pub fn announcement(t: &TenantId, a: &AccountId, event_id: &str) -> Key {
+    Key::new(account_pk(t, a), format!("ANNOUNCE#{event_id}"))
+}
+
 pub fn instalment(t: &TenantId, a: &AccountId, number: u32) -> Key {
     Key::new(account_pk(t, a), format!("INSTALMENT#{number:04}"))
 }

@@ -4,6 +4,7 @@ pub mod keys;
 
 mod accounts;
 mod actions;
+mod announcements;
 mod api_keys;
 mod attempts;
 mod channel_state;
@@ -28,6 +29,7 @@ use crate::ports::{Item, Key, Query, Table, TableError};
 
 pub use accounts::{AccountView, Decision};
 pub use actions::AccountAction;
+pub use announcements::Announcement;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Applied, Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};

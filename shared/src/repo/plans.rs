@@ -95,8 +95,17 @@ impl Store {
 
     /// Marks a plan broken (an instalment past the grace days) and takes it off the account,
     /// whose reminders go back to the whole debt.
-    pub async fn break_plan(&self, account: &Account, plan: &Plan) -> Result<(), RepoError> {
+    /// Marks the plan broken and takes it off the account, with `announce` on the outbox in
+    /// the same transaction.
+    pub async fn break_plan(
+        &self,
+        account: &Account,
+        plan: &Plan,
+        announce: &super::Announcement,
+        at: jiff::Timestamp,
+    ) -> Result<(), RepoError> {
         let ops = vec![
+            announce.put(at),
             WriteOp::Update {
                 key: keys::plan(&account.tenant, &account.id, &plan.id),
                 updates: vec![Update::set("status", "broken")],
