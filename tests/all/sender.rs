@@ -13,11 +13,12 @@ use cobro::domain::{
     Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
 use cobro::outbound::OutboundMessage;
-use cobro::ports::{Channels, Clock, FixedClock, Pattern, Queue};
+use cobro::ports::{Bus, Channels, Clock, FixedClock, Pattern, Queue};
 use cobro::repo::{Applied, Delivery, Store};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
+use cobro_tests::bus::FlakyBus;
 use cobro_tests::fake_graph::{FakeGraph, Scripted, TOKEN};
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -49,14 +50,20 @@ impl Setup {
     }
 
     async fn with_timeout(timeout: Duration) -> Self {
+        Self::with(timeout, |bus| bus).await
+    }
+
+    /// `wrap` gets the bus (which routes every event to `events`) and gives the sender's.
+    async fn with(timeout: Duration, wrap: impl FnOnce(Arc<dyn Bus>) -> Arc<dyn Bus>) -> Self {
         let graph = FakeGraph::start().await;
         let sqlite = SqliteStore::open_in_memory().unwrap();
         let store = Store::new(Arc::new(sqlite.table()));
         let queue = Arc::new(sqlite.queue("outbound", None));
         let dlq = Arc::new(sqlite.queue("outbound-dlq", None));
         let events = Arc::new(sqlite.queue("events", None));
-        let bus =
-            Arc::new(LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>));
+        let bus = wrap(Arc::new(
+            LocalBus::new().route(Pattern::default(), events.clone() as Arc<dyn Queue>),
+        ));
         let clock = Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
         let mut config = GraphConfig::new(&graph.base_url, TOKEN);
         config.timeout = timeout;
@@ -438,6 +445,57 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
         .await
         .unwrap();
     assert!(s.store.channel_stops(&s.tenant).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_stop_whose_alarm_failed_is_announced_by_the_next_message() {
+    let s = Setup::with(Duration::from_secs(5), |bus| {
+        FlakyBus::refusing(bus, 1, |e| e.detail_type == "ChannelStopped")
+    })
+    .await;
+    let token_error = send_fixture("error_190_invalid_oauth_token.json");
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph.script([Scripted::raw(401, token_error)]);
+    // The channel stops, then its alarm cannot be published: the message fails, to be retried.
+    let err = s.sender.handle(&body).await.unwrap_err();
+    assert!(err.to_string().contains("throttled"), "{err}");
+    let stops = s.store.channel_stops(&s.tenant).await.unwrap();
+    assert_eq!(stops.len(), 1);
+    assert!(!stops[0].announced);
+    assert!(s.published().await.is_empty());
+    // The next message finds the stop unannounced and announces it, once.
+    let body = s
+        .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Sent {
+                channel: ChannelKind::Sms,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let alarms: Vec<_> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ChannelStopped")
+        .collect();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].1["at"], stops[0].at.to_string());
+    assert!(s.store.channel_stops(&s.tenant).await.unwrap()[0].announced);
+    let body = s.decided(3, &[ChannelKind::Sms]).await;
+    s.sender.handle(&body).await.unwrap();
+    let again: Vec<_> = s
+        .published()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ChannelStopped")
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
 }
 
 #[tokio::test]

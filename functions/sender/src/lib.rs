@@ -295,6 +295,10 @@ impl Sender {
                 .await;
         }
         let stops = self.store.channel_stops(&tenant.id).await?;
+        // A stop whose alarm failed to go out when it was made goes out now.
+        for stop in stops.iter().filter(|s| !s.announced) {
+            self.announce_stop(stop).await?;
+        }
         let mut unreachable = Vec::new();
         let mut stopped = Vec::new();
         for channel in candidates {
@@ -615,24 +619,31 @@ impl Sender {
             reason: error.reason.clone(),
             code: error.code,
             at: self.clock.now(),
+            announced: false,
         };
         if self.store.stop_channel(&stop).await? {
             tracing::error!(tenant = %tenant.id, channel = channel.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "channel stopped for the tenant");
             metrics::count(metrics::ACCOUNT_STOP, 1);
-            let event = ChannelStopped {
-                tenant: stop.tenant.clone(),
-                channel: stop.channel,
-                reason: stop.reason.clone(),
-                code: stop.code,
-                at: stop.at,
-            }
-            .event();
-            self.bus
-                .publish(vec![event])
-                .await
-                .map_err(|e| SendError::Bus(e.to_string()))?;
+            self.announce_stop(&stop).await?;
         }
         Ok(())
+    }
+
+    /// Publishes the alarm of a stop, then marks it announced.
+    async fn announce_stop(&self, stop: &ChannelStop) -> Result<(), SendError> {
+        let event = ChannelStopped {
+            tenant: stop.tenant.clone(),
+            channel: stop.channel,
+            reason: stop.reason.clone(),
+            code: stop.code,
+            at: stop.at,
+        }
+        .event();
+        self.bus
+            .publish(vec![event])
+            .await
+            .map_err(|e| SendError::Bus(e.to_string()))?;
+        Ok(self.store.stop_announced(stop).await?)
     }
 }
 

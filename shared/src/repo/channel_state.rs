@@ -19,6 +19,15 @@ pub struct ChannelStop {
     #[serde(default)]
     pub code: Option<i64>,
     pub at: Timestamp,
+    /// Its `ChannelStopped` went out. Written false with the stop and set once published, so
+    /// a publish that failed is made by the next message that finds the stop (an outbox).
+    #[serde(default = "announced_before")]
+    pub announced: bool,
+}
+
+/// Stops recorded before the field existed were announced when they were made.
+fn announced_before() -> bool {
+    true
 }
 
 impl Store {
@@ -32,6 +41,23 @@ impl Store {
         match self.table.put(item, Some(Condition::NotExists)).await {
             Ok(()) => Ok(true),
             Err(TableError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Its `ChannelStopped` went out.
+    pub async fn stop_announced(&self, stop: &ChannelStop) -> Result<(), RepoError> {
+        match self
+            .table
+            .update(
+                &keys::channel_stop(&stop.tenant, stop.channel.as_str()),
+                vec![Update::set("announced", true)],
+                Some(Condition::eq("at", stop.at.to_string())),
+            )
+            .await
+        {
+            // Resumed (and maybe stopped again) meanwhile: nothing of this stop is left to mark.
+            Ok(_) | Err(TableError::ConditionFailed) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
