@@ -1072,11 +1072,10 @@ async fn concurrent_retries_of_one_key_run_it_once() {
 async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
     use cobro::chat::Mode;
     use cobro::domain::DebtorId;
-    use cobro::repo::Handoff;
 
     let api = Api::start().await;
     let crm = &api.stack.crm;
-    let bus = cobro_tests::bus::FlakyBus::new(crm.bus.clone(), 1);
+    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
     let flaky = cobro_crm_api::CrmApi {
         store: crm.store.clone(),
         bus: bus.clone(),
@@ -1088,26 +1087,7 @@ async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
     };
     let base = serve(cobro_crm_api::router(Arc::new(flaky))).await;
     let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
-    // A person owns the conversation, from a handoff.
-    let now = api.stack.clock.now();
-    let (mut record, version) = crm.store.chat_record(&t, &d).await.unwrap();
-    record.state.mode = Mode::Agent {
-        since: now,
-        reason: "asked".into(),
-    };
-    crm.store
-        .save_chat_record(&t, &d, &record, version)
-        .await
-        .unwrap();
-    let handoff = Handoff {
-        tenant: t.clone(),
-        debtor: d.clone(),
-        reason: "asked".into(),
-        urgent: false,
-        opened_at: now,
-        agent: Some("carla".into()),
-    };
-    crm.store.open_handoff(&handoff).await.unwrap();
+    a_person_owns_the_conversation(&api, &d).await;
     let release = || async {
         let res = api
             .http
@@ -1141,4 +1121,87 @@ async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
     let (status, _) = release().await;
     assert_eq!(status, StatusCode::OK);
     assert!(bus.take().is_empty());
+}
+
+/// The demo debtor `d` wrote a minute ago and asked for a person, who took the conversation.
+async fn a_person_owns_the_conversation(api: &Api, d: &cobro::domain::DebtorId) {
+    use cobro::chat::Mode;
+    use cobro::domain::ChannelKind;
+    use cobro::repo::Handoff;
+
+    let (t, store) = (demo::tenant_id(), &api.stack.store);
+    let now = api.stack.clock.now();
+    let wrote = now.checked_sub(jiff::SignedDuration::from_mins(1)).unwrap();
+    store
+        .touch_inbound_window(&t, d, ChannelKind::Whatsapp, wrote)
+        .await
+        .unwrap();
+    let (mut record, version) = store.chat_record(&t, d).await.unwrap();
+    record.state.mode = Mode::Agent {
+        since: now,
+        reason: "asked".into(),
+    };
+    store
+        .save_chat_record(&t, d, &record, version)
+        .await
+        .unwrap();
+    let handoff = Handoff {
+        tenant: t.clone(),
+        debtor: d.clone(),
+        reason: "asked".into(),
+        urgent: false,
+        opened_at: now,
+        agent: Some("carla".into()),
+    };
+    store.open_handoff(&handoff).await.unwrap();
+}
+
+/// An agent's reply saved but not queued (the queue failed) is queued by the retry under the
+/// same `Idempotency-Key`, and reaches the debtor once.
+#[tokio::test]
+async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
+    let api = Api::start().await;
+    let crm = &api.stack.crm;
+    let outbound = cobro_tests::flaky::FlakyQueue::new(crm.outbound.clone().unwrap(), 1);
+    let flaky = cobro_crm_api::CrmApi {
+        store: crm.store.clone(),
+        bus: crm.bus.clone(),
+        clock: crm.clock.clone(),
+        decider: cobro::collect::Decider::default(),
+        stripe: None,
+        outbound: Some(outbound),
+        events_out: crm.events_out.clone(),
+    };
+    let base = serve(cobro_crm_api::router(Arc::new(flaky))).await;
+    let d = cobro::domain::DebtorId::parse("cl-maria").unwrap();
+    a_person_owns_the_conversation(&api, &d).await;
+    let reply = || async {
+        let res = api
+            .http
+            .post(format!("{base}/v1/conversations/cl-maria/replies"))
+            .header("authorization", format!("Bearer {DEMO_KEY}"))
+            .header("idempotency-key", "carla-1")
+            .json(&json!({ "text": "Hola María, soy Carla", "agent": "carla" }))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        (status, res.json::<Value>().await.expect("JSON"))
+    };
+    let (status, body) = reply().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = reply().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "agent-carla-1", "{body}");
+    api.stack.drain().await.unwrap();
+    let to_maria = |sent: Vec<(String, cobro::ports::ChannelMessage)>| {
+        sent.into_iter()
+            .filter(|(_, m)| m.text == "Hola María, soy Carla")
+            .count()
+    };
+    assert_eq!(to_maria(api.stack.channel.sent()), 1);
+    // Once out, a third try queues nothing more.
+    reply().await;
+    api.stack.drain().await.unwrap();
+    assert_eq!(to_maria(api.stack.channel.sent()), 1);
 }

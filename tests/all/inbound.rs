@@ -23,7 +23,7 @@ use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSe
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
-use cobro_tests::bus::FlakyBus;
+use cobro_tests::flaky::FlakyBus;
 use cobro_webhook::Webhook;
 
 const NUMBER: &str = "1122334455667";

@@ -18,8 +18,8 @@ use cobro::repo::{Applied, Delivery, Store};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
-use cobro_tests::bus::FlakyBus;
 use cobro_tests::fake_graph::{FakeGraph, Scripted, TOKEN};
+use cobro_tests::flaky::FlakyBus;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 

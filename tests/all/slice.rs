@@ -839,7 +839,7 @@ async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tic
     )
     .await;
     let local = &s.stack.reminders;
-    let bus = cobro_tests::bus::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
+    let bus = cobro_tests::flaky::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
         e.detail_type == "PromiseBroken" && e.detail["account"] == "PR-2"
     });
     let reminders = cobro_reminders::Reminders {
@@ -902,7 +902,7 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
     )
     .await;
     let local = &s.stack.reminders;
-    let bus = cobro_tests::bus::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
+    let bus = cobro_tests::flaky::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
         e.detail_type == "PlanBroken" && e.detail["account"] == "PL-2"
     });
     let reminders = cobro_reminders::Reminders {

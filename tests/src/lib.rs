@@ -1,10 +1,10 @@
 //! Test support: the moto harness and the contract suites that every adapter of a port must
 //! pass unchanged.
 
-pub mod bus;
 pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;
+pub mod flaky;
 pub mod moto;
 
 /// An HTTP client for the tests, with cobro's TLS settings: reqwest is built without a

@@ -202,7 +202,14 @@ pub(crate) async fn agent_reply(
         confirms_opt_out: false,
     };
     let created = s.store.put_reply(&reply).await?;
-    if created {
+    // Queued again when it exists and has not gone out: the first try may have saved it and
+    // then failed to queue it. The sender skips a reply already sent.
+    let waiting = created
+        || s.store
+            .reply(&reply.tenant, &reply.debtor, &reply.id)
+            .await?
+            .is_some_and(|r| r.status == ReplyStatus::Queued);
+    if waiting {
         queue(&s, &reply).await?;
     }
     let status = if created {
