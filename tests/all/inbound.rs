@@ -1194,10 +1194,10 @@ async fn a_handoff_whose_announcement_failed_is_announced_when_the_message_comes
     assert!(h.published().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes_again() {
-    let mut h = Harness::new().await;
-    let (account, attempt) = whatsapp_attempt_sent(&h, "wamid.out1").await;
+/// The debtor of `whatsapp_attempt_sent` passes the identity check and asks to promise; the
+/// bot waits for the day.
+async fn asked_to_promise(h: &Harness) -> cobro::domain::Account {
+    let (account, attempt) = whatsapp_attempt_sent(h, "wamid.out1").await;
     let facts = cobro::chat::IdentityFacts::from_raw(
         &h.tenant,
         &attempt.debtor,
@@ -1223,6 +1223,13 @@ async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes
         h.drain().await;
     }
     h.published().await;
+    account
+}
+
+#[tokio::test]
+async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes_again() {
+    let mut h = Harness::new().await;
+    let account = asked_to_promise(&h).await;
     let raw = message_delivery("wamid.in9", "1773673400", text("mañana"));
     let first = announced_after_a_failed_publish(&mut h, &raw).await;
     let kinds: Vec<&str> = first.iter().map(|(t, _)| t.as_str()).collect();
@@ -1238,4 +1245,56 @@ async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes
         .promise
         .expect("the promise is kept");
     assert_eq!(made.made_at.to_string(), "2026-03-16T15:03:20Z");
+}
+
+/// A promise step finished late (its queue retries ran out, the debtor wrote again) does not
+/// replace a newer promise the CRM made meanwhile.
+#[tokio::test]
+async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
+    let mut h = Harness::new().await;
+    let account = asked_to_promise(&h).await;
+    let bus = h.inbound.bus.clone();
+    h.inbound.bus = FlakyBus::new(bus.clone(), 1);
+    let raw = message_delivery("wamid.in9", "1773673400", text("mañana"));
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
+    h.inbound.handle(&got[0].body).await.unwrap_err();
+    // Its retries run out: the queue message is gone, the step is left half applied.
+    h.queue.delete(&got[0].receipt).await.unwrap();
+    h.inbound.bus = bus;
+    let current = h
+        .store
+        .account(&h.tenant, &account.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let crm_at: Timestamp = "2026-03-16T15:10:00Z".parse().unwrap();
+    let crm = cobro::domain::Promise {
+        amount_minor: 500,
+        by: "2026-03-25".parse().unwrap(),
+        paid_minor: 0,
+        made_at: crm_at,
+        made_by: "crm".into(),
+    };
+    h.store.make_promise(&current, &crm, crm_at).await.unwrap();
+    // The debtor writes again: the earlier step is finished first, and leaves the CRM's.
+    h.post(
+        &message_delivery("wamid.in10", "1773674000", text("hola")),
+        Some(SECRET),
+    )
+    .await
+    .unwrap();
+    h.drain().await;
+    let promise = h
+        .store
+        .account(&h.tenant, &account.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .promise
+        .expect("a promise");
+    assert_eq!(
+        (promise.made_by.as_str(), promise.amount_minor),
+        ("crm", 500)
+    );
 }

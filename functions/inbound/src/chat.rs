@@ -251,10 +251,13 @@ impl Inbound {
                     made_at: p.at,
                     made_by: "debtor".into(),
                 };
-                // A retried step finds the promise made and announces it again: the first try
-                // may have failed to. Same details, so the same event id downstream.
-                if acct.promise.as_ref().is_none_or(|x| x.made_at != p.at) {
-                    self.store.make_promise(&acct, &promise, p.at).await?;
+                match acct.promise.as_ref().map(|x| x.made_at.cmp(&p.at)) {
+                    // Made by this step before (a retry): announced again, as the first try may
+                    // have failed to. Same details, so the same event id downstream.
+                    Some(std::cmp::Ordering::Equal) => {}
+                    // A newer promise (the CRM's) replaced it meanwhile: that one stands.
+                    Some(std::cmp::Ordering::Greater) => return Ok(None),
+                    _ => self.store.make_promise(&acct, &promise, p.at).await?,
                 }
                 self.publish(PromiseMade::of(&acct, &promise, Some(via)))
                     .await?;
