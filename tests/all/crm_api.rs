@@ -73,8 +73,22 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.send_to(&self.base, key, method, path, body, headers)
+            .await
+    }
+
+    /// As `send`, to the API served at `base`.
+    async fn send_to(
+        &self,
+        base: &str,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        let mut req = self.http.request(method, format!("{base}{path}"));
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
         }
@@ -93,6 +107,26 @@ impl Api {
             headers,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         }
+    }
+
+    /// The stack's CRM API with another bus and outbound queue (failing ones, in tests of
+    /// failures), served on a port of its own; its base URL.
+    async fn serve_with(
+        &self,
+        bus: Arc<dyn cobro::ports::Bus>,
+        outbound: Option<Arc<dyn cobro::ports::Queue>>,
+    ) -> String {
+        let crm = &self.stack.crm;
+        let api = cobro_crm_api::CrmApi {
+            store: crm.store.clone(),
+            bus,
+            clock: crm.clock.clone(),
+            decider: cobro::collect::Decider::default(),
+            stripe: None,
+            outbound,
+            events_out: crm.events_out.clone(),
+        };
+        serve(cobro_crm_api::router(Arc::new(api))).await
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
@@ -1076,28 +1110,15 @@ async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
     let api = Api::start().await;
     let crm = &api.stack.crm;
     let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
-    let flaky = cobro_crm_api::CrmApi {
-        store: crm.store.clone(),
-        bus: bus.clone(),
-        clock: crm.clock.clone(),
-        decider: cobro::collect::Decider::default(),
-        stripe: None,
-        outbound: crm.outbound.clone(),
-        events_out: crm.events_out.clone(),
-    };
-    let base = serve(cobro_crm_api::router(Arc::new(flaky))).await;
+    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
     let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
     a_person_owns_the_conversation(&api, &d).await;
     let release = || async {
-        let res = api
-            .http
-            .post(format!("{base}/v1/conversations/cl-maria/release"))
-            .header("authorization", format!("Bearer {DEMO_KEY}"))
-            .send()
-            .await
-            .expect("request");
-        let status = res.status();
-        (status, res.json::<Value>().await.expect("JSON"))
+        let path = "/v1/conversations/cl-maria/release";
+        let a = api
+            .send_to(&base, Some(DEMO_KEY), "POST", path, None, &[])
+            .await;
+        (a.status, a.body)
     };
     // The bus refuses: the change is made, the announcement waits on the record.
     let (status, body) = release().await;
@@ -1163,30 +1184,17 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
     let api = Api::start().await;
     let crm = &api.stack.crm;
     let outbound = cobro_tests::flaky::FlakyQueue::new(crm.outbound.clone().unwrap(), 1);
-    let flaky = cobro_crm_api::CrmApi {
-        store: crm.store.clone(),
-        bus: crm.bus.clone(),
-        clock: crm.clock.clone(),
-        decider: cobro::collect::Decider::default(),
-        stripe: None,
-        outbound: Some(outbound),
-        events_out: crm.events_out.clone(),
-    };
-    let base = serve(cobro_crm_api::router(Arc::new(flaky))).await;
+    let base = api.serve_with(crm.bus.clone(), Some(outbound)).await;
     let d = cobro::domain::DebtorId::parse("cl-maria").unwrap();
     a_person_owns_the_conversation(&api, &d).await;
     let reply = || async {
-        let res = api
-            .http
-            .post(format!("{base}/v1/conversations/cl-maria/replies"))
-            .header("authorization", format!("Bearer {DEMO_KEY}"))
-            .header("idempotency-key", "carla-1")
-            .json(&json!({ "text": "Hola María, soy Carla", "agent": "carla" }))
-            .send()
-            .await
-            .expect("request");
-        let status = res.status();
-        (status, res.json::<Value>().await.expect("JSON"))
+        let path = "/v1/conversations/cl-maria/replies";
+        let body = json!({ "text": "Hola María, soy Carla", "agent": "carla" });
+        let headers = [("idempotency-key", "carla-1")];
+        let a = api
+            .send_to(&base, Some(DEMO_KEY), "POST", path, Some(body), &headers)
+            .await;
+        (a.status, a.body)
     };
     let (status, body) = reply().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -19,7 +19,7 @@ use cobro::domain::{
 };
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
-use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Secrets, WhatsAppSecrets};
+use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Received, Secrets, WhatsAppSecrets};
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
@@ -184,6 +184,15 @@ impl Harness {
             .handle(&headers, raw)
             .await
             .map_err(|p| p.status)
+    }
+
+    /// The account as stored now.
+    pub async fn account(&self, id: &cobro::domain::AccountId) -> cobro::domain::Account {
+        self.store
+            .account(&self.tenant, id)
+            .await
+            .unwrap()
+            .expect("the account")
     }
 
     /// Applies everything queued; the sum of the reports.
@@ -929,14 +938,10 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
 #[tokio::test]
 async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     let mut h = Harness::new().await;
-    h.inbound.bus = FlakyBus::new(h.inbound.bus.clone(), 1);
     let (_, attempt) = whatsapp_attempt_sent(&h, "wamid.sent2").await;
     let delivered = statuses_delivery(vec![status("wamid.sent2", "delivered", "1773673300")]);
-    h.post(&delivered, Some(SECRET)).await.unwrap();
     // The attempt moves, then the announcement fails: the queue message is not done with.
-    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
-    let err = h.inbound.handle(&got[0].body).await.unwrap_err();
-    assert!(err.to_string().contains("bus"), "{err}");
+    let got = applied_while_the_bus_refuses(&mut h, &delivered).await;
     let moved = h
         .store
         .attempt(&h.tenant, &attempt.account, &attempt.decision_id)
@@ -946,20 +951,20 @@ async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     assert_eq!(moved.delivery.as_deref(), Some("delivered"));
     assert!(h.published().await.is_empty());
     // Delivered again (by SQS, or by Meta): the status is a duplicate, and announced now.
-    let report = h.inbound.handle(&got[0].body).await.unwrap();
+    let report = h.inbound.handle(&got.body).await.unwrap();
     assert_eq!((report.statuses, report.duplicates), (0, 1), "{report:?}");
     let events = h.published().await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].0, "MessageDelivered");
     assert_eq!(events[0].1["decision_id"], attempt.decision_id.to_string());
     // Again: the same details, so the same event id, which the CRM's webhook delivery dedupes.
-    h.inbound.handle(&got[0].body).await.unwrap();
+    h.inbound.handle(&got.body).await.unwrap();
     let again = h.published().await;
     assert_eq!(
         cobro::events::webhook::event_id(&again[0].0, &again[0].1),
         cobro::events::webhook::event_id(&events[0].0, &events[0].1)
     );
-    h.queue.delete(&got[0].receipt).await.unwrap();
+    h.queue.delete(&got.receipt).await.unwrap();
     // A late, older status is not announced.
     let sent = statuses_delivery(vec![status("wamid.sent2", "sent", "1773673200")]);
     h.post(&sent, Some(SECRET)).await.unwrap();
@@ -1147,24 +1152,31 @@ fn choice(id: &str) -> Value {
         "button_reply": { "id": id, "title": id } } })
 }
 
+/// Posts `raw` and applies it once with the bus refusing to publish: the try fails and
+/// announces nothing. Returns the queue message, not done with.
+async fn applied_while_the_bus_refuses(h: &mut Harness, raw: &[u8]) -> Received {
+    let bus = h.inbound.bus.clone();
+    h.inbound.bus = FlakyBus::new(bus.clone(), 1);
+    h.post(raw, Some(SECRET)).await.unwrap();
+    let mut got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
+    let err = h.inbound.handle(&got[0].body).await.unwrap_err();
+    assert!(err.to_string().contains("bus"), "{err}");
+    assert!(h.published().await.is_empty());
+    h.inbound.bus = bus;
+    got.remove(0)
+}
+
 /// Applies one queued delivery with the bus refusing its first publish, then again twice as
 /// SQS would redeliver it: the first try fails on the bus and announces nothing; the second
 /// announces (what it returns); the third finds the message applied and announces nothing.
 async fn announced_after_a_failed_publish(h: &mut Harness, raw: &[u8]) -> Vec<(String, Value)> {
-    let bus = h.inbound.bus.clone();
-    h.inbound.bus = FlakyBus::new(bus.clone(), 1);
-    h.post(raw, Some(SECRET)).await.unwrap();
-    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
-    let err = h.inbound.handle(&got[0].body).await.unwrap_err();
-    assert!(err.to_string().contains("bus"), "{err}");
-    assert!(h.published().await.is_empty());
-    h.inbound.handle(&got[0].body).await.unwrap();
+    let got = applied_while_the_bus_refuses(h, raw).await;
+    h.inbound.handle(&got.body).await.unwrap();
     let first = h.published().await;
-    let report = h.inbound.handle(&got[0].body).await.unwrap();
+    let report = h.inbound.handle(&got.body).await.unwrap();
     assert_eq!(report.duplicates, 1, "{report:?}");
     assert!(h.published().await.is_empty());
-    h.queue.delete(&got[0].receipt).await.unwrap();
-    h.inbound.bus = bus;
+    h.queue.delete(&got.receipt).await.unwrap();
     first
 }
 
@@ -1237,11 +1249,8 @@ async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes
     assert_eq!(first[0].1["account"], account.id.to_string());
     assert_eq!(first[0].1["by"], "2026-03-17");
     let made = h
-        .store
-        .account(&h.tenant, &account.id)
+        .account(&account.id)
         .await
-        .unwrap()
-        .unwrap()
         .promise
         .expect("the promise is kept");
     assert_eq!(made.made_at.to_string(), "2026-03-16T15:03:20Z");
@@ -1253,21 +1262,11 @@ async fn a_promise_whose_announcement_failed_is_announced_when_the_message_comes
 async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
     let mut h = Harness::new().await;
     let account = asked_to_promise(&h).await;
-    let bus = h.inbound.bus.clone();
-    h.inbound.bus = FlakyBus::new(bus.clone(), 1);
     let raw = message_delivery("wamid.in9", "1773673400", text("mañana"));
-    h.post(&raw, Some(SECRET)).await.unwrap();
-    let got = h.queue.receive(1, Duration::from_secs(0)).await.unwrap();
-    h.inbound.handle(&got[0].body).await.unwrap_err();
+    let got = applied_while_the_bus_refuses(&mut h, &raw).await;
     // Its retries run out: the queue message is gone, the step is left half applied.
-    h.queue.delete(&got[0].receipt).await.unwrap();
-    h.inbound.bus = bus;
-    let current = h
-        .store
-        .account(&h.tenant, &account.id)
-        .await
-        .unwrap()
-        .unwrap();
+    h.queue.delete(&got.receipt).await.unwrap();
+    let current = h.account(&account.id).await;
     let crm_at: Timestamp = "2026-03-16T15:10:00Z".parse().unwrap();
     let crm = cobro::domain::Promise {
         amount_minor: 500,
@@ -1285,14 +1284,7 @@ async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
     .await
     .unwrap();
     h.drain().await;
-    let promise = h
-        .store
-        .account(&h.tenant, &account.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .promise
-        .expect("a promise");
+    let promise = h.account(&account.id).await.promise.expect("a promise");
     assert_eq!(
         (promise.made_by.as_str(), promise.amount_minor),
         ("crm", 500)

@@ -221,6 +221,15 @@ impl Setup {
         }
         out
     }
+
+    /// The `ChannelStopped` details published so far (drained with the rest).
+    async fn alarms(&self) -> Vec<(String, Value)> {
+        self.published()
+            .await
+            .into_iter()
+            .filter(|(t, _)| t == "ChannelStopped")
+            .collect()
+    }
 }
 
 fn send_fixture(name: &str) -> Value {
@@ -431,12 +440,7 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
         "{outcome:?}"
     );
     assert_eq!(s.graph.sends().len(), 1, "one call to Meta in all");
-    let alarms: Vec<_> = s
-        .published()
-        .await
-        .into_iter()
-        .filter(|(t, _)| t == "ChannelStopped")
-        .collect();
+    let alarms = s.alarms().await;
     assert_eq!(alarms.len(), 1, "{alarms:?}");
     assert_eq!(alarms[0].1["channel"], "whatsapp");
     // An operator resumes it.
@@ -478,23 +482,13 @@ async fn a_stop_whose_alarm_failed_is_announced_by_the_next_message() {
         ),
         "{outcome:?}"
     );
-    let alarms: Vec<_> = s
-        .published()
-        .await
-        .into_iter()
-        .filter(|(t, _)| t == "ChannelStopped")
-        .collect();
+    let alarms = s.alarms().await;
     assert_eq!(alarms.len(), 1, "{alarms:?}");
     assert_eq!(alarms[0].1["at"], stops[0].at.to_string());
     assert!(s.store.channel_stops(&s.tenant).await.unwrap()[0].announced);
     let body = s.decided(3, &[ChannelKind::Sms]).await;
     s.sender.handle(&body).await.unwrap();
-    let again: Vec<_> = s
-        .published()
-        .await
-        .into_iter()
-        .filter(|(t, _)| t == "ChannelStopped")
-        .collect();
+    let again = s.alarms().await;
     assert!(again.is_empty(), "{again:?}");
 }
 

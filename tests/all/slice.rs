@@ -838,23 +838,8 @@ async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tic
         Some(json!({ "set": "2026-03-24T15:00:00Z" })),
     )
     .await;
-    let local = &s.stack.reminders;
-    let bus = cobro_tests::flaky::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
-        e.detail_type == "PromiseBroken" && e.detail["account"] == "PR-2"
-    });
-    let reminders = cobro_reminders::Reminders {
-        store: local.store.clone(),
-        queue: local.queue.clone(),
-        clock: local.clock.clone(),
-        decider: cobro::collect::Decider::default(),
-        bus: Some(bus.clone()),
-    };
-    let broken = |events: Vec<cobro::ports::Event>| {
-        events
-            .into_iter()
-            .filter(|e| e.detail_type == "PromiseBroken" && e.detail["account"] == "PR-2")
-            .collect::<Vec<_>>()
-    };
+    let (reminders, bus) = reminders_refusing(&s, "PromiseBroken", "PR-2");
+    let broken = |events: Vec<cobro::ports::Event>| of(events, "PromiseBroken", "PR-2");
     // The promise is broken, then the publish fails: the tick fails, the change stands.
     let err = reminders.tick().await.unwrap_err();
     assert!(err.to_string().contains("throttled"), "{err}");
@@ -901,23 +886,8 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
         Some(json!({ "set": "2026-03-27T15:00:00Z" })),
     )
     .await;
-    let local = &s.stack.reminders;
-    let bus = cobro_tests::flaky::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, |e| {
-        e.detail_type == "PlanBroken" && e.detail["account"] == "PL-2"
-    });
-    let reminders = cobro_reminders::Reminders {
-        store: local.store.clone(),
-        queue: local.queue.clone(),
-        clock: local.clock.clone(),
-        decider: cobro::collect::Decider::default(),
-        bus: Some(bus.clone()),
-    };
-    let broken = |events: Vec<cobro::ports::Event>| {
-        events
-            .into_iter()
-            .filter(|e| e.detail_type == "PlanBroken" && e.detail["account"] == "PL-2")
-            .collect::<Vec<_>>()
-    };
+    let (reminders, bus) = reminders_refusing(&s, "PlanBroken", "PL-2");
+    let broken = |events: Vec<cobro::ports::Event>| of(events, "PlanBroken", "PL-2");
     reminders.tick().await.unwrap_err();
     let view = s.ok("GET", "/v1/accounts/PL-2", None).await;
     assert!(view["account"]["plan"].is_null(), "off the account: {view}");
@@ -932,4 +902,36 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
     assert_eq!(out[0].detail["late_instalment_due"], "2026-03-20");
     reminders.tick().await.unwrap();
     assert!(broken(bus.take()).is_empty());
+}
+
+/// The local stack's reminders, publishing through a bus that refuses the first `kind` event
+/// about `account`.
+fn reminders_refusing(
+    s: &Stack,
+    kind: &'static str,
+    account: &'static str,
+) -> (
+    cobro_reminders::Reminders,
+    Arc<cobro_tests::flaky::FlakyBus>,
+) {
+    let local = &s.stack.reminders;
+    let bus = cobro_tests::flaky::FlakyBus::refusing(s.stack.crm.bus.clone(), 1, move |e| {
+        e.detail_type == kind && e.detail["account"] == account
+    });
+    let reminders = cobro_reminders::Reminders {
+        store: local.store.clone(),
+        queue: local.queue.clone(),
+        clock: local.clock.clone(),
+        decider: cobro::collect::Decider::default(),
+        bus: Some(bus.clone()),
+    };
+    (reminders, bus)
+}
+
+/// The `kind` events about `account` among `events`.
+fn of(events: Vec<cobro::ports::Event>, kind: &str, account: &str) -> Vec<cobro::ports::Event> {
+    events
+        .into_iter()
+        .filter(|e| e.detail_type == kind && e.detail["account"] == account)
+        .collect()
 }

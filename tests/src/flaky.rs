@@ -13,7 +13,7 @@ use cobro::ports::{Bus, BusError, Event, Outgoing, Queue, QueueError, Received};
 pub struct FlakyBus {
     inner: Arc<dyn Bus>,
     failures: AtomicUsize,
-    refused: fn(&Event) -> bool,
+    refused: Box<dyn Fn(&Event) -> bool + Send + Sync>,
     pub calls: AtomicUsize,
     published: Mutex<Vec<Event>>,
 }
@@ -27,12 +27,12 @@ impl FlakyBus {
     pub fn refusing(
         inner: Arc<dyn Bus>,
         failures: usize,
-        refused: fn(&Event) -> bool,
+        refused: impl Fn(&Event) -> bool + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(Self {
             inner,
             failures: failures.into(),
-            refused,
+            refused: Box::new(refused),
             calls: 0.into(),
             published: Mutex::new(Vec::new()),
         })
@@ -48,7 +48,7 @@ impl FlakyBus {
 impl Bus for FlakyBus {
     async fn publish(&self, events: Vec<Event>) -> Result<(), BusError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if events.iter().any(self.refused)
+        if events.iter().any(&self.refused)
             && self
                 .failures
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
