@@ -234,9 +234,14 @@ pub fn stripe_links() -> Result<Option<Arc<dyn crate::ports::PaymentLinks>>, Err
     Ok(None)
 }
 
-/// JSON logs for CloudWatch, filtered by `COBRO_LOG` (default `info`); see `crate::logs`.
-pub fn init_logging() {
+/// What every Lambda binary does first: JSON logs for CloudWatch, filtered by `COBRO_LOG`
+/// (default `info`, see `crate::logs`), then the SDK's endpoint partitions cut to
+/// the region's (`partitions`). It sets an environment variable, so it runs before anything
+/// else, while the process has one thread.
+pub fn init() {
     crate::logs::init();
+    let partitions = crate::adapters::aws::partitions::use_commercial_only();
+    tracing::debug!(?partitions, "the SDK's endpoint partitions");
 }
 
 /// The exports bucket named by `COBRO_EXPORT_BUCKET`: finance export files, written in parts

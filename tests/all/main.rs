@@ -10,6 +10,7 @@ mod inbound;
 mod ledger;
 mod links;
 mod obs;
+mod partitions;
 mod sender;
 mod slice;
 mod stripe;

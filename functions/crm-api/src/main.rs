@@ -11,7 +11,7 @@ use lambda_http::RequestExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda::init_logging();
+    lambda::init();
     let state = CrmApi {
         store: Store::new(lambda::table().await?),
         bus: lambda::bus().await?,

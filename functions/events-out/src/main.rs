@@ -14,7 +14,7 @@ use cobro_events_out::{handle_batch, EventsOut};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
+    lambda::init();
     let out = Arc::new(EventsOut {
         store: Store::new(lambda::table().await?),
         // Only retries (wake-ups) are sent to it.

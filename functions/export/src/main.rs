@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
+    lambda::init();
     let exporter = Arc::new(Exporter {
         store: Store::new(lambda::table().await?),
         files: lambda::export_files().await?,

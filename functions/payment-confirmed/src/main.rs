@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
+    lambda::init();
     let handler = PaymentHandler {
         store: Store::new(lambda::table().await?),
         // Every applied payment is announced on the bus; a receipt is queued only for some.

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
+    lambda::init();
     let reminders = Reminders {
         store: Store::new(lambda::table().await?),
         queue: lambda::outbound_queue().await?,

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda::init_logging();
+    lambda::init();
     let rate = match std::env::var("COBRO_SEND_RATE_PER_SECOND") {
         Ok(v) => v
             .parse()

@@ -10,7 +10,7 @@ use lambda_http::RequestExt;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda::init_logging();
+    lambda::init();
     let whatsapp = lambda::whatsapp_secrets().await?;
     if whatsapp.verify_token.is_empty() {
         return Err(

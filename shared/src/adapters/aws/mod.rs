@@ -5,6 +5,7 @@ mod dynamodb;
 #[cfg(feature = "email")]
 mod email;
 mod eventbridge;
+pub mod partitions;
 #[cfg(feature = "s3-http")]
 mod s3_http;
 mod secrets_manager;
