@@ -16,6 +16,12 @@
 //! and records that request's CPU time too. The first request's CPU less the second's is what
 //! the first request pays for being first (clients built on first use, connections opened):
 //! the cost a cold start moved out of init, if it moved any.
+//!
+//! A second table sets each first response against the warm request: the first response's
+//! time less the warm request's, in wall and CPU time, per start, is what being cold adds to
+//! a first response (init and the first request's extra work) with the request's own work,
+//! backend included, taken out. That is the figure to hold against the hello-world's for a
+//! function whose request waits on a backend: the hello-world's request does nothing.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -35,9 +41,9 @@ struct Run {
     pid: Option<u32>,
     init_done: Option<(Duration, Duration)>,
     answered: Option<(Duration, Duration, &'static str)>,
-    /// The second invocation: when it was handed over (wall, CPU), then its CPU time.
+    /// The second invocation: when it was handed over (wall, CPU), then its wall and CPU time.
     second_started: Option<(Instant, Duration)>,
-    second_cpu: Option<Duration>,
+    second: Option<(Duration, Duration)>,
 }
 
 /// CPU time used so far by every thread of `pid` (Linux); zero where there is no /proc.
@@ -114,8 +120,9 @@ fn answered(s: &Shared, how: &'static str) {
         run.answered = run.started.map(|t| (t.elapsed(), cpu, how));
         return;
     }
-    if let Some((_, at_start)) = run.second_started {
-        run.second_cpu.get_or_insert(cpu.saturating_sub(at_start));
+    if let Some((at, cpu_at_start)) = run.second_started {
+        run.second
+            .get_or_insert((at.elapsed(), cpu.saturating_sub(cpu_at_start)));
     }
     drop(run);
     s.done.notify_one();
@@ -149,6 +156,10 @@ struct Target {
     /// CPU of the first request (first response less init) and of the second, warm one.
     request_cpu: Vec<f64>,
     warm_cpu: Vec<f64>,
+    /// The warm request's wall time, and the first response less the warm request (wall, CPU).
+    warm: Vec<f64>,
+    cold: Vec<f64>,
+    cold_cpu: Vec<f64>,
     outcome: &'static str,
 }
 
@@ -182,6 +193,9 @@ async fn main() {
                     first_cpu: vec![],
                     request_cpu: vec![],
                     warm_cpu: vec![],
+                    warm: vec![],
+                    cold: vec![],
+                    cold_cpu: vec![],
                     outcome: "",
                 });
             }
@@ -239,7 +253,11 @@ async fn main() {
             t.init_cpu.push(ms(init_cpu));
             t.first_cpu.push(ms(first_cpu));
             t.request_cpu.push(ms(first_cpu.saturating_sub(init_cpu)));
-            t.warm_cpu.push(ms(run.second_cpu.unwrap_or_default()));
+            let (warm, warm_cpu) = run.second.unwrap_or_default();
+            t.warm_cpu.push(ms(warm_cpu));
+            t.warm.push(ms(warm));
+            t.cold.push(ms(first) - ms(warm));
+            t.cold_cpu.push(ms(first_cpu) - ms(warm_cpu));
             t.outcome = how;
         }
     }
@@ -254,6 +272,10 @@ async fn main() {
         "{:<20} {:>9} {:>9} {:>7} {:>10} {:>10} {:>7} {:>9} {:>7} {:>10} {:>7} {:>9} {:>9}  first event answered with",
         "binary", "init p50", "init p90", "× base", "first p50", "first p90", "× base",
         "init cpu", "× base", "first cpu", "× base", "req1 cpu", "req2 cpu"
+    );
+    let cold_base = (
+        percentile(&targets[0].cold, 0.5),
+        percentile(&targets[0].cold_cpu, 0.5),
     );
     let mut json = Vec::new();
     for t in &targets {
@@ -292,7 +314,39 @@ async fn main() {
             "first_response_cpu_ms_p50": fc50, "first_response_cpu_ratio": fc50 / base.3,
             "first_request_cpu_ms_p50": r1, "warm_request_cpu_ms_p50": r2,
             "first_event_outcome": t.outcome,
+            "warm_request_ms_p50": percentile(&t.warm, 0.5),
+            "cold_ms_p50": percentile(&t.cold, 0.5), "cold_ratio": percentile(&t.cold, 0.5) / cold_base.0,
+            "cold_cpu_ms_p50": percentile(&t.cold_cpu, 0.5), "cold_cpu_ratio": percentile(&t.cold_cpu, 0.5) / cold_base.1,
         }));
+    }
+    println!();
+    println!("first response less the same request warm: what being cold adds to a first response");
+    println!(
+        "{:<20} {:>10} {:>9} {:>9} {:>7} {:>10} {:>9} {:>9} {:>7}",
+        "binary",
+        "first p50",
+        "warm p50",
+        "cold p50",
+        "× base",
+        "first cpu",
+        "warm cpu",
+        "cold cpu",
+        "× base"
+    );
+    for t in &targets {
+        let (cold, cold_cpu) = (percentile(&t.cold, 0.5), percentile(&t.cold_cpu, 0.5));
+        println!(
+            "{:<20} {:>8.2}ms {:>7.2}ms {:>7.2}ms {:>7.2} {:>8.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}",
+            t.name,
+            percentile(&t.first, 0.5),
+            percentile(&t.warm, 0.5),
+            cold,
+            cold / cold_base.0,
+            percentile(&t.first_cpu, 0.5),
+            percentile(&t.warm_cpu, 0.5),
+            cold_cpu,
+            cold_cpu / cold_base.1,
+        );
     }
     if let Some(path) = json_out {
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
