@@ -956,11 +956,21 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
 
     assert_eq!(
         store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
-        Begin::Run
+        Begin::Run { first_at: now }
     );
     assert_eq!(
         store.begin_idempotent(&t, "k", "h", now).await.unwrap(),
         Begin::InFlight
+    );
+    // A failed attempt frees the key; the retry runs as of the first attempt.
+    let later = now + jiff::SignedDuration::from_secs(30);
+    store
+        .abandon_idempotent(&t, "k", "h", now, now, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_idempotent(&t, "k", "h", later).await.unwrap(),
+        Begin::Run { first_at: now }
     );
     assert_eq!(
         store.begin_idempotent(&t, "k", "x", now).await.unwrap(),
@@ -1140,6 +1150,64 @@ async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
     assert!(done.announce.is_none());
     // Once out, it is not announced again.
     let (status, _) = release().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(bus.take().is_empty());
+}
+
+/// A consent without `at` is as of the request. Retried under its `Idempotency-Key` after a
+/// failed publish, it is the same request: one consent kept, and the same event announced.
+#[tokio::test]
+async fn a_consent_retried_after_a_server_error_is_recorded_once() {
+    use cobro::domain::DebtorId;
+
+    let api = Api::start().await;
+    let crm = &api.stack.crm;
+    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
+    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
+    let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
+    let before = crm
+        .store
+        .debtor(&t, &d)
+        .await
+        .unwrap()
+        .unwrap()
+        .consents
+        .len();
+    let post = || async {
+        let body = json!({ "channel": "sms", "granted": false, "source": "call-center" });
+        let path = "/v1/debtors/cl-maria/consents";
+        let key = [("idempotency-key", "opt-out-1")];
+        let a = api
+            .send_to(&base, Some(DEMO_KEY), "POST", path, Some(body), &key)
+            .await;
+        (a.status, a.body)
+    };
+
+    // The consent is recorded, its announcement refused.
+    let (status, body) = post().await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(bus.take().is_empty());
+    let first = crm.store.debtor(&t, &d).await.unwrap().unwrap().consents;
+    assert_eq!(first.len(), before + 1);
+
+    // A minute later the CRM retries with the same key.
+    api.stack.clock.advance(jiff::SignedDuration::from_mins(1));
+    let (status, body) = post().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = crm.store.debtor(&t, &d).await.unwrap().unwrap().consents;
+    assert_eq!(now, first, "the retry records the same consent, once");
+    let out = bus.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].detail_type, "OptedOut");
+    assert_eq!(
+        out[0].detail["at"],
+        json!(first.last().unwrap().at),
+        "{}",
+        out[0].detail
+    );
+
+    // A third try is answered from the kept response.
+    let (status, _) = post().await;
     assert_eq!(status, StatusCode::OK);
     assert!(bus.take().is_empty());
 }

@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on every POST: the first request with a key runs and its response is kept
 //! for a day; a retry with the same key and the same request gets that response again (with
 //! `Idempotent-Replayed: true`), the same key with another request gets 422, and a retry while
-//! the first still runs gets 409.
+//! the first still runs gets 409. A retry after a server error runs again, with the first
+//! attempt's time in the request (`FirstAttempt`), so that a time the request defaults to now
+//! (a consent's) is the same in both attempts and what the first recorded is not recorded twice.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
@@ -18,6 +20,11 @@ use cobro::repo::{Begin, SavedResponse};
 use crate::CrmApi;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// When a request with an `Idempotency-Key` was first tried: the time its handler uses for
+/// what it would stamp with now. Absent without a key.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstAttempt(pub jiff::Timestamp);
 /// The largest request body the API reads (an import of 10,000 rows fits).
 pub const MAX_BODY: usize = 6 * 1024 * 1024;
 /// Responses larger than this are not kept (a table item holds 400 KB).
@@ -60,12 +67,12 @@ where
     let request_hash = hex::encode(hash.finalize());
 
     let started = s.clock.now();
-    match s
+    let first_at = match s
         .store
         .begin_idempotent(tenant, &key, &request_hash, started)
         .await
     {
-        Ok(Begin::Run) => {}
+        Ok(Begin::Run { first_at }) => first_at,
         Ok(Begin::Replay(saved)) => return replay(saved),
         Ok(Begin::InFlight) => {
             return Problem::new(
@@ -84,13 +91,25 @@ where
             .into_response()
         }
         Err(e) => return Problem::from(e).into_response(),
-    }
+    };
 
+    let mut parts = parts;
+    parts.extensions.insert(FirstAttempt(first_at));
     let res = run(next, Request::from_parts(parts, Body::from(bytes))).await;
+    let abandon = || {
+        s.store.abandon_idempotent(
+            tenant,
+            &key,
+            &request_hash,
+            started,
+            first_at,
+            s.clock.now(),
+        )
+    };
     let status = res.status();
     let (parts, body) = res.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        let _ = s.store.abandon_idempotent(tenant, &key).await;
+        let _ = abandon().await;
         return Problem::internal().into_response();
     };
     // What a retry may fix is not kept: server errors, throttling, a key without the scope.
@@ -114,7 +133,7 @@ where
             .finish_idempotent(tenant, &key, &request_hash, started, saved, s.clock.now())
             .await
     } else {
-        s.store.abandon_idempotent(tenant, &key).await
+        abandon().await
     };
     if let Err(e) = outcome {
         // The request itself succeeded or failed as answered; only its replay is lost.

@@ -259,12 +259,16 @@ async fn reschedule_debtor(
 async fn post_consent(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
+    first: Option<Extension<idempotency::FirstAttempt>>,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let id = id(DebtorId::parse, raw, "id")?;
     let input: inputs::ConsentInput = parse_json(&body)?;
-    let consent = input.into_consent(s.clock.now());
+    // Without `at`, the consent is as of the request; a retry under the same key is the same
+    // request, so it records the same consent (kept once) rather than a second one.
+    let now = first.map_or_else(|| s.clock.now(), |Extension(f)| f.0);
+    let consent = input.into_consent(now);
     let event = cobro::events::consent_changed(&caller.tenant, &id, &consent, None);
     let debtor = s
         .store
