@@ -1212,6 +1212,64 @@ async fn a_consent_retried_after_a_server_error_is_recorded_once() {
     assert!(bus.take().is_empty());
 }
 
+/// An export asked for without an id, under an `Idempotency-Key`, that could not be queued
+/// (503): the retry is the same job, queued then, not a second one left queued forever.
+#[tokio::test]
+async fn an_export_retried_after_a_503_is_the_same_job() {
+    let api = Api::start().await;
+    let crm = &api.stack.crm;
+    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
+    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
+    let post = || async {
+        let body = json!({
+            "kind": "payments", "format": "csv",
+            "period": { "from": "2026-03-01", "to": "2026-03-31" }
+        });
+        let key = [("idempotency-key", "ledger-march")];
+        let a = api
+            .send_to(
+                &base,
+                Some(DEMO_KEY),
+                "POST",
+                "/v1/exports",
+                Some(body),
+                &key,
+            )
+            .await;
+        (a.status, a.body)
+    };
+
+    let (status, body) = post().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(bus.take().is_empty());
+
+    // The retry finds the job the first attempt made (200, not a new job's 202) and queues it.
+    let (status, body) = post().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["export"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["export"]["status"], "queued", "{body}");
+    let out = bus.take();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].detail["job"], id.as_str(), "{}", out[0].detail);
+
+    // Another key is another job.
+    let other = api
+        .send_to(
+            &base,
+            Some(DEMO_KEY),
+            "POST",
+            "/v1/exports",
+            Some(json!({
+                "kind": "payments", "format": "csv",
+                "period": { "from": "2026-03-01", "to": "2026-03-31" }
+            })),
+            &[("idempotency-key", "ledger-march-2")],
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::ACCEPTED, "{}", other.body);
+    assert_ne!(other.body["export"]["id"], id.as_str());
+}
+
 /// The demo debtor `d` wrote a minute ago and asked for a person, who took the conversation.
 async fn a_person_owns_the_conversation(api: &Api, d: &cobro::domain::DebtorId) {
     use cobro::chat::Mode;

@@ -64,6 +64,7 @@ pub(crate) struct PeriodDoc {
 pub async fn post_export(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
+    attempt: Option<Extension<crate::idempotency::FirstAttempt>>,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let request: ExportRequest = parse_json(&body)?;
@@ -76,7 +77,12 @@ pub async fn post_export(
             check_job_id(id).map_err(|e| Problem::invalid_field("id", e.to_string()))?;
             id.clone()
         }
-        None => uuid_like(),
+        // A retry under the same key (after a 503) is the same job, queued again, not a
+        // second one left behind.
+        None => match &attempt {
+            Some(Extension(a)) => id_of_key(&a.key),
+            None => uuid_like(),
+        },
     };
     let tenant = s.tenant(&caller).await?;
     let zone = request
@@ -149,6 +155,13 @@ fn same_request(job: &ExportJob, r: &ExportRequest) -> bool {
 /// A new id: a UUID v7 in hex, so ids sort by creation time.
 fn uuid_like() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// The id of a job asked for without one under an `Idempotency-Key`: from the key (keys are
+/// per tenant, as jobs are), in the characters a job id allows.
+fn id_of_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("key-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
 }
 
 #[utoipa::path(get, path = "/v1/exports/{id}", tag = "exports", summary = "An export's status, totals and, once done, a download link",

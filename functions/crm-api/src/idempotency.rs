@@ -21,10 +21,14 @@ use crate::CrmApi;
 
 pub const HEADER: &str = "idempotency-key";
 
-/// When a request with an `Idempotency-Key` was first tried: the time its handler uses for
-/// what it would stamp with now. Absent without a key.
-#[derive(Debug, Clone, Copy)]
-pub struct FirstAttempt(pub jiff::Timestamp);
+/// A request with an `Idempotency-Key`, as its handler sees it: the key, and when the request
+/// was first tried under it, the time the handler uses for what it would stamp with now (so a
+/// retry after a server error stamps what the first attempt did). Absent without a key.
+#[derive(Debug, Clone)]
+pub struct FirstAttempt {
+    pub key: String,
+    pub at: jiff::Timestamp,
+}
 /// The largest request body the API reads (an import of 10,000 rows fits).
 pub const MAX_BODY: usize = 6 * 1024 * 1024;
 /// Responses larger than this are not kept (a table item holds 400 KB).
@@ -94,7 +98,10 @@ where
     };
 
     let mut parts = parts;
-    parts.extensions.insert(FirstAttempt(first_at));
+    parts.extensions.insert(FirstAttempt {
+        key: key.clone(),
+        at: first_at,
+    });
     let res = run(next, Request::from_parts(parts, Body::from(bytes))).await;
     let abandon = || {
         s.store.abandon_idempotent(

@@ -267,7 +267,7 @@ async fn post_consent(
     let input: inputs::ConsentInput = parse_json(&body)?;
     // Without `at`, the consent is as of the request; a retry under the same key is the same
     // request, so it records the same consent (kept once) rather than a second one.
-    let now = first.map_or_else(|| s.clock.now(), |Extension(f)| f.0);
+    let now = first.map_or_else(|| s.clock.now(), |Extension(f)| f.at);
     let consent = input.into_consent(now);
     let event = cobro::events::consent_changed(&caller.tenant, &id, &consent, None);
     let debtor = s
