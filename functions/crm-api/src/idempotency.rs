@@ -29,6 +29,7 @@ pub struct FirstAttempt {
     pub key: String,
     pub at: jiff::Timestamp,
 }
+
 /// The largest request body the API reads (an import of 10,000 rows fits).
 pub const MAX_BODY: usize = 6 * 1024 * 1024;
 /// Responses larger than this are not kept (a table item holds 400 KB).
@@ -58,7 +59,7 @@ where
             .into_response()
         }
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return too_large();
     };
@@ -97,7 +98,6 @@ where
         Err(e) => return Problem::from(e).into_response(),
     };
 
-    let mut parts = parts;
     parts.extensions.insert(FirstAttempt {
         key: key.clone(),
         at: first_at,
