@@ -10,6 +10,8 @@ mod inbound;
 mod ledger;
 mod links;
 mod obs;
+// The in-memory partitions file is Linux's (`memfd_create`); elsewhere the SDK keeps its own.
+#[cfg(target_os = "linux")]
 mod partitions;
 mod sender;
 mod slice;
