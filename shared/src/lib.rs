@@ -2,6 +2,8 @@
 //! written once over `Table`, and the adapters (embedded and AWS, one feature each).
 
 pub mod adapters;
+#[cfg(all(feature = "lambda", target_os = "linux"))]
+pub mod c_math;
 pub mod chat;
 pub mod collect;
 pub mod compliance;

@@ -1,7 +1,7 @@
 //! `coldstart-bench [--runs N] [--json FILE] NAME=BINARY:EVENT ...`
 //!
 //! Serves a minimal Lambda Runtime API on 127.0.0.1 and starts each binary N times, in turn
-//! (so every binary sees the same machine noise). For each start it records the time from just
+//! (so every binary sees the same machine noise), each round starting one binary further on. For each start it records the time from just
 //! before `exec` to the first `GET …/invocation/next` (init done) and to the response or error
 //! for the first event (first real response), then kills the process. Prints medians and p90s,
 //! and each one's ratio to the first binary named (the baseline).
@@ -216,8 +216,12 @@ async fn main() {
     let api = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
+    let n = targets.len();
     for i in 0..runs {
-        for t in targets.iter_mut() {
+        // Each round starts one binary further on, so that every binary runs after every other
+        // equally often: a start's time depends on what ran just before it.
+        for k in 0..n {
+            let t = &mut targets[(i + k) % n];
             *shared.run.lock().unwrap() = Run {
                 event: t.event.clone(),
                 request_id: format!("req-{i}"),
