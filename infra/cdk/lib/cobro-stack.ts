@@ -247,6 +247,11 @@ export class CobroStack extends Stack {
         manifestPath: WORKSPACE_MANIFEST,
         binaryName: binary,
         architecture: lambda.Architecture.ARM_64,
+        // Linked against glibc 2.34, provided.al2023's. cargo-lambda's default is older, where
+        // threads and dlopen were libraries of their own, so each binary would also load
+        // libpthread and libdl (empty stubs since 2.34) at every cold start (docs/benchmarks.md,
+        // "Cold start, session 8"). Naming the target replaces cargo-lambda-cdk's `--arm64`.
+        bundling: { cargoLambdaFlags: ['--target', 'aarch64-unknown-linux-gnu.2.34'] },
         memorySize: spec.memorySize ?? 256,
         ephemeralStorageSize: spec.ephemeralStorageSize,
         timeout: spec.timeout ?? Duration.seconds(10),
