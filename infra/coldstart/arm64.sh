@@ -7,7 +7,10 @@
 # installed (Debian: qemu-user libc6-arm64-cross libgcc-s1-arm64-cross), starts each one under
 # emulation against moto and has it answer its first event, as run.sh does natively. Times under
 # emulation mean nothing; what this shows is that the deployed binaries start and work.
-# cargo-lambda (and the Zig it runs) goes into .venv-lambda, once.
+# cargo-lambda (and the Zig it runs) goes into .venv-lambda, once. ARM64_GLIBC=2.34 builds them
+# as the CDK app does instead (`--target aarch64-unknown-linux-gnu.2.34`: linked against
+# provided.al2023's glibc, without the libpthread and libdl stubs); the libraries each one needs
+# are printed either way.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 functions=("$@")
@@ -24,12 +27,14 @@ if ! .venv-lambda/bin/cargo-lambda --version 2>/dev/null | grep -q "$version"; t
 fi
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 
-echo "==> cargo lambda build --release --arm64"
-PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 "${functions[@]/#/--bin=cobro-}"
+target_flag=(--arm64)
+[ -z "${ARM64_GLIBC:-}" ] || target_flag=(--target "aarch64-unknown-linux-gnu.$ARM64_GLIBC")
+echo "==> cargo lambda build --release ${target_flag[*]}"
+PATH="$PWD/.venv-lambda/bin:$PATH" cargo lambda build --release "${target_flag[@]}" "${functions[@]/#/--bin=cobro-}"
 
 echo "==> the bootstraps (zipped as bootstrap, deflate level 9)"
 python3 - "$target/lambda" "${functions[@]/#/cobro-}" <<'PY'
-import io, os, sys, zipfile
+import io, os, re, subprocess, sys, zipfile
 bad = 0
 for name in sys.argv[2:]:
     path = os.path.join(sys.argv[1], name, "bootstrap")
@@ -43,8 +48,11 @@ for name in sys.argv[2:]:
     zipped = len(buf.getvalue()) / 1e6
     ok = machine == 183 and zipped <= 4.0  # EM_AARCH64, and Lambda's budget here
     bad += not ok
+    dynamic = subprocess.run(["readelf", "-d", path], capture_output=True, text=True).stdout
+    needs = " ".join(re.findall(r"Shared library: \[([^]]+)\]", dynamic))
     print(f"{name:<26} {'aarch64' if machine == 183 else machine:<8} {kind:<32}"
-          f" {os.path.getsize(path)/1e6:6.2f} MB   zip {zipped:5.2f} MB{'' if ok else '   <- not as expected'}")
+          f" {os.path.getsize(path)/1e6:6.2f} MB   zip {zipped:5.2f} MB   needs {needs}"
+          f"{'' if ok else '   <- not as expected'}")
 sys.exit(bad)
 PY
 
