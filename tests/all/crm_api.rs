@@ -129,6 +129,17 @@ impl Api {
         serve(cobro_crm_api::router(Arc::new(api))).await
     }
 
+    /// The stack's CRM API over a bus that refuses its first publish (and the stack's outbound
+    /// queue): its base URL, and the bus, to see what was published.
+    async fn serve_with_a_bus_that_refuses_once(
+        &self,
+    ) -> (String, Arc<cobro_tests::flaky::FlakyBus>) {
+        let crm = &self.stack.crm;
+        let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
+        let base = self.serve_with(bus.clone(), crm.outbound.clone()).await;
+        (base, bus)
+    }
+
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
         self.send(Some(DEMO_KEY), method, path, body, &[]).await
     }
@@ -1119,8 +1130,7 @@ async fn a_hand_back_whose_announcement_failed_is_announced_on_retry() {
 
     let api = Api::start().await;
     let crm = &api.stack.crm;
-    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
-    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
+    let (base, bus) = api.serve_with_a_bus_that_refuses_once().await;
     let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
     a_person_owns_the_conversation(&api, &d).await;
     let release = || async {
@@ -1162,8 +1172,7 @@ async fn a_consent_retried_after_a_server_error_is_recorded_once() {
 
     let api = Api::start().await;
     let crm = &api.stack.crm;
-    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
-    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
+    let (base, bus) = api.serve_with_a_bus_that_refuses_once().await;
     let (t, d) = (demo::tenant_id(), DebtorId::parse("cl-maria").unwrap());
     let before = crm
         .store
@@ -1217,9 +1226,7 @@ async fn a_consent_retried_after_a_server_error_is_recorded_once() {
 #[tokio::test]
 async fn an_export_retried_after_a_503_is_the_same_job() {
     let api = Api::start().await;
-    let crm = &api.stack.crm;
-    let bus = cobro_tests::flaky::FlakyBus::new(crm.bus.clone(), 1);
-    let base = api.serve_with(bus.clone(), crm.outbound.clone()).await;
+    let (base, bus) = api.serve_with_a_bus_that_refuses_once().await;
     let post = || async {
         let body = json!({
             "kind": "payments", "format": "csv",

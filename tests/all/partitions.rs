@@ -52,30 +52,23 @@ async fn endpoints() -> Vec<String> {
     for region in REGIONS {
         for (fips, dual) in [(false, false), (true, false), (false, true), (true, true)] {
             let at = format!("{region} fips={fips} dual-stack={dual}");
-            lines.push(format!(
-                "dynamodb {at}: {}",
-                resolve!(aws_sdk_dynamodb, region, fips, dual)
-            ));
-            lines.push(format!(
-                "sqs {at}: {}",
-                resolve!(aws_sdk_sqs, region, fips, dual)
-            ));
-            lines.push(format!(
-                "events {at}: {}",
-                resolve!(aws_sdk_eventbridge, region, fips, dual)
-            ));
-            lines.push(format!(
-                "secretsmanager {at}: {}",
-                resolve!(aws_sdk_secretsmanager, region, fips, dual)
-            ));
-            lines.push(format!(
-                "sesv2 {at}: {}",
-                resolve!(aws_sdk_sesv2, region, fips, dual)
-            ));
-            lines.push(format!(
-                "sms-voice {at}: {}",
-                resolve!(aws_sdk_pinpointsmsvoicev2, region, fips, dual)
-            ));
+            let resolved = [
+                ("dynamodb", resolve!(aws_sdk_dynamodb, region, fips, dual)),
+                ("sqs", resolve!(aws_sdk_sqs, region, fips, dual)),
+                ("events", resolve!(aws_sdk_eventbridge, region, fips, dual)),
+                (
+                    "secretsmanager",
+                    resolve!(aws_sdk_secretsmanager, region, fips, dual),
+                ),
+                ("sesv2", resolve!(aws_sdk_sesv2, region, fips, dual)),
+                (
+                    "sms-voice",
+                    resolve!(aws_sdk_pinpointsmsvoicev2, region, fips, dual),
+                ),
+            ];
+            for (service, endpoint) in resolved {
+                lines.push(format!("{service} {at}: {endpoint}"));
+            }
         }
     }
     lines

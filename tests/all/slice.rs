@@ -49,12 +49,7 @@ impl Stack {
     /// debtor's contact window.
     async fn start_on_a_monday() -> Self {
         let s = Self::start().await;
-        s.ok(
-            "POST",
-            "/_local/clock",
-            Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-        )
-        .await;
+        s.set_clock("2026-03-16T15:00:00Z").await;
         s
     }
 
@@ -80,6 +75,19 @@ impl Stack {
             "debtor_id": debtor, "currency": currency, "principal_minor": amount, "balance_minor": amount,
             "due_date": due
         }))).await;
+    }
+
+    /// Sets the local stack's clock (`POST /_local/clock`).
+    async fn set_clock(&self, at: &str) {
+        self.ok("POST", "/_local/clock", Some(json!({ "set": at })))
+            .await;
+    }
+
+    /// The CRM records the debtor's promise to pay `amount_minor` on `account` by `by`.
+    async fn promise(&self, account: &str, amount_minor: i64, by: &str) {
+        let path = format!("/v1/accounts/{account}/promises");
+        let body = json!({ "amount_minor": amount_minor, "by": by });
+        self.ok("POST", &path, Some(body)).await;
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
@@ -481,12 +489,7 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
 async fn the_law_decides_and_the_api_says_why() {
     let s = Stack::start().await;
     // Sunday 2026-03-15, 12:00 in Santiago: Chile allows no contact on Sundays.
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-15T15:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-03-15T15:00:00Z").await;
     s.debtor_with_account(
         "law-1",
         "+56977770001",
@@ -514,12 +517,7 @@ async fn the_law_decides_and_the_api_says_why() {
         "due_date": "2026-03-12" })),
     )
     .await;
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T12:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-03-16T12:00:00Z").await;
     let tick = s.ok("POST", "/_local/tick", None).await;
     assert_eq!(tick["contacted"], 1, "{tick}");
     let second = s.ok("GET", "/v1/accounts/L-2/decisions", None).await;
@@ -639,12 +637,7 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
         view["account"]["plan"]["next_amount_minor"], 30000,
         "{view}"
     );
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-17T15:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-03-17T15:00:00Z").await;
     s.ok("POST", "/_local/tick", None).await;
     s.ok("POST", "/_local/drain", None).await;
     let sent = s
@@ -734,22 +727,12 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
         (StatusCode::BAD_REQUEST, Some("by")),
         "beyond the tenant's limit: {body}"
     );
-    s.ok(
-        "POST",
-        "/v1/accounts/PR-1/promises",
-        Some(json!({ "amount_minor": 20000, "by": "2026-03-20" })),
-    )
-    .await;
+    s.promise("PR-1", 20000, "2026-03-20").await;
     // Until the day before, nothing; on the 19th one reminder of what was promised.
     s.ok("POST", "/_local/tick", None).await;
     let why = s.ok("GET", "/v1/accounts/PR-1/decisions", None).await;
     assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-19T15:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-03-19T15:00:00Z").await;
     s.ok("POST", "/_local/tick", None).await;
     s.ok("POST", "/_local/drain", None).await;
     let to_debtor: Vec<_> = s
@@ -796,18 +779,8 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     assert!(s.ok("GET", "/v1/accounts/PR-1", None).await["account"]["promise"].is_null());
 
     // A second promise passes unpaid: broken at the next tick, and the reminders resume.
-    s.ok(
-        "POST",
-        "/v1/accounts/PR-1/promises",
-        Some(json!({ "amount_minor": 10000, "by": "2026-03-23" })),
-    )
-    .await;
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-24T15:00:00Z" })),
-    )
-    .await;
+    s.promise("PR-1", 10000, "2026-03-23").await;
+    s.set_clock("2026-03-24T15:00:00Z").await;
     s.ok("POST", "/_local/tick", None).await;
     let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
     assert!(view["account"]["promise"].is_null(), "broken: {view}");
@@ -826,18 +799,8 @@ async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tic
         ("PR-2", "CLP", 50000, "2026-03-01"),
     )
     .await;
-    s.ok(
-        "POST",
-        "/v1/accounts/PR-2/promises",
-        Some(json!({ "amount_minor": 10000, "by": "2026-03-20" })),
-    )
-    .await;
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-24T15:00:00Z" })),
-    )
-    .await;
+    s.promise("PR-2", 10000, "2026-03-20").await;
+    s.set_clock("2026-03-24T15:00:00Z").await;
     let (reminders, bus) = reminders_refusing(&s, "PromiseBroken", "PR-2");
     let broken = |events: Vec<cobro::ports::Event>| of(events, "PromiseBroken", "PR-2");
     // The promise is broken, then the publish fails: the tick fails, the change stands.
@@ -880,12 +843,7 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
         .await;
     let plan_id = plan["id"].as_str().expect("a plan id").to_string();
     // Nothing paid; 2026-03-20 plus the default 5 grace days has passed.
-    s.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-27T15:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-03-27T15:00:00Z").await;
     let (reminders, bus) = reminders_refusing(&s, "PlanBroken", "PL-2");
     let broken = |events: Vec<cobro::ports::Event>| of(events, "PlanBroken", "PL-2");
     reminders.tick().await.unwrap_err();
