@@ -22,6 +22,14 @@
 //! a first response (init and the first request's extra work) with the request's own work,
 //! backend included, taken out. That is the figure to hold against the hello-world's for a
 //! function whose request waits on a backend: the hello-world's request does nothing.
+//!
+//! Before the measured rounds every binary's pages are dropped from the page cache and the
+//! binary is started once, unmeasured, so its pages come back from disk the way a fresh Lambda
+//! sandbox reads its `bootstrap`. How a file came into the page cache changes how fast it
+//! starts: a binary still cached as the linker wrote it starts 0.2–0.4 ms slower here than the
+//! same file read from disk or copied (docs/benchmarks.md, "Cold start, session 9"), and by
+//! more the larger it is, so without this step the figures would depend on when each binary
+//! was last built.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -60,6 +68,20 @@ fn cpu_time(pid: Option<u32>) -> Duration {
         .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
         .sum();
     Duration::from_nanos(nanos)
+}
+
+/// Writes out and drops the file's cached pages (Linux), so that its next start reads it from
+/// disk: a fresh sandbox's state, whatever wrote the file.
+fn drop_from_page_cache(path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
+    // Dirty pages (a binary just linked) are not dropped until written.
+    file.sync_all()?;
+    // SAFETY: a valid descriptor, the whole file, and an advice the call knows.
+    match unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) } {
+        0 => Ok(()),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
 }
 
 #[derive(Default)]
@@ -216,8 +238,14 @@ async fn main() {
     let api = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
+    for t in &targets {
+        if let Err(e) = drop_from_page_cache(&t.binary) {
+            eprintln!("{}: left in the page cache as it is ({e})", t.binary);
+        }
+    }
     let n = targets.len();
-    for i in 0..runs {
+    // Round 0 is the unmeasured start that reads each binary back from disk.
+    for i in 0..=runs {
         // Each round starts one binary further on, so that every binary runs after every other
         // equally often: a start's time depends on what ran just before it.
         for k in 0..n {
@@ -249,6 +277,9 @@ async fn main() {
             }
             let _ = child.kill().await;
             let run = shared.run.lock().unwrap();
+            if i == 0 {
+                continue;
+            }
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             let (first, first_cpu, how) = run.answered.expect("answered");
             let (init, init_cpu) = run.init_done.unwrap_or((first, first_cpu));
