@@ -326,3 +326,108 @@ async fn a_payment_announced_after_a_failed_publish_is_announced_on_redelivery()
     assert_eq!(events.len(), 4);
     assert_eq!(events[0], events[2]);
 }
+
+/// A second delivery of one payment with other details (Stripe's payment intent after its
+/// session, a CRM's retry without `paid_at`) announces the payment as it was first applied:
+/// the same details, so the same event ids, and webhook receivers see it once.
+#[tokio::test]
+async fn a_redelivery_with_other_details_announces_the_payment_as_first_applied() {
+    use cobro_payment_confirmed::PaymentHandler;
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    store.upsert_account(&account(50_000), None).await.unwrap();
+    // Refuses nothing: its one refusal is spent.
+    let bus = Arc::new(FlakyBus::default());
+    bus.refused.store(true, std::sync::atomic::Ordering::SeqCst);
+    let handler = PaymentHandler {
+        store: store.clone(),
+        bus: Some(bus.clone()),
+        outbound: None,
+    };
+    let first = serde_json::json!({
+        "tenant": "t", "account": "A-1", "payment_id": "p-7", "amount_minor": 20_000,
+        "currency": "CLP", "paid_at": "2026-03-16T15:00:00Z", "method": "stripe", "source": "session"
+    });
+    let mut other = first.clone();
+    other["paid_at"] = "2026-03-16T15:00:01Z".into();
+    other["source"] = "intent".into();
+    other["amount_minor"] = 20_001.into();
+    assert!(matches!(
+        handler.handle(first).await.unwrap(),
+        PaymentOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        handler.handle(other).await.unwrap(),
+        PaymentOutcome::Duplicate
+    );
+    let events = bus.events.lock().unwrap();
+    assert_eq!(events.len(), 2, "one PaymentApplied per delivery");
+    assert_eq!(
+        events[1], events[0],
+        "the same details, so the same event id"
+    );
+    assert_eq!(events[0].detail["paid_at"], "2026-03-16T15:00:00Z");
+    assert_eq!(events[0].detail["amount_minor"], 20_000);
+    assert_eq!(
+        cobro::events::webhook::event_id(&events[1].detail_type, &events[1].detail),
+        cobro::events::webhook::event_id(&events[0].detail_type, &events[0].detail)
+    );
+}
+
+/// The payment is applied but announcing it fails before the debtor's receipt is queued: the
+/// redelivery queues the receipt, once, however often it comes.
+#[tokio::test]
+async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
+    use cobro::domain::{Debtor, Tenant};
+    use cobro::ports::Queue;
+    use cobro_payment_confirmed::{PaymentError, PaymentHandler};
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    let tenant: Tenant = serde_json::from_value(serde_json::json!({
+        "id": "t", "name": "Acme", "country": "CL", "channels": ["sms"]
+    }))
+    .unwrap();
+    store.put_tenant(&tenant).await.unwrap();
+    let debtor: Debtor = serde_json::from_value(serde_json::json!({
+        "tenant": "t", "id": "d-1", "name": "Ana", "phone": "+56912345678",
+        "time_zone": "America/Santiago", "language": "es",
+        "consents": [{ "channel": "sms", "granted": true, "at": "2026-01-01T00:00:00Z", "source": "crm" }]
+    }))
+    .unwrap();
+    store.upsert_debtor(&debtor).await.unwrap();
+    store.upsert_account(&account(50_000), None).await.unwrap();
+    let outbound = Arc::new(sqlite.queue("outbound", None));
+    let handler = PaymentHandler {
+        store: store.clone(),
+        bus: Some(Arc::new(FlakyBus::default())),
+        outbound: Some(outbound.clone()),
+    };
+    let detail = serde_json::json!({
+        "tenant": "t", "account": "A-1", "payment_id": "p-8", "amount_minor": 10_000,
+        "currency": "CLP", "paid_at": "2026-03-16T15:00:00Z"
+    });
+    let first = handler.handle(detail.clone()).await;
+    assert!(matches!(first, Err(PaymentError::Bus(_))), "{first:?}");
+    for _ in 0..2 {
+        assert_eq!(
+            handler.handle(detail.clone()).await.unwrap(),
+            PaymentOutcome::Duplicate
+        );
+    }
+    let queued = outbound
+        .receive(10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "one receipt queued");
+    let view = store
+        .account_view(
+            &TenantId::parse("t").unwrap(),
+            &AccountId::parse("A-1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let receipts: Vec<_> = view.attempts.iter().filter(|a| a.receipt).collect();
+    assert_eq!(receipts.len(), 1, "{:?}", view.attempts);
+    assert!(receipts[0].text.contains("Ana"), "{}", receipts[0].text);
+}

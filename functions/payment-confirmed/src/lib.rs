@@ -56,18 +56,20 @@ impl PaymentHandler {
         if matches!(outcome, PaymentOutcome::Applied { .. }) {
             cobro::metrics::count(cobro::metrics::PAYMENTS_APPLIED, 1);
         }
-        // A redelivery announces what the first delivery did again: the same details, so the
-        // same event ids; an announcement that failed after the payment was applied is not lost.
-        match &outcome {
-            PaymentOutcome::Duplicate => {
-                if let Some(first) = self.store.applied_outcome(&payment).await? {
-                    self.announce(&payment, &first).await?;
-                }
-            }
-            o => self.announce(&payment, o).await?,
-        }
-        if let PaymentOutcome::Applied { balance_minor, .. } = &outcome {
-            self.queue_receipt(&payment, *balance_minor).await?;
+        // A redelivery does what the first delivery did again, from the payment as it was
+        // first applied: the same details, so the same event ids, and the same receipt (kept
+        // once on the outbox). An announcement or a receipt that failed after the payment was
+        // applied is not lost.
+        let (applied, applied_outcome) = match outcome {
+            PaymentOutcome::Duplicate => match self.store.applied_payment(&payment).await? {
+                Some(first) => first,
+                None => return Ok(PaymentOutcome::Duplicate),
+            },
+            ref o => (payment, o.clone()),
+        };
+        self.announce(&applied, &applied_outcome).await?;
+        if let PaymentOutcome::Applied { balance_minor, .. } = &applied_outcome {
+            self.queue_receipt(&applied, *balance_minor).await?;
         }
         Ok(outcome)
     }

@@ -153,24 +153,36 @@ impl Store {
             .collect()
     }
 
-    /// What applying this payment did, when it was applied (`Applied`), for announcing it
-    /// again; `None` when it was not, or was applied before outcomes were kept.
-    pub async fn applied_outcome(
+    /// The payment as it was first applied, and what applying it did (`Applied`), for a
+    /// redelivery to announce again; `None` when it was not applied, or was applied before
+    /// outcomes were kept. The payment comes from what was stored, not from the redelivery:
+    /// a provider's second event for one payment can differ in its time or method (Stripe's
+    /// session and payment intent), and a CRM's retry without `paid_at` in its time.
+    pub async fn applied_payment(
         &self,
         p: &PaymentConfirmed,
-    ) -> Result<Option<PaymentOutcome>, RepoError> {
+    ) -> Result<Option<(PaymentConfirmed, PaymentOutcome)>, RepoError> {
         let key = keys::payment(&p.tenant, &p.account, p.payment_id.as_str());
         let Some(mut item) = self.table.get(&key).await? else {
             return Ok(None);
         };
-        match item.remove(OUTCOME) {
-            Some(v) => {
-                let o: AppliedOutcome =
-                    serde_json::from_value(v).map_err(|e| RepoError::Corrupt(e.to_string()))?;
-                Ok(Some(o.into()))
-            }
-            None => Ok(None),
-        }
+        let Some(outcome) = item.remove(OUTCOME) else {
+            return Ok(None);
+        };
+        let outcome: AppliedOutcome =
+            serde_json::from_value(outcome).map_err(|e| RepoError::Corrupt(e.to_string()))?;
+        let first: Payment = super::from_item(item)?;
+        let first = PaymentConfirmed {
+            tenant: first.tenant,
+            account: first.account,
+            payment_id: first.id,
+            amount_minor: first.amount.minor,
+            currency: first.amount.currency,
+            paid_at: first.paid_at,
+            method: first.method,
+            source: first.source,
+        };
+        Ok(Some((first, outcome.into())))
     }
 
     pub async fn apply_payment(&self, p: &PaymentConfirmed) -> Result<PaymentOutcome, RepoError> {
