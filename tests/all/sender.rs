@@ -533,6 +533,9 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
         attempt.account = account.id.clone();
         attempt.status = AttemptStatus::Queued;
         attempt.provider_message_id = None;
+        // A receipt: Chile allows one collection contact a day, and the first message is it;
+        // a receipt is not one, but it is paced like any message.
+        attempt.receipt = true;
         let retry = s
             .clock
             .now()
@@ -681,4 +684,111 @@ fn sent_on(outcome: &Outcome) -> Option<ChannelKind> {
         Outcome::Sent { channel, .. } => Some(*channel),
         _ => None,
     }
+}
+
+/// Handled ten minutes before Chile's window opens (08:00 in Santiago): not sent early, but put
+/// back on the outbox for 08:00, and sent then.
+#[tokio::test]
+async fn a_message_handled_before_its_window_opens_waits_for_it() {
+    let s = Setup::new().await;
+    // Monday 07:50 in Santiago (UTC-3 in March).
+    s.clock.set("2026-03-16T10:50:00Z".parse().unwrap());
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Rescheduled { at, reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(at, "2026-03-16T11:00:00Z".parse().unwrap(), "{reason}");
+    assert!(s.graph.sends().is_empty(), "nothing before 08:00");
+    s.clock.set(at);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(
+        sent_on(&outcome),
+        Some(ChannelKind::Whatsapp),
+        "{outcome:?}"
+    );
+}
+
+/// A tenant that adopts Colombia's one channel a week (Ley 2300) on top of Chile's rules, as
+/// its own tightening of the preset: WhatsApp was used on Monday, so
+/// on Thursday an undeliverable WhatsApp message does not fall back to SMS, which the rule
+/// does not allow until the week is over; it waits for when a channel is allowed. Asked as a
+/// whole, the policy allows the contact (on WhatsApp), so only asking channel by channel
+/// finds this.
+#[tokio::test]
+async fn a_fallback_channel_the_policy_does_not_allow_now_is_not_used() {
+    let s = Setup::new().await;
+    let mut tenant = s.store.tenant(&s.tenant).await.unwrap().unwrap();
+    let mut policy = cobro::compliance::preset("CL").unwrap().clone();
+    policy.one_channel_per_week = true;
+    tenant.policy = Some(policy);
+    s.store.put_tenant(&tenant).await.unwrap();
+    let body = s
+        .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    // Monday's contact, on another account of the same debtor.
+    s.store
+        .log_contact(
+            &s.tenant,
+            &DebtorId::parse("d-1").unwrap(),
+            cobro::repo::LoggedContact {
+                at: "2026-03-16T15:00:00Z".parse().unwrap(),
+                channel: ChannelKind::Whatsapp,
+                account: AccountId::parse("Z-9").unwrap(),
+                decision_id: "earlier".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // Thursday, noon in Santiago.
+    s.clock.set("2026-03-19T15:00:00Z".parse().unwrap());
+    s.graph
+        .script([Scripted::error(400, 131026, "Message undeliverable")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Rescheduled { at, reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(s.sms.sent().is_empty(), "no SMS in a WhatsApp week");
+    assert_eq!(s.graph.sends().len(), 1, "WhatsApp was tried");
+    assert!(reason.contains("one_channel_per_week"), "{reason}");
+    assert!(reason.contains("undeliverable"), "{reason}");
+    assert!(at > s.clock.now(), "{at}");
+}
+
+/// The debtor's contact log counts a message from when and where it went out: decided on
+/// WhatsApp, sent by SMS a day later, it is logged as that SMS.
+#[tokio::test]
+async fn the_contact_log_counts_a_message_when_and_where_it_goes_out() {
+    let s = Setup::new().await;
+    let body = s
+        .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    let debtor = DebtorId::parse("d-1").unwrap();
+    // As the reminders log it when deciding.
+    s.store
+        .log_contact(
+            &s.tenant,
+            &debtor,
+            cobro::repo::LoggedContact {
+                at: s.clock.now(),
+                channel: ChannelKind::Whatsapp,
+                account: AccountId::parse("A-1").unwrap(),
+                decision_id: "2026-03-13:d+3".into(),
+            },
+        )
+        .await
+        .unwrap();
+    s.clock.advance(jiff::SignedDuration::from_hours(24));
+    s.graph
+        .script([Scripted::error(400, 131026, "Message undeliverable")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    let history = s
+        .store
+        .contact_history(&s.tenant, &debtor, None)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "one entry per decision: {history:?}");
+    assert_eq!(history[0].channel, ChannelKind::Sms);
+    assert_eq!(history[0].at, s.clock.now());
 }

@@ -38,10 +38,73 @@ pub const LEASE: SignedDuration = SignedDuration::from_mins(5);
 pub const MAX_TRIES: u32 = 6;
 /// WhatsApp's customer-service window, less a margin: Meta admits rare failures at its edge.
 pub const SERVICE_WINDOW: SignedDuration = SignedDuration::from_secs(24 * 3600 - 10 * 60);
-/// A decision's send may lag it by this much (queue and batching) and still go out now.
-pub const RECHECK_SLACK: SignedDuration = SignedDuration::from_mins(15);
 /// How long a message waits when every channel it could use is stopped for the tenant.
 pub const PARKED_FOR: SignedDuration = SignedDuration::from_hours(1);
+
+/// What the compliance engine allows an attempt right before it is sent, channel by channel.
+struct Allowed {
+    /// The channels it may go out on now.
+    now: Vec<ChannelKind>,
+    /// The others, with the rule that holds each back.
+    held: Vec<(ChannelKind, String)>,
+    /// The first instant one of the others is allowed, if a rule says.
+    next: Option<jiff::Timestamp>,
+}
+
+impl Allowed {
+    fn per_channel(policy: &cobro::compliance::Policy, facts: &Facts<'_>) -> Self {
+        let mut allowed = Allowed {
+            now: Vec::new(),
+            held: Vec::new(),
+            next: None,
+        };
+        for channel in facts.channels {
+            let one = Facts {
+                channels: std::slice::from_ref(channel),
+                ..*facts
+            };
+            let (why, at) = match evaluate(policy, &one) {
+                ComplianceDecision::Contact { at, .. } if at <= facts.now => {
+                    allowed.now.push(*channel);
+                    continue;
+                }
+                ComplianceDecision::Contact { at, waited_for, .. } => (
+                    waited_for
+                        .map(|v| format!("[{}] {}", v.rule, v.reason))
+                        .unwrap_or_else(|| "not yet allowed".into()),
+                    Some(at),
+                ),
+                ComplianceDecision::Blocked {
+                    verdict,
+                    next_possible,
+                    ..
+                } => (
+                    format!("[{}] {}", verdict.rule, verdict.reason),
+                    next_possible,
+                ),
+            };
+            allowed.held.push((*channel, why));
+            if let Some(at) = at {
+                allowed.next = Some(allowed.next.map_or(at, |n| n.min(at)));
+            }
+        }
+        allowed
+    }
+
+    /// Why `channel` may not be used now; `None` when it may.
+    fn refused(&self, channel: ChannelKind) -> Option<&str> {
+        if self.now.contains(&channel) {
+            return None;
+        }
+        Some(
+            self.held
+                .iter()
+                .find(|(c, _)| *c == channel)
+                .map(|(_, why)| why.as_str())
+                .unwrap_or("not a channel the tenant may use now"),
+        )
+    }
+}
 
 pub struct Sender {
     pub store: Store,
@@ -131,10 +194,11 @@ impl Sender {
             Ok(found) => found,
             Err(reason) => return self.cancel(&attempt, reason).await,
         };
-        if let Some(outcome) = self.compliance_recheck(&attempt, &tenant, &debtor).await? {
-            return Ok(outcome);
-        }
-        self.deliver(&attempt, &tenant, &debtor).await
+        let allowed = match self.compliance_recheck(&attempt, &tenant, &debtor).await? {
+            Ok(allowed) => allowed,
+            Err(outcome) => return Ok(outcome),
+        };
+        self.deliver(&attempt, &tenant, &debtor, &allowed).await
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<Outcome, SendError> {
@@ -190,14 +254,18 @@ impl Sender {
     /// The compliance engine again, right before sending: a hold, an opt-out or a withdrawn
     /// consent since the decision cancels it; a rule that only says "not now" (the window closed
     /// while the message waited, a holiday) puts it back on the outbox for when it allows.
+    /// Otherwise: the channels it may go out on now, each asked of the engine on its own, since
+    /// a rule can allow one channel and not another (Colombia's one channel a week).
     async fn compliance_recheck(
         &self,
         a: &ContactAttempt,
         tenant: &Tenant,
         debtor: &Debtor,
-    ) -> Result<Option<Outcome>, SendError> {
+    ) -> Result<Result<Allowed, Outcome>, SendError> {
         let Some(account) = self.store.account(&a.tenant, &a.account).await? else {
-            return Ok(None);
+            return Ok(Err(self
+                .cancel(a, "the account no longer exists".into())
+                .await?));
         };
         let now = self.clock.now();
         let Some(policy) = policy_for(
@@ -207,7 +275,7 @@ impl Sender {
         )
         .map(|p| cobro::compliance::with_preferred_hours(p, debtor)) else {
             let reason = format!("no compliance preset for {}", tenant.country);
-            return self.cancel(a, reason).await.map(Some);
+            return self.cancel(a, reason).await.map(Err);
         };
         // A receipt is not a collection contact: caps and gaps do not count it.
         let history = if a.receipt {
@@ -226,7 +294,11 @@ impl Sender {
             now,
         };
         let (reason, later) = match evaluate(&policy, &facts) {
-            ComplianceDecision::Contact { at, .. } if at <= now + RECHECK_SLACK => return Ok(None),
+            // Allowed now, and only now: the engine says `at == now` when it is, so any slack
+            // here would only let a message out before its window opens.
+            ComplianceDecision::Contact { at, .. } if at <= now => {
+                return Ok(Ok(Allowed::per_channel(&policy, &facts)));
+            }
             ComplianceDecision::Contact { at, waited_for, .. } => (
                 waited_for
                     .map(|v| format!("[{}] {}", v.rule, v.reason))
@@ -242,15 +314,25 @@ impl Sender {
                 let final_rule = verdict.rule.starts_with("stop:")
                     || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str());
                 if final_rule {
-                    return self.cancel(a, reason).await.map(Some);
+                    return self.cancel(a, reason).await.map(Err);
                 }
                 (reason, next_possible)
             }
         };
-        let later = later.unwrap_or(now + SignedDuration::from_hours(24));
+        self.reschedule(a, later, reason).await.map(Err)
+    }
+
+    /// Back on the outbox for when a rule allows it (in a day, if no rule says when).
+    async fn reschedule(
+        &self,
+        a: &ContactAttempt,
+        at: Option<jiff::Timestamp>,
+        reason: String,
+    ) -> Result<Outcome, SendError> {
+        let at = at.unwrap_or(self.clock.now() + SignedDuration::from_hours(24));
         self.store.release_attempt(a, &reason, None, false).await?;
-        self.store.retry_outbox_at(a, later).await?;
-        Ok(Some(Outcome::Rescheduled { at: later, reason }))
+        self.store.retry_outbox_at(a, at).await?;
+        Ok(Outcome::Rescheduled { at, reason })
     }
 
     /// The decided channel first, then the tenant's fallback order after it; each only when
@@ -277,6 +359,7 @@ impl Sender {
         attempt: &ContactAttempt,
         tenant: &Tenant,
         debtor: &Debtor,
+        allowed: &Allowed,
     ) -> Result<Outcome, SendError> {
         let candidates = self.candidates(attempt, tenant, debtor);
         if candidates.is_empty() {
@@ -301,7 +384,12 @@ impl Sender {
         }
         let mut unreachable = Vec::new();
         let mut stopped = Vec::new();
+        let mut not_now = Vec::new();
         for channel in candidates {
+            if let Some(why) = allowed.refused(channel) {
+                not_now.push(format!("{}: {why}", channel.as_str()));
+                continue;
+            }
             if let Some(stop) = stops.iter().find(|s| s.channel == channel) {
                 stopped.push(format!("{} is stopped: {}", channel.as_str(), stop.reason));
                 continue;
@@ -325,6 +413,14 @@ impl Sender {
                 .expect("in range");
             self.store.retry_outbox_at(attempt, later).await?;
             return Ok(Outcome::Parked(reason));
+        }
+        if !not_now.is_empty() {
+            // A channel it may not use now, and none it may use took it: for when one allows.
+            let mut reason = not_now.join("; ");
+            if !unreachable.is_empty() {
+                reason = format!("{reason}; unreachable: {}", unreachable.join("; "));
+            }
+            return self.reschedule(attempt, allowed.next, reason).await;
         }
         let reason = format!("unreachable on every channel ({})", unreachable.join("; "));
         self.store
@@ -433,6 +529,16 @@ impl Sender {
                 )
                 .await
                 .map(Step::Done);
+        }
+        if !a.receipt {
+            // Counted from when and where it goes out, before it does: never sent uncounted.
+            let entry = cobro::repo::LoggedContact {
+                at: now,
+                channel,
+                account: a.account.clone(),
+                decision_id: a.decision_id.clone(),
+            };
+            self.store.log_sending(&a.tenant, &a.debtor, entry).await?;
         }
         let mut form = self.form_for(a, channel).await?;
         let adapter = self

@@ -395,5 +395,12 @@ mod tests {
         assert_eq!(c.step, 60);
         assert_eq!(c.next_action_at, None);
         assert!(c.reason.contains("then handoff"), "{}", c.reason);
+        // Thirty seconds before Chile's window opens (08:00): deferred to 08:00, not sent early.
+        let early = "2026-03-16T10:59:30Z".parse().unwrap();
+        let verdict = Decider::default().decide(&tenant, &a, &debtor, &[], early);
+        let Verdict::Defer { until, .. } = verdict else {
+            panic!("deferred: {verdict:?}")
+        };
+        assert_eq!(until, "2026-03-16T11:00:00Z".parse().unwrap());
     }
 }

@@ -177,9 +177,9 @@ impl Decider {
             now,
         };
         let channel = match evaluate(&policy, &facts) {
-            Decision::Contact { channel, at, .. } if at <= now + SignedDuration::from_secs(60) => {
-                channel
-            }
+            // The engine says `at == now` when contact is allowed now; a later `at`, however
+            // close, is a window not yet open: deferred to it, never sent early.
+            Decision::Contact { channel, at, .. } if at <= now => channel,
             Decision::Contact {
                 at,
                 waited_for,

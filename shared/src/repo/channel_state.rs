@@ -224,13 +224,43 @@ impl Store {
         d: &DebtorId,
         entry: LoggedContact,
     ) -> Result<(), RepoError> {
+        self.write_contact_log(t, d, entry, false).await
+    }
+
+    /// Logs a decision's contact as it goes out: when and on which channel it is sent, which
+    /// can be later than it was decided (a window not yet open) and on another channel (a
+    /// fallback). Written before the send, so a contact is never sent uncounted; the caps and
+    /// gaps of later decisions count it from then.
+    pub async fn log_sending(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        entry: LoggedContact,
+    ) -> Result<(), RepoError> {
+        self.write_contact_log(t, d, entry, true).await
+    }
+
+    async fn write_contact_log(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        entry: LoggedContact,
+        replace: bool,
+    ) -> Result<(), RepoError> {
         for _ in 0..5 {
             let (mut entries, revision) = self.contact_log(t, d).await?;
-            if entries
-                .iter()
-                .any(|e| e.account == entry.account && e.decision_id == entry.decision_id)
-            {
-                return Ok(());
+            let same = |e: &LoggedContact| {
+                e.account == entry.account && e.decision_id == entry.decision_id
+            };
+            match entries.iter().position(same) {
+                Some(i) if replace => {
+                    if entries[i] == entry {
+                        return Ok(());
+                    }
+                    entries.remove(i);
+                }
+                Some(_) => return Ok(()),
+                None => {}
             }
             let horizon = entry.at.saturating_sub(LOG_KEEPS).expect("in range");
             entries.retain(|e| e.at > horizon);
