@@ -14,7 +14,7 @@ use cobro::domain::{
 };
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{Bus, Channels, Clock, FixedClock, Pattern, Queue};
-use cobro::repo::{Applied, Delivery, Store};
+use cobro::repo::{Applied, Delivery, RepoError, Store};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
@@ -791,4 +791,45 @@ async fn the_contact_log_counts_a_message_when_and_where_it_goes_out() {
     assert_eq!(history.len(), 1, "one entry per decision: {history:?}");
     assert_eq!(history[0].channel, ChannelKind::Sms);
     assert_eq!(history[0].at, s.clock.now());
+}
+
+/// A reminder's contact and the decision that made it are one write: when the account changed
+/// under the decision, neither is kept; when it did not, the contact is queued with its reason
+/// on the account's record, whatever happens to the tick afterwards.
+#[tokio::test]
+async fn a_contact_is_committed_with_its_reason_in_one_write() {
+    let s = Setup::new().await;
+    s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let (tenant, id) = (s.tenant.clone(), AccountId::parse("A-1").unwrap());
+    let stale = s.store.account(&tenant, &id).await.unwrap().unwrap();
+    let mut attempt = s.attempt(1).await;
+    attempt.decision_id = "2026-03-20:d+7".into();
+    attempt.status = AttemptStatus::Queued;
+    let decision = cobro::repo::Decision {
+        at: s.clock.now(),
+        outcome: "contact".into(),
+        reason: "d+7 step of the default strategy".into(),
+        decision_id: Some(attempt.decision_id.clone()),
+        next_action_at: None,
+    };
+    let retry = s.clock.now() + jiff::SignedDuration::from_mins(10);
+    // Another writer moves the account on first.
+    s.store.reschedule_account(&stale, None).await.unwrap();
+    let err = s
+        .store
+        .commit_decided_contact(&stale, &attempt, retry, &decision)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RepoError::Conflict(_)), "{err:?}");
+    let view = s.store.account_view(&tenant, &id).await.unwrap().unwrap();
+    assert!(view.decisions.is_empty(), "{:?}", view.decisions);
+    let fresh = s.store.account(&tenant, &id).await.unwrap().unwrap();
+    assert!(s
+        .store
+        .commit_decided_contact(&fresh, &attempt, retry, &decision)
+        .await
+        .unwrap());
+    let view = s.store.account_view(&tenant, &id).await.unwrap().unwrap();
+    assert_eq!(view.decisions, vec![decision]);
+    assert_eq!(view.attempts.len(), 2);
 }

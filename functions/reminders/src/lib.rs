@@ -202,23 +202,24 @@ impl Reminders {
                     receipt: false,
                 };
                 let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
+                // Recorded with the commit itself: a tick that fails after it cannot leave a
+                // contact without its reason (a re-run finds the step decided, below).
+                let decision = Decision {
+                    at: now,
+                    outcome: "contact".into(),
+                    reason: c.reason.clone(),
+                    decision_id: Some(c.decision_id.clone()),
+                    next_action_at: c.next_action_at,
+                };
                 match self
                     .store
-                    .commit_contact(&account, &attempt, retry, c.next_action_at)
+                    .commit_decided_contact(&account, &attempt, retry, &decision)
                     .await
                 {
                     Ok(true) => {
+                        note(&account, &decision);
                         self.log(tenant, &debtor, &account, &c, now).await?;
                         outgoing.push(message_for(&attempt, outgoing.len()));
-                        self.record(
-                            &account,
-                            now,
-                            "contact",
-                            c.reason,
-                            Some(c.decision_id),
-                            c.next_action_at,
-                        )
-                        .await?;
                         report.contacted += 1;
                     }
                     Ok(false) => {
@@ -394,13 +395,6 @@ impl Reminders {
         decision_id: Option<String>,
         next_action_at: Option<Timestamp>,
     ) -> Result<(), TickError> {
-        tracing::info!(account = %account.id, outcome, reason = %reason, "decision");
-        cobro::metrics::count_by(
-            cobro::metrics::DECISIONS,
-            "Rule",
-            cobro::metrics::decision_rule(outcome, &reason),
-            1,
-        );
         let d = Decision {
             at: now,
             outcome: outcome.into(),
@@ -408,11 +402,23 @@ impl Reminders {
             decision_id,
             next_action_at,
         };
+        note(account, &d);
         Ok(self
             .store
             .record_decision(&account.tenant, &account.id, &d)
             .await?)
     }
+}
+
+/// A decision made: logged and counted.
+fn note(account: &Account, d: &Decision) {
+    tracing::info!(account = %account.id, outcome = %d.outcome, reason = %d.reason, "decision");
+    cobro::metrics::count_by(
+        cobro::metrics::DECISIONS,
+        "Rule",
+        cobro::metrics::decision_rule(&d.outcome, &d.reason),
+        1,
+    );
 }
 
 fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {

@@ -70,6 +70,37 @@ impl Store {
         outbox_retry_at: Timestamp,
         next_action_at: Option<Timestamp>,
     ) -> Result<bool, RepoError> {
+        self.commit_contact_recorded(account, attempt, outbox_retry_at, next_action_at, None)
+            .await
+    }
+
+    /// `commit_contact`, with the decision that made the contact recorded in the same write:
+    /// a contact is never committed without its reason on the account's record.
+    pub async fn commit_decided_contact(
+        &self,
+        account: &Account,
+        attempt: &ContactAttempt,
+        outbox_retry_at: Timestamp,
+        decision: &super::Decision,
+    ) -> Result<bool, RepoError> {
+        self.commit_contact_recorded(
+            account,
+            attempt,
+            outbox_retry_at,
+            decision.next_action_at,
+            Some(decision),
+        )
+        .await
+    }
+
+    async fn commit_contact_recorded(
+        &self,
+        account: &Account,
+        attempt: &ContactAttempt,
+        outbox_retry_at: Timestamp,
+        next_action_at: Option<Timestamp>,
+        decision: Option<&super::Decision>,
+    ) -> Result<bool, RepoError> {
         let mut item = to_item(
             keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
             "attempt",
@@ -90,7 +121,7 @@ impl Store {
             &format!("ACCOUNT#{}", account.id),
         );
         updates.push(Update::add("version", 1));
-        let ops = vec![
+        let mut ops = vec![
             WriteOp::Put {
                 item,
                 condition: Some(Condition::NotExists),
@@ -101,6 +132,18 @@ impl Store {
                 condition: Some(Condition::eq("version", account.version)),
             },
         ];
+        if let Some(d) = decision {
+            let key = keys::decision(
+                &account.tenant,
+                &account.id,
+                d.at.as_millisecond(),
+                &d.outcome,
+            );
+            ops.push(WriteOp::Put {
+                item: to_item(key, "decision", d),
+                condition: None,
+            });
+        }
         match self.table.transact_write(ops).await {
             Ok(()) => Ok(true),
             Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => {
