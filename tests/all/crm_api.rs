@@ -1346,3 +1346,53 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
     api.stack.drain().await.unwrap();
     assert_eq!(to_maria(api.stack.channel.sent()), 1);
 }
+
+/// An account keeps its currency: a PUT or an import row that changes it is refused, naming
+/// the currency, and changes nothing (its credit, plan and payments are in the first one).
+/// Amounts above `MAX_MINOR` are refused too, so no sum or percentage of them can overflow.
+#[tokio::test]
+async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
+    let api = Api::start().await;
+    api.ok("PUT", "/v1/debtors/D-1", Some(debtor("+56911110001")))
+        .await;
+    api.ok("PUT", "/v1/accounts/A-1", Some(account("D-1", 50_000)))
+        .await;
+    let mut usd = account("D-1", 50_000);
+    usd["currency"] = "USD".into();
+    let bad = api.call("PUT", "/v1/accounts/A-1", Some(usd.clone())).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.body["field"], "currency");
+    assert!(
+        bad.body["detail"].as_str().unwrap().contains("is in CLP"),
+        "{}",
+        bad.body
+    );
+    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["account"]["currency"], "CLP");
+
+    // The same change in an import row: that row is refused, not to be sent again.
+    let row = json!({
+        "debtor_id": "D-1", "name": "Test", "phone": "+56911110001",
+        "time_zone": "America/Santiago", "account_id": "A-1", "currency": "USD",
+        "principal_minor": 50_000, "balance_minor": 50_000, "due_date": "2026-03-13"
+    });
+    let answer = import(&api, "application/x-ndjson", format!("{row}\n")).await;
+    assert_eq!(answer.body["applied"], 0, "{}", answer.body);
+    let detail = answer.body["errors"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("currency cannot change"), "{detail}");
+    assert!(!detail.contains("send the row again"), "{detail}");
+    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    assert_eq!(view["account"]["currency"], "CLP");
+
+    let huge = account("D-1", cobro::domain::MAX_MINOR + 1);
+    let bad = api.call("PUT", "/v1/accounts/A-2", Some(huge)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "principal_minor");
+    let payment = json!({
+        "account_id": "A-1", "payment_id": "p-huge", "currency": "CLP",
+        "amount_minor": cobro::domain::MAX_MINOR + 1
+    });
+    let bad = api.call("POST", "/v1/payments", Some(payment)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "amount_minor");
+}

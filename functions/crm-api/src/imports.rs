@@ -191,6 +191,13 @@ pub(crate) async fn import(
                 report.debtors_created += usize::from(w.debtor_created);
                 report.accounts_created += usize::from(w.account_created);
             }
+            // The row itself is wrong (an account's currency changed): sending it again
+            // would not help.
+            Err(p) if p.status < 500 => report.errors.push(RowError {
+                row,
+                field: p.field,
+                detail: format!("not written: {}", p.detail),
+            }),
             Err(p) => report.errors.push(RowError {
                 row,
                 field: None,
@@ -330,11 +337,14 @@ fn check(
         .due_date
         .parse()
         .map_err(|e: jiff::Error| bad("due_date", &e))?;
-    if r.principal_minor < 0 {
-        return Err(bad("principal_minor", &"cannot be negative"));
-    }
-    if r.balance_minor < 0 {
-        return Err(bad("balance_minor", &"cannot be negative"));
+    for (field, minor) in [
+        ("principal_minor", r.principal_minor),
+        ("balance_minor", r.balance_minor),
+    ] {
+        if !(0..=cobro::domain::MAX_MINOR).contains(&minor) {
+            let why = format!("must be 0 to {} minor units", cobro::domain::MAX_MINOR);
+            return Err(bad(field, &why));
+        }
     }
     let consents = [
         (ChannelKind::Whatsapp, r.whatsapp_consent),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use cobro::domain::{
     Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, Language,
-    PaymentId, Phone, TenantId, Zone,
+    PaymentId, Phone, TenantId, Zone, MAX_MINOR,
 };
 use cobro::http::Problem;
 use cobro::repo::PaymentConfirmed;
@@ -109,16 +109,21 @@ impl AccountInput {
         id: AccountId,
         current: Option<&Account>,
     ) -> Result<Account, Problem> {
-        if self.principal_minor < 0 {
-            return Err(Problem::invalid_field(
-                "principal_minor",
-                "cannot be negative",
-            ));
+        for (field, minor) in [
+            ("principal_minor", self.principal_minor),
+            ("balance_minor", self.balance_minor),
+        ] {
+            if !(0..=MAX_MINOR).contains(&minor) {
+                return Err(Problem::invalid_field(
+                    field,
+                    format!("must be 0 to {MAX_MINOR} minor units"),
+                ));
+            }
         }
-        if self.balance_minor < 0 {
+        if let Some(c) = current.filter(|c| c.currency != self.currency) {
             return Err(Problem::invalid_field(
-                "balance_minor",
-                "cannot be negative",
+                "currency",
+                cobro::repo::currency_change(c, self.currency),
             ));
         }
         let status = match self.status {
@@ -173,10 +178,10 @@ pub struct PaymentInput {
 
 impl PaymentInput {
     pub fn into_event(self, tenant: TenantId, now: Timestamp) -> Result<PaymentConfirmed, Problem> {
-        if self.amount_minor <= 0 {
+        if self.amount_minor <= 0 || self.amount_minor > MAX_MINOR {
             return Err(Problem::invalid_field(
                 "amount_minor",
-                "must be a positive number of minor units",
+                format!("must be a positive number of minor units, at most {MAX_MINOR}"),
             ));
         }
         Ok(PaymentConfirmed {

@@ -12,7 +12,7 @@ pub use account::{Account, AccountStatus, Instalment, Payment, Promise};
 pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{Language, Zone};
-pub use money::{Currency, Money};
+pub use money::{Currency, Money, MAX_MINOR};
 pub use party::{
     mask_email, ChannelKind, Consent, Debtor, Preferences, SenderIds, Tenant, TenantKind,
 };

@@ -92,6 +92,11 @@ impl std::fmt::Display for Currency {
     }
 }
 
+/// The largest amount cobro takes, in minor units: 10^15 (ten trillion in a currency with
+/// cents). Far above any debt it collects, and small enough that a percentage of it, interest
+/// on it or the sum of thousands of such amounts stays exact in `i64`.
+pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
     /// Minor units (cents for EUR, pesos for CLP). May be negative only as a difference.

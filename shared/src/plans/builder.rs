@@ -321,7 +321,9 @@ pub fn build(
 
 /// `percent` of `amount`, rounded half up to the minor unit.
 fn percent_of(amount: i64, percent: u32) -> i64 {
-    (i128::from(amount) * i128::from(percent) + 50) as i64 / 100
+    // Divided before narrowing: the product needs i128, the result fits i64 up to 100 %.
+    let exact = (i128::from(amount) * i128::from(percent) + 50) / 100;
+    i64::try_from(exact).unwrap_or(i64::MAX)
 }
 
 /// Plans for a debtor who says they can pay `per_period` every period of `frequency`: the

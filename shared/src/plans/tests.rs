@@ -117,6 +117,14 @@ fn down_payment_interest_and_settlement() {
         (p.discount_minor, p.total_minor, p.interest_minor),
         (24_000, 96_000, 0)
     );
+    // The largest balance cobro takes: the percentage is exact, not wrapped.
+    s.settlement_percent = Some(100);
+    let max = crate::domain::MAX_MINOR;
+    let p = build(eur(max), &rules, &s, today).unwrap();
+    assert_eq!((p.total_minor, p.discount_minor), (max, 0));
+    s.settlement_percent = Some(80);
+    let p = build(eur(max), &rules, &s, today).unwrap();
+    assert_eq!(p.total_minor, max / 10 * 8);
     s.settlement_percent = Some(70);
     assert_eq!(
         build(eur(120_000), &rules, &s, today).unwrap_err().field,

@@ -203,7 +203,8 @@ impl Store {
     }
 
     /// Creates or replaces the account (idempotent on the CRM's id), keeping cobro's version
-    /// counter. `next_action_at` puts it on the due index, or takes it off.
+    /// counter. `next_action_at` puts it on the due index, or takes it off. Its currency
+    /// cannot change (`currency_change`).
     pub async fn upsert_account(
         &self,
         account: &Account,
@@ -215,6 +216,9 @@ impl Store {
             next.version = current.as_ref().map_or(1, |c| c.version + 1);
             // cobro's own fields survive the CRM's update.
             if let Some(c) = &current {
+                if c.currency != next.currency {
+                    return Err(RepoError::Invalid(currency_change(c, next.currency)));
+                }
                 next.plan = c.plan.clone();
                 next.credit_minor = c.credit_minor;
                 next.promise = c.promise.clone();
@@ -362,4 +366,15 @@ impl Store {
         .limit(limit);
         Ok(self.table.query(q).await?.items)
     }
+}
+
+/// Why an account's currency cannot change: its payments, credit, plan and promise are all in
+/// the currency it was created in, and would be read in the other. A loan moved to another
+/// currency is another account.
+pub fn currency_change(current: &Account, to: crate::domain::Currency) -> String {
+    format!(
+        "account `{}` is in {}, not {to}: an account's currency cannot change; close it and \
+         send the debt as a new account",
+        current.id, current.currency
+    )
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::ports::{Item, Key, Query, Table, TableError};
 
-pub use accounts::{AccountView, Decision};
+pub use accounts::{currency_change, AccountView, Decision};
 pub use actions::AccountAction;
 pub use announcements::Announcement;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};

@@ -189,6 +189,12 @@ impl Store {
         if p.amount_minor <= 0 {
             return Err(RepoError::Invalid("amount_minor must be positive".into()));
         }
+        if p.amount_minor > crate::domain::MAX_MINOR {
+            return Err(RepoError::Invalid(format!(
+                "amount_minor must be at most {}",
+                crate::domain::MAX_MINOR
+            )));
+        }
         let payment_key = keys::payment(&p.tenant, &p.account, p.payment_id.as_str());
         // Concurrent payments to one account conflict on its version; each retry reads it
         // again, a little later each time so that a crowd of them spreads out.

@@ -41,6 +41,12 @@ impl Store {
             account.version = current.as_ref().map_or(1, |c| c.version + 1);
             // cobro's own fields survive the CRM's update, as in `upsert_account`.
             if let Some(c) = &current {
+                if c.currency != account.currency {
+                    return Err(RepoError::Invalid(super::accounts::currency_change(
+                        c,
+                        account.currency,
+                    )));
+                }
                 account.plan = c.plan.clone();
                 account.credit_minor = c.credit_minor;
                 account.promise = c.promise.clone();
