@@ -431,3 +431,68 @@ async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
     assert_eq!(receipts.len(), 1, "{:?}", view.attempts);
     assert!(receipts[0].text.contains("Ana"), "{}", receipts[0].text);
 }
+
+/// A settlement of 60 % paid with more than it asked: the agreed amount settles the account and
+/// the rest is kept as the debtor's credit, so applied plus forgiven is the balance.
+#[tokio::test]
+async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
+    use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, SettlementRules};
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    store.upsert_account(&account(100_000), None).await.unwrap();
+    let (t, a) = (
+        TenantId::parse("t").unwrap(),
+        AccountId::parse("A-1").unwrap(),
+    );
+    let rules = PlanRules {
+        settlement: Some(SettlementRules {
+            min_percent: 50,
+            max_days: 30,
+            max_instalments: 1,
+        }),
+        ..PlanRules::default()
+    };
+    let request = PlanRequest {
+        instalments: 1,
+        frequency: Frequency::Monthly,
+        first_due: "2026-03-17".parse().unwrap(),
+        down_payment_minor: 0,
+        settlement_percent: Some(60),
+    };
+    let now: jiff::Timestamp = "2026-03-16T12:00:00Z".parse().unwrap();
+    let current = store.account(&t, &a).await.unwrap().unwrap();
+    let terms = build(
+        current.balance(),
+        &rules,
+        &request,
+        "2026-03-16".parse().unwrap(),
+    )
+    .unwrap();
+    let plan = Plan::accepted(&current, terms, &request, &rules, now, "crm");
+    store.accept_plan(&current, &plan, now).await.unwrap();
+
+    let outcome = store.apply_payment(&payment(1, 80_000)).await.unwrap();
+    let PaymentOutcome::Applied {
+        applied_minor,
+        balance_minor,
+        credit_minor,
+        settled,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!((applied_minor, credit_minor), (60_000, 20_000));
+    assert_eq!(balance_minor, 0);
+    assert!(settled);
+    let account = store.account(&t, &a).await.unwrap().unwrap();
+    assert_eq!(account.credit_minor, 20_000);
+    let plan = store.plan(&t, &a, &plan.id).await.unwrap().unwrap();
+    assert_eq!(
+        applied_minor + plan.terms.discount_minor,
+        100_000,
+        "applied and forgiven add up to the balance"
+    );
+    let view = store.account_view(&t, &a).await.unwrap().unwrap();
+    assert_eq!(view.payments[0].applied_minor, 60_000);
+}

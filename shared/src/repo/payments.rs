@@ -221,9 +221,9 @@ impl Store {
             }
             // An overpayment is recorded whole; only what was owed reduces the balance, and
             // the rest is kept as a credit.
-            let applied = p.amount_minor.min(account.balance_minor);
+            let mut applied = p.amount_minor.min(account.balance_minor);
             let mut balance = account.balance_minor - applied;
-            let credit = p.amount_minor - applied;
+            let mut credit = p.amount_minor - applied;
             // A running plan takes the payment, oldest instalment first.
             let mut plan = match &account.plan {
                 Some(r) => self
@@ -233,10 +233,17 @@ impl Store {
                 None => None,
             };
             if let Some(plan) = plan.as_mut() {
-                plan.allocate(p.amount_minor);
+                let beyond_plan = plan.allocate(p.amount_minor);
                 // A completed settlement forgives the rest.
                 if plan.status == PlanStatus::Completed {
                     balance = 0;
+                    // Paid beyond the settlement: the agreed amount settles the account and
+                    // the rest is the debtor's credit, so what was applied and what was
+                    // forgiven add up to the balance.
+                    if plan.terms.discount_minor > 0 && beyond_plan > 0 {
+                        applied = p.amount_minor - beyond_plan;
+                        credit = beyond_plan;
+                    }
                 }
             }
             let settled = balance == 0;
