@@ -496,3 +496,29 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     let view = store.account_view(&t, &a).await.unwrap().unwrap();
     assert_eq!(view.payments[0].applied_minor, 60_000);
 }
+
+/// A payment that cannot be applied is kept in suspense once per payment id, even when its
+/// deliveries give it different times (Stripe's session and payment intent of one payment).
+#[tokio::test]
+async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it() {
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    let mut first = payment(1, 5_000);
+    first.account = AccountId::parse("NO-SUCH").unwrap();
+    let mut again = first.clone();
+    again.paid_at = "2026-03-16T15:00:01Z".parse().unwrap();
+    assert!(matches!(
+        store.apply_payment(&first).await.unwrap(),
+        PaymentOutcome::Suspense { .. }
+    ));
+    assert_eq!(
+        store.apply_payment(&again).await.unwrap(),
+        PaymentOutcome::Duplicate
+    );
+    let listed = store
+        .suspended_payments(&TenantId::parse("t").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].payment.paid_at, first.paid_at);
+}

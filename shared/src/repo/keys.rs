@@ -85,6 +85,12 @@ pub fn suspense_pk(t: &TenantId) -> String {
     format!("T#{t}#SUSPENSE")
 }
 
+/// That a payment id is in suspense: one entry per payment, whatever time each delivery
+/// gives it (Stripe's session and payment intent of one payment differ).
+pub fn suspended_id(t: &TenantId, payment_id: &str) -> Key {
+    Key::new(format!("T#{t}#SUSPENDED#{payment_id}"), "PAYMENT")
+}
+
 /// A CRM API request's `Idempotency-Key` and the response it got (with a TTL).
 pub fn idempotency(t: &TenantId, key: &str) -> Key {
     Key::new(format!("T#{t}#IDEM#{key}"), "REQUEST")

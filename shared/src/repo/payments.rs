@@ -123,19 +123,26 @@ impl Store {
             at: p.paid_at,
         };
         let key = keys::suspense(&p.tenant, p.paid_at.as_millisecond(), p.payment_id.as_str());
-        match self
-            .table
-            .put(
-                to_item(key, "suspended_payment", &entry),
-                Some(Condition::NotExists),
-            )
-            .await
-        {
+        let mut marker = keys::suspended_id(&p.tenant, p.payment_id.as_str()).into_item();
+        marker.insert(super::KIND.into(), "suspended_id".into());
+        let ops = vec![
+            WriteOp::Put {
+                item: marker,
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                item: to_item(key, "suspended_payment", &entry),
+                condition: None,
+            },
+        ];
+        match self.table.transact_write(ops).await {
             Ok(()) => {
                 tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, %reason, "payment in suspense");
                 Ok(PaymentOutcome::Suspense { reason })
             }
-            Err(TableError::ConditionFailed) => Ok(PaymentOutcome::Duplicate),
+            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => {
+                Ok(PaymentOutcome::Duplicate)
+            }
             Err(e) => Err(e.into()),
         }
     }
