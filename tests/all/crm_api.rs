@@ -1396,3 +1396,43 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["field"], "amount_minor");
 }
+
+/// An agent's reply answers the debtor on the channel they wrote on, within the day: on SMS,
+/// where María has not written, it is refused (the reminders reach her, under their rules);
+/// once she writes by SMS it goes out.
+#[tokio::test]
+async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day() {
+    let api = Api::start().await;
+    let d = cobro::domain::DebtorId::parse("cl-maria").unwrap();
+    a_person_owns_the_conversation(&api, &d).await;
+    let path = "/v1/conversations/cl-maria/replies";
+    let body = json!({ "text": "Hola María, por SMS", "agent": "carla", "channel": "sms" });
+    let refused = api.call("POST", path, Some(body.clone())).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("on sms in the last 24 hours"), "{detail}");
+    api.stack
+        .store
+        .touch_inbound_window(
+            &demo::tenant_id(),
+            &d,
+            cobro::domain::ChannelKind::Sms,
+            api.stack.clock.now(),
+        )
+        .await
+        .unwrap();
+    api.ok("POST", path, Some(body)).await;
+    api.stack.drain().await.unwrap();
+    let conversation = api
+        .ok("GET", "/v1/debtors/cl-maria/conversation", None)
+        .await;
+    let out: Vec<&Value> = conversation["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outbound" && m["text"] == "Hola María, por SMS")
+        .collect();
+    assert_eq!(out.len(), 1, "{conversation}");
+    assert_eq!(out[0]["channel"], "sms");
+    assert!(out[0]["message_id"].is_string(), "sent: {conversation}");
+}

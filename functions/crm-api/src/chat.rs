@@ -154,18 +154,26 @@ pub(crate) async fn agent_reply(
     }
     let channel = input.channel.unwrap_or(ChannelKind::Whatsapp);
     let now = s.clock.now();
-    if channel == ChannelKind::Whatsapp {
-        let last = s
-            .store
-            .last_inbound(&caller.tenant, &debtor.id, channel)
-            .await?;
-        // The sender checks again; answering here spares the agent a silent cancel.
-        if last.is_none_or(|t| now.duration_since(t) >= jiff::SignedDuration::from_hours(24)) {
-            return Err(conflict(
-                "outside-window",
-                "no message from the debtor in the last 24 hours: WhatsApp allows only approved templates; the reminders will reach them",
-            ));
-        }
+    let last = s
+        .store
+        .last_inbound(&caller.tenant, &debtor.id, channel)
+        .await?;
+    // A reply answers the debtor on the channel they wrote on, within the day; the sender
+    // checks again (and the consent the law requires); answering here spares the agent a
+    // silent cancel.
+    if last.is_none_or(|t| now.duration_since(t) >= jiff::SignedDuration::from_hours(24)) {
+        let why = if channel == ChannelKind::Whatsapp {
+            "WhatsApp allows only approved templates".to_string()
+        } else {
+            format!("a reply on {} answers the debtor", channel.as_str())
+        };
+        return Err(conflict(
+            "outside-window",
+            format!(
+                "no message from the debtor on {} in the last 24 hours: {why}; the reminders will reach them",
+                channel.as_str()
+            ),
+        ));
     }
     if cobro::compliance::latest_consent(&debtor, channel) == Some(false) {
         return Err(conflict(

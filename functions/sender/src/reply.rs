@@ -13,7 +13,7 @@
 use jiff::SignedDuration;
 use std::time::Duration;
 
-use cobro::compliance::latest_consent;
+use cobro::compliance::{latest_consent, policy_for};
 use cobro::domain::{ConversationMessage, Direction};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{
@@ -195,15 +195,44 @@ impl Sender {
                 }
             }
         }
-        if reply.channel == cobro::domain::ChannelKind::Whatsapp {
+        // A reply answers the debtor, which is why hours and caps do not hold it: the debtor
+        // must have written on that channel within the day. WhatsApp allows no more; an
+        // agent's SMS or e-mail weeks later would be a collection contact, left to the
+        // reminders and their rules.
+        if reply.channel == cobro::domain::ChannelKind::Whatsapp || reply.author != "bot" {
             let last = self
                 .store
                 .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
                 .await?;
             if last.is_none_or(|t| now.duration_since(t) >= SERVICE_WINDOW) {
-                return Ok(Some(
-                    "outside_window: no message from the debtor in the last 24 hours".into(),
-                ));
+                return Ok(Some(format!(
+                    "outside_window: no message from the debtor on {} in the last 24 hours",
+                    reply.channel.as_str()
+                )));
+            }
+        }
+        // Where the law requires a consent record for the channel (Colombia: every channel),
+        // a reply needs one too; the confirmation of an opt-out is the exception.
+        if !reply.confirms_opt_out {
+            let Some(tenant) = self.store.tenant(&reply.tenant).await? else {
+                return Ok(Some("the tenant no longer exists".into()));
+            };
+            match policy_for(
+                &tenant.country,
+                debtor.phone.as_str(),
+                tenant.policy.as_ref(),
+            ) {
+                None => return Ok(Some(format!("no compliance preset for {}", tenant.country))),
+                Some(p)
+                    if p.consent_required.contains(&reply.channel)
+                        && latest_consent(debtor, reply.channel) != Some(true) =>
+                {
+                    return Ok(Some(format!(
+                        "consent: no consent on record for {} (the law or the platform requires one)",
+                        reply.channel.as_str()
+                    )));
+                }
+                Some(_) => {}
             }
         }
         Ok(None)
