@@ -13,7 +13,7 @@
 use jiff::SignedDuration;
 use std::time::Duration;
 
-use cobro::compliance::{latest_consent, policy_for};
+use cobro::compliance::latest_consent;
 use cobro::domain::{ConversationMessage, Direction};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{
@@ -209,30 +209,6 @@ impl Sender {
                     "outside_window: no message from the debtor on {} in the last 24 hours",
                     reply.channel.as_str()
                 )));
-            }
-        }
-        // Where the law requires a consent record for the channel (Colombia: every channel),
-        // a reply needs one too; the confirmation of an opt-out is the exception.
-        if !reply.confirms_opt_out {
-            let Some(tenant) = self.store.tenant(&reply.tenant).await? else {
-                return Ok(Some("the tenant no longer exists".into()));
-            };
-            match policy_for(
-                &tenant.country,
-                debtor.phone.as_str(),
-                tenant.policy.as_ref(),
-            ) {
-                None => return Ok(Some(format!("no compliance preset for {}", tenant.country))),
-                Some(p)
-                    if p.consent_required.contains(&reply.channel)
-                        && latest_consent(debtor, reply.channel) != Some(true) =>
-                {
-                    return Ok(Some(format!(
-                        "consent: no consent on record for {} (the law or the platform requires one)",
-                        reply.channel.as_str()
-                    )));
-                }
-                Some(_) => {}
             }
         }
         Ok(None)
