@@ -700,6 +700,17 @@ async fn a_message_handled_before_its_window_opens_waits_for_it() {
     };
     assert_eq!(at, "2026-03-16T11:00:00Z".parse().unwrap(), "{reason}");
     assert!(s.graph.sends().is_empty(), "nothing before 08:00");
+    // On the account's record, with the rule, as the reminders' own decisions are.
+    let view = s
+        .store
+        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let held = view.decisions.last().expect("the sender's decision");
+    assert_eq!(held.outcome, "defer");
+    assert_eq!(held.next_action_at, Some(at));
+    assert!(held.reason.starts_with("[window]"), "{}", held.reason);
     s.clock.set(at);
     let outcome = s.sender.handle(&body).await.unwrap();
     assert_eq!(

@@ -221,7 +221,34 @@ impl Sender {
         self.store
             .finish_attempt(attempt, AttemptStatus::Cancelled, None, Some(&reason))
             .await?;
+        self.record(attempt, "cancel", &reason, None).await?;
         Ok(Outcome::Cancelled(reason))
+    }
+
+    /// The sender's own decision on a reminder (held or cancelled at the last check), on the
+    /// account's record next to the reminders' decisions, so "why was this person not
+    /// contacted?" finds it there too.
+    async fn record(
+        &self,
+        a: &ContactAttempt,
+        outcome: &str,
+        reason: &str,
+        next: Option<jiff::Timestamp>,
+    ) -> Result<(), SendError> {
+        if a.receipt {
+            return Ok(());
+        }
+        let decision = cobro::repo::Decision {
+            at: self.clock.now(),
+            outcome: outcome.into(),
+            reason: format!("{reason} (the sender, before sending {})", a.decision_id),
+            decision_id: Some(a.decision_id.clone()),
+            next_action_at: next,
+        };
+        Ok(self
+            .store
+            .record_decision(&a.tenant, &a.account, &decision)
+            .await?)
     }
 
     /// The last check before a message leaves: the account must still be owed and open, and
@@ -332,6 +359,7 @@ impl Sender {
         let at = at.unwrap_or(self.clock.now() + SignedDuration::from_hours(24));
         self.store.release_attempt(a, &reason, None, false).await?;
         self.store.retry_outbox_at(a, at).await?;
+        self.record(a, "defer", &reason, Some(at)).await?;
         Ok(Outcome::Rescheduled { at, reason })
     }
 

@@ -12,7 +12,7 @@ use crate::ports::table::{Condition, Item, Query, SkRange, TableError, DUE_INDEX
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub at: Timestamp,
-    /// `contact`, `defer`, `skip`, `done`.
+    /// `contact`, `defer`, `skip`, `done`; the sender's last check adds `defer` and `cancel`.
     pub outcome: String,
     /// Why, in words an operator understands.
     pub reason: String,
