@@ -522,3 +522,52 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].payment.paid_at, first.paid_at);
 }
+
+/// A payment on an account already at zero is all credit and settles nothing again; on an
+/// account the creditor closed, it applies but the account keeps the creditor's status.
+#[tokio::test]
+async fn payments_on_settled_and_closed_accounts_keep_their_status() {
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    let (t, a) = (
+        TenantId::parse("t").unwrap(),
+        AccountId::parse("A-1").unwrap(),
+    );
+    let mut settled = account(0);
+    settled.status = AccountStatus::Settled;
+    store.upsert_account(&settled, None).await.unwrap();
+    let outcome = store.apply_payment(&payment(1, 5_000)).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            PaymentOutcome::Applied {
+                applied_minor: 0,
+                credit_minor: 5_000,
+                settled: false,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let store = Store::new(Arc::new(sqlite.table()));
+    let mut closed = account(10_000);
+    closed.status = AccountStatus::Closed;
+    store.upsert_account(&closed, None).await.unwrap();
+    let outcome = store.apply_payment(&payment(2, 10_000)).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            PaymentOutcome::Applied {
+                applied_minor: 10_000,
+                settled: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let after = store.account(&t, &a).await.unwrap().unwrap();
+    assert_eq!(after.status, AccountStatus::Closed);
+    assert_eq!(after.balance_minor, 0);
+}

@@ -253,7 +253,9 @@ impl Store {
                     }
                 }
             }
-            let settled = balance == 0;
+            // Settled by this payment: an account already at zero is not settled again (a later
+            // payment is all credit, and announces no second settlement).
+            let settled = balance == 0 && account.balance_minor > 0;
             let payment = Payment {
                 tenant: p.tenant.clone(),
                 account: p.account.clone(),
@@ -308,9 +310,12 @@ impl Store {
                 });
             }
             if settled {
-                // Settled: no more reminders, so off the due index in the same write.
-                let status = serde_json::to_value(AccountStatus::Settled).expect("enum");
-                updates.push(Update::Set("status".into(), status));
+                // Settled: no more reminders, so off the due index in the same write. An account
+                // the creditor closed (written off, sold) keeps the creditor's status.
+                if account.status != AccountStatus::Closed {
+                    let status = serde_json::to_value(AccountStatus::Settled).expect("enum");
+                    updates.push(Update::Set("status".into(), status));
+                }
                 updates.push(Update::remove(DUE_INDEX.pk));
                 updates.push(Update::remove(DUE_INDEX.sk));
                 updates.push(Update::remove("next_action_at"));
