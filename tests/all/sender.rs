@@ -844,3 +844,50 @@ async fn a_contact_is_committed_with_its_reason_in_one_write() {
     assert_eq!(view.decisions, vec![decision]);
     assert_eq!(view.attempts.len(), 2);
 }
+
+/// A sender that stopped after handing a message to the provider, before writing down what
+/// came back, leaves it marked: the next claim does not send it again (it may have been
+/// delivered, and the providers have no idempotency key). One that stopped before handing it
+/// over leaves nothing of the kind: it is sent.
+#[tokio::test]
+async fn a_message_a_stopped_sender_handed_over_is_not_sent_twice() {
+    use cobro::repo::Claim;
+    use cobro_sender::LEASE;
+    let s = Setup::new().await;
+    let handed = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    let not_handed = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    for (n, mark) in [(1, true), (2, false)] {
+        let claim = s
+            .store
+            .claim_attempt(
+                &s.tenant,
+                &AccountId::parse(format!("A-{n}")).unwrap(),
+                "2026-03-13:d+3",
+                s.clock.now(),
+                LEASE,
+            )
+            .await
+            .unwrap();
+        let Claim::Claimed(held) = claim else {
+            panic!("{claim:?}")
+        };
+        if mark {
+            s.store.mark_handed(&held, s.clock.now()).await.unwrap();
+        }
+    }
+    // Both holders stop; their leases run out.
+    s.clock.advance(jiff::SignedDuration::from_mins(6));
+    let outcome = s.sender.handle(&handed).await.unwrap();
+    let Outcome::Failed(reason) = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("may have been delivered"), "{reason}");
+    assert!(s.graph.sends().is_empty());
+    let outcome = s.sender.handle(&not_handed).await.unwrap();
+    assert_eq!(
+        sent_on(&outcome),
+        Some(ChannelKind::Whatsapp),
+        "{outcome:?}"
+    );
+    assert_eq!(s.graph.sends().len(), 1);
+}

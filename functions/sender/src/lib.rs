@@ -185,6 +185,16 @@ impl Sender {
             Claim::Claimed(a) => a,
             Claim::Finished(_) => return Ok(Outcome::Skipped("already handled")),
             Claim::Busy => return Ok(Outcome::Skipped("another sender holds it")),
+            Claim::Handed(a) => {
+                // No idempotency key at the providers: sending again could reach the debtor
+                // twice, which is worse than one reminder lost (as for a second timeout).
+                let reason = "the sender that held it stopped after handing it to the provider; \
+                              not sent again, it may have been delivered";
+                self.store
+                    .finish_attempt(&a, AttemptStatus::Failed, None, Some(reason))
+                    .await?;
+                return Ok(Outcome::Failed(reason.into()));
+            }
             Claim::Missing => {
                 tracing::warn!(decision = %m.decision_id, "queue message for a decision that was never committed");
                 return Ok(Outcome::Skipped("no such decision"));
@@ -576,6 +586,7 @@ impl Sender {
         loop {
             let message = self.message(a, tenant, debtor, channel, form);
             self.pacer.ready(&number).await;
+            self.store.mark_handed(a, self.clock.now()).await?;
             let error = match adapter.send(&message).await {
                 Ok(id) => return self.sent(a, channel, &message, id).await.map(Step::Done),
                 Err(e) => e,

@@ -43,6 +43,9 @@ pub struct OutboxEntry {
     pub attempt: ContactAttempt,
 }
 
+/// When a held attempt was handed to a provider (see `mark_handed`).
+const HANDED_AT: &str = "handed_at";
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// This sender now holds the attempt and must finish or release it.
@@ -51,6 +54,9 @@ pub enum Claim {
     Finished(ContactAttempt),
     /// Another sender holds it and its lease has not run out.
     Busy,
+    /// The sender that held it stopped after handing it to a provider, before it wrote down
+    /// what came back: it may have been delivered. This sender now holds it, to end it.
+    Handed(ContactAttempt),
     /// No such decision was committed.
     Missing,
 }
@@ -251,6 +257,7 @@ impl Store {
             Update::set("claimed_at", now.to_string()),
         ];
         match self.table.update(&key, updates, Some(condition)).await {
+            Ok(item) if item.contains_key(HANDED_AT) => Ok(Claim::Handed(from_item(item)?)),
             Ok(item) => Ok(Claim::Claimed(from_item(item)?)),
             Err(TableError::ConditionFailed) => Ok(match self.attempt(t, a, decision_id).await? {
                 None => Claim::Missing,
@@ -259,6 +266,30 @@ impl Store {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Notes, right before a held attempt goes to a provider, that it is going: a sender that
+    /// stops before writing down what came back leaves this, and the next claim then knows the
+    /// message may have gone out (`Claim::Handed`) and does not send it a second time.
+    pub async fn mark_handed(
+        &self,
+        attempt: &ContactAttempt,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        let key = keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id);
+        let held = Condition::eq("status_code", "sending");
+        self.table
+            .update(
+                &key,
+                vec![Update::set(HANDED_AT, now.to_string())],
+                Some(held),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                TableError::ConditionFailed => RepoError::Conflict("attempt no longer held".into()),
+                e => e.into(),
+            })
     }
 
     /// Ends an attempt (sent, failed or cancelled) and takes it off the outbox.
@@ -422,6 +453,7 @@ impl Store {
             Update::set("channel", next.as_str()),
             Update::set("error", reason),
             Update::remove("claimed_at"),
+            Update::remove(HANDED_AT),
         ]);
         let condition = Condition::And(vec![
             Condition::eq("status_code", "failed"),
@@ -449,6 +481,8 @@ impl Store {
             Update::set("status_code", "queued"),
             Update::set("error", error),
             Update::remove("claimed_at"),
+            // Whatever was handed over came back refused or not at all: free to send again.
+            Update::remove(HANDED_AT),
         ];
         if count_try {
             updates.push(Update::add("tries", 1));
