@@ -1435,4 +1435,36 @@ async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day()
     assert_eq!(out.len(), 1, "{conversation}");
     assert_eq!(out[0]["channel"], "sms");
     assert!(out[0]["message_id"].is_string(), "sent: {conversation}");
+
+    // Accepted while she had written within the day, but sent only after the day is over:
+    // the sender's own check stops it.
+    let late = json!({ "text": "Hola María, un día después", "agent": "carla", "channel": "sms" });
+    let accepted = api.ok("POST", path, Some(late)).await;
+    api.stack
+        .clock
+        .advance(jiff::SignedDuration::from_hours(25));
+    api.stack.drain().await.unwrap();
+    let reply = api
+        .stack
+        .store
+        .reply(&demo::tenant_id(), &d, accepted["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        cobro::repo::ReplyStatus::Cancelled,
+        "{reply:?}"
+    );
+    let reason = reply.reason.unwrap_or_default();
+    assert!(reason.starts_with("outside_window"), "{reason}");
+    let conversation = api
+        .ok("GET", "/v1/debtors/cl-maria/conversation", None)
+        .await;
+    assert!(
+        !conversation
+            .to_string()
+            .contains("Hola María, un día después"),
+        "not sent: {conversation}"
+    );
 }
