@@ -495,6 +495,8 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     );
     let view = store.account_view(&t, &a).await.unwrap().unwrap();
     assert_eq!(view.payments[0].applied_minor, 60_000);
+    // What the settlement forgave is kept with the payment, for the aging of an earlier day.
+    assert_eq!(view.payments[0].forgiven_minor, 40_000);
 }
 
 /// A payment that cannot be applied is kept in suspense once per payment id, even when its

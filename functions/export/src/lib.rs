@@ -331,7 +331,8 @@ impl Exporter {
     }
 
     /// Days past due are counted on the period's last day, or today if that is later.
-    /// What payments paid from `since` until now took off each account's balance. One read of
+    /// What payments paid from `since` until now took off each account's balance (what they
+    /// applied, and what a settlement they completed forgave). One read of
     /// the payment index, not one per account; it holds only the accounts paid since (for the
     /// usual as-of day, yesterday or the end of last month: a small part of the portfolio).
     async fn applied_since(
@@ -344,7 +345,7 @@ impl Exporter {
         let mut payments = Payments::new(&self.store, t, since, now);
         while let Some(page) = payments.next_page().await? {
             for p in page {
-                *out.entry(p.account).or_insert(0) += p.applied_minor;
+                *out.entry(p.account).or_insert(0) += p.applied_minor + p.forgiven_minor;
             }
         }
         Ok(out)

@@ -129,6 +129,10 @@ pub struct Payment {
     pub source: String,
     /// The part of the amount that reduced the balance (an overpayment is recorded, not lost).
     pub applied_minor: i64,
+    /// What the settlement this payment completed forgave: the rest of the balance, cleared
+    /// with it (an aging report of an earlier day puts it back, as it does `applied_minor`).
+    #[serde(default)]
+    pub forgiven_minor: i64,
 }
 
 #[cfg(test)]

@@ -422,6 +422,7 @@ mod tests {
             method: "transfer".into(),
             source: "crm".into(),
             applied_minor: 12_000,
+            forgiven_minor: 0,
         };
         let row = payment_row(&p, &tz);
         assert_eq!(row.len(), columns(Kind::Payments).len());

@@ -239,10 +239,12 @@ impl Store {
                     .filter(|plan| plan.is_running()),
                 None => None,
             };
+            let mut forgiven = 0;
             if let Some(plan) = plan.as_mut() {
                 let beyond_plan = plan.allocate(p.amount_minor);
                 // A completed settlement forgives the rest.
                 if plan.status == PlanStatus::Completed {
+                    forgiven = balance;
                     balance = 0;
                     // Paid beyond the settlement: the agreed amount settles the account and
                     // the rest is the debtor's credit, so what was applied and what was
@@ -250,6 +252,7 @@ impl Store {
                     if plan.terms.discount_minor > 0 && beyond_plan > 0 {
                         applied = p.amount_minor - beyond_plan;
                         credit = beyond_plan;
+                        forgiven = account.balance_minor - applied;
                     }
                 }
             }
@@ -265,6 +268,7 @@ impl Store {
                 method: p.method.clone(),
                 source: p.source.clone(),
                 applied_minor: applied,
+                forgiven_minor: forgiven.max(0),
             };
             let mut updates = vec![
                 Update::set("balance_minor", balance),

@@ -64,6 +64,7 @@ async fn generate(table: &dyn Table, n: usize) {
             method: "transfer".into(),
             source: "bench".into(),
             applied_minor: 1_000,
+            forgiven_minor: 0,
         };
         let serde_json::Value::Object(mut item) = serde_json::to_value(&payment).unwrap() else {
             unreachable!()
