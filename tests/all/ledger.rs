@@ -44,6 +44,13 @@ fn payment(i: usize, amount: i64) -> PaymentConfirmed {
     }
 }
 
+/// A store of its own in memory, holding `account`.
+async fn store_with(account: Account) -> Store {
+    let store = Store::new(Arc::new(SqliteStore::open_in_memory().unwrap().table()));
+    store.upsert_account(&account, None).await.unwrap();
+    store
+}
+
 /// Applies every delivery concurrently; returns (balance, credit, payments stored).
 async fn deliver_all(
     table: Arc<dyn Table>,
@@ -183,9 +190,7 @@ fn stripe_event(kind: &str, object: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn stripe_payments_apply_once_whether_the_session_or_the_intent_arrives() {
     use cobro_payment_confirmed::PaymentHandler;
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
-    store.upsert_account(&account(50_000), None).await.unwrap();
+    let store = store_with(account(50_000)).await;
     let handler = PaymentHandler {
         store: store.clone(),
         bus: None,
@@ -291,9 +296,7 @@ impl cobro::ports::Bus for FlakyBus {
 #[tokio::test]
 async fn a_payment_announced_after_a_failed_publish_is_announced_on_redelivery() {
     use cobro_payment_confirmed::{PaymentError, PaymentHandler};
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
-    store.upsert_account(&account(50_000), None).await.unwrap();
+    let store = store_with(account(50_000)).await;
     let bus = Arc::new(FlakyBus::default());
     let handler = PaymentHandler {
         store: store.clone(),
@@ -333,9 +336,7 @@ async fn a_payment_announced_after_a_failed_publish_is_announced_on_redelivery()
 #[tokio::test]
 async fn a_redelivery_with_other_details_announces_the_payment_as_first_applied() {
     use cobro_payment_confirmed::PaymentHandler;
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
-    store.upsert_account(&account(50_000), None).await.unwrap();
+    let store = store_with(account(50_000)).await;
     // Refuses nothing: its one refusal is spent.
     let bus = Arc::new(FlakyBus::default());
     bus.refused.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -437,9 +438,7 @@ async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
 #[tokio::test]
 async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, SettlementRules};
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
-    store.upsert_account(&account(100_000), None).await.unwrap();
+    let store = store_with(account(100_000)).await;
     let (t, a) = (
         TenantId::parse("t").unwrap(),
         AccountId::parse("A-1").unwrap(),
@@ -503,8 +502,7 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
 /// deliveries give it different times (Stripe's session and payment intent of one payment).
 #[tokio::test]
 async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it() {
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
+    let store = Store::new(Arc::new(SqliteStore::open_in_memory().unwrap().table()));
     let mut first = payment(1, 5_000);
     first.account = AccountId::parse("NO-SUCH").unwrap();
     let mut again = first.clone();
@@ -529,15 +527,13 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
 /// account the creditor closed, it applies but the account keeps the creditor's status.
 #[tokio::test]
 async fn payments_on_settled_and_closed_accounts_keep_their_status() {
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
     let (t, a) = (
         TenantId::parse("t").unwrap(),
         AccountId::parse("A-1").unwrap(),
     );
     let mut settled = account(0);
     settled.status = AccountStatus::Settled;
-    store.upsert_account(&settled, None).await.unwrap();
+    let store = store_with(settled).await;
     let outcome = store.apply_payment(&payment(1, 5_000)).await.unwrap();
     assert!(
         matches!(
@@ -552,11 +548,9 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
         "{outcome:?}"
     );
 
-    let sqlite = SqliteStore::open_in_memory().unwrap();
-    let store = Store::new(Arc::new(sqlite.table()));
     let mut closed = account(10_000);
     closed.status = AccountStatus::Closed;
-    store.upsert_account(&closed, None).await.unwrap();
+    let store = store_with(closed).await;
     let outcome = store.apply_payment(&payment(2, 10_000)).await.unwrap();
     assert!(
         matches!(

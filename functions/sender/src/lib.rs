@@ -41,6 +41,24 @@ pub const SERVICE_WINDOW: SignedDuration = SignedDuration::from_secs(24 * 3600 -
 /// How long a message waits when every channel it could use is stopped for the tenant.
 pub const PARKED_FOR: SignedDuration = SignedDuration::from_hours(1);
 
+/// Why a decision that does not allow a contact now holds it back, and until when, if a rule
+/// says.
+fn held_back(decision: ComplianceDecision) -> (String, Option<jiff::Timestamp>) {
+    match decision {
+        ComplianceDecision::Contact { at, waited_for, .. } => (
+            waited_for
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "not yet allowed".into()),
+            Some(at),
+        ),
+        ComplianceDecision::Blocked {
+            verdict,
+            next_possible,
+            ..
+        } => (verdict.to_string(), next_possible),
+    }
+}
+
 /// What the compliance engine allows an attempt right before it is sent, channel by channel.
 struct Allowed {
     /// The channels it may go out on now.
@@ -68,20 +86,7 @@ impl Allowed {
                     allowed.now.push(*channel);
                     continue;
                 }
-                ComplianceDecision::Contact { at, waited_for, .. } => (
-                    waited_for
-                        .map(|v| format!("[{}] {}", v.rule, v.reason))
-                        .unwrap_or_else(|| "not yet allowed".into()),
-                    Some(at),
-                ),
-                ComplianceDecision::Blocked {
-                    verdict,
-                    next_possible,
-                    ..
-                } => (
-                    format!("[{}] {}", verdict.rule, verdict.reason),
-                    next_possible,
-                ),
+                held => held_back(held),
             };
             allowed.held.push((*channel, why));
             if let Some(at) = at {
@@ -330,32 +335,22 @@ impl Sender {
             channels: &channels,
             now,
         };
-        let (reason, later) = match evaluate(&policy, &facts) {
+        let decision = evaluate(&policy, &facts);
+        match &decision {
             // Allowed now, and only now: the engine says `at == now` when it is, so any slack
             // here would only let a message out before its window opens.
-            ComplianceDecision::Contact { at, .. } if at <= now => {
+            ComplianceDecision::Contact { at, .. } if *at <= now => {
                 return Ok(Ok(Allowed::per_channel(&policy, &facts)));
             }
-            ComplianceDecision::Contact { at, waited_for, .. } => (
-                waited_for
-                    .map(|v| format!("[{}] {}", v.rule, v.reason))
-                    .unwrap_or_else(|| "not yet allowed".into()),
-                Some(at),
-            ),
-            ComplianceDecision::Blocked {
-                verdict,
-                next_possible,
-                ..
-            } => {
-                let reason = format!("[{}] {}", verdict.rule, verdict.reason);
-                let final_rule = verdict.rule.starts_with("stop:")
-                    || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str());
-                if final_rule {
-                    return self.cancel(a, reason).await.map(Err);
-                }
-                (reason, next_possible)
+            ComplianceDecision::Blocked { verdict, .. }
+                if verdict.rule.starts_with("stop:")
+                    || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str()) =>
+            {
+                return self.cancel(a, verdict.to_string()).await.map(Err);
             }
-        };
+            _ => {}
+        }
+        let (reason, later) = held_back(decision);
         self.reschedule(a, later, reason).await.map(Err)
     }
 

@@ -187,7 +187,7 @@ impl Decider {
                 ..
             } => {
                 let why = waited_for
-                    .map(|v| format!("[{}] {}", v.rule, v.reason))
+                    .map(|v| v.to_string())
                     .unwrap_or_else(|| "not yet".into());
                 return Verdict::Defer {
                     until: at,

@@ -113,6 +113,14 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// `[rule] reason`: how decisions and attempts record a verdict (the rule is read back from
+/// the brackets by `explain::why`).
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.rule, self.reason)
+    }
+}
+
 /// The rule ids a decision can carry (besides `cap:<group>:<days>d` and `stop:<trigger>`).
 pub mod rules {
     pub const WINDOW: &str = "window";

@@ -43,6 +43,15 @@ pub struct OutboxEntry {
     pub attempt: ContactAttempt,
 }
 
+/// A write conditional on holding the attempt found it no longer held (its lease ran out and
+/// another sender took it).
+fn not_held(e: TableError) -> RepoError {
+    match e {
+        TableError::ConditionFailed => RepoError::Conflict("attempt no longer held".into()),
+        e => e.into(),
+    }
+}
+
 /// When a held attempt was handed to a provider (see `mark_handed`).
 const HANDED_AT: &str = "handed_at";
 
@@ -286,10 +295,7 @@ impl Store {
             )
             .await
             .map(|_| ())
-            .map_err(|e| match e {
-                TableError::ConditionFailed => RepoError::Conflict("attempt no longer held".into()),
-                e => e.into(),
-            })
+            .map_err(not_held)
     }
 
     /// Ends an attempt (sent, failed or cancelled) and takes it off the outbox.
@@ -314,10 +320,7 @@ impl Store {
             .update(&key, updates, Some(Condition::eq("status_code", "sending")))
             .await
             .map(|_| ())
-            .map_err(|e| match e {
-                TableError::ConditionFailed => RepoError::Conflict("attempt no longer held".into()),
-                e => e.into(),
-            })
+            .map_err(not_held)
     }
 
     /// Records a message the provider accepted: the attempt is sent, with the provider's id,
