@@ -14,6 +14,7 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Language, Phone, TenantId, Zone,
 };
 use cobro::export::{parse_decimal, ExportJob, ExportRequest, Format, JobStatus, Kind, Period};
+use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules};
 use cobro::ports::blobs::{Blobs, DownloadLinks, LargeBlobs};
 use cobro::ports::{Clock, Queue, ShiftedClock};
 use cobro::repo::{PaymentConfirmed, Store};
@@ -687,4 +688,97 @@ fn a_period_reads_every_utc_month_it_touches() {
         ["2026-02"]
     );
     assert!(cobro_export::months(t("2026-02-01T00:00:00Z"), t("2026-02-01T00:00:00Z")).is_empty());
+}
+
+/// Accepts a plan of `instalments` months at 24 % a year on the account, at `now`.
+async fn accept_plan(l: &Ledger, id: &str, instalments: u32, now: jiff::Timestamp) -> Plan {
+    let rules = PlanRules {
+        annual_interest_bps: 2_400,
+        ..PlanRules::default()
+    };
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let request = PlanRequest {
+        instalments,
+        frequency: Frequency::Monthly,
+        first_due: today.checked_add(jiff::Span::new().days(7)).unwrap(),
+        down_payment_minor: 0,
+        settlement_percent: None,
+    };
+    let a = l
+        .store
+        .account(&tenant(), &AccountId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let terms = build(a.plan_basis(), &rules, &request, today).unwrap();
+    let plan = Plan::accepted(&a, terms, &request, &rules, now, "crm");
+    l.store.accept_plan(&a, &plan, now).await.unwrap();
+    plan
+}
+
+/// The aging of a day before a plan was accepted, replaced or broken shows the balances of
+/// that day: the interest a later plan added is left out, and the unearned interest a later
+/// replacement or break took off is put back.
+#[tokio::test]
+async fn the_aging_of_an_earlier_day_undoes_the_interest_of_later_plans() {
+    let l = ledger();
+    let clp = Currency::parse("CLP").unwrap();
+    l.store.upsert_debtor(&debtor(0)).await.unwrap();
+    l.store.upsert_debtor(&debtor(1)).await.unwrap();
+    for i in 0..4 {
+        l.store
+            .upsert_account(&account(i, clp, 120_000), None)
+            .await
+            .unwrap();
+    }
+    let march: jiff::Timestamp = "2026-03-16T12:00:00Z".parse().unwrap();
+    let april: jiff::Timestamp = "2026-04-01T12:00:00Z".parse().unwrap();
+    // a plan in March, replaced in April. A-1: a plan in March, broken in April.
+    // a plan in April only. A-3: no plan.
+    accept_plan(&l, "A-0", 6, march).await;
+    let broken = accept_plan(&l, "A-1", 6, march).await;
+    let owed_end_of_march = 4 * 120_000 + 2 * broken.terms.interest_minor;
+    accept_plan(&l, "A-0", 12, april).await;
+    accept_plan(&l, "A-2", 3, april).await;
+    let a1 = l
+        .store
+        .account(&tenant(), &AccountId::parse("A-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let event = cobro::events::PlanBroken {
+        tenant: tenant(),
+        account: a1.id.clone(),
+        debtor: a1.debtor.clone(),
+        plan: broken.id.clone(),
+        late_instalment_due: broken.terms.instalments[0].due,
+        grace_days: 5,
+        at: april,
+    };
+    let announce = cobro::repo::Announcement::of(&a1, cobro::events::DomainEvent::event(&event));
+    l.store
+        .break_plan(&a1, &broken, &announce, april)
+        .await
+        .unwrap();
+    let owed_now = balances(
+        &l.store,
+        &(0..4).map(|i| account(i, clp, 0)).collect::<Vec<_>>(),
+    )
+    .await["CLP"];
+    assert_ne!(owed_now, owed_end_of_march, "the plans of April changed it");
+
+    let period = Period {
+        from: "2026-03-01".parse().unwrap(),
+        to: "2026-03-31".parse().unwrap(),
+    };
+    job(&l, "aging", Kind::Aging, Format::Csv, period).await;
+    l.exporter.run(&tenant(), "aging").await.unwrap();
+    let done = l
+        .store
+        .export_job(&tenant(), "aging")
+        .await
+        .unwrap()
+        .unwrap();
+    let total = parse_decimal(&done.totals["CLP"]["balance"], clp).unwrap();
+    assert_eq!(total, owed_end_of_march);
 }

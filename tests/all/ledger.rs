@@ -567,3 +567,176 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     assert_eq!(after.status, AccountStatus::Closed);
     assert_eq!(after.balance_minor, 0);
 }
+
+/// Plans with 24 % a year of simple interest, monthly, from the ledger tests' account.
+mod interest {
+    use super::*;
+    use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, PlanStatus};
+    use cobro::repo::Announcement;
+
+    fn rules() -> PlanRules {
+        PlanRules {
+            annual_interest_bps: 2_400,
+            ..PlanRules::default()
+        }
+    }
+
+    fn t() -> TenantId {
+        TenantId::parse("t").unwrap()
+    }
+
+    fn a() -> AccountId {
+        AccountId::parse("A-1").unwrap()
+    }
+
+    /// Accepts a plan of `instalments` months built on what a plan is built on now.
+    async fn accept(store: &Store, instalments: u32, now: &str) -> Plan {
+        let now: jiff::Timestamp = now.parse().unwrap();
+        let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let request = PlanRequest {
+            instalments,
+            frequency: Frequency::Monthly,
+            first_due: today.checked_add(jiff::Span::new().days(7)).unwrap(),
+            down_payment_minor: 0,
+            settlement_percent: None,
+        };
+        let current = store.account(&t(), &a()).await.unwrap().unwrap();
+        let terms = build(current.plan_basis(), &rules(), &request, today).unwrap();
+        let plan = Plan::accepted(&current, terms, &request, &rules(), now, "crm");
+        store.accept_plan(&current, &plan, now).await.unwrap();
+        plan
+    }
+
+    /// A plan replaced after one of six instalments: the five unpaid ones' interest comes off
+    /// before the new plan adds its own, so the new plan charges no interest on interest, and
+    /// paying it in full settles the account to the minor unit.
+    #[tokio::test]
+    async fn a_replaced_plan_takes_its_unpaid_interest_off_before_the_new_one_adds_its_own() {
+        let store = store_with(account(120_000)).await;
+        let first = accept(&store, 6, "2026-03-16T12:00:00Z").await;
+        // 120 000 at 24 % for 180 days.
+        assert_eq!(first.terms.interest_minor, 14_203);
+        let first_instalment = first.terms.instalments[0].amount_minor;
+        store
+            .apply_payment(&payment(1, first_instalment))
+            .await
+            .unwrap();
+        let now = store.account(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(now.balance_minor, 134_203 - first_instalment);
+        // One instalment of six paid: a sixth of the interest is earned, the rest is not.
+        let unearned = 14_203 - 14_203 / 6;
+        assert_eq!(now.plan.as_ref().unwrap().unearned_interest_minor, unearned);
+        assert_eq!(
+            now.plan_basis().minor,
+            134_203 - first_instalment - unearned
+        );
+
+        let second = accept(&store, 12, "2026-04-20T12:00:00Z").await;
+        assert_eq!(
+            second.terms.balance_minor,
+            134_203 - first_instalment - unearned
+        );
+        let replaced = store.plan(&t(), &a(), &first.id).await.unwrap().unwrap();
+        assert_eq!(replaced.status, PlanStatus::Cancelled);
+        assert_eq!(replaced.interest_reversed_minor, unearned);
+        let after = store.account(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(
+            after.balance_minor,
+            second.terms.balance_minor + second.terms.interest_minor
+        );
+        assert_eq!(after.balance_minor, second.terms.total_minor);
+        // Paying the new plan in full settles the account exactly.
+        for (i, inst) in second.terms.instalments.iter().enumerate() {
+            store
+                .apply_payment(&payment(10 + i, inst.amount_minor))
+                .await
+                .unwrap();
+        }
+        let settled = store.account(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!((settled.balance_minor, settled.credit_minor), (0, 0));
+        assert_eq!(settled.status, AccountStatus::Settled);
+    }
+
+    /// Terms built on the whole balance, the replaced plan's unearned interest included, would
+    /// not settle the account: refused as a conflict, and nothing changes.
+    #[tokio::test]
+    async fn a_plan_built_on_a_balance_still_carrying_interest_is_refused() {
+        let store = store_with(account(120_000)).await;
+        let first = accept(&store, 6, "2026-03-16T12:00:00Z").await;
+        let before = store.account(&t(), &a()).await.unwrap().unwrap();
+        let now: jiff::Timestamp = "2026-03-20T12:00:00Z".parse().unwrap();
+        let request = PlanRequest {
+            instalments: 3,
+            frequency: Frequency::Monthly,
+            first_due: "2026-03-27".parse().unwrap(),
+            down_payment_minor: 0,
+            settlement_percent: None,
+        };
+        let terms = build(
+            before.balance(),
+            &rules(),
+            &request,
+            "2026-03-20".parse().unwrap(),
+        )
+        .unwrap();
+        let plan = Plan::accepted(&before, terms, &request, &rules(), now, "crm");
+        let err = store.accept_plan(&before, &plan, now).await.unwrap_err();
+        assert!(
+            matches!(err, cobro::repo::RepoError::Conflict(_)),
+            "{err:?}"
+        );
+        assert_eq!(store.account(&t(), &a()).await.unwrap().unwrap(), before);
+        let kept = store.plan(&t(), &a(), &first.id).await.unwrap().unwrap();
+        assert_eq!(kept.status, PlanStatus::Accepted);
+        assert!(store.plan(&t(), &a(), &plan.id).await.unwrap().is_none());
+    }
+
+    /// A broken plan: the whole debt is owed again, without the interest of the instalments
+    /// that were never paid.
+    #[tokio::test]
+    async fn a_broken_plan_takes_its_unpaid_interest_off() {
+        let store = store_with(account(120_000)).await;
+        let plan = accept(&store, 6, "2026-03-16T12:00:00Z").await;
+        let first_instalment = plan.terms.instalments[0].amount_minor;
+        store
+            .apply_payment(&payment(1, first_instalment))
+            .await
+            .unwrap();
+        let current = store.account(&t(), &a()).await.unwrap().unwrap();
+        let plan = store.plan(&t(), &a(), &plan.id).await.unwrap().unwrap();
+        let unearned = plan.unearned_interest();
+        assert_eq!(unearned, 14_203 - 14_203 / 6);
+        let at: jiff::Timestamp = "2026-05-01T12:00:00Z".parse().unwrap();
+        let event = cobro::events::PlanBroken {
+            tenant: t(),
+            account: a(),
+            debtor: current.debtor.clone(),
+            plan: plan.id.clone(),
+            late_instalment_due: plan.terms.instalments[1].due,
+            grace_days: 5,
+            at,
+        };
+        let announce = Announcement::of(&current, cobro::events::DomainEvent::event(&event));
+        store
+            .break_plan(&current, &plan, &announce, at)
+            .await
+            .unwrap();
+        let after = store.account(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(after.plan, None);
+        assert_eq!(after.balance_minor, 134_203 - first_instalment - unearned);
+        // What was paid went to the debt and to the interest it earned.
+        assert_eq!(
+            after.balance_minor,
+            120_000 - (first_instalment - 14_203 / 6)
+        );
+        let broken = store.plan(&t(), &a(), &plan.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                broken.status,
+                broken.interest_reversed_minor,
+                broken.ended_at
+            ),
+            (PlanStatus::Broken, unearned, Some(at))
+        );
+    }
+}

@@ -75,7 +75,8 @@ pub(crate) async fn quote(
     let account = open_account(&s, &caller, raw).await?;
     let tenant = s.tenant(&caller).await?;
     let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let balance = account.balance();
+    // A running plan's unearned interest comes off when a new plan replaces it.
+    let balance = account.plan_basis();
     let options = match input {
         QuoteInput::Afford(a) => affordable(
             balance,
@@ -139,7 +140,8 @@ pub(crate) async fn accept(
     let tenant = s.tenant(&caller).await?;
     let now = s.clock.now();
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let terms = build(account.balance(), &tenant.plan_rules, &request, today).map_err(problem)?;
+    let terms =
+        build(account.plan_basis(), &tenant.plan_rules, &request, today).map_err(problem)?;
     // The same request for the same debt is the same plan: a retried POST changes nothing.
     let plan = Plan::accepted(&account, terms, &request, &tenant.plan_rules, now, &by);
     let (status, p) = match s.store.accept_plan(&account, &plan, now).await? {

@@ -278,15 +278,19 @@ impl Exporter {
                     .ok()
                     .and_then(|d| d.to_zoned(tz.clone()).ok())
                     .map(|z| z.timestamp());
-                let paid_since = match since {
-                    Some(since) => self.applied_since(t, since).await?,
+                let (paid_since, interest_since) = match since {
+                    Some(since) => (
+                        self.applied_since(t, since).await?,
+                        self.interest_since(t, since).await?,
+                    ),
                     None => Default::default(),
                 };
                 let mut aging = Aging::default();
                 let mut accounts = Accounts::new(&self.store, t);
                 while let Some(a) = accounts.next().await? {
-                    let since = paid_since.get(&a.id).copied().unwrap_or(0);
-                    aging.add(&a, as_of, since);
+                    let paid = paid_since.get(&a.id).copied().unwrap_or(0);
+                    let interest = interest_since.get(&a.id).copied().unwrap_or(0);
+                    aging.add(&a, as_of, paid, interest);
                 }
                 for row in aging.rows(as_of) {
                     sink.row(row).await?;
@@ -351,35 +355,32 @@ impl Exporter {
         Ok(out)
     }
 
+    /// Per account, the interest plans added to its balance from `since` on, net of what
+    /// plans ending unpaid took back off: from the plan index, so only plans that changed.
+    async fn interest_since(
+        &self,
+        t: &TenantId,
+        since: Timestamp,
+    ) -> Result<std::collections::HashMap<cobro::domain::AccountId, i64>, ExportError> {
+        let mut out = std::collections::HashMap::new();
+        for plan in self
+            .store
+            .plans_changed_since(t, since, self.clock.now())
+            .await?
+        {
+            *out.entry(plan.account.clone()).or_insert(0) += plan.interest_added_since(since);
+        }
+        Ok(out)
+    }
+
     fn as_of(&self, job: &ExportJob, tz: &TimeZone) -> Date {
         let today = self.clock.now().to_zoned(tz.clone()).date();
         job.period.to.min(today)
     }
 }
 
-/// The UTC months (`YYYY-MM`) that `[start, end)` touches: the payment index's partitions.
-pub fn months(start: Timestamp, end: Timestamp) -> Vec<String> {
-    let mut out = Vec::new();
-    if end <= start {
-        return out;
-    }
-    let last = (end - jiff::SignedDuration::from_millis(1))
-        .to_zoned(TimeZone::UTC)
-        .date()
-        .first_of_month();
-    let mut month = start.to_zoned(TimeZone::UTC).date().first_of_month();
-    while month <= last {
-        out.push(month.strftime("%Y-%m").to_string());
-        month = match month.checked_add(jiff::Span::new().months(1)) {
-            Ok(m) => m,
-            Err(_) => break,
-        };
-    }
-    out
-}
+pub use cobro::repo::keys::months;
 
-/// Every account of the tenant, debtor by debtor: the debtor directory a page at a time, then
-/// each debtor's accounts (GSI1). Queries only, never a scan; one page of debtors in memory.
 /// The tenant's payments paid in `[start, end)`, page by page, oldest first: one range read
 /// of the payment index per UTC month.
 struct Payments<'a> {
@@ -429,6 +430,8 @@ impl<'a> Payments<'a> {
     }
 }
 
+/// Every account of the tenant, debtor by debtor: the debtor directory a page at a time, then
+/// each debtor's accounts (GSI1). Queries only, never a scan; one page of debtors in memory.
 struct Accounts<'a> {
     store: &'a Store,
     tenant: &'a TenantId,

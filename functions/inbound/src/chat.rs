@@ -225,7 +225,7 @@ impl Inbound {
                     return Ok(None);
                 };
                 let today = p.at.to_zoned(TimeZone::UTC).date();
-                let Ok(terms) = build(acct.balance(), &tenant.plan_rules, request, today) else {
+                let Ok(terms) = build(acct.plan_basis(), &tenant.plan_rules, request, today) else {
                     return Ok(None);
                 };
                 let plan =

@@ -302,7 +302,7 @@ impl Ctx<'_> {
                     return true;
                 };
                 match build(
-                    acct.balance(),
+                    acct.plan_basis(),
                     &self.turn.tenant.plan_rules,
                     &request,
                     self.turn.today,
@@ -841,7 +841,9 @@ impl Ctx<'_> {
             .checked_add(i64::from(rules.first_due_within_days.min(7)).days())
             .unwrap_or(self.turn.today);
         // Rounded up, so the down payment is never below the tenant's minimum.
-        let down = (account.balance_minor * i64::from(rules.min_down_payment_percent) + 99) / 100;
+        // Plans are built on the balance without a running plan's unearned interest.
+        let basis = account.plan_basis();
+        let down = (basis.minor * i64::from(rules.min_down_payment_percent) + 99) / 100;
         let mut counts = vec![3, 6, 12, rules.max_instalments];
         counts.retain(|n| *n >= 2 && *n <= rules.max_instalments);
         counts.sort_unstable();
@@ -856,7 +858,7 @@ impl Ctx<'_> {
                 down_payment_minor: down,
                 settlement_percent: None,
             };
-            let Ok(terms) = build(account.balance(), rules, &request, self.turn.today) else {
+            let Ok(terms) = build(basis, rules, &request, self.turn.today) else {
                 continue;
             };
             let regular = terms
@@ -885,7 +887,7 @@ impl Ctx<'_> {
             return self.no_plans();
         }
         self.understood = "plans_offered".into();
-        let balance = account.balance().display();
+        let balance = basis.display();
         let body = self.say("plans_offer", &[("balance", &balance)]);
         self.choices(body, "plans_button", options);
         self.state.awaiting = Awaiting::Plan {

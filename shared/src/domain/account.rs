@@ -87,6 +87,14 @@ impl Account {
         Money::new(self.balance_minor, self.currency)
     }
 
+    /// What a new plan is built on: the balance less the interest of the running plan's
+    /// unpaid instalments, which comes off when the new plan replaces it. So a plan never
+    /// charges interest on another plan's interest.
+    pub fn plan_basis(&self) -> Money {
+        let unearned = self.plan.as_ref().map_or(0, |p| p.unearned_interest_minor);
+        Money::new(self.balance_minor - unearned.max(0), self.currency)
+    }
+
     /// What the reminders are about: the plan's next instalment while a plan runs, else the
     /// account's due date and whole balance.
     pub fn reminder_target(&self) -> (Date, i64) {

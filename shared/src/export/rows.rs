@@ -207,10 +207,11 @@ pub struct Aging {
 
 impl Aging {
     /// Adds the account as it stood at the end of `as_of`: `paid_since` is what payments made
-    /// after that day took off its balance (so an account they settled was still owed then).
+    /// after that day took off its balance (so an account they settled was still owed then),
+    /// `interest_since` what plans added to it since, net (`Plan::interest_added_since`).
     /// A balance the CRM changed by hand since is not undone: it has no history.
-    pub fn add(&mut self, a: &Account, as_of: Date, paid_since: i64) {
-        let balance = a.balance_minor + paid_since;
+    pub fn add(&mut self, a: &Account, as_of: Date, paid_since: i64, interest_since: i64) {
+        let balance = a.balance_minor + paid_since - interest_since;
         let owed_then = match a.status {
             AccountStatus::Open | AccountStatus::Paused => true,
             AccountStatus::Settled => paid_since > 0,
@@ -442,13 +443,23 @@ mod tests {
     fn aging_buckets_by_days_past_due() {
         let as_of: Date = "2026-03-31".parse().unwrap();
         let mut aging = Aging::default();
-        aging.add(&account(10, "2026-04-10", AccountStatus::Open), as_of, 0);
-        aging.add(&account(20, "2026-03-01", AccountStatus::Open), as_of, 0);
-        aging.add(&account(30, "2026-03-01", AccountStatus::Paused), as_of, 0);
-        aging.add(&account(40, "2025-01-01", AccountStatus::Open), as_of, 0);
+        aging.add(&account(10, "2026-04-10", AccountStatus::Open), as_of, 0, 0);
+        aging.add(&account(20, "2026-03-01", AccountStatus::Open), as_of, 0, 0);
+        aging.add(
+            &account(30, "2026-03-01", AccountStatus::Paused),
+            as_of,
+            0,
+            0,
+        );
+        aging.add(&account(40, "2025-01-01", AccountStatus::Open), as_of, 0, 0);
         // Not owed or not collectable: not aged.
-        aging.add(&account(0, "2025-01-01", AccountStatus::Open), as_of, 0);
-        aging.add(&account(50, "2025-01-01", AccountStatus::Closed), as_of, 0);
+        aging.add(&account(0, "2025-01-01", AccountStatus::Open), as_of, 0, 0);
+        aging.add(
+            &account(50, "2025-01-01", AccountStatus::Closed),
+            as_of,
+            0,
+            0,
+        );
         let rows = aging.rows(as_of);
         assert_eq!(rows.len(), BUCKETS.len());
         let summary: Vec<(String, String, String)> = rows
@@ -469,11 +480,21 @@ mod tests {
         let as_of: Date = "2026-03-31".parse().unwrap();
         let mut aging = Aging::default();
         // Paid 5 since: it owed 15 then.
-        aging.add(&account(10, "2026-03-20", AccountStatus::Open), as_of, 5);
+        aging.add(&account(10, "2026-03-20", AccountStatus::Open), as_of, 5, 0);
         // Settled since by a payment of 7: it owed 7 then.
-        aging.add(&account(0, "2026-03-20", AccountStatus::Settled), as_of, 7);
+        aging.add(
+            &account(0, "2026-03-20", AccountStatus::Settled),
+            as_of,
+            7,
+            0,
+        );
         // Settled before: not owed then.
-        aging.add(&account(0, "2026-03-20", AccountStatus::Settled), as_of, 0);
+        aging.add(
+            &account(0, "2026-03-20", AccountStatus::Settled),
+            as_of,
+            0,
+            0,
+        );
         let rows = aging.rows(as_of);
         assert_eq!(rows[1][3].to_text(), "2");
         assert_eq!(rows[1][4].to_text(), "0.22");

@@ -40,6 +40,12 @@ pub struct Plan {
     pub accepted_by: String,
     #[serde(default)]
     pub grace_days: u32,
+    /// When the plan stopped running unpaid (replaced or broken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// The interest its unpaid instalments carried, taken off the balance when it ended.
+    #[serde(default)]
+    pub interest_reversed_minor: i64,
 }
 
 /// What the account carries of its plan: enough for the reminders to write about the next
@@ -49,6 +55,10 @@ pub struct PlanRef {
     pub id: String,
     pub next_due: Date,
     pub next_amount_minor: i64,
+    /// The plan's interest not yet paid: what comes off the balance if the plan is replaced
+    /// or broken, and what a new plan is not built on (`Account::plan_basis`).
+    #[serde(default)]
+    pub unearned_interest_minor: i64,
 }
 
 impl Plan {
@@ -83,6 +93,8 @@ impl Plan {
             accepted_at: now,
             accepted_by: by.to_string(),
             grace_days: rules.grace_days,
+            ended_at: None,
+            interest_reversed_minor: 0,
         }
     }
 
@@ -132,7 +144,61 @@ impl Plan {
             id: self.id.clone(),
             next_due,
             next_amount_minor,
+            unearned_interest_minor: self.unearned_interest(),
         })
+    }
+
+    /// The interest that the instalments not yet paid carry. Interest is spread evenly over
+    /// the regular instalments (the down payment carries none), so each amount paid on them
+    /// earns its share; the share is rounded down, so a rounding minor unit stays with the
+    /// debtor. Zero once the plan stops running.
+    pub fn unearned_interest(&self) -> i64 {
+        let interest = self.terms.interest_minor;
+        if interest <= 0 || !self.is_running() {
+            return 0;
+        }
+        let (mut total, mut paid) = (0i128, 0i128);
+        for (i, p) in self.terms.instalments.iter().zip(&self.paid_minor) {
+            if i.number > 0 {
+                total += i128::from(i.amount_minor);
+                paid += i128::from((*p).min(i.amount_minor));
+            }
+        }
+        if total == 0 {
+            return 0;
+        }
+        let earned = i128::from(interest) * paid / total;
+        interest - earned as i64
+    }
+
+    /// Stops a running plan unpaid (replaced by another, or broken): its unearned interest is
+    /// no longer owed. Returns that interest, to take off the balance.
+    pub fn end_unpaid(&mut self, status: PlanStatus, at: Timestamp) -> i64 {
+        let reversed = self.unearned_interest();
+        self.status = status;
+        self.ended_at = Some(at);
+        self.interest_reversed_minor = reversed;
+        reversed
+    }
+
+    /// When the plan last changed the account's balance by interest: accepted (interest
+    /// added), then ended unpaid (the unearned part taken off). The plan index orders by it.
+    pub fn balance_changed_at(&self) -> Timestamp {
+        self.ended_at.unwrap_or(self.accepted_at)
+    }
+
+    /// What undoing the plan's interest changes made after `since` does to a balance: the
+    /// interest added by an acceptance after it comes off, what an end after it took off goes
+    /// back on. The aging export uses it to see a balance as it stood before `since`.
+    pub fn interest_added_since(&self, since: Timestamp) -> i64 {
+        let mut added = 0;
+        if self.accepted_at >= since {
+            added += self.terms.interest_minor;
+        }
+        if self.ended_at.is_some_and(|at| at >= since) {
+            added -= self.interest_reversed_minor;
+        }
+        added
     }
 
     /// Broken when an instalment is more than the grace days late on `today`.

@@ -218,6 +218,8 @@ fn payments_go_to_the_oldest_instalment_first_and_complete_the_plan() {
         accepted_at: "2026-03-16T12:00:00Z".parse().unwrap(),
         accepted_by: "crm".into(),
         grace_days: 5,
+        ended_at: None,
+        interest_reversed_minor: 0,
     };
     assert_eq!(plan.allocate(40_000), 0);
     assert_eq!(plan.paid_minor, [30_000, 10_000, 0]);
@@ -280,7 +282,7 @@ proptest! {
             tenant: crate::domain::TenantId::parse("t").unwrap(),
             account: crate::domain::AccountId::parse("a").unwrap(),
             id: "p".into(), status: PlanStatus::Accepted, paid_minor: vec![0; 3], terms,
-            accepted_at: "2026-03-16T12:00:00Z".parse().unwrap(), accepted_by: "crm".into(), grace_days: 5,
+            accepted_at: "2026-03-16T12:00:00Z".parse().unwrap(), accepted_by: "crm".into(), grace_days: 5, ended_at: None, interest_reversed_minor: 0,
         };
         let mut left = 0;
         for p in &payments {

@@ -244,6 +244,18 @@ pub fn gsi1_payment_sk(paid_at_millis: i64, a: &AccountId, payment_id: &str) -> 
     format!("{paid_at_millis:015}#{a}#{payment_id}")
 }
 
+/// GSI1 partition: the tenant's plans whose interest changed a balance in one UTC month (an
+/// acceptance added it, an unpaid end took the unearned part off), by the latest such change.
+/// The aging export reads back what changed after its day from here.
+pub fn gsi1_plans(t: &TenantId, month: &str) -> String {
+    format!("T#{t}#PLANS#{month}")
+}
+
+/// GSI1 sort key of a plan: its latest interest change (epoch milliseconds), then which.
+pub fn gsi1_plan_sk(changed_millis: i64, a: &AccountId, plan_id: &str) -> String {
+    format!("{changed_millis:015}#{a}#{plan_id}")
+}
+
 /// GSI1 partition: a debtor's accounts (`ACCOUNT#…`).
 pub fn gsi1_debtor_accounts(t: &TenantId, d: &DebtorId) -> String {
     format!("T#{t}#DEBTOR#{d}")
@@ -276,6 +288,30 @@ pub fn shard_of(id: &str) -> u32 {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
     h % DUE_SHARDS
+}
+
+/// The UTC months (`YYYY-MM`) that `[start, end)` touches: the partitions of the payment and plan indexes.
+pub fn months(start: jiff::Timestamp, end: jiff::Timestamp) -> Vec<String> {
+    let mut out = Vec::new();
+    if end <= start {
+        return out;
+    }
+    let last = (end - jiff::SignedDuration::from_millis(1))
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .first_of_month();
+    let mut month = start
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .first_of_month();
+    while month <= last {
+        out.push(month.strftime("%Y-%m").to_string());
+        month = match month.checked_add(jiff::Span::new().months(1)) {
+            Ok(m) => m,
+            Err(_) => break,
+        };
+    }
+    out
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ impl Store {
                     _ => updates.push(Update::remove("plan")),
                 }
                 plan_ops.push(WriteOp::Put {
-                    item: to_item(keys::plan(&p.tenant, &p.account, &plan.id), "plan", plan),
+                    item: super::plans::plan_item(plan),
                     condition: Some(Condition::Exists),
                 });
             }
