@@ -1468,3 +1468,37 @@ async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day()
         "not sent: {conversation}"
     );
 }
+
+/// The CRM's nightly sync restates the debtor as its records had them before an opt-out it
+/// posted itself: the opt-out stands, so the debtor is not reachable on WhatsApp again.
+#[tokio::test]
+async fn a_crm_opt_out_survives_the_crm_restating_an_older_grant() {
+    use cobro::domain::{ChannelKind, DebtorId};
+
+    let api = Api::start().await;
+    let (t, d) = (demo::tenant_id(), DebtorId::parse("sync-1").unwrap());
+    let body = debtor("+56911112222");
+    api.ok("PUT", "/v1/debtors/sync-1", Some(body.clone()))
+        .await;
+    api.stack.clock.advance(jiff::SignedDuration::from_mins(5));
+    api.ok(
+        "POST",
+        "/v1/debtors/sync-1/consents",
+        Some(json!({ "channel": "whatsapp", "granted": false })),
+    )
+    .await;
+    api.stack.clock.advance(jiff::SignedDuration::from_hours(8));
+    api.ok("PUT", "/v1/debtors/sync-1", Some(body)).await;
+    let stored = api.stack.crm.store.debtor(&t, &d).await.unwrap().unwrap();
+    assert!(
+        !stored.has_consent(ChannelKind::Whatsapp),
+        "{:?}",
+        stored.consents
+    );
+    assert_eq!(
+        stored.consents.iter().filter(|c| !c.granted).count(),
+        1,
+        "the opt-out is kept once: {:?}",
+        stored.consents
+    );
+}

@@ -6,7 +6,9 @@ use crate::ports::table::{Condition, TableError, GSI1};
 use crate::ports::{Query, SkRange, WriteOp};
 
 /// The CRM's records as sent, except that one it restates keeps its first date; plus every
-/// record it did not send (the debtor's own opt-outs and opt-ins).
+/// record of another source (the debtor's own opt-outs and opt-ins), and every withdrawal:
+/// a grant the CRM no longer sends is a correction and goes, but leaving an opt-out out of a
+/// restated list (an older snapshot synced again) must not make the debtor reachable again.
 fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
     let mut merged: Vec<Consent> = new
         .iter()
@@ -22,10 +24,11 @@ fn merge_consents(old: &[Consent], new: &[Consent]) -> Vec<Consent> {
         })
         .collect();
     for o in old {
-        let restated = new
-            .iter()
-            .any(|c| c.channel == o.channel && c.source == o.source);
-        if !restated && !merged.contains(o) {
+        let replaced = o.granted
+            && new
+                .iter()
+                .any(|c| c.channel == o.channel && c.source == o.source);
+        if !replaced && !merged.contains(o) {
             merged.push(o.clone());
         }
     }
