@@ -1290,3 +1290,134 @@ async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
         ("crm", 500)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The webhook as it is served: through its router (body limit, error shape), and what it reads
+// of a delivery before the signature is verified.
+// ---------------------------------------------------------------------------------------------
+
+/// The harness's webhook behind its router, as the Lambda and the local stack serve it.
+fn served(h: &Harness) -> axum::Router {
+    cobro_webhook::router(Arc::new(Webhook {
+        store: h.store.clone(),
+        blobs: h.blobs.clone(),
+        inbound: h.queue.clone(),
+        clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
+        verify_token: "verify-token".into(),
+        default_app_secret: Some(DEFAULT_SECRET.into()),
+        secrets: h.secrets.clone(),
+        secrets_prefix: String::new(),
+    }))
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+/// `raw` POSTed through the router, signed with `secret`.
+async fn post_served(h: &Harness, raw: Vec<u8>, secret: &str) -> Answer {
+    use tower::ServiceExt;
+    let request = axum::http::Request::post(cobro_webhook::PATH)
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            signature::sign(secret.as_bytes(), &raw),
+        )
+        .body(axum::body::Body::from(raw))
+        .unwrap();
+    let response = served(h).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// A problem+json answer's body.
+fn problem(answer: &Answer) -> Value {
+    assert_eq!(answer.content_type, "application/problem+json");
+    serde_json::from_slice(&answer.body).expect("a JSON body")
+}
+
+/// Meta's largest delivery: 1,000 updates (600 messages from the harness's debtor, 400 statuses
+/// of unknown messages), over 3 MB, spread over several entries and changes.
+fn largest_delivery() -> Vec<u8> {
+    let long = "x".repeat(4950);
+    let messages: Vec<Value> = (0..600)
+        .map(|i| {
+            json!({ "from": "56911112222", "id": format!("wamid.big{i}"),
+                    "timestamp": (1_700_000_000 + i).to_string(), "type": "text",
+                    "text": { "body": format!("{i} {long}") } })
+        })
+        .collect();
+    let statuses: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({ "id": format!("wamid.unknown{i}"), "status": "delivered",
+                    "timestamp": "1700000000", "recipient_id": "56911112222" })
+        })
+        .collect();
+    let change = |messages: &[Value], statuses: &[Value]| {
+        json!({ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "972123456789", "phone_number_id": NUMBER },
+            "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "56911112222" }],
+            "messages": messages, "statuses": statuses }})
+    };
+    let body = json!({ "object": "whatsapp_business_account", "entry": [
+        { "id": "w", "changes": [change(&messages[..300], &statuses[..200]), change(&messages[300..], &[])] },
+        { "id": "w", "changes": [change(&[], &statuses[200..])] },
+    ]});
+    let raw = serde_json::to_vec(&body).unwrap();
+    assert!(raw.len() > 3_000_000, "{} bytes", raw.len());
+    raw
+}
+
+#[tokio::test]
+async fn the_largest_delivery_meta_sends_passes_the_router_and_is_applied() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let answer = post_served(&h, largest_delivery(), SECRET).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let report = h.drain().await;
+    assert_eq!(report.messages, 600, "{report:?}");
+    assert_eq!(report.statuses_unmatched, 400, "{report:?}");
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 1000)
+        .await
+        .unwrap();
+    assert_eq!(conversation.len(), 600);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_as_problem_json_and_nothing_is_kept() {
+    let h = Harness::new().await;
+    let padding = "x".repeat(cobro_webhook::MAX_BODY);
+    let raw = serde_json::to_vec(&json!({ "object": "whatsapp_business_account",
+                                          "padding": padding }))
+    .unwrap();
+    let answer = post_served(&h, raw, SECRET).await;
+    assert_eq!(answer.status, 413);
+    let p = problem(&answer);
+    assert_eq!(p["status"], 413, "{p}");
+    assert_eq!(p["type"], "https://cobro.dev/problems/too-large", "{p}");
+    assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
+}
