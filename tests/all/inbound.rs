@@ -1298,8 +1298,13 @@ async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
 
 /// The harness's webhook behind its router, as the Lambda and the local stack serve it.
 fn served(h: &Harness) -> axum::Router {
+    served_on(h, h.store.clone())
+}
+
+/// The same, reading numbers from `store`.
+fn served_on(h: &Harness, store: Store) -> axum::Router {
     cobro_webhook::router(Arc::new(Webhook {
-        store: h.store.clone(),
+        store,
         blobs: h.blobs.clone(),
         inbound: h.queue.clone(),
         clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
@@ -1318,6 +1323,10 @@ struct Answer {
 
 /// `raw` POSTed through the router, signed with `secret`.
 async fn post_served(h: &Harness, raw: Vec<u8>, secret: &str) -> Answer {
+    post_to(served(h), raw, secret).await
+}
+
+async fn post_to(router: axum::Router, raw: Vec<u8>, secret: &str) -> Answer {
     use tower::ServiceExt;
     let request = axum::http::Request::post(cobro_webhook::PATH)
         .header("content-type", "application/json")
@@ -1327,7 +1336,7 @@ async fn post_served(h: &Harness, raw: Vec<u8>, secret: &str) -> Answer {
         )
         .body(axum::body::Body::from(raw))
         .unwrap();
-    let response = served(h).oneshot(request).await.unwrap();
+    let response = router.oneshot(request).await.unwrap();
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -1420,4 +1429,167 @@ async fn a_body_over_the_limit_is_refused_as_problem_json_and_nothing_is_kept() 
     assert_eq!(p["status"], 413, "{p}");
     assert_eq!(p["type"], "https://cobro.dev/problems/too-large", "{p}");
     assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
+}
+
+/// The harness's table, counting the reads made through it.
+struct CountedReads {
+    store: Store,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl CountedReads {
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl cobro::ports::Table for CountedReads {
+    async fn get(
+        &self,
+        key: &cobro::ports::Key,
+    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
+        self.read();
+        self.store.table().get(key).await
+    }
+
+    async fn put(
+        &self,
+        item: cobro::ports::Item,
+        condition: Option<cobro::ports::Condition>,
+    ) -> Result<(), cobro::ports::TableError> {
+        self.store.table().put(item, condition).await
+    }
+
+    async fn update(
+        &self,
+        key: &cobro::ports::Key,
+        updates: Vec<cobro::ports::Update>,
+        condition: Option<cobro::ports::Condition>,
+    ) -> Result<cobro::ports::Item, cobro::ports::TableError> {
+        self.store.table().update(key, updates, condition).await
+    }
+
+    async fn delete(
+        &self,
+        key: &cobro::ports::Key,
+        condition: Option<cobro::ports::Condition>,
+    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
+        self.store.table().delete(key, condition).await
+    }
+
+    async fn query(
+        &self,
+        query: cobro::ports::Query,
+    ) -> Result<cobro::ports::Page, cobro::ports::TableError> {
+        self.read();
+        self.store.table().query(query).await
+    }
+
+    async fn transact_write(
+        &self,
+        ops: Vec<cobro::ports::WriteOp>,
+    ) -> Result<(), cobro::ports::TableError> {
+        self.store.table().transact_write(ops).await
+    }
+
+    async fn batch_write(
+        &self,
+        puts: Vec<cobro::ports::Item>,
+        deletes: Vec<cobro::ports::Key>,
+    ) -> Result<(), cobro::ports::TableError> {
+        self.store.table().batch_write(puts, deletes).await
+    }
+}
+
+/// The harness's webhook behind its router, with the store's reads counted.
+fn served_counting(h: &Harness) -> (axum::Router, Arc<CountedReads>) {
+    let counted = Arc::new(CountedReads {
+        store: h.store.clone(),
+        reads: Default::default(),
+    });
+    let router = served_on(h, Store::new(counted.clone()));
+    (router, counted)
+}
+
+/// A delivery of one status per number, for each of `numbers`.
+fn delivery_for(numbers: &[String]) -> Vec<u8> {
+    let changes: Vec<Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, number)| {
+            json!({ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "972123456789", "phone_number_id": number },
+                "statuses": [{ "id": format!("wamid.s{i}"), "status": "delivered",
+                               "timestamp": "1773673200", "recipient_id": "56911112222" }] }})
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "object": "whatsapp_business_account",
+                                "entry": [{ "id": "w", "changes": changes }] }))
+    .unwrap()
+}
+
+/// `count` distinct numbers, the harness's own first.
+fn numbers(count: usize) -> Vec<String> {
+    std::iter::once(NUMBER.to_string())
+        .chain((1..count).map(|i| format!("{}", 1_000_000_000_000_000u64 + i as u64)))
+        .collect()
+}
+
+#[tokio::test]
+async fn numbers_that_are_no_phone_number_ids_are_refused_before_any_lookup() {
+    let h = Harness::new().await;
+    for bad in [
+        "9".repeat(3000),
+        "1".repeat(21),
+        "PHONE_NUMBER_ID".into(),
+        String::new(),
+    ] {
+        let (router, counted) = served_counting(&h);
+        let raw = delivery_for(&[NUMBER.to_string(), bad.clone()]);
+        // Not signed by Meta: nothing in it may be read before the signature is checked.
+        let answer = post_to(router, raw, "not-the-app-secret").await;
+        assert_eq!(answer.status, 400, "{}", &bad[..bad.len().min(30)]);
+        let p = problem(&answer);
+        assert_eq!(
+            p["field"], "entry[].changes[].value.metadata.phone_number_id",
+            "{p}"
+        );
+        assert_eq!(counted.reads(), 0, "looked up before the signature");
+    }
+    // 20 digits are an id: unknown, so the deployment's secret verifies it.
+    let answer = post_served(&h, delivery_for(&["1".repeat(20)]), DEFAULT_SECRET).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        h.queue.depth().await.unwrap(),
+        1,
+        "only the last one is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_for_more_numbers_than_the_limit_is_refused_before_any_lookup() {
+    let h = Harness::new().await;
+    let max = cobro_webhook::MAX_NUMBERS;
+    // Unsigned, for a thousand numbers: no read at all, rather than a thousand.
+    let (router, counted) = served_counting(&h);
+    let answer = post_to(router, delivery_for(&numbers(1000)), "not-the-app-secret").await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(problem(&answer)["status"], 400);
+    assert_eq!(counted.reads(), 0, "looked up before the signature");
+    // Signed, one number over the limit: still refused, nothing kept.
+    let answer = post_served(&h, delivery_for(&numbers(max + 1)), SECRET).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(h.queue.depth().await.unwrap(), 0, "nothing queued");
+    // At the limit (the same number repeated counts once): accepted.
+    let mut at_limit = numbers(max);
+    at_limit.push(NUMBER.into());
+    let answer = post_served(&h, delivery_for(&at_limit), SECRET).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(h.queue.depth().await.unwrap(), 1);
 }

@@ -162,9 +162,24 @@ struct RoutingMetadata {
     phone_number_id: String,
 }
 
-fn phone_number_ids(raw: &[u8]) -> Vec<String> {
+/// The most numbers one delivery may be for. Each one is read from the store (its tenant, its
+/// secret) before the signature can be checked, so an unsigned body must not choose how many
+/// reads it costs; a business has a few numbers on an app.
+pub const MAX_NUMBERS: usize = 10;
+
+/// Meta's phone number ids are digits (15 or 16 today); 20 leaves room, and keeps an unsigned
+/// body from making a key the table refuses.
+const MAX_ID_DIGITS: usize = 20;
+
+fn is_phone_number_id(id: &str) -> bool {
+    (1..=MAX_ID_DIGITS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The distinct numbers a delivery is for, checked before any of them is looked up. None for a
+/// body that is not JSON of Meta's shape: the deployment's secret must verify it.
+fn phone_number_ids(raw: &[u8]) -> Result<Vec<String>, Problem> {
     let Ok(r) = serde_json::from_slice::<Routing>(raw) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let mut ids: Vec<String> = r
         .entry
@@ -172,9 +187,21 @@ fn phone_number_ids(raw: &[u8]) -> Vec<String> {
         .flat_map(|e| e.changes)
         .filter_map(|c| c.value.metadata.map(|m| m.phone_number_id))
         .collect();
+    if !ids.iter().all(|id| is_phone_number_id(id)) {
+        return Err(Problem::invalid_field(
+            "entry[].changes[].value.metadata.phone_number_id",
+            format!("must be 1 to {MAX_ID_DIGITS} digits"),
+        ));
+    }
     ids.sort();
     ids.dedup();
-    ids
+    if ids.len() > MAX_NUMBERS {
+        return Err(Problem::bad_request(format!(
+            "a delivery is for at most {MAX_NUMBERS} numbers, this one names {}",
+            ids.len()
+        )));
+    }
+    Ok(ids)
 }
 
 /// Where a delivery's raw body is kept: by day and by content, so a redelivery of the same
@@ -217,7 +244,7 @@ impl Webhook {
             return Err(Problem::unauthorized("missing X-Hub-Signature-256"));
         }
         let mut app_secrets = Vec::new();
-        for id in phone_number_ids(raw) {
+        for id in phone_number_ids(raw)? {
             match self.store.whatsapp_number(&id).await? {
                 Some(n) => {
                     tracing::Span::current().record("tenant", n.tenant.as_str());
