@@ -782,3 +782,113 @@ async fn the_aging_of_an_earlier_day_undoes_the_interest_of_later_plans() {
     let total = parse_decimal(&done.totals["CLP"]["balance"], clp).unwrap();
     assert_eq!(total, owed_end_of_march);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Free text from the CRM and API callers in the files (formulas, quotes, line breaks, length),
+// read back as a spreadsheet would.
+// ---------------------------------------------------------------------------------------------
+
+/// RFC 4180: quoted fields may hold `,`, `"` (doubled), `;` and line breaks; a record ends
+/// with `\n` (what the exporter writes).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (_, c) => field.push(c),
+        }
+    }
+    assert!(!quoted && field.is_empty(), "the file ends a record");
+    records
+}
+
+/// The rows of a CSV export by column name.
+fn csv_records(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
+    let mut records = parse_csv(std::str::from_utf8(bytes).expect("UTF-8")).into_iter();
+    let header = records.next().expect("a header");
+    records
+        .map(|r| {
+            assert_eq!(r.len(), header.len(), "every row has every column: {r:?}");
+            header.iter().cloned().zip(r).collect()
+        })
+        .collect()
+}
+
+/// Puts a debtor and its account on the local stack, as the CRM does.
+async fn put_account(s: &Stack, account: &str, product: &str, tags: &[&str]) {
+    s.ok(
+        "PUT",
+        "/v1/debtors/txt-d1",
+        Some(json!({ "name": "Ana", "phone": "+56912345679", "time_zone": "America/Santiago" })),
+    )
+    .await;
+    s.ok(
+        "PUT",
+        &format!("/v1/accounts/{account}"),
+        Some(json!({
+            "debtor_id": "txt-d1", "currency": "EUR", "principal_minor": 10_000,
+            "balance_minor": 10_000, "due_date": "2026-02-01", "product": product, "tags": tags
+        })),
+    )
+    .await;
+}
+
+fn march(kind: &str, format: &str) -> Value {
+    json!({
+        "kind": kind, "format": format,
+        "period": { "from": "2026-03-01", "to": "2026-03-31" }
+    })
+}
+
+#[tokio::test]
+async fn csv_exports_write_text_that_looks_like_a_formula_as_text() {
+    let s = Stack::start().await;
+    put_account(&s, "TXT-1", "-2+3", &["=1+1", "vip"]).await;
+    let method = "=HYPERLINK(\"http://x\",\"ok\")";
+    s.ok(
+        "POST",
+        "/v1/payments",
+        Some(json!({
+            "account_id": "TXT-1", "payment_id": "txt-p1", "amount_minor": 12_000,
+            "currency": "EUR", "paid_at": "2026-03-10T12:00:00Z", "method": method
+        })),
+    )
+    .await;
+    s.ok("POST", "/_local/drain", None).await;
+
+    let (_, bytes) = s.export(march("payments", "csv")).await;
+    let payments = csv_records(&bytes);
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["method"], format!("'{method}"));
+    // Amounts are numbers the exporter writes: a credit or a negative never gets a quote.
+    assert_eq!(payments[0]["credit"], "20.00");
+
+    let (_, bytes) = s.export(march("accounts", "csv")).await;
+    let accounts = csv_records(&bytes);
+    let account = accounts
+        .iter()
+        .find(|a| a["account_id"] == "TXT-1")
+        .unwrap();
+    assert_eq!(account["product"], "'-2+3");
+    assert_eq!(account["tags"], "'=1+1;vip");
+    // Quoted, so a spreadsheet that splits on `;` keeps the tags one cell.
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains(",\"'=1+1;vip\""), "{text}");
+
+    // JSON Lines is data: written as sent.
+    let (_, bytes) = s.export(march("payments", "jsonl")).await;
+    let line: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(line["method"], method);
+}

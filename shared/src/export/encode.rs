@@ -2,7 +2,12 @@
 //! as it goes; XLSX (rust_xlsxwriter in constant-memory mode) keeps rows in temporary files and
 //! writes the whole workbook at the end, through any `Write`. Memory stays flat whatever the
 //! row count.
+//!
+//! Text that the CRM or an API caller chose is written so that a spreadsheet shows it as text:
+//! CSV puts a `'` before text that starts like a formula (`csv_text`), XLSX writes it as a
+//! string cell. JSON Lines is data, left as it is.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use super::job::Format;
@@ -20,6 +25,37 @@ pub enum EncodeError {
 
 /// Excel's rows per worksheet; longer exports go on to another sheet (with the header again).
 pub const XLSX_MAX_ROWS: u32 = 1_048_576;
+
+/// The first characters that make a spreadsheet read a CSV cell as a formula (OWASP, CSV
+/// injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text cell for CSV: one that starts like a formula gets a leading `'`, so a spreadsheet
+/// shows it instead of running it. Only text cells: amounts and counts are numbers the
+/// exporter formats, and a negative one must stay a number.
+pub fn csv_text(s: &str) -> Cow<'_, str> {
+    if s.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The CSV writer. `comment` only makes it quote every field holding a `;`: a spreadsheet set
+/// to split on `;` (Spanish and Chilean locales) keeps such a field one cell, so text after a
+/// `;` cannot start a cell of its own (and a formula there).
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .comment(Some(b';'))
+        .from_writer(Vec::with_capacity(1 << 16))
+}
+
+fn csv_field(cell: &Cell) -> Cow<'_, str> {
+    match cell {
+        Cell::Text(s) => csv_text(s),
+        other => Cow::Owned(other.to_text()),
+    }
+}
 
 pub enum Encoder {
     Csv(Box<csv::Writer<Vec<u8>>>),
@@ -50,7 +86,7 @@ impl Encoder {
     ) -> Result<Self, EncodeError> {
         match format {
             Format::Csv => {
-                let mut w = csv::Writer::from_writer(Vec::with_capacity(1 << 16));
+                let mut w = csv_writer();
                 w.write_record(columns)?;
                 Ok(Encoder::Csv(Box::new(w)))
             }
@@ -79,7 +115,11 @@ impl Encoder {
     pub fn row(&mut self, cells: &[Cell]) -> Result<(), EncodeError> {
         match self {
             Encoder::Csv(w) => {
-                w.write_record(cells.iter().map(Cell::to_text))?;
+                for cell in cells {
+                    w.write_field(csv_field(cell).as_bytes())?;
+                }
+                // Ends the record the fields above began.
+                w.write_record(None::<&[u8]>)?;
                 Ok(())
             }
             Encoder::Jsonl { columns, buffer } => {
@@ -108,10 +148,7 @@ impl Encoder {
         match self {
             Encoder::Csv(w) => {
                 // A fresh writer takes over (the header is written once, at the start).
-                let full = std::mem::replace(
-                    w.as_mut(),
-                    csv::Writer::from_writer(Vec::with_capacity(1 << 16)),
-                );
+                let full = std::mem::replace(w.as_mut(), csv_writer());
                 full.into_inner()
                     .map_err(|e| EncodeError::Io(e.into_error()))
             }
@@ -150,6 +187,7 @@ impl Xlsx {
         for (i, cell) in cells.iter().enumerate() {
             let col = i as u16;
             match cell {
+                // A string cell, never a formula: no `'` needed, unlike CSV.
                 Cell::Text(s) => {
                     sheet.write_string(r, col, s)?;
                 }
@@ -238,6 +276,72 @@ mod tests {
             lines[1],
             serde_json::json!({"name": null, "n": -1, "amount": "-0.02"})
         );
+    }
+
+    fn csv_of(rows: &[Vec<Cell>]) -> String {
+        let mut e = Encoder::new(Format::Csv, COLS, &std::env::temp_dir()).unwrap();
+        for r in rows {
+            e.row(r).unwrap();
+        }
+        String::from_utf8(e.take().unwrap()).unwrap()
+    }
+
+    fn read_csv(text: &str) -> Vec<Vec<String>> {
+        csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect()
+    }
+
+    #[test]
+    fn csv_puts_a_quote_before_text_that_starts_like_a_formula() {
+        let eur = Currency::parse("EUR").unwrap();
+        let formulas = [
+            "=HYPERLINK(\"http://x\",\"ok\")",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ];
+        let rows: Vec<Vec<Cell>> = formulas
+            .iter()
+            .map(|f| {
+                vec![
+                    Cell::text(*f),
+                    Cell::Int(-1),
+                    Cell::Amount {
+                        minor: -2,
+                        currency: eur,
+                    },
+                ]
+            })
+            .collect();
+        let read = read_csv(&csv_of(&rows));
+        for (f, row) in formulas.iter().zip(&read) {
+            assert_eq!(row[0], format!("'{f}"));
+            // Numbers the exporter writes stay numbers, negative ones included.
+            assert_eq!(row[1..], ["-1", "-0.02"]);
+        }
+        // Harmless text is left alone.
+        let plain = vec![vec![Cell::text("a=b"), Cell::text("1-30"), Cell::Empty]];
+        assert_eq!(csv_of(&plain), "name,n,amount\na=b,1-30,\n");
+    }
+
+    #[test]
+    fn csv_quotes_text_holding_a_semicolon() {
+        let rows = vec![vec![Cell::text("vip;=cmd"), Cell::Int(1), Cell::Empty]];
+        assert_eq!(csv_of(&rows), "name,n,amount\n\"vip;=cmd\",1,\n");
+    }
+
+    #[test]
+    fn jsonl_keeps_text_that_starts_like_a_formula() {
+        let dir = std::env::temp_dir();
+        let mut e = Encoder::new(Format::Jsonl, COLS, &dir).unwrap();
+        e.row(&[Cell::text("=1+1"), Cell::Int(1), Cell::Empty])
+            .unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&e.take().unwrap()).unwrap();
+        assert_eq!(line["name"], "=1+1");
     }
 
     #[test]
