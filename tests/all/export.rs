@@ -892,3 +892,19 @@ async fn csv_exports_write_text_that_looks_like_a_formula_as_text() {
     let line: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(line["method"], method);
 }
+
+#[tokio::test]
+async fn a_csv_export_keeps_quotes_commas_and_line_breaks_in_one_field() {
+    let s = Stack::start().await;
+    let product = "Loan \"Plus\", 12 months\nline two\r\nsemi;colon and a nul \u{0} byte";
+    put_account(&s, "TXT-2", product, &["a,b", "c\"d"]).await;
+    let (_, bytes) = s.export(march("accounts", "csv")).await;
+    let accounts = csv_records(&bytes);
+    let account = accounts
+        .iter()
+        .find(|a| a["account_id"] == "TXT-2")
+        .unwrap();
+    assert_eq!(account["product"], product);
+    assert_eq!(account["tags"], "a,b;c\"d");
+    assert_eq!(account["balance"], "100.00");
+}
