@@ -803,6 +803,160 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     assert_eq!(h.drain().await.unrouted, 1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Claims on inbound messages: a run that dies after claiming a message does not make it a
+// duplicate, and an invocation running out of time leaves the rest of its batch to come again.
+// ---------------------------------------------------------------------------------------------
+
+/// The debtor's consent on `channel` as stored now.
+async fn consents(h: &Harness, debtor: &DebtorId, channel: ChannelKind) -> bool {
+    h.store
+        .debtor(&h.tenant, debtor)
+        .await
+        .unwrap()
+        .expect("the debtor")
+        .has_consent(channel)
+}
+
+/// Puts the harness's processor on a clock the test moves; returns it.
+fn on_a_moving_clock(h: &mut Harness) -> Arc<FixedClock> {
+    let clock = Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
+    h.inbound.clock = clock.clone();
+    clock
+}
+
+/// Queue messages as a Lambda batch hands them over.
+fn queue_records(got: &[Received]) -> Vec<cobro_inbound::QueueRecord<'_>> {
+    got.iter()
+        .map(|m| cobro_inbound::QueueRecord {
+            message_id: &m.message_id,
+            body: &m.body,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_claimed_by_a_run_that_died_is_retried_then_applied_once_the_lease_ran_out() {
+    use cobro::repo::{SeenClaim, SEEN_LEASE};
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    // A run claimed the message and died (killed, timed out, or its claim not released because
+    // the store failed): nothing else of it happened.
+    let claim = h
+        .store
+        .claim_seen(&h.tenant, "whatsapp", "wamid.died", clock.now())
+        .await
+        .unwrap();
+    assert!(matches!(claim, SeenClaim::Claimed(_)), "{claim:?}");
+    let raw = message_delivery("wamid.died", "1773673200", text("STOP"));
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    let got = h
+        .queue
+        .receive(1, Duration::from_secs(0))
+        .await
+        .unwrap()
+        .remove(0);
+    // Redelivered while the claim's lease runs: a failure to receive again, not a duplicate.
+    clock.advance(SEEN_LEASE - jiff::SignedDuration::from_secs(1));
+    let err = h.inbound.handle(&got.body).await.unwrap_err();
+    assert!(
+        matches!(err, cobro_inbound::InboundError::InProgress(1)),
+        "{err}"
+    );
+    assert!(consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
+    // Once the lease ran out, the redelivery takes the claim over and applies the message.
+    clock.advance(jiff::SignedDuration::from_secs(2));
+    let report = h.inbound.handle(&got.body).await.expect("applied");
+    assert_eq!(
+        (report.messages, report.opt_changes, report.duplicates),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert!(!consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversation.len(), 1);
+    // Done: any later delivery is a duplicate, however late.
+    clock.advance(SEEN_LEASE * 2);
+    let report = h.inbound.handle(&got.body).await.expect("a duplicate");
+    assert_eq!((report.messages, report.duplicates), (0, 1), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_failed_message_is_released_for_its_redelivery_and_a_held_one_fails_its_record() {
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    // The first try fails on the bus: its claim is released, so the redelivery applies it at
+    // once, without waiting out the lease.
+    let raw = message_delivery("wamid.retried", "1773673200", text("STOP"));
+    let got = applied_while_the_bus_refuses(&mut h, &raw).await;
+    let report = h.inbound.handle(&got.body).await.expect("applied");
+    assert_eq!((report.messages, report.duplicates), (1, 0), "{report:?}");
+    assert!(!consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
+    h.queue.delete(&got.receipt).await.unwrap();
+    // In a batch, a message another run holds is a batch item failure; the others are applied.
+    h.store
+        .claim_seen(&h.tenant, "whatsapp", "wamid.held", clock.now())
+        .await
+        .unwrap();
+    for (id, ts) in [("wamid.held", "1773673300"), ("wamid.free", "1773673400")] {
+        let raw = message_delivery(id, ts, text("hola"));
+        h.post(&raw, Some(SECRET)).await.unwrap();
+    }
+    let got = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    let records = queue_records(&got);
+    let deadline = clock.now() + jiff::SignedDuration::from_secs(30);
+    let failed = h.inbound.handle_batch(&records, Some(deadline)).await;
+    let held = got.iter().find(|m| m.body.contains("wamid.held")).unwrap();
+    assert_eq!(failed, [held.message_id.as_str()]);
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = conversation.iter().map(|m| m.message_id.as_str()).collect();
+    assert!(
+        ids.contains(&"wamid.free") && !ids.contains(&"wamid.held"),
+        "{ids:?}"
+    );
+}
+
+#[tokio::test]
+async fn records_left_when_the_invocation_is_nearly_out_of_time_are_not_started() {
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let raw = message_delivery("wamid.late", "1773673200", text("STOP"));
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    let got = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    let records = queue_records(&got);
+    let nearly_up = clock.now() + cobro_inbound::RECORD_MARGIN - jiff::SignedDuration::from_secs(1);
+    let failed = h.inbound.handle_batch(&records, Some(nearly_up)).await;
+    assert_eq!(
+        failed,
+        [got[0].message_id.as_str()],
+        "reported to come again"
+    );
+    assert!(
+        consents(&h, &debtor.id, ChannelKind::Whatsapp).await,
+        "not started"
+    );
+    // With time enough, the same record is applied.
+    let failed = h
+        .inbound
+        .handle_batch(
+            &records,
+            Some(nearly_up + jiff::SignedDuration::from_secs(2)),
+        )
+        .await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(!consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
+}
 /// A status report on the message `id` sent to the debtor of `whatsapp_attempt_sent`.
 fn status(id: &str, status: &str, timestamp: &str) -> Value {
     json!({ "id": id, "status": status, "timestamp": timestamp, "recipient_id": "56911112222" })

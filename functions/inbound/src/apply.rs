@@ -1,6 +1,6 @@
 //! Applies one routed event for one tenant. Exactly-once effects on at-least-once input: a
-//! message is applied only the first time its id is seen, and a status only moves an attempt
-//! forward.
+//! message is applied under a claim on its id (done once applied; a run that dies leaves a
+//! lease that runs out), and a status only moves an attempt forward.
 
 use cobro::compliance::classify_keyword;
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
@@ -10,7 +10,7 @@ use cobro::events::{
 };
 use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
-use cobro::repo::{Applied, Delivery};
+use cobro::repo::{Applied, Delivery, SeenClaim, SeenLease};
 
 use super::{Inbound, InboundError, Report};
 
@@ -137,28 +137,53 @@ impl Inbound {
         m: &InboundMessage,
         report: &mut Report,
     ) -> Result<(), InboundError> {
-        let now = self.clock.now();
-        if !self
+        let claim = self
             .store
-            .first_seen(tenant, channel.as_str(), &m.id, now)
-            .await?
-        {
-            report.duplicates += 1;
-            return Ok(());
-        }
-        // Seen is written first, so a failure below must undo it, or the redelivery that
-        // follows the failure would be taken for a duplicate.
+            .claim_seen(tenant, channel.as_str(), &m.id, self.clock.now())
+            .await?;
+        let lease = match claim {
+            SeenClaim::Claimed(lease) => lease,
+            SeenClaim::Done => {
+                report.duplicates += 1;
+                return Ok(());
+            }
+            // Another run is applying it, or died doing so and its lease has not run out:
+            // the delivery must come again (`apply_all` fails it), not pass as a duplicate.
+            SeenClaim::Busy => {
+                report.in_progress += 1;
+                return Ok(());
+            }
+        };
         match self
             .message_once(tenant, channel, to_number, m, report)
             .await
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(self
+                .store
+                .finish_seen(tenant, channel.as_str(), &m.id)
+                .await?),
             Err(e) => {
-                self.store
-                    .forget_seen(tenant, channel.as_str(), &m.id)
-                    .await?;
+                self.release_claim(tenant, channel, &m.id, &lease).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Gives up the claim of a message that failed, so its redelivery applies it at once. If
+    /// that fails too, the claim's lease runs out and a later redelivery takes it over.
+    async fn release_claim(
+        &self,
+        tenant: &TenantId,
+        channel: ChannelKind,
+        message_id: &str,
+        lease: &SeenLease,
+    ) {
+        if let Err(e) = self
+            .store
+            .release_seen(tenant, channel.as_str(), message_id, lease)
+            .await
+        {
+            tracing::warn!(error = %e, "claim not released; it is taken over once its lease runs out");
         }
     }
 

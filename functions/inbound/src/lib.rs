@@ -13,8 +13,10 @@ use std::sync::Arc;
 
 use cobro::domain::{ChannelKind, TenantId};
 use cobro::inbound::Routed;
+use cobro::logs;
 use cobro::ports::{Blobs, Bus, Clock, MediaSource, Queue};
 use cobro::repo::{RepoError, Store};
+use tracing::Instrument;
 
 pub struct Inbound {
     pub store: Store,
@@ -36,6 +38,9 @@ pub struct Report {
     pub messages: u32,
     pub statuses: u32,
     pub duplicates: u32,
+    /// Messages another run holds (applying them, or died doing so less than a lease ago):
+    /// the queue message fails, to come again once that run finished or its lease ran out.
+    pub in_progress: u32,
     pub unmatched: u32,
     pub statuses_unmatched: u32,
     pub opt_changes: u32,
@@ -61,6 +66,9 @@ pub enum InboundError {
     Queue(String),
     #[error(transparent)]
     Store(#[from] RepoError),
+    /// Messages of the delivery that another run holds; the rest is applied.
+    #[error("{0} message(s) held by another run; to be received again")]
+    InProgress(u32),
 }
 
 /// The queue message the webhook sends for one delivery (`cobro_webhook::InboundJob`).
@@ -75,7 +83,59 @@ pub struct InboundJob {
     pub received_at: jiff::Timestamp,
 }
 
+/// One message of a queue batch.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueRecord<'a> {
+    pub message_id: &'a str,
+    pub body: &'a str,
+}
+
+/// The time a message is not started with less left before the invocation's deadline: one
+/// cut off midway holds its claims for a lease, and its retry waits for that; one not started
+/// comes again at once.
+pub const RECORD_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+
 impl Inbound {
+    /// A queue batch, one message after another; returns the ids of the messages to receive
+    /// again (SQS's batch item failures). With the invocation's `deadline`, the messages left
+    /// when less than `RECORD_MARGIN` remains are not started and come again.
+    pub async fn handle_batch(
+        &self,
+        records: &[QueueRecord<'_>],
+        deadline: Option<jiff::Timestamp>,
+    ) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (n, record) in records.iter().enumerate() {
+            if self.too_late_to_start(deadline) {
+                tracing::warn!(
+                    left = records.len() - n,
+                    "the invocation's time is nearly up: the rest comes again"
+                );
+                failed.extend(records[n..].iter().map(|r| r.message_id.to_string()));
+                break;
+            }
+            let span = logs::message(record.message_id);
+            match self.handle(record.body).instrument(span).await {
+                Ok(report) => tracing::info!(?report, "applied"),
+                Err(e) => {
+                    log_failure(&e);
+                    failed.push(record.message_id.to_string());
+                }
+            }
+        }
+        failed
+    }
+
+    fn too_late_to_start(&self, deadline: Option<jiff::Timestamp>) -> bool {
+        deadline.is_some_and(|d| {
+            self.clock
+                .now()
+                .saturating_add(RECORD_MARGIN)
+                .expect("in range")
+                > d
+        })
+    }
+
     /// One queue message. `Err` leaves it on the queue to be received again.
     pub async fn handle(&self, body: &str) -> Result<Report, InboundError> {
         if let Ok(job) = serde_json::from_str::<InboundJob>(body) {
@@ -178,6 +238,9 @@ impl Inbound {
                 .await
                 .map_err(|e| InboundError::Bus(e.to_string()))?;
         }
+        if report.in_progress > 0 {
+            return Err(InboundError::InProgress(report.in_progress));
+        }
         Ok(report)
     }
 
@@ -191,5 +254,16 @@ impl Inbound {
             ChannelKind::Sms => self.store.sms_number(number).await?.map(|n| n.tenant),
             ChannelKind::Email => None,
         })
+    }
+}
+
+fn log_failure(e: &InboundError) {
+    let error = logs::scrub(&e.to_string());
+    match e {
+        // An unreadable message fails every time: the redrive keeps it in the DLQ.
+        InboundError::Malformed(_) => {
+            tracing::error!(%error, "unreadable; it will end in the dead-letter queue")
+        }
+        _ => tracing::warn!(%error, "will be received again"),
     }
 }

@@ -9,7 +9,8 @@ use cobro::ports::{MediaSource, SystemClock};
 use cobro::repo::Store;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro::{lambda, logs, metrics};
-use cobro_inbound::{Inbound, InboundError};
+use cobro_inbound::{Inbound, QueueRecord};
+use jiff::Timestamp;
 use tracing::Instrument;
 
 #[tokio::main(flavor = "current_thread")]
@@ -34,25 +35,27 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let inbound = &inbound;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let invocation = logs::invocation("inbound", &event.context.request_id);
+        let records: Vec<QueueRecord> = event
+            .payload
+            .records
+            .iter()
+            .map(|r| QueueRecord {
+                message_id: r.message_id.as_deref().unwrap_or_default(),
+                body: r.body.as_deref().unwrap_or_default(),
+            })
+            .collect();
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok());
+        let failed = inbound
+            .handle_batch(&records, deadline)
+            .instrument(invocation.clone())
+            .await;
         let mut response = SqsBatchResponse::default();
-        for record in event.payload.records {
-            let body = record.body.as_deref().unwrap_or_default();
-            let id = record.message_id.as_deref().unwrap_or_default();
-            let span = invocation.in_scope(|| logs::message(id));
-            match inbound.handle(body).instrument(span.clone()).await {
-                Ok(report) => tracing::info!(?report, "applied"),
-                Err(e) => {
-                    // An unreadable message fails every time: the redrive keeps it in the DLQ.
-                    if matches!(e, InboundError::Malformed(_)) {
-                        tracing::error!(error = %cobro::logs::scrub(&e.to_string()), "unreadable; it will end in the dead-letter queue");
-                    } else {
-                        tracing::warn!(error = %cobro::logs::scrub(&e.to_string()), "will be received again");
-                    }
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = record.message_id.unwrap_or_default();
-                    response.batch_item_failures.push(failure);
-                }
-            }
+        for id in failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
         invocation.in_scope(|| metrics::flush("inbound"));
         Ok::<_, lambda_runtime::Error>(response)

@@ -36,7 +36,7 @@ pub use channel_state::{ChannelStop, LoggedContact};
 pub use chat::{ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus};
 pub use exports::{ExportClaim, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
-pub use inbound::{SmsNumber, SEEN_FOR};
+pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
 pub use listing::Paged;
 pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
 pub use plans::Accepted;
