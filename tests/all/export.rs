@@ -908,3 +908,254 @@ async fn a_csv_export_keeps_quotes_commas_and_line_breaks_in_one_field() {
     assert_eq!(account["tags"], "a,b;c\"d");
     assert_eq!(account["balance"], "100.00");
 }
+
+/// The text of an XLSX string cell (`C2`, …) in a sheet's XML; panics on a formula.
+fn xlsx_text_cell(sheet: &str, cell: &str) -> String {
+    let start = sheet
+        .find(&format!("<c r=\"{cell}\""))
+        .unwrap_or_else(|| panic!("no cell {cell}"));
+    let xml = &sheet[start..start + sheet[start..].find("</c>").unwrap()];
+    assert!(xml.contains("t=\"inlineStr\""), "{cell} is a string: {xml}");
+    assert!(!xml.contains("<f>"), "{cell} is no formula: {xml}");
+    let text = &xml[xml.find("<t").unwrap()..];
+    let text = &text[text.find('>').unwrap() + 1..text.find("</t>").unwrap()];
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn an_xlsx_export_cuts_text_longer_than_excel_holds_and_is_done() {
+    let l = ledger();
+    l.store.upsert_debtor(&debtor(0)).await.unwrap();
+    let long: String = "abcdefghij".repeat(4_000);
+    let a = Account {
+        product: Some(long.clone()),
+        tags: vec!["=1+1".into()],
+        ..account(0, Currency::parse("EUR").unwrap(), 5_000)
+    };
+    l.store.upsert_account(&a, None).await.unwrap();
+    let period = Period {
+        from: "2026-03-01".parse().unwrap(),
+        to: "2026-03-31".parse().unwrap(),
+    };
+    let asked = job(&l, "long", Kind::Accounts, Format::Xlsx, period).await;
+    let outcome = l.exporter.run(&tenant(), "long").await;
+    assert!(
+        matches!(outcome, Ok(Outcome::Exported { rows: 1, .. })),
+        "{outcome:?}"
+    );
+    let done = l
+        .store
+        .export_job(&tenant(), "long")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Done, "{:?}", done.error);
+
+    let file = l.files.get(&asked.object_key).await.unwrap().unwrap();
+    let sheet = String::from_utf8(unzip(&file, "xl/worksheets/sheet1.xml")).unwrap();
+    let product = xlsx_text_cell(&sheet, "C2");
+    assert_eq!(product.encode_utf16().count(), 32_767, "Excel's limit");
+    assert_eq!(product, format!("{}…", &long[..32_766]));
+    // A string cell is never run: written as it is, with no `'`.
+    assert_eq!(xlsx_text_cell(&sheet, "O2"), "=1+1");
+}
+
+/// One file of a zip, found through the central directory (the XLSX writer streams its zip, so
+/// the local headers carry no sizes).
+fn unzip(zip: &[u8], name: &str) -> Vec<u8> {
+    let u16_at = |i: usize| usize::from(u16::from_le_bytes([zip[i], zip[i + 1]]));
+    let u32_at = |i: usize| u32::from_le_bytes(zip[i..i + 4].try_into().unwrap()) as usize;
+    let end = (0..zip.len() - 21)
+        .rev()
+        .find(|&i| u32_at(i) == 0x0605_4b50)
+        .expect("an end of central directory");
+    let mut entry = u32_at(end + 16);
+    for _ in 0..u16_at(end + 10) {
+        assert_eq!(u32_at(entry), 0x0201_4b50, "a central directory entry");
+        let name_len = u16_at(entry + 28);
+        let entry_name = &zip[entry + 46..entry + 46 + name_len];
+        if entry_name == name.as_bytes() {
+            let (method, local) = (u16_at(entry + 10), u32_at(entry + 42));
+            let data = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+            let size = u32_at(entry + 20);
+            return match method {
+                0 => zip[data..data + size].to_vec(),
+                8 => inflate(&zip[data..data + size]),
+                other => panic!("compression method {other}"),
+            };
+        }
+        entry += 46 + name_len + u16_at(entry + 30) + u16_at(entry + 32);
+    }
+    panic!("no {name} in the zip")
+}
+
+/// DEFLATE's bits, least significant first.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    buf: u32,
+    count: u32,
+}
+
+impl Bits<'_> {
+    fn take(&mut self, n: u32) -> u32 {
+        while self.count < n {
+            self.buf |= u32::from(self.data[self.pos]) << self.count;
+            self.pos += 1;
+            self.count += 8;
+        }
+        let v = self.buf & ((1 << n) - 1);
+        self.buf >>= n;
+        self.count -= n;
+        v
+    }
+
+    /// Drops what is left of the current byte (a stored block starts on the next).
+    fn align(&mut self) {
+        self.buf = 0;
+        self.count = 0;
+    }
+}
+
+/// A canonical Huffman code: how many codes of each length, and the symbols in code order.
+struct Huffman {
+    counts: [i32; 16],
+    symbols: Vec<u16>,
+}
+
+impl Huffman {
+    fn new(lengths: &[u8]) -> Self {
+        let mut counts = [0; 16];
+        for &l in lengths {
+            counts[usize::from(l)] += 1;
+        }
+        counts[0] = 0;
+        let mut offsets = [0usize; 16];
+        for len in 1..15 {
+            offsets[len + 1] = offsets[len] + counts[len] as usize;
+        }
+        let mut symbols = vec![0; lengths.len()];
+        for (symbol, &l) in lengths.iter().enumerate().filter(|(_, l)| **l != 0) {
+            symbols[offsets[usize::from(l)]] = symbol as u16;
+            offsets[usize::from(l)] += 1;
+        }
+        Huffman { counts, symbols }
+    }
+
+    fn decode(&self, bits: &mut Bits) -> usize {
+        let (mut code, mut first, mut index) = (0i32, 0i32, 0i32);
+        for len in 1..16 {
+            code |= bits.take(1) as i32;
+            let count = self.counts[len];
+            if code - first < count {
+                return usize::from(self.symbols[(index + code - first) as usize]);
+            }
+            index += count;
+            first = (first + count) << 1;
+            code <<= 1;
+        }
+        panic!("not a Huffman code")
+    }
+}
+
+/// RFC 1951, enough to read what a zip writer deflates: stored, fixed and dynamic blocks.
+fn inflate(data: &[u8]) -> Vec<u8> {
+    let mut bits = Bits {
+        data,
+        pos: 0,
+        buf: 0,
+        count: 0,
+    };
+    let mut out = Vec::new();
+    loop {
+        let last = bits.take(1) == 1;
+        match bits.take(2) {
+            0 => {
+                bits.align();
+                let len = usize::from(u16::from_le_bytes([data[bits.pos], data[bits.pos + 1]]));
+                let start = bits.pos + 4;
+                out.extend_from_slice(&data[start..start + len]);
+                bits.pos = start + len;
+            }
+            1 => {
+                let mut lengths = [8u8; 288];
+                lengths[144..256].fill(9);
+                lengths[256..280].fill(7);
+                let (literals, distances) = (Huffman::new(&lengths), Huffman::new(&[5; 30]));
+                inflate_block(&mut bits, &literals, &distances, &mut out);
+            }
+            2 => {
+                let (literals, distances) = dynamic_codes(&mut bits);
+                inflate_block(&mut bits, &literals, &distances, &mut out);
+            }
+            _ => panic!("a reserved block type"),
+        }
+        if last {
+            return out;
+        }
+    }
+}
+
+fn dynamic_codes(bits: &mut Bits) -> (Huffman, Huffman) {
+    const ORDER: [usize; 19] = [
+        16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+    ];
+    let literals = bits.take(5) as usize + 257;
+    let distances = bits.take(5) as usize + 1;
+    let code_lengths = bits.take(4) as usize + 4;
+    let mut lengths = [0u8; 19];
+    for &i in &ORDER[..code_lengths] {
+        lengths[i] = bits.take(3) as u8;
+    }
+    let lengths_code = Huffman::new(&lengths);
+    let mut lengths: Vec<u8> = Vec::new();
+    while lengths.len() < literals + distances {
+        let (value, repeat) = match lengths_code.decode(bits) {
+            symbol @ 0..=15 => (symbol as u8, 1),
+            16 => (*lengths.last().unwrap(), 3 + bits.take(2)),
+            17 => (0, 3 + bits.take(3)),
+            _ => (0, 11 + bits.take(7)),
+        };
+        lengths.extend(std::iter::repeat_n(value, repeat as usize));
+    }
+    (
+        Huffman::new(&lengths[..literals]),
+        Huffman::new(&lengths[literals..]),
+    )
+}
+
+fn inflate_block(bits: &mut Bits, literals: &Huffman, distances: &Huffman, out: &mut Vec<u8>) {
+    const LENGTH: [usize; 29] = [
+        3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115,
+        131, 163, 195, 227, 258,
+    ];
+    const LENGTH_EXTRA: [u32; 29] = [
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+    ];
+    const DISTANCE: [usize; 30] = [
+        1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+        2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+    ];
+    const DISTANCE_EXTRA: [u32; 30] = [
+        0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
+        13, 13,
+    ];
+    loop {
+        match literals.decode(bits) {
+            byte @ 0..=255 => out.push(byte as u8),
+            256 => return,
+            symbol => {
+                let i = symbol - 257;
+                let len = LENGTH[i] + bits.take(LENGTH_EXTRA[i]) as usize;
+                let d = distances.decode(bits);
+                let distance = DISTANCE[d] + bits.take(DISTANCE_EXTRA[d]) as usize;
+                for _ in 0..len {
+                    out.push(out[out.len() - distance]);
+                }
+            }
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //!
 //! Text that the CRM or an API caller chose is written so that a spreadsheet shows it as text:
 //! CSV puts a `'` before text that starts like a formula (`csv_text`), XLSX writes it as a
-//! string cell. JSON Lines is data, left as it is.
+//! string cell, cut to Excel's longest text (`xlsx_text`). JSON Lines is data, left as it is.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -26,6 +26,12 @@ pub enum EncodeError {
 /// Excel's rows per worksheet; longer exports go on to another sheet (with the header again).
 pub const XLSX_MAX_ROWS: u32 = 1_048_576;
 
+/// Excel's longest text cell, in UTF-16 code units: what Excel and rust_xlsxwriter count.
+pub const XLSX_MAX_TEXT: usize = 32_767;
+
+/// Ends a text cut to fit Excel, so a reader sees it was cut.
+pub const TRUNCATED: char = '…';
+
 /// The first characters that make a spreadsheet read a CSV cell as a formula (OWASP, CSV
 /// injection).
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
@@ -39,6 +45,25 @@ pub fn csv_text(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+/// A text cell for XLSX: as it is if Excel can hold it, else cut (on a character) to Excel's
+/// limit, ending in `…`. rust_xlsxwriter refuses a longer string, which would fail the export.
+pub fn xlsx_text(s: &str) -> Cow<'_, str> {
+    // A character takes at most as many UTF-16 units as UTF-8 bytes: short text needs no count.
+    if s.len() <= XLSX_MAX_TEXT || s.encode_utf16().count() <= XLSX_MAX_TEXT {
+        return Cow::Borrowed(s);
+    }
+    let room = XLSX_MAX_TEXT - TRUNCATED.len_utf16();
+    let mut units = 0;
+    let end = s
+        .char_indices()
+        .find(|(_, c)| {
+            units += c.len_utf16();
+            units > room
+        })
+        .map_or(s.len(), |(i, _)| i);
+    Cow::Owned(format!("{}{TRUNCATED}", &s[..end]))
 }
 
 /// The CSV writer. `comment` only makes it quote every field holding a `;`: a spreadsheet set
@@ -189,7 +214,7 @@ impl Xlsx {
             match cell {
                 // A string cell, never a formula: no `'` needed, unlike CSV.
                 Cell::Text(s) => {
-                    sheet.write_string(r, col, s)?;
+                    sheet.write_string(r, col, xlsx_text(s))?;
                 }
                 Cell::Int(n) => {
                     sheet.write_number(r, col, *n as f64)?;
@@ -357,5 +382,34 @@ mod tests {
         assert_eq!(&out[..2], b"PK");
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("xl/worksheets/sheet1.xml"));
+    }
+
+    #[test]
+    fn xlsx_text_is_cut_to_what_excel_holds() {
+        let short = "x".repeat(XLSX_MAX_TEXT);
+        assert!(matches!(xlsx_text(&short), Cow::Borrowed(_)));
+        let long = "x".repeat(40_000);
+        let cut = xlsx_text(&long);
+        assert_eq!(cut.encode_utf16().count(), XLSX_MAX_TEXT);
+        assert!(cut.ends_with(TRUNCATED));
+        assert!(long.starts_with(cut.trim_end_matches(TRUNCATED)));
+        // A character of two UTF-16 units is never split, and never overruns the limit.
+        let emoji = format!("{}{}", "x".repeat(XLSX_MAX_TEXT - 2), "😀".repeat(10));
+        let cut = xlsx_text(&emoji);
+        assert_eq!(cut.encode_utf16().count(), XLSX_MAX_TEXT - 1);
+        assert_eq!(cut, format!("{}…", "x".repeat(XLSX_MAX_TEXT - 2)));
+        // Counted in UTF-16 units, as Excel counts: `é` is two bytes but one unit.
+        let accents = "é".repeat(XLSX_MAX_TEXT);
+        assert!(matches!(xlsx_text(&accents), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn xlsx_writes_text_longer_than_excel_holds() {
+        let dir = std::env::temp_dir();
+        let mut e = Encoder::new(Format::Xlsx, COLS, &dir).unwrap();
+        e.row(&[Cell::text("x".repeat(40_000)), Cell::Int(1), Cell::Empty])
+            .unwrap();
+        let Encoder::Xlsx(x) = e else { unreachable!() };
+        x.save_to(Vec::new()).unwrap();
     }
 }
