@@ -831,6 +831,7 @@ fn queue_records(got: &[Received]) -> Vec<cobro_inbound::QueueRecord<'_>> {
         .map(|m| cobro_inbound::QueueRecord {
             message_id: &m.message_id,
             body: &m.body,
+            sent_at: None,
         })
         .collect()
 }
@@ -956,6 +957,121 @@ async fn records_left_when_the_invocation_is_nearly_out_of_time_are_not_started(
         .await;
     assert!(failed.is_empty(), "{failed:?}");
     assert!(!consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
+}
+// ---------------------------------------------------------------------------------------------
+// An inbound SMS received again after a partial failure is the same message: its time is the
+// delivery's (SNS's `Timestamp`, else SQS's `SentTimestamp`), not when it was processed.
+// ---------------------------------------------------------------------------------------------
+
+/// The SNS notification of an inbound SMS from the harness's debtor, as SQS delivers it.
+fn sms_notification(id: &str, body: &str, sns_timestamp: &str) -> String {
+    let message = json!({
+        "originationNumber": "+56911112222", "destinationNumber": "+15550001111",
+        "messageKeyword": "KEYWORD_X", "messageBody": body, "inboundMessageId": id
+    });
+    json!({ "Type": "Notification", "MessageId": format!("n-{id}"),
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:cobro-dev-inbound-sms",
+        "Message": message.to_string(), "Timestamp": sns_timestamp })
+    .to_string()
+}
+
+/// The harness with an outbound queue that refuses its first send (the bot's reply); returns
+/// the queue behind it.
+fn replies_fail_once(h: &mut Harness) -> Arc<SqliteQueue> {
+    let outbound = Arc::new(
+        SqliteStore::open_in_memory()
+            .unwrap()
+            .queue("outbound", None),
+    );
+    h.inbound.outbound = Some(cobro_tests::flaky::FlakyQueue::new(outbound.clone(), 1));
+    outbound
+}
+
+/// What the debtor's STOP by SMS left: conversation rows, SMS opt-outs on record, and the
+/// distinct `OptedOut` events published (by event id).
+async fn stop_records(h: &Harness, debtor: &DebtorId) -> (usize, usize, usize) {
+    let conversation = h.store.conversation(&h.tenant, debtor, 10).await.unwrap();
+    let d = h.store.debtor(&h.tenant, debtor).await.unwrap().unwrap();
+    let opt_outs = d
+        .consents
+        .iter()
+        .filter(|c| c.channel == ChannelKind::Sms && !c.granted)
+        .count();
+    let events: std::collections::HashSet<String> = h
+        .published()
+        .await
+        .iter()
+        .filter(|(t, _)| t == "OptedOut")
+        .map(|(t, d)| cobro::events::webhook::event_id(t, d))
+        .collect();
+    (conversation.len(), opt_outs, events.len())
+}
+
+#[tokio::test]
+async fn an_inbound_sms_received_again_after_a_failure_is_recorded_once() {
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    let outbound = replies_fail_once(&mut h);
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    let notification = sms_notification("sms-again", "STOP", "2026-03-16T14:59:58.120Z");
+    h.queue
+        .send_batch(vec![cobro::ports::Outgoing::new("0", notification)])
+        .await
+        .unwrap();
+    let got = h
+        .queue
+        .receive(1, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    // The opt-out is recorded, then queueing the bot's confirmation fails.
+    let err = h.inbound.handle(&got.body).await.unwrap_err();
+    assert!(err.to_string().contains("queue"), "{err}");
+    // Received again minutes later: the same message, at the same time.
+    clock.advance(jiff::SignedDuration::from_mins(3));
+    let report = h.inbound.handle(&got.body).await.expect("applied");
+    assert_eq!((report.messages, report.opt_changes), (1, 1), "{report:?}");
+    assert_eq!(stop_records(&h, &debtor.id).await, (1, 1, 1));
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversation[0].at.to_string(), "2026-03-16T14:59:58.12Z");
+    let queued = outbound.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(queued.len(), 1, "the confirmation, queued once");
+}
+
+#[tokio::test]
+async fn a_bare_inbound_sms_takes_its_time_from_the_queue_message() {
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    replies_fail_once(&mut h);
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    // SNS's raw message delivery: End User Messaging's JSON alone, with no time in it.
+    let bare = json!({ "originationNumber": "+56911112222", "destinationNumber": "+15550001111",
+        "messageBody": "STOP", "inboundMessageId": "sms-bare" })
+    .to_string();
+    let sent_at: Timestamp = "2026-03-16T14:59:50Z".parse().unwrap();
+    let record = cobro_inbound::QueueRecord {
+        message_id: "q-bare",
+        body: &bare,
+        sent_at: Some(sent_at),
+    };
+    let deadline = clock.now() + jiff::SignedDuration::from_secs(30);
+    let failed = h.inbound.handle_batch(&[record], Some(deadline)).await;
+    assert_eq!(failed, ["q-bare"], "the bot's reply was not queued");
+    clock.advance(jiff::SignedDuration::from_mins(3));
+    let deadline = clock.now() + jiff::SignedDuration::from_secs(30);
+    let failed = h.inbound.handle_batch(&[record], Some(deadline)).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(stop_records(&h, &debtor.id).await, (1, 1, 1));
+    let conversation = h
+        .store
+        .conversation(&h.tenant, &debtor.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(conversation[0].at, sent_at);
 }
 /// A status report on the message `id` sent to the debtor of `whatsapp_attempt_sent`.
 fn status(id: &str, status: &str, timestamp: &str) -> Value {

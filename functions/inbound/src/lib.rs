@@ -88,6 +88,9 @@ pub struct InboundJob {
 pub struct QueueRecord<'a> {
     pub message_id: &'a str,
     pub body: &'a str,
+    /// When the queue got it (SQS's `SentTimestamp`): the time of an inbound SMS that carries
+    /// none of its own.
+    pub sent_at: Option<jiff::Timestamp>,
 }
 
 /// The time a message is not started with less left before the invocation's deadline: one
@@ -115,7 +118,8 @@ impl Inbound {
                 break;
             }
             let span = logs::message(record.message_id);
-            match self.handle(record.body).instrument(span).await {
+            let handled = self.handle_sent(record.body, record.sent_at);
+            match handled.instrument(span).await {
                 Ok(report) => tracing::info!(?report, "applied"),
                 Err(e) => {
                     log_failure(&e);
@@ -138,11 +142,20 @@ impl Inbound {
 
     /// One queue message. `Err` leaves it on the queue to be received again.
     pub async fn handle(&self, body: &str) -> Result<Report, InboundError> {
+        self.handle_sent(body, None).await
+    }
+
+    /// One queue message and when the queue got it, if known (`QueueRecord::sent_at`).
+    pub async fn handle_sent(
+        &self,
+        body: &str,
+        queued_at: Option<jiff::Timestamp>,
+    ) -> Result<Report, InboundError> {
         if let Ok(job) = serde_json::from_str::<InboundJob>(body) {
             return self.whatsapp_delivery(job).await;
         }
         if let Some(notification) = sms::Notification::parse(body) {
-            return self.sms(notification).await;
+            return self.sms(notification, queued_at).await;
         }
         // Not quoted: it may be a debtor's message, and this error is logged. The message
         // itself stays in the dead-letter queue.
@@ -175,15 +188,21 @@ impl Inbound {
         self.apply_all(routed, &job.blob).await
     }
 
-    async fn sms(&self, n: sms::Notification) -> Result<Report, InboundError> {
-        let now = self.clock.now();
-        let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    async fn sms(
+        &self,
+        n: sms::Notification,
+        queued_at: Option<jiff::Timestamp>,
+    ) -> Result<Report, InboundError> {
+        // The clock only when the delivery says nothing (a bare message handed over without
+        // its queue's time): then a retry is another message.
+        let at = n.sent_at(queued_at).unwrap_or_else(|| self.clock.now());
+        let day = at.to_zoned(jiff::tz::TimeZone::UTC).date();
         let key = format!("inbound/sms/{day}/{}.json", n.digest());
         self.blobs
             .put(&key, n.raw.clone().into_bytes(), "application/json")
             .await
             .map_err(|e| InboundError::Blobs(e.to_string()))?;
-        let routed = n.events(now);
+        let routed = n.events(at);
         self.apply_all(routed, &key).await
     }
 

@@ -42,6 +42,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .map(|r| QueueRecord {
                 message_id: r.message_id.as_deref().unwrap_or_default(),
                 body: r.body.as_deref().unwrap_or_default(),
+                sent_at: r
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|ms| ms.parse().ok())
+                    .and_then(|ms| Timestamp::from_millisecond(ms).ok()),
             })
             .collect();
         let deadline = i64::try_from(event.context.deadline)
