@@ -586,3 +586,84 @@ async fn only_agent_keys_work_the_tray() {
     );
     assert_eq!(get(agent.secret).await.unwrap().status(), StatusCode::OK);
 }
+
+/// The first message of one of Meta's payloads (../shared/fixtures), as a new message now.
+fn fixture_message(name: &str, id: &str, at: jiff::Timestamp) -> Value {
+    let delivery: Value =
+        serde_json::from_slice(&crate::inbound::webhook_fixture(name)).expect("JSON");
+    let mut message = delivery["entry"][0]["changes"][0]["value"]["messages"][0].clone();
+    message["id"] = json!(id);
+    message["timestamp"] = json!(at.as_second().to_string());
+    message
+}
+
+impl Stack {
+    /// `name`'s message from `phone`, as a new message each time.
+    async fn deliver_fixture(&self, phone: &str, name: &str) -> Vec<String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let at = cobro::ports::Clock::now(self.stack.clock.as_ref());
+        let id = format!("wamid.fixture{n}");
+        self.deliver(phone, fixture_message(name, &id, at)).await;
+        self.replies()
+    }
+}
+
+#[tokio::test]
+async fn reactions_places_and_unsupported_messages_spend_no_identity_attempt() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        s.tap(phone, "menu:balance").await;
+        // More reactions than the check allows attempts: not one is an answer.
+        for _ in 0..4 {
+            let said = s.deliver_fixture(phone, "reaction_message.json").await;
+            assert!(said.is_empty(), "{said:?}");
+        }
+        let said = s
+            .deliver_fixture(phone, "value_errors_131000_with_message.json")
+            .await;
+        assert!(said.is_empty(), "an unsupported message: {said:?}");
+        // A place: the bot says once what it reads.
+        let said = s
+            .deliver_fixture(phone, "location_message.json")
+            .await
+            .join("\n");
+        assert!(
+            said.contains(words(
+                lang,
+                "Solo puedo leer texto y botones",
+                "Só consigo ler texto e botões",
+                "I can only read text and buttons"
+            )),
+            "{said}"
+        );
+        let said = s.deliver_fixture(phone, "location_message.json").await;
+        assert!(said.is_empty(), "said once: {said:?}");
+        // The question still waits, and nothing was locked.
+        let shown = s.say(phone, demo::DEMO_ID_LAST4).await;
+        assert!(shown.contains(words(lang, "CLP", "BRL", "USD")), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn reactions_in_a_row_do_not_hand_the_debtor_to_a_person() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        s.say(phone, words(lang, "Hola", "Oi", "Hello")).await;
+        for _ in 0..3 {
+            let said = s.deliver_fixture(phone, "reaction_message.json").await;
+            assert!(said.is_empty(), "{said:?}");
+        }
+        // The bot still answers: no person took the conversation over.
+        let asked = s.say(phone, words(lang, "saldo", "saldo", "balance")).await;
+        assert!(
+            asked.contains(words(
+                lang,
+                "4 últimos dígitos",
+                "4 últimos dígitos",
+                "last 4 digits"
+            )),
+            "{asked}"
+        );
+    }
+}

@@ -59,6 +59,10 @@ struct Ctx<'a> {
 pub fn step(state: &ChatState, turn: &Turn<'_>) -> Step {
     let settings = &turn.tenant.chat;
     let mut state = state.clone();
+    if turn.content.text().is_some_and(|t| !t.trim().is_empty()) {
+        // The debtor wrote (or tapped): content the bot cannot read is worth a word again.
+        state.told_text_only = false;
+    }
     if let Some(text) = turn.content.text() {
         if let Some(lang) = intent::detect_language(text) {
             if lang != turn.debtor.language || state.language.is_some() {
@@ -136,6 +140,8 @@ impl Ctx<'_> {
         }
         let intent = intent::read(self.turn.content, &self.state.offered);
         match intent {
+            Intent::Aside => return self.aside(),
+            Intent::Wordless => return self.wordless(),
             Intent::OptOut => {
                 self.understood = "opt_out".into();
                 self.state.awaiting = Awaiting::Nothing;
@@ -171,6 +177,29 @@ impl Ctx<'_> {
             return;
         }
         self.ask(intent);
+    }
+
+    /// A reaction, or a message the provider could not pass on: nothing was said to the bot, so
+    /// it answers nothing and what it was waiting for still stands.
+    fn aside(&mut self) {
+        let what = match self.turn.content {
+            Content::Reaction { .. } => "reaction",
+            _ => "unsupported",
+        };
+        self.understood = format!("silent:{what}");
+    }
+
+    /// Content the bot cannot read (a sticker, a voice note, a place): said once until the
+    /// debtor writes again. It is no answer and no misunderstanding: the question pending stays,
+    /// no identity attempt is spent, nothing counts toward a handoff.
+    fn wordless(&mut self) {
+        if self.state.told_text_only {
+            self.understood = "silent:wordless_again".into();
+            return;
+        }
+        self.understood = "wordless".into();
+        self.state.told_text_only = true;
+        self.text("text_only", &[]);
     }
 
     fn vulnerable(&mut self, sign: Sign) {
@@ -269,6 +298,12 @@ impl Ctx<'_> {
             Awaiting::Nothing => false,
             Awaiting::Identity { then } => {
                 if matches!(intent, Intent::Human | Intent::Menu | Intent::Pause) {
+                    return false;
+                }
+                if raw.trim().is_empty() {
+                    // No words (a receipt photo): not an attempt. It is read as itself, and
+                    // the question still waits for its answer.
+                    self.state.awaiting = Awaiting::Identity { then };
                     return false;
                 }
                 self.check_identity(&raw, then);
@@ -550,6 +585,9 @@ impl Ctx<'_> {
                 self.text("not_understood", &[]);
                 self.menu_choices();
             }
+            // `run` answers these before anything else; the same answer should they get here.
+            Intent::Aside => self.aside(),
+            Intent::Wordless => self.wordless(),
             Intent::Menu
             | Intent::Yes
             | Intent::No

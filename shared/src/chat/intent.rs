@@ -32,6 +32,11 @@ pub enum Intent {
     No,
     /// Anything else, kept for the state that waits for an answer (a date, four digits).
     Other(String),
+    /// Not said to the bot: a reaction to a message (or its removal), or a message the
+    /// provider could not pass on. Nothing to answer.
+    Aside,
+    /// Something the bot cannot read: a sticker, a voice note, a video, a place, contacts.
+    Wordless,
 }
 
 /// Phrases per intent, in every language at once (a debtor may answer in another language
@@ -343,8 +348,11 @@ pub fn read(content: &Content, offered: &[String]) -> Intent {
         Content::Media { media, .. } if media == "image" || media == "document" => Intent::Receipt,
         Content::Media {
             caption: Some(c), ..
-        } => from_text(c, offered),
-        _ => Intent::Other(String::new()),
+        } if !c.trim().is_empty() => from_text(c, offered),
+        Content::Reaction { .. } | Content::Unsupported { .. } => Intent::Aside,
+        Content::Media { .. } | Content::Location { .. } | Content::Contacts { .. } => {
+            Intent::Wordless
+        }
     }
 }
 
@@ -527,7 +535,46 @@ mod tests {
         };
         assert_eq!(read(&media("image"), &[]), Intent::Receipt);
         assert_eq!(read(&media("document"), &[]), Intent::Receipt);
-        assert_eq!(read(&media("sticker"), &[]), Intent::Other(String::new()));
+        assert_eq!(read(&media("sticker"), &[]), Intent::Wordless);
+    }
+
+    #[test]
+    fn content_without_words_is_never_read_as_an_answer() {
+        let media = |kind: &str, caption: Option<&str>| Content::Media {
+            media: kind.into(),
+            media_id: "1".into(),
+            mime_type: None,
+            sha256: None,
+            caption: caption.map(str::to_string),
+            filename: None,
+        };
+        let reaction = |emoji: Option<&str>| Content::Reaction {
+            to: "wamid.1".into(),
+            emoji: emoji.map(str::to_string),
+        };
+        assert_eq!(read(&reaction(Some("👍")), &[]), Intent::Aside);
+        assert_eq!(read(&reaction(None), &[]), Intent::Aside, "a removal");
+        let unsupported = Content::Unsupported {
+            code: Some(131051),
+            detail: "unsupported".into(),
+        };
+        assert_eq!(read(&unsupported, &[]), Intent::Aside);
+        for kind in ["sticker", "audio", "video"] {
+            assert_eq!(read(&media(kind, None), &[]), Intent::Wordless, "{kind}");
+            assert_eq!(
+                read(&media(kind, Some(" ")), &[]),
+                Intent::Wordless,
+                "{kind}"
+            );
+        }
+        assert_eq!(read(&media("video", Some("saldo")), &[]), Intent::Balance);
+        let place = Content::Location {
+            latitude: -33.4,
+            longitude: -70.6,
+            name: None,
+        };
+        assert_eq!(read(&place, &[]), Intent::Wordless);
+        assert_eq!(read(&Content::Contacts { count: 1 }, &[]), Intent::Wordless);
     }
 
     #[test]

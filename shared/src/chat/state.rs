@@ -78,6 +78,9 @@ pub struct ChatState {
     /// Messages in a row the bot did not understand.
     #[serde(default)]
     pub misunderstood: u32,
+    /// The bot said it reads only text and buttons, and the debtor has not written since.
+    #[serde(default)]
+    pub told_text_only: bool,
     /// The most urgent sign of vulnerability seen.
     #[serde(default)]
     pub vulnerable: Option<Sign>,

@@ -510,3 +510,151 @@ fn the_engine_is_deterministic() {
         assert_eq!(a.say(text), b.say(text));
     }
 }
+
+fn reaction(emoji: Option<&str>) -> Content {
+    Content::Reaction {
+        to: "wamid.bot1".into(),
+        emoji: emoji.map(str::to_string),
+    }
+}
+
+fn media(kind: &str) -> Content {
+    Content::Media {
+        media: kind.into(),
+        media_id: "m1".into(),
+        mime_type: None,
+        sha256: None,
+        caption: None,
+        filename: None,
+    }
+}
+
+fn place() -> Content {
+    Content::Location {
+        latitude: -33.44,
+        longitude: -70.65,
+        name: None,
+    }
+}
+
+/// Nothing said, nothing done, nothing changed.
+fn assert_silent(s: &Step, before: &ChatState) {
+    assert!(s.replies.is_empty(), "{s:?}");
+    assert!(s.effects.is_empty(), "{s:?}");
+    assert_eq!(&s.state, before, "{s:?}");
+}
+
+#[test]
+fn reactions_while_the_identity_check_waits_are_no_attempts() {
+    let mut chat = Chat::new(Language::Es);
+    chat.say("saldo");
+    let waiting = chat.state.clone();
+    for emoji in [Some("👍"), Some("🙏"), None, Some("👍"), Some("😡")] {
+        let s = chat.send(reaction(emoji));
+        assert_eq!(s.understood, "silent:reaction");
+        assert_silent(&s, &waiting);
+    }
+    assert_eq!(chat.state.failed_checks, 0);
+    // The question still waits: the right answer verifies.
+    let s = chat.say("6785");
+    assert!(s.effects.contains(&Effect::IdentityVerified), "{s:?}");
+}
+
+#[test]
+fn reactions_and_unsupported_messages_never_reach_a_person() {
+    let mut chat = Chat::new(Language::Es);
+    chat.say("hola");
+    let before = chat.state.clone();
+    let unsupported = Content::Unsupported {
+        code: Some(131051),
+        detail: "unsupported".into(),
+    };
+    for content in [
+        reaction(Some("👍")),
+        reaction(Some("👍")),
+        reaction(None),
+        unsupported.clone(),
+        unsupported,
+    ] {
+        let s = chat.send(content);
+        assert!(s.understood.starts_with("silent:"), "{}", s.understood);
+        assert_silent(&s, &before);
+    }
+    assert_eq!(chat.state.mode, Mode::Bot);
+    assert_eq!(chat.state.misunderstood, 0);
+}
+
+#[test]
+fn what_the_bot_cannot_read_gets_one_polite_word_until_the_debtor_writes() {
+    for (lang, words) in [
+        (Language::Es, "Solo puedo leer texto y botones"),
+        (Language::Pt, "Só consigo ler texto e botões"),
+        (Language::En, "I can only read text and buttons"),
+    ] {
+        let mut chat = Chat::new(lang);
+        let s = chat.send(media("sticker"));
+        assert_eq!(s.understood, "wordless");
+        assert_eq!(s.replies.len(), 1, "{s:?}");
+        assert!(all_text(&s).starts_with(words), "{}", all_text(&s));
+        assert!(s.effects.is_empty(), "{s:?}");
+        // More of the same: said once is enough.
+        for content in [
+            media("audio"),
+            place(),
+            Content::Contacts { count: 1 },
+            media("video"),
+        ] {
+            let s = chat.send(content);
+            assert_eq!(s.understood, "silent:wordless_again");
+            assert!(s.replies.is_empty() && s.effects.is_empty(), "{s:?}");
+        }
+        assert_eq!(chat.state.mode, Mode::Bot, "never a handoff");
+        assert_eq!(chat.state.misunderstood, 0);
+        // Once they write, the next sticker gets the word again.
+        chat.say("hola");
+        let s = chat.send(media("sticker"));
+        assert_eq!(s.understood, "wordless");
+        assert_eq!(s.replies.len(), 1);
+    }
+}
+
+#[test]
+fn a_sticker_or_a_photo_while_the_identity_check_waits_spends_no_attempt() {
+    let mut chat = Chat::new(Language::Es);
+    chat.say("saldo");
+    let waiting = chat.state.awaiting.clone();
+    let s = chat.send(media("sticker"));
+    assert_eq!(s.understood, "wordless");
+    assert!(s.effects.is_empty(), "{s:?}");
+    chat.send(media("audio"));
+    chat.send(place());
+    // A photo is taken as a receipt, and is no answer to the question either.
+    let s = chat.send(media("image"));
+    assert_eq!(s.understood, "receipt");
+    assert_eq!(s.effects, vec![Effect::Receipt]);
+    assert_eq!(chat.state.awaiting, waiting);
+    assert_eq!(chat.state.failed_checks, 0);
+    assert_eq!(chat.state.locked_until, None);
+    let s = chat.say("6785");
+    assert!(s.effects.contains(&Effect::IdentityVerified), "{s:?}");
+}
+
+#[test]
+fn what_the_bot_cannot_read_keeps_the_question_it_asked() {
+    let mut chat = Chat::new(Language::Es);
+    chat.verified();
+    chat.tap(intent::ids::PROMISE);
+    let waiting = chat.state.awaiting.clone();
+    assert!(
+        matches!(waiting, Awaiting::PromiseDate { .. }),
+        "{waiting:?}"
+    );
+    // Neither is a date the bot could not read.
+    let s = chat.send(media("sticker"));
+    assert_eq!(s.understood, "wordless");
+    let s = chat.send(reaction(Some("👍")));
+    assert!(s.replies.is_empty(), "{s:?}");
+    assert_eq!(chat.state.awaiting, waiting);
+    let s = chat.say("mañana");
+    assert_eq!(s.understood, "promise_made");
+}
