@@ -5,7 +5,20 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::keywords::fold;
+use crate::compliance::{classify_keyword, OptKeyword};
 use crate::domain::{ChannelKind, Phone};
+
+/// Button payloads that withdraw consent whatever the button's label says: a template's opt-out
+/// quick reply should carry a stable one such as `OPTOUT` (Meta's advice), since labels are
+/// translated and reworded. Folded as `fold` leaves them (lower case, `_` and `-` as spaces).
+const OPT_OUT_PAYLOADS: &[&str] = &["optout", "opt out", "stop", "baja", "sair", "unsubscribe"];
+
+/// The label of the opt-out button Meta offers on marketing templates, folded. The English one
+/// is Meta's; the Spanish and Portuguese ones are what it says in those languages as we read
+/// it, not checked against Meta's clients.
+const MARKETING_OPT_OUT_LABELS: &[&str] =
+    &["stop promotions", "detener promociones", "parar promocoes"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Routed {
@@ -114,7 +127,33 @@ pub enum Content {
     },
 }
 
+/// A consent keyword a message carries, and how the debtor gave it, for the consent record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptSignal {
+    pub keyword: OptKeyword,
+    /// `STOP` for a text; `button:OPTOUT` for a button, by its payload or its label.
+    pub said: String,
+}
+
 impl Content {
+    /// STOP, BAJA, ALTA … as a whole text or caption. A button is read by its payload first (an
+    /// opt-out payload, or Meta's marketing opt-out button), then by its label as a text.
+    pub fn opt_signal(&self) -> Option<OptSignal> {
+        if let Content::Choice { id, title } = self {
+            return opt_out_button(id, title).or_else(|| {
+                classify_keyword(title).map(|keyword| OptSignal {
+                    keyword,
+                    said: format!("button:{}", shout(title)),
+                })
+            });
+        }
+        let text = self.text()?;
+        classify_keyword(text).map(|keyword| OptSignal {
+            keyword,
+            said: shout(text),
+        })
+    }
+
     /// What the debtor said, for keyword matching and the conversation log.
     pub fn text(&self) -> Option<&str> {
         match self {
@@ -151,6 +190,30 @@ impl Content {
             Content::Unsupported { detail, .. } => format!("[unsupported] {detail}"),
         }
     }
+}
+
+/// An opt-out button, recognised by its payload, or by the label of Meta's marketing opt-out
+/// button (whose payload cobro does not choose).
+fn opt_out_button(payload: &str, label: &str) -> Option<OptSignal> {
+    let (payload_folded, label_folded) = (fold(payload), fold(label));
+    let by_payload = OPT_OUT_PAYLOADS.contains(&payload_folded.as_str())
+        || MARKETING_OPT_OUT_LABELS.contains(&payload_folded.as_str());
+    let said = if by_payload {
+        payload
+    } else if MARKETING_OPT_OUT_LABELS.contains(&label_folded.as_str()) {
+        label
+    } else {
+        return None;
+    };
+    Some(OptSignal {
+        keyword: OptKeyword::OptOut,
+        said: format!("button:{}", shout(said)),
+    })
+}
+
+/// A keyword as recorded: trimmed, upper case.
+fn shout(text: &str) -> String {
+    text.trim().to_uppercase()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1073,6 +1073,87 @@ async fn a_bare_inbound_sms_takes_its_time_from_the_queue_message() {
         .unwrap();
     assert_eq!(conversation[0].at, sent_at);
 }
+// ---------------------------------------------------------------------------------------------
+// Opt-out buttons: read by their payload (stable), whatever their label says.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_template_opt_out_button_withdraws_whatsapp_consent_by_its_payload() {
+    let h = Harness::new().await;
+    let debtor = h.debtor("d-1", "+56911112222").await;
+    // A template's quick reply, as Meta sends it: the payload cobro chose, the label shown.
+    let button = json!({ "type": "button",
+        "button": { "payload": "OPTOUT", "text": "Stop promotions" } });
+    h.post(
+        &message_delivery("wamid.optout", "1773673200", button),
+        Some(SECRET),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.drain().await.opt_changes, 1);
+    let d = h
+        .store
+        .debtor(&h.tenant, &debtor.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!d.has_consent(ChannelKind::Whatsapp), "{:?}", d.consents);
+    assert!(
+        d.has_consent(ChannelKind::Sms),
+        "only the channel it came on"
+    );
+    let withdrawn = d
+        .consents
+        .iter()
+        .find(|c| c.channel == ChannelKind::Whatsapp && !c.granted)
+        .expect("the opt-out on record");
+    assert_eq!(withdrawn.source, "keyword:button:OPTOUT");
+    assert_eq!(withdrawn.at.to_string(), "2026-03-16T15:00:00Z");
+    let published = h.published().await;
+    let (_, event) = published
+        .iter()
+        .find(|(t, _)| t == "OptedOut")
+        .expect("announced");
+    assert_eq!(
+        (event["channel"].as_str(), event["message_id"].as_str()),
+        (Some("whatsapp"), Some("wamid.optout"))
+    );
+}
+
+#[test]
+fn buttons_are_read_for_opt_outs_by_payload_then_by_label() {
+    use cobro::compliance::OptKeyword;
+    let said = |id: &str, title: &str| {
+        Content::Choice {
+            id: id.into(),
+            title: title.into(),
+        }
+        .opt_signal()
+        .map(|s| (s.keyword, s.said))
+    };
+    let out = |said: &str| Some((OptKeyword::OptOut, said.to_string()));
+    // Opt-out payloads in any case or spelling, whatever the label says.
+    assert_eq!(said("OPTOUT", "Stop promotions"), out("button:OPTOUT"));
+    assert_eq!(said("opt_out", "No gracias"), out("button:OPT_OUT"));
+    assert_eq!(said("Baja", "Darme de baja"), out("button:BAJA"));
+    assert_eq!(said("stop", "Parar"), out("button:STOP"));
+    // Meta's marketing opt-out button, whatever payload it came with.
+    assert_eq!(said("", "Stop promotions"), out("button:STOP PROMOTIONS"));
+    assert_eq!(
+        said("Stop promotions", "Stop promotions"),
+        out("button:STOP PROMOTIONS")
+    );
+    // Else the label is read as a text would be.
+    assert_eq!(said("x-1", "BAJA"), out("button:BAJA"));
+    assert_eq!(
+        said("x-2", "ALTA"),
+        Some((OptKeyword::OptIn, "button:ALTA".to_string()))
+    );
+    // Ordinary choices are no opt-out.
+    assert_eq!(said("SIM", "SIM"), None);
+    assert_eq!(said("menu:pay", "Pagar"), None);
+    assert_eq!(said("STOPPED_PAYMENTS", "Ya pagué"), None);
+}
 /// A status report on the message `id` sent to the debtor of `whatsapp_attempt_sent`.
 fn status(id: &str, status: &str, timestamp: &str) -> Value {
     json!({ "id": id, "status": status, "timestamp": timestamp, "recipient_id": "56911112222" })

@@ -2,13 +2,12 @@
 //! message is applied under a claim on its id (done once applied; a run that dies leaves a
 //! lease that runs out), and a status only moves an attempt forward.
 
-use cobro::compliance::classify_keyword;
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
 use cobro::events::{
     DebtorNumberChanged, DebtorPreferenceChanged, DomainEvent, MediaReceived, MessageStatus,
     ProviderErrorReported,
 };
-use cobro::inbound::{Content, InboundEvent, InboundMessage, Party, StatusReport};
+use cobro::inbound::{Content, InboundEvent, InboundMessage, OptSignal, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
 use cobro::repo::{Applied, Delivery, SeenClaim, SeenLease};
 
@@ -235,9 +234,9 @@ impl Inbound {
                     .touch_inbound_window(tenant, &debtor.id, channel, m.at)
                     .await?;
             }
-            if let Some(keyword) = m.content.text().and_then(classify_keyword) {
-                for c in keyword.channels(channel) {
-                    self.consent_by_keyword(tenant, debtor, c, keyword.grants(), m)
+            if let Some(signal) = m.content.opt_signal() {
+                for c in signal.keyword.channels(channel) {
+                    self.consent_by_keyword(tenant, debtor, c, &signal, m)
                         .await?;
                 }
                 report.opt_changes += 1;
@@ -322,22 +321,23 @@ impl Inbound {
         }
     }
 
-    /// STOP, BAJA, SAIR … withdraw consent on the channel they came on; START, ALTA … give it
-    /// back. Recorded as the debtor's own word, which a CRM update does not overwrite.
+    /// STOP, BAJA, SAIR … (or an opt-out button) withdraw consent on the channel they came on;
+    /// START, ALTA … give it back. Recorded as the debtor's own word (`keyword:STOP`,
+    /// `keyword:button:OPTOUT`), which a CRM update does not overwrite.
     async fn consent_by_keyword(
         &self,
         tenant: &TenantId,
         debtor: &Debtor,
         channel: ChannelKind,
-        granted: bool,
+        signal: &OptSignal,
         m: &InboundMessage,
     ) -> Result<(), InboundError> {
-        let keyword = m.content.text().unwrap_or_default().trim().to_uppercase();
+        let granted = signal.keyword.grants();
         let consent = Consent {
             channel,
             granted,
             at: m.at,
-            source: format!("keyword:{keyword}"),
+            source: format!("keyword:{}", signal.said),
         };
         let event =
             cobro::events::consent_changed(tenant, &debtor.id, &consent, Some(m.id.clone()));
