@@ -1641,6 +1641,50 @@ async fn a_promise_step_finished_late_leaves_a_newer_crm_promise_standing() {
         ("crm", 500)
     );
 }
+/// A message whose step was saved but not fully applied, then finished by a later message of
+/// the debtor, is not run through the bot again when it comes back: the step it took stands.
+#[tokio::test]
+async fn a_message_whose_step_a_later_message_finished_is_not_run_through_the_bot_again() {
+    let mut h = Harness::new().await;
+    let account = asked_to_promise(&h).await;
+    // The step is saved, the promise made, and announcing it fails: the message comes again.
+    let first = message_delivery("wamid.in9", "1773673400", text("mañana"));
+    let got = applied_while_the_bus_refuses(&mut h, &first).await;
+    // Its queue message is kept aside, to come again after the next one.
+    h.queue.delete(&got.receipt).await.unwrap();
+    // Meanwhile the debtor writes again: that message finishes the first one's step.
+    let later = message_delivery("wamid.in10", "1773673500", text("hola"));
+    h.post(&later, Some(SECRET)).await.unwrap();
+    h.drain().await;
+    let kinds: Vec<String> = h.published().await.into_iter().map(|(t, _)| t).collect();
+    assert_eq!(kinds, ["PromiseMade"]);
+    let before = h
+        .store
+        .chat_record(&h.tenant, &account.debtor)
+        .await
+        .unwrap();
+    // The first message comes again: applied, and the bot's conversation is as it was.
+    let report = h.inbound.handle(&got.body).await.expect("applied");
+    assert_eq!(report.messages, 1, "{report:?}");
+    let after = h
+        .store
+        .chat_record(&h.tenant, &account.debtor)
+        .await
+        .unwrap();
+    assert_eq!(after, before, "the engine did not run on it again");
+    assert!(h.published().await.is_empty());
+}
+#[test]
+fn the_chat_record_keeps_the_ids_of_the_latest_messages_stepped_on() {
+    use cobro::repo::{ChatRecord, STEPPED_KEPT};
+    let mut record = ChatRecord::default();
+    for n in 0..=STEPPED_KEPT {
+        record.stepped = record.stepped_with(&format!("wamid.{n}"));
+    }
+    assert_eq!(record.stepped.len(), STEPPED_KEPT);
+    assert!(!record.stepped_on("wamid.0"), "the oldest is dropped");
+    assert!(record.stepped_on("wamid.1") && record.stepped_on(&format!("wamid.{STEPPED_KEPT}")));
+}
 
 // ---------------------------------------------------------------------------------------------
 // The webhook as it is served: through its router (body limit, error shape), and what it reads

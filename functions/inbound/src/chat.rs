@@ -1,7 +1,9 @@
 //! The chatbot behind the inbound processor: runs the engine on a debtor's message and applies
 //! what it decided. The step is saved first (with the conversation's state, as an outbox), then
 //! applied: a retried message re-applies the same step, and every effect is idempotent, so
-//! nothing happens twice and nothing is lost.
+//! nothing happens twice and nothing is lost. The record also keeps the ids of the latest
+//! messages stepped on, so a retry that comes after a later message finished its step does not
+//! run the engine again.
 
 use jiff::tz::TimeZone;
 
@@ -50,6 +52,10 @@ impl Inbound {
                 let p = p.clone();
                 self.apply_step(&tenant, debtor, &p, None).await?;
             }
+            if record.stepped_on(&m.id) {
+                // Its step was saved, then finished by a later message: it stands.
+                return Ok(());
+            }
             let accounts = self
                 .store
                 .accounts_of_debtor(&tenant.id, &debtor.id)
@@ -81,6 +87,7 @@ impl Inbound {
                 state: step.state,
                 pending: Some(pending.clone()),
                 announce: record.announce.clone(),
+                stepped: record.stepped_with(&m.id),
             };
             match self
                 .store

@@ -32,6 +32,32 @@ pub struct ChatRecord {
     /// retry after a failed publish announces it (an outbox, like `pending`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce: Option<Event>,
+    /// The ids of the latest messages whose step was saved, oldest first (at most
+    /// `STEPPED_KEPT`). A message whose step a later message finished (and cleared) may still
+    /// come again, its try having failed after the save: it is not run through the engine a
+    /// second time, on a conversation that has moved on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stepped: Vec<String>,
+}
+
+/// How many message ids `ChatRecord::stepped` keeps: a failed message comes again within
+/// minutes (5 receives, 180 s apart), while the debtor writes a few more at most.
+pub const STEPPED_KEPT: usize = 10;
+
+impl ChatRecord {
+    /// Whether a step was saved for this message before.
+    pub fn stepped_on(&self, message_id: &str) -> bool {
+        self.stepped.iter().any(|id| id == message_id)
+    }
+
+    /// `stepped` with this message's id added, the oldest dropped past `STEPPED_KEPT`.
+    pub fn stepped_with(&self, message_id: &str) -> Vec<String> {
+        let mut ids = self.stepped.clone();
+        ids.push(message_id.to_string());
+        let excess = ids.len().saturating_sub(STEPPED_KEPT);
+        ids.drain(..excess);
+        ids
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

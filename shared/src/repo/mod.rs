@@ -33,7 +33,7 @@ pub use announcements::Announcement;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Applied, Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
-pub use chat::{ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus};
+pub use chat::{ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus, STEPPED_KEPT};
 pub use exports::{ExportClaim, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
