@@ -572,7 +572,7 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
 mod interest {
     use super::*;
     use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, PlanStatus};
-    use cobro::repo::Announcement;
+    use cobro::repo::{Accepted, Announcement};
 
     fn rules() -> PlanRules {
         PlanRules {
@@ -603,8 +603,32 @@ mod interest {
         let current = store.account(&t(), &a()).await.unwrap().unwrap();
         let terms = build(current.plan_basis(), &rules(), &request, today).unwrap();
         let plan = Plan::accepted(&current, terms, &request, &rules(), now, "crm");
-        store.accept_plan(&current, &plan, now).await.unwrap();
-        plan
+        match store.accept_plan(&current, &plan, now).await.unwrap() {
+            Accepted::Created(p) | Accepted::Existing(p) => p,
+        }
+    }
+
+    /// The same terms agreed again after the plan was replaced are a new plan under the next
+    /// id, not the cancelled one given back; repeating that request finds the new one.
+    #[tokio::test]
+    async fn terms_agreed_again_after_their_plan_was_replaced_make_a_new_plan() {
+        let store = store_with(account(120_000)).await;
+        let day = "2026-03-16T12:00:00Z";
+        let first = accept(&store, 6, day).await;
+        let second = accept(&store, 3, day).await;
+        assert_ne!(first.id, second.id);
+        let again = accept(&store, 6, day).await;
+        assert_eq!(again.id, format!("{}-2", first.id));
+        assert_eq!(again.status, PlanStatus::Accepted);
+        let account = store.account(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(account.plan.as_ref().unwrap().id, again.id);
+        assert_eq!(account.balance_minor, again.terms.total_minor);
+        let cancelled = store.plan(&t(), &a(), &second.id).await.unwrap().unwrap();
+        assert_eq!(cancelled.status, PlanStatus::Cancelled);
+        // A retry of that request: the running plan, nothing changed.
+        let retried = accept(&store, 6, day).await;
+        assert_eq!(retried, again);
+        assert_eq!(store.account(&t(), &a()).await.unwrap().unwrap(), account);
     }
 
     /// A plan replaced after one of six instalments: the five unpaid ones' interest comes off
@@ -738,5 +762,69 @@ mod interest {
             ),
             (PlanStatus::Broken, unearned, Some(at))
         );
+    }
+}
+
+/// A plain plan paid in full while the CRM has added a fee to the balance: nothing is
+/// forgiven, the fee stays owed and the reminders go back to the debt. A settlement forgives
+/// its discount and no more: a fee added since stays owed too.
+#[tokio::test]
+async fn a_completed_plan_forgives_only_a_settlement_discount() {
+    use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, SettlementRules};
+    let (t, a) = (
+        TenantId::parse("t").unwrap(),
+        AccountId::parse("A-1").unwrap(),
+    );
+    let now: jiff::Timestamp = "2026-03-16T12:00:00Z".parse().unwrap();
+    let rules = PlanRules {
+        settlement: Some(SettlementRules {
+            min_percent: 50,
+            max_days: 60,
+            max_instalments: 2,
+        }),
+        ..PlanRules::default()
+    };
+    for (settlement, owed_after, forgiven) in [(None, 10_000, 0), (Some(60), 10_000, 40_000)] {
+        let store = store_with(account(100_000)).await;
+        let request = PlanRequest {
+            instalments: 2,
+            frequency: Frequency::Monthly,
+            first_due: "2026-03-20".parse().unwrap(),
+            down_payment_minor: 0,
+            settlement_percent: settlement,
+        };
+        let current = store.account(&t, &a).await.unwrap().unwrap();
+        let terms = build(
+            current.plan_basis(),
+            &rules,
+            &request,
+            "2026-03-16".parse().unwrap(),
+        )
+        .unwrap();
+        let plan = Plan::accepted(&current, terms, &request, &rules, now, "crm");
+        store.accept_plan(&current, &plan, now).await.unwrap();
+        // The CRM adds a late fee of 10 000, keeping the plan.
+        let mut with_fee = store.account(&t, &a).await.unwrap().unwrap();
+        with_fee.balance_minor += 10_000;
+        store.upsert_account(&with_fee, None).await.unwrap();
+        for (i, inst) in plan.terms.instalments.iter().enumerate() {
+            store
+                .apply_payment(&payment(i, inst.amount_minor))
+                .await
+                .unwrap();
+        }
+        let after = store.account(&t, &a).await.unwrap().unwrap();
+        assert_eq!(after.balance_minor, owed_after, "settlement {settlement:?}");
+        assert_eq!(
+            after.status,
+            AccountStatus::Open,
+            "settlement {settlement:?}"
+        );
+        assert_eq!(after.plan, None);
+        let view = store.account_view(&t, &a).await.unwrap().unwrap();
+        let forgiven_total: i64 = view.payments.iter().map(|p| p.forgiven_minor).sum();
+        assert_eq!(forgiven_total, forgiven, "settlement {settlement:?}");
+        // Back on the due index, to be reminded of what is left.
+        assert!(view.next_action_at.is_some(), "settlement {settlement:?}");
     }
 }

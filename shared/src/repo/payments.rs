@@ -242,18 +242,22 @@ impl Store {
             let mut forgiven = 0;
             if let Some(plan) = plan.as_mut() {
                 let beyond_plan = plan.allocate(p.amount_minor);
-                // A completed settlement forgives the rest.
-                if plan.status == PlanStatus::Completed {
-                    forgiven = balance;
-                    balance = 0;
-                    // Paid beyond the settlement: the agreed amount settles the account and
-                    // the rest is the debtor's credit, so what was applied and what was
-                    // forgiven add up to the balance.
-                    if plan.terms.discount_minor > 0 && beyond_plan > 0 {
-                        applied = p.amount_minor - beyond_plan;
-                        credit = beyond_plan;
-                        forgiven = account.balance_minor - applied;
-                    }
+                // A completed settlement forgives the rest, up to the discount it agreed: a
+                // plain plan forgives nothing, and what the CRM added to the balance since
+                // (a fee) stays owed either way.
+                if plan.status == PlanStatus::Completed && plan.terms.discount_minor > 0 {
+                    let to_plan = (p.amount_minor - beyond_plan).min(account.balance_minor);
+                    let mut remaining = account.balance_minor - to_plan;
+                    forgiven = remaining.min(plan.terms.discount_minor);
+                    remaining -= forgiven;
+                    // Paid beyond the settlement: the excess pays what is still owed, and the
+                    // rest is the debtor's credit, so applied and forgiven add up to the
+                    // balance.
+                    let spare = p.amount_minor - to_plan;
+                    let extra = spare.min(remaining);
+                    applied = to_plan + extra;
+                    credit = spare - extra;
+                    balance = remaining - extra;
                 }
             }
             // Settled by this payment: an account already at zero is not settled again (a later
@@ -306,7 +310,19 @@ impl Store {
                             &format!("ACCOUNT#{}", p.account),
                         ));
                     }
-                    _ => updates.push(Update::remove("plan")),
+                    _ => {
+                        updates.push(Update::remove("plan"));
+                        if !settled {
+                            // Paid off with something still owed: the reminders go back to the
+                            // whole debt, decided at the next tick.
+                            updates.extend(due_updates(
+                                &p.tenant,
+                                &p.account,
+                                Some(p.paid_at),
+                                &format!("ACCOUNT#{}", p.account),
+                            ));
+                        }
+                    }
                 }
                 plan_ops.push(WriteOp::Put {
                     item: super::plans::plan_item(plan),

@@ -36,6 +36,9 @@ pub(super) fn plan_item(plan: &Plan) -> Item {
     item
 }
 
+/// How many times the same terms can be agreed on one debt (each after the last ended unpaid).
+const MAX_ACCEPTS: u32 = 10;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Accepted {
     Created(Plan),
@@ -65,9 +68,28 @@ impl Store {
         plan: &Plan,
         now: Timestamp,
     ) -> Result<Accepted, RepoError> {
-        if let Some(existing) = self.plan(&account.tenant, &account.id, &plan.id).await? {
-            return Ok(Accepted::Existing(existing));
+        // The same terms on the same debt are the same plan, so a retried request finds it.
+        // One that has since ended unpaid (replaced or broken) is not what an agreement to
+        // those terms again means: that one takes the next free id (`<id>-2`, `<id>-3`, …).
+        let mut plan = plan.clone();
+        let base = plan.id.clone();
+        for n in 1.. {
+            if n > 1 {
+                plan.id = format!("{base}-{n}");
+            }
+            let Some(existing) = self.plan(&account.tenant, &account.id, &plan.id).await? else {
+                break;
+            };
+            if !matches!(existing.status, PlanStatus::Cancelled | PlanStatus::Broken) {
+                return Ok(Accepted::Existing(existing));
+            }
+            if n == MAX_ACCEPTS {
+                return Err(RepoError::Conflict(format!(
+                    "plan {base} was accepted and ended {MAX_ACCEPTS} times; quote other terms"
+                )));
+            }
         }
+        let plan = &plan;
         let mut ops = vec![WriteOp::Put {
             item: plan_item(plan),
             condition: Some(Condition::NotExists),
