@@ -1286,6 +1286,35 @@ async fn a_message_whatsapp_reports_undeliverable_goes_out_on_the_next_channel()
     assert_eq!(d["error_class"], "unreachable");
 }
 
+/// A status reporting an account-wide failure (131031: the business account is locked) stops
+/// WhatsApp for the tenant, as a refused send does, and raises the alarm once, however often
+/// the status comes.
+#[tokio::test]
+async fn a_status_reporting_the_account_locked_stops_whatsapp_for_the_tenant() {
+    let h = Harness::new().await;
+    whatsapp_attempt_sent(&h, "wamid.sent3").await;
+    let mut failed = status("wamid.sent3", "failed", "1773673300");
+    failed["errors"] = json!([{ "code": 131031, "title": "Business Account locked" }]);
+    let raw = statuses_delivery(vec![failed]);
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    h.post(&raw, Some(SECRET)).await.unwrap();
+    h.drain().await;
+    let stops = h.store.channel_stops(&h.tenant).await.unwrap();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].channel, ChannelKind::Whatsapp);
+    assert_eq!(stops[0].code, Some(131031));
+    assert!(stops[0].announced);
+    let events = h.published().await;
+    let alarms: Vec<_> = events
+        .iter()
+        .filter(|(t, _)| t == "ChannelStopped")
+        .collect();
+    assert_eq!(alarms.len(), 1, "{events:?}");
+    assert_eq!(alarms[0].1["channel"], "whatsapp");
+    let (_, d) = events.iter().find(|(t, _)| t == "MessageFailed").unwrap();
+    assert_eq!(d["error_class"], "stop_tenant");
+}
+
 #[tokio::test]
 async fn a_status_whose_announcement_failed_is_announced_when_it_comes_again() {
     let mut h = Harness::new().await;

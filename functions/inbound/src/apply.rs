@@ -4,12 +4,12 @@
 
 use cobro::domain::{ChannelKind, Consent, ConversationMessage, Debtor, Direction, TenantId};
 use cobro::events::{
-    DebtorNumberChanged, DebtorPreferenceChanged, DomainEvent, MediaReceived, MessageStatus,
-    ProviderErrorReported,
+    ChannelStopped, DebtorNumberChanged, DebtorPreferenceChanged, DomainEvent, MediaReceived,
+    MessageStatus, ProviderErrorReported,
 };
 use cobro::inbound::{Content, InboundEvent, InboundMessage, OptSignal, Party, StatusReport};
 use cobro::ports::{Event, FailureClass};
-use cobro::repo::{Applied, Delivery, SeenClaim, SeenLease};
+use cobro::repo::{Applied, ChannelStop, Delivery, SeenClaim, SeenLease};
 
 use super::{Inbound, InboundError, Report};
 
@@ -388,9 +388,6 @@ impl Inbound {
             }
             Some((attempt, Applied::Now)) => {
                 report.statuses += 1;
-                if class == Some(FailureClass::StopTenant) {
-                    tracing::error!(tenant = %tenant, code = ?delivery.error_code, "account-wide failure reported by a status");
-                }
                 let detail_type = match s.status.as_str() {
                     "failed" => "MessageFailed",
                     "delivered" => "MessageDelivered",
@@ -443,8 +440,57 @@ impl Inbound {
             at: s.at,
         };
         statuses.push(event.event());
-        if class == Some(FailureClass::Unreachable) {
-            self.fall_back(attempt, delivery).await?;
+        match class {
+            Some(FailureClass::Unreachable) => self.fall_back(attempt, delivery).await?,
+            Some(FailureClass::StopTenant) => {
+                self.stop_channel(tenant, attempt.channel, delivery, s.at)
+                    .await?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An account-wide failure reported late, by a status (a blocked or restricted number, a
+    /// payment problem at Meta): the channel stops for the tenant, as when the send itself is
+    /// refused so, since sending on would get the number banned. The alarm goes out here; one
+    /// that fails to is sent by the sender before its next message (or by this redelivery).
+    async fn stop_channel(
+        &self,
+        tenant: &TenantId,
+        channel: ChannelKind,
+        delivery: &Delivery,
+        at: jiff::Timestamp,
+    ) -> Result<(), InboundError> {
+        let stop = ChannelStop {
+            tenant: tenant.clone(),
+            channel,
+            reason: delivery
+                .error
+                .clone()
+                .unwrap_or_else(|| "an account-wide failure".into()),
+            code: delivery.error_code,
+            at,
+            announced: false,
+        };
+        if self.store.stop_channel(&stop).await? {
+            tracing::error!(tenant = %tenant, channel = channel.as_str(), code = ?delivery.error_code, "channel stopped for the tenant by a failed status");
+            cobro::metrics::count(cobro::metrics::ACCOUNT_STOP, 1);
+        }
+        let stops = self.store.channel_stops(tenant).await?;
+        for stop in stops
+            .iter()
+            .filter(|x| x.channel == channel && !x.announced)
+        {
+            self.publish(ChannelStopped {
+                tenant: stop.tenant.clone(),
+                channel: stop.channel,
+                reason: stop.reason.clone(),
+                code: stop.code,
+                at: stop.at,
+            })
+            .await?;
+            self.store.stop_announced(stop).await?;
         }
         Ok(())
     }

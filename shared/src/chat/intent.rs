@@ -340,6 +340,14 @@ pub mod ids {
 /// Reads one message. `offered` are the choice ids of the bot's last question, in order, so a
 /// bare number ("2") picks one, as on SMS where there are no buttons.
 pub fn read(content: &Content, offered: &[String]) -> Intent {
+    // What the consent record reads as an opt-out or opt-in (a STOP button's payload, a
+    // captioned BAJA) the conversation answers as one, so the debtor is told it was done.
+    if let Some(signal) = content.opt_signal() {
+        return match signal.keyword {
+            OptKeyword::OptIn => Intent::OptIn,
+            OptKeyword::OptOut | OptKeyword::OptOutAll => Intent::OptOut,
+        };
+    }
     match content {
         Content::Choice { id, title } => {
             from_choice(id).unwrap_or_else(|| from_text(title, offered))
@@ -575,6 +583,31 @@ mod tests {
         };
         assert_eq!(read(&place, &[]), Intent::Wordless);
         assert_eq!(read(&Content::Contacts { count: 1 }, &[]), Intent::Wordless);
+    }
+
+    /// What the consent record reads as an opt-out, the conversation does too: a template's
+    /// opt-out button by its payload, Meta's marketing opt-out button, a receipt captioned BAJA.
+    #[test]
+    fn opt_out_buttons_and_captions_are_opt_outs() {
+        let button = |id: &str, title: &str| Content::Choice {
+            id: id.into(),
+            title: title.into(),
+        };
+        assert_eq!(
+            read(&button("OPTOUT", "No more messages"), &[]),
+            Intent::OptOut
+        );
+        assert_eq!(read(&button("x-1", "Stop promotions"), &[]), Intent::OptOut);
+        let captioned = Content::Media {
+            media: "image".into(),
+            media_id: "1".into(),
+            mime_type: None,
+            sha256: None,
+            caption: Some("BAJA".into()),
+            filename: None,
+        };
+        assert_eq!(read(&captioned, &[]), Intent::OptOut);
+        assert_eq!(read(&button(ids::PAY, "Pagar"), &[]), Intent::Pay);
     }
 
     #[test]
