@@ -88,6 +88,7 @@ impl From<RepoError> for Problem {
         match e {
             RepoError::NotFound(what) => Problem::not_found(format!("{what} not found")),
             RepoError::Invalid(msg) => Problem::bad_request(msg),
+            RepoError::InvalidField { field, detail } => Problem::invalid_field(field, detail),
             RepoError::Conflict(msg) => Problem::new(StatusCode::CONFLICT, "conflict", msg),
             e => {
                 tracing::error!(error = %e, "store failure");

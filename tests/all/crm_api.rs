@@ -1333,7 +1333,8 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let (status, body) = reply().await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["id"], "agent-carla-1", "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert!(id.starts_with("agent-") && id.len() == 38, "{body}");
     api.stack.drain().await.unwrap();
     let to_maria = |sent: Vec<(String, cobro::ports::ChannelMessage)>| {
         sent.into_iter()
@@ -1345,6 +1346,52 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
     reply().await;
     api.stack.drain().await.unwrap();
     assert_eq!(to_maria(api.stack.channel.sent()), 1);
+}
+
+/// A 409 is not replayed: the same request under the same `Idempotency-Key`, once a person
+/// owns the conversation, is sent. Keys alike in their first 64 characters are two replies.
+#[tokio::test]
+async fn an_agent_reply_refused_by_the_state_of_the_moment_runs_again_under_its_key() {
+    let api = Api::start().await;
+    let d = cobro::domain::DebtorId::parse("cl-maria").unwrap();
+    let path = "/v1/conversations/cl-maria/replies";
+    let send = |key: String, text: &'static str| {
+        let api = &api;
+        async move {
+            let body = json!({ "text": text, "agent": "carla" });
+            let headers = [("idempotency-key", key.as_str())];
+            api.send(Some(DEMO_KEY), "POST", path, Some(body), &headers)
+                .await
+        }
+    };
+    let early = send("reply-1".into(), "Hola María").await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{}", early.body);
+    assert_eq!(
+        early.body["type"],
+        "https://cobro.dev/problems/bot-owns-conversation"
+    );
+    a_person_owns_the_conversation(&api, &d).await;
+    let later = send("reply-1".into(), "Hola María").await;
+    assert_eq!(later.status, StatusCode::ACCEPTED, "{}", later.body);
+    assert!(later.headers.get("idempotent-replayed").is_none());
+
+    let long = "k".repeat(64);
+    let one = send(format!("{long}-one"), "Primera").await;
+    let two = send(format!("{long}-two"), "Segunda").await;
+    assert_eq!(one.status, StatusCode::ACCEPTED, "{}", one.body);
+    assert_eq!(two.status, StatusCode::ACCEPTED, "{}", two.body);
+    assert_ne!(one.body["id"], two.body["id"]);
+    api.stack.drain().await.unwrap();
+    let texts: Vec<String> = api
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .map(|(_, m)| m.text)
+        .collect();
+    for text in ["Hola María", "Primera", "Segunda"] {
+        assert_eq!(texts.iter().filter(|t| *t == text).count(), 1, "{texts:?}");
+    }
 }
 
 /// An account keeps its currency: a PUT or an import row that changes it is refused, naming
@@ -1381,6 +1428,11 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
     let detail = answer.body["errors"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("currency cannot change"), "{detail}");
     assert!(!detail.contains("send the row again"), "{detail}");
+    assert_eq!(
+        answer.body["errors"][0]["field"], "currency",
+        "{}",
+        answer.body
+    );
     let view = api.ok("GET", "/v1/accounts/A-1", None).await;
     assert_eq!(view["account"]["currency"], "CLP");
 

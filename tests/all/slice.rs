@@ -760,6 +760,17 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
         .unwrap();
     let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
     assert_eq!(view["account"]["promise"]["paid_minor"], 5000, "{view}");
+    // The same promise posted again (a retry without a key) is the standing one, paid part
+    // and all: not a new promise of the whole amount.
+    let (status, again) = s
+        .call(
+            "POST",
+            "/v1/accounts/PR-1/promises",
+            Some(json!({ "amount_minor": 20000, "by": "2026-03-20" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, view["account"]["promise"]);
     let outcome = s
         .stack
         .payment_handler

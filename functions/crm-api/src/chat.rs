@@ -181,17 +181,16 @@ pub(crate) async fn agent_reply(
             format!("the debtor withdrew consent on {}", channel.as_str()),
         ));
     }
-    // The Idempotency-Key makes a retried request the same reply.
+    // The Idempotency-Key makes a retried request the same reply: its id is a digest of the
+    // whole key, so two keys never share one (however long, whatever they hold).
     let key = headers
         .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| {
-            k.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .take(64)
-                .collect::<String>()
-        })
+        .map(|v| v.as_bytes())
         .filter(|k| !k.is_empty())
+        .map(|k| {
+            use sha2::{Digest, Sha256};
+            hex::encode(&Sha256::digest(k)[..16])
+        })
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     let reply = ChatReply {
         tenant: caller.tenant.clone(),

@@ -119,11 +119,16 @@ where
         let _ = abandon().await;
         return Problem::internal().into_response();
     };
-    // What a retry may fix is not kept: server errors, throttling, a key without the scope.
+    // What a retry may fix is not kept: server errors, throttling, a key without the scope,
+    // and a conflict with the state of the moment (a concurrent change, a plan replaced):
+    // each changed nothing, so running the retry again is safe.
     let keep = !(status.is_server_error()
         || matches!(
             status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::CONFLICT
         ))
         && bytes.len() <= MAX_SAVED;
     let outcome = if keep {

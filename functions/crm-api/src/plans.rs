@@ -175,7 +175,7 @@ pub(crate) struct PromiseInput {
 
 #[utoipa::path(post, path = "/v1/accounts/{id}/promises", tag = "plans", summary = "Record a promise to pay",
     params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = PromiseInput,
-    responses((status = 201, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    responses((status = 201, body = Object), (status = 200, body = Object, description = "the same promise, standing already"), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:write"])))]
 /// A promise to pay `amount_minor` by `by` (within the tenant's limit): the reminders wait for
 /// it, with one the day before; payments keep it, and its day passing short of it breaks it.
@@ -199,15 +199,23 @@ pub(crate) async fn promise(
             format!("must be between {today} and {limit}"),
         ));
     }
+    let made_by = input.made_by.unwrap_or_else(|| "crm".into());
+    if made_by != "crm" && made_by != "debtor" {
+        return Err(Problem::invalid_field("made_by", "is `crm` or `debtor`"));
+    }
+    // The promise standing already (a retried request): kept as it is, with what was paid
+    // toward it, and announced again under the same details, so webhooks see one event.
+    if let Some(standing) = account.promise.as_ref().filter(|p| {
+        (p.amount_minor, p.by, p.made_by.as_str()) == (input.amount_minor, input.by, &made_by)
+    }) {
+        publish_promise(&s, &account, standing).await?;
+        return Ok((StatusCode::OK, Json(json!(standing))).into_response());
+    }
     if input.amount_minor <= 0 || input.amount_minor > account.balance_minor {
         return Err(Problem::invalid_field(
             "amount_minor",
             format!("must be 1 to the balance ({})", account.balance_minor),
         ));
-    }
-    let made_by = input.made_by.unwrap_or_else(|| "crm".into());
-    if made_by != "crm" && made_by != "debtor" {
-        return Err(Problem::invalid_field("made_by", "is `crm` or `debtor`"));
     }
     let promise = cobro::domain::Promise {
         amount_minor: input.amount_minor,
@@ -217,14 +225,22 @@ pub(crate) async fn promise(
         made_by,
     };
     s.store.make_promise(&account, &promise, now).await?;
+    publish_promise(&s, &account, &promise).await?;
+    Ok((StatusCode::CREATED, Json(json!(promise))).into_response())
+}
+
+async fn publish_promise(
+    s: &CrmApi,
+    account: &cobro::domain::Account,
+    promise: &cobro::domain::Promise,
+) -> Result<(), Problem> {
     s.bus
-        .publish(vec![PromiseMade::of(&account, &promise, None).event()])
+        .publish(vec![PromiseMade::of(account, promise, None).event()])
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "PromiseMade not published");
             Problem::internal()
-        })?;
-    Ok((StatusCode::CREATED, Json(json!(promise))).into_response())
+        })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

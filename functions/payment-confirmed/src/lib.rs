@@ -49,7 +49,9 @@ impl PaymentHandler {
             .apply_payment(&payment)
             .await
             .map_err(|e| match e {
-                RepoError::Invalid(m) => PaymentError::Invalid(m),
+                RepoError::Invalid(_) | RepoError::InvalidField { .. } => {
+                    PaymentError::Invalid(e.to_string())
+                }
                 e => PaymentError::Store(e),
             })?;
         tracing::info!(account = %payment.account, payment = %payment.payment_id, ?outcome, "payment");

@@ -336,11 +336,18 @@ pub fn affordable(
     frequency: Frequency,
     today: Date,
 ) -> Result<Vec<PlanTerms>, PolicyError> {
+    // Errors name the API's field (`per_period_minor`), which is what the caller sent.
     if per_period.currency != balance.currency {
-        return Err(err("per_period", "in another currency than the account"));
+        return Err(err(
+            "per_period_minor",
+            "in another currency than the account",
+        ));
     }
     if per_period.minor <= 0 {
-        return Err(err("per_period", "must be positive"));
+        return Err(err("per_period_minor", "must be positive"));
+    }
+    if !rules.frequencies.contains(&frequency) {
+        return Err(err("frequency", "not offered by the tenant"));
     }
     let first_due = working_day(
         today
@@ -373,7 +380,7 @@ pub fn affordable(
     }
     let Some(n) = shortest else {
         return Err(err(
-            "per_period",
+            "per_period_minor",
             format!(
                 "no plan of at most {} instalments fits {} a period",
                 rules.max_instalments,

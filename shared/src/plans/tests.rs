@@ -195,7 +195,19 @@ fn affordability_offers_the_shortest_plan_that_fits_then_alternatives() {
         Frequency::Monthly,
         today,
     );
-    assert_eq!(none.unwrap_err().field, "per_period");
+    assert_eq!(none.unwrap_err().field, "per_period_minor");
+    let weekly_only = PlanRules {
+        frequencies: vec![Frequency::Weekly],
+        ..PlanRules::default()
+    };
+    let monthly = affordable(
+        clp(100_000),
+        &weekly_only,
+        clp(30_000),
+        Frequency::Monthly,
+        today,
+    );
+    assert_eq!(monthly.unwrap_err().field, "frequency");
 }
 
 #[test]

@@ -217,7 +217,10 @@ impl Store {
             // cobro's own fields survive the CRM's update.
             if let Some(c) = &current {
                 if c.currency != next.currency {
-                    return Err(RepoError::Invalid(currency_change(c, next.currency)));
+                    return Err(RepoError::InvalidField {
+                        field: "currency",
+                        detail: currency_change(c, next.currency),
+                    });
                 }
                 next.plan = c.plan.clone();
                 next.credit_minor = c.credit_minor;

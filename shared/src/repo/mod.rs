@@ -59,6 +59,9 @@ pub enum RepoError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is to blame (an account's currency changed).
+    #[error("`{field}`: {detail}")]
+    InvalidField { field: &'static str, detail: String },
     #[error(transparent)]
     Table(#[from] TableError),
     #[error("stored data is corrupt: {0}")]

@@ -42,10 +42,10 @@ impl Store {
             // cobro's own fields survive the CRM's update, as in `upsert_account`.
             if let Some(c) = &current {
                 if c.currency != account.currency {
-                    return Err(RepoError::Invalid(super::accounts::currency_change(
-                        c,
-                        account.currency,
-                    )));
+                    return Err(RepoError::InvalidField {
+                        field: "currency",
+                        detail: super::accounts::currency_change(c, account.currency),
+                    });
                 }
                 account.plan = c.plan.clone();
                 account.credit_minor = c.credit_minor;
