@@ -639,6 +639,45 @@ async fn unknown_numbers_and_senders_are_kept_not_dropped() {
     assert_eq!(h.drain().await.unmatched, 1);
 }
 
+/// What is kept of an unrouted or unhandled event is keyed on when the delivery came, not when
+/// it was applied: a queue redelivery a minute later keeps nothing twice.
+#[tokio::test]
+async fn an_unrouted_or_unhandled_event_delivered_again_is_kept_once() {
+    let mut h = Harness::new().await;
+    let clock = on_a_moving_clock(&mut h);
+    let raw = webhook_fixture("text_reply_with_context.json");
+    let unrouted = String::from_utf8(raw).unwrap().replace(NUMBER, "999999999");
+    h.post(unrouted.as_bytes(), Some(DEFAULT_SECRET))
+        .await
+        .unwrap();
+    let order = serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{
+        "id": "w", "changes": [{ "field": "business_capability_update",
+        "value": { "metadata": { "phone_number_id": NUMBER }, "max_daily_conversation_per_phone": 1000 } }] }] }))
+    .unwrap();
+    h.post(&order, Some(SECRET)).await.unwrap();
+    let got = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    for _ in 0..2 {
+        for m in &got {
+            h.inbound.handle(&m.body).await.unwrap();
+        }
+        clock.advance(jiff::SignedDuration::from_mins(1));
+    }
+    let kept = |pk: String| {
+        let table = h.store.table();
+        async move {
+            table
+                .query(cobro::ports::Query::table(pk, cobro::ports::SkRange::All))
+                .await
+                .unwrap()
+                .items
+                .len()
+        }
+    };
+    assert_eq!(kept("UNROUTED#whatsapp#999999999".into()).await, 1);
+    assert_eq!(kept(format!("T#{}#UNHANDLED", h.tenant)).await, 1);
+}
+
 #[tokio::test]
 async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
     let h = Harness::new().await;

@@ -391,6 +391,16 @@ async fn the_local_stack_serves_health_sandbox_and_the_handshake() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // The right token with a handshake missing a part: 400 naming it.
+    for (query, field) in [
+        ("hub.mode=subscribe", "hub.challenge"),
+        ("hub.mode=unsubscribe&hub.challenge=1", "hub.mode"),
+    ] {
+        let path = format!("/webhooks/whatsapp?{query}&hub.verify_token=local-verify-token");
+        let (status, body) = s.call("GET", &path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
     let (status, body) = s.call("GET", "/v1/accounts/CL-1001", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let unauth = s

@@ -22,6 +22,8 @@ pub(crate) struct Place<'a> {
     pub to_number: &'a str,
     pub blob: &'a str,
     pub n: usize,
+    /// When the delivery came.
+    pub received_at: jiff::Timestamp,
 }
 
 impl Inbound {
@@ -29,7 +31,7 @@ impl Inbound {
     /// delivery is applied (a delivery may carry hundreds; one call per status would be slow).
     pub(crate) async fn apply(
         &self,
-        at: &Place<'_>,
+        place: &Place<'_>,
         event: &InboundEvent,
         report: &mut Report,
         statuses: &mut Vec<Event>,
@@ -40,7 +42,8 @@ impl Inbound {
             to_number,
             blob,
             n,
-        } = *at;
+            received_at,
+        } = *place;
         match event {
             InboundEvent::Message(m) => self.message(tenant, channel, to_number, m, report).await,
             InboundEvent::Status(s) => self.status(tenant, s, report, statuses).await,
@@ -99,7 +102,7 @@ impl Inbound {
             }
             InboundEvent::Unknown { what } => {
                 self.store
-                    .record_unhandled(tenant, what, n, blob, self.clock.now())
+                    .record_unhandled(tenant, what, n, blob, received_at)
                     .await?;
                 report.unhandled += 1;
                 Ok(())

@@ -185,7 +185,7 @@ impl Inbound {
                 .ok_or_else(|| InboundError::MissingBlob(job.blob.clone()))?,
         };
         let routed = whatsapp::events(&raw, job.received_at);
-        self.apply_all(routed, &job.blob).await
+        self.apply_all(routed, &job.blob, job.received_at).await
     }
 
     async fn sms(
@@ -203,10 +203,17 @@ impl Inbound {
             .await
             .map_err(|e| InboundError::Blobs(e.to_string()))?;
         let routed = n.events(at);
-        self.apply_all(routed, &key).await
+        self.apply_all(routed, &key, at).await
     }
 
-    async fn apply_all(&self, routed: Vec<Routed>, blob: &str) -> Result<Report, InboundError> {
+    /// `received_at`: when the delivery came (not when it is applied), so what is kept of it
+    /// (an unrouted or unhandled event) is kept under the same key however often it comes.
+    async fn apply_all(
+        &self,
+        routed: Vec<Routed>,
+        blob: &str,
+        received_at: jiff::Timestamp,
+    ) -> Result<Report, InboundError> {
         let mut report = Report::default();
         let mut statuses = Vec::new();
         let mut tenants: Vec<(ChannelKind, String, Option<TenantId>)> = Vec::new();
@@ -221,12 +228,7 @@ impl Inbound {
                     let t = self.tenant_of(r.channel, &r.to_number).await?;
                     if t.is_none() {
                         self.store
-                            .record_unrouted(
-                                r.channel.as_str(),
-                                &r.to_number,
-                                blob,
-                                self.clock.now(),
-                            )
+                            .record_unrouted(r.channel.as_str(), &r.to_number, blob, received_at)
                             .await?;
                         tracing::warn!(channel = r.channel.as_str(), number = %r.to_number, "delivery for a number no tenant has; kept");
                     }
@@ -245,6 +247,7 @@ impl Inbound {
                 to_number: &r.to_number,
                 blob,
                 n,
+                received_at,
             };
             self.apply(&place, &r.event, &mut report, &mut statuses)
                 .await?;

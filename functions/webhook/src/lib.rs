@@ -91,16 +91,22 @@ async fn verify(State(s): State<Arc<Webhook>>, Query(h): Query<Handshake>) -> Re
         .verify_token
         .as_deref()
         .is_some_and(|t| signature::tokens_match(t, &s.verify_token));
-    match (h.mode.as_deref(), h.challenge) {
-        (Some("subscribe"), Some(challenge)) if token_ok => {
-            (StatusCode::OK, challenge).into_response()
-        }
-        _ => Problem::new(
+    // The token first: without it, nothing is said about what else is wrong.
+    if !token_ok {
+        return Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "verification token does not match",
+            "hub.verify_token does not match the verify token",
         )
-        .into_response(),
+        .into_response();
+    }
+    match (h.mode.as_deref(), h.challenge) {
+        (Some("subscribe"), Some(challenge)) => (StatusCode::OK, challenge).into_response(),
+        (Some("subscribe"), None) => {
+            Problem::invalid_field("hub.challenge", "is missing: Meta sends one to echo back")
+                .into_response()
+        }
+        _ => Problem::invalid_field("hub.mode", "must be `subscribe`").into_response(),
     }
 }
 
