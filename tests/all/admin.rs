@@ -289,6 +289,74 @@ async fn a_registered_number_is_verified_with_the_secret_the_cli_stored() {
     assert!(e.contains("no tenant"), "{e}");
 }
 
+/// A channel stopped by an account-wide error is listed and resumed by the operator.
+#[tokio::test]
+async fn a_stopped_channel_is_listed_and_resumed() {
+    use cobro::domain::ChannelKind;
+    use cobro::repo::ChannelStop;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = stack(&data).await;
+    let t = demo::tenant_id();
+    let stop = ChannelStop {
+        tenant: t.clone(),
+        channel: ChannelKind::Whatsapp,
+        reason: "(#131031) Business Account locked".into(),
+        code: Some(131031),
+        at: "2026-03-16T15:00:00Z".parse().unwrap(),
+        announced: true,
+    };
+    assert!(s.store.stop_channel(&stop).await.unwrap());
+    let listed: serde_json::Value = serde_json::from_str(
+        &admin(&data, &["channel", "stops", "--tenant", "demo"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(listed[0]["channel"], "whatsapp", "{listed}");
+    assert_eq!(listed[0]["code"], 131031, "{listed}");
+    let e = admin(
+        &data,
+        &["channel", "resume", "--tenant", "demo", "--channel", "fax"],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("not a channel"), "{e}");
+    let out = admin(
+        &data,
+        &[
+            "channel",
+            "resume",
+            "--tenant",
+            "demo",
+            "--channel",
+            "whatsapp",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        out.starts_with("whatsapp resumed for tenant `demo`"),
+        "{out}"
+    );
+    assert!(s.store.channel_stops(&t).await.unwrap().is_empty());
+    let again = admin(
+        &data,
+        &[
+            "channel",
+            "resume",
+            "--tenant",
+            "demo",
+            "--channel",
+            "whatsapp",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, "whatsapp is not stopped for tenant `demo`");
+}
+
 #[tokio::test]
 async fn dead_letters_are_replayed_once_and_why_explains_an_account() {
     let dir = tempfile::tempdir().unwrap();

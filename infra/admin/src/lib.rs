@@ -14,7 +14,7 @@ use cobro::adapters::dir_secrets::DirSecrets;
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::collect::StrategyBook;
 use cobro::compliance::Policy;
-use cobro::domain::{AccountId, Tenant, TenantId};
+use cobro::domain::{AccountId, ChannelKind, Tenant, TenantId};
 use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{Outgoing, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::{Scope, Store, WhatsAppNumber};
@@ -70,6 +70,9 @@ pub enum Command {
     /// A tenant's compliance policy.
     #[command(subcommand)]
     Policy(BookCommand),
+    /// Channels stopped for a tenant by an account-wide provider error.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -129,6 +132,29 @@ pub enum WhatsAppCommand {
         #[arg(long, value_name = "FILE")]
         secrets: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// The tenant's stopped channels: when, the provider's code and why.
+    Stops {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Lets the channel send again, once what stopped it is fixed at the provider (a token
+    /// renewed, a payment method added, a block lifted). Resuming one that runs is no error.
+    Resume {
+        #[arg(long)]
+        tenant: String,
+        /// `whatsapp`, `sms` or `email`.
+        #[arg(long, value_parser = channel_kind)]
+        channel: ChannelKind,
+    },
+}
+
+fn channel_kind(s: &str) -> Result<ChannelKind, String> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|_| format!("`{s}` is not a channel (whatsapp, sms, email)"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -319,6 +345,30 @@ pub async fn execute(target: &Target, command: Command) -> Result<String, Error>
                     "; it has no secrets of its own (the deployment's app secret verifies it)"
                         .into()
                 }
+            ))
+        }
+        Command::Channel(ChannelCommand::Stops { tenant }) => {
+            let tenant = existing_tenant(target, &tenant).await?;
+            let stops = target.store.channel_stops(&tenant.id).await?;
+            Ok(serde_json::to_string_pretty(&stops)?)
+        }
+        Command::Channel(ChannelCommand::Resume { tenant, channel }) => {
+            let tenant = existing_tenant(target, &tenant).await?;
+            let stops = target.store.channel_stops(&tenant.id).await?;
+            let Some(stop) = stops.into_iter().find(|s| s.channel == channel) else {
+                return Ok(format!(
+                    "{} is not stopped for tenant `{}`",
+                    channel.as_str(),
+                    tenant.id
+                ));
+            };
+            target.store.resume_channel(&tenant.id, channel).await?;
+            Ok(format!(
+                "{} resumed for tenant `{}` (stopped at {}: {})",
+                channel.as_str(),
+                tenant.id,
+                stop.at,
+                stop.reason
             ))
         }
         Command::Strategy(BookCommand::Validate { file, .. }) => {

@@ -232,7 +232,7 @@ export class CobroStack extends Stack {
       STRIPE_SUCCESS_URL: s.stripeSuccessUrl,
       STRIPE_CANCEL_URL: s.stripeCancelUrl,
     };
-    const rw = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:ConditionCheckItem'];
+    const rw = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
     const fn = (spec: FunctionSpec): lambda.Function => {
       const functionName = name(spec.name);
       const binary = `cobro-${spec.name}`;
@@ -311,7 +311,8 @@ export class CobroStack extends Stack {
       id: 'CrmApi',
       name: 'crm-api',
       description: 'The CRM API (debtors, accounts, payments)',
-      table: { actions: [...rw, 'dynamodb:Query'], indexes: true },
+      // DeleteItem: a webhook unregistered, a handoff released or closed.
+      table: { actions: [...rw, 'dynamodb:DeleteItem', 'dynamodb:Query'], indexes: true },
     });
     bus.grantPutEventsTo(crmApi);
     // Agents' replies in handed-off conversations go out through the sender.
@@ -337,7 +338,8 @@ export class CobroStack extends Stack {
       name: 'reminders',
       description: 'Decides who is due for contact and queues one message per decision',
       timeout: Duration.seconds(120),
-      table: { actions: [...rw, 'dynamodb:Query'], indexes: true },
+      // DeleteItem: an announcement taken off the outbox once published.
+      table: { actions: [...rw, 'dynamodb:DeleteItem', 'dynamodb:Query'], indexes: true },
     });
     outbound.grantSendMessages(reminders);
     bus.grantPutEventsTo(reminders);
@@ -556,7 +558,7 @@ export class CobroStack extends Stack {
     channelStopped.addTarget(
       new TopicFromRule(alarmTopic, alertDlq, {
         message: events.RuleTargetInput.fromText(
-          `cobro ${s.stage}: ${events.EventField.fromPath('$.detail.channel')} stopped for tenant ${events.EventField.fromPath('$.detail.tenant')} (code ${events.EventField.fromPath('$.detail.code')}): ${events.EventField.fromPath('$.detail.reason')}. Messages wait until the tenant is resumed (docs/operations.md).`,
+          `cobro ${s.stage}: ${events.EventField.fromPath('$.detail.channel')} stopped for tenant ${events.EventField.fromPath('$.detail.tenant')} (code ${events.EventField.fromPath('$.detail.code')}): ${events.EventField.fromPath('$.detail.reason')}. Messages wait until an operator resumes the channel: cobro-admin channel resume (docs/operations.md).`,
         ),
         retryAttempts: 10,
         maxEventAge: Duration.hours(24),
