@@ -285,8 +285,9 @@ async fn a_pause_and_a_dispute_stop_collection() {
         .await;
         let paused = s.tap(phone, "pause:income").await;
         assert!(!paused.is_empty());
-        let a = s.account(account).await.to_string();
-        assert!(a.contains("\"paused\":true"), "{a}");
+        let a = s.account(account).await;
+        assert!(a["account"]["holds"]["paused_until"].is_string(), "{a}");
+        assert_eq!(a["collecting"], false, "{a}");
         s.verify(phone).await;
         s.tap(phone, "menu:dispute").await;
         let opened = s.tap(phone, "dispute:not_mine").await;

@@ -1014,6 +1014,7 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
             language: Default::default(),
             consents: vec![],
             preferences: Default::default(),
+            holds: Default::default(),
         };
         let account = Account {
             tenant: t.clone(),
@@ -1346,6 +1347,112 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
     reply().await;
     api.stack.drain().await.unwrap();
     assert_eq!(to_maria(api.stack.channel.sent()), 1);
+}
+
+/// An insolvency is the debtor's: posted on one account, it stops every account of the
+/// debtor, one the CRM sends later too. A pause never shortens a longer one; a debtor's own
+/// pause (from the chat) is ended by a resume, and the debtor's other accounts go back on the
+/// schedule.
+#[tokio::test]
+async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    let overdue = |d: &str| {
+        let mut a = account(d, 50_000);
+        a["due_date"] = json!(day(&api, -10));
+        a
+    };
+    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+        .await;
+    api.ok("PUT", "/v1/accounts/B-1", Some(overdue("d-1")))
+        .await;
+    api.ok("PUT", "/v1/accounts/B-2", Some(overdue("d-1")))
+        .await;
+    api.ok(
+        "POST",
+        "/v1/accounts/B-1/insolvency",
+        Some(json!({ "reason": "liquidation filed" })),
+    )
+    .await;
+    api.ok("PUT", "/v1/accounts/B-3", Some(overdue("d-1")))
+        .await;
+    api.ok("POST", "/_local/tick", None).await;
+    for id in ["B-1", "B-2", "B-3"] {
+        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        assert_eq!(picture["attempts"], json!([]), "{id}: {picture}");
+        assert_eq!(picture["collecting"], false, "{id}: {picture}");
+    }
+    let why = api.ok("GET", "/v1/accounts/B-2/decisions", None).await;
+    assert!(
+        why.to_string().contains("insolvency"),
+        "B-2 stops for the debtor's insolvency: {why}"
+    );
+    // A restated debtor keeps the hold.
+    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+        .await;
+    let d = api.ok("GET", "/v1/debtors/d-1", None).await;
+    assert_eq!(d["debtor"]["holds"]["insolvency"], true, "{d}");
+
+    // An open-ended pause stays open when a shorter one is posted.
+    api.ok("PUT", "/v1/debtors/d-2", Some(debtor("+56911110002")))
+        .await;
+    api.ok("PUT", "/v1/accounts/C-1", Some(overdue("d-2")))
+        .await;
+    api.ok("PUT", "/v1/accounts/C-2", Some(overdue("d-2")))
+        .await;
+    api.ok(
+        "POST",
+        "/v1/accounts/C-1/pause",
+        Some(json!({ "reason": "breathing space" })),
+    )
+    .await;
+    let shorter = api
+        .ok(
+            "POST",
+            "/v1/accounts/C-1/pause",
+            Some(json!({ "reason": "asked for two weeks", "until": "2026-03-30T15:00:00Z" })),
+        )
+        .await;
+    let holds = &shorter["account"]["holds"];
+    assert_eq!(holds["paused"], true, "{shorter}");
+    assert_eq!(holds["paused_until"], Value::Null, "{shorter}");
+    assert_eq!(holds["pause_reason"], "breathing space", "{shorter}");
+    assert_eq!(shorter["next_action_at"], Value::Null, "{shorter}");
+
+    // The debtor asked the bot for a pause: on the person, so C-2 waits too.
+    let t = demo::tenant_id();
+    let d2 = cobro::domain::DebtorId::parse("d-2").unwrap();
+    let now = api.stack.clock.now();
+    api.stack
+        .store
+        .set_debtor_holds(&t, &d2, |h| h.pause(None, "vulnerability".into(), now))
+        .await
+        .unwrap();
+    api.ok("POST", "/_local/tick", None).await;
+    let c2 = api.ok("GET", "/v1/accounts/C-2", None).await;
+    assert_eq!(c2["attempts"], json!([]), "{c2}");
+    assert_eq!(c2["collecting"], false, "{c2}");
+    assert!(c2["last_decision"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("vulnerability"));
+    // Reviewed: a resume ends the debtor's pause, and C-2 is back on the schedule.
+    api.ok(
+        "POST",
+        "/v1/accounts/C-1/resume",
+        Some(json!({ "reason": "reviewed with the debtor" })),
+    )
+    .await;
+    let d = api.ok("GET", "/v1/debtors/d-2", None).await;
+    assert_eq!(d["debtor"]["holds"]["paused"], false, "{d}");
+    let c2 = api.ok("GET", "/v1/accounts/C-2", None).await;
+    assert_eq!(c2["collecting"], true, "{c2}");
+    assert!(c2["next_action_at"].is_string(), "{c2}");
 }
 
 /// A 409 is not replayed: the same request under the same `Idempotency-Key`, once a person

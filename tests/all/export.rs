@@ -343,6 +343,7 @@ fn debtor(i: usize) -> Debtor {
         language: Language::Es,
         consents: vec![],
         preferences: Default::default(),
+        holds: Default::default(),
     }
 }
 

@@ -169,6 +169,7 @@ impl Harness {
                 },
             ],
             preferences: Default::default(),
+            holds: Default::default(),
         };
         self.store.upsert_debtor(&d).await.unwrap();
         d

@@ -128,6 +128,7 @@ impl Setup {
             language: Language::Es,
             consents: consents.iter().map(|c| consent(*c)).collect(),
             preferences: Default::default(),
+            holds: Default::default(),
         };
         self.store.upsert_debtor(&debtor).await.unwrap();
         let account = Account {

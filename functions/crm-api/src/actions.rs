@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use cobro::compliance::Holds;
 use cobro::domain::{AccountId, AccountStatus};
 use cobro::http::{parse_json, Problem};
 use cobro::repo::{AccountAction, RepoError};
@@ -158,13 +159,26 @@ async fn act(
             .debtor(&caller.tenant, &account.debtor)
             .await?
             .ok_or_else(Problem::internal)?;
+        // An insolvency is the person's, so it holds on every account of the debtor, later
+        // ones too; a resume ends the debtor's own pause as well (a person reviewed the case).
+        let lifts_debtor_pause = action == Action::Resume && debtor.holds.pause_at(now).is_some();
+        let debtor = match action {
+            Action::Insolvency if !debtor.holds.insolvency => s
+                .store
+                .set_debtor_holds(&caller.tenant, &debtor.id, |h| h.insolvency = true)
+                .await?
+                .ok_or_else(Problem::internal)?,
+            Action::Resume if lifts_debtor_pause => s
+                .store
+                .set_debtor_holds(&caller.tenant, &debtor.id, Holds::lift_pause)
+                .await?
+                .ok_or_else(Problem::internal)?,
+            _ => debtor,
+        };
         let holds = &mut account.holds;
         match action {
-            Action::Pause => {
-                holds.paused = input.until.is_none();
-                holds.paused_until = input.until;
-                holds.pause_reason = Some(reason.clone());
-            }
+            // Added to a pause already holding, never shortening it.
+            Action::Pause => holds.pause(input.until, reason.clone(), now),
             Action::Resume => {
                 if account.status == AccountStatus::Closed {
                     return Err(Problem::new(
@@ -173,9 +187,7 @@ async fn act(
                         format!("account `{id}` is closed; it cannot resume"),
                     ));
                 }
-                holds.paused = false;
-                holds.paused_until = None;
-                holds.pause_reason = None;
+                holds.lift_pause();
                 if account.status == AccountStatus::Paused {
                     account.status = AccountStatus::Open;
                 }
@@ -185,12 +197,15 @@ async fn act(
             Action::Insolvency => holds.insolvency = true,
         }
         let next = match action {
-            // A timed pause: the schedule looks again when it ends.
-            Action::Pause => input.until.and_then(|until| {
-                s.decider
+            // A timed pause: the schedule looks again when it ends (the longer pause's end,
+            // when one already held).
+            Action::Pause => match account.holds.pause_at(now) {
+                Some(Some(until)) => s
+                    .decider
                     .first_action(&tenant, &account, &debtor, until)
-                    .map(|t| t.max(until))
-            }),
+                    .map(|t| t.max(until)),
+                _ => None,
+            },
             Action::Resume => s.decider.first_action(&tenant, &account, &debtor, now),
             Action::Close | Action::WriteOff | Action::Lawsuit | Action::Insolvency => None,
         };
@@ -203,12 +218,15 @@ async fn act(
         };
         match s.store.apply_account_action(&account, next, &record).await {
             Ok(account) => {
+                if lifts_debtor_pause {
+                    reschedule_others(s, &tenant, &debtor, &account.id, now).await?;
+                }
                 return Ok(Json(ActionOutput {
                     account,
                     action: record,
                     next_action_at: next,
                 })
-                .into_response())
+                .into_response());
             }
             Err(RepoError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
@@ -219,4 +237,27 @@ async fn act(
         "conflict",
         format!("account `{id}` keeps changing; retry"),
     ))
+}
+
+/// The debtor's other open accounts, which the debtor's pause had taken off the schedule, are
+/// put back on it (each decided again at its first allowed instant).
+async fn reschedule_others(
+    s: &CrmApi,
+    tenant: &cobro::domain::Tenant,
+    debtor: &cobro::domain::Debtor,
+    resumed: &AccountId,
+    now: jiff::Timestamp,
+) -> Result<(), Problem> {
+    for other in s.store.accounts_of_debtor(&tenant.id, &debtor.id).await? {
+        if &other.id == resumed || other.status != AccountStatus::Open || other.balance_minor <= 0 {
+            continue;
+        }
+        let next = s.decider.first_action(tenant, &other, debtor, now);
+        match s.store.reschedule_account(&other, next).await {
+            // Changed meanwhile: whatever changed it scheduled it too.
+            Ok(()) | Err(RepoError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

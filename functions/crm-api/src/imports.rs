@@ -372,6 +372,7 @@ fn check(
         consents,
         // The debtor's own choices; a stored debtor's are kept by the merge.
         preferences: Default::default(),
+        holds: Default::default(),
     };
     let account = Account {
         tenant: caller.tenant.clone(),

@@ -70,6 +70,7 @@ impl DebtorInput {
                 .map(|c| c.into_consent(now))
                 .collect(),
             preferences: Default::default(),
+            holds: Default::default(),
         }
     }
 }

@@ -103,7 +103,11 @@ pub(crate) async fn get_account(
             .map(|(_, _, name)| name.to_string()),
     };
     let a = &view.account;
-    let holds = &a.holds;
+    // The debtor's own holds (an insolvency, a pause) hold on this account too.
+    let holds = match &debtor {
+        Some(d) => a.holds.with(&d.holds, now),
+        None => a.holds.clone(),
+    };
     let collecting = a.status.is_collectable()
         && a.balance_minor > 0
         && !holds.lawsuit_served

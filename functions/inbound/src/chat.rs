@@ -274,14 +274,13 @@ impl Inbound {
                 until,
                 reason,
             } => {
+                // On the debtor too, so an account the CRM sends later waits as well; added to
+                // any pause already holding, never shortening it.
+                let pause =
+                    |h: &mut cobro::compliance::Holds| h.pause(*until, reason.clone(), p.at);
+                self.store.set_debtor_holds(t, &debtor.id, pause).await?;
                 for a in accounts {
-                    self.store
-                        .set_holds(t, a, |h| {
-                            h.paused = true;
-                            h.paused_until = *until;
-                            h.pause_reason = Some(reason.clone());
-                        })
-                        .await?;
+                    self.store.set_holds(t, a, pause).await?;
                 }
                 self.publish(CollectionPaused {
                     tenant: t.clone(),

@@ -328,9 +328,10 @@ impl Sender {
                 .await?
         };
         let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
+        let holds = account.holds.with(&debtor.holds, now);
         let facts = Facts {
             debtor,
-            holds: &account.holds,
+            holds: &holds,
             history: &history,
             channels: &channels,
             now,

@@ -89,6 +89,7 @@ fn debtor(t: &TenantId, i: usize) -> Debtor {
             source: "crm".into(),
         }],
         preferences: Default::default(),
+        holds: Default::default(),
     }
 }
 

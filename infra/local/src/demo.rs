@@ -198,6 +198,7 @@ pub async fn seed(
                 source: "demo".into(),
             }],
             preferences: Default::default(),
+            holds: Default::default(),
         };
         store.upsert_debtor(&debtor).await?;
         // The chatbot asks for the last 4 digits of the national id before showing a debt:

@@ -156,11 +156,11 @@ impl Ctx<'_> {
             _ => {}
         }
         let open = self.open_accounts();
-        if !open.is_empty()
-            && open
-                .iter()
-                .all(|a| a.holds.lawsuit_served || a.holds.insolvency)
-        {
+        // The debtor's insolvency holds on every account.
+        let held = |a: &&Account| {
+            a.holds.lawsuit_served || a.holds.insolvency || self.turn.debtor.holds.insolvency
+        };
+        if !open.is_empty() && open.iter().all(held) {
             // Collection stops by law: nothing about the debt from a machine, a person answers.
             return self.handoff("legal_hold", false);
         }

@@ -44,6 +44,7 @@ fn debtor(language: Language) -> Debtor {
         language,
         consents: vec![],
         preferences: Default::default(),
+        holds: Default::default(),
     }
 }
 

@@ -375,6 +375,7 @@ mod tests {
             language: Language::Es,
             consents: vec![consent(ChannelKind::Sms), consent(ChannelKind::Whatsapp)],
             preferences: Default::default(),
+            holds: Default::default(),
         };
         let mut a = account(50_000, None, &[]);
         a.due_date = date(2026, 3, 19);

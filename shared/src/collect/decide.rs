@@ -169,9 +169,10 @@ impl Decider {
                 .collect()
         };
         let channels = crate::compliance::preferred_first(channels, debtor);
+        let holds = account.holds.with(&debtor.holds, now);
         let facts = Facts {
             debtor,
-            holds: &account.holds,
+            holds: &holds,
             history,
             channels: &channels,
             now,

@@ -59,6 +59,44 @@ impl Holds {
             None => None,
         }
     }
+
+    /// Adds a pause (`until`: `None` until it is lifted) to the one holding at `now`, if any:
+    /// a pause never shortens another. A moratorium or a vulnerability pause must not end
+    /// because the debtor asked for 30 days meanwhile; only a resume (`lift_pause`) ends a
+    /// pause early. The reason is the one of the pause that ends last.
+    pub fn pause(&mut self, until: Option<Timestamp>, reason: String, now: Timestamp) {
+        let replaces = match (self.pause_at(now), until) {
+            (Some(None), _) => false,
+            (_, None) | (None, _) => true,
+            (Some(Some(current)), Some(new)) => new > current,
+        };
+        if replaces {
+            self.paused = until.is_none();
+            self.paused_until = until;
+            self.pause_reason = Some(reason);
+        }
+    }
+
+    /// Ends any pause (a person reviewed the case).
+    pub fn lift_pause(&mut self) {
+        self.paused = false;
+        self.paused_until = None;
+        self.pause_reason = None;
+    }
+
+    /// What holds for one account of a debtor at `now`: the account's own holds and the
+    /// debtor's (an insolvency, a pause), the stricter of each.
+    pub fn with(&self, debtor: &Holds, now: Timestamp) -> Holds {
+        let mut all = self.clone();
+        all.lawsuit_served |= debtor.lawsuit_served;
+        all.insolvency |= debtor.insolvency;
+        all.dispute_open |= debtor.dispute_open;
+        if let Some(until) = debtor.pause_at(now) {
+            let reason = debtor.pause_reason.clone().unwrap_or_default();
+            all.pause(until, reason, now);
+        }
+        all
+    }
 }
 
 pub struct Facts<'a> {

@@ -42,6 +42,7 @@ fn debtor_at(zone: &str, phone: &str, consents: &[(ChannelKind, bool, Timestamp)
             })
             .collect(),
         preferences: Default::default(),
+        holds: Default::default(),
     }
 }
 
@@ -1260,4 +1261,46 @@ async fn a_tenant_is_stored_only_with_rules_that_tighten() {
         panic!("an invalid book is refused")
     };
     assert!(msg.starts_with("strategies.default"), "{msg}");
+}
+
+/// A pause never shortens another: an open-ended one stays open, a later end wins, an expired
+/// one is replaced; the debtor's holds join the account's.
+#[test]
+fn pauses_only_lengthen_and_the_debtors_holds_join_the_accounts() {
+    let now = ts("2026-03-16T15:00:00Z");
+    let day = |n: i64| now + SignedDuration::from_hours(24 * n);
+    let mut open = Holds::default();
+    open.pause(None, "vulnerability".into(), now);
+    open.pause(Some(day(30)), "asked for a month".into(), now);
+    assert_eq!(open.pause_at(day(31)), Some(None));
+    assert_eq!(open.pause_reason.as_deref(), Some("vulnerability"));
+
+    let mut timed = Holds::default();
+    timed.pause(Some(day(60)), "breathing space".into(), now);
+    timed.pause(Some(day(30)), "asked for a month".into(), now);
+    assert_eq!(timed.pause_at(day(31)), Some(Some(day(60))));
+    assert_eq!(timed.pause_reason.as_deref(), Some("breathing space"));
+    timed.pause(None, "vulnerability".into(), now);
+    assert_eq!(timed.pause_at(day(61)), Some(None));
+
+    let mut expired = Holds::default();
+    expired.pause(Some(day(5)), "old".into(), now);
+    expired.pause(Some(day(20)), "new".into(), day(10));
+    assert_eq!(expired.pause_at(day(15)), Some(Some(day(20))));
+    expired.lift_pause();
+    assert_eq!(expired.pause_at(day(15)), None);
+
+    let account = Holds {
+        dispute_open: true,
+        ..Holds::default()
+    };
+    let mut person = Holds {
+        insolvency: true,
+        ..Holds::default()
+    };
+    person.pause(Some(day(7)), "asked".into(), now);
+    let both = account.with(&person, now);
+    assert!(both.insolvency && both.dispute_open);
+    assert_eq!(both.pause_at(now), Some(Some(day(7))));
+    assert_eq!(account.with(&person, day(8)).pause_at(day(8)), None);
 }

@@ -135,6 +135,11 @@ pub struct Debtor {
     /// What the debtor asked for in the chat: kept across CRM updates, like consents.
     #[serde(default)]
     pub preferences: Preferences,
+    /// Holds on the person, not on one debt: an insolvency, a pause the debtor asked for or a
+    /// vulnerability showed. They hold on every account of the debtor, those the CRM sends
+    /// later included; kept across CRM updates.
+    #[serde(default)]
+    pub holds: crate::compliance::Holds,
 }
 
 /// How the debtor would rather be reached. Preferences only narrow what the law and the

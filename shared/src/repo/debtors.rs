@@ -75,6 +75,7 @@ pub(super) fn merge_debtor(old: Option<Debtor>, new: &Debtor) -> Debtor {
         merged.consents = merge_consents(&old.consents, &new.consents);
         // The debtor's own choices in the chat outlive the CRM's restatements.
         merged.preferences = old.preferences;
+        merged.holds = old.holds;
     }
     merged
 }
@@ -142,13 +143,35 @@ impl Store {
         d: &DebtorId,
         change: impl Fn(&mut crate::domain::Preferences),
     ) -> Result<Option<Debtor>, RepoError> {
+        self.change_debtor(t, d, |debtor| change(&mut debtor.preferences))
+            .await
+    }
+
+    /// Changes the debtor's own holds (an insolvency, a pause) on its latest revision; `None`
+    /// when there is no such debtor.
+    pub async fn set_debtor_holds(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        change: impl Fn(&mut crate::compliance::Holds),
+    ) -> Result<Option<Debtor>, RepoError> {
+        self.change_debtor(t, d, |debtor| change(&mut debtor.holds))
+            .await
+    }
+
+    async fn change_debtor(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+        change: impl Fn(&mut Debtor),
+    ) -> Result<Option<Debtor>, RepoError> {
         for _ in 0..5 {
             let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
                 return Ok(None);
             };
             let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
             let mut debtor: Debtor = from_item(item)?;
-            change(&mut debtor.preferences);
+            change(&mut debtor);
             match self.put_debtor(&debtor, Some(revision)).await {
                 Ok(()) => return Ok(Some(debtor)),
                 Err(RepoError::Conflict(_)) => continue,

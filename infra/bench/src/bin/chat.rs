@@ -57,6 +57,7 @@ fn engine(steps: usize) {
         language: Language::Es,
         consents: vec![],
         preferences: Default::default(),
+        holds: Default::default(),
     };
     let account = Account {
         tenant: tenant.id.clone(),
