@@ -45,6 +45,20 @@ fn consent(channel: ChannelKind) -> Consent {
 }
 
 impl Setup {
+    /// Debtor `d-<n>` opted out of `channel` (SMS and e-mail need no consent record in Chile,
+    /// so only an opt-out keeps a message off them).
+    async fn opted_out(&self, n: u32, channel: ChannelKind) {
+        let d = DebtorId::parse(format!("d-{n}")).unwrap();
+        let mut stop = consent(channel);
+        stop.granted = false;
+        stop.at = "2026-02-01T00:00:00Z".parse().unwrap();
+        stop.source = "keyword:BAJA".into();
+        self.store
+            .record_consent(&self.tenant, &d, stop)
+            .await
+            .unwrap();
+    }
+
     async fn new() -> Self {
         Self::with_timeout(Duration::from_secs(5)).await
     }
@@ -388,8 +402,9 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
         sent[0].1.send_as.sms_origination.as_deref(),
         Some("+15550001111")
     );
-    // Without SMS consent there is nowhere else to go: failed, with why.
+    // Opted out of SMS, there is nowhere else to go: failed, with why.
     let body = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
     let outcome = s.sender.handle(&body).await.unwrap();
@@ -403,8 +418,9 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
 async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
     let s = Setup::new().await;
     let token_error = send_fixture("error_190_invalid_oauth_token.json");
-    // Only WhatsApp consent: the message waits for the channel to come back.
+    // Only WhatsApp (opted out of SMS): the message waits for the channel to come back.
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.opted_out(1, ChannelKind::Sms).await;
     s.graph.script([Scripted::raw(401, token_error.clone())]);
     let outcome = s.sender.handle(&body).await.unwrap();
     assert!(matches!(outcome, Outcome::Parked(_)), "{outcome:?}");
@@ -659,9 +675,24 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
     stop.at = s.clock.now();
     stop.source = "keyword:BAJA".into();
     s.store.record_consent(&s.tenant, &d, stop).await.unwrap();
+    s.opted_out(1, ChannelKind::Sms).await;
     let outcome = s.sender.handle(&body).await.unwrap();
     assert!(matches!(outcome, Outcome::Cancelled(_)), "{outcome:?}");
     assert!(s.graph.sends().is_empty());
+    assert!(s.sms.sent().is_empty());
+}
+
+/// SMS needs no consent record under Chile's policy (WhatsApp does): a message the reminders
+/// decided for SMS goes out on it, where the sender used to cancel it for want of a record
+/// the policy does not ask for.
+#[tokio::test]
+async fn a_channel_the_policy_allows_without_a_consent_record_is_used() {
+    let s = Setup::new().await;
+    let body = s.decided(1, &[]).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    assert!(s.graph.sends().is_empty(), "no WhatsApp without its opt-in");
+    assert_eq!(s.sms.sent().len(), 1);
 }
 
 #[test]

@@ -519,8 +519,11 @@ impl Inbound {
             .usable_channels()
             .skip_while(|c| *c != attempt.channel)
             .skip(1)
+            // As the sender picks: reachable and not opted out; the sender checks the policy
+            // (consent where it requires one) before it sends.
             .find(|c| {
-                debtor.has_consent(*c) && (*c != ChannelKind::Email || debtor.email.is_some())
+                debtor.reachable_on(*c)
+                    && cobro::compliance::latest_consent(&debtor, *c) != Some(false)
             })
         else {
             return Ok(());

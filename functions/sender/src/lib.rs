@@ -370,8 +370,10 @@ impl Sender {
     }
 
     /// The decided channel first, then the tenant's fallback order after it; each only when
-    /// the deployment has an adapter, the tenant may use it, the debtor consents and has an
-    /// address on it.
+    /// the deployment has an adapter, the tenant may use it, the debtor has an address on it
+    /// and has not opted out of it. Consent where the policy requires one is the policy's
+    /// (`Allowed`), as when the reminders decided: a stricter rule here cancelled contacts
+    /// the decision had allowed, every step.
     fn candidates(&self, a: &ContactAttempt, tenant: &Tenant, debtor: &Debtor) -> Vec<ChannelKind> {
         let usable: Vec<ChannelKind> = tenant.usable_channels().collect();
         let start = usable.iter().position(|c| *c == a.channel);
@@ -383,8 +385,8 @@ impl Sender {
         order
             .into_iter()
             .filter(|c| self.channels.get(*c).is_some())
-            .filter(|c| debtor.has_consent(*c))
-            .filter(|c| *c != ChannelKind::Email || debtor.email.is_some())
+            .filter(|c| cobro::compliance::latest_consent(debtor, *c) != Some(false))
+            .filter(|c| debtor.reachable_on(*c))
             .collect()
     }
 

@@ -154,8 +154,12 @@ impl Decider {
                 ),
             };
         };
-        // The step's own channel order, among those the tenant may use.
-        let usable: Vec<ChannelKind> = tenant.usable_channels().collect();
+        // The step's own channel order, among those the tenant may use and the debtor has an
+        // address on.
+        let usable: Vec<ChannelKind> = tenant
+            .usable_channels()
+            .filter(|c| debtor.reachable_on(*c))
+            .collect();
         let step_channels = strategy
             .step(step)
             .map(|s| s.channels.clone())

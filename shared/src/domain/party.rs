@@ -155,6 +155,11 @@ pub struct Preferences {
 }
 
 impl Debtor {
+    /// Whether the debtor has an address on the channel (the phone serves WhatsApp and SMS).
+    pub fn reachable_on(&self, channel: ChannelKind) -> bool {
+        channel != ChannelKind::Email || self.email.as_deref().is_some_and(|e| !e.is_empty())
+    }
+
     /// The latest record for the channel decides; no record means no consent.
     pub fn has_consent(&self, channel: ChannelKind) -> bool {
         self.consents
