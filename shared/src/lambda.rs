@@ -18,7 +18,9 @@ use crate::adapters::sandbox::SandboxChannel;
 use crate::ports::bus::BusError;
 use crate::ports::queue::{Outgoing, QueueError, Received};
 use crate::ports::secrets::{SecretsError, DEFAULT_TTL};
-use crate::ports::{Bus, CachedSecrets, Channels, Event, Queue, Secrets, Table, WhatsAppSecrets};
+use crate::ports::{
+    Bus, CachedSecrets, Channels, DeploymentSecrets, Event, Queue, Secrets, Table, WhatsAppSecrets,
+};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -49,7 +51,7 @@ pub async fn secrets() -> Arc<dyn Secrets> {
     static SECRETS: OnceCell<Arc<dyn Secrets>> = OnceCell::const_new();
     SECRETS
         .get_or_init(|| async {
-            // Only some requests read a secret (the webhook: a number with its own app secret).
+            // Built on first use: a function may never read a secret (a sandbox sender).
             let manager = Lazy::new(String::new(), |sdk, _| {
                 SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk))
             });
@@ -65,22 +67,41 @@ pub fn secrets_prefix() -> String {
 }
 
 /// The deployment's WhatsApp secrets: the JSON secret at `COBRO_WHATSAPP_SECRET_ARN` when it
-/// is set, else `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_APP_SECRET` and `WHATSAPP_VERIFY_TOKEN`
-/// (the local stack, tests). Unset values are empty.
-pub async fn whatsapp_secrets() -> Result<WhatsAppSecrets, Error> {
-    let Some(arn) = set("COBRO_WHATSAPP_SECRET_ARN") else {
-        return Ok(WhatsAppSecrets {
+/// is set, read through `secrets()` on every use (a rotation is picked up within
+/// `DEFAULT_TTL`), else `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_APP_SECRET` and
+/// `WHATSAPP_VERIFY_TOKEN` (the local stack, tests). Unset values are empty.
+pub async fn whatsapp_secrets() -> DeploymentSecrets {
+    match set("COBRO_WHATSAPP_SECRET_ARN") {
+        Some(name) => DeploymentSecrets::Stored {
+            secrets: secrets().await,
+            name,
+        },
+        None => DeploymentSecrets::Fixed(WhatsAppSecrets {
             access_token: set("WHATSAPP_ACCESS_TOKEN").unwrap_or_default(),
             app_secret: set("WHATSAPP_APP_SECRET").unwrap_or_default(),
             verify_token: set("WHATSAPP_VERIFY_TOKEN").unwrap_or_default(),
-        });
-    };
-    let value = secrets()
-        .await
-        .get(&arn)
-        .await?
-        .ok_or_else(|| format!("COBRO_WHATSAPP_SECRET_ARN names no secret: {arn}"))?;
-    Ok(WhatsAppSecrets::from_json(&arn, value)?)
+        }),
+    }
+}
+
+/// The Graph API token source, if the deployment has an access token now (read at start, as
+/// whether WhatsApp is configured is decided there): each number's own token, else the
+/// deployment's, read through the cache on every call when they are stored secrets; else the
+/// fixed `WHATSAPP_ACCESS_TOKEN`.
+#[cfg(feature = "whatsapp")]
+pub async fn whatsapp_tokens() -> Result<Option<Arc<dyn crate::whatsapp::tokens::Tokens>>, Error> {
+    use crate::whatsapp::tokens::{FixedToken, SecretTokens};
+    let deployment = whatsapp_secrets().await;
+    let token = deployment.get().await?.access_token;
+    if token.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(match deployment {
+        DeploymentSecrets::Stored { secrets, name } => {
+            Arc::new(SecretTokens::new(secrets, name, secrets_prefix()))
+        }
+        DeploymentSecrets::Fixed(_) => Arc::new(FixedToken::new(token)),
+    }))
 }
 
 /// The table named by `COBRO_TABLE`.
@@ -186,8 +207,8 @@ pub async fn channels() -> Result<Channels, Error> {
 async fn live_channels() -> Result<Channels, Error> {
     let mut channels = Channels::new();
     #[cfg(feature = "whatsapp")]
-    if let Some(token) = Some(whatsapp_secrets().await?.access_token).filter(|t| !t.is_empty()) {
-        let config = crate::whatsapp::client::GraphConfig::from_env(token)?;
+    if let Some(tokens) = whatsapp_tokens().await? {
+        let config = crate::whatsapp::client::GraphConfig::from_env(tokens)?;
         let client = crate::whatsapp::client::GraphClient::new(config)?;
         channels = channels.with(
             crate::domain::ChannelKind::Whatsapp,

@@ -1,14 +1,22 @@
-//! The Graph API's wire formats as cobro writes them, and media download through the fake
-//! Graph API into the blob store.
+//! The Graph API's wire formats as cobro writes them, media download through the fake Graph API
+//! into the blob store, and which access token each call carries.
 
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
-use cobro::domain::{ChannelKind, Tenant, TenantKind};
-use cobro::ports::Blobs;
+use cobro::domain::{ChannelKind, Language, Phone, Tenant, TenantKind};
+use cobro::ports::channel::{
+    Channel, ChannelMessage, FailureClass, Form, Recipient, SendAs, TemplateRef,
+};
+use cobro::ports::secrets::whatsapp_number_secret;
+use cobro::ports::{Blobs, CachedSecrets, MediaSource, WhatsAppSecrets};
+use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro::whatsapp::send::{Content, DocumentSource, ListRow, ListSection, SendRequest};
+use cobro::whatsapp::tokens::SecretTokens;
 use cobro_tests::fake_graph::{FakeGraph, TOKEN};
+use cobro_tests::memory_secrets::MemorySecrets;
 
 use crate::inbound::{fixtures, Harness};
 
@@ -193,4 +201,157 @@ fn an_agency_gets_whatsapp_only_when_it_is_enabled() {
         creditor.usable_channels().next(),
         Some(ChannelKind::Whatsapp)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The access token, asked per call: a rotated deployment token is picked up by a warm client,
+// and a number registered with its own credentials calls with its own token.
+// ---------------------------------------------------------------------------------------------
+
+const DEPLOYMENT_SECRET: &str = "cobro/test/whatsapp";
+const PREFIX: &str = "cobro/test/";
+
+fn token_only(token: &str) -> WhatsAppSecrets {
+    WhatsAppSecrets {
+        access_token: token.into(),
+        ..Default::default()
+    }
+}
+
+/// WhatsApp over `graph` with its tokens from `store`, read through a cache of `ttl`, as the
+/// Lambdas build it when `COBRO_WHATSAPP_SECRET_ARN` is set.
+fn stored_tokens(graph: &FakeGraph, store: Arc<MemorySecrets>, ttl: Duration) -> GraphClient {
+    let cached = Arc::new(CachedSecrets::new(store, ttl));
+    let mut config = GraphConfig::new(&graph.base_url, "not-this-one");
+    config.tokens = Arc::new(SecretTokens::new(cached, DEPLOYMENT_SECRET, PREFIX));
+    GraphClient::new(config).unwrap()
+}
+
+/// A template message sent from `number`, as the sender hands it to the channel.
+fn from_number(number: &str) -> ChannelMessage {
+    ChannelMessage {
+        channel: ChannelKind::Whatsapp,
+        to: Recipient {
+            phone: Phone::parse("+56911112222").unwrap(),
+            email: None,
+            whatsapp_user_id: None,
+        },
+        send_as: SendAs {
+            whatsapp_phone_number_id: Some(number.into()),
+            ..Default::default()
+        },
+        language: Language::Es,
+        template: TemplateRef {
+            name: "payment_reminder_due_today".into(),
+            params: vec!["Ana".into()],
+        },
+        text: "Hola Ana".into(),
+        form: Form::Template,
+        subject: None,
+        correlation: "t1|a1|d1".into(),
+        choices: None,
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_deployment_token_is_used_once_the_cache_expires() {
+    let graph = FakeGraph::start().await;
+    let store = MemorySecrets::new();
+    store.set(DEPLOYMENT_SECRET, &token_only("old-token"));
+    graph.set_tokens(&["old-token"]);
+    let ttl = Duration::from_millis(50);
+    let whatsapp = WhatsAppChannel::new(stored_tokens(&graph, store.clone(), ttl));
+    whatsapp.send(&from_number("1000000000001")).await.unwrap();
+    // The operator's rotation: a new token in the secret, then the old one revoked at Meta.
+    store.set(DEPLOYMENT_SECRET, &token_only("new-token"));
+    graph.set_tokens(&["new-token"]);
+    tokio::time::sleep(ttl * 3).await;
+    whatsapp
+        .send(&from_number("1000000000001"))
+        .await
+        .expect("the same warm client sends with the new token");
+    assert_eq!(graph.bearers(), ["old-token", "new-token"]);
+}
+
+#[tokio::test]
+async fn a_number_with_its_own_token_sends_and_downloads_with_it() {
+    let graph = FakeGraph::start().await;
+    graph.add_media("MEDIA-1", b"%PDF-1.4", "application/pdf");
+    let store = MemorySecrets::new();
+    store.set(DEPLOYMENT_SECRET, &token_only("deployment-token"));
+    let (own, app_only, none) = ("1000000000001", "1000000000002", "1000000000003");
+    store.set(
+        &whatsapp_number_secret(PREFIX, own),
+        &WhatsAppSecrets {
+            access_token: "own-token".into(),
+            app_secret: "own-app-secret".into(),
+            verify_token: String::new(),
+        },
+    );
+    // Its own app secret only: it calls with the deployment's token.
+    store.set(
+        &whatsapp_number_secret(PREFIX, app_only),
+        &WhatsAppSecrets {
+            app_secret: "other-app-secret".into(),
+            ..Default::default()
+        },
+    );
+    graph.set_tokens(&["deployment-token", "own-token"]);
+    let client = stored_tokens(&graph, store, Duration::from_secs(300));
+    let whatsapp = WhatsAppChannel::new(client.clone());
+    for number in [own, app_only, none] {
+        whatsapp.send(&from_number(number)).await.unwrap();
+    }
+    let from: Vec<String> = graph.sends().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(from, [own, app_only, none]);
+    assert_eq!(
+        graph.bearers(),
+        ["own-token", "deployment-token", "deployment-token"]
+    );
+    // A medium sent to the number: both the lookup and the download with its token.
+    let medium = client.fetch("MEDIA-1", own).await.unwrap();
+    assert_eq!(medium.bytes, b"%PDF-1.4");
+    client.fetch("MEDIA-1", none).await.unwrap();
+    assert_eq!(
+        graph.bearers()[3..],
+        [
+            "own-token",
+            "own-token",
+            "deployment-token",
+            "deployment-token"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_read_is_a_transient_failure_not_a_stop() {
+    let graph = FakeGraph::start().await;
+    graph.add_media("MEDIA-1", b"x", "text/plain");
+    let store = MemorySecrets::new();
+    store.set(DEPLOYMENT_SECRET, &token_only(TOKEN));
+    let client = stored_tokens(&graph, store.clone(), Duration::ZERO);
+    let whatsapp = WhatsAppChannel::new(client.clone());
+    store.fail(true);
+    let e = whatsapp
+        .send(&from_number("1000000000001"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    let e = client.fetch("MEDIA-1", "1000000000001").await.unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    // The deployment's secret gone, or its token emptied mid-rotation: retried too.
+    store.fail(false);
+    store.set(DEPLOYMENT_SECRET, &token_only(""));
+    let e = whatsapp
+        .send(&from_number("1000000000001"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    let empty = MemorySecrets::new();
+    let e = WhatsAppChannel::new(stored_tokens(&graph, empty, Duration::ZERO))
+        .send(&from_number("1000000000001"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, FailureClass::Transient, "{e}");
+    assert!(graph.bearers().is_empty(), "nothing reached Graph");
 }

@@ -19,7 +19,10 @@ use cobro::domain::{
 };
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
-use cobro::ports::{Blobs, Clock, FixedClock, Pattern, Queue, Received, Secrets, WhatsAppSecrets};
+use cobro::ports::{
+    Blobs, CachedSecrets, Clock, DeploymentSecrets, FixedClock, Pattern, Queue, Received, Secrets,
+    WhatsAppSecrets,
+};
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
@@ -39,6 +42,15 @@ pub fn fixtures() -> PathBuf {
                 "/../../shared/fixtures"
             ))
         })
+}
+
+/// The deployment's secrets as fixed values (environment variables, the local stack).
+fn deployment(app_secret: &str) -> DeploymentSecrets {
+    DeploymentSecrets::Fixed(WhatsAppSecrets {
+        app_secret: app_secret.into(),
+        verify_token: "verify-token".into(),
+        ..Default::default()
+    })
 }
 
 pub fn webhook_fixture(name: &str) -> Vec<u8> {
@@ -118,8 +130,7 @@ impl Harness {
             blobs: blobs.clone(),
             inbound: queue.clone(),
             clock: clock.clone(),
-            verify_token: "verify-token".into(),
-            default_app_secret: Some(DEFAULT_SECRET.into()),
+            whatsapp: deployment(DEFAULT_SECRET),
             secrets: secrets.clone(),
             secrets_prefix: String::new(),
         };
@@ -1420,8 +1431,7 @@ async fn api_gateway_base64_bodies_are_verified_on_their_decoded_bytes() {
         blobs: h.blobs.clone(),
         inbound: h.queue.clone(),
         clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
-        verify_token: "verify-token".into(),
-        default_app_secret: None,
+        whatsapp: deployment(""),
         secrets: h.secrets.clone(),
         secrets_prefix: String::new(),
     };
@@ -1772,8 +1782,7 @@ fn served_on(h: &Harness, store: Store) -> axum::Router {
         blobs: h.blobs.clone(),
         inbound: h.queue.clone(),
         clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
-        verify_token: "verify-token".into(),
-        default_app_secret: Some(DEFAULT_SECRET.into()),
+        whatsapp: deployment(DEFAULT_SECRET),
         secrets: h.secrets.clone(),
         secrets_prefix: String::new(),
     }))
@@ -2056,4 +2065,76 @@ async fn a_delivery_for_more_numbers_than_the_limit_is_refused_before_any_lookup
     let answer = post_served(&h, delivery_for(&at_limit), SECRET).await;
     assert_eq!(answer.status, 200);
     assert_eq!(h.queue.depth().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_deployment_app_secret_and_verify_token_are_used_once_the_cache_expires() {
+    use tower::ServiceExt;
+    let h = Harness::new().await;
+    let name = "cobro/test/whatsapp";
+    let store = cobro_tests::memory_secrets::MemorySecrets::new();
+    let values = |app_secret: &str, verify_token: &str| WhatsAppSecrets {
+        access_token: "EAAG".into(),
+        app_secret: app_secret.into(),
+        verify_token: verify_token.into(),
+    };
+    store.set(name, &values("old-app-secret", "old-verify"));
+    let ttl = Duration::from_millis(50);
+    // As the Lambda builds it with COBRO_WHATSAPP_SECRET_ARN set.
+    let router = cobro_webhook::router(Arc::new(Webhook {
+        store: h.store.clone(),
+        blobs: h.blobs.clone(),
+        inbound: h.queue.clone(),
+        clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
+        whatsapp: DeploymentSecrets::Stored {
+            secrets: Arc::new(CachedSecrets::new(store.clone(), ttl)),
+            name: name.into(),
+        },
+        secrets: h.secrets.clone(),
+        secrets_prefix: String::new(),
+    }));
+    let handshake = |token: &str| {
+        let request = axum::http::Request::get(format!(
+            "{}?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
+            cobro_webhook::PATH
+        ))
+        .body(axum::body::Body::empty())
+        .unwrap();
+        let router = router.clone();
+        async move { router.oneshot(request).await.unwrap().status().as_u16() }
+    };
+    // For a number not registered: the deployment's app secret verifies it.
+    let raw = || delivery_for(&["1".repeat(15)]);
+    assert_eq!(
+        post_to(router.clone(), raw(), "old-app-secret")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(handshake("old-verify").await, 200);
+    // The operator's rotation, in the secret only: no redeploy, the same warm function.
+    store.set(name, &values("new-app-secret", "new-verify"));
+    tokio::time::sleep(ttl * 3).await;
+    assert_eq!(
+        post_to(router.clone(), raw(), "new-app-secret")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post_to(router.clone(), raw(), "old-app-secret")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(handshake("new-verify").await, 200);
+    assert_eq!(handshake("old-verify").await, 403);
+    assert_eq!(h.queue.depth().await.unwrap(), 2);
+    // The secret unreadable: 503, so Meta redelivers; nothing kept.
+    store.fail(true);
+    tokio::time::sleep(ttl * 3).await;
+    let answer = post_to(router.clone(), raw(), "new-app-secret").await;
+    assert_eq!(answer.status, 503, "{}", problem(&answer));
+    assert_eq!(handshake("new-verify").await, 503);
+    assert_eq!(h.queue.depth().await.unwrap(), 2);
 }

@@ -1,7 +1,8 @@
 //! A local stand-in for Meta's Graph API, speaking its real request and response formats: the
 //! messages endpoint (bearer token, JSON body, `{"messaging_product","contacts","messages"}` on
 //! success, Meta's error object on failure), the media lookup and the media download. Tests
-//! script its answers and read back what it received; it can add latency to every call.
+//! script its answers and read back what it received (bodies and bearer tokens); it can add
+//! latency to every call, and accept other tokens than `TOKEN` (a rotation, a number's own).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -70,6 +71,10 @@ struct Inner {
     media: Mutex<HashMap<String, (Vec<u8>, String)>>,
     latency: Mutex<Duration>,
     counter: AtomicU64,
+    /// The access tokens it takes; any other gets error 190.
+    tokens: Mutex<Vec<String>>,
+    /// The bearer token of every request, in order, taken or not.
+    bearers: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -80,7 +85,10 @@ pub struct FakeGraph {
 
 impl FakeGraph {
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner::default());
+        let inner = Arc::new(Inner {
+            tokens: Mutex::new(vec![TOKEN.into()]),
+            ..Inner::default()
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -118,11 +126,27 @@ impl FakeGraph {
             .insert(id.into(), (bytes.to_vec(), mime.into()));
     }
 
-    fn authorized(headers: &HeaderMap) -> bool {
-        headers
+    /// The tokens it takes from now on, instead of `TOKEN` (the others are revoked).
+    pub fn set_tokens(&self, tokens: &[&str]) {
+        *self.inner.tokens.lock().unwrap() = tokens.iter().map(|t| t.to_string()).collect();
+    }
+
+    /// The bearer token of every request received (sends, media lookups, downloads), in order.
+    pub fn bearers(&self) -> Vec<String> {
+        self.inner.bearers.lock().unwrap().clone()
+    }
+
+    /// Records the request's bearer token; whether it is one it takes.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v == format!("Bearer {TOKEN}"))
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        self.inner.bearers.lock().unwrap().push(token.to_string());
+        self.inner.tokens.lock().unwrap().iter().any(|t| t == token)
     }
 }
 
@@ -170,7 +194,7 @@ async fn send(
 ) -> Response {
     let latency = *g.inner.latency.lock().unwrap();
     tokio::time::sleep(latency).await;
-    if !FakeGraph::authorized(&headers) {
+    if !g.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token.");
     }
     if version != VERSION {
@@ -211,7 +235,7 @@ async fn media_info(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if !FakeGraph::authorized(&headers) {
+    if !g.authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, 190, "Invalid OAuth access token.");
     }
     if !q.contains_key("phone_number_id") {
@@ -241,7 +265,7 @@ async fn download(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !FakeGraph::authorized(&headers) {
+    if !g.authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     match g.inner.media.lock().unwrap().get(&id).cloned() {

@@ -5,6 +5,7 @@ pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;
 pub mod flaky;
+pub mod memory_secrets;
 pub mod moto;
 
 /// An HTTP client for the tests, with cobro's TLS settings: reqwest is built without a

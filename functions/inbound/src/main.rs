@@ -16,10 +16,9 @@ use tracing::Instrument;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init();
-    let token = Some(lambda::whatsapp_secrets().await?.access_token).filter(|t| !t.is_empty());
-    let media: Option<Arc<dyn MediaSource>> = match token {
-        Some(token) => Some(Arc::new(GraphClient::built_on_first_use(
-            GraphConfig::from_env(token)?,
+    let media: Option<Arc<dyn MediaSource>> = match lambda::whatsapp_tokens().await? {
+        Some(tokens) => Some(Arc::new(GraphClient::built_on_first_use(
+            GraphConfig::from_env(tokens)?,
         ))),
         None => None,
     };

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use cobro::http::Problem;
-use cobro::ports::{secrets, Blobs, Clock, Outgoing, Queue, Secrets};
+use cobro::ports::{secrets, Blobs, Clock, DeploymentSecrets, Outgoing, Queue, Secrets};
 use cobro::repo::Store;
 use cobro::whatsapp::signature;
 
@@ -31,12 +31,12 @@ pub struct Webhook {
     /// Where deliveries wait for the `inbound` function.
     pub inbound: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
-    /// The token typed into Meta's App Dashboard; the GET handshake must echo it.
-    pub verify_token: String,
-    /// The deployment's own Meta app secret. It verifies deliveries for numbers that are not
+    /// The deployment's secrets, read per request (through a cache when stored, so a rotation
+    /// is picked up without a redeploy). `verify_token`: typed into Meta's App Dashboard, the
+    /// GET handshake must echo it. `app_secret`: verifies deliveries for numbers that are not
     /// registered (yet), so those are kept too rather than refused, and for registered numbers
-    /// that have no secret of their own.
-    pub default_app_secret: Option<String>,
+    /// that have no secret of their own; empty means none.
+    pub whatsapp: DeploymentSecrets,
     /// Where a registered number's own app secret is (`<prefix>whatsapp/<phone_number_id>`);
     /// cached per process by the caller.
     pub secrets: Arc<dyn Secrets>,
@@ -87,10 +87,15 @@ struct Handshake {
 }
 
 async fn verify(State(s): State<Arc<Webhook>>, Query(h): Query<Handshake>) -> Response {
-    let token_ok = h
-        .verify_token
-        .as_deref()
-        .is_some_and(|t| signature::tokens_match(t, &s.verify_token));
+    let expected = match s.whatsapp.get().await {
+        Ok(w) => w.verify_token,
+        Err(e) => return unreadable_secret(e).into_response(),
+    };
+    // An empty verify token (emptied after start) matches nothing.
+    let token_ok = !expected.is_empty()
+        && h.verify_token
+            .as_deref()
+            .is_some_and(|t| signature::tokens_match(t, &expected));
     // The token first: without it, nothing is said about what else is wrong.
     if !token_ok {
         return Problem::new(
@@ -219,15 +224,32 @@ pub fn blob_key(day: jiff::civil::Date, raw: &[u8]) -> String {
     )
 }
 
+/// A secret that cannot be read now: 503, so Meta retries.
+fn unreadable_secret(e: secrets::SecretsError) -> Problem {
+    Problem::unavailable(format!("cannot read the deployment's WhatsApp secret: {e}"))
+}
+
 impl Webhook {
-    /// A registered number's app secret: its own, else the deployment's.
-    async fn app_secret(&self, phone_number_id: &str) -> Result<Option<String>, Problem> {
-        let own = secrets::whatsapp_number(&*self.secrets, &self.secrets_prefix, phone_number_id)
+    /// A registered number's own app secret, if it has one.
+    async fn own_app_secret(&self, phone_number_id: &str) -> Result<Option<String>, Problem> {
+        Ok(
+            secrets::whatsapp_number(&*self.secrets, &self.secrets_prefix, phone_number_id)
+                .await
+                .map_err(|e| Problem::unavailable(format!("cannot read the number's secret: {e}")))?
+                .map(|s| s.app_secret)
+                .filter(|s| !s.is_empty()),
+        )
+    }
+
+    /// The deployment's app secret as it is now, if it has one.
+    async fn default_app_secret(&self) -> Result<Option<String>, Problem> {
+        let app_secret = self
+            .whatsapp
+            .get()
             .await
-            .map_err(|e| Problem::unavailable(format!("cannot read the number's secret: {e}")))?
-            .map(|s| s.app_secret)
-            .filter(|s| !s.is_empty());
-        Ok(own.or_else(|| self.default_app_secret.clone()))
+            .map_err(unreadable_secret)?
+            .app_secret;
+        Ok(Some(app_secret).filter(|s| !s.is_empty()))
     }
 
     /// Verifies, keeps and queues one delivery; returns the blob key. Nothing is stored unless
@@ -249,30 +271,38 @@ impl Webhook {
         if sig.is_none() {
             return Err(Problem::unauthorized("missing X-Hub-Signature-256"));
         }
-        let mut app_secrets = Vec::new();
+        // Each registered number's own app secret, if it has one.
+        let mut own = Vec::new();
         for id in phone_number_ids(raw)? {
             match self.store.whatsapp_number(&id).await? {
                 Some(n) => {
                     tracing::Span::current().record("tenant", n.tenant.as_str());
-                    app_secrets.push(self.app_secret(&id).await?);
+                    own.push(self.own_app_secret(&id).await?);
                 }
                 None => {
                     tracing::warn!(phone_number_id = %id, "webhook for an unregistered WhatsApp number")
                 }
             }
         }
-        // Every number in one delivery belongs to one app, so each one's secret must verify
-        // it; with no registered number, the deployment's own secret must.
-        let verified = if app_secrets.is_empty() {
-            self.default_app_secret
-                .as_deref()
-                .is_some_and(|s| signature::verify(s.as_bytes(), raw, sig))
+        // The deployment's only when some number needs it, so a number with its own secret
+        // does not depend on reading the deployment's.
+        let default = if own.is_empty() || own.iter().any(Option::is_none) {
+            self.default_app_secret().await?
         } else {
-            app_secrets.iter().all(|s| {
-                s.as_deref()
-                    .is_some_and(|s| signature::verify(s.as_bytes(), raw, sig))
-            })
+            None
         };
+        // Every number in one delivery belongs to one app, so each one's secret (its own, else
+        // the deployment's) must verify it; with no registered number, the deployment's must.
+        let app_secrets: Vec<Option<&str>> = if own.is_empty() {
+            vec![default.as_deref()]
+        } else {
+            own.iter()
+                .map(|s| s.as_deref().or(default.as_deref()))
+                .collect()
+        };
+        let verified = app_secrets
+            .iter()
+            .all(|s| s.is_some_and(|s| signature::verify(s.as_bytes(), raw, sig)));
         if !verified {
             return Err(Problem::unauthorized(
                 "X-Hub-Signature-256 does not match the body",

@@ -11,8 +11,9 @@ use lambda_http::RequestExt;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init();
-    let whatsapp = lambda::whatsapp_secrets().await?;
-    if whatsapp.verify_token.is_empty() {
+    // Read now to refuse to start without a verify token; requests read it again (cached).
+    let whatsapp = lambda::whatsapp_secrets().await;
+    if whatsapp.get().await?.verify_token.is_empty() {
         return Err(
             "WHATSAPP_VERIFY_TOKEN (or verify_token in COBRO_WHATSAPP_SECRET_ARN) must be set"
                 .into(),
@@ -23,8 +24,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         blobs: lambda::blobs().await?,
         inbound: lambda::queue("COBRO_INBOUND_QUEUE_URL").await?,
         clock: Arc::new(SystemClock),
-        verify_token: whatsapp.verify_token,
-        default_app_secret: Some(whatsapp.app_secret).filter(|s| !s.is_empty()),
+        whatsapp,
         secrets: lambda::secrets().await,
         secrets_prefix: lambda::secrets_prefix(),
     };

@@ -157,8 +157,10 @@ async fn webhook_bench(posts: usize) {
         blobs: blobs.clone(),
         inbound: queue.clone(),
         clock: clock.clone(),
-        verify_token: "x".into(),
-        default_app_secret: None,
+        whatsapp: cobro::ports::DeploymentSecrets::Fixed(cobro::ports::WhatsAppSecrets {
+            verify_token: "x".into(),
+            ..Default::default()
+        }),
         secrets: Arc::new(cobro::ports::CachedSecrets::new(
             secrets,
             cobro::ports::secrets::DEFAULT_TTL,

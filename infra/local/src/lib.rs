@@ -20,7 +20,10 @@ use cobro::adapters::sandbox::SandboxChannel;
 use cobro::adapters::sqlite::{Redrive, SqliteQueue, SqliteStore, SqliteTable};
 use cobro::collect::Decider;
 use cobro::ports::secrets::DEFAULT_TTL;
-use cobro::ports::{CachedSecrets, Channels, Clock, Pattern, Queue, ShiftedClock};
+use cobro::ports::{
+    CachedSecrets, Channels, Clock, DeploymentSecrets, Pattern, Queue, ShiftedClock,
+    WhatsAppSecrets,
+};
 use cobro::repo::Store;
 use cobro::{logs, metrics};
 use cobro_crm_api::exports::ExportFiles;
@@ -258,8 +261,11 @@ impl LocalStack {
                 blobs: blobs.clone(),
                 inbound: inbound.clone(),
                 clock: dyn_clock.clone(),
-                verify_token: settings.verify_token.clone(),
-                default_app_secret: Some(settings.app_secret.clone()),
+                whatsapp: DeploymentSecrets::Fixed(WhatsAppSecrets {
+                    access_token: settings.graph_token.clone(),
+                    app_secret: settings.app_secret.clone(),
+                    verify_token: settings.verify_token.clone(),
+                }),
                 // Read through the same cache as on Lambda, so the local stack behaves alike.
                 secrets: Arc::new(CachedSecrets::new(secrets.clone(), DEFAULT_TTL)),
                 secrets_prefix: String::new(),

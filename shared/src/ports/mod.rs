@@ -20,7 +20,7 @@ pub use clock::{Clock, FixedClock, ShiftedClock, SystemClock};
 pub use links::{LinkError, LinkRequest, PaymentLink, PaymentLinks};
 pub use media::{MediaSource, Medium};
 pub use queue::{Outgoing, Queue, QueueError, Received};
-pub use secrets::{CachedSecrets, Secrets, SecretsError, WhatsAppSecrets};
+pub use secrets::{CachedSecrets, DeploymentSecrets, Secrets, SecretsError, WhatsAppSecrets};
 pub use table::{
     Condition, IndexDef, Item, Key, Page, Query, SkRange, Table, TableError, Update, WriteOp,
 };

@@ -15,6 +15,8 @@ pub enum SecretsError {
     Malformed { name: String, reason: String },
     #[error("the secret store failed: {0}")]
     Backend(String),
+    #[error("there is no secret `{0}`")]
+    Missing(String),
 }
 
 #[async_trait]
@@ -94,6 +96,35 @@ pub async fn whatsapp_number(
         .await?
         .map(|v| WhatsAppSecrets::from_json(&name, v))
         .transpose()
+}
+
+/// The deployment's WhatsApp secrets as a function uses them: fixed values (environment
+/// variables: the local stack, tests), or a stored secret read on every use through a
+/// `CachedSecrets`, so a rotation is picked up within its TTL without a redeploy.
+#[derive(Clone)]
+pub enum DeploymentSecrets {
+    Fixed(WhatsAppSecrets),
+    Stored {
+        /// A `CachedSecrets`: every use reads it.
+        secrets: Arc<dyn Secrets>,
+        name: String,
+    },
+}
+
+impl DeploymentSecrets {
+    /// The values now; a stored secret that is gone is an error, not empty values.
+    pub async fn get(&self) -> Result<WhatsAppSecrets, SecretsError> {
+        match self {
+            Self::Fixed(values) => Ok(values.clone()),
+            Self::Stored { secrets, name } => {
+                let value = secrets
+                    .get(name)
+                    .await?
+                    .ok_or_else(|| SecretsError::Missing(name.clone()))?;
+                WhatsAppSecrets::from_json(name, value)
+            }
+        }
+    }
 }
 
 /// Reads through to another `Secrets` at most once per name per `ttl`: a Lambda execution

@@ -103,7 +103,7 @@ impl Channel for WhatsAppChannel {
 }
 
 /// Media through the Graph API: the id gives a short-lived URL, the URL gives the bytes, both
-/// with the token.
+/// with the receiving number's token.
 #[async_trait]
 impl crate::ports::MediaSource for GraphClient {
     async fn fetch(
@@ -113,7 +113,7 @@ impl crate::ports::MediaSource for GraphClient {
     ) -> Result<crate::ports::Medium, ChannelError> {
         let info = self.media(media_id, number).await?;
         let bytes = self
-            .download(&info.url, crate::ports::media::MAX_MEDIUM_BYTES)
+            .download(&info.url, number, crate::ports::media::MAX_MEDIUM_BYTES)
             .await?;
         Ok(crate::ports::Medium {
             bytes,

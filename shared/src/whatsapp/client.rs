@@ -2,20 +2,22 @@
 //! Errors come back classified (`errors::classify`), so the sender knows whether to retry,
 //! fall back or stop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::errors::classify;
 use super::send::{MediaInfo, SendRequest, SendResponse};
+use super::tokens::{FixedToken, Tokens};
 use crate::ports::{ChannelError, FailureClass};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GraphConfig {
     /// `https://graph.facebook.com`, or a local server in tests.
     pub base_url: String,
     /// `v25.0`: Meta's 2026 examples use it; each version lives about two years.
     pub version: String,
-    /// A system user's access token.
-    pub token: String,
+    /// The access token per number (a system user's), asked on every call.
+    pub tokens: Arc<dyn Tokens>,
     /// The number to send from when the tenant names none.
     pub default_phone_number_id: Option<String>,
     /// Per request. A send that times out is retried at most once (no idempotency key).
@@ -27,12 +29,25 @@ pub const DEFAULT_VERSION: &str = "v25.0";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Without the tokens: they are secrets.
+impl std::fmt::Debug for GraphConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphConfig")
+            .field("base_url", &self.base_url)
+            .field("version", &self.version)
+            .field("default_phone_number_id", &self.default_phone_number_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GraphConfig {
+    /// One fixed token for every number (the local stack, tests).
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
             version: DEFAULT_VERSION.into(),
-            token: token.into(),
+            tokens: Arc::new(FixedToken::new(token)),
             default_phone_number_id: None,
             timeout: Duration::from_secs(10),
         }
@@ -40,7 +55,7 @@ impl GraphConfig {
 
     /// `WHATSAPP_GRAPH_URL`, `WHATSAPP_GRAPH_VERSION`, `WHATSAPP_PHONE_NUMBER_ID`,
     /// `WHATSAPP_TIMEOUT_MS`, each with its default.
-    pub fn from_env(token: String) -> Result<Self, Error> {
+    pub fn from_env(tokens: Arc<dyn Tokens>) -> Result<Self, Error> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let timeout =
             match var("WHATSAPP_TIMEOUT_MS") {
@@ -52,7 +67,7 @@ impl GraphConfig {
         Ok(Self {
             base_url: var("WHATSAPP_GRAPH_URL").unwrap_or_else(|| DEFAULT_BASE_URL.into()),
             version: var("WHATSAPP_GRAPH_VERSION").unwrap_or_else(|| DEFAULT_VERSION.into()),
-            token,
+            tokens,
             default_phone_number_id: var("WHATSAPP_PHONE_NUMBER_ID"),
             timeout,
         })
@@ -112,10 +127,11 @@ impl GraphClient {
         phone_number_id: &str,
         request: &SendRequest,
     ) -> Result<SendResponse, ChannelError> {
+        let token = self.config.tokens.token(phone_number_id).await?;
         let response = self
             .http()?
             .post(self.url(&format!("{phone_number_id}/messages")))
-            .bearer_auth(&self.config.token)
+            .bearer_auth(token)
             .json(request)
             .send()
             .await
@@ -129,23 +145,31 @@ impl GraphClient {
         media_id: &str,
         phone_number_id: &str,
     ) -> Result<MediaInfo, ChannelError> {
+        let token = self.config.tokens.token(phone_number_id).await?;
         let response = self
             .http()?
             .get(self.url(media_id))
             .query(&[("phone_number_id", phone_number_id)])
-            .bearer_auth(&self.config.token)
+            .bearer_auth(token)
             .send()
             .await
             .map_err(transport_error)?;
         json_or_error(response).await
     }
 
-    /// The medium's bytes, from the URL `media` gave (the token is needed here too).
-    pub async fn download(&self, url: &str, max_bytes: usize) -> Result<Vec<u8>, ChannelError> {
+    /// The medium's bytes, from the URL `media` gave for `phone_number_id` (its token is
+    /// needed here too).
+    pub async fn download(
+        &self,
+        url: &str,
+        phone_number_id: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ChannelError> {
+        let token = self.config.tokens.token(phone_number_id).await?;
         let response = self
             .http()?
             .get(url)
-            .bearer_auth(&self.config.token)
+            .bearer_auth(token)
             .send()
             .await
             .map_err(transport_error)?;

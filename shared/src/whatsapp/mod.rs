@@ -8,4 +8,5 @@ pub mod errors;
 pub mod events;
 pub mod send;
 pub mod signature;
+pub mod tokens;
 pub mod webhook;
