@@ -127,12 +127,18 @@ impl Stack {
     }
 }
 
+/// The debtor, a Chilean number: Meta's example payload comes from an Israeli one, and a debtor
+/// in a country without a preset is never sent a reminder.
+const DEBTOR_PHONE: &str = "+56987654321";
+
+/// A real payload, from `DEBTOR_PHONE` instead of the sender in Meta's example.
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
         "{}/../../shared/fixtures/whatsapp-webhooks/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    raw.replace("972987654321", &DEBTOR_PHONE[1..]).into_bytes()
 }
 
 #[tokio::test]
@@ -141,7 +147,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
 
     // --- The CRM upserts a debtor and an account; a bad body changes nothing.
     let debtor = json!({
-        "name": "Test Name", "phone": "+972987654321", "time_zone": "America/Santiago", "language": "es",
+        "name": "Test Name", "phone": DEBTOR_PHONE, "time_zone": "America/Santiago", "language": "es",
         "consents": [{ "channel": "whatsapp", "granted": true }]
     });
     let (status, _) = s.call("PUT", "/v1/debtors/d-1", Some(debtor.clone())).await;
@@ -207,7 +213,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         .channel
         .sent()
         .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == "+972987654321")
+        .filter(|(_, m)| m.to.phone.as_str() == DEBTOR_PHONE)
         .collect();
     assert_eq!(to_us.len(), 1, "one message per decision");
     assert!(
@@ -571,6 +577,58 @@ async fn the_law_decides_and_the_api_says_why() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["field"].as_str().unwrap().contains("holds"), "{body}");
+    // A debtor whose phone is in a country without a preset (Ecuador, where weekend
+    // collection is banned) is not contacted under Chile's rules: stopped, naming the country.
+    s.set_clock("2026-03-17T11:30:00Z").await;
+    s.debtor_with_account(
+        "law-ec",
+        "+593991234567",
+        "America/Guayaquil",
+        ("E-1", "CLP", 50000, "2026-03-12"),
+    )
+    .await;
+    // A Chilean number recorded in a zone that is not Chile's: read on every Chilean zone, so
+    // Tuesday 08:30 in Santiago waits for 08:00 on Easter Island (UTC-5 in March), 13:00Z.
+    s.debtor_with_account(
+        "law-tz",
+        "+56977770009",
+        "Etc/GMT+3",
+        ("T-1", "CLP", 50000, "2026-03-12"),
+    )
+    .await;
+    s.ok("POST", "/_local/tick", None).await;
+    let abroad = s.ok("GET", "/v1/accounts/E-1/decisions", None).await;
+    let last = &abroad["decisions"][0];
+    assert_eq!(
+        (&last["outcome"], &last["rule"]),
+        (&json!("stop"), &json!("unknown_jurisdiction")),
+        "{abroad}"
+    );
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("+593991234567 is in EC"),
+        "{abroad}"
+    );
+    let zoned = s.ok("GET", "/v1/accounts/T-1/decisions", None).await;
+    let last = &zoned["decisions"][0];
+    assert_eq!(
+        (&last["outcome"], &last["rule"]),
+        (&json!("defer"), &json!("window")),
+        "{zoned}"
+    );
+    assert!(
+        last["reason"].as_str().unwrap().contains("Pacific/Easter"),
+        "{zoned}"
+    );
+    assert!(
+        zoned["next_action_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-03-17T13:00"),
+        "{zoned}"
+    );
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use cobro::compliance::{evaluate, policy_for, Decision as ComplianceDecision, Facts};
+use cobro::compliance::{evaluate, resolve_policy, Decision as ComplianceDecision, Facts};
 use cobro::domain::{
     AttemptStatus, ChannelKind, ContactAttempt, ConversationMessage, Debtor, Direction, Language,
     Tenant,
@@ -310,14 +310,15 @@ impl Sender {
                 .await?));
         };
         let now = self.clock.now();
-        let Some(policy) = policy_for(
+        let policy = match resolve_policy(
             &tenant.country,
             debtor.phone.as_str(),
             tenant.policy.as_ref(),
-        )
-        .map(|p| cobro::compliance::with_preferred_hours(p, debtor)) else {
-            let reason = format!("no compliance preset for {}", tenant.country);
-            return self.cancel(a, reason).await.map(Err);
+        ) {
+            Ok(p) => cobro::compliance::with_preferred_hours(p, debtor),
+            // No preset for the tenant's or the debtor's jurisdiction (the phone changed since
+            // the decision, or a preset went away): no send.
+            Err(none) => return self.cancel(a, none.to_string()).await.map(Err),
         };
         // A receipt is not a collection contact: caps and gaps do not count it.
         let history = if a.receipt {

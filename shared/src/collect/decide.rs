@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::strategy::Strategy;
 use super::templates::{params, render, ReminderKind, ReminderVars};
 use super::window::ContactWindow;
-use crate::compliance::{evaluate, policy_for, Decision, Facts, PastContact};
+use crate::compliance::{evaluate, resolve_policy, Decision, Facts, PastContact};
 use crate::domain::{Account, ChannelKind, Debtor, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,18 +141,18 @@ impl Decider {
                 },
             };
         };
-        let Some(policy) = policy_for(
+        let policy = match resolve_policy(
             &tenant.country,
             debtor.phone.as_str(),
             tenant.policy.as_ref(),
-        )
-        .map(|p| crate::compliance::with_preferred_hours(p, debtor)) else {
-            return Verdict::Stop {
-                reason: format!(
-                    "[no_policy] no compliance preset for {}: nothing is sent (fail closed)",
-                    tenant.country
-                ),
-            };
+        ) {
+            Ok(p) => crate::compliance::with_preferred_hours(p, debtor),
+            // `[no_policy] …` or `[unknown_jurisdiction] …`: the tenant's or the debtor's.
+            Err(none) => {
+                return Verdict::Stop {
+                    reason: none.to_string(),
+                }
+            }
         };
         // The step's own channel order, among those the tenant may use and the debtor has an
         // address on.

@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::holidays::{calendar, Calendar, HolidayError};
+use super::local_zones::{Clocks, LocalZone};
 use super::policy::{Policy, StopTrigger};
 use crate::domain::{ChannelKind, Debtor};
 
@@ -216,15 +217,6 @@ fn channel_list(mask: u8) -> String {
         .join(", ")
 }
 
-/// The zone the debtor lives in; `None` if the tz database does not know it (fail closed).
-fn zone_of(debtor: &Debtor) -> Option<TimeZone> {
-    let name = debtor.time_zone.name();
-    if name == "Etc/Unknown" {
-        return None;
-    }
-    TimeZone::get(name).ok()
-}
-
 pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
     let tag = || format!("{}@{}", policy.id, policy.version);
     let blocked = |v: Verdict, next: Option<Timestamp>| Decision::Blocked {
@@ -254,21 +246,22 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
         };
         return blocked(verdict(rules::PAUSE, reason), until);
     }
-    let Some(tz) = zone_of(f.debtor) else {
-        return blocked(
-            verdict(
-                rules::UNKNOWN_TIME_ZONE,
-                format!(
-                    "the debtor's time zone `{}` is unknown, so no local hour can be checked",
-                    f.debtor.time_zone.name()
-                ),
-            ),
-            None,
-        );
+    // The debtor's local time: their zone, or every zone of their phone's country when the
+    // zone on record is not one of them.
+    let clocks = match Clocks::of(f.debtor) {
+        Ok(clocks) => clocks,
+        Err(why) => return blocked(verdict(rules::UNKNOWN_TIME_ZONE, why), None),
     };
-    let today = tz.to_datetime(f.now).date();
-    if !policy.in_force(today) {
-        let next = (today < policy.effective_from).then(|| start_of(policy.effective_from, &tz));
+    let zones = clocks.zones();
+    let today_in = |z: &LocalZone<'_>| z.tz.to_datetime(f.now).date();
+    if let Some(today) = zones.iter().map(today_in).find(|d| !policy.in_force(*d)) {
+        // In force once it is in force on every clock.
+        let next = (today < policy.effective_from).then(|| {
+            zones
+                .iter()
+                .map(|z| start_of(policy.effective_from, &z.tz))
+                .fold(Timestamp::MIN, Timestamp::max)
+        });
         return blocked(
             verdict(
                 rules::NOT_IN_FORCE,
@@ -323,7 +316,7 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
     }
     let search = Search {
         policy,
-        tz: &tz,
+        zones,
         history: f.history,
         now: f.now,
     };
@@ -354,7 +347,13 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
         Some((at, channel, hit)) => Decision::Contact {
             channel,
             at,
-            waited_for: hit.map(|h| h.verdict(&search, f.debtor.time_zone.name())),
+            waited_for: hit.map(|h| {
+                let mut v = h.verdict(&search);
+                if let Some(note) = clocks.distrust() {
+                    v.reason = format!("{} ({note})", v.reason);
+                }
+                v
+            }),
             policy: tag(),
             opt_out_text: policy.opt_out_footer,
         },
@@ -395,10 +394,11 @@ enum Fail {
 }
 
 /// The first rule that pushed a contact later, kept as data so the words are written once.
+/// A window's `zone` is the index of the search's zone it was outside the hours in.
 #[derive(Clone, Copy)]
 enum Hit {
     Holiday { day: Date, cal: &'static Calendar },
-    Window { local: DateTime },
+    Window { local: DateTime, zone: usize },
     PerDay { day: Date, count: u32, max: u32 },
     Gap { last: Date, days: u32 },
     OneChannel { used: ChannelKind, at: Timestamp },
@@ -406,7 +406,7 @@ enum Hit {
 }
 
 impl Hit {
-    fn verdict(self, s: &Search<'_>, zone: &str) -> Verdict {
+    fn verdict(self, s: &Search<'_>) -> Verdict {
         match self {
             Hit::Holiday { day, cal } => verdict(
                 rules::HOLIDAY,
@@ -416,13 +416,14 @@ impl Hit {
                     cal.holiday_name(day).unwrap_or("holiday")
                 ),
             ),
-            Hit::Window { local } => verdict(
+            Hit::Window { local, zone } => verdict(
                 rules::WINDOW,
                 format!(
-                    "{} {:02}:{:02} in {zone} is outside the contact hours",
+                    "{} {:02}:{:02} in {} is outside the contact hours",
                     local.strftime("%A"),
                     local.hour(),
-                    local.minute()
+                    local.minute(),
+                    s.zones[zone].name
                 ),
             ),
             Hit::PerDay { day, count, max } => verdict(
@@ -456,21 +457,21 @@ impl Hit {
 
 struct Search<'a> {
     policy: &'a Policy,
-    tz: &'a TimeZone,
+    /// The clocks a contact must be allowed on, all of them (usually the debtor's one zone).
+    zones: &'a [LocalZone<'a>],
     history: &'a [PastContact],
     now: Timestamp,
 }
 
+fn local_day(tz: &TimeZone, t: Timestamp) -> Date {
+    tz.to_datetime(t).date()
+}
+
+fn next_day_start(tz: &TimeZone, day: Date) -> Timestamp {
+    day.tomorrow().map_or(Timestamp::MAX, |d| start_of(d, tz))
+}
+
 impl Search<'_> {
-    fn local_day(&self, t: Timestamp) -> Date {
-        self.tz.to_datetime(t).date()
-    }
-
-    fn next_day_start(&self, day: Date) -> Timestamp {
-        day.tomorrow()
-            .map_or(Timestamp::MAX, |d| start_of(d, self.tz))
-    }
-
     /// The first instant at or after `now` every time rule allows on channel `c`, and the first
     /// rule that pushed it later.
     fn earliest(&self, c: ChannelKind) -> Result<(Timestamp, Option<Hit>), Fail> {
@@ -493,34 +494,56 @@ impl Search<'_> {
         Err(Fail::NoSlot)
     }
 
-    /// `None` when a contact on `c` at `t` breaks no rule; else the first rule it breaks and
-    /// the earliest instant that rule could allow.
+    /// `None` when a contact on `c` at `t` breaks no rule on any of the clocks; else the
+    /// first rule it breaks and the earliest instant every clock could allow: no clock allows
+    /// before its own bound, so that is the latest of them.
     fn check(&self, t: Timestamp, c: ChannelKind) -> Result<Option<(Timestamp, Hit)>, Fail> {
-        let local = self.tz.to_datetime(t);
+        let mut out: Option<(Timestamp, Hit)> = None;
+        for zone in 0..self.zones.len() {
+            if let Some((to, hit)) = self.check_in(zone, t, c)? {
+                out = Some(match out {
+                    Some((later, first)) => (later.max(to), first),
+                    None => (to, hit),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `None` when a contact on `c` at `t` breaks no rule in the search's `zone`-th zone;
+    /// else the first rule it breaks and the earliest instant that rule could allow there.
+    fn check_in(
+        &self,
+        zone: usize,
+        t: Timestamp,
+        c: ChannelKind,
+    ) -> Result<Option<(Timestamp, Hit)>, Fail> {
+        let tz = &self.zones[zone].tz;
+        let local = tz.to_datetime(t);
         let day = local.date();
         // Holidays, failing closed on a calendar or year without data.
         for name in &self.policy.holidays {
             let cal = calendar(name)
                 .ok_or_else(|| Fail::Holidays(HolidayError::UnknownCalendar(name.clone())))?;
             if cal.check(day).map_err(Fail::Holidays)? {
-                return Ok(Some((self.next_day_start(day), Hit::Holiday { day, cal })));
+                return Ok(Some((next_day_start(tz, day), Hit::Holiday { day, cal })));
             }
         }
-        // The contact window, in the debtor's zone.
+        // The contact window, in this zone.
         let minute = local.hour() as u16 * 60 + local.minute() as u16;
         let ranges = self.policy.windows.on(day.weekday());
         if !ranges.iter().any(|r| r.contains(minute)) {
             let later_today = ranges.iter().find(|r| r.start > minute).and_then(|r| {
                 let at = day.at((r.start / 60) as i8, (r.start % 60) as i8, 0, 0);
-                let amb = self.tz.to_ambiguous_timestamp(at);
+                let amb = tz.to_ambiguous_timestamp(at);
                 // In a repeated hour the first occurrence may already be past.
                 [amb.compatible().ok(), amb.later().ok()]
                     .into_iter()
                     .flatten()
                     .find(|x| *x > t)
             });
-            let to = later_today.unwrap_or_else(|| self.next_day_start(day));
-            return Ok(Some((to, Hit::Window { local })));
+            let to = later_today.unwrap_or_else(|| next_day_start(tz, day));
+            return Ok(Some((to, Hit::Window { local, zone })));
         }
         let today = day_number(day);
         // At most so many a local day, any channel.
@@ -528,11 +551,11 @@ impl Search<'_> {
             let count = self
                 .history
                 .iter()
-                .filter(|h| day_number(self.local_day(h.at)) == today)
+                .filter(|h| day_number(local_day(tz, h.at)) == today)
                 .count() as u32;
             if count >= max {
                 return Ok(Some((
-                    self.next_day_start(day),
+                    next_day_start(tz, day),
                     Hit::PerDay { day, count, max },
                 )));
             }
@@ -543,7 +566,7 @@ impl Search<'_> {
             let close = self
                 .history
                 .iter()
-                .map(|h| day_number(self.local_day(h.at)))
+                .map(|h| day_number(local_day(tz, h.at)))
                 .filter(|d| (today - d).abs() < gap)
                 .max();
             if let Some(last) = close {
@@ -552,7 +575,7 @@ impl Search<'_> {
                     .unwrap_or(day);
                 let allowed = last_day
                     .checked_add(jiff::Span::new().days(gap))
-                    .map_or(Timestamp::MAX, |d| start_of(d, self.tz));
+                    .map_or(Timestamp::MAX, |d| start_of(d, tz));
                 return Ok(Some((
                     allowed,
                     Hit::Gap {

@@ -6,6 +6,7 @@
 use jiff::civil::{date, Weekday};
 use std::sync::OnceLock;
 
+use super::phone_country::country_of_phone;
 use super::policy::{Cap, Policy, Range, StopTrigger, Windows};
 use crate::domain::ChannelKind;
 
@@ -263,50 +264,105 @@ pub fn preset(id: &str) -> Option<&'static Policy> {
 }
 
 /// The jurisdiction a phone number is in, as precisely as cobro's presets distinguish:
-/// Brazilian area codes give the state (São Paulo 11–19, Rio de Janeiro 21–24).
+/// Brazilian area codes give the state (São Paulo 11–19, Rio de Janeiro 21–24), and US
+/// territories (Puerto Rico, Guam …) are under US federal law. `None` when the number is in no
+/// country with a preset, or in no country cobro can place.
 pub fn jurisdiction_of_phone(e164: &str) -> Option<&'static str> {
-    let d = e164.strip_prefix('+')?;
-    let prefixes: [(&str, &str); 9] = [
-        ("56", "CL"),
-        ("57", "CO"),
-        ("51", "PE"),
-        ("52", "MX"),
-        ("34", "ES"),
-        ("54", "AR"),
-        ("44", "GB"),
-        ("55", "BR"),
-        ("1", "US"),
-    ];
-    let (prefix, country) = prefixes.iter().find(|(p, _)| d.starts_with(p))?;
-    if *country == "BR" {
-        let area: u32 = d[prefix.len()..].get(..2)?.parse().ok()?;
-        return Some(match area {
-            11..=19 => "BR-SP",
-            21..=24 => "BR-RJ",
-            _ => "BR",
-        });
+    let country = country_of_phone(e164)?;
+    let jurisdiction = match country {
+        "PR" | "VI" | "GU" | "MP" | "AS" => "US",
+        "BR" => {
+            let area: u32 = e164.get(3..5)?.parse().ok()?;
+            match area {
+                11..=19 => "BR-SP",
+                21..=24 => "BR-RJ",
+                _ => "BR",
+            }
+        }
+        other => other,
+    };
+    preset(jurisdiction).map(|p| p.id.as_str())
+}
+
+/// Why no policy applies to a debtor: every case is a no send (fail closed), and the decision
+/// records which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoPolicy {
+    /// No preset for the tenant's own country.
+    TenantCountry(String),
+    /// The debtor's phone is in a country no preset covers (`+593…`: Ecuador).
+    DebtorCountry { phone: String, country: String },
+    /// The debtor's phone is in no country cobro knows (an unassigned or global code).
+    UnplacedPhone(String),
+}
+
+impl NoPolicy {
+    /// The rule id a decision records: `no_policy` for the tenant, `unknown_jurisdiction` for
+    /// the debtor.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            NoPolicy::TenantCountry(_) => "no_policy",
+            _ => "unknown_jurisdiction",
+        }
     }
-    Some(country)
+}
+
+/// `[rule] reason`, as a compliance verdict is written.
+impl std::fmt::Display for NoPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] ", self.rule())?;
+        match self {
+            NoPolicy::TenantCountry(c) => write!(f, "no compliance preset for {c}"),
+            NoPolicy::DebtorCountry { phone, country } => write!(
+                f,
+                "the debtor's phone {phone} is in {country}, which has no compliance preset"
+            ),
+            NoPolicy::UnplacedPhone(phone) => write!(
+                f,
+                "the debtor's phone {phone} is in no country cobro can place"
+            ),
+        }?;
+        write!(f, ": nothing is sent (fail closed)")
+    }
 }
 
 /// The policy for a debtor: the tenant's country's preset and the debtor's own (by phone),
-/// composed as the strictest of both, then the tenant's own tightening. `None` when no preset
-/// covers the tenant's country: no send (fail closed).
+/// composed as the strictest of both, then the tenant's own tightening. No policy (no send)
+/// when either jurisdiction has no preset: a debtor abroad is protected by their own country's
+/// law, which cobro cannot apply without its preset.
+pub fn resolve_policy(
+    tenant_country: &str,
+    debtor_phone: &str,
+    tenant_policy: Option<&Policy>,
+) -> Result<Policy, NoPolicy> {
+    let mut policy = preset(tenant_country)
+        .ok_or_else(|| NoPolicy::TenantCountry(tenant_country.to_string()))?
+        .clone();
+    let local = jurisdiction_of_phone(debtor_phone)
+        .and_then(preset)
+        .ok_or_else(|| match country_of_phone(debtor_phone) {
+            Some(country) => NoPolicy::DebtorCountry {
+                phone: debtor_phone.to_string(),
+                country: country.to_string(),
+            },
+            None => NoPolicy::UnplacedPhone(debtor_phone.to_string()),
+        })?;
+    if local.id != policy.id {
+        policy = policy.compose(local);
+    }
+    Ok(match tenant_policy {
+        Some(own) => policy.compose(own),
+        None => policy,
+    })
+}
+
+/// [`resolve_policy`] without the reason: `None` is no send.
 pub fn policy_for(
     tenant_country: &str,
     debtor_phone: &str,
     tenant_policy: Option<&Policy>,
 ) -> Option<Policy> {
-    let mut policy = preset(tenant_country)?.clone();
-    if let Some(local) = jurisdiction_of_phone(debtor_phone).and_then(preset) {
-        if local.id != policy.id {
-            policy = policy.compose(local);
-        }
-    }
-    Some(match tenant_policy {
-        Some(own) => policy.compose(own),
-        None => policy,
-    })
+    resolve_policy(tenant_country, debtor_phone, tenant_policy).ok()
 }
 
 /// Several presets at once (the debtor's address, phone and the tenant's country), composed

@@ -508,19 +508,41 @@ fn fail_closed_and_holds() {
     assert_eq!(next_possible(&dec), None);
     let dec = decide(cl, &d, &[], &[Whatsapp], "2030-12-31T23:30:00Z");
     assert_eq!(rule(&dec), "no_holiday_data");
-    // A zone the tz database does not know.
-    if let Ok(zone) = Zone::parse("Etc/Unknown") {
-        let mut lost = d.clone();
-        lost.time_zone = zone;
-        assert_eq!(
-            rule(&decide(cl, &lost, &[], &[Whatsapp], now)),
-            "unknown_time_zone"
-        );
+    // A zone that cannot be checked against the phone's country: one whose zones cobro does
+    // not know (Ecuador), or no country at all. Even a plausible zone is not trusted then.
+    for (phone, zone, why) in [
+        (
+            "+593991234567",
+            "America/Guayaquil",
+            "is in EC, whose time zones",
+        ),
+        ("+80012345678", SANTIAGO, "is in no country cobro can place"),
+    ] {
+        let lost = debtor(zone, phone, &[(Whatsapp, true)]);
+        let dec = decide(cl, &lost, &[], &[Whatsapp], now);
+        assert_eq!(rule(&dec), "unknown_time_zone");
+        assert_eq!(next_possible(&dec), None);
+        let Decision::Blocked { verdict, .. } = &dec else {
+            unreachable!()
+        };
+        assert!(verdict.reason.contains(why), "{}", verdict.reason);
     }
     assert!(
         Zone::parse("America/Atlantis").is_err(),
         "refused at the door"
     );
+    // jiff accepts CLDR's `Etc/Unknown` (any case) and reads it as UTC: like any zone that is
+    // not the phone's country's, it is replaced by every zone of that country.
+    for unknown in ["Etc/Unknown", "etc/UNKNOWN"] {
+        let mut lost = d.clone();
+        lost.time_zone = Zone::parse(unknown).unwrap();
+        let dec = decide(cl, &lost, &[], &[Whatsapp], "2026-06-15T12:00:00Z");
+        assert_eq!(rule(&dec), "window");
+        assert_eq!(
+            local(contact_at(&dec).1, "Pacific/Easter"),
+            "Mon 2026-06-15 08:00"
+        );
+    }
     // Not in force yet: blocked until the first local day, which the same rule then allows.
     let mut later = cl.clone();
     later.effective_from = date(2026, 6, 1);
@@ -641,12 +663,138 @@ fn composing_takes_the_strictest_of_each_rule() {
         policy_for("FR", "+33612345678", None).is_none(),
         "no preset: no policy, no send"
     );
+    assert_eq!(
+        resolve_policy("FR", "+56911112222", None)
+            .unwrap_err()
+            .rule(),
+        "no_policy"
+    );
     // A composed decision obeys both: a US debtor of a Chilean tenant, on a US holiday that is
     // not Chilean (Thanksgiving), waits for Friday.
     let d = debtor(NEW_YORK, "+12125551234", &[(Sms, true)]);
     let dec = decide(&p, &d, &[], &[Sms], "2026-11-26T15:00:00Z");
     assert_eq!(rule(&dec), "holiday");
     assert_eq!(local(contact_at(&dec).1, NEW_YORK), "Fri 2026-11-27 08:00");
+}
+
+#[test]
+fn a_debtor_in_a_country_without_a_preset_gets_no_policy() {
+    // Ecuador bans weekend collection (LODC art. 49); cobro has no EC preset, so a Chilean
+    // tenant's rules must not stand in for it.
+    assert!(policy_for("CL", "+593991234567", None).is_none());
+    let none = resolve_policy("CL", "+593991234567", None).unwrap_err();
+    assert_eq!(none.rule(), "unknown_jurisdiction");
+    assert_eq!(
+        none.to_string(),
+        "[unknown_jurisdiction] the debtor's phone +593991234567 is in EC, which has no \
+         compliance preset: nothing is sent (fail closed)"
+    );
+    // Canada and the Caribbean share +1 with the United States, under other laws.
+    assert_eq!(jurisdiction_of_phone("+14165551234"), None);
+    assert!(policy_for("US", "+14165551234", None).is_none());
+    assert!(policy_for("US", "+18095551234", None).is_none());
+    // A number in no country at all (a global freephone code).
+    let none = resolve_policy("CL", "+80012345678", None).unwrap_err();
+    assert_eq!(none, NoPolicy::UnplacedPhone("+80012345678".into()));
+    assert!(none.to_string().contains("in no country cobro can place"));
+    // Debtors at home and in covered countries still have theirs; US territories are under
+    // US federal law.
+    assert_eq!(policy_for("CL", "+56911112222", None).unwrap().id, "CL");
+    assert_eq!(
+        policy_for("CL", "+5511999990000", None).unwrap().id,
+        "CL+BR-SP"
+    );
+    assert_eq!(policy_for("US", "+17875551234", None).unwrap().id, "US");
+    assert_eq!(policy_for("CL", "+12125551234", None).unwrap().id, "CL+US");
+}
+
+#[test]
+fn a_zone_not_of_the_phones_country_is_read_as_every_zone_of_it() {
+    let cl = preset("CL").unwrap();
+    // Monday 15 June 2026, 11:00Z: 08:00 in Etc/GMT+3 but 07:00 in Santiago, before Chile's
+    // hours. The record's zone is not Chilean, so every Chilean zone must allow the contact:
+    // the last to open is Easter Island (UTC-6), at 14:00Z.
+    for wrong in ["Etc/GMT+3", "UTC", "Europe/Madrid"] {
+        let d = debtor(wrong, "+56911112222", &[(Whatsapp, true)]);
+        for now in ["2026-06-15T11:00:00Z", "2026-06-15T12:00:00Z"] {
+            let dec = decide(cl, &d, &[], &[Whatsapp], now);
+            assert_eq!(rule(&dec), "window", "{wrong} at {now}: {dec:?}");
+            assert_eq!(
+                local(contact_at(&dec).1, "Pacific/Easter"),
+                "Mon 2026-06-15 08:00"
+            );
+            let Decision::Contact {
+                waited_for: Some(v),
+                ..
+            } = &dec
+            else {
+                unreachable!()
+            };
+            assert!(
+                v.reason.contains(&format!(
+                    "`{wrong}` is not one of CL's, so every zone of CL"
+                )),
+                "{}",
+                v.reason
+            );
+        }
+    }
+    // In Santiago itself (or under its old name) the record is trusted: 08:00 there is 12:00Z.
+    for zone in [SANTIAGO, "Chile/Continental"] {
+        let d = debtor(zone, "+56911112222", &[(Whatsapp, true)]);
+        let dec = decide(cl, &d, &[], &[Whatsapp], "2026-06-15T11:00:00Z");
+        assert_eq!(contact_at(&dec).1, ts("2026-06-15T12:00:00Z"));
+        let dec = decide(cl, &d, &[], &[Whatsapp], "2026-06-15T12:00:00Z");
+        assert_eq!(
+            contact_at(&dec).1,
+            ts("2026-06-15T12:00:00Z"),
+            "allowed now"
+        );
+    }
+    // A valid zone of the phone's country is trusted, whichever: Los Angeles, 08:30 there,
+    // while Honolulu is at 05:30.
+    let us = preset("US").unwrap();
+    let la = debtor("America/Los_Angeles", "+12125551234", &[(Sms, true)]);
+    let dec = decide(us, &la, &[], &[Sms], "2026-06-15T15:30:00Z");
+    assert_eq!(contact_at(&dec).1, ts("2026-06-15T15:30:00Z"));
+    let dec = decide(us, &la, &[], &[Sms], "2026-06-15T14:30:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "America/Los_Angeles"),
+        "Mon 2026-06-15 08:00"
+    );
+    assert_eq!(
+        dec.rule(),
+        Some("window"),
+        "judged in Los Angeles, not across the US"
+    );
+    // A US number with a European zone: every US zone, so 08:00 in Honolulu (18:00Z) at the
+    // earliest, and no later than 21:00 in New York.
+    let abroad = debtor("Europe/London", "+12125551234", &[(Sms, true)]);
+    let dec = decide(us, &abroad, &[], &[Sms], "2026-06-15T15:30:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "Pacific/Honolulu"),
+        "Mon 2026-06-15 08:00"
+    );
+    let dec = decide(us, &abroad, &[], &[Sms], "2026-06-16T01:00:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "Pacific/Honolulu"),
+        "Tue 2026-06-16 08:00"
+    );
+    // Puerto Rico keeps its own clock: its zone is trusted for a +1 787 number, and a New York
+    // zone on record is read as Puerto Rico's.
+    let pr = debtor("America/Puerto_Rico", "+17875551234", &[(Sms, true)]);
+    let dec = decide(us, &pr, &[], &[Sms], "2026-06-15T11:30:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "America/Puerto_Rico"),
+        "Mon 2026-06-15 08:00"
+    );
+    let ny = debtor(NEW_YORK, "+17875551234", &[(Sms, true)]);
+    let dec = decide(us, &ny, &[], &[Sms], "2026-12-15T01:30:00Z");
+    // 20:30 in New York, but 21:30 in Puerto Rico (no DST there): after hours.
+    assert_eq!(
+        local(contact_at(&dec).1, "America/Puerto_Rico"),
+        "Tue 2026-12-15 08:00"
+    );
 }
 
 #[test]
@@ -1187,6 +1335,54 @@ proptest! {
         let words = ["stop", "baja", "parar", "sair", "unsubscribe", "não quero mais"];
         let w = if upper { words[i].to_uppercase() } else { words[i].to_string() };
         prop_assert_eq!(classify_keyword(&format!("{before}{w}{after}")), Some(OptKeyword::OptOut));
+    }
+}
+
+/// Zones on record that are none of `ZONES`' countries': no debtor's record is trusted.
+const WRONG_ZONES: [&str; 4] = ["UTC", "Etc/GMT+3", "Asia/Tokyo", "Pacific/Auckland"];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// A zone on record that is not one of the phone's country's: a contact the engine allows
+    /// breaks no rule in any zone of that country, none earlier was allowed in all of them,
+    /// and asked again at that instant the engine agrees.
+    #[test]
+    fn an_untrusted_zone_allows_only_what_every_zone_of_the_country_allows(
+        c in case(),
+        wrong in 0usize..WRONG_ZONES.len(),
+        probes in proptest::collection::vec(0.0f64..1.0, 4),
+    ) {
+        let mut c = c;
+        c.debtor.time_zone = Zone::parse(WRONG_ZONES[wrong]).unwrap();
+        let country = country_of_phone(c.debtor.phone.as_str()).unwrap();
+        let everywhere: Vec<Case> = country_zones::zones_of_country(country)
+            .unwrap()
+            .zones
+            .iter()
+            .map(|z| {
+                let mut x = c.clone();
+                x.debtor.time_zone = Zone::parse(z).unwrap();
+                x
+            })
+            .collect();
+        let breaks = |ch: ChannelKind, at: Timestamp| everywhere.iter().find_map(|x| x.breaks(ch, at));
+        let dec = c.decide_at(c.now);
+        if let Decision::Contact { channel, at, .. } = &dec {
+            prop_assert_eq!(breaks(*channel, *at), None, "{:?}", dec);
+            let span = at.duration_since(c.now).as_secs() as f64;
+            let mut instants: Vec<Timestamp> = probes
+                .iter()
+                .map(|f| c.now + SignedDuration::from_secs((span * f) as i64))
+                .collect();
+            instants.push(*at - SignedDuration::from_secs(60));
+            for u in instants.into_iter().filter(|u| *u >= c.now && *u < *at) {
+                for ch in &c.channels {
+                    prop_assert!(breaks(*ch, u).is_some(), "{ch:?} was allowed at {u}, before {at}");
+                }
+            }
+            prop_assert_eq!(contact_at(&c.decide_at(*at)), (*channel, *at));
+        }
     }
 }
 
