@@ -24,6 +24,8 @@ pub const WEBHOOK_LATENCY: &str = "WebhookLatency";
 pub const ACCOUNT_STOP: &str = "AccountStop";
 /// Deliveries to a tenant's webhook that failed every attempt (kept for the tenant).
 pub const WEBHOOK_DELIVERIES_FAILED: &str = "WebhookDeliveriesFailed";
+/// Items a reminders tick failed to decide (or shards it failed to read), left for a later tick.
+pub const DUE_ITEMS_FAILED: &str = "DueItemsFailed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unit {

@@ -13,6 +13,7 @@ mod obs;
 // The in-memory partitions file is Linux's (`memfd_create`); elsewhere the SDK keeps its own.
 #[cfg(target_os = "linux")]
 mod partitions;
+mod reminders;
 mod sender;
 mod slice;
 mod stripe;

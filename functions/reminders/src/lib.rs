@@ -14,12 +14,17 @@ use cobro::events::{DomainEvent, PlanBroken, PromiseBroken};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::queue::{send_all, MAX_SEND_BATCH};
 use cobro::ports::{Bus, Clock, Item, Outgoing, Queue};
-use cobro::repo::{keys, Announcement, Decision, LoggedContact, RepoError, Store, KIND};
+use cobro::repo::{keys, Announcement, Decision, DueEntry, LoggedContact, RepoError, Store, KIND};
 
 /// How long an outbox entry waits for the sender before a tick enqueues it again.
 pub const OUTBOX_RETRY: SignedDuration = SignedDuration::from_mins(10);
 /// Due items read per shard and tick: bounds one invocation's work; the rest waits for the next.
 pub const MAX_PER_SHARD: u32 = 500;
+/// How long an item a tick failed to decide waits before it is tried again: one tick at the
+/// default rate, doubled at each failure in a row up to `RETRY_MAX`. Moving it on keeps an item
+/// that keeps failing from taking a place among the first `MAX_PER_SHARD` at every tick.
+pub const RETRY_FIRST: SignedDuration = SignedDuration::from_mins(5);
+pub const RETRY_MAX: SignedDuration = SignedDuration::from_hours(1);
 
 pub struct Reminders {
     pub store: Store,
@@ -44,6 +49,8 @@ pub struct TickReport {
     pub conflicts: u32,
     /// Events a failed publish had left on the outbox, published now.
     pub announced: u32,
+    /// Items (or whole shards, when reading one failed) an error left for a later tick.
+    pub failed: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,61 +61,159 @@ pub enum TickError {
     Queue(#[from] cobro::ports::QueueError),
     #[error("the event bus failed: {0}")]
     Bus(String),
+    /// The pass went through, except for `report.failed` items, each logged and tried again
+    /// later; `first` is the first error, scrubbed of personal data.
+    #[error("due items failed: {}, each tried again later; the first: {first}", .report.failed)]
+    Items { report: TickReport, first: String },
+}
+
+/// A tick's progress: what it did, the messages not sent yet, and its first failure.
+#[derive(Default)]
+struct Pass {
+    report: TickReport,
+    // One buffer for the whole tick, sent in full batches of ten as it fills: SQS bills per
+    // request, and a batch per shard would send many part-empty ones. Holding messages a little
+    // longer loses nothing: each decision is already on the outbox.
+    outgoing: Vec<Outgoing>,
+    first_error: Option<String>,
+}
+
+impl Pass {
+    /// Counts a failure; the first one's text goes into the tick's error.
+    fn failed(&mut self, error: String) {
+        self.report.failed += 1;
+        cobro::metrics::count(cobro::metrics::DUE_ITEMS_FAILED, 1);
+        self.first_error.get_or_insert(error);
+    }
+
+    fn finish(self) -> Result<TickReport, TickError> {
+        match self.first_error {
+            None => {
+                tracing::info!(report = ?self.report, "reminders tick done");
+                Ok(self.report)
+            }
+            Some(first) => {
+                tracing::error!(report = ?self.report, "reminders tick done, with failures");
+                Err(TickError::Items {
+                    report: self.report,
+                    first,
+                })
+            }
+        }
+    }
 }
 
 impl Reminders {
+    /// Decides everything due, tenant by tenant. An item that fails is logged, counted and
+    /// moved later, and the pass goes on: items are read oldest first, so one that kept failing
+    /// would otherwise stop every item and tenant after it, at every tick. The tick still
+    /// fails at the end (`TickError::Items`), so the invocation counts as an error and alarms.
     pub async fn tick(&self) -> Result<TickReport, TickError> {
         let now = self.clock.now();
-        let mut report = TickReport::default();
-        // One buffer for the whole tick, sent in full batches of ten as it fills: SQS bills
-        // per request, and a batch per shard would send many part-empty ones. Holding messages
-        // a little longer loses nothing: each decision is already on the outbox.
-        let mut outgoing = Vec::new();
+        let mut pass = Pass::default();
         for tenant in self.store.tenants().await? {
             // The tenant's name on each line logged while deciding for it.
             let span = cobro::logs::for_tenant(&tenant.id);
-            async {
-                for shard in 0..keys::DUE_SHARDS {
-                    let items = self
-                        .store
-                        .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
-                        .await?;
-                    for item in items {
-                        self.handle_item(&tenant, item, now, &mut report, &mut outgoing)
-                            .await?;
-                        if outgoing.len() >= MAX_SEND_BATCH {
-                            let rest = outgoing
-                                .split_off(outgoing.len() - outgoing.len() % MAX_SEND_BATCH);
-                            send_all(self.queue.as_ref(), std::mem::replace(&mut outgoing, rest))
-                                .await?;
-                        }
-                    }
-                }
-                Ok::<(), TickError>(())
-            }
-            .instrument(span)
-            .await?;
+            self.tick_tenant(&tenant, now, &mut pass)
+                .instrument(span)
+                .await?;
         }
-        send_all(self.queue.as_ref(), outgoing).await?;
-        tracing::info!(?report, "reminders tick done");
-        Ok(report)
+        send_all(self.queue.as_ref(), std::mem::take(&mut pass.outgoing)).await?;
+        pass.finish()
     }
 
-    async fn handle_item(
+    /// One tenant's due items. Only a queue failure ends the tick early: it is no item's
+    /// fault, and what it did not send is on the outbox, enqueued again by a later tick.
+    async fn tick_tenant(
         &self,
         tenant: &Tenant,
-        item: Item,
         now: Timestamp,
-        report: &mut TickReport,
-        outgoing: &mut Vec<Outgoing>,
+        pass: &mut Pass,
     ) -> Result<(), TickError> {
+        for shard in 0..keys::DUE_SHARDS {
+            let items = match self
+                .store
+                .due_items(&tenant.id, shard, now, MAX_PER_SHARD)
+                .await
+            {
+                Ok(items) => items,
+                Err(e) => {
+                    let error = cobro::logs::scrub(&e.to_string());
+                    tracing::error!(tenant = %tenant.id, shard, %error, "reading due items failed");
+                    pass.failed(error);
+                    continue;
+                }
+            };
+            for item in items {
+                self.try_item(tenant, item, now, pass).await;
+                if pass.outgoing.len() >= MAX_SEND_BATCH {
+                    let full = pass.outgoing.len() - pass.outgoing.len() % MAX_SEND_BATCH;
+                    let rest = pass.outgoing.split_off(full);
+                    send_all(
+                        self.queue.as_ref(),
+                        std::mem::replace(&mut pass.outgoing, rest),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides one item; when that fails, the failure is kept and the item moved later.
+    async fn try_item(&self, tenant: &Tenant, item: Item, now: Timestamp, pass: &mut Pass) {
+        let entry = DueEntry::of(&item);
         let kind = item
             .get(KIND)
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_string();
+        let Err(e) = self
+            .handle_item(
+                tenant,
+                &kind,
+                item,
+                now,
+                &mut pass.report,
+                &mut pass.outgoing,
+            )
+            .await
+        else {
+            return;
+        };
+        // Error texts can quote stored data: scrubbed, as any text from elsewhere.
+        let error = cobro::logs::scrub(&e.to_string());
+        let account = entry.as_ref().map_or("", DueEntry::account);
+        tracing::error!(tenant = %tenant.id, account, kind, %error, "due item failed; the pass goes on");
+        pass.failed(error);
+        if let Some(entry) = entry {
+            self.postpone(&entry, now).await;
+        }
+    }
+
+    /// Moves a failed item `RETRY_FIRST`, `2 × RETRY_FIRST` … later. Failing that, it stays
+    /// where it is: the next tick tries it again.
+    async fn postpone(&self, entry: &DueEntry, now: Timestamp) {
+        let at = now
+            .saturating_add(retry_after(entry.failures))
+            .expect("in range");
+        if let Err(e) = self.store.postpone_due(entry, at).await {
+            let error = cobro::logs::scrub(&e.to_string());
+            tracing::error!(account = entry.account(), %error, "moving a failed item later failed");
+        }
+    }
+
+    async fn handle_item(
+        &self,
+        tenant: &Tenant,
+        kind: &str,
+        item: Item,
+        now: Timestamp,
+        report: &mut TickReport,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), TickError> {
         let value = serde_json::Value::Object(item);
-        match kind.as_str() {
+        match kind {
             "account" => {
                 let account: Account =
                     serde_json::from_value(value).map_err(|e| RepoError::Corrupt(e.to_string()))?;
@@ -421,6 +526,15 @@ fn note(account: &Account, d: &Decision) {
     );
 }
 
+/// How long an item that failed `failures` times in a row before waits: doubling, bounded.
+fn retry_after(failures: u32) -> SignedDuration {
+    let factor = 1i32 << failures.min(16);
+    RETRY_FIRST
+        .checked_mul(factor)
+        .unwrap_or(RETRY_MAX)
+        .min(RETRY_MAX)
+}
+
 fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {
     let m = OutboundMessage {
         tenant: attempt.tenant.clone(),
@@ -431,4 +545,15 @@ fn message_for(attempt: &ContactAttempt, index: usize) -> Outgoing {
         index.to_string(),
         serde_json::to_string(&m).expect("serializes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_item_waits_twice_as_long_each_time_up_to_an_hour() {
+        let mins = |f| retry_after(f).as_mins();
+        assert_eq!([0, 1, 2, 3, 4, 40].map(mins), [5, 10, 20, 40, 60, 60]);
+    }
 }

@@ -27,6 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         async move {
             let report = reminders.tick().await;
             metrics::flush("reminders");
+            // Items that failed leave the rest decided and fail the invocation (the errors
+            // alarm); Lambda's two retries find them moved later and do not hammer them.
             Ok::<TickReport, lambda_runtime::Error>(report?)
         }
         .instrument(span)

@@ -82,7 +82,7 @@ pub(super) fn due_updates(
     what: &str,
 ) -> Vec<crate::ports::Update> {
     use crate::ports::Update;
-    match at {
+    let mut updates = match at {
         Some(at) => {
             let mut item = Item::new();
             set_due(&mut item, t, at, what, a);
@@ -93,7 +93,10 @@ pub(super) fn due_updates(
             Update::remove(DUE_INDEX.sk),
             Update::remove("next_action_at"),
         ],
-    }
+    };
+    // Moved by a decision, a payment, a send: a failure streak, if any, is over.
+    updates.push(Update::remove(super::due::DUE_FAILURES));
+    updates
 }
 
 impl Store {
