@@ -1,5 +1,5 @@
-//! The reminders tick when one item keeps failing: the rest of the pass goes on, across
-//! tenants, and the failing item is tried again later.
+//! The reminders: a tick when one item keeps failing (the rest of the pass goes on, across
+//! tenants, and the failing item is tried again later), and the contact log their caps count.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,10 +8,11 @@ use std::time::Duration;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
 use cobro::collect::Decider;
-use cobro::domain::{Account, Debtor, Promise, Tenant};
+use cobro::compliance::{evaluate, Cap, Decision, Facts, Holds};
+use cobro::domain::{Account, AccountId, ChannelKind, Debtor, DebtorId, Promise, Tenant, TenantId};
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{Clock, FixedClock, Queue};
-use cobro::repo::Store;
+use cobro::repo::{LoggedContact, Store};
 use cobro_reminders::{Reminders, TickError};
 use cobro_tests::flaky::FlakyBus;
 use jiff::SignedDuration;
@@ -153,4 +154,66 @@ async fn an_item_that_keeps_failing_holds_up_nothing_else_and_is_retried_later()
     s.advance(2);
     failed(reminders.tick().await);
     assert_eq!(calls(), 4);
+}
+
+/// A tenant's cap over 60 days counts contacts older than a month: the log keeps them.
+#[tokio::test]
+async fn a_cap_over_sixty_days_counts_every_contact_of_the_sixty_days() {
+    let s = Setup::new().await;
+    let (tenant, debtor) = (
+        TenantId::parse("t").unwrap(),
+        DebtorId::parse("d-1").unwrap(),
+    );
+    // Tuesday 2026-01-06, noon in Santiago; day 41 is Monday 2026-02-16, same hour.
+    let day = |n: i64| {
+        "2026-01-06T15:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .saturating_add(SignedDuration::from_hours(24 * n))
+            .unwrap()
+    };
+    for n in [0, 8, 16, 24, 32, 40] {
+        let entry = LoggedContact {
+            at: day(n),
+            channel: ChannelKind::Sms,
+            account: AccountId::parse("A-1").unwrap(),
+            decision_id: format!("day-{n}"),
+        };
+        s.store.log_contact(&tenant, &debtor, entry).await.unwrap();
+    }
+    let history = s
+        .store
+        .contact_history(&tenant, &debtor, None)
+        .await
+        .unwrap();
+    // Chile's preset with its gap and weekly caps swapped for a cap of 6 in 60 days: nothing
+    // else refuses the contact on day 41.
+    let mut policy = cobro::compliance::preset("CL").unwrap().clone();
+    policy.min_days_between = 0;
+    policy.caps = vec![Cap {
+        group: None,
+        channels: vec![],
+        max: 6,
+        days: 60,
+    }];
+    policy.validate().unwrap();
+    let ana: Debtor = serde_json::from_value(json!({
+        "tenant": "t", "id": "d-1", "name": "Ana", "phone": "+56912345678",
+        "time_zone": "America/Santiago", "language": "es", "consents": []
+    }))
+    .unwrap();
+    let facts = Facts {
+        debtor: &ana,
+        holds: &Holds::default(),
+        history: &history,
+        channels: &[ChannelKind::Sms],
+        now: day(41),
+    };
+    let decision = evaluate(&policy, &facts);
+    assert_eq!(decision.rule(), Some("cap:all:60d"), "{decision:?}");
+    let Decision::Contact { at, .. } = decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(at, day(60), "when day 0 leaves the window");
+    assert_eq!(history.len(), 6, "{history:?}");
 }

@@ -354,7 +354,8 @@ pub(crate) fn err(field: impl Into<String>, message: impl Into<String>) -> Polic
     }
 }
 
-/// Longest rolling window a cap may count over: the contact history cobro keeps is a year.
+/// Longest rolling window a cap may count over: the debtor's contact log keeps a year and a few
+/// days (`repo::channel_state`'s `LOG_KEEPS`), so every contact in such a window is counted.
 pub const MAX_CAP_DAYS: u32 = 366;
 
 impl Policy {

@@ -173,11 +173,17 @@ pub struct LoggedContact {
     pub decision_id: String,
 }
 
-/// Longer than any cap's window: older entries are dropped on the next write.
-const LOG_KEEPS: SignedDuration = SignedDuration::from_hours(24 * 35);
+/// The longest window a cap may count over (`MAX_CAP_DAYS`), plus days for local dates and a
+/// send logged later than decided: older entries are dropped on the next write. A year fits in
+/// one item far below DynamoDB's 400 KB: a policy allows at most one contact a local day (the
+/// presets' floor, which `policy_for` always composes in), so ~370 entries of ~100 bytes, 220
+/// with a 128-character account id (~80 KB); ~10 KB at two contacts a week. (Capping `days`
+/// at 35 instead would turn away policies validation has accepted until now.)
+const LOG_KEEPS: SignedDuration =
+    SignedDuration::from_hours(24 * (crate::compliance::policy::MAX_CAP_DAYS as i64 + 4));
 
 impl Store {
-    /// The debtor's contacts of the last weeks, on every account, except the one decision
+    /// The debtor's contacts of the last year, on every account, except the one decision
     /// being re-checked (it must not count against itself).
     pub async fn contact_history(
         &self,
