@@ -594,6 +594,14 @@ export class CobroStack extends Stack {
       new cloudwatch.Metric({ namespace: 'Cobro', metricName: 'AccountStop', dimensionsMap: { Function: 'sender' }, statistic: 'Maximum', period: fiveMinutes }),
       1,
     );
+    // The same metric from inbound: a failed status webhook with an account-wide code stops the channel there too.
+    alarm(
+      'InboundAccountStopAlarm',
+      'inbound-account-stop',
+      'A status webhook reported an account-wide WhatsApp failure and the channel was stopped (see the ChannelStopped e-mail)',
+      new cloudwatch.Metric({ namespace: 'Cobro', metricName: 'AccountStop', dimensionsMap: { Function: 'inbound' }, statistic: 'Maximum', period: fiveMinutes }),
+      1,
+    );
     const deadLetters: [string, sqs.Queue, string][] = [
       ['ScheduleDeadLetterAlarm', scheduleDlq, 'A reminders tick failed after its retries'],
       ['OutboundDeadLetterAlarm', outboundDlq, 'Messages the sender could not send or read'],
