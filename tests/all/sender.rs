@@ -69,6 +69,19 @@ impl Setup {
 
     /// `wrap` gets the bus (which routes every event to `events`) and gives the sender's.
     async fn with(timeout: Duration, wrap: impl FnOnce(Arc<dyn Bus>) -> Arc<dyn Bus>) -> Self {
+        Self::build(timeout, wrap, 80).await
+    }
+
+    /// A sender pacing each number at `rate` messages a second.
+    async fn with_rate(rate: u32) -> Self {
+        Self::build(Duration::from_secs(5), |bus| bus, rate).await
+    }
+
+    async fn build(
+        timeout: Duration,
+        wrap: impl FnOnce(Arc<dyn Bus>) -> Arc<dyn Bus>,
+        rate: u32,
+    ) -> Self {
         let graph = FakeGraph::start().await;
         let sqlite = SqliteStore::open_in_memory().unwrap();
         let store = Store::new(Arc::new(sqlite.table()));
@@ -115,7 +128,7 @@ impl Setup {
             queue: queue.clone(),
             dead_letters: Some(dlq.clone()),
             bus,
-            pacer: Pacer::new(80),
+            pacer: Pacer::new(rate),
         });
         Self {
             store,
@@ -693,6 +706,40 @@ async fn a_channel_the_policy_allows_without_a_consent_record_is_used() {
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert!(s.graph.sends().is_empty(), "no WhatsApp without its opt-in");
     assert_eq!(s.sms.sent().len(), 1);
+}
+
+/// At one message a second, a batch larger than the invocation's time allows: what cannot get
+/// a send slot before the deadline (less the margin for the send itself) goes back on the
+/// queue for the next invocation, instead of the whole batch being cut off by the timeout and
+/// received again (five times, then dead-lettered).
+#[tokio::test]
+async fn a_batch_larger_than_the_invocation_allows_at_the_rate_goes_back_on_the_queue() {
+    let s = Setup::with_rate(1).await;
+    let mut records = Vec::new();
+    for n in 1..=8 {
+        let body = s.decided(n, &[ChannelKind::Whatsapp]).await;
+        records.push((format!("m{n}"), body));
+    }
+    let deadline =
+        std::time::Instant::now() + cobro_sender::SEND_MARGIN + Duration::from_millis(2500);
+    let failed = cobro_sender::handle_batch(&s.sender, records, Some(deadline)).await;
+    assert!(
+        failed.is_empty(),
+        "none is returned as a failure: {failed:?}"
+    );
+    let sent = s.graph.sends().len();
+    let mut waiting = 0;
+    for n in 1..=8 {
+        if s.attempt(n).await.status == AttemptStatus::Queued {
+            waiting += 1;
+        }
+    }
+    assert!((1..=4).contains(&sent), "{sent} sent in 2.5 s at 1/s");
+    assert_eq!(sent + waiting, 8, "the rest wait on the outbox");
+    // Put back with a second's delay.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let requeued = s.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(requeued.len(), waiting, "each put back on the queue once");
 }
 
 #[test]

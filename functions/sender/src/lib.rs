@@ -584,7 +584,18 @@ impl Sender {
             .expect("candidates have adapters");
         loop {
             let message = self.message(a, tenant, debtor, channel, form);
-            self.pacer.ready(&number).await;
+            if !self.pacer.ready_before(&number, send_by()).await {
+                return self
+                    .defer(
+                        a,
+                        Duration::from_secs(1),
+                        "the invocation's time ran out waiting for the number's send rate".into(),
+                        None,
+                        false,
+                    )
+                    .await
+                    .map(Step::Done);
+            }
             self.store.mark_handed(a, self.clock.now()).await?;
             let error = match adapter.send(&message).await {
                 Ok(id) => return self.sent(a, channel, &message, id).await.map(Step::Done),
@@ -797,16 +808,41 @@ enum Step {
     Stopped(String),
 }
 
+/// Time kept after the last wait for a send slot: the provider call (10 s at most) and the
+/// writes after it.
+pub const SEND_MARGIN: Duration = Duration::from_secs(15);
+
+tokio::task_local! {
+    /// When the invocation must be done with its sends (its deadline less `SEND_MARGIN`).
+    static SEND_BY: Option<std::time::Instant>;
+}
+
+fn send_by() -> Option<std::time::Instant> {
+    SEND_BY.try_with(|d| *d).ok().flatten()
+}
+
 /// Handles a batch of queue messages concurrently (a slow provider call must not hold the
-/// others), and returns the ids of those to be received again.
-pub async fn handle_batch(sender: &Arc<Sender>, records: Vec<(String, String)>) -> Vec<String> {
+/// others), and returns the ids of those to be received again. With the invocation's
+/// `deadline`, a message whose send slot would come too late for it is put back on the queue
+/// for the next invocation rather than cut off by this one's timeout (which would return the
+/// whole batch and, after five receives, dead-letter it).
+pub async fn handle_batch(
+    sender: &Arc<Sender>,
+    records: Vec<(String, String)>,
+    deadline: Option<std::time::Instant>,
+) -> Vec<String> {
+    let send_by = deadline.map(|d| d.checked_sub(SEND_MARGIN).unwrap_or(d));
     let mut tasks = tokio::task::JoinSet::new();
     let mut ids = std::collections::HashMap::new();
     for (id, body) in records {
         let sender = sender.clone();
         // A spawned task does not inherit the span: each message gets its own, under this one.
         let span = cobro::logs::message(&id);
-        let task = tasks.spawn(async move { sender.handle(&body).await }.instrument(span));
+        let task = tasks.spawn(
+            SEND_BY
+                .scope(send_by, async move { sender.handle(&body).await })
+                .instrument(span),
+        );
         ids.insert(task.id(), id);
     }
     let mut failed = Vec::new();

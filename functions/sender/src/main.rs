@@ -47,8 +47,19 @@ async fn handle(
         .into_iter()
         .map(|r| (r.message_id.unwrap_or_default(), r.body.unwrap_or_default()))
         .collect();
+    // The invocation's deadline (ms since the epoch) as an instant of this process's clock.
+    let left = u64::try_from(event.context.deadline)
+        .ok()
+        .and_then(|d| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            std::time::Duration::from_millis(d).checked_sub(now)
+        })
+        .unwrap_or_default();
+    let deadline = (event.context.deadline > 0).then(|| std::time::Instant::now() + left);
     let mut response = SqsBatchResponse::default();
-    for id in handle_batch(sender, records).await {
+    for id in handle_batch(sender, records, deadline).await {
         let mut failure = BatchItemFailure::default();
         failure.item_identifier = id;
         response.batch_item_failures.push(failure);

@@ -55,6 +55,21 @@ impl Pacer {
     pub async fn ready(&self, number: &str) {
         self.limiter.until_key_ready(&number.to_string()).await;
     }
+
+    /// Waits for the number's next slot, unless it comes after `deadline`: `false` then, and
+    /// no slot is taken (the message goes to a later invocation instead of being cut off by
+    /// this one's timeout, at a low rate with a large batch).
+    pub async fn ready_before(&self, number: &str, deadline: Option<std::time::Instant>) -> bool {
+        match deadline {
+            None => {
+                self.ready(number).await;
+                true
+            }
+            Some(d) => tokio::time::timeout_at(d.into(), self.ready(number))
+                .await
+                .is_ok(),
+        }
+    }
 }
 
 /// Exponential backoff with full jitter: a random delay up to `base × 2^tries`, capped.

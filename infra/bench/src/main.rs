@@ -336,7 +336,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             .iter()
             .map(|m| (m.message_id.clone(), m.body.clone()))
             .collect();
-        let failed = handle_batch(&sender, records).await;
+        let failed = handle_batch(&sender, records, None).await;
         assert!(failed.is_empty(), "{} failed", failed.len());
         for m in &batch {
             queue.delete(&m.receipt).await.unwrap();
