@@ -48,14 +48,10 @@ async fn handle(
         .map(|r| (r.message_id.unwrap_or_default(), r.body.unwrap_or_default()))
         .collect();
     // The invocation's deadline (ms since the epoch) as an instant of this process's clock.
-    let left = u64::try_from(event.context.deadline)
+    let left = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .ok()
-        .and_then(|d| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?;
-            std::time::Duration::from_millis(d).checked_sub(now)
-        })
+        .and_then(|now| std::time::Duration::from_millis(event.context.deadline).checked_sub(now))
         .unwrap_or_default();
     let deadline = (event.context.deadline > 0).then(|| std::time::Instant::now() + left);
     let mut response = SqsBatchResponse::default();
