@@ -36,6 +36,7 @@ fn message(channel: ChannelKind) -> ChannelMessage {
         template: TemplateRef {
             name: "payment_due".into(),
             params: vec!["$ 1.500".into()],
+            opt_out_button: false,
         },
         text: "Su cuota de $ 1.500 vence el 5/12. Responda BAJA para no recibir más mensajes."
             .into(),

@@ -244,6 +244,7 @@ fn from_number(number: &str) -> ChannelMessage {
         template: TemplateRef {
             name: "payment_reminder_due_today".into(),
             params: vec!["Ana".into()],
+            opt_out_button: true,
         },
         text: "Hola Ana".into(),
         form: Form::Template,

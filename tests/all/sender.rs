@@ -299,6 +299,12 @@ async fn outside_the_window_the_template_goes_with_its_parameters() {
         params,
         ["Ana", "300000 CLP", "Crédito Andino", "2026-03-13"]
     );
+    // Its way out: the opt-out quick reply, with the payload inbound reads as an opt-out.
+    let button = &wire["template"]["components"][1];
+    assert_eq!(button["type"], "button", "{wire}");
+    assert_eq!(button["sub_type"], "quick_reply");
+    assert_eq!(button["index"], 0);
+    assert_eq!(button["parameters"][0]["payload"], "OPTOUT");
     assert_eq!(wire["biz_opaque_callback_data"], "t1|A-1|2026-03-13:d+3");
     let a = s.attempt(1).await;
     assert_eq!(a.status, AttemptStatus::Sent);
@@ -337,10 +343,12 @@ async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_templ
     let sends = s.graph.sends();
     assert_eq!(sends.len(), 2);
     assert_eq!(sends[0].1["type"], "text");
-    assert!(sends[0].1["text"]["body"]
-        .as_str()
-        .unwrap()
-        .starts_with("Hola Ana"));
+    let text = sends[0].1["text"]["body"].as_str().unwrap();
+    assert!(text.starts_with("Hola Ana"), "{text}");
+    assert!(
+        text.ends_with("Para no recibir más mensajes, responde BAJA."),
+        "free text says how to stop, as SMS does: {text}"
+    );
     assert_eq!(sends[1].1["type"], "template");
 }
 

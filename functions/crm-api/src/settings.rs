@@ -116,6 +116,9 @@ pub struct TemplateDoc {
     body: Option<String>,
     /// `built-in`, or the strategy steps that name it.
     used_by: Vec<String>,
+    /// The label of its one quick-reply button, the opt-out (payload `OPTOUT`); null for the
+    /// receipt.
+    opt_out_button: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/templates", tag = "settings",

@@ -474,16 +474,17 @@ impl Sender {
         channel: ChannelKind,
         form: Form,
     ) -> ChannelMessage {
-        let text = match channel {
-            ChannelKind::Whatsapp => a.text.clone(),
-            // No reply button on SMS or e-mail: the way out is written in every message.
-            ChannelKind::Sms | ChannelKind::Email => {
-                format!(
-                    "{} {}",
-                    a.text,
-                    cobro::compliance::keywords::opt_out_line(a.language)
-                )
-            }
+        // Every collection message says how to stop them: a WhatsApp template by its opt-out
+        // button, anything else (SMS, e-mail, a free-form WhatsApp message) in a last line. A
+        // receipt is no collection message.
+        let text = match (channel, form) {
+            _ if a.receipt => a.text.clone(),
+            (ChannelKind::Whatsapp, Form::Template) => a.text.clone(),
+            _ => format!(
+                "{} {}",
+                a.text,
+                cobro::compliance::keywords::opt_out_line(a.language)
+            ),
         };
         ChannelMessage {
             channel,
@@ -497,6 +498,7 @@ impl Sender {
             template: TemplateRef {
                 name: a.template.clone(),
                 params: a.params.clone(),
+                opt_out_button: !a.receipt,
             },
             text,
             form,

@@ -111,6 +111,7 @@ impl Sender {
             template: TemplateRef {
                 name: String::new(),
                 params: vec![],
+                opt_out_button: false,
             },
             text,
             form: Form::FreeForm,

@@ -123,6 +123,9 @@ pub struct TemplateSpec {
     pub body: Option<String>,
     /// Where it is used: `built-in`, or `<strategy>: day <n>` for each step that names it.
     pub used_by: Vec<String>,
+    /// The label of its one quick-reply button, the opt-out (payload `OPTOUT`, sent with each
+    /// message): every collection reminder has it; the receipt has none.
+    pub opt_out_button: Option<&'static str>,
 }
 
 fn placeholders(kind: ReminderKind) -> Vec<&'static str> {
@@ -158,6 +161,7 @@ pub fn tenant_templates(book: Option<&crate::collect::StrategyBook>) -> Vec<Temp
                 parameters: placeholders(kind),
                 body: Some(render(kind, lang, &vars)),
                 used_by: vec!["built-in".into()],
+                opt_out_button: Some(crate::compliance::keywords::opt_out_button(lang)),
             });
         }
     }
@@ -169,6 +173,7 @@ pub fn tenant_templates(book: Option<&crate::collect::StrategyBook>) -> Vec<Temp
             parameters: vec!["name", "amount", "creditor", "balance"],
             body: Some(receipt(lang, "{{1}}", "{{2}}", "{{3}}", "{{4}}")),
             used_by: vec!["built-in".into()],
+            opt_out_button: None,
         });
     }
     for strategy in book.map(|b| b.strategies.as_slice()).unwrap_or_default() {
@@ -188,6 +193,7 @@ pub fn tenant_templates(book: Option<&crate::collect::StrategyBook>) -> Vec<Temp
                         parameters: placeholders(ReminderKind::for_step(step.day)),
                         body: None,
                         used_by: vec![used],
+                        opt_out_button: Some(crate::compliance::keywords::opt_out_button(*lang)),
                     }),
                 }
             }
@@ -213,6 +219,11 @@ mod catalog_tests {
             assert!(body.contains(&format!("{{{{{n}}}}}")), "{body}");
         }
         assert_eq!(overdue_pt.parameters.len(), 4);
+        assert_eq!(overdue_pt.opt_out_button, Some("Não receber mais"));
+        for t in &all {
+            let receipt = t.name == RECEIPT_TEMPLATE;
+            assert_eq!(t.opt_out_button.is_none(), receipt, "{}", t.name);
+        }
         let today = all
             .iter()
             .find(|t| t.name == "payment_reminder_due_today")

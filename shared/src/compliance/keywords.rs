@@ -266,7 +266,22 @@ pub fn classify_keyword(text: &str) -> Option<OptKeyword> {
     None
 }
 
-/// The line a message carries where the policy requires an opt-out (`opt_out_text`).
+/// The payload of the opt-out quick reply every collection template carries (index 0): read
+/// back as an opt-out whatever the button's label (`Content::opt_signal`).
+pub const OPT_OUT_PAYLOAD: &str = "OPTOUT";
+
+/// The label of that button, per language, as the templates are registered at Meta.
+pub fn opt_out_button(language: Language) -> &'static str {
+    match language {
+        Language::Es => "No recibir más",
+        Language::Pt => "Não receber mais",
+        Language::En => "Stop messages",
+    }
+}
+
+/// The line a collection message without an opt-out button carries (SMS, e-mail, a free-form
+/// WhatsApp message): every one says how to stop them, as Reg F §1006.6(e) requires in the US
+/// and Meta asks of collection messages everywhere.
 pub fn opt_out_line(language: Language) -> &'static str {
     match language {
         Language::Es => "Para no recibir más mensajes, responde BAJA.",

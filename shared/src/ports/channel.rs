@@ -28,6 +28,10 @@ pub struct TemplateRef {
     pub name: String,
     #[serde(default)]
     pub params: Vec<String>,
+    /// The template carries the opt-out quick reply at index 0 (every collection reminder
+    /// does; a receipt does not): its payload goes with the message.
+    #[serde(default)]
+    pub opt_out_button: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

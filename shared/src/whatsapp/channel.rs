@@ -23,12 +23,20 @@ impl WhatsAppChannel {
                 Some(set) => Self::interactive(&message.text, set),
                 None => Content::text(message.text.clone()),
             },
-            Form::Template => Content::template(
-                message.template.name.clone(),
-                template_language(message.language),
-                &message.template.params,
-                &[],
-            ),
+            Form::Template => {
+                let opt_out = [crate::compliance::keywords::OPT_OUT_PAYLOAD.to_string()];
+                let buttons: &[String] = if message.template.opt_out_button {
+                    &opt_out
+                } else {
+                    &[]
+                };
+                Content::template(
+                    message.template.name.clone(),
+                    template_language(message.language),
+                    &message.template.params,
+                    buttons,
+                )
+            }
         };
         SendRequest::to(message.to.phone.as_str(), content).correlated(message.correlation.clone())
     }
