@@ -1025,6 +1025,7 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
             balance_minor: 1000,
             due_date: jiff::civil::date(2026, 3, 1),
             status: AccountStatus::Open,
+            creditor: None,
             product: None,
             holds: Default::default(),
             tags: vec![],
@@ -1453,6 +1454,66 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
     let c2 = api.ok("GET", "/v1/accounts/C-2", None).await;
     assert_eq!(c2["collecting"], true, "{c2}");
     assert!(c2["next_action_at"].is_string(), "{c2}");
+}
+
+/// An agency collects for someone else: its accounts must name the creditor, and the
+/// reminders name that creditor, not the agency, as the one owed.
+#[tokio::test]
+async fn an_agencys_reminders_name_the_creditor_it_collects_for() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    let mut agency = api
+        .stack
+        .store
+        .tenant(&demo::tenant_id())
+        .await
+        .unwrap()
+        .unwrap();
+    agency.id = TenantId::parse("cobranzas-sur").unwrap();
+    agency.name = "Cobranzas Sur".into();
+    agency.kind = cobro::domain::TenantKind::Agency;
+    agency.channels = vec![cobro::domain::ChannelKind::Sms];
+    api.stack.store.put_tenant(&agency).await.unwrap();
+    let key = api.key(&agency.id, &[Scope::Admin]).await;
+    let put = |path: String, body: Value| {
+        let (api, key) = (&api, key.clone());
+        async move { api.send(Some(&key), "PUT", &path, Some(body), &[]).await }
+    };
+    let mut person = debtor("+56911110009");
+    person["consents"] = json!([{ "channel": "sms", "granted": true }]);
+    let d = put("/v1/debtors/d-9".into(), person).await;
+    assert!(d.status.is_success(), "{}", d.body);
+    let mut acc = account("d-9", 80_000);
+    acc["due_date"] = json!(day(&api, -10));
+    let refused = put("/v1/accounts/S-1".into(), acc.clone()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.body["field"], "creditor", "{}", refused.body);
+    acc["creditor"] = json!("  Banco del Norte ");
+    let ok = put("/v1/accounts/S-1".into(), acc).await;
+    assert!(ok.status.is_success(), "{}", ok.body);
+    assert_eq!(
+        ok.body["account"]["creditor"], "Banco del Norte",
+        "{}",
+        ok.body
+    );
+    api.ok("POST", "/_local/tick", None).await;
+    api.stack.drain().await.unwrap();
+    let texts: Vec<String> = api
+        .stack
+        .channel
+        .sent()
+        .into_iter()
+        .filter(|(_, m)| m.to.phone.as_str() == "+56911110009")
+        .map(|(_, m)| m.text)
+        .collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("Banco del Norte"), "{}", texts[0]);
+    assert!(!texts[0].contains("Cobranzas Sur"), "{}", texts[0]);
 }
 
 /// A 409 is not replayed: the same request under the same `Idempotency-Key`, once a person

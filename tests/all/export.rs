@@ -357,6 +357,7 @@ fn account(i: usize, currency: Currency, balance: i64) -> Account {
         balance_minor: balance,
         due_date: "2026-01-15".parse().unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],
@@ -932,6 +933,7 @@ async fn an_xlsx_export_cuts_text_longer_than_excel_holds_and_is_done() {
     l.store.upsert_debtor(&debtor(0)).await.unwrap();
     let long: String = "abcdefghij".repeat(4_000);
     let a = Account {
+        creditor: None,
         product: Some(long.clone()),
         tags: vec!["=1+1".into()],
         ..account(0, Currency::parse("EUR").unwrap(), 5_000)

@@ -1236,6 +1236,7 @@ async fn whatsapp_attempt_sent(
         balance_minor: 1000,
         due_date: "2026-03-13".parse().unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],

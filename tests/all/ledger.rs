@@ -21,6 +21,7 @@ fn account(balance: i64) -> Account {
         balance_minor: balance,
         due_date: "2026-03-01".parse().unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],

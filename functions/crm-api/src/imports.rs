@@ -58,6 +58,9 @@ pub struct ImportRow {
     pub due_date: String,
     #[serde(default)]
     pub product: Option<String>,
+    /// Who is owed, when it is not the tenant (required of an agency).
+    #[serde(default)]
+    pub creditor: Option<String>,
     /// Labels, separated by `;`.
     #[serde(default)]
     pub tags: Option<String>,
@@ -129,6 +132,7 @@ pub(crate) async fn import(
         return Err(Problem::bad_request("the import has no rows"));
     }
     let now = s.clock.now();
+    let tenant = s.tenant(&caller).await?;
     let mut report = ImportReport {
         rows: parsed.len(),
         ..Default::default()
@@ -137,15 +141,17 @@ pub(crate) async fn import(
     let mut accounts_seen: HashMap<String, usize> = HashMap::new();
     for (i, row) in parsed.into_iter().enumerate() {
         let n = i + 1;
-        let checked = row.and_then(|r| check(r, &caller, now)).and_then(|g| {
-            match accounts_seen.insert(g.account.id.to_string(), n) {
-                Some(first) => Err((
-                    Some("account_id".to_string()),
-                    format!("account `{}` is already in row {first}", g.account.id),
-                )),
-                None => Ok(g),
-            }
-        });
+        let checked = row
+            .and_then(|r| check(r, &caller, tenant.kind, now))
+            .and_then(
+                |g| match accounts_seen.insert(g.account.id.to_string(), n) {
+                    Some(first) => Err((
+                        Some("account_id".to_string()),
+                        format!("account `{}` is already in row {first}", g.account.id),
+                    )),
+                    None => Ok(g),
+                },
+            );
         match checked {
             Ok(mut g) => {
                 g.row = n;
@@ -158,7 +164,6 @@ pub(crate) async fn import(
             }),
         }
     }
-    let tenant = s.tenant(&caller).await?;
     // Rows of one debtor go in order (each rewrites the debtor); different debtors in parallel.
     let mut by_debtor: Vec<Vec<GoodRow>> = Vec::new();
     let mut slot: HashMap<String, usize> = HashMap::new();
@@ -318,9 +323,12 @@ fn too_many(n: usize) -> Result<(), Problem> {
 fn check(
     r: ImportRow,
     caller: &Caller,
+    kind: cobro::domain::TenantKind,
     now: jiff::Timestamp,
 ) -> Result<GoodRow, (Option<String>, String)> {
     let bad = |field: &str, e: &dyn std::fmt::Display| (Some(field.to_string()), e.to_string());
+    let creditor = cobro::domain::check_creditor(kind, r.creditor.as_deref())
+        .map_err(|e| bad("creditor", &e))?;
     let debtor_id = DebtorId::parse(r.debtor_id).map_err(|e| bad("debtor_id", &e))?;
     let account_id = AccountId::parse(r.account_id).map_err(|e| bad("account_id", &e))?;
     if r.name.trim().is_empty() {
@@ -387,6 +395,7 @@ fn check(
         } else {
             AccountStatus::Open
         },
+        creditor,
         product: r.product.filter(|p| !p.is_empty()),
         holds: Default::default(),
         tags: r

@@ -92,6 +92,10 @@ pub struct AccountInput {
     pub status: Option<AccountStatus>,
     #[serde(default)]
     pub product: Option<String>,
+    /// Who is owed, when it is not the tenant (required of an agency): messages name it as the
+    /// creditor. At most 200 characters.
+    #[serde(default)]
+    pub creditor: Option<String>,
     /// Lawsuit served, insolvency, open dispute, pause: what stops collection by law or policy.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -106,10 +110,12 @@ impl AccountInput {
     /// closed or paused status) is kept from `current`.
     pub fn into_account(
         self,
-        tenant: TenantId,
+        tenant: &cobro::domain::Tenant,
         id: AccountId,
         current: Option<&Account>,
     ) -> Result<Account, Problem> {
+        let creditor = cobro::domain::check_creditor(tenant.kind, self.creditor.as_deref())
+            .map_err(|why| Problem::invalid_field("creditor", why))?;
         for (field, minor) in [
             ("principal_minor", self.principal_minor),
             ("balance_minor", self.balance_minor),
@@ -137,7 +143,7 @@ impl AccountInput {
             },
         };
         Ok(Account {
-            tenant,
+            tenant: tenant.id.clone(),
             id,
             debtor: self.debtor_id,
             currency: self.currency,
@@ -145,6 +151,7 @@ impl AccountInput {
             balance_minor: self.balance_minor,
             due_date: self.due_date,
             status,
+            creditor,
             product: self.product,
             holds: self
                 .holds

@@ -322,7 +322,8 @@ async fn put_account(
     let id = id(AccountId::parse, raw, "id")?;
     let input: AccountInput = parse_json(&body)?;
     let current = s.store.account(&caller.tenant, &id).await?;
-    let account = input.into_account(caller.tenant.clone(), id, current.as_ref())?;
+    let tenant = s.tenant(&caller).await?;
+    let account = input.into_account(&tenant, id, current.as_ref())?;
     let debtor = s
         .store
         .debtor(&caller.tenant, &account.debtor)
@@ -336,7 +337,6 @@ async fn put_account(
                 ),
             )
         })?;
-    let tenant = s.tenant(&caller).await?;
     let next = s
         .decider
         .first_action(&tenant, &account, &debtor, s.clock.now());

@@ -102,6 +102,7 @@ impl PaymentHandler {
         };
         let amount = Money::new(p.amount_minor, p.currency).display();
         let balance = Money::new(balance_minor, p.currency).display();
+        let creditor = account.creditor_name(&tenant).to_string();
         let attempt = ContactAttempt {
             tenant: p.tenant.clone(),
             account: p.account.clone(),
@@ -111,19 +112,13 @@ impl PaymentHandler {
             template: RECEIPT_TEMPLATE.into(),
             status: AttemptStatus::Queued,
             decided_at: p.paid_at,
-            text: receipt(
-                debtor.language,
-                &debtor.name,
-                &amount,
-                &tenant.name,
-                &balance,
-            ),
+            text: receipt(debtor.language, &debtor.name, &amount, &creditor, &balance),
             to: debtor.phone.clone(),
             language: debtor.language,
             provider_message_id: None,
             error: None,
             claimed_at: None,
-            params: vec![debtor.name.clone(), amount, tenant.name.clone(), balance],
+            params: vec![debtor.name.clone(), amount, creditor, balance],
             tries: 0,
             delivery: None,
             error_code: None,

@@ -252,6 +252,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             balance_minor: 100_000,
             due_date: "2026-03-13".parse().unwrap(),
             status: AccountStatus::Open,
+            creditor: None,
             product: None,
             holds: Default::default(),
             tags: vec![],

@@ -229,6 +229,7 @@ pub async fn seed(
             } else {
                 AccountStatus::Open
             },
+            creditor: None,
             product: Some("personal-loan".into()),
             holds: Default::default(),
             tags: vec![],

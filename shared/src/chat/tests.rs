@@ -58,6 +58,7 @@ fn account(id: &str, balance: i64, due: Date) -> Account {
         balance_minor: balance,
         due_date: due,
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],

@@ -251,6 +251,7 @@ mod tests {
             balance_minor: balance,
             due_date: date(2026, 3, 1),
             status: AccountStatus::Open,
+            creditor: None,
             product: product.map(str::to_string),
             holds: Default::default(),
             tags: tags.iter().map(|t| t.to_string()).collect(),

@@ -222,7 +222,7 @@ impl Decider {
         let due = due_date.to_string();
         let vars = ReminderVars {
             name: &debtor.name,
-            creditor: &tenant.name,
+            creditor: account.creditor_name(tenant),
             amount: &amount,
             due_date: &due,
         };

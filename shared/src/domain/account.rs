@@ -60,6 +60,10 @@ pub struct Account {
     pub status: AccountStatus,
     #[serde(default)]
     pub product: Option<String>,
+    /// Who is owed, when it is not the tenant: the lender an agency collects for. Messages
+    /// name it as the creditor (the law of CL, MX and ES requires the creditor's identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creditor: Option<String>,
     /// What stops or pauses collection whatever the schedule says: a lawsuit served, an
     /// insolvency, an open dispute, a pause (breathing space, vulnerability).
     #[serde(default)]
@@ -143,6 +147,36 @@ pub struct Payment {
     pub forgiven_minor: i64,
 }
 
+impl Account {
+    /// The name messages give the creditor: the account's own, else the tenant's.
+    pub fn creditor_name<'a>(&'a self, tenant: &'a super::Tenant) -> &'a str {
+        self.creditor.as_deref().unwrap_or(&tenant.name)
+    }
+}
+
+/// The longest creditor name an account may carry.
+pub const MAX_CREDITOR_CHARS: usize = 200;
+
+/// The creditor an account names, as the CRM sent it: trimmed, at most
+/// `MAX_CREDITOR_CHARS`; required of an agency, which collects for someone else and must say
+/// whom. `Err` says why (the field is `creditor`).
+pub fn check_creditor(
+    kind: super::TenantKind,
+    creditor: Option<&str>,
+) -> Result<Option<String>, String> {
+    let creditor = creditor.map(str::trim).filter(|c| !c.is_empty());
+    match creditor {
+        Some(c) if c.chars().count() > MAX_CREDITOR_CHARS => {
+            Err(format!("is at most {MAX_CREDITOR_CHARS} characters"))
+        }
+        Some(c) => Ok(Some(c.to_string())),
+        None if kind == super::TenantKind::Agency => {
+            Err("is required of an agency: messages must name the creditor it collects for".into())
+        }
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +192,7 @@ mod tests {
             balance_minor: 100,
             due_date: due,
             status: AccountStatus::Open,
+            creditor: None,
             product: None,
             holds: Default::default(),
             tags: vec![],

@@ -8,7 +8,9 @@ mod money;
 mod party;
 mod phone;
 
-pub use account::{Account, AccountStatus, Instalment, Payment, Promise};
+pub use account::{
+    check_creditor, Account, AccountStatus, Instalment, Payment, Promise, MAX_CREDITOR_CHARS,
+};
 pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{Language, Zone};

@@ -400,6 +400,7 @@ mod tests {
             balance_minor: balance,
             due_date: due.parse().unwrap(),
             status,
+            creditor: None,
             product: None,
             holds: Default::default(),
             tags: vec!["a".into(), "b".into()],

@@ -68,6 +68,7 @@ fn engine(steps: usize) {
         balance_minor: 150_000,
         due_date: "2026-11-10".parse().unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],

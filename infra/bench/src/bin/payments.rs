@@ -32,6 +32,7 @@ fn account(i: usize) -> Account {
         balance_minor: 1_000_000,
         due_date: "2026-03-01".parse().unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],

@@ -84,6 +84,7 @@ fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
             .parse()
             .unwrap(),
         status: AccountStatus::Open,
+        creditor: None,
         product: None,
         holds: Default::default(),
         tags: vec![],
