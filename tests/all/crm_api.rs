@@ -125,6 +125,7 @@ impl Api {
             stripe: None,
             outbound,
             events_out: crm.events_out.clone(),
+            webhook_targets: crm.webhook_targets,
         };
         serve(cobro_crm_api::router(Arc::new(api))).await
     }

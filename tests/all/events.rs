@@ -313,6 +313,84 @@ async fn a_webhook_gets_signed_events_once_each_and_retries_until_delivered() {
     assert_eq!(count, 3, "one delivery per event");
 }
 
+/// A deployment posts to public addresses only: a URL on loopback (where the Lambda Runtime
+/// API listens), private or link-local (the metadata endpoint) is refused when it is
+/// registered and again at each send, and nothing reaches it.
+#[tokio::test]
+async fn a_deployment_posts_to_public_addresses_only() {
+    use cobro::events::webhook::{check_url, Targets};
+    use cobro::ports::Queue;
+    use cobro_events_out::{handle_batch, EventsOut, HttpClient};
+
+    let api = Api::start().await;
+    let (receiver, url) = start_receiver().await;
+    // The local stack lets a receiver on this machine in; a deployment would not.
+    api.register(&url, &["PromiseMade"]).await;
+    let refused = check_url(&url, Targets::Public).unwrap_err();
+    assert!(refused.contains("public address"), "{refused}");
+    let by = api
+        .stack
+        .clock
+        .now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .checked_add(jiff::Span::new().days(3))
+        .unwrap();
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/accounts/CL-1001/promises",
+            Some(json!({ "amount_minor": 50_000, "by": by.to_string() })),
+        )
+        .await;
+    assert_eq!(status, Status::CREATED, "{body}");
+    // The published event, handled by a deployment's events-out.
+    let deployed = Arc::new(EventsOut {
+        store: api.stack.store.clone(),
+        queue: api.stack.events_out.clone(),
+        clock: api.stack.clock.clone(),
+        http: HttpClient::public(),
+        schedule: vec![std::time::Duration::ZERO],
+    });
+    let got = api
+        .stack
+        .events_out
+        .receive(10, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(!got.is_empty());
+    let records = got
+        .iter()
+        .map(|m| (m.message_id.clone(), m.body.clone()))
+        .collect();
+    handle_batch(&deployed, records).await;
+    assert!(receiver.posts.lock().unwrap().is_empty(), "nothing posted");
+    let (_, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
+    let failed = &list["items"][0];
+    assert_eq!(failed["status"], "failed", "{list}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("public address"),
+        "{failed}"
+    );
+}
+
+/// A host name is checked when it is resolved too: one that names only loopback (a name
+/// pointed at 127.0.0.1, DNS rebinding) resolves to nothing a deployment may reach.
+#[tokio::test]
+async fn a_name_resolving_to_loopback_only_is_refused() {
+    use cobro_events_out::resolve::PublicResolver;
+    use reqwest::dns::Resolve;
+    for host in ["localhost", "127.0.0.1"] {
+        let Err(e) = PublicResolver.resolve(host.parse().unwrap()).await else {
+            panic!("{host} resolved")
+        };
+        assert!(e.to_string().contains("no public address"), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
     let api = Api::start().await;

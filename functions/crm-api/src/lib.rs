@@ -49,6 +49,8 @@ pub struct CrmApi {
     pub outbound: Option<Arc<dyn cobro::ports::Queue>>,
     /// The events-out queue: a failed webhook delivery sent again is woken up on it.
     pub events_out: Option<Arc<dyn cobro::ports::Queue>>,
+    /// What a tenant's webhook URL may point at: public addresses in a deployment.
+    pub webhook_targets: cobro::events::webhook::Targets,
 }
 
 impl CrmApi {

@@ -22,6 +22,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         outbound: lambda::queue_from_env("COBRO_OUTBOUND_QUEUE_URL").await?,
         // Failed webhook deliveries sent again are woken up on the events-out queue.
         events_out: lambda::queue_from_env("COBRO_EVENTS_OUT_QUEUE_URL").await?,
+        // A tenant's webhook reaches public addresses only, never what the functions can.
+        webhook_targets: cobro::events::webhook::Targets::Public,
     };
     let app = logs::traced(
         router(Arc::new(state)),

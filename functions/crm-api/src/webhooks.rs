@@ -122,7 +122,7 @@ pub(crate) async fn put_webhook(
 ) -> Result<Response, Problem> {
     let input: WebhookInput = parse_json(&body)?;
     let url = input.url.trim().to_string();
-    check_url(&url).map_err(|e| Problem::invalid_field("url", e))?;
+    check_url(&url, s.webhook_targets).map_err(|e| Problem::invalid_field("url", e))?;
     for (i, e) in input.events.iter().enumerate() {
         if !is_published(e) {
             let known: Vec<_> = published().collect();

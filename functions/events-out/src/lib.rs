@@ -7,6 +7,8 @@
 //! twice. A failed attempt is tried again on `webhook::SCHEDULE` (about two days); after the
 //! last one the delivery is kept as failed, listed by the CRM API and sent again from it.
 
+pub mod resolve;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +18,8 @@ use serde::Deserialize;
 use cobro::domain::TenantId;
 use cobro::events::is_published;
 use cobro::events::webhook::{
-    backoff, event_id, signature, wake_message, Payload, ATTEMPT_HEADER, EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER, SIGNATURE_HEADER,
+    backoff, check_url, event_id, signature, wake_message, Payload, Targets, ATTEMPT_HEADER,
+    EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER,
 };
 use cobro::ports::queue::MAX_DELAY;
 use cobro::ports::{Clock, Outgoing, Queue};
@@ -104,24 +106,44 @@ struct Wake {
 }
 
 /// The HTTP client deliveries go out with, built once on first use: no redirects (a receiver
-/// answers, it does not send the event elsewhere), a bounded time, the public CAs' roots.
-pub struct HttpClient(cobro::https::LazyClient);
+/// answers, it does not send the event elsewhere), a bounded time, the public CAs' roots, and
+/// what it may reach (`Targets`).
+pub struct HttpClient {
+    client: cobro::https::LazyClient,
+    targets: Targets,
+}
 
+/// The local stack's and the tests': receivers on loopback too.
 impl Default for HttpClient {
     fn default() -> Self {
-        Self(cobro::https::LazyClient::new(|| {
-            cobro::https::client_builder()
-                .timeout(TIMEOUT)
-                .connect_timeout(Duration::from_secs(5))
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")))
-        }))
+        Self::new(Targets::AlsoLoopback)
     }
 }
 
 impl HttpClient {
+    /// A deployment's: public addresses only, checked in the URL and again when a host name
+    /// is resolved.
+    pub fn public() -> Self {
+        Self::new(Targets::Public)
+    }
+
+    fn new(targets: Targets) -> Self {
+        let client = cobro::https::LazyClient::new(move || {
+            let builder = cobro::https::client_builder()
+                .timeout(TIMEOUT)
+                .connect_timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")));
+            match targets {
+                Targets::Public => builder.dns_resolver(resolve::PublicResolver),
+                Targets::AlsoLoopback => builder,
+            }
+        });
+        Self { client, targets }
+    }
+
     fn get(&self) -> Result<&reqwest::Client, String> {
-        self.0
+        self.client
             .get()
             .map_err(|e| format!("the HTTP client: {}", error_chain(&e)))
     }
@@ -286,6 +308,11 @@ impl EventsOut {
         d: &WebhookDelivery,
         now: Timestamp,
     ) -> (Option<u16>, Option<String>) {
+        // Checked again at each send: an address written in the URL is not resolved, and a
+        // webhook registered before a rule tightened must not reach past it.
+        if let Err(why) = check_url(&endpoint.url, self.http.targets) {
+            return (None, Some(format!("the webhook's URL {why}")));
+        }
         let signed = signature(&endpoint.signing_secrets(now), now, d.body.as_bytes());
         let http = match self.http.get() {
             Ok(c) => c,

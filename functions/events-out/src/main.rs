@@ -20,7 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Only retries (wake-ups) are sent to it.
         queue: lambda::lazy_queue("COBRO_EVENTS_OUT_QUEUE_URL")?,
         clock: Arc::new(SystemClock),
-        http: Default::default(),
+        // A tenant's URL reaches public addresses only, never what this function can.
+        http: cobro_events_out::HttpClient::public(),
         schedule: SCHEDULE.to_vec(),
     });
     let out = &out;

@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         stripe: cobro::lambda::stripe_links()?,
         outbound: None,
         events_out: None,
+        webhook_targets: cobro::events::webhook::Targets::Public,
     };
     let app = logs::traced(
         plans_router(Arc::new(state)),

@@ -278,6 +278,8 @@ impl LocalStack {
                 stripe: None,
                 outbound: Some(outbound.clone()),
                 events_out: Some(events_out.clone()),
+                // Receivers on this machine, as in the tests and demos.
+                webhook_targets: cobro::events::webhook::Targets::AlsoLoopback,
             }),
             events_out_handler: Arc::new(EventsOut {
                 store: store.clone(),

@@ -132,9 +132,56 @@ pub fn new_secret() -> String {
     format!("whsec_{}", hex::encode(bytes))
 }
 
-/// Where a webhook may point: `https://`, or `http://` to a loopback host (a receiver on the
-/// same machine, as in the local stack). No credentials in the URL, no fragment.
-pub fn check_url(raw: &str) -> Result<(), String> {
+/// What a webhook may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets {
+    /// A deployment: only public addresses, over https. A tenant's URL must not reach what the
+    /// function itself can (the Lambda Runtime API on loopback, the instance metadata, a VPC).
+    Public,
+    /// The local stack and tests: also `http://` to a loopback host on this machine.
+    AlsoLoopback,
+}
+
+/// Whether an address is one the internet routes to: not loopback, private (RFC 1918, unique
+/// local), link-local (the cloud metadata endpoints), shared (CGNAT), unspecified, broadcast,
+/// multicast or documentation; an IPv4-mapped IPv6 address as its IPv4 one.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+/// Where a webhook may point: `https://` (to a public host for `Targets::Public`), or, for
+/// `Targets::AlsoLoopback`, `http://` to a loopback host (a receiver on the same machine, as
+/// in the local stack). No credentials in the URL, no fragment. A host name is checked again
+/// when it is resolved (`PublicResolver`).
+pub fn check_url(raw: &str, targets: Targets) -> Result<(), String> {
     let (scheme, rest) = raw
         .split_once("://")
         .ok_or_else(|| "must be an absolute https:// URL".to_string())?;
@@ -156,10 +203,22 @@ pub fn check_url(raw: &str) -> Result<(), String> {
         return Err("is not a valid URL".into());
     }
     let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    if targets == Targets::Public
+        && (host.eq_ignore_ascii_case("localhost") || literal.is_some_and(|ip| !is_public(ip)))
+    {
+        return Err("must point at a public address (not loopback, private or link-local)".into());
+    }
     match scheme {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err("must use https (http only to a loopback host)".into()),
+        "http" if loopback && targets == Targets::AlsoLoopback => Ok(()),
+        "http" if targets == Targets::AlsoLoopback => {
+            Err("must use https (http only to a loopback host)".into())
+        }
         _ => Err("must be an https:// URL".into()),
     }
 }
@@ -209,15 +268,38 @@ mod tests {
 
     #[test]
     fn webhook_urls_are_https_or_loopback() {
-        assert!(check_url("https://crm.example.com/hooks/cobro?x=1").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/hook").is_ok());
-        assert!(check_url("http://localhost/hook").is_ok());
-        assert!(check_url("http://crm.example.com/hook").is_err());
-        assert!(check_url("ftp://crm.example.com/hook").is_err());
-        assert!(check_url("https://user:pw@crm.example.com/").is_err());
-        assert!(check_url("crm.example.com").is_err());
-        assert!(check_url("https:///nohost").is_err());
-        assert!(check_url("https://a.example/#frag").is_err());
+        let local = |u: &str| check_url(u, Targets::AlsoLoopback);
+        assert!(local("https://crm.example.com/hooks/cobro?x=1").is_ok());
+        assert!(local("http://127.0.0.1:8080/hook").is_ok());
+        assert!(local("http://localhost/hook").is_ok());
+        assert!(local("http://crm.example.com/hook").is_err());
+        assert!(local("ftp://crm.example.com/hook").is_err());
+        assert!(local("https://user:pw@crm.example.com/").is_err());
+        assert!(local("crm.example.com").is_err());
+        assert!(local("https:///nohost").is_err());
+        assert!(local("https://a.example/#frag").is_err());
+        // A deployment reaches only public addresses: not the Lambda Runtime API on loopback,
+        // not the metadata endpoint, not a VPC.
+        let public = |u: &str| check_url(u, Targets::Public);
+        assert!(public("https://crm.example.com/hooks/cobro").is_ok());
+        assert!(public("https://203.0.114.7/hook").is_ok());
+        for u in [
+            "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+            "https://127.0.0.1/hook",
+            "https://localhost/hook",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.5/hook",
+            "https://172.16.3.4/hook",
+            "https://192.168.1.1/hook",
+            "https://100.64.0.1/hook",
+            "https://[::1]/hook",
+            "https://[fd00::1]/hook",
+            "https://[fe80::1]/hook",
+            "https://[::ffff:10.0.0.1]/hook",
+            "http://crm.example.com/hook",
+        ] {
+            assert!(public(u).is_err(), "{u}");
+        }
     }
 
     #[test]
