@@ -1457,6 +1457,51 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
     assert!(c2["next_action_at"].is_string(), "{c2}");
 }
 
+/// A dispute the debtor opened in the chat survives the CRM restating the account's holds
+/// without it; the CRM closes it with `resolve-dispute`, and collection resumes.
+#[tokio::test]
+async fn an_open_dispute_is_closed_by_its_action_not_by_a_restated_account() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    api.ok("PUT", "/v1/debtors/d-5", Some(debtor("+56911110005")))
+        .await;
+    let mut acc = account("d-5", 40_000);
+    acc["due_date"] = json!(day(&api, -10));
+    api.ok("PUT", "/v1/accounts/E-1", Some(acc.clone())).await;
+    let e1 = cobro::domain::AccountId::parse("E-1").unwrap();
+    api.stack
+        .store
+        .set_holds(&demo::tenant_id(), &e1, |h| h.dispute_open = true)
+        .await
+        .unwrap();
+    acc["holds"] = json!({ "dispute_open": false, "lawsuit_served": false });
+    api.ok("PUT", "/v1/accounts/E-1", Some(acc)).await;
+    let picture = api.ok("GET", "/v1/accounts/E-1", None).await;
+    assert_eq!(
+        picture["account"]["holds"]["dispute_open"], true,
+        "{picture}"
+    );
+    assert_eq!(picture["collecting"], false, "{picture}");
+    let resolved = api
+        .ok(
+            "POST",
+            "/v1/accounts/E-1/resolve-dispute",
+            Some(json!({ "reason": "the debtor recognised the debt" })),
+        )
+        .await;
+    assert_eq!(
+        resolved["account"]["holds"]["dispute_open"], false,
+        "{resolved}"
+    );
+    assert!(resolved["next_action_at"].is_string(), "{resolved}");
+    assert_eq!(resolved["action"]["action"], "resolve_dispute");
+}
+
 /// An agency collects for someone else: its accounts must name the creditor, and the
 /// reminders name that creditor, not the agency, as the one owed.
 #[tokio::test]

@@ -28,6 +28,7 @@ pub enum Action {
     WriteOff,
     Lawsuit,
     Insolvency,
+    ResolveDispute,
 }
 
 impl Action {
@@ -39,6 +40,7 @@ impl Action {
             Action::WriteOff => "write_off",
             Action::Lawsuit => "lawsuit",
             Action::Insolvency => "insolvency",
+            Action::ResolveDispute => "resolve_dispute",
         }
     }
 }
@@ -126,6 +128,12 @@ action_handler!(
     "/v1/accounts/{id}/insolvency",
     "Mark an insolvency (stops collection)"
 );
+action_handler!(
+    resolve_dispute,
+    Action::ResolveDispute,
+    "/v1/accounts/{id}/resolve-dispute",
+    "Close the account's dispute (collection resumes unless something else holds it)"
+);
 
 async fn act(
     s: &CrmApi,
@@ -195,6 +203,7 @@ async fn act(
             Action::Close | Action::WriteOff => account.status = AccountStatus::Closed,
             Action::Lawsuit => holds.lawsuit_served = true,
             Action::Insolvency => holds.insolvency = true,
+            Action::ResolveDispute => holds.dispute_open = false,
         }
         let next = match action {
             // A timed pause: the schedule looks again when it ends (the longer pause's end,
@@ -206,7 +215,9 @@ async fn act(
                     .map(|t| t.max(until)),
                 _ => None,
             },
-            Action::Resume => s.decider.first_action(&tenant, &account, &debtor, now),
+            Action::Resume | Action::ResolveDispute => {
+                s.decider.first_action(&tenant, &account, &debtor, now)
+            }
             Action::Close | Action::WriteOff | Action::Lawsuit | Action::Insolvency => None,
         };
         let record = AccountAction {

@@ -106,6 +106,21 @@ pub struct AccountInput {
 }
 
 impl AccountInput {
+    /// The holds the CRM sent, else the current ones. An open dispute is never closed by a
+    /// PUT: the debtor may have opened it in the chat after the CRM's last sync, so a
+    /// restatement without it would silently resume collection on a contested debt; it is
+    /// closed by `POST /v1/accounts/{id}/resolve-dispute`.
+    fn holds_over(&self, current: Option<&Account>) -> cobro::compliance::Holds {
+        let current = current.map(|c| c.holds.clone());
+        let mut holds = self
+            .holds
+            .clone()
+            .or_else(|| current.clone())
+            .unwrap_or_default();
+        holds.dispute_open |= current.is_some_and(|c| c.dispute_open);
+        holds
+    }
+
     /// The account as the CRM sends it. What it leaves out that an action set (holds; a
     /// closed or paused status) is kept from `current`.
     pub fn into_account(
@@ -142,6 +157,7 @@ impl AccountInput {
                 _ => AccountStatus::Open,
             },
         };
+        let holds = self.holds_over(current);
         Ok(Account {
             tenant: tenant.id.clone(),
             id,
@@ -153,10 +169,7 @@ impl AccountInput {
             status,
             creditor,
             product: self.product,
-            holds: self
-                .holds
-                .or_else(|| current.map(|c| c.holds.clone()))
-                .unwrap_or_default(),
+            holds,
             tags: self.tags,
             plan: None,
             credit_minor: 0,

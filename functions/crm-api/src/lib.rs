@@ -151,6 +151,10 @@ fn core_routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
             "/v1/accounts/{id}/insolvency",
             post(actions::insolvency).route_layer(g.write()),
         )
+        .route(
+            "/v1/accounts/{id}/resolve-dispute",
+            post(actions::resolve_dispute).route_layer(g.write()),
+        )
         .route("/v1/imports", post(imports::import).route_layer(g.write()))
         .route(
             "/v1/debtors/{id}/consents",

@@ -47,6 +47,7 @@ pub struct ProblemDoc {
         crate::actions::write_off,
         crate::actions::lawsuit,
         crate::actions::insolvency,
+        crate::actions::resolve_dispute,
         crate::imports::import,
         crate::post_consent,
         crate::settings::get_settings,
