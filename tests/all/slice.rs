@@ -377,6 +377,16 @@ async fn a_payment_between_decision_and_send_cancels_the_message() {
 #[tokio::test]
 async fn the_local_stack_serves_health_sandbox_and_the_handshake() {
     let s = Stack::start().await;
+    // A clock set to something that is no instant says what it wants.
+    let (status, body) = s
+        .call("POST", "/_local/clock", Some(json!({ "set": "tomorrow" })))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "set", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("RFC 3339"),
+        "{body}"
+    );
     assert_eq!(s.ok("GET", "/health", None).await["status"], "ok");
     let page = s.ok("GET", "/sandbox", None).await;
     assert!(page.as_str().unwrap().contains("cobro sandbox"));

@@ -77,7 +77,7 @@ struct ClockChange {
     #[serde(default)]
     advance: Option<String>,
     #[serde(default)]
-    set: Option<Timestamp>,
+    set: Option<String>,
 }
 
 async fn set_clock(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Response, Problem> {
@@ -95,7 +95,15 @@ async fn set_clock(State(s): State<Arc<LocalStack>>, body: Bytes) -> Result<Resp
                 .map_err(|e| Problem::invalid_field("advance", e.to_string()))?;
             s.clock.advance(by);
         }
-        (None, Some(at)) => s.clock.set(at),
+        (None, Some(at)) => {
+            let at: Timestamp = at.parse().map_err(|e| {
+                Problem::invalid_field(
+                    "set",
+                    format!("not an RFC 3339 instant like \"2026-03-16T15:00:00Z\": {e}"),
+                )
+            })?;
+            s.clock.set(at);
+        }
         _ => {
             return Err(Problem::bad_request(
                 "send exactly one of `advance` or `set`",
