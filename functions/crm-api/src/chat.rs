@@ -178,7 +178,7 @@ pub(crate) async fn agent_reply(
     if cobro::compliance::latest_consent(&debtor, channel) == Some(false) {
         return Err(conflict(
             "opted-out",
-            format!("the debtor withdrew consent on {}", channel.as_str()),
+            format!("the debtor's latest consent record on {} refuses contact (an opt-out, or the CRM's granted: false)", channel.as_str()),
         ));
     }
     // The Idempotency-Key makes a retried request the same reply: its id is a digest of the

@@ -183,7 +183,7 @@ impl Sender {
     ) -> Result<Option<String>, SendError> {
         if latest_consent(debtor, reply.channel) == Some(false) && !reply.confirms_opt_out {
             return Ok(Some(format!(
-                "opt_out: the debtor withdrew consent on {}",
+                "opt_out: the debtor's latest consent record on {} refuses contact (an opt-out, or the CRM's granted: false)",
                 reply.channel.as_str()
             )));
         }
