@@ -612,16 +612,22 @@ impl Ctx<'_> {
             .unwrap_or("")
             .to_string();
         let body = self.say("menu", &[("name", &first)]);
-        let options = vec![
-            self.option(ids::BALANCE, "opt_balance"),
-            self.option(ids::PAY, "opt_pay"),
-            self.option(ids::PLANS, "opt_plans"),
-            self.option(ids::PROMISE, "opt_promise"),
-            self.option(ids::PAUSE, "opt_pause"),
+        let mut options = vec![self.option(ids::BALANCE, "opt_balance")];
+        // Paying, a plan, a promise or a pause only mean something while a debt is open: a
+        // debtor whose accounts are all settled is not offered them.
+        if !self.open_accounts().is_empty() {
+            options.extend([
+                self.option(ids::PAY, "opt_pay"),
+                self.option(ids::PLANS, "opt_plans"),
+                self.option(ids::PROMISE, "opt_promise"),
+                self.option(ids::PAUSE, "opt_pause"),
+            ]);
+        }
+        options.extend([
             self.option(ids::DISPUTE, "opt_dispute"),
             self.option(ids::PREFS, "opt_prefs"),
             self.option(ids::HUMAN, "opt_human"),
-        ];
+        ]);
         self.choices(body, "menu_button", options);
     }
 

@@ -160,6 +160,21 @@ fn a_greeting_gets_the_menu_and_a_number_picks_from_it() {
     assert_eq!(s.understood, "identity_asked");
 }
 
+/// A debtor whose accounts are all settled is not offered to pay, a plan, a promise or a pause.
+#[test]
+fn a_settled_debtor_is_not_offered_to_pay() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].balance_minor = 0;
+    chat.accounts[0].status = crate::domain::AccountStatus::Settled;
+    chat.say("Hola");
+    let offered = &chat.state.offered;
+    assert_eq!(offered.len(), 4, "{offered:?}");
+    use super::intent::ids;
+    for id in [ids::PAY, ids::PLANS, ids::PROMISE, ids::PAUSE] {
+        assert!(!offered.iter().any(|o| o == id), "{id}: {offered:?}");
+    }
+}
+
 #[test]
 fn nothing_about_the_debt_before_the_identity_check() {
     let mut chat = Chat::new(Language::Es);
