@@ -1457,6 +1457,71 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
     assert!(c2["next_action_at"].is_string(), "{c2}");
 }
 
+/// A breathing space covers the person: a debtor-wide pause holds on every account of the
+/// debtor, one the CRM sends later too, until the debtor-wide resume.
+#[tokio::test]
+async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    let overdue = |d: &str| {
+        let mut a = account(d, 30_000);
+        a["due_date"] = json!(day(&api, -10));
+        a
+    };
+    api.ok("PUT", "/v1/debtors/d-7", Some(debtor("+56911110007")))
+        .await;
+    api.ok("PUT", "/v1/accounts/F-1", Some(overdue("d-7")))
+        .await;
+    let bad = api
+        .call(
+            "POST",
+            "/v1/debtors/d-7/resume",
+            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(bad.body["field"], "until", "{}", bad.body);
+    let missing = api
+        .call(
+            "POST",
+            "/v1/debtors/nobody/pause",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let paused = api
+        .ok(
+            "POST",
+            "/v1/debtors/d-7/pause",
+            Some(json!({ "reason": "breathing space, moratorium 4471" })),
+        )
+        .await;
+    assert_eq!(paused["holds"]["paused"], true, "{paused}");
+    api.ok("PUT", "/v1/accounts/F-2", Some(overdue("d-7")))
+        .await;
+    api.ok("POST", "/_local/tick", None).await;
+    for id in ["F-1", "F-2"] {
+        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        assert_eq!(picture["attempts"], json!([]), "{id}: {picture}");
+        assert_eq!(picture["collecting"], false, "{id}: {picture}");
+    }
+    api.ok(
+        "POST",
+        "/v1/debtors/d-7/resume",
+        Some(json!({ "reason": "moratorium ended" })),
+    )
+    .await;
+    for id in ["F-1", "F-2"] {
+        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        assert_eq!(picture["collecting"], true, "{id}: {picture}");
+        assert!(picture["next_action_at"].is_string(), "{id}: {picture}");
+    }
+}
+
 /// A dispute the debtor opened in the chat survives the CRM restating the account's holds
 /// without it; the CRM closes it with `resolve-dispute`, and collection resumes.
 #[tokio::test]

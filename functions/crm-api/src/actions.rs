@@ -272,3 +272,98 @@ async fn reschedule_others(
     }
     Ok(())
 }
+
+/// The debtor's holds after a debtor-wide pause or resume.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DebtorHoldsOutput {
+    pub debtor: String,
+    #[schema(value_type = Object)]
+    pub holds: Holds,
+}
+
+#[utoipa::path(post, path = "/v1/debtors/{id}/pause", tag = "actions",
+    summary = "Pause collection on every account of the debtor, later ones too (a breathing space)",
+    params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    request_body = ActionInput,
+    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc)),
+    security(("api_key" = ["accounts:write"])))]
+pub(crate) async fn pause_debtor(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    debtor_act(&s, &caller, raw, &body, true).await
+}
+
+#[utoipa::path(post, path = "/v1/debtors/{id}/resume", tag = "actions",
+    summary = "End the debtor's own pause (from the chat or a debtor-wide pause)",
+    params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    request_body = ActionInput,
+    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc)),
+    security(("api_key" = ["accounts:write"])))]
+pub(crate) async fn resume_debtor(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    debtor_act(&s, &caller, raw, &body, false).await
+}
+
+/// A pause on the person (every account, later ones too), or its end; each open account is
+/// scheduled again under the debtor's new holds.
+async fn debtor_act(
+    s: &CrmApi,
+    caller: &Caller,
+    raw: String,
+    body: &[u8],
+    pause: bool,
+) -> Result<Response, Problem> {
+    let id = id(cobro::domain::DebtorId::parse, raw, "id")?;
+    let input: ActionInput = parse_json(body)?;
+    let reason = input.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Problem::invalid_field("reason", "1 to 500 characters"));
+    }
+    let now = s.clock.now();
+    if input.until.is_some() && !pause {
+        return Err(Problem::invalid_field("until", "only a pause has an end"));
+    }
+    if input.until.is_some_and(|u| u <= now) {
+        return Err(Problem::invalid_field("until", "must be in the future"));
+    }
+    let tenant = s.tenant(caller).await?;
+    let debtor = s
+        .store
+        .set_debtor_holds(&caller.tenant, &id, |h| {
+            if pause {
+                h.pause(input.until, reason.clone(), now);
+            } else {
+                h.lift_pause();
+            }
+        })
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
+    tracing::info!(debtor = %debtor.id, pause, "debtor-wide pause changed");
+    for account in s
+        .store
+        .accounts_of_debtor(&caller.tenant, &debtor.id)
+        .await?
+    {
+        if account.status != AccountStatus::Open || account.balance_minor <= 0 {
+            continue;
+        }
+        let next = s.decider.first_action(&tenant, &account, &debtor, now);
+        match s.store.reschedule_account(&account, next).await {
+            // Changed meanwhile: whatever changed it scheduled it under the new holds.
+            Ok(()) | Err(RepoError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(DebtorHoldsOutput {
+        debtor: debtor.id.to_string(),
+        holds: debtor.holds,
+    })
+    .into_response())
+}

@@ -155,6 +155,14 @@ fn core_routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
             "/v1/accounts/{id}/resolve-dispute",
             post(actions::resolve_dispute).route_layer(g.write()),
         )
+        .route(
+            "/v1/debtors/{id}/pause",
+            post(actions::pause_debtor).route_layer(g.write()),
+        )
+        .route(
+            "/v1/debtors/{id}/resume",
+            post(actions::resume_debtor).route_layer(g.write()),
+        )
         .route("/v1/imports", post(imports::import).route_layer(g.write()))
         .route(
             "/v1/debtors/{id}/consents",

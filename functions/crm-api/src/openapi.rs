@@ -48,6 +48,8 @@ pub struct ProblemDoc {
         crate::actions::lawsuit,
         crate::actions::insolvency,
         crate::actions::resolve_dispute,
+        crate::actions::pause_debtor,
+        crate::actions::resume_debtor,
         crate::imports::import,
         crate::post_consent,
         crate::settings::get_settings,
