@@ -1266,6 +1266,7 @@ async fn whatsapp_attempt_sent(
         delivery: None,
         error_code: None,
         receipt: false,
+        opt_out_button: None,
     };
     let later = now
         .checked_add(jiff::SignedDuration::from_mins(10))

@@ -145,6 +145,16 @@ impl Setup {
 
     /// A debtor with an open account and a committed decision to remind them; the queue body.
     async fn decided(&self, n: u32, consents: &[ChannelKind]) -> String {
+        self.decided_with(n, consents, |_| {}).await
+    }
+
+    /// `decided`, with the attempt changed before it is committed.
+    async fn decided_with(
+        &self,
+        n: u32,
+        consents: &[ChannelKind],
+        change: impl FnOnce(&mut ContactAttempt),
+    ) -> String {
         let debtor = Debtor {
             tenant: self.tenant.clone(),
             id: DebtorId::parse(format!("d-{n}")).unwrap(),
@@ -203,7 +213,10 @@ impl Setup {
             delivery: None,
             error_code: None,
             receipt: false,
+            opt_out_button: None,
         };
+        let mut attempt = attempt;
+        change(&mut attempt);
         let retry = self
             .clock
             .now()
@@ -979,4 +992,40 @@ async fn a_message_a_stopped_sender_handed_over_is_not_sent_twice() {
         "{outcome:?}"
     );
     assert_eq!(s.graph.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keeps_its_way_out() {
+    let s = Setup::new().await;
+    // A tenant's own template its step did not declare with cobro's opt-out button: no
+    // button component (Meta would refuse one the template lacks, 132000).
+    let body = s
+        .decided_with(1, &[ChannelKind::Whatsapp], |a| {
+            a.template = "acme_aviso".into();
+            a.opt_out_button = Some(false);
+        })
+        .await;
+    assert!(matches!(
+        s.sender.handle(&body).await.unwrap(),
+        Outcome::Sent { .. }
+    ));
+    let sends = s.graph.sends();
+    let wire = &sends[0].1;
+    assert_eq!(wire["template"]["name"], "acme_aviso");
+    let components = wire["template"]["components"].as_array().unwrap();
+    assert_eq!(components.len(), 1, "the body only: {wire}");
+    assert_eq!(components[0]["type"], "body");
+    // A receipt by SMS still says how to stop the messages.
+    let body = s
+        .decided_with(2, &[ChannelKind::Sms], |a| {
+            a.channel = ChannelKind::Sms;
+            a.receipt = true;
+            a.opt_out_button = Some(false);
+        })
+        .await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
+    let sent = s.sms.sent();
+    let line = cobro::compliance::keywords::opt_out_line(Language::Es);
+    assert!(sent[0].1.text.ends_with(line), "{}", sent[0].1.text);
 }

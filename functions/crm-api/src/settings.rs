@@ -117,7 +117,7 @@ pub struct TemplateDoc {
     /// `built-in`, or the strategy steps that name it.
     used_by: Vec<String>,
     /// The label of its one quick-reply button, the opt-out (payload `OPTOUT`); null for the
-    /// receipt.
+    /// receipt and for a tenant's template whose step does not declare `opt_out_button`.
     opt_out_button: Option<String>,
 }
 

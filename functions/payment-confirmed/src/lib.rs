@@ -123,6 +123,7 @@ impl PaymentHandler {
             delivery: None,
             error_code: None,
             receipt: true,
+            opt_out_button: Some(false),
         };
         // On the outbox ten minutes ahead: a lost queue message is sent by a later tick.
         let retry = p.paid_at + jiff::SignedDuration::from_mins(10);

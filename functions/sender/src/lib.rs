@@ -474,11 +474,10 @@ impl Sender {
         channel: ChannelKind,
         form: Form,
     ) -> ChannelMessage {
-        // Every collection message says how to stop them: a WhatsApp template by its opt-out
-        // button, anything else (SMS, e-mail, a free-form WhatsApp message) in a last line. A
-        // receipt is no collection message.
+        // Every message says how to stop them: a WhatsApp template by its opt-out button (if
+        // registered with one), anything else (SMS, e-mail, a free-form WhatsApp message) in a
+        // last line, a receipt too (Reg F §1006.6(e) asks it of every text a collector sends).
         let text = match (channel, form) {
-            _ if a.receipt => a.text.clone(),
             (ChannelKind::Whatsapp, Form::Template) => a.text.clone(),
             _ => format!(
                 "{} {}",
@@ -498,7 +497,7 @@ impl Sender {
             template: TemplateRef {
                 name: a.template.clone(),
                 params: a.params.clone(),
-                opt_out_button: !a.receipt,
+                opt_out_button: a.template_opt_out_button(),
             },
             text,
             form,

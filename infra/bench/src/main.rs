@@ -287,6 +287,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             delivery: None,
             error_code: None,
             receipt: false,
+            opt_out_button: None,
         };
         let retry = now
             .checked_add(jiff::SignedDuration::from_hours(1))

@@ -57,6 +57,7 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> PolicyError {
 impl StrategyBook {
     pub fn validate(&self) -> Result<(), PolicyError> {
         let mut ids = std::collections::HashSet::new();
+        let mut buttons = std::collections::BTreeMap::new();
         for (i, s) in self.strategies.iter().enumerate() {
             if s.id.trim().is_empty() {
                 return Err(err(format!("strategies[{i}].id"), "is empty"));
@@ -98,11 +99,23 @@ impl StrategyBook {
                     seen.push(*c);
                 }
                 for (lang, name) in &step.templates {
+                    let field = format!("strategies[{i}].steps[{j}].templates.{}", lang.as_str());
                     if name.trim().is_empty() {
-                        return Err(err(
-                            format!("strategies[{i}].steps[{j}].templates.{}", lang.as_str()),
-                            "is empty",
-                        ));
+                        return Err(err(field, "is empty"));
+                    }
+                    // One registered template has one set of buttons: two steps cannot say
+                    // different things about it.
+                    let button = super::templates::has_opt_out_button(step, name);
+                    match buttons.insert((*lang, name.as_str()), (button, field.clone())) {
+                        Some((before, other)) if before != button => {
+                            return Err(err(
+                                field,
+                                format!(
+                                    "`{name}` is named with opt_out_button {button} here and {before} at {other}"
+                                ),
+                            ))
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -329,6 +342,16 @@ mod tests {
                 }),
                 "strategies[0].steps[0].channels[1]",
             ),
+            (
+                // The same template declared with the opt-out button on one step, not another.
+                Box::new(|b| {
+                    b.strategies[1].steps[0]
+                        .templates
+                        .insert(Language::Es, "aviso_previo_suave".into());
+                    b.strategies[1].steps[0].opt_out_button = true;
+                }),
+                "strategies[1].steps[0].templates.es",
+            ),
             (Box::new(|b| b.buckets[1].from = 20), "buckets[1]"),
             (
                 Box::new(|b| b.segments[1].min_balance_minor = Some(20_000)),
@@ -404,5 +427,85 @@ mod tests {
             panic!("deferred: {verdict:?}")
         };
         assert_eq!(until, "2026-03-16T11:00:00Z".parse().unwrap());
+    }
+
+    #[test]
+    fn a_tenant_template_without_the_opt_out_button_goes_only_where_no_law_requires_one() {
+        use crate::collect::{Decider, Verdict};
+        use crate::domain::{Consent, Debtor, Phone, Tenant, TenantKind, Zone};
+        let tenant = |country: &str, b: StrategyBook| Tenant {
+            id: TenantId::parse("t").unwrap(),
+            name: "Acme".into(),
+            country: country.into(),
+            kind: TenantKind::Creditor,
+            channels: vec![ChannelKind::Whatsapp],
+            whatsapp_enabled: true,
+            sender_ids: Default::default(),
+            policy: None,
+            strategies: Some(b),
+            plan_rules: Default::default(),
+            pay_page: None,
+            chat: Default::default(),
+        };
+        let debtor = |phone: &str, zone: &str| Debtor {
+            tenant: TenantId::parse("t").unwrap(),
+            id: DebtorId::parse("d").unwrap(),
+            name: "Ana".into(),
+            phone: Phone::parse(phone).unwrap(),
+            email: None,
+            time_zone: Zone::parse(zone).unwrap(),
+            language: Language::Es,
+            consents: vec![Consent {
+                channel: ChannelKind::Whatsapp,
+                granted: true,
+                at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                source: "crm".into(),
+            }],
+            preferences: Default::default(),
+            holds: Default::default(),
+        };
+        let mut a = account(50_000, None, &[]);
+        a.due_date = date(2026, 3, 19);
+        // Monday 2026-03-16 at 17:00 UTC: 14:00 in Santiago, 13:00 in New York.
+        let now = "2026-03-16T17:00:00Z".parse().unwrap();
+        let decide = |b: &StrategyBook, country: &str, d: &Debtor| match Decider::default().decide(
+            &tenant(country, b.clone()),
+            &a,
+            d,
+            &[],
+            now,
+        ) {
+            Verdict::Contact(c) => c,
+            other => panic!("a contact: {other:?}"),
+        };
+        let chile = debtor("+56911112222", "America/Santiago");
+        let us = debtor("+12125550100", "America/New_York");
+        let mut b = book();
+        // Chile asks no opt-out in every message: the tenant's own template, no button sent.
+        let c = decide(&b, "CL", &chile);
+        assert_eq!(
+            (c.template.as_str(), c.opt_out_button),
+            ("aviso_previo_suave", false)
+        );
+        // The US does (Reg F §1006.6(e)): the built-in template, which has it, and why.
+        let c = decide(&b, "US", &us);
+        assert_eq!(
+            (c.template.as_str(), c.opt_out_button),
+            ("payment_reminder_before_due", true)
+        );
+        assert!(
+            c.reason.contains("instead of aviso_previo_suave"),
+            "{}",
+            c.reason
+        );
+        // Declared with the button: the tenant's own template everywhere, with its payload.
+        b.strategies[0].steps[0].opt_out_button = true;
+        for (country, d) in [("CL", &chile), ("US", &us)] {
+            let c = decide(&b, country, d);
+            assert_eq!(
+                (c.template.as_str(), c.opt_out_button),
+                ("aviso_previo_suave", true)
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::strategy::Strategy;
-use super::templates::{params, render, ReminderKind, ReminderVars};
+use super::templates::{has_opt_out_button, params, render, ReminderKind, ReminderVars};
 use super::window::ContactWindow;
 use crate::compliance::{evaluate, resolve_policy, Decision, Facts, PastContact};
 use crate::domain::{Account, ChannelKind, Debtor, Tenant};
@@ -32,6 +32,8 @@ pub struct Contact {
     pub text: String,
     /// The template's body parameters, in order.
     pub params: Vec<String>,
+    /// The template carries cobro's opt-out quick reply (see `templates::has_opt_out_button`).
+    pub opt_out_button: bool,
     /// When the account needs its next decision (the next step), if any.
     pub next_action_at: Option<Timestamp>,
     pub reason: String,
@@ -181,10 +183,15 @@ impl Decider {
             channels: &channels,
             now,
         };
-        let channel = match evaluate(&policy, &facts) {
+        let (channel, opt_out_required) = match evaluate(&policy, &facts) {
             // The engine says `at == now` when contact is allowed now; a later `at`, however
             // close, is a window not yet open: deferred to it, never sent early.
-            Decision::Contact { channel, at, .. } if at <= now => channel,
+            Decision::Contact {
+                channel,
+                at,
+                opt_out_text,
+                ..
+            } if at <= now => (channel, opt_out_text),
             Decision::Contact {
                 at,
                 waited_for,
@@ -228,10 +235,23 @@ impl Decider {
         };
         let text = render(kind, debtor.language, &vars);
         let params = params(kind, &vars);
-        let template = strategy
+        let own = strategy
             .step(step)
-            .and_then(|s| s.templates.get(&debtor.language).cloned())
-            .unwrap_or_else(|| kind.template().to_string());
+            .and_then(|s| Some((s, s.templates.get(&debtor.language)?)));
+        let mut instead = String::new();
+        let (template, opt_out_button) = match own {
+            Some((s, name)) if has_opt_out_button(s, name) => (name.clone(), true),
+            // Where every message must carry its way out (Reg F §1006.6(e)), a tenant's
+            // template without the button gives way to the built-in one, which has it.
+            Some((_, name)) if opt_out_required => {
+                instead = format!(
+                    "; the built-in template instead of {name}, which has no opt-out button the policy requires"
+                );
+                (kind.template().to_string(), true)
+            }
+            Some((_, name)) => (name.clone(), false),
+            None => (kind.template().to_string(), true),
+        };
         let next_action_at = strategy
             .step_after(due_date, Some(step))
             .and_then(|(_, date)| self.step_time(date, &tz))
@@ -266,9 +286,10 @@ impl Decider {
             template,
             text,
             params,
+            opt_out_button,
             next_action_at,
             reason: format!(
-                "step d{step:+} of the {} strategy on {}: every rule of the {} policy allows it now{end}",
+                "step d{step:+} of the {} strategy on {}: every rule of the {} policy allows it now{end}{instead}",
                 strategy.id,
                 channel.as_str(),
                 policy.id

@@ -20,6 +20,13 @@ pub struct Step {
     /// of the step's kind (before due, due today, overdue).
     #[serde(default)]
     pub templates: BTreeMap<Language, String>,
+    /// The step's own templates were registered with cobro's opt-out quick reply as their
+    /// first button (payload `OPTOUT`). Off by default: cobro cannot see a tenant's template,
+    /// and a button component the template lacks makes Meta refuse the send (132000) while a
+    /// payload on another button would opt out a debtor who pressed, say, "Pay". The built-in
+    /// names always have it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opt_out_button: bool,
     /// Channels in order of preference for this step; empty: the tenant's order.
     #[serde(default)]
     pub channels: Vec<ChannelKind>,
@@ -72,6 +79,7 @@ impl Strategy {
                 .map(|d| Step {
                     day: *d,
                     templates: BTreeMap::new(),
+                    opt_out_button: false,
                     channels: vec![],
                 })
                 .collect(),

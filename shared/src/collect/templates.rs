@@ -107,6 +107,24 @@ pub fn receipt(lang: Language, name: &str, amount: &str, creditor: &str, balance
 /// balance.
 pub const RECEIPT_TEMPLATE: &str = "payment_receipt";
 
+/// One of cobro's own reminder templates, registered with the opt-out button as
+/// docs/whatsapp.md says.
+pub fn is_builtin_reminder(name: &str) -> bool {
+    [
+        ReminderKind::BeforeDue,
+        ReminderKind::DueToday,
+        ReminderKind::Overdue,
+    ]
+    .iter()
+    .any(|k| k.template() == name)
+}
+
+/// Whether the template a step names for a language carries the opt-out quick reply: the
+/// built-in reminders do, a tenant's own only when its step says so.
+pub fn has_opt_out_button(step: &crate::collect::strategy::Step, name: &str) -> bool {
+    step.opt_out_button || is_builtin_reminder(name)
+}
+
 /// One message template a tenant needs approved at Meta before WhatsApp can carry it outside
 /// the 24-hour window.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -124,7 +142,8 @@ pub struct TemplateSpec {
     /// Where it is used: `built-in`, or `<strategy>: day <n>` for each step that names it.
     pub used_by: Vec<String>,
     /// The label of its one quick-reply button, the opt-out (payload `OPTOUT`, sent with each
-    /// message): every collection reminder has it; the receipt has none.
+    /// message): the built-in reminders have it, the receipt none, a tenant's own template
+    /// when its step declares `opt_out_button`.
     pub opt_out_button: Option<&'static str>,
 }
 
@@ -193,7 +212,8 @@ pub fn tenant_templates(book: Option<&crate::collect::StrategyBook>) -> Vec<Temp
                         parameters: placeholders(ReminderKind::for_step(step.day)),
                         body: None,
                         used_by: vec![used],
-                        opt_out_button: Some(crate::compliance::keywords::opt_out_button(*lang)),
+                        opt_out_button: has_opt_out_button(step, name)
+                            .then(|| crate::compliance::keywords::opt_out_button(*lang)),
                     }),
                 }
             }
@@ -233,7 +253,8 @@ mod catalog_tests {
         let book: crate::collect::StrategyBook = serde_json::from_value(serde_json::json!({
             "strategies": [{ "id": "soft", "steps": [
                 { "day": 0, "templates": { "es": "acme_hoy" } },
-                { "day": 5, "templates": { "es": "acme_atraso", "en": "payment_reminder_overdue" } }
+                { "day": 5, "templates": { "es": "acme_atraso", "en": "payment_reminder_overdue" } },
+                { "day": 9, "templates": { "es": "acme_boton" }, "opt_out_button": true }
             ]}],
             "default": "soft"
         }))
@@ -243,6 +264,10 @@ mod catalog_tests {
         assert_eq!(hoy.parameters, ["name", "amount", "creditor"]);
         assert_eq!(hoy.body, None);
         assert_eq!(hoy.used_by, ["soft: day 0"]);
+        // A tenant's own template has the button only when its step says so.
+        assert_eq!(hoy.opt_out_button, None);
+        let boton = all.iter().find(|t| t.name == "acme_boton").unwrap();
+        assert_eq!(boton.opt_out_button, Some("No recibir más"));
         let overdue_en = all
             .iter()
             .find(|t| t.name == "payment_reminder_overdue" && t.language == "en")

@@ -89,4 +89,15 @@ pub struct ContactAttempt {
     /// settled, and caps and gaps do not count it (the time rules, consent and opt-outs apply).
     #[serde(default)]
     pub receipt: bool,
+    /// The template carries cobro's opt-out quick reply, as its step declared; `None` for an
+    /// attempt decided before this was recorded (every reminder had it then, no receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opt_out_button: Option<bool>,
+}
+
+impl ContactAttempt {
+    /// Whether the WhatsApp template goes with the opt-out button's payload.
+    pub fn template_opt_out_button(&self) -> bool {
+        self.opt_out_button.unwrap_or(!self.receipt)
+    }
 }
