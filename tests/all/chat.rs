@@ -668,3 +668,92 @@ async fn reactions_in_a_row_do_not_hand_the_debtor_to_a_person() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_number_two_debtors_share_gets_a_person_never_the_debt_and_care_for_both() {
+    let s = Stack::start().await;
+    let phone = "+56912340001";
+    // María's number is also on record for her brother, who owes on his own account.
+    s.ok(
+        "PUT",
+        "/v1/debtors/cl-pedro",
+        Some(json!({ "name": "Pedro", "phone": phone, "time_zone": "America/Santiago" })),
+    )
+    .await;
+    s.ok(
+        "PUT",
+        "/v1/accounts/CL-7007",
+        Some(
+            json!({ "debtor_id": "cl-pedro", "currency": "CLP", "principal_minor": 80000,
+            "balance_minor": 80000, "due_date": "2026-11-01" }),
+        ),
+    )
+    .await;
+    let answer = s.say(phone, "hola, cuánto debo?").await;
+    assert!(answer.contains("persona"), "a person answers: {answer}");
+    assert!(
+        !answer.contains("CLP") && !answer.contains("María") && !answer.contains("Pedro"),
+        "no debt and no name on a shared number: {answer}"
+    );
+    let tray = s.ok("GET", "/v1/handoffs", None).await.to_string();
+    let owner = ["cl-maria", "cl-pedro"]
+        .into_iter()
+        .find(|d| tray.contains(d))
+        .unwrap_or_else(|| panic!("a handoff for one of them: {tray}"));
+    // The person can answer: the conversation is theirs.
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/conversations/{owner}/replies"),
+            Some(json!({ "text": "Hola, soy Carla. ¿Con quién hablo?", "agent": "carla" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    s.stack.drain().await.unwrap();
+    assert_eq!(s.replies().len(), 1);
+    // A sign of crisis gets the crisis line and pauses everyone the writer may be.
+    let line = s.say(phone, "ya no quiero vivir").await;
+    assert!(line.contains("*4141"), "{line}");
+    for account in ["CL-1001", "CL-7007"] {
+        let a = s.account(account).await.to_string();
+        assert!(a.contains("vulnerability"), "{account}: {a}");
+    }
+}
+
+#[tokio::test]
+async fn a_plan_accepted_after_midnight_ahead_of_utc_is_the_plan_the_debtor_was_told() {
+    let s = Stack::start().await;
+    let (_, debtor, phone, account) = PEOPLE[2];
+    // John on record in Kiritimati (UTC+14): 00:30 on Thursday there, still Wednesday in UTC.
+    s.ok(
+        "PUT",
+        &format!("/v1/debtors/{debtor}"),
+        Some(
+            json!({ "name": "John", "phone": phone, "time_zone": "Pacific/Kiritimati",
+            "language": "en", "consents": [{ "channel": "whatsapp", "granted": true }] }),
+        ),
+    )
+    .await;
+    // The tenant wants the first instalment within a week, which the bot offers to the day.
+    let store = &s.stack.store;
+    let demo_id = cobro::domain::TenantId::parse("demo").unwrap();
+    let mut tenant = store.tenant(&demo_id).await.unwrap().unwrap();
+    tenant.plan_rules.first_due_within_days = 7;
+    store.put_tenant(&tenant).await.unwrap();
+    s.call(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-11-25T10:30:00Z" })),
+    )
+    .await;
+    s.verify(phone).await;
+    s.say(phone, "payment plan").await;
+    let done = s.tap(phone, "plan:0").await;
+    // Told on his Thursday: the first instalment a week on, on December 3.
+    assert!(done.contains("December 3, 2026"), "{done}");
+    let a = s.account(account).await;
+    assert_eq!(
+        a["plan"]["terms"]["instalments"][0]["due"], "2026-12-03",
+        "the plan told is the plan stored: {a}"
+    );
+}

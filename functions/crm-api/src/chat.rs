@@ -146,12 +146,20 @@ pub(crate) async fn agent_reply(
     }
     let debtor = debtor_of(&s, &caller, raw).await?;
     let (record, _) = s.store.chat_record(&caller.tenant, &debtor.id).await?;
-    if !matches!(record.state.mode, Mode::Agent { .. }) {
-        return Err(conflict(
-            "bot-owns-conversation",
-            "the bot owns this conversation; a person replies once it is handed off",
-        ));
-    }
+    // A handoff can be open while the bot still holds the conversation (an accepted plan that
+    // could not be built): the agent's reply takes it, below, once the reply is allowed.
+    let open_handoff = match record.state.mode {
+        Mode::Agent { .. } => None,
+        Mode::Bot => match s.store.handoff(&caller.tenant, &debtor.id).await? {
+            Some(h) => Some(h),
+            None => {
+                return Err(conflict(
+                    "bot-owns-conversation",
+                    "the bot owns this conversation; a person replies once it is handed off",
+                ))
+            }
+        },
+    };
     let channel = input.channel.unwrap_or(ChannelKind::Whatsapp);
     let now = s.clock.now();
     let last = s
@@ -208,6 +216,9 @@ pub(crate) async fn agent_reply(
         claimed_at: None,
         confirms_opt_out: false,
     };
+    if let Some(handoff) = open_handoff {
+        take_conversation(&s, &caller.tenant, &debtor.id, &handoff.reason, now).await?;
+    }
     let created = s.store.put_reply(&reply).await?;
     // Queued again when it exists and has not gone out: the first try may have saved it and
     // then failed to queue it. The sender skips a reply already sent.
@@ -225,6 +236,37 @@ pub(crate) async fn agent_reply(
         StatusCode::OK
     };
     Ok((status, Json(json!({ "id": reply.id, "status": "queued" }))).into_response())
+}
+
+/// The conversation passes to the agents (the bot falls silent), as a handoff by the bot does.
+async fn take_conversation(
+    s: &CrmApi,
+    t: &TenantId,
+    d: &DebtorId,
+    reason: &str,
+    now: jiff::Timestamp,
+) -> Result<(), Problem> {
+    for _ in 0..5 {
+        let (mut record, version) = s.store.chat_record(t, d).await?;
+        if matches!(record.state.mode, Mode::Agent { .. }) {
+            return Ok(());
+        }
+        record.state.mode = Mode::Agent {
+            since: now,
+            reason: reason.to_string(),
+        };
+        record.state.awaiting = Default::default();
+        record.state.offered.clear();
+        match s.store.save_chat_record(t, d, &record, version).await {
+            Ok(()) => return Ok(()),
+            Err(RepoError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(conflict(
+        "conversation-busy",
+        "the conversation keeps changing; retry with the same Idempotency-Key",
+    ))
 }
 
 async fn queue(s: &CrmApi, reply: &ChatReply) -> Result<(), Problem> {

@@ -270,22 +270,24 @@ impl Inbound {
         }
         match debtors.as_slice() {
             [debtor] => {
-                self.converse(tenant, channel, debtor, m, stored_media.as_deref())
+                self.converse(tenant, channel, debtor, m, stored_media.as_deref(), false)
                     .await?
             }
             // One number, several debtors (a shared family phone): the bot cannot tell who
-            // writes, so a person answers.
-            [first, ..] => {
-                self.store
-                    .open_handoff(&cobro::repo::Handoff {
-                        tenant: tenant.clone(),
-                        debtor: first.id.clone(),
-                        reason: "shared_number".into(),
-                        urgent: false,
-                        opened_at: m.at,
-                        agent: None,
-                    })
+            // writes, so it names no debt; a person answers in the first one's conversation,
+            // and a sign of vulnerability pauses everyone the writer may be.
+            [first, rest @ ..] => {
+                self.converse(tenant, channel, first, m, stored_media.as_deref(), true)
                     .await?;
+                if let Some(sign) = m
+                    .content
+                    .text()
+                    .and_then(cobro::chat::vulnerability::detect)
+                {
+                    for other in rest {
+                        self.pause_for_care(tenant, other, sign, channel, m).await?;
+                    }
+                }
             }
             [] => {}
         }

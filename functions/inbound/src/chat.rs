@@ -35,6 +35,7 @@ impl Inbound {
         debtor: &Debtor,
         m: &InboundMessage,
         media_key: Option<&str>,
+        shared: bool,
     ) -> Result<(), InboundError> {
         let Some(tenant) = self.store.tenant(tenant).await? else {
             return Ok(());
@@ -73,7 +74,11 @@ impl Inbound {
                 now: m.at,
                 today: m.at.to_zoned(zone).date(),
             };
-            let step = chat::step(&record.state, &turn);
+            let step = if shared {
+                chat::shared_number::step_shared(&record.state, &turn)
+            } else {
+                chat::step(&record.state, &turn)
+            };
             tracing::info!(tenant = %tenant.id, debtor = %debtor.id, understood = %step.understood, replies = step.replies.len(), effects = step.effects.len(), "chatbot step");
             let pending = PendingStep {
                 message_id: m.id.clone(),
@@ -108,6 +113,46 @@ impl Inbound {
             "the conversation of {} keeps changing",
             debtor.id
         ))))
+    }
+
+    /// Care for a debtor who shares the number a sign of vulnerability came from: their
+    /// collection pauses, open-ended as the writer's does, and the sign is published; no reply
+    /// (the writer got one). Repeating it on a redelivery changes nothing: pauses merge.
+    pub(crate) async fn pause_for_care(
+        &self,
+        tenant: &TenantId,
+        debtor: &Debtor,
+        sign: cobro::chat::Sign,
+        channel: cobro::domain::ChannelKind,
+        m: &InboundMessage,
+    ) -> Result<(), InboundError> {
+        let Some(tenant) = self.store.tenant(tenant).await? else {
+            return Ok(());
+        };
+        let accounts = self
+            .store
+            .accounts_of_debtor(&tenant.id, &debtor.id)
+            .await?;
+        let p = PendingStep {
+            message_id: m.id.clone(),
+            channel,
+            at: m.at,
+            replies: vec![],
+            effects: vec![],
+            understood: String::new(),
+        };
+        let effects = [
+            Effect::Vulnerable { sign },
+            Effect::Pause {
+                accounts: accounts.iter().map(|a| a.id.clone()).collect(),
+                until: None,
+                reason: format!("vulnerability: {}", sign.as_str()),
+            },
+        ];
+        for effect in &effects {
+            self.apply_effect(&tenant, debtor, &p, effect, None).await?;
+        }
+        Ok(())
     }
 
     async fn clear_pending(
@@ -231,9 +276,22 @@ impl Inbound {
                 let Some(acct) = self.store.account(t, account).await? else {
                     return Ok(None);
                 };
-                let today = p.at.to_zoned(TimeZone::UTC).date();
-                let Ok(terms) = build(acct.plan_basis(), &tenant.plan_rules, request, today) else {
-                    return Ok(None);
+                // The debtor's today, as the engine that offered the terms had it.
+                let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+                let today = p.at.to_zoned(zone).date();
+                let terms = match build(acct.plan_basis(), &tenant.plan_rules, request, today) {
+                    Ok(terms) => terms,
+                    // The balance or the rules changed since the debtor was told "done": a
+                    // person sorts it out rather than the plan silently not existing.
+                    Err(e) => {
+                        tracing::warn!(tenant = %t, debtor = %debtor.id, account = %account, error = %e, "accepted plan not built");
+                        let handoff = Effect::Handoff {
+                            reason: format!("plan not created: {e}"),
+                            urgent: false,
+                        };
+                        return Box::pin(self.apply_effect(tenant, debtor, p, &handoff, None))
+                            .await;
+                    }
                 };
                 let plan =
                     Plan::accepted(&acct, terms, request, &tenant.plan_rules, p.at, "debtor");

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod identity;
 pub mod intent;
 pub mod settings;
+pub mod shared_number;
 pub mod state;
 pub mod text;
 pub mod texts;
