@@ -221,14 +221,16 @@ const COUNTRY_ZONES: &[CountryZones] = &[
 mod tests {
     use super::*;
     use crate::compliance::presets::presets;
-    use crate::domain::Zone;
 
     #[test]
     fn every_zone_is_in_the_bundled_database_once() {
+        // The bundled copy, not the host's: the table follows tzdb 2025b, which a host's older
+        // tzdata may not (the engine skips what it lacks).
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
         let mut seen = std::collections::HashSet::new();
         for c in COUNTRY_ZONES {
             for name in c.zones.iter().chain(c.aliases) {
-                assert!(Zone::parse(name).is_ok(), "{}: {name}", c.country);
+                assert!(bundled.get(name).is_ok(), "{}: {name}", c.country);
                 assert!(seen.insert(*name), "{name} twice");
             }
         }

@@ -246,8 +246,8 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
         };
         return blocked(verdict(rules::PAUSE, reason), until);
     }
-    // The debtor's local time: their zone, or every zone of their phone's country when the
-    // zone on record is not one of them.
+    // The debtor's local time: their zone, or every zone of their phone's country (and the
+    // zone on record, when it names a place) when the zone on record is not one of them.
     let clocks = match Clocks::of(f.debtor) {
         Ok(clocks) => clocks,
         Err(why) => return blocked(verdict(rules::UNKNOWN_TIME_ZONE, why), None),
@@ -357,13 +357,14 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
             policy: tag(),
             opt_out_text: policy.opt_out_footer,
         },
-        None => blocked(
-            verdict(
-                rules::NO_SLOT,
-                "no instant in the next 400 days satisfies every rule",
-            ),
-            None,
-        ),
+        None => {
+            let mut why = "no instant in the next 400 days satisfies every rule".to_string();
+            // Zones far apart may share no hours: say which were read.
+            if let Some(note) = clocks.distrust() {
+                why = format!("{why} ({note})");
+            }
+            blocked(verdict(rules::NO_SLOT, why), None)
+        }
     }
 }
 

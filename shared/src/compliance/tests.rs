@@ -12,7 +12,7 @@ use crate::domain::{ChannelKind, Consent, Debtor, DebtorId, Language, Phone, Ten
 
 use ChannelKind::*;
 
-fn debtor(zone: &str, phone: &str, consents: &[(ChannelKind, bool)]) -> Debtor {
+pub(super) fn debtor(zone: &str, phone: &str, consents: &[(ChannelKind, bool)]) -> Debtor {
     debtor_at(
         zone,
         phone,
@@ -780,20 +780,120 @@ fn a_zone_not_of_the_phones_country_is_read_as_every_zone_of_it() {
         local(contact_at(&dec).1, "Pacific/Honolulu"),
         "Tue 2026-06-16 08:00"
     );
-    // Puerto Rico keeps its own clock: its zone is trusted for a +1 787 number, and a New York
-    // zone on record is read as Puerto Rico's.
+    // Puerto Rico keeps its own clock: its zone is trusted for a +1 787 number.
     let pr = debtor("America/Puerto_Rico", "+17875551234", &[(Sms, true)]);
     let dec = decide(us, &pr, &[], &[Sms], "2026-06-15T11:30:00Z");
     assert_eq!(
         local(contact_at(&dec).1, "America/Puerto_Rico"),
         "Mon 2026-06-15 08:00"
     );
-    let ny = debtor(NEW_YORK, "+17875551234", &[(Sms, true)]);
-    let dec = decide(us, &ny, &[], &[Sms], "2026-12-15T01:30:00Z");
-    // 20:30 in New York, but 21:30 in Puerto Rico (no DST there): after hours.
     assert_eq!(
-        local(contact_at(&dec).1, "America/Puerto_Rico"),
-        "Tue 2026-12-15 08:00"
+        contact_at(&decide(us, &pr, &[], &[Sms], "2026-12-15T12:30:00Z")).1,
+        ts("2026-12-15T12:30:00Z"),
+        "08:30 in Puerto Rico"
+    );
+}
+
+#[test]
+fn a_zone_of_another_place_is_read_with_every_zone_of_the_phones_country() {
+    let us = preset("US").unwrap();
+    // A +1 787 number recorded in New York: the debtor may be in Puerto Rico or in New York, so
+    // both clocks must allow the contact. In December Puerto Rico (no DST) is an hour ahead.
+    let ny = debtor(NEW_YORK, "+17875551234", &[(Sms, true)]);
+    // 08:30 in Puerto Rico, 07:30 in New York: wait for 08:00 in New York.
+    let dec = decide(us, &ny, &[], &[Sms], "2026-12-15T12:30:00Z");
+    assert_eq!(rule(&dec), "window", "{dec:?}");
+    assert_eq!(local(contact_at(&dec).1, NEW_YORK), "Tue 2026-12-15 08:00");
+    let Decision::Contact {
+        waited_for: Some(v),
+        ..
+    } = &dec
+    else {
+        unreachable!()
+    };
+    assert!(
+        v.reason.contains(
+            "`America/New_York` is not one of PR's, so every zone of PR is checked, and \
+             `America/New_York` too"
+        ),
+        "{}",
+        v.reason
+    );
+    // 20:30 in New York, but 21:30 in Puerto Rico: after hours there; the next morning is
+    // 08:00 in New York (09:00 in Puerto Rico).
+    let dec = decide(us, &ny, &[], &[Sms], "2026-12-15T01:30:00Z");
+    assert_eq!(local(contact_at(&dec).1, NEW_YORK), "Tue 2026-12-15 08:00");
+    // Both open: now.
+    let at = "2026-12-15T14:00:00Z";
+    assert_eq!(contact_at(&decide(us, &ny, &[], &[Sms], at)).1, ts(at));
+
+    // A Spanish number recorded in Mexico City: Spain's hours (Mon-Fri 09:00-21:00) must hold
+    // in Madrid, Ceuta, the Canaries and Mexico City. In June, 15:00Z-19:00Z is all they share.
+    let es = preset("ES").unwrap();
+    let mx = debtor("America/Mexico_City", "+34612345678", &[(Sms, true)]);
+    // 12:00 in Madrid, 11:00 in the Canaries, 04:00 in Mexico City.
+    let dec = decide(es, &mx, &[], &[Sms], "2026-06-15T10:00:00Z");
+    assert_eq!(rule(&dec), "window", "{dec:?}");
+    let at = contact_at(&dec).1;
+    assert_eq!(local(at, "America/Mexico_City"), "Mon 2026-06-15 09:00");
+    assert_eq!(local(at, "Europe/Madrid"), "Mon 2026-06-15 17:00");
+    // 14:00 in Mexico City, 22:00 in Madrid, 21:00 in the Canaries: the next day.
+    let dec = decide(es, &mx, &[], &[Sms], "2026-06-15T20:00:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "America/Mexico_City"),
+        "Tue 2026-06-16 09:00"
+    );
+    // 20:30 in Madrid, 19:30 in the Canaries, 12:30 in Mexico City: now.
+    let at = "2026-06-15T18:30:00Z";
+    assert_eq!(contact_at(&decide(es, &mx, &[], &[Sms], at)).1, ts(at));
+
+    // A zone that names no place is still replaced by the country's zones alone: at 12:30Z
+    // Puerto Rico is at 08:30, and UTC's 12:30 or Etc/GMT+5's 07:30 do not count.
+    for nowhere in ["UTC", "Etc/GMT+5", "Etc/Unknown"] {
+        let d = debtor(nowhere, "+17875551234", &[(Sms, true)]);
+        let at = "2026-12-15T12:30:00Z";
+        assert_eq!(
+            contact_at(&decide(us, &d, &[], &[Sms], at)).1,
+            ts(at),
+            "{nowhere}"
+        );
+        let dec = decide(us, &d, &[], &[Sms], "2026-12-15T11:30:00Z");
+        let Decision::Contact {
+            waited_for: Some(v),
+            at,
+            ..
+        } = &dec
+        else {
+            panic!("{dec:?}")
+        };
+        assert_eq!(local(*at, "America/Puerto_Rico"), "Tue 2026-12-15 08:00");
+        assert!(
+            v.reason.ends_with("every zone of PR is checked)"),
+            "{}",
+            v.reason
+        );
+    }
+
+    // Zones that share no hours: nothing is ever allowed, and the block says which were read.
+    // Mondays 09:00-12:00: Madrid and the Canaries share 08:00Z-10:00Z, Auckland's is Sunday.
+    let mut short = es.clone();
+    short.windows = Windows::days(&[jiff::civil::Weekday::Monday], Range::hours(9, 12));
+    let utc = debtor("UTC", "+34612345678", &[(Sms, true)]);
+    let dec = decide(&short, &utc, &[], &[Sms], "2026-06-15T10:00:00Z");
+    assert_eq!(
+        local(contact_at(&dec).1, "Atlantic/Canary"),
+        "Mon 2026-06-22 09:00"
+    );
+    let far = debtor("Pacific/Auckland", "+34612345678", &[(Sms, true)]);
+    let dec = decide(&short, &far, &[], &[Sms], "2026-06-15T10:00:00Z");
+    assert_eq!(rule(&dec), "no_slot");
+    let Decision::Blocked { verdict, .. } = &dec else {
+        unreachable!()
+    };
+    assert!(
+        verdict.reason.contains("and `Pacific/Auckland` too"),
+        "{}",
+        verdict.reason
     );
 }
 
@@ -1338,15 +1438,17 @@ proptest! {
     }
 }
 
-/// Zones on record that are none of `ZONES`' countries': no debtor's record is trusted.
+/// Zones on record that are none of `ZONES`' countries': no debtor's record is trusted; the
+/// places among them are read with the country's zones, the others are not.
 const WRONG_ZONES: [&str; 4] = ["UTC", "Etc/GMT+3", "Asia/Tokyo", "Pacific/Auckland"];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
     /// A zone on record that is not one of the phone's country's: a contact the engine allows
-    /// breaks no rule in any zone of that country, none earlier was allowed in all of them,
-    /// and asked again at that instant the engine agrees.
+    /// breaks no rule in any zone of that country (nor in the recorded zone, when it is a
+    /// place), none earlier was allowed in all of them, and asked again at that instant the
+    /// engine agrees.
     #[test]
     fn an_untrusted_zone_allows_only_what_every_zone_of_the_country_allows(
         c in case(),
@@ -1356,10 +1458,14 @@ proptest! {
         let mut c = c;
         c.debtor.time_zone = Zone::parse(WRONG_ZONES[wrong]).unwrap();
         let country = country_of_phone(c.debtor.phone.as_str()).unwrap();
+        // The recorded zone too, when it is a place (the debtor may be there).
+        let place = (!WRONG_ZONES[wrong].contains("UTC") && !WRONG_ZONES[wrong].starts_with("Etc/"))
+            .then_some(WRONG_ZONES[wrong]);
         let everywhere: Vec<Case> = country_zones::zones_of_country(country)
             .unwrap()
             .zones
             .iter()
+            .chain(place.iter())
             .map(|z| {
                 let mut x = c.clone();
                 x.debtor.time_zone = Zone::parse(z).unwrap();
