@@ -27,6 +27,7 @@ struct Setup {
     store: Store,
     graph: FakeGraph,
     sms: Arc<SandboxChannel>,
+    email: Arc<SandboxChannel>,
     queue: Arc<SqliteQueue>,
     dlq: Arc<SqliteQueue>,
     events: Arc<SqliteQueue>,
@@ -96,9 +97,12 @@ impl Setup {
         config.timeout = timeout;
         let whatsapp = WhatsAppChannel::new(GraphClient::new(config).unwrap());
         let sms = Arc::new(SandboxChannel::new());
+        // An adapter for e-mail too: the tenant uses e-mail only where a test adds it.
+        let email = Arc::new(SandboxChannel::new());
         let channels = Channels::new()
             .with(ChannelKind::Whatsapp, Arc::new(whatsapp))
-            .with(ChannelKind::Sms, sms.clone());
+            .with(ChannelKind::Sms, sms.clone())
+            .with(ChannelKind::Email, email.clone());
         let tenant = TenantId::parse("t1").unwrap();
         store
             .put_tenant(&Tenant {
@@ -134,6 +138,7 @@ impl Setup {
             store,
             graph,
             sms,
+            email,
             queue,
             dlq,
             events,
@@ -1028,4 +1033,74 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
     let sent = s.sms.sent();
     let line = cobro::compliance::keywords::opt_out_line(Language::Es);
     assert!(sent[0].1.text.ends_with(line), "{}", sent[0].1.text);
+
+/// The e-mail the tenant may use does not decide for the debtor who has no address: asked
+/// about WhatsApp (no opt-in) and SMS (opted out) only, the engine refuses the contact for
+/// want of consent, and the message is cancelled with that reason on the account's record.
+/// Asked about e-mail too, it allowed the contact, and the message came back every day for
+/// WhatsApp, which no day would allow. With an address, e-mail carries it.
+#[tokio::test]
+async fn a_channel_the_debtor_has_no_address_on_does_not_decide_for_the_others() {
+    let s = Setup::new().await;
+    let mut tenant = s.store.tenant(&s.tenant).await.unwrap().unwrap();
+    tenant.channels = vec![ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email];
+    s.store.put_tenant(&tenant).await.unwrap();
+    let no_address = s.decided(1, &[]).await;
+    s.opted_out(1, ChannelKind::Sms).await;
+    let outcome = s.sender.handle(&no_address).await.unwrap();
+    let Outcome::Cancelled(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.starts_with("[consent]"), "{reason}");
+    assert_eq!(s.attempt(1).await.status, AttemptStatus::Cancelled);
+    let view = s
+        .store
+        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let last = view.decisions.last().expect("the sender's decision");
+    assert_eq!(last.outcome, "cancel");
+    assert!(last.reason.starts_with("[consent]"), "{}", last.reason);
+
+    let with_address = s.decided(2, &[]).await;
+    s.opted_out(2, ChannelKind::Sms).await;
+    let id = DebtorId::parse("d-2").unwrap();
+    let mut debtor = s.store.debtor(&s.tenant, &id).await.unwrap().unwrap();
+    debtor.email = Some("ana@example.com".into());
+    s.store.upsert_debtor(&debtor).await.unwrap();
+    let outcome = s.sender.handle(&with_address).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Email), "{outcome:?}");
+    assert!(s.graph.sends().is_empty() && s.sms.sent().is_empty());
+    assert_eq!(s.email.sent().len(), 1);
+}
+
+/// A channel refused by a rule that names no instant it allows (a consent the policy requires
+/// and the debtor never gave) does not keep a message for later: WhatsApp cannot reach the
+/// debtor, SMS needs a consent they never gave (a tenant that requires one on SMS too), so the
+/// message fails with both reasons instead of coming back every day to try WhatsApp again.
+#[tokio::test]
+async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
+    let s = Setup::new().await;
+    let mut tenant = s.store.tenant(&s.tenant).await.unwrap().unwrap();
+    let mut policy = cobro::compliance::preset("CL").unwrap().clone();
+    policy.consent_required = vec![ChannelKind::Whatsapp, ChannelKind::Sms];
+    tenant.policy = Some(policy);
+    s.store.put_tenant(&tenant).await.unwrap();
+    let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
+    s.graph
+        .script([Scripted::error(400, 131026, "Message undeliverable")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("undeliverable"), "{reason}");
+    assert!(
+        reason.contains("[consent]") && reason.contains("on sms"),
+        "{reason}"
+    );
+    assert!(s.sms.sent().is_empty());
+    let a = s.attempt(1).await;
+    assert_eq!(a.status, AttemptStatus::Failed);
+    assert_eq!(a.error.as_deref(), Some(reason.as_str()));
 }

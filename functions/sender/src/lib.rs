@@ -63,10 +63,9 @@ fn held_back(decision: ComplianceDecision) -> (String, Option<jiff::Timestamp>) 
 struct Allowed {
     /// The channels it may go out on now.
     now: Vec<ChannelKind>,
-    /// The others, with the rule that holds each back.
-    held: Vec<(ChannelKind, String)>,
-    /// The first instant one of the others is allowed, if a rule says.
-    next: Option<jiff::Timestamp>,
+    /// The others, with the rule that holds each back and the instant it allows, if it says
+    /// (`None`: not until something changes, such as a consent given).
+    held: Vec<(ChannelKind, String, Option<jiff::Timestamp>)>,
 }
 
 impl Allowed {
@@ -74,7 +73,6 @@ impl Allowed {
         let mut allowed = Allowed {
             now: Vec::new(),
             held: Vec::new(),
-            next: None,
         };
         for channel in facts.channels {
             let one = Facts {
@@ -88,25 +86,23 @@ impl Allowed {
                 }
                 held => held_back(held),
             };
-            allowed.held.push((*channel, why));
-            if let Some(at) = at {
-                allowed.next = Some(allowed.next.map_or(at, |n| n.min(at)));
-            }
+            allowed.held.push((*channel, why, at));
         }
         allowed
     }
 
-    /// Why `channel` may not be used now; `None` when it may.
-    fn refused(&self, channel: ChannelKind) -> Option<&str> {
+    /// Why `channel` may not be used now and when it may, if a rule says; `None` when it
+    /// may be used now.
+    fn refused(&self, channel: ChannelKind) -> Option<(&str, Option<jiff::Timestamp>)> {
         if self.now.contains(&channel) {
             return None;
         }
         Some(
             self.held
                 .iter()
-                .find(|(c, _)| *c == channel)
-                .map(|(_, why)| why.as_str())
-                .unwrap_or("not a channel the tenant may use now"),
+                .find(|(c, _, _)| *c == channel)
+                .map(|(_, why, at)| (why.as_str(), *at))
+                .unwrap_or(("not a channel the engine was asked about", None)),
         )
     }
 }
@@ -293,11 +289,13 @@ impl Sender {
         }
     }
 
-    /// The compliance engine again, right before sending: a hold, an opt-out or a withdrawn
-    /// consent since the decision cancels it; a rule that only says "not now" (the window closed
-    /// while the message waited, a holiday) puts it back on the outbox for when it allows.
-    /// Otherwise: the channels it may go out on now, each asked of the engine on its own, since
-    /// a rule can allow one channel and not another (Colombia's one channel a week).
+    /// The compliance engine again, right before sending, about the channels the message could
+    /// go out on: a hold, an opt-out, a missing or withdrawn consent since the decision, or any
+    /// rule that names no instant it allows, cancels it; a rule that only says "not now" (the
+    /// window closed while the message waited, a holiday) puts it back on the outbox for the
+    /// instant it names. Otherwise: the channels it may go out on now, each asked of the engine
+    /// on its own, since a rule can allow one channel and not another (Colombia's one channel a
+    /// week).
     async fn compliance_recheck(
         &self,
         a: &ContactAttempt,
@@ -328,7 +326,22 @@ impl Sender {
                 .contact_history(&a.tenant, &a.debtor, Some((&a.account, &a.decision_id)))
                 .await?
         };
-        let channels: Vec<ChannelKind> = tenant.usable_channels().collect();
+        // Only the channels the sender could use: one the debtor has no address on, or the
+        // deployment no adapter for, must not make the whole decision (an e-mail allowed now
+        // would let through a message no channel it can go on allows).
+        let channels = self.reachable(a, tenant, debtor);
+        if channels.is_empty() {
+            let reason = format!(
+                "[{}] the debtor has no address on, or the deployment no adapter for, any channel the tenant may use ({})",
+                cobro::compliance::rules::NO_CHANNEL,
+                tenant
+                    .usable_channels()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return self.cancel(a, reason).await.map(Err);
+        }
         let holds = account.holds.with(&debtor.holds, now);
         let facts = Facts {
             debtor,
@@ -344,26 +357,35 @@ impl Sender {
             ComplianceDecision::Contact { at, .. } if *at <= now => {
                 return Ok(Ok(Allowed::per_channel(&policy, &facts)));
             }
-            ComplianceDecision::Blocked { verdict, .. }
-                if verdict.rule.starts_with("stop:")
-                    || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str()) =>
+            // A stop, a pause (a reminder weeks late would be stale), an opt-out, a missing
+            // consent, or any rule that names no instant it allows: not this message. The
+            // reminders look at the account again.
+            ComplianceDecision::Blocked {
+                verdict,
+                next_possible,
+                ..
+            } if next_possible.is_none()
+                || verdict.rule.starts_with("stop:")
+                || ["pause", "opt_out", "consent"].contains(&verdict.rule.as_str()) =>
             {
                 return self.cancel(a, verdict.to_string()).await.map(Err);
             }
             _ => {}
         }
-        let (reason, later) = held_back(decision);
-        self.reschedule(a, later, reason).await.map(Err)
+        match held_back(decision) {
+            (reason, Some(later)) => self.reschedule(a, later, reason).await.map(Err),
+            (reason, None) => self.cancel(a, reason).await.map(Err),
+        }
     }
 
-    /// Back on the outbox for when a rule allows it (in a day, if no rule says when).
+    /// Back on the outbox for when a rule allows it. Only a rule that says when: one that
+    /// does not would keep the message coming back every day for nothing.
     async fn reschedule(
         &self,
         a: &ContactAttempt,
-        at: Option<jiff::Timestamp>,
+        at: jiff::Timestamp,
         reason: String,
     ) -> Result<Outcome, SendError> {
-        let at = at.unwrap_or(self.clock.now() + SignedDuration::from_hours(24));
         self.store.release_attempt(a, &reason, None, false).await?;
         self.store.retry_outbox_at(a, at).await?;
         self.record(a, "defer", &reason, Some(at)).await?;
@@ -376,6 +398,16 @@ impl Sender {
     /// (`Allowed`), as when the reminders decided: a stricter rule here cancelled contacts
     /// the decision had allowed, every step.
     fn candidates(&self, a: &ContactAttempt, tenant: &Tenant, debtor: &Debtor) -> Vec<ChannelKind> {
+        self.reachable(a, tenant, debtor)
+            .into_iter()
+            .filter(|c| cobro::compliance::latest_consent(debtor, *c) != Some(false))
+            .collect()
+    }
+
+    /// The channels a message could go out on, opted out of or not: the decided one, then the
+    /// tenant's order after it, each with an adapter and an address of the debtor's. What the
+    /// engine is asked about, so that it decides on these only.
+    fn reachable(&self, a: &ContactAttempt, tenant: &Tenant, debtor: &Debtor) -> Vec<ChannelKind> {
         let usable: Vec<ChannelKind> = tenant.usable_channels().collect();
         let start = usable.iter().position(|c| *c == a.channel);
         let order: Vec<ChannelKind> = match start {
@@ -386,7 +418,6 @@ impl Sender {
         order
             .into_iter()
             .filter(|c| self.channels.get(*c).is_some())
-            .filter(|c| cobro::compliance::latest_consent(debtor, *c) != Some(false))
             .filter(|c| debtor.reachable_on(*c))
             .collect()
     }
@@ -404,9 +435,10 @@ impl Sender {
                 .cancel(
                     attempt,
                     format!(
-                        "no channel left: the debtor consents to none the tenant may use ({})",
-                        tenant
-                            .usable_channels()
+                        "[{}] no channel left: the debtor opted out of every one the sender could use ({})",
+                        cobro::compliance::rules::OPT_OUT,
+                        self.reachable(attempt, tenant, debtor)
+                            .into_iter()
                             .map(|c| c.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
@@ -421,11 +453,24 @@ impl Sender {
         }
         let mut unreachable = Vec::new();
         let mut stopped = Vec::new();
+        // Held back until an instant a rule names, and refused with none (a consent missing):
+        // only the first keeps the message for later. Each `[rule] reason (on channel)`, so
+        // the account's record reads the rule of the first.
         let mut not_now = Vec::new();
+        let mut refused = Vec::new();
+        let mut later: Option<jiff::Timestamp> = None;
         for channel in candidates {
-            if let Some(why) = allowed.refused(channel) {
-                not_now.push(format!("{}: {why}", channel.as_str()));
-                continue;
+            match allowed.refused(channel) {
+                Some((why, Some(at))) => {
+                    not_now.push(format!("{why} (on {})", channel.as_str()));
+                    later = Some(later.map_or(at, |l| l.min(at)));
+                    continue;
+                }
+                Some((why, None)) => {
+                    refused.push(format!("{why} (on {})", channel.as_str()));
+                    continue;
+                }
+                None => {}
             }
             if let Some(stop) = stops.iter().find(|s| s.channel == channel) {
                 stopped.push(format!("{} is stopped: {}", channel.as_str(), stop.reason));
@@ -451,15 +496,27 @@ impl Sender {
             self.store.retry_outbox_at(attempt, later).await?;
             return Ok(Outcome::Parked(reason));
         }
-        if !not_now.is_empty() {
-            // A channel it may not use now, and none it may use took it: for when one allows.
-            let mut reason = not_now.join("; ");
+        let mut reason: Vec<String> = not_now.into_iter().chain(refused).collect();
+        if let Some(at) = later {
+            // A channel it may not use now but may later, and none it may use took it: for
+            // when one allows (the earliest a rule names; a refusal that names none is only
+            // said).
             if !unreachable.is_empty() {
-                reason = format!("{reason}; unreachable: {}", unreachable.join("; "));
+                reason.push(format!("unreachable: {}", unreachable.join("; ")));
             }
-            return self.reschedule(attempt, allowed.next, reason).await;
+            return self.reschedule(attempt, at, reason.join("; ")).await;
         }
-        let reason = format!("unreachable on every channel ({})", unreachable.join("; "));
+        if unreachable.is_empty() {
+            // Every channel refused by a rule that allows it at no known instant (a consent
+            // the policy requires and the debtor never gave): kept for "later", it would come
+            // back every day for nothing.
+            return self.cancel(attempt, reason.join("; ")).await;
+        }
+        let mut failed = format!("unreachable on every channel ({})", unreachable.join("; "));
+        if !reason.is_empty() {
+            failed = format!("{failed}; refused: {}", reason.join("; "));
+        }
+        let reason = failed;
         self.store
             .finish_attempt(attempt, AttemptStatus::Failed, None, Some(&reason))
             .await?;
