@@ -13,7 +13,9 @@ use cobro::domain::{
     Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
 use cobro::outbound::OutboundMessage;
-use cobro::ports::{Bus, Channels, Clock, FixedClock, Pattern, Queue};
+use cobro::ports::{
+    Bus, Channels, Clock, FixedClock, Outgoing, Pattern, Queue, QueueError, Received,
+};
 use cobro::repo::{Applied, Delivery, RepoError, Store};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
@@ -23,12 +25,45 @@ use cobro_tests::flaky::FlakyBus;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 
+/// The outbound queue as the sender sees it: passes every message on, keeping the delay each
+/// was put back with.
+struct Requeued {
+    inner: Arc<SqliteQueue>,
+    delays: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl Requeued {
+    fn delays(&self) -> Vec<Duration> {
+        self.delays.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Queue for Requeued {
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        self.delays
+            .lock()
+            .unwrap()
+            .extend(messages.iter().map(|m| m.delay));
+        self.inner.send_batch(messages).await
+    }
+
+    async fn receive(&self, max: u32, visibility: Duration) -> Result<Vec<Received>, QueueError> {
+        self.inner.receive(max, visibility).await
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.inner.delete(receipt).await
+    }
+}
+
 struct Setup {
     store: Store,
     graph: FakeGraph,
     sms: Arc<SandboxChannel>,
     email: Arc<SandboxChannel>,
     queue: Arc<SqliteQueue>,
+    requeued: Arc<Requeued>,
     dlq: Arc<SqliteQueue>,
     events: Arc<SqliteQueue>,
     clock: Arc<FixedClock>,
@@ -103,6 +138,10 @@ impl Setup {
             .with(ChannelKind::Whatsapp, Arc::new(whatsapp))
             .with(ChannelKind::Sms, sms.clone())
             .with(ChannelKind::Email, email.clone());
+        let requeued = Arc::new(Requeued {
+            inner: queue.clone(),
+            delays: Default::default(),
+        });
         let tenant = TenantId::parse("t1").unwrap();
         store
             .put_tenant(&Tenant {
@@ -129,7 +168,7 @@ impl Setup {
             store: store.clone(),
             channels,
             clock: clock.clone() as Arc<dyn Clock>,
-            queue: queue.clone(),
+            queue: requeued.clone(),
             dead_letters: Some(dlq.clone()),
             bus,
             pacer: Pacer::new(rate),
@@ -140,6 +179,7 @@ impl Setup {
             sms,
             email,
             queue,
+            requeued,
             dlq,
             events,
             clock,
@@ -739,7 +779,9 @@ async fn a_channel_the_policy_allows_without_a_consent_record_is_used() {
 /// At one message a second, a batch larger than the invocation's time allows: what cannot get
 /// a send slot before the deadline (less the margin for the send itself) goes back on the
 /// queue for the next invocation, instead of the whole batch being cut off by the timeout and
-/// received again (five times, then dead-lettered).
+/// received again (five times, then dead-lettered). What goes back leaves nothing that says it
+/// went out: no contact in the debtor's log, no gate on the debtor, so it is sent when it
+/// comes back; and it comes back no sooner than the gate's span.
 #[tokio::test]
 async fn a_batch_larger_than_the_invocation_allows_at_the_rate_goes_back_on_the_queue() {
     let s = Setup::with_rate(1).await;
@@ -756,18 +798,96 @@ async fn a_batch_larger_than_the_invocation_allows_at_the_rate_goes_back_on_the_
         "none is returned as a failure: {failed:?}"
     );
     let sent = s.graph.sends().len();
-    let mut waiting = 0;
+    let mut waiting = Vec::new();
     for n in 1..=8 {
         if s.attempt(n).await.status == AttemptStatus::Queued {
-            waiting += 1;
+            waiting.push(n);
         }
     }
     assert!((1..=4).contains(&sent), "{sent} sent in 2.5 s at 1/s");
-    assert_eq!(sent + waiting, 8, "the rest wait on the outbox");
-    // Put back with a second's delay.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let requeued = s.queue.receive(10, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(requeued.len(), waiting, "each put back on the queue once");
+    assert_eq!(sent + waiting.len(), 8, "the rest wait on the outbox");
+    for n in &waiting {
+        let debtor = DebtorId::parse(format!("d-{n}")).unwrap();
+        let log = s
+            .store
+            .contact_history(&s.tenant, &debtor, None)
+            .await
+            .unwrap();
+        assert!(log.is_empty(), "d-{n} logged as contacted: {log:?}");
+    }
+    let delays = s.requeued.delays();
+    assert_eq!(
+        delays.len(),
+        waiting.len(),
+        "each put back on the queue once"
+    );
+    assert!(
+        delays
+            .iter()
+            .all(|d| *d >= cobro_sender::pacing::RECIPIENT_GAP),
+        "none back before the debtor's gate would let it through: {delays:?}"
+    );
+    assert_eq!(s.queue.depth().await.unwrap(), waiting.len() as u64);
+    assert!(
+        s.queue
+            .receive(10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not before their delay"
+    );
+    // Received again (the clock has not moved): the debtor's gate is free, so it goes out.
+    let again = serde_json::to_string(&OutboundMessage {
+        tenant: s.tenant.clone(),
+        account: AccountId::parse(format!("A-{}", waiting[0])).unwrap(),
+        decision_id: "2026-03-13:d+3".into(),
+    })
+    .unwrap();
+    let outcome = s.sender.handle(&again).await.unwrap();
+    assert_eq!(
+        sent_on(&outcome),
+        Some(ChannelKind::Whatsapp),
+        "{outcome:?}"
+    );
+}
+
+/// Messages that give up waiting for a number's slot together are told when their turns would
+/// come at its rate, one interval apart, so they come back spread rather than all at once; the
+/// delay they go back with is that turn, at least the floor, at most SQS's 15 minutes.
+#[tokio::test]
+async fn messages_out_of_time_are_told_their_turns_at_the_rate() {
+    use cobro_sender::requeue_delay;
+    let pacer = Arc::new(Pacer::new(2));
+    pacer.ready("n").await;
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    let mut waits = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let pacer = pacer.clone();
+        waits.spawn(async move { pacer.ready_before("n", Some(deadline)).await });
+    }
+    let mut turns: Vec<Duration> = waits
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_err())
+        .collect();
+    turns.sort();
+    let ms = |n| Duration::from_millis(n);
+    assert_eq!(turns, vec![ms(500), ms(1000), ms(1500)]);
+    // None of them took a slot: the next comes at the rate, not after three more.
+    let start = std::time::Instant::now();
+    pacer.ready("n").await;
+    assert!(start.elapsed() < ms(600), "{:?}", start.elapsed());
+    let gap = cobro_sender::pacing::RECIPIENT_GAP;
+    assert_eq!(requeue_delay(ms(500), gap), gap);
+    assert_eq!(
+        requeue_delay(Duration::from_secs(40), gap),
+        Duration::from_secs(40)
+    );
+    assert_eq!(
+        requeue_delay(Duration::from_secs(5000), gap),
+        Duration::from_secs(900)
+    );
 }
 
 #[test]
@@ -1103,4 +1223,58 @@ async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
     let a = s.attempt(1).await;
     assert_eq!(a.status, AttemptStatus::Failed);
     assert_eq!(a.error.as_deref(), Some(reason.as_str()));
+}
+
+/// A chat reply waits for its send slot no longer than a reminder does: with no time left in
+/// the invocation it goes back on the queue, unsent, for a later one.
+#[tokio::test]
+async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
+    use cobro::outbound::{ReplyMessage, ReplyRef};
+    use cobro::repo::{ChatReply, ReplyStatus};
+    let s = Setup::with_rate(1).await;
+    s.decided(1, &[]).await;
+    let debtor = DebtorId::parse("d-1").unwrap();
+    let reply = ChatReply {
+        tenant: s.tenant.clone(),
+        debtor: debtor.clone(),
+        id: "in-1#0".into(),
+        channel: ChannelKind::Sms,
+        reply: cobro::chat::Reply::Text {
+            body: "Tu saldo es 300000 CLP.".into(),
+        },
+        author: "bot".into(),
+        answers_at: Some(s.clock.now()),
+        created_at: s.clock.now(),
+        status: ReplyStatus::Queued,
+        provider_message_id: None,
+        reason: None,
+        tries: 0,
+        claimed_at: None,
+        confirms_opt_out: false,
+    };
+    assert!(s.store.put_reply(&reply).await.unwrap());
+    let body = serde_json::to_string(&ReplyMessage {
+        reply: ReplyRef {
+            tenant: s.tenant.clone(),
+            debtor: debtor.clone(),
+            id: reply.id.clone(),
+        },
+    })
+    .unwrap();
+    // Another reply took the number's slot of this second.
+    s.sender.pacer.ready("sms:reply").await;
+    let deadline =
+        std::time::Instant::now() + cobro_sender::SEND_MARGIN + Duration::from_millis(200);
+    let failed =
+        cobro_sender::handle_batch(&s.sender, vec![("m1".into(), body)], Some(deadline)).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(s.sms.sent().is_empty(), "not sent after the deadline");
+    let stored = s
+        .store
+        .reply(&s.tenant, &debtor, &reply.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, ReplyStatus::Queued);
+    assert_eq!(s.requeued.delays().len(), 1, "put back on the queue");
 }

@@ -607,6 +607,12 @@ impl Sender {
                 .await
                 .map(Step::Done);
         }
+        // The number's send slot before anything that says the message goes out now (the
+        // debtor's gate, the contact log): a message the invocation has no time for leaves
+        // neither behind.
+        if let Err(turn) = self.pacer.ready_before(&number, send_by()).await {
+            return self.out_of_time(a, turn).await.map(Step::Done);
+        }
         let now = self.clock.now();
         let gap = SignedDuration::try_from(pacing::RECIPIENT_GAP).expect("small");
         if !self
@@ -640,19 +646,17 @@ impl Sender {
             .channels
             .get(channel)
             .expect("candidates have adapters");
+        // The slot taken above is the first send's; the template after a closed window needs
+        // another.
+        let mut slot = true;
         loop {
             let message = self.message(a, tenant, debtor, channel, form);
-            if !self.pacer.ready_before(&number, send_by()).await {
-                return self
-                    .defer(
-                        a,
-                        Duration::from_secs(1),
-                        "the invocation's time ran out waiting for the number's send rate".into(),
-                        None,
-                        false,
-                    )
-                    .await
-                    .map(Step::Done);
+            if !std::mem::take(&mut slot) {
+                if let Err(turn) = self.pacer.ready_before(&number, send_by()).await {
+                    // The gate is this message's now and the log names it: the delay outlasts
+                    // the gate, and the entry is replaced when it goes out.
+                    return self.out_of_time(a, turn).await.map(Step::Done);
+                }
             }
             self.store.mark_handed(a, self.clock.now()).await?;
             let error = match adapter.send(&message).await {
@@ -818,6 +822,20 @@ impl Sender {
         Ok(Outcome::Deferred { delay, reason })
     }
 
+    /// The invocation has no time left for the message's send slot: back on the queue for
+    /// about when its turn would come (`turn`, the pacer's estimate), and never before the
+    /// debtor's gate has passed, which a message to them on another account may hold.
+    async fn out_of_time(&self, a: &ContactAttempt, turn: Duration) -> Result<Outcome, SendError> {
+        self.defer(
+            a,
+            requeue_delay(turn, pacing::RECIPIENT_GAP),
+            "the invocation's time ran out waiting for the number's send rate".into(),
+            None,
+            false,
+        )
+        .await
+    }
+
     /// An account-wide error: nothing more goes out on this channel for the tenant until an
     /// operator resumes it, and the alarm event says why.
     async fn stop_channel(
@@ -877,6 +895,12 @@ tokio::task_local! {
 
 fn send_by() -> Option<std::time::Instant> {
     SEND_BY.try_with(|d| *d).ok().flatten()
+}
+
+/// The delay of a message put back on the queue for want of a send slot in this invocation:
+/// its turn at the number's rate, at least `floor`, at most what SQS allows (15 minutes).
+pub fn requeue_delay(turn: Duration, floor: Duration) -> Duration {
+    turn.max(floor).min(cobro::ports::queue::MAX_DELAY)
 }
 
 /// Handles a batch of queue messages concurrently (a slow provider call must not hold the

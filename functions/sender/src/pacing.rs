@@ -13,7 +13,11 @@ pub const RECIPIENT_GAP: Duration = Duration::from_secs(6);
 
 pub struct Pacer {
     limiter: DefaultKeyedRateLimiter<String>,
+    /// The time between two slots of one number.
+    interval: Duration,
     paused: Mutex<HashMap<String, Instant>>,
+    /// Messages waiting for a slot, by number: how far back in line one that gives up was.
+    waiting: Mutex<HashMap<String, u32>>,
 }
 
 impl Pacer {
@@ -27,7 +31,9 @@ impl Pacer {
         let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
         Self {
             limiter: RateLimiter::keyed(quota),
+            interval: Duration::from_secs(1) / rate.get(),
             paused: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,18 +62,75 @@ impl Pacer {
         self.limiter.until_key_ready(&number.to_string()).await;
     }
 
-    /// Waits for the number's next slot, unless it comes after `deadline`: `false` then, and
-    /// no slot is taken (the message goes to a later invocation instead of being cut off by
-    /// this one's timeout, at a low rate with a large batch).
-    pub async fn ready_before(&self, number: &str, deadline: Option<std::time::Instant>) -> bool {
-        match deadline {
-            None => {
-                self.ready(number).await;
-                true
+    /// Waits for the number's next slot, unless it comes after `deadline`. Then no slot is
+    /// taken (the message goes to a later invocation instead of being cut off by this one's
+    /// timeout, at a low rate with a large batch) and the error says about when its turn
+    /// would come: one interval for each message that was still waiting for the number, this
+    /// one included. Those that give up together get 1, 2, 3 … intervals, so they come back
+    /// spread at the number's rate rather than all at once.
+    pub async fn ready_before(
+        &self,
+        number: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), Duration> {
+        let Some(deadline) = deadline else {
+            self.ready(number).await;
+            return Ok(());
+        };
+        let in_line = InLine::join(&self.waiting, number);
+        match tokio::time::timeout_at(deadline.into(), self.ready(number)).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.interval.saturating_mul(in_line.leave())),
+        }
+    }
+}
+
+/// One message waiting for a number's slot; leaves the count when done or dropped (a task
+/// cancelled while it waits must not stay counted).
+struct InLine<'a> {
+    waiting: &'a Mutex<HashMap<String, u32>>,
+    number: &'a str,
+    left: bool,
+}
+
+impl<'a> InLine<'a> {
+    fn join(waiting: &'a Mutex<HashMap<String, u32>>, number: &'a str) -> Self {
+        *waiting
+            .lock()
+            .expect("pacer lock")
+            .entry(number.to_string())
+            .or_default() += 1;
+        Self {
+            waiting,
+            number,
+            left: false,
+        }
+    }
+
+    /// Leaves the line; how many were in it, this one included.
+    fn leave(mut self) -> u32 {
+        self.left = true;
+        let mut waiting = self.waiting.lock().expect("pacer lock");
+        let n = waiting.get(self.number).copied().unwrap_or(1);
+        if n <= 1 {
+            waiting.remove(self.number);
+        } else {
+            waiting.insert(self.number.to_string(), n - 1);
+        }
+        n.max(1)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            let mut waiting = self.waiting.lock().expect("pacer lock");
+            if let Some(n) = waiting.get_mut(self.number) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    waiting.remove(self.number);
+                }
             }
-            Some(d) => tokio::time::timeout_at(d.into(), self.ready(number))
-                .await
-                .is_ok(),
         }
     }
 }

@@ -121,7 +121,17 @@ impl Sender {
             choices,
         };
         let number = format!("{}:reply", reply.channel.as_str());
-        self.pacer.ready(&number).await;
+        // As a reminder's: a slot the invocation has no time left for is a later one's.
+        if let Err(turn) = self.pacer.ready_before(&number, super::send_by()).await {
+            let delay = super::requeue_delay(turn, Duration::from_secs(1));
+            let reason = "the invocation's time ran out waiting for the send rate";
+            self.store.release_reply(reply, reason).await?;
+            self.queue_reply(reply, delay).await?;
+            return Ok(Outcome::Deferred {
+                delay,
+                reason: reason.into(),
+            });
+        }
         match adapter.send(&message).await {
             Ok(id) => {
                 self.store
