@@ -1153,6 +1153,7 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
     let sent = s.sms.sent();
     let line = cobro::compliance::keywords::opt_out_line(Language::Es);
     assert!(sent[0].1.text.ends_with(line), "{}", sent[0].1.text);
+}
 
 /// The e-mail the tenant may use does not decide for the debtor who has no address: asked
 /// about WhatsApp (no opt-in) and SMS (opted out) only, the engine refuses the contact for
