@@ -5,8 +5,6 @@
 //! messages stepped on, so a retry that comes after a later message finished its step does not
 //! run the engine again.
 
-use jiff::tz::TimeZone;
-
 use cobro::chat::{self, Effect, Reply, Turn};
 use cobro::domain::{Debtor, Language, Money, Tenant, TenantId};
 use cobro::events::{
@@ -62,7 +60,7 @@ impl Inbound {
                 .accounts_of_debtor(&tenant.id, &debtor.id)
                 .await?;
             let identity = self.store.identity_facts(&tenant.id, &debtor.id).await?;
-            let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+            let zone = debtor.time_zone.tz();
             let turn = Turn {
                 tenant: &tenant,
                 debtor,
@@ -277,7 +275,7 @@ impl Inbound {
                     return Ok(None);
                 };
                 // The debtor's today, as the engine that offered the terms had it.
-                let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+                let zone = debtor.time_zone.tz();
                 let today = p.at.to_zoned(zone).date();
                 let terms = match build(acct.plan_basis(), &tenant.plan_rules, request, today) {
                     Ok(terms) => terms,
@@ -487,7 +485,7 @@ impl Inbound {
         };
         match provider.create(&request).await {
             Ok(link) => {
-                let zone = TimeZone::get(debtor.time_zone.name()).unwrap_or(TimeZone::UTC);
+                let zone = debtor.time_zone.tz();
                 let expires = link
                     .expires_at
                     .to_zoned(zone)

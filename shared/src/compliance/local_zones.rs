@@ -38,7 +38,7 @@ impl<'a> Clocks<'a> {
     /// no country whose zones cobro knows, or none of them is in the tz database, so no zone
     /// can be checked (fail closed).
     pub fn of(debtor: &'a Debtor) -> Result<Self, String> {
-        Self::resolving(debtor, &|name| TimeZone::get(name).ok())
+        Self::resolving(debtor, &crate::domain::time_zone)
     }
 
     /// `of`, with the tz database lookup given (tests stand in for a host's older tzdata).
@@ -188,7 +188,7 @@ mod tests {
     /// A host whose tzdata predates 2025b: no `America/Coyhaique`.
     fn old_tzdata(name: &str) -> Option<TimeZone> {
         (!name.eq_ignore_ascii_case("America/Coyhaique"))
-            .then(|| TimeZone::get(name).ok())
+            .then(|| crate::domain::time_zone(name))
             .flatten()
     }
 

@@ -50,17 +50,28 @@ impl Language {
 #[serde(try_from = "String", into = "String")]
 pub struct Zone(String);
 
+/// The time zone of an IANA name, from the tz database compiled into the binary (2025b).
+/// jiff's global database prefers the host's zoneinfo, which differs from host to host (a
+/// Lambda image, a laptop, CI): a name one process accepted another could not read back, and
+/// the same debtor's hours could differ between functions. One database, one answer.
+pub fn time_zone(name: &str) -> Option<TimeZone> {
+    static BUNDLED: std::sync::LazyLock<jiff::tz::TimeZoneDatabase> =
+        std::sync::LazyLock::new(jiff::tz::TimeZoneDatabase::bundled);
+    BUNDLED.get(name).ok()
+}
+
 impl Zone {
     pub fn parse(name: &str) -> Result<Self, DomainError> {
-        TimeZone::get(name)
-            .map_err(|_| DomainError::new(format!("`{name}` is not a known IANA time zone")))?;
+        time_zone(name)
+            .ok_or_else(|| DomainError::new(format!("`{name}` is not a known IANA time zone")))?;
         Ok(Zone(name.to_string()))
     }
     pub fn name(&self) -> &str {
         &self.0
     }
+    /// Validated on construction against the same database, so always found.
     pub fn tz(&self) -> TimeZone {
-        TimeZone::get(&self.0).expect("validated on construction")
+        time_zone(&self.0).unwrap_or(TimeZone::UTC)
     }
 }
 
@@ -84,6 +95,10 @@ mod tests {
     fn zones_come_from_the_bundled_database() {
         assert!(Zone::parse("America/Santiago").is_ok());
         assert!(Zone::parse("Mars/Olympus").is_err());
+        // New in tzdb 2025b: known whatever the host's zoneinfo says, with its own rules.
+        let coyhaique = Zone::parse("America/Coyhaique").unwrap().tz();
+        let winter: jiff::Timestamp = "2026-07-01T12:00:00Z".parse().unwrap();
+        assert_eq!(coyhaique.to_offset(winter).seconds(), -3 * 3600);
         assert_eq!(Language::parse("pt-BR").unwrap(), Language::Pt);
         assert!(Language::parse("fr").is_err());
     }

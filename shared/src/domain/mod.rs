@@ -13,7 +13,7 @@ pub use account::{
 };
 pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
-pub use locale::{Language, Zone};
+pub use locale::{time_zone, Language, Zone};
 pub use money::{Currency, Money, MAX_MINOR};
 pub use party::{
     mask_email, ChannelKind, Consent, Debtor, Preferences, SenderIds, Tenant, TenantKind,
