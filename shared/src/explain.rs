@@ -1,5 +1,6 @@
 //! "Why did or didn't this person get a message?": the answer the CRM API's decisions route
-//! and `cobro-admin why` both give, from the account's decisions and contact attempts.
+//! and `cobro-admin why` both give, from the account's decisions and contact attempts, and what
+//! holds it: the account's holds and the debtor's.
 
 use serde_json::{json, Value};
 
@@ -8,7 +9,9 @@ use crate::repo::{RepoError, Store};
 
 /// Every decision on the account, newest first, each with the rule that decided it
 /// (`window`, `holiday`, `cap:…`, `gap`, `consent`, `opt_out`, `stop:…`, `pause` …) and when it
-/// will be looked at again; `None` when there is no such account.
+/// will be looked at again; the account's holds and, as `debtor_holds`, the person's (an
+/// insolvency, a debtor-wide pause), which hold on every account of theirs and may be all that
+/// stops this one; `None` when there is no such account.
 pub async fn why(
     store: &Store,
     tenant: &TenantId,
@@ -17,6 +20,12 @@ pub async fn why(
     let Some(view) = store.account_view(tenant, account).await? else {
         return Ok(None);
     };
+    // The person's holds stop this account as much as its own: without them an account held
+    // by a debtor-wide pause would show nothing that holds it.
+    let debtor_holds = store
+        .debtor(tenant, &view.account.debtor)
+        .await?
+        .map(|d| d.holds);
     let decisions: Vec<Value> = view
         .decisions
         .iter()
@@ -36,6 +45,7 @@ pub async fn why(
         "account": account,
         "status": view.account.status,
         "holds": view.account.holds,
+        "debtor_holds": debtor_holds,
         "next_action_at": view.next_action_at,
         "decisions": decisions,
         "attempts": view.attempts,

@@ -116,9 +116,28 @@ impl Api {
         bus: Arc<dyn cobro::ports::Bus>,
         outbound: Option<Arc<dyn cobro::ports::Queue>>,
     ) -> String {
+        self.serve_over(self.stack.crm.store.clone(), bus, outbound)
+            .await
+    }
+
+    /// The stack's CRM API over another table (one that cancels a transaction, in tests of
+    /// conflicts), served on a port of its own; its base URL.
+    async fn serve_with_table(&self, table: Arc<dyn cobro::ports::Table>) -> String {
+        let crm = &self.stack.crm;
+        let store = cobro::repo::Store::new(table);
+        self.serve_over(store, crm.bus.clone(), crm.outbound.clone())
+            .await
+    }
+
+    async fn serve_over(
+        &self,
+        store: cobro::repo::Store,
+        bus: Arc<dyn cobro::ports::Bus>,
+        outbound: Option<Arc<dyn cobro::ports::Queue>>,
+    ) -> String {
         let crm = &self.stack.crm;
         let api = cobro_crm_api::CrmApi {
-            store: crm.store.clone(),
+            store,
             bus,
             clock: crm.clock.clone(),
             decider: cobro::collect::Decider::default(),
@@ -1520,6 +1539,215 @@ async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
         assert_eq!(picture["collecting"], true, "{id}: {picture}");
         assert!(picture["next_action_at"].is_string(), "{id}: {picture}");
     }
+}
+
+/// A resume refused (a closed account) changes nothing, the debtor's pause included; a resume
+/// whose write meets a concurrent one still ends the debtor's pause and puts the debtor's other
+/// accounts back on the schedule, and so does the same resume again.
+#[tokio::test]
+async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_back() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    let overdue = |d: &str| {
+        let mut a = account(d, 30_000);
+        a["due_date"] = json!(day(&api, -10));
+        a
+    };
+    api.ok("PUT", "/v1/debtors/d-8", Some(debtor("+56911110008")))
+        .await;
+    for id in ["G-1", "G-2", "G-3"] {
+        api.ok("PUT", &format!("/v1/accounts/{id}"), Some(overdue("d-8")))
+            .await;
+    }
+    api.ok(
+        "POST",
+        "/v1/accounts/G-3/close",
+        Some(json!({ "reason": "sold" })),
+    )
+    .await;
+    // The debtor asked the bot for a pause; the tick takes every account off the schedule.
+    let t = demo::tenant_id();
+    let d8 = cobro::domain::DebtorId::parse("d-8").unwrap();
+    let now = api.stack.clock.now();
+    api.stack
+        .store
+        .set_debtor_holds(&t, &d8, |h| h.pause(None, "vulnerability".into(), now))
+        .await
+        .unwrap();
+    // Why G-2 is not contacted, before anything was decided: the person's pause.
+    let why = api.ok("GET", "/v1/accounts/G-2/decisions", None).await;
+    assert_eq!(why["debtor_holds"]["paused"], true, "{why}");
+    assert_eq!(
+        why["debtor_holds"]["pause_reason"], "vulnerability",
+        "{why}"
+    );
+    assert_eq!(why["holds"]["paused"], false, "{why}");
+    // The tick defers G-2 a day, to look at the pause again.
+    api.ok("POST", "/_local/tick", None).await;
+    let next_of = |picture: &Value| -> Option<jiff::Timestamp> {
+        picture["next_action_at"]
+            .as_str()
+            .map(|t| t.parse().unwrap())
+    };
+    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    let deferred = next_of(&g2).expect("deferred");
+    assert!(deferred > now, "{g2}");
+
+    let closed = api
+        .call(
+            "POST",
+            "/v1/accounts/G-3/resume",
+            Some(json!({ "reason": "reviewed" })),
+        )
+        .await;
+    assert_eq!(closed.status, StatusCode::CONFLICT, "{}", closed.body);
+    let d = api.ok("GET", "/v1/debtors/d-8", None).await;
+    assert_eq!(d["debtor"]["holds"]["paused"], true, "{d}");
+    assert_eq!(d["debtor"]["holds"]["pause_reason"], "vulnerability", "{d}");
+    let g3 = api.ok("GET", "/v1/accounts/G-3", None).await;
+    assert_eq!(g3["actions"].as_array().unwrap().len(), 1, "{g3}");
+
+    // The resume's first write is cancelled, as a concurrent change would have it.
+    let table =
+        cobro_tests::flaky::FlakyTable::cancelling(Arc::new(api.stack.table.clone()), 1, |ops| {
+            cobro_tests::flaky::puts_kind(ops, "account_action")
+        });
+    let base = api.serve_with_table(table.clone()).await;
+    let resumed = api
+        .send_to(
+            &base,
+            Some(DEMO_KEY),
+            "POST",
+            "/v1/accounts/G-1/resume",
+            Some(json!({ "reason": "reviewed with the debtor" })),
+            &[],
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    assert_eq!(table.cancelled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let d = api.ok("GET", "/v1/debtors/d-8", None).await;
+    assert_eq!(d["debtor"]["holds"]["paused"], false, "{d}");
+    // G-2 is looked at now, not when the pause's re-check would have come round.
+    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    assert_eq!(g2["collecting"], true, "{g2}");
+    assert!(next_of(&g2).is_some_and(|t| t < deferred), "{g2}");
+    let g3 = api.ok("GET", "/v1/accounts/G-3", None).await;
+    assert_eq!(g3["next_action_at"], Value::Null, "closed stays off: {g3}");
+
+    // Deferred again (a tick that read the pause before it went), the same resume again puts
+    // it back.
+    let g2_id = cobro::domain::AccountId::parse("G-2").unwrap();
+    let g2_account = api.stack.store.account(&t, &g2_id).await.unwrap().unwrap();
+    api.stack
+        .store
+        .reschedule_account(&g2_account, Some(deferred))
+        .await
+        .unwrap();
+    api.ok(
+        "POST",
+        "/v1/accounts/G-1/resume",
+        Some(json!({ "reason": "reviewed with the debtor" })),
+    )
+    .await;
+    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    assert!(next_of(&g2).is_some_and(|t| t < deferred), "{g2}");
+}
+
+/// An insolvency posted on one account is the person's; `resolve-insolvency` ends it on the
+/// debtor and on every account, records why on each, and puts the open ones back on the
+/// schedule.
+#[tokio::test]
+async fn a_debtors_insolvency_is_lifted_by_its_action_and_the_accounts_resume() {
+    let api = Api::start().await;
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
+    )
+    .await;
+    let overdue = |d: &str| {
+        let mut a = account(d, 30_000);
+        a["due_date"] = json!(day(&api, -10));
+        a
+    };
+    api.ok("PUT", "/v1/debtors/d-9", Some(debtor("+56911110009")))
+        .await;
+    api.ok("PUT", "/v1/accounts/H-1", Some(overdue("d-9")))
+        .await;
+    api.ok("PUT", "/v1/accounts/H-2", Some(overdue("d-9")))
+        .await;
+    api.ok(
+        "POST",
+        "/v1/accounts/H-1/insolvency",
+        Some(json!({ "reason": "liquidation filed" })),
+    )
+    .await;
+    api.ok("POST", "/_local/tick", None).await;
+    let why = api.ok("GET", "/v1/accounts/H-2/decisions", None).await;
+    assert_eq!(why["debtor_holds"]["insolvency"], true, "{why}");
+    for id in ["H-1", "H-2"] {
+        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        assert_eq!(picture["next_action_at"], Value::Null, "{id}: {picture}");
+    }
+
+    let bad = api
+        .call(
+            "POST",
+            "/v1/debtors/d-9/resolve-insolvency",
+            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "until", "{}", bad.body);
+    let missing = api
+        .call(
+            "POST",
+            "/v1/debtors/nobody/resolve-insolvency",
+            Some(json!({ "reason": "x" })),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let lifted = api
+        .ok(
+            "POST",
+            "/v1/debtors/d-9/resolve-insolvency",
+            Some(json!({ "reason": "proceedings dismissed, case 88-2026" })),
+        )
+        .await;
+    assert_eq!(lifted["holds"]["insolvency"], false, "{lifted}");
+    for id in ["H-1", "H-2"] {
+        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        assert_eq!(
+            picture["account"]["holds"]["insolvency"], false,
+            "{id}: {picture}"
+        );
+        assert_eq!(picture["collecting"], true, "{id}: {picture}");
+        assert!(picture["next_action_at"].is_string(), "{id}: {picture}");
+        let last = picture["actions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["action"], "resolve_insolvency", "{id}: {picture}");
+        assert_eq!(last["reason"], "proceedings dismissed, case 88-2026");
+    }
+    // Collection resumes: the next tick contacts the debtor.
+    api.ok("POST", "/_local/tick", None).await;
+    let contacted: usize = [
+        api.ok("GET", "/v1/accounts/H-1", None).await,
+        api.ok("GET", "/v1/accounts/H-2", None).await,
+    ]
+    .iter()
+    .map(|p| p["attempts"].as_array().unwrap().len())
+    .sum();
+    assert!(contacted >= 1, "a contact after the insolvency ended");
 }
 
 /// A dispute the debtor opened in the chat survives the CRM restating the account's holds

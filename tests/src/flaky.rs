@@ -1,12 +1,15 @@
-//! A bus and a queue that fail on purpose, for tests of what happens when publishing or
-//! queueing fails.
+//! A bus, a queue and a table that fail on purpose, for tests of what happens when publishing
+//! or queueing fails, or a write meets a concurrent one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use cobro::ports::{Bus, BusError, Event, Outgoing, Queue, QueueError, Received};
+use cobro::ports::{
+    Bus, BusError, Condition, Event, Item, Key, Outgoing, Page, Query, Queue, QueueError, Received,
+    Table, TableError, Update, WriteOp,
+};
 
 /// Refuses its first `failures` publishes (of those with an event `refused` picks), then passes
 /// them on to `inner`. It counts the calls and keeps every event it passed on.
@@ -96,5 +99,91 @@ impl Queue for FlakyQueue {
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
         self.inner.delete(receipt).await
+    }
+}
+
+/// Which transactions a `FlakyTable` cancels.
+type Picks = Box<dyn Fn(&[WriteOp]) -> bool + Send + Sync>;
+
+/// A table whose first `failures` transactions of those `refused` picks are cancelled, as a
+/// concurrent write would have them (an optimistic-concurrency conflict); everything else goes
+/// to `inner`. A cancelled transaction writes nothing.
+pub struct FlakyTable {
+    inner: Arc<dyn Table>,
+    failures: AtomicUsize,
+    refused: Picks,
+    /// How many transactions were cancelled.
+    pub cancelled: AtomicUsize,
+}
+
+impl FlakyTable {
+    pub fn cancelling(
+        inner: Arc<dyn Table>,
+        failures: usize,
+        refused: impl Fn(&[WriteOp]) -> bool + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            failures: failures.into(),
+            refused: Box::new(refused),
+            cancelled: 0.into(),
+        })
+    }
+}
+
+/// Whether one of `ops` puts an item of `kind` (`account_action`, `debtor` …).
+pub fn puts_kind(ops: &[WriteOp], kind: &str) -> bool {
+    ops.iter().any(|op| {
+        matches!(op, WriteOp::Put { item, .. }
+            if item.get("kind").and_then(|k| k.as_str()) == Some(kind))
+    })
+}
+
+#[async_trait::async_trait]
+impl Table for FlakyTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
+        self.inner.get(key).await
+    }
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
+        self.inner.put(item, condition).await
+    }
+
+    async fn update(
+        &self,
+        key: &Key,
+        updates: Vec<Update>,
+        condition: Option<Condition>,
+    ) -> Result<Item, TableError> {
+        self.inner.update(key, updates, condition).await
+    }
+
+    async fn delete(
+        &self,
+        key: &Key,
+        condition: Option<Condition>,
+    ) -> Result<Option<Item>, TableError> {
+        self.inner.delete(key, condition).await
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, TableError> {
+        self.inner.query(query).await
+    }
+
+    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+        if (self.refused)(&ops)
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            self.cancelled.fetch_add(1, Ordering::SeqCst);
+            return Err(TableError::TransactionCanceled(vec![true; ops.len()]));
+        }
+        self.inner.transact_write(ops).await
+    }
+
+    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
+        self.inner.batch_write(puts, deletes).await
     }
 }

@@ -1,8 +1,10 @@
 //! Actions on an account: pause or resume collection, close, write off, mark a lawsuit or an
-//! insolvency. Each records who (the API key) and why, and moves the account on the due index:
-//! what stops collection takes it off, a resume puts it back. The reminders and the sender
-//! re-check the account's status and holds before every contact, so nothing already queued
-//! goes out after a stop.
+//! insolvency, close a dispute; and on the person: a pause on all their accounts, its end, the
+//! end of their insolvency. Each records who (the API key) and why, and moves the accounts on
+//! the due index: what stops collection takes them off, a resume puts them back. The reminders
+//! and the sender re-check the account's status and holds before every contact, so nothing
+//! already queued goes out after a stop. A refused action changes nothing, and a repeated one
+//! (a retry) leaves things as one would.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -162,39 +164,36 @@ async fn act(
             .account(&caller.tenant, &id)
             .await?
             .ok_or_else(|| Problem::not_found(format!("no account `{id}`")))?;
-        let debtor = s
+        let (read, revision) = s
             .store
-            .debtor(&caller.tenant, &account.debtor)
+            .debtor_at_revision(&caller.tenant, &account.debtor)
             .await?
             .ok_or_else(Problem::internal)?;
+        // Refused before anything is written: a request answered with an error changes
+        // nothing, the debtor included.
+        if action == Action::Resume && account.status == AccountStatus::Closed {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("account `{id}` is closed; it cannot resume"),
+            ));
+        }
         // An insolvency is the person's, so it holds on every account of the debtor, later
         // ones too; a resume ends the debtor's own pause as well (a person reviewed the case).
-        let lifts_debtor_pause = action == Action::Resume && debtor.holds.pause_at(now).is_some();
-        let debtor = match action {
-            Action::Insolvency if !debtor.holds.insolvency => s
-                .store
-                .set_debtor_holds(&caller.tenant, &debtor.id, |h| h.insolvency = true)
-                .await?
-                .ok_or_else(Problem::internal)?,
-            Action::Resume if lifts_debtor_pause => s
-                .store
-                .set_debtor_holds(&caller.tenant, &debtor.id, Holds::lift_pause)
-                .await?
-                .ok_or_else(Problem::internal)?,
-            _ => debtor,
-        };
+        // Written with the account in one transaction, so a pass that conflicts leaves the
+        // debtor as it was and the next pass decides again from what is stored.
+        let mut debtor = read.clone();
+        match action {
+            Action::Insolvency => debtor.holds.insolvency = true,
+            Action::Resume => debtor.holds.lift_pause(),
+            _ => {}
+        }
+        let debtor_write = (debtor.holds != read.holds).then_some((&debtor, revision));
         let holds = &mut account.holds;
         match action {
             // Added to a pause already holding, never shortening it.
             Action::Pause => holds.pause(input.until, reason.clone(), now),
             Action::Resume => {
-                if account.status == AccountStatus::Closed {
-                    return Err(Problem::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        format!("account `{id}` is closed; it cannot resume"),
-                    ));
-                }
                 holds.lift_pause();
                 if account.status == AccountStatus::Paused {
                     account.status = AccountStatus::Open;
@@ -227,10 +226,22 @@ async fn act(
             reason: reason.clone(),
             until: input.until,
         };
-        match s.store.apply_account_action(&account, next, &record).await {
+        match s
+            .store
+            .apply_account_action_with_debtor(&account, next, &record, debtor_write)
+            .await
+        {
             Ok(account) => {
-                if lifts_debtor_pause {
-                    reschedule_others(s, &tenant, &debtor, &account.id, now).await?;
+                // Every resume, not only the one that lifted the debtor's pause: a retry of a
+                // resume whose first try lifted it and failed before this point finds the
+                // pause gone, and must still put the other accounts back.
+                if action == Action::Resume {
+                    let others = Sweep {
+                        skip: Some(&account.id),
+                        record: None,
+                        lift_insolvency: false,
+                    };
+                    sweep_accounts(s, &tenant, &debtor, &others, now).await?;
                 }
                 return Ok(Json(ActionOutput {
                     account,
@@ -243,37 +254,92 @@ async fn act(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Problem::new(
-        StatusCode::CONFLICT,
-        "conflict",
-        format!("account `{id}` keeps changing; retry"),
-    ))
+    Err(keeps_changing(format!("account `{id}`")))
 }
 
-/// The debtor's other open accounts, which the debtor's pause had taken off the schedule, are
-/// put back on it (each decided again at its first allowed instant).
-async fn reschedule_others(
+fn keeps_changing(what: String) -> Problem {
+    Problem::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        format!("{what} keeps changing; retry"),
+    )
+}
+
+/// What a debtor-wide change does to each account of the debtor, besides putting the open
+/// ones back where the schedule should next look at them (the reminders then decide each under
+/// the debtor's holds as they are now).
+struct Sweep<'a> {
+    /// The account the action was posted on, already scheduled with it.
+    skip: Option<&'a AccountId>,
+    /// Recorded on each account changed or scheduled: the action on the person, in the
+    /// history of every account it affects.
+    record: Option<&'a AccountAction>,
+    /// The person's insolvency ended: it ends on every account, the one it was posted on too.
+    lift_insolvency: bool,
+}
+
+/// Applies `sweep` to every account of `debtor`. Safe to repeat: each account is decided again
+/// from what is stored, so a retried request (a plain one, or one under the same
+/// Idempotency-Key after a failure midway) finishes what the first left undone.
+async fn sweep_accounts(
     s: &CrmApi,
     tenant: &cobro::domain::Tenant,
     debtor: &cobro::domain::Debtor,
-    resumed: &AccountId,
-    now: jiff::Timestamp,
+    sweep: &Sweep<'_>,
+    now: Timestamp,
 ) -> Result<(), Problem> {
-    for other in s.store.accounts_of_debtor(&tenant.id, &debtor.id).await? {
-        if &other.id == resumed || other.status != AccountStatus::Open || other.balance_minor <= 0 {
+    for account in s.store.accounts_of_debtor(&tenant.id, &debtor.id).await? {
+        if Some(&account.id) == sweep.skip {
             continue;
         }
-        let next = s.decider.first_action(tenant, &other, debtor, now);
-        match s.store.reschedule_account(&other, next).await {
-            // Changed meanwhile: whatever changed it scheduled it too.
-            Ok(()) | Err(RepoError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        sweep_account(s, tenant, debtor, sweep, account, now).await?;
     }
     Ok(())
 }
 
-/// The debtor's holds after a debtor-wide pause or resume.
+async fn sweep_account(
+    s: &CrmApi,
+    tenant: &cobro::domain::Tenant,
+    debtor: &cobro::domain::Debtor,
+    sweep: &Sweep<'_>,
+    mut account: cobro::domain::Account,
+    now: Timestamp,
+) -> Result<(), Problem> {
+    for _ in 0..3 {
+        let lifts = sweep.lift_insolvency && account.holds.insolvency;
+        let open = account.status == AccountStatus::Open && account.balance_minor > 0;
+        if !open && !lifts {
+            return Ok(());
+        }
+        account.holds.insolvency &= !sweep.lift_insolvency;
+        let next = if open {
+            s.decider.first_action(tenant, &account, debtor, now)
+        } else {
+            None
+        };
+        let written = match sweep.record {
+            Some(record) => s
+                .store
+                .apply_account_action(&account, next, record)
+                .await
+                .map(drop),
+            None => s.store.reschedule_account(&account, next).await,
+        };
+        match written {
+            Ok(()) => return Ok(()),
+            // Changed meanwhile (a tick that read the debtor before the change may have just
+            // taken it off the schedule): read it again and decide again.
+            Err(RepoError::Conflict(_)) => match s.store.account(&tenant.id, &account.id).await? {
+                Some(fresh) => account = fresh,
+                None => return Ok(()),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(keeps_changing(format!("account `{}`", account.id)))
+}
+
+/// The debtor's holds after a debtor-wide action.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DebtorHoldsOutput {
     pub debtor: String,
@@ -281,11 +347,29 @@ pub struct DebtorHoldsOutput {
     pub holds: Holds,
 }
 
+/// What is done to the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DebtorAction {
+    Pause,
+    Resume,
+    ResolveInsolvency,
+}
+
+impl DebtorAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            DebtorAction::Pause => "debtor_pause",
+            DebtorAction::Resume => "debtor_resume",
+            DebtorAction::ResolveInsolvency => "resolve_insolvency",
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/v1/debtors/{id}/pause", tag = "actions",
     summary = "Pause collection on every account of the debtor, later ones too (a breathing space)",
     params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
     request_body = ActionInput,
-    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc)),
+    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc), (status = 409, body = crate::openapi::ProblemDoc)),
     security(("api_key" = ["accounts:write"])))]
 pub(crate) async fn pause_debtor(
     State(s): State<Arc<CrmApi>>,
@@ -293,14 +377,14 @@ pub(crate) async fn pause_debtor(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    debtor_act(&s, &caller, raw, &body, true).await
+    debtor_act(&s, &caller, raw, &body, DebtorAction::Pause).await
 }
 
 #[utoipa::path(post, path = "/v1/debtors/{id}/resume", tag = "actions",
     summary = "End the debtor's own pause (from the chat or a debtor-wide pause)",
     params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
     request_body = ActionInput,
-    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc)),
+    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc), (status = 409, body = crate::openapi::ProblemDoc)),
     security(("api_key" = ["accounts:write"])))]
 pub(crate) async fn resume_debtor(
     State(s): State<Arc<CrmApi>>,
@@ -308,17 +392,34 @@ pub(crate) async fn resume_debtor(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    debtor_act(&s, &caller, raw, &body, false).await
+    debtor_act(&s, &caller, raw, &body, DebtorAction::Resume).await
 }
 
-/// A pause on the person (every account, later ones too), or its end; each open account is
-/// scheduled again under the debtor's new holds.
+#[utoipa::path(post, path = "/v1/debtors/{id}/resolve-insolvency", tag = "actions",
+    summary = "End the debtor's insolvency (proceedings dismissed or concluded): every account of theirs goes back on the schedule unless something else holds it",
+    params(("id" = String, Path, description = "the debtor's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")),
+    request_body = ActionInput,
+    responses((status = 200, body = DebtorHoldsOutput), (status = 400, body = crate::openapi::ProblemDoc), (status = 404, body = crate::openapi::ProblemDoc), (status = 409, body = crate::openapi::ProblemDoc)),
+    security(("api_key" = ["accounts:write"])))]
+pub(crate) async fn resolve_insolvency(
+    State(s): State<Arc<CrmApi>>,
+    Extension(caller): Extension<Caller>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    debtor_act(&s, &caller, raw, &body, DebtorAction::ResolveInsolvency).await
+}
+
+/// An action on the person: a pause on every account (later ones too), its end, or the end of
+/// their insolvency. The debtor changes first, then each account is recorded with the action
+/// and scheduled again under the debtor's new holds; a repeat does the same again, so a retry
+/// finishes what a failure midway left undone.
 async fn debtor_act(
     s: &CrmApi,
     caller: &Caller,
     raw: String,
     body: &[u8],
-    pause: bool,
+    action: DebtorAction,
 ) -> Result<Response, Problem> {
     let id = id(cobro::domain::DebtorId::parse, raw, "id")?;
     let input: ActionInput = parse_json(body)?;
@@ -327,40 +428,38 @@ async fn debtor_act(
         return Err(Problem::invalid_field("reason", "1 to 500 characters"));
     }
     let now = s.clock.now();
-    if input.until.is_some() && !pause {
+    if input.until.is_some() && action != DebtorAction::Pause {
         return Err(Problem::invalid_field("until", "only a pause has an end"));
     }
     if input.until.is_some_and(|u| u <= now) {
         return Err(Problem::invalid_field("until", "must be in the future"));
     }
     let tenant = s.tenant(caller).await?;
+    // The debtor before its accounts: an account put back on the schedule while the person's
+    // hold still stood could be decided (and taken off again) before the hold went.
     let debtor = s
         .store
-        .set_debtor_holds(&caller.tenant, &id, |h| {
-            if pause {
-                h.pause(input.until, reason.clone(), now);
-            } else {
-                h.lift_pause();
-            }
+        .set_debtor_holds(&caller.tenant, &id, |h| match action {
+            DebtorAction::Pause => h.pause(input.until, reason.clone(), now),
+            DebtorAction::Resume => h.lift_pause(),
+            DebtorAction::ResolveInsolvency => h.insolvency = false,
         })
         .await?
         .ok_or_else(|| Problem::not_found(format!("no debtor `{id}`")))?;
-    tracing::info!(debtor = %debtor.id, pause, "debtor-wide pause changed");
-    for account in s
-        .store
-        .accounts_of_debtor(&caller.tenant, &debtor.id)
-        .await?
-    {
-        if account.status != AccountStatus::Open || account.balance_minor <= 0 {
-            continue;
-        }
-        let next = s.decider.first_action(&tenant, &account, &debtor, now);
-        match s.store.reschedule_account(&account, next).await {
-            // Changed meanwhile: whatever changed it scheduled it under the new holds.
-            Ok(()) | Err(RepoError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    tracing::info!(debtor = %debtor.id, action = action.as_str(), "debtor-wide action");
+    let record = AccountAction {
+        action: action.as_str().into(),
+        at: now,
+        by: caller.actor(),
+        reason,
+        until: input.until,
+    };
+    let sweep = Sweep {
+        skip: None,
+        record: Some(&record),
+        lift_insolvency: action == DebtorAction::ResolveInsolvency,
+    };
+    sweep_accounts(s, &tenant, &debtor, &sweep, now).await?;
     Ok(Json(DebtorHoldsOutput {
         debtor: debtor.id.to_string(),
         holds: debtor.holds,

@@ -163,6 +163,10 @@ fn core_routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> {
             "/v1/debtors/{id}/resume",
             post(actions::resume_debtor).route_layer(g.write()),
         )
+        .route(
+            "/v1/debtors/{id}/resolve-insolvency",
+            post(actions::resolve_insolvency).route_layer(g.write()),
+        )
         .route("/v1/imports", post(imports::import).route_layer(g.write()))
         .route(
             "/v1/debtors/{id}/consents",

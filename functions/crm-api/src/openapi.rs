@@ -50,6 +50,7 @@ pub struct ProblemDoc {
         crate::actions::resolve_dispute,
         crate::actions::pause_debtor,
         crate::actions::resume_debtor,
+        crate::actions::resolve_insolvency,
         crate::imports::import,
         crate::post_consent,
         crate::settings::get_settings,

@@ -194,6 +194,20 @@ impl Store {
         }
     }
 
+    /// The debtor and the revision it was read at, for a write that must fail rather than
+    /// overwrite a change made meanwhile (`apply_account_action_with_debtor`).
+    pub async fn debtor_at_revision(
+        &self,
+        t: &TenantId,
+        d: &DebtorId,
+    ) -> Result<Option<(Debtor, i64)>, RepoError> {
+        let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
+            return Ok(None);
+        };
+        let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
+        Ok(Some((from_item(item)?, revision)))
+    }
+
     pub async fn debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Debtor>, RepoError> {
         self.table
             .get(&keys::debtor(t, d))
