@@ -17,7 +17,7 @@ use super::state::{Awaiting, ChatState, Choice, Effect, Mode, Reply, Want};
 use super::texts::say;
 use super::vulnerability::{self, Sign};
 use crate::compliance::{jurisdiction_of_phone, Range};
-use crate::domain::{Account, ChannelKind, Debtor, Language, Money, Tenant};
+use crate::domain::{Account, AccountStatus, ChannelKind, Debtor, Language, Money, Tenant};
 use crate::inbound::Content;
 use crate::plans::{build, Frequency, PlanRequest};
 
@@ -117,12 +117,61 @@ impl Ctx<'_> {
         }
     }
 
-    fn open_accounts(&self) -> Vec<&Account> {
+    /// Every account that still owes something: open, or paused by the CRM. A settled or
+    /// closed one (written off, sold) is nothing the debtor owes here.
+    fn owed_accounts(&self) -> Vec<&Account> {
         self.turn
             .accounts
             .iter()
-            .filter(|a| a.status.is_collectable() && a.balance_minor > 0)
+            .filter(|a| {
+                matches!(a.status, AccountStatus::Open | AccountStatus::Paused)
+                    && a.balance_minor > 0
+            })
             .collect()
+    }
+
+    /// A lawsuit served or an insolvency, on the account or on the person: collection stops by
+    /// law and nothing about the debt comes from a machine.
+    fn legal_hold(&self, a: &Account) -> bool {
+        let d = &self.turn.debtor.holds;
+        a.holds.lawsuit_served || a.holds.insolvency || d.lawsuit_served || d.insolvency
+    }
+
+    /// Collection stopped until a person resolves it: a legal hold or an open dispute.
+    fn stopped(&self, a: &Account) -> bool {
+        self.legal_hold(a) || a.holds.dispute_open || self.turn.debtor.holds.dispute_open
+    }
+
+    /// Paused: by the CRM (status or hold), or a pause on the person (one the debtor asked
+    /// for, a breathing space, a moratorium).
+    fn paused(&self, a: &Account) -> bool {
+        let now = self.turn.now;
+        a.status == AccountStatus::Paused
+            || a.holds.pause_at(now).is_some()
+            || self.turn.debtor.holds.pause_at(now).is_some()
+    }
+
+    /// The accounts the bot may offer to pay, to plan or to promise on: owed and under no
+    /// hold. A held account is shown in the balance, never collected on.
+    fn open_accounts(&self) -> Vec<&Account> {
+        self.owed_accounts()
+            .into_iter()
+            .filter(|a| !self.stopped(a) && !self.paused(a))
+            .collect()
+    }
+
+    /// The accounts a request may be about: the balance shows every owed one, a dispute may be
+    /// opened on any not already stopped, the rest only on the open ones.
+    fn accounts_for(&self, want: Want) -> Vec<&Account> {
+        match want {
+            Want::Balance => self.owed_accounts(),
+            Want::Dispute => self
+                .owed_accounts()
+                .into_iter()
+                .filter(|a| !self.stopped(a))
+                .collect(),
+            Want::Pay | Want::Plans | Want::Promise => self.open_accounts(),
+        }
     }
 
     fn run(&mut self) {
@@ -155,15 +204,18 @@ impl Ctx<'_> {
             }
             _ => {}
         }
-        let open = self.open_accounts();
-        // The debtor's insolvency holds on every account.
-        let held = |a: &&Account| {
-            a.holds.lawsuit_served || a.holds.insolvency || self.turn.debtor.holds.insolvency
-        };
-        if !open.is_empty() && open.iter().all(held) {
-            // Collection stops by law: nothing about the debt from a machine, a person answers.
-            return self.handoff("legal_hold", false);
+        let owed = self.owed_accounts();
+        // Every debt stopped (a lawsuit, an insolvency, a dispute): nothing about it from a
+        // machine, a person answers. A receipt is still taken: a dispute asks for one.
+        if !owed.is_empty() && owed.iter().all(|a| self.stopped(a)) && intent != Intent::Receipt {
+            let reason = if owed.iter().all(|a| self.legal_hold(a)) {
+                "legal_hold"
+            } else {
+                "dispute_open"
+            };
+            return self.handoff(reason, false);
         }
+        let open = self.open_accounts();
         if let Some(days) = self.settings.handoff_days_past_due {
             if open
                 .iter()
@@ -312,7 +364,7 @@ impl Ctx<'_> {
             Awaiting::Account { then } => match choice.and_then(|c| c.strip_prefix("acct:")) {
                 Some(id) => {
                     let found = self
-                        .open_accounts()
+                        .accounts_for(then)
                         .into_iter()
                         .find(|a| a.id.as_str() == id)
                         .cloned();
@@ -561,6 +613,8 @@ impl Ctx<'_> {
                 self.state.awaiting = Awaiting::Hours;
             }
             Intent::Human => self.handoff("asked", false),
+            // A plan or a pause means nothing when no debt is open to collect.
+            Intent::CannotPay if self.open_accounts().is_empty() => self.menu(),
             Intent::CannotPay => {
                 self.understood = "cannot_pay".into();
                 let body = self.say("cannot_pay", &[]);
@@ -725,13 +779,19 @@ impl Ctx<'_> {
     }
 
     fn with_account(&mut self, want: Want) {
-        let open: Vec<Account> = self.open_accounts().into_iter().cloned().collect();
-        if open.is_empty() {
+        if self.owed_accounts().is_empty() {
             self.understood = format!("{}:nothing_due", want_name(want));
             return self.text("nothing_due", &[]);
         }
+        let open: Vec<Account> = self.accounts_for(want).into_iter().cloned().collect();
         if want == Want::Balance {
             return self.balance(&open);
+        }
+        if open.is_empty() {
+            // Something is owed, but all of it is paused or under review: not to be collected
+            // here. A person can still take a payment the debtor wants to make.
+            self.understood = format!("{}:held", want_name(want));
+            return self.text("held_nothing_to_offer", &[]);
         }
         if open.len() == 1 {
             return self.want_for(want, &open[0]);
@@ -761,13 +821,25 @@ impl Ctx<'_> {
         self.state.awaiting = Awaiting::Account { then: want };
     }
 
-    fn balance(&mut self, open: &[Account]) {
+    fn balance(&mut self, owed: &[Account]) {
         self.understood = "balance".into();
         let mut lines = Vec::new();
-        for a in open {
+        for a in owed {
             let label = a.product.clone().unwrap_or_else(|| a.id.to_string());
             let balance = a.balance().display();
             let days = a.days_past_due(self.turn.today);
+            if self.stopped(a) {
+                // Under review by a person: no amounts, no dates, nothing to act on.
+                lines.push(self.say("balance_review", &[("account", &label)]));
+                continue;
+            }
+            if self.paused(a) {
+                lines.push(self.say(
+                    "balance_paused",
+                    &[("account", &label), ("balance", &balance)],
+                ));
+                continue;
+            }
             lines.push(if days > 0 {
                 self.say(
                     "balance_overdue",
@@ -801,11 +873,16 @@ impl Ctx<'_> {
                 lines.push(self.say("balance_plan", &[("amount", &amount), ("date", &date)]));
             }
         }
-        let options = vec![
-            self.option(ids::PAY, "opt_pay"),
-            self.option(ids::PLANS, "opt_plans"),
-            self.option(ids::PROMISE, "opt_promise"),
-        ];
+        let options = if self.open_accounts().is_empty() {
+            // Nothing to collect here: what is left is a word with a person.
+            vec![self.option(ids::HUMAN, "opt_human")]
+        } else {
+            vec![
+                self.option(ids::PAY, "opt_pay"),
+                self.option(ids::PLANS, "opt_plans"),
+                self.option(ids::PROMISE, "opt_promise"),
+            ]
+        };
         self.choices(lines.join("\n"), "menu_button", options);
     }
 
@@ -954,7 +1031,13 @@ impl Ctx<'_> {
                 24 * i64::from(self.settings.pause_days),
             ))
             .unwrap_or(self.turn.now);
-        let accounts = self.open_accounts().iter().map(|a| a.id.clone()).collect();
+        // Paused ones too: a pause never shortens one already holding.
+        let accounts = self
+            .owed_accounts()
+            .into_iter()
+            .filter(|a| !self.stopped(a))
+            .map(|a| a.id.clone())
+            .collect();
         self.effects.push(Effect::Pause {
             accounts,
             until: Some(until),

@@ -450,6 +450,126 @@ fn legal_holds_leave_it_to_a_person() {
     assert!(!all_text(&s).contains("150000"));
 }
 
+/// A lawsuit on one account: the other is still collected, the held one only shown as under
+/// review, never offered to pay, plan or promise on.
+#[test]
+fn an_account_under_a_legal_hold_is_never_offered_for_collection() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].holds.lawsuit_served = true;
+    chat.accounts
+        .push(account("L-2", 50_000, date(2026, 12, 10)));
+    chat.verified();
+    let s = chat.say("quiero pagar");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PayLink {
+            account: AccountId::parse("L-2").unwrap()
+        }],
+        "{s:?}"
+    );
+    let s = chat.say("saldo");
+    let text = all_text(&s);
+    assert!(text.contains("L-1: en revisión"), "{text}");
+    assert!(!text.contains("150000"), "{text}");
+    assert!(text.contains("50000 CLP"), "{text}");
+    let s = chat.say("quiero un plan");
+    assert_eq!(s.understood, "plans_offered");
+    assert!(
+        matches!(&chat.state.awaiting, Awaiting::Plan { account, .. } if account.as_str() == "L-2"),
+        "{:?}",
+        chat.state.awaiting
+    );
+    chat.say("hola");
+    let s = chat.tap(intent::ids::PROMISE);
+    assert_eq!(s.understood, "promise_asked");
+    assert_eq!(
+        chat.state.awaiting,
+        Awaiting::PromiseDate {
+            account: AccountId::parse("L-2").unwrap()
+        }
+    );
+    // The debtor's own insolvency holds on both: a person answers.
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts
+        .push(account("L-2", 50_000, date(2026, 12, 10)));
+    chat.debtor.holds.insolvency = true;
+    assert_eq!(chat.say("quiero pagar").understood, "handoff:legal_hold");
+}
+
+/// Once the bot stopped collecting a disputed debt, it does not offer to collect it again.
+#[test]
+fn a_disputed_account_is_not_offered_after_the_dispute() {
+    let mut chat = Chat::new(Language::Es);
+    chat.verified();
+    chat.say("no reconozco esta deuda");
+    let s = chat.tap("dispute:paid");
+    assert!(all_text(&s).contains("Detuvimos el cobro de L-1"));
+    // What the inbound side does with the effect.
+    chat.accounts[0].holds.dispute_open = true;
+    // The receipt the bot asked for is still taken.
+    let s = chat.send(media("image"));
+    assert_eq!(s.effects, vec![Effect::Receipt]);
+    let s = chat.say("hola");
+    assert_eq!(s.understood, "handoff:dispute_open");
+    assert!(!s
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Promise { .. })));
+    // With another account open, that one is offered; the disputed one is not.
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].holds.dispute_open = true;
+    chat.accounts
+        .push(account("L-2", 50_000, date(2026, 12, 10)));
+    chat.verified();
+    chat.say("hola");
+    assert!(chat.state.offered.iter().any(|o| o == intent::ids::PROMISE));
+    chat.tap(intent::ids::PROMISE);
+    let s = chat.say("el viernes");
+    assert_eq!(
+        s.effects,
+        vec![Effect::Promise {
+            account: AccountId::parse("L-2").unwrap(),
+            by: date(2026, 11, 27),
+            amount_minor: 50_000
+        }]
+    );
+}
+
+/// A paused account still owes: the balance shows it as paused, and it is not offered to pay.
+#[test]
+fn a_paused_account_shows_in_the_balance_and_is_not_collected() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].status = AccountStatus::Paused;
+    chat.verified();
+    let s = chat.say("¿cuánto debo?");
+    assert_eq!(s.understood, "balance");
+    let text = all_text(&s);
+    assert!(text.contains("L-1: saldo 150000 CLP, en pausa"), "{text}");
+    assert!(!text.contains("No tienes saldos"), "{text}");
+    assert_eq!(chat.state.offered, vec![intent::ids::HUMAN]);
+    chat.say("hola");
+    use super::intent::ids;
+    for id in [ids::PAY, ids::PLANS, ids::PROMISE] {
+        assert!(!chat.state.offered.iter().any(|o| o == id), "{id}");
+    }
+    let s = chat.say("quiero pagar");
+    assert_eq!(s.understood, "pay:held");
+    assert!(s.effects.is_empty());
+    assert!(all_text(&s).contains("PERSONA"));
+    // A pause on the person (a breathing space) holds on the account too.
+    let mut chat = Chat::new(Language::En);
+    chat.debtor.holds.paused = true;
+    chat.verified();
+    let s = chat.say("I want a payment plan");
+    assert_eq!(s.understood, "plans:held");
+    // Settled: truly nothing owed.
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].balance_minor = 0;
+    chat.accounts[0].status = AccountStatus::Settled;
+    chat.verified();
+    assert_eq!(chat.say("saldo").understood, "balance:nothing_due");
+}
+
 #[test]
 fn vulnerability_pauses_hands_over_and_answers_with_care() {
     for (text, sign, lang) in [
