@@ -396,29 +396,25 @@ impl Ctx<'_> {
                 ) {
                     Ok(terms) => {
                         self.understood = "plan_accepted".into();
-                        let regular = terms
-                            .instalments
-                            .iter()
-                            .find(|i| i.number > 0)
-                            .or(terms.instalments.first())
-                            .map(|i| i.amount_minor)
-                            .unwrap_or(0);
-                        let first = terms
-                            .instalments
-                            .first()
-                            .map(|i| i.due)
-                            .unwrap_or(request.first_due);
+                        let sum = Summary::of(&terms, self.lang);
                         let n = request.instalments.to_string();
-                        let amount = Money::new(regular, acct.currency).display();
-                        let date = dates::show(first, self.lang);
+                        let mut args = sum.args();
+                        args.push(("n", &n));
+                        let key = if sum.down.is_some() {
+                            "plan_accepted_down"
+                        } else {
+                            "plan_accepted"
+                        };
+                        let mut body = self.say(key, &args);
+                        if sum.interest.is_some() {
+                            body.push(' ');
+                            body.push_str(&self.say("plan_total", &args));
+                        }
                         self.effects.push(Effect::AcceptPlan {
                             account: acct.id.clone(),
                             request,
                         });
-                        self.text(
-                            "plan_accepted",
-                            &[("n", &n), ("amount", &amount), ("date", &date)],
-                        );
+                        self.replies.push(Reply::text(body));
                     }
                     Err(_) => {
                         // The offer went stale (a payment changed the balance): offer again.
@@ -971,6 +967,8 @@ impl Ctx<'_> {
         counts.dedup();
         let mut offers = Vec::new();
         let mut options = Vec::new();
+        // The down payment and the start date are the same in every offer: said once, above.
+        let mut body_down: Option<Summary> = None;
         for n in counts {
             let request = PlanRequest {
                 instalments: n,
@@ -982,26 +980,23 @@ impl Ctx<'_> {
             let Ok(terms) = build(basis, rules, &request, self.turn.today) else {
                 continue;
             };
-            let regular = terms
-                .instalments
-                .iter()
-                .find(|i| i.number > 0)
-                .map(|i| i.amount_minor)
-                .unwrap_or(0);
-            let first = terms
-                .instalments
-                .first()
-                .map(|i| i.due)
-                .unwrap_or(first_due);
-            let amount = Money::new(regular, account.currency).display();
-            let date = dates::show(first, self.lang);
+            let sum = Summary::of(&terms, self.lang);
+            let key = match (sum.down.is_some(), sum.interest.is_some()) {
+                (false, false) => "plan_row_detail",
+                (true, false) => "plan_row_detail_down",
+                (false, true) => "plan_row_detail_total",
+                // The start date is in the body: the row has no room for it (72 letters).
+                (true, true) => "plan_row_detail_down_total",
+            };
+            let description = self.say(key, &sum.args());
             options.push(Choice {
                 id: format!("plan:{}", offers.len()),
                 title: self.say("plan_row", &[("n", &n.to_string())]),
-                description: Some(
-                    self.say("plan_row_detail", &[("amount", &amount), ("date", &date)]),
-                ),
+                description: Some(description),
             });
+            if down > 0 {
+                body_down = Some(sum);
+            }
             offers.push(request);
         }
         if offers.is_empty() {
@@ -1009,7 +1004,14 @@ impl Ctx<'_> {
         }
         self.understood = "plans_offered".into();
         let balance = basis.display();
-        let body = self.say("plans_offer", &[("balance", &balance)]);
+        let body = match body_down {
+            Some(sum) => {
+                let mut args = sum.args();
+                args.push(("balance", &balance));
+                self.say("plans_offer_down", &args)
+            }
+            None => self.say("plans_offer", &[("balance", &balance)]),
+        };
         self.choices(body, "plans_button", options);
         self.state.awaiting = Awaiting::Plan {
             account: account.id.clone(),
@@ -1070,6 +1072,47 @@ impl Ctx<'_> {
         self.understood = format!("channel:{name}");
         self.effects.push(Effect::PreferChannel { channel });
         self.text("channel_done", &[("channel", channel_name(channel))]);
+    }
+}
+
+/// A plan's terms as the debtor reads them: the down payment due today (instalment 0), the
+/// regular instalment and when the first of them is due, and the total when interest makes it
+/// more than the balance.
+struct Summary {
+    down: Option<String>,
+    amount: String,
+    date: String,
+    total: String,
+    interest: Option<String>,
+}
+
+impl Summary {
+    fn of(terms: &crate::plans::PlanTerms, lang: Language) -> Self {
+        let money = |minor| Money::new(minor, terms.currency).display();
+        let down = terms
+            .instalments
+            .iter()
+            .find(|i| i.number == 0 && i.amount_minor > 0)
+            .map(|i| money(i.amount_minor));
+        let regular = terms.instalments.iter().find(|i| i.number > 0);
+        Self {
+            down,
+            amount: money(regular.map_or(0, |i| i.amount_minor)),
+            date: regular.map_or(String::new(), |i| dates::show(i.due, lang)),
+            total: money(terms.total_minor),
+            interest: (terms.interest_minor > 0).then(|| money(terms.interest_minor)),
+        }
+    }
+
+    /// The placeholders: down, amount, date, total, interest (a text uses those it has).
+    fn args(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("down", self.down.as_deref().unwrap_or("")),
+            ("amount", &self.amount),
+            ("date", &self.date),
+            ("total", &self.total),
+            ("interest", self.interest.as_deref().unwrap_or("")),
+        ]
     }
 }
 

@@ -306,6 +306,102 @@ fn plans_are_offered_within_the_tenant_rules_and_one_is_accepted() {
     assert_eq!(options.len(), 2, "3 and 4");
 }
 
+fn plan_rows(s: &Step) -> Vec<(String, String)> {
+    let Some(Reply::Choices { options, .. }) = s.replies.last() else {
+        panic!("a list: {s:?}")
+    };
+    options
+        .iter()
+        .map(|o| (o.title.clone(), o.description.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// A down payment is due today and said so: in the offer and in the confirmation, not "the
+/// first instalment is due today".
+#[test]
+fn plans_with_a_down_payment_say_it_is_due_today() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].balance_minor = 300_000;
+    chat.tenant.plan_rules.min_down_payment_percent = 10;
+    chat.verified();
+    let s = chat.say("plan");
+    let Reply::Choices { body, .. } = &s.replies[0] else {
+        panic!()
+    };
+    assert!(
+        body.contains("un pie de 30000 CLP hoy y el resto en cuotas desde el 02/12/2026"),
+        "{body}"
+    );
+    assert_eq!(
+        plan_rows(&s)[1],
+        (
+            "6 cuotas".to_string(),
+            "pie 30000 CLP hoy y 45000 CLP c/u desde el 02/12/2026".to_string()
+        )
+    );
+    let s = chat.tap("plan:1");
+    let text = all_text(&s);
+    assert!(
+        text.starts_with(
+            "Listo: un pie de 30000 CLP hoy y 6 cuotas de 45000 CLP desde el 02/12/2026."
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("25/11/2026"), "{text}");
+    assert!(!text.contains("total"), "no interest, no total: {text}");
+}
+
+/// With interest the total is more than the balance: each offer and the confirmation say it.
+#[test]
+fn plans_with_interest_show_the_total() {
+    let mut chat = Chat::new(Language::Pt);
+    chat.accounts[0].balance_minor = 300_000;
+    chat.tenant.plan_rules.annual_interest_bps = 1200;
+    chat.verified();
+    let s = chat.say("quero parcelar");
+    let rows = plan_rows(&s);
+    assert_eq!(
+        rows[1].1, "52959 CLP cada a partir de 02/12/2026; total 317753 CLP",
+        "{rows:?}"
+    );
+    let s = chat.tap("plan:1");
+    let text = all_text(&s);
+    assert!(text.contains("6 parcelas de 52959 CLP"), "{text}");
+    assert!(
+        text.contains("No total, você vai pagar 317753 CLP, com 17753 CLP de juros."),
+        "{text}"
+    );
+    // Both: every row still fits a WhatsApp list row (72 letters), in every language.
+    for lang in [Language::Es, Language::Pt, Language::En] {
+        let mut chat = Chat::new(lang);
+        chat.accounts[0].balance_minor = 3_000_000;
+        chat.tenant.plan_rules.annual_interest_bps = 1200;
+        chat.tenant.plan_rules.min_down_payment_percent = 10;
+        chat.verified();
+        let s = chat.tap(intent::ids::PLANS);
+        let Reply::Choices { body, .. } = &s.replies[0] else {
+            panic!()
+        };
+        assert!(body.contains("300000 CLP"), "the down payment: {body}");
+        for (_, d) in plan_rows(&s) {
+            assert!(d.contains("300000 CLP") && d.contains("total"), "{d}");
+            assert!(d.chars().count() <= 72, "{lang:?}: {d}");
+        }
+    }
+    let mut chat = Chat::new(Language::En);
+    chat.accounts[0].balance_minor = 300_000;
+    chat.tenant.plan_rules.annual_interest_bps = 1200;
+    chat.tenant.plan_rules.min_down_payment_percent = 10;
+    chat.verified();
+    chat.tap(intent::ids::PLANS);
+    let text = all_text(&chat.tap("plan:1"));
+    assert!(
+        text.starts_with("Done: a down payment of 30000 CLP today and 6 instalments of 47663 CLP from December 2, 2026."),
+        "{text}"
+    );
+    assert!(text.contains("In total you'll pay 315978 CLP"), "{text}");
+}
+
 #[test]
 fn a_promise_takes_a_date_within_the_limit() {
     let mut chat = Chat::new(Language::Es);
