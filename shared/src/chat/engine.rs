@@ -197,6 +197,12 @@ impl Ctx<'_> {
                 let channel = channel_name(self.turn.channel);
                 return self.text("opted_out", &[("channel", channel)]);
             }
+            Intent::OptOutAll => {
+                // Recorded on every channel (the consent side reads the same words): said so.
+                self.understood = "opt_out".into();
+                self.state.awaiting = Awaiting::Nothing;
+                return self.text("opted_out_all", &[]);
+            }
             Intent::OptIn => {
                 self.understood = "opt_in".into();
                 let channel = channel_name(self.turn.channel);
@@ -643,7 +649,8 @@ impl Ctx<'_> {
             | Intent::No
             | Intent::Choice(_)
             | Intent::OptIn
-            | Intent::OptOut => self.menu(),
+            | Intent::OptOut
+            | Intent::OptOutAll => self.menu(),
         }
     }
 

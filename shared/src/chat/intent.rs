@@ -24,6 +24,8 @@ pub enum Intent {
     Human,
     CannotPay,
     OptOut,
+    /// An opt-out from every channel ("no me contacten", "dejen de escribirme").
+    OptOutAll,
     OptIn,
     Receipt,
     /// A choice the bot offered: its id (`plan:2`, `acct:L-1`, `pause:health` …).
@@ -275,7 +277,12 @@ const PHRASES: &[(&str, &[&str])] = &[
             "dale",
             "confirmo",
             "de acuerdo",
+            "estoy de acuerdo",
+            "esta bien",
+            "claro",
             "sim",
+            "ta bom",
+            "okay",
             "pode ser",
             "yes",
             "sure",
@@ -345,7 +352,8 @@ pub fn read(content: &Content, offered: &[String]) -> Intent {
     if let Some(signal) = content.opt_signal() {
         return match signal.keyword {
             OptKeyword::OptIn => Intent::OptIn,
-            OptKeyword::OptOut | OptKeyword::OptOutAll => Intent::OptOut,
+            OptKeyword::OptOut => Intent::OptOut,
+            OptKeyword::OptOutAll => Intent::OptOutAll,
         };
     }
     match content {
@@ -385,7 +393,8 @@ fn from_choice(id: &str) -> Option<Intent> {
 fn from_text(body: &str, offered: &[String]) -> Intent {
     match classify_keyword(body) {
         Some(OptKeyword::OptIn) => return Intent::OptIn,
-        Some(OptKeyword::OptOut | OptKeyword::OptOutAll) => return Intent::OptOut,
+        Some(OptKeyword::OptOut) => return Intent::OptOut,
+        Some(OptKeyword::OptOutAll) => return Intent::OptOutAll,
         None => {}
     }
     let normalized = normalize(body);
@@ -396,17 +405,60 @@ fn from_text(body: &str, offered: &[String]) -> Intent {
         return Intent::Other(normalized);
     }
     let w = words(&normalized);
+    if let Some(answer) = yes_or_no(&w) {
+        return answer;
+    }
     for (name, phrases) in lexicon() {
+        if *name == "yes" || *name == "no" {
+            continue;
+        }
         if phrases.iter().any(|p| contains_words(&w, p)) {
-            // A bare "no"/"si" only counts as the whole message; inside a sentence it is
-            // just a word ("no sé").
-            if (*name == "yes" || *name == "no") && w.len() > 3 {
-                continue;
-            }
             return from_name(name);
         }
     }
     Intent::Other(normalized)
+}
+
+/// Words that may come with a yes or a no without changing it.
+const COURTESY: [&str; 8] = [
+    "gracias", "obrigado", "obrigada", "thanks", "thank", "you", "por", "favor",
+];
+
+/// A yes or a no, only when that is all the message says (give or take a thanks): inside a
+/// sentence "no" is just a word ("no me interesa", "no sé"), and "de acuerdo" alone is a yes,
+/// not a payment arrangement.
+fn yes_or_no(w: &[&str]) -> Option<Intent> {
+    let rest: Vec<&str> = w
+        .iter()
+        .copied()
+        .filter(|x| !COURTESY.contains(x))
+        .collect();
+    if rest.is_empty() {
+        return None;
+    }
+    for (name, phrases) in lexicon() {
+        if *name != "yes" && *name != "no" {
+            continue;
+        }
+        // Every word is one of the answer's phrases, said once or a few times ("si si", "ok dale").
+        let mut at = 0;
+        while at < rest.len() {
+            let Some(p) = phrases.iter().find(|p| {
+                rest[at..].len() >= p.len()
+                    && rest[at..at + p.len()]
+                        .iter()
+                        .zip(p.iter())
+                        .all(|(a, b)| a == b)
+            }) else {
+                break;
+            };
+            at += p.len();
+        }
+        if at == rest.len() {
+            return Some(from_name(name));
+        }
+    }
+    None
 }
 
 /// The language a text is most likely in, when it says enough to tell: function words that
@@ -493,6 +545,37 @@ mod tests {
         ];
         for (input, want) in cases.iter() {
             assert_eq!(read(&text(input), &[]), *want, "{input}");
+        }
+        // A yes or a no is the whole message; inside a sentence "no" is just a word.
+        for (input, want) in [
+            ("no", Intent::No),
+            ("No, gracias", Intent::No),
+            ("não", Intent::No),
+            ("De acuerdo", Intent::Yes),
+            ("sí, de acuerdo", Intent::Yes),
+            ("ok gracias", Intent::Yes),
+        ] {
+            assert_eq!(read(&text(input), &[]), want, "{input}");
+        }
+        for input in ["no me interesa", "no sé", "si quiero"] {
+            assert!(
+                matches!(read(&text(input), &[]), Intent::Other(_)),
+                "{input}"
+            );
+        }
+        // Asking to be left alone is an opt-out, never a "no" or a misunderstanding.
+        for input in [
+            "No me escriban",
+            "dejen de escribirme",
+            "pare de me mandar mensagens",
+            "parem de me ligar",
+            "stop texting me",
+            "don't contact me",
+        ] {
+            assert!(
+                matches!(read(&text(input), &[]), Intent::OptOut | Intent::OptOutAll),
+                "{input}"
+            );
         }
         // Typos.
         assert_eq!(read(&text("quero parcelarr"), &[]), Intent::Plans);

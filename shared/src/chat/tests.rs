@@ -510,6 +510,43 @@ fn opt_out_and_back_in_are_confirmed() {
     assert_eq!(s.understood, "opt_in");
 }
 
+/// Asking to be left alone, in the debtor's own words, is an opt-out: never a "no" that
+/// shows the payment menu, nor a misunderstanding.
+#[test]
+fn asking_to_be_left_alone_is_an_opt_out() {
+    for (text, lang, all, words) in [
+        ("No me escriban", Language::Es, true, "por ningún medio"),
+        (
+            "dejen de escribirme",
+            Language::Es,
+            true,
+            "por ningún medio",
+        ),
+        (
+            "pare de me mandar mensagens",
+            Language::Pt,
+            true,
+            "nenhum meio",
+        ),
+        ("parem de me ligar", Language::Pt, true, "nenhum meio"),
+        ("stop texting me", Language::En, false, "by WhatsApp"),
+        ("don't contact me", Language::En, true, "on any channel"),
+    ] {
+        let mut chat = Chat::new(lang);
+        let s = chat.say(text);
+        assert_eq!(s.understood, "opt_out", "{text}");
+        assert!(all_text(&s).contains(words), "{text}: {}", all_text(&s));
+        assert!(chat.state.offered.is_empty(), "{text}: no menu");
+        let scope = crate::compliance::classify_keyword(text);
+        let want = if all {
+            crate::compliance::OptKeyword::OptOutAll
+        } else {
+            crate::compliance::OptKeyword::OptOut
+        };
+        assert_eq!(scope, Some(want), "{text}: the consent record too");
+    }
+}
+
 #[test]
 fn asking_for_a_person_hands_over_and_the_bot_goes_silent() {
     let mut chat = Chat::new(Language::Es);

@@ -147,7 +147,7 @@ const OPT_IN: [(Language, &[&str]); 3] = [
 const WHOLE_ONLY: [&str; 6] = ["para", "cancelar", "cancel", "end", "quit", "chega"];
 
 /// Words that may surround an opt-out without changing it.
-const FILLER: [&str; 34] = [
+const FILLER: [&str; 49] = [
     "please",
     "pls",
     "plz",
@@ -182,7 +182,128 @@ const FILLER: [&str; 34] = [
     "sending",
     "stop",
     "pf",
+    "mas",
+    "a",
+    "este",
+    "numero",
+    "aqui",
+    "mensaje",
+    "mensagem",
+    "message",
+    "neste",
+    "this",
+    "number",
+    "again",
+    "anymore",
+    "to",
+    "ever",
 ];
+
+/// Asking to be left alone in the debtor's own words ("no me escriban", "dejen de llamarme",
+/// "parem de me ligar", "stop texting me", "don't contact me"): a verb of contact after a
+/// negation or a "stop doing". Matched on forms, not a list of sentences, since debtors word
+/// it every way. Words meaning "text" only (an SMS) stop this channel, the rest every channel.
+fn cease_request(words: &[&str]) -> Option<OptKeyword> {
+    // Conjugated after "no me" / "não me": forms, not stems ("no me llamo Ana" is a name).
+    const AFTER_NO_ME: &[&str] = &[
+        "escriban",
+        "escribas",
+        "escriba",
+        "llamen",
+        "llames",
+        "llame",
+        "molesten",
+        "molestes",
+        "moleste",
+        "contacten",
+        "contactes",
+        "contacte",
+        "manden",
+        "mandes",
+        "mande",
+        "envien",
+        "envies",
+        "envie",
+        "liguem",
+        "ligue",
+        "escrevam",
+        "escreva",
+        "mandem",
+        "enviem",
+        "contatem",
+        "contate",
+        "incomodem",
+        "incomode",
+        "perturbem",
+        "perturbe",
+        "chamem",
+    ];
+    // After "dejen de" / "pare de (me)": an infinitive, with its pronoun or not.
+    const STEMS: &[&str] = &[
+        "escrib", "llam", "molest", "contact", "mand", "envi", "escrev", "lig", "contat",
+        "incomod", "perturb", "cham",
+    ];
+    const STOP_DOING: &[&str] = &[
+        "deja", "dejen", "dejes", "dejar", "pare", "parem", "paren", "para", "parar",
+    ];
+    // English: "stop texting", "don't contact".
+    const EN: &[(&str, &str)] = &[
+        ("texting", "text"),
+        ("messaging", "message"),
+        ("contacting", "contact"),
+        ("calling", "call"),
+        ("emailing", "email"),
+        ("bothering", "bother"),
+        ("writing", "write"),
+        ("harassing", "harass"),
+    ];
+    let scope = |verb: &str| {
+        if verb.starts_with("text") {
+            OptKeyword::OptOut
+        } else {
+            OptKeyword::OptOutAll
+        }
+    };
+    let filler_around = |start: usize, len: usize| {
+        words.len() <= len + 5
+            && words[..start]
+                .iter()
+                .chain(&words[start + len..])
+                .all(|w| FILLER.contains(w))
+    };
+    for i in 0..words.len() {
+        let at = |k: usize| words.get(i + k).copied().unwrap_or("");
+        let found: Option<(usize, &str)> =
+            if matches!(at(0), "no" | "nao") && at(1) == "me" && AFTER_NO_ME.contains(&at(2)) {
+                Some((3, at(2)))
+            } else if STOP_DOING.contains(&at(0)) && at(1) == "de" {
+                let (verb, len) = if at(2) == "me" {
+                    (at(3), 4)
+                } else {
+                    (at(2), 3)
+                };
+                STEMS
+                    .iter()
+                    .any(|s| verb.starts_with(s))
+                    .then_some((len, verb))
+            } else if at(0) == "stop" {
+                EN.iter().find(|(ing, _)| *ing == at(1)).map(|_| (2, at(1)))
+            } else {
+                let (neg, verb) = match (at(0), at(1), at(2)) {
+                    ("do", "not", v) | ("don", "t", v) => (3, v),
+                    ("dont", v, _) => (2, v),
+                    _ => (0, ""),
+                };
+                (neg > 0 && EN.iter().any(|(_, base)| *base == verb)).then_some((neg, verb))
+            };
+        if let Some((len, verb)) = found {
+            if filler_around(i, len) {
+                return Some(scope(verb));
+            }
+        }
+    }
+    None
+}
 
 /// Lower case, accents off, every other character a space, words single-spaced.
 pub fn fold(text: &str) -> String {
@@ -263,7 +384,7 @@ pub fn classify_keyword(text: &str) -> Option<OptKeyword> {
             return Some(OptKeyword::OptOut);
         }
     }
-    None
+    cease_request(&words)
 }
 
 /// The payload of the opt-out quick reply every collection template carries (index 0): read
@@ -332,6 +453,20 @@ mod tests {
             ("Alta", Some(OptIn)),
             ("VOLTAR", Some(OptIn)),
             ("unstop", Some(OptIn)),
+            // Asking to be left alone, however worded.
+            ("No me escriban", Some(OptOutAll)),
+            ("no me escriban más por favor", Some(OptOutAll)),
+            ("Dejen de escribirme", Some(OptOutAll)),
+            ("deja de llamarme!", Some(OptOutAll)),
+            ("no me molesten mas", Some(OptOutAll)),
+            ("Pare de me mandar mensagens", Some(OptOutAll)),
+            ("parem de me ligar", Some(OptOutAll)),
+            ("não me liguem mais", Some(OptOutAll)),
+            ("stop texting me", Some(OptOut)),
+            ("please stop messaging me", Some(OptOutAll)),
+            ("Don't contact me", Some(OptOutAll)),
+            ("do not call me again", Some(OptOutAll)),
+            ("dont email me", Some(OptOutAll)),
             // Not keywords: sentences with other meanings, or ambiguous.
             ("Quiero cancelar mi deuda", None),
             ("para cuando es el pago?", None),
@@ -341,6 +476,11 @@ mod tests {
             ("", None),
             ("!!!", None),
             ("the end of the month", None),
+            ("No me llamo Ana", None),
+            ("no me manden el link todavía", None),
+            ("para de pagar no tengo", None),
+            ("don't call me before noon please thanks", None),
+            ("dejen de cobrarme intereses", None),
         ];
         for (text, expected) in cases {
             assert_eq!(classify_keyword(text), *expected, "{text:?}");
