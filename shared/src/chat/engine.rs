@@ -210,6 +210,12 @@ impl Ctx<'_> {
             }
             _ => {}
         }
+        let denies = text
+            .as_deref()
+            .is_some_and(|t| intent::denies_being(t, &self.turn.debtor.name));
+        if intent == Intent::WrongNumber || denies {
+            return self.wrong_number();
+        }
         let owed = self.owed_accounts();
         // Every debt stopped (a lawsuit, an insolvency, a dispute): nothing about it from a
         // machine, a person answers. A receipt is still taken: a dispute asks for one.
@@ -310,6 +316,23 @@ impl Ctx<'_> {
                 urgent: true,
             });
         }
+    }
+
+    /// Whoever writes says they are not the debtor. Not a word about anyone or any debt: an
+    /// apology, reminders paused on every account until a person has looked (each one would
+    /// tell a stranger about the debt), and the conversation to a person, the bot silent.
+    fn wrong_number(&mut self) {
+        let accounts = self.turn.accounts.iter().map(|a| a.id.clone()).collect();
+        self.effects.push(Effect::Pause {
+            accounts,
+            until: None,
+            reason: "wrong number reported".into(),
+        });
+        self.handoff("wrong_number", false);
+        // One message: the apology says what happens, the handoff notice would name a team
+        // that has nothing to tell this person.
+        self.replies.clear();
+        self.text("wrong_number", &[]);
     }
 
     /// The line of the debtor's country (by phone), else the tenant's; the tenant's own first.
@@ -615,6 +638,8 @@ impl Ctx<'_> {
                 self.state.awaiting = Awaiting::Hours;
             }
             Intent::Human => self.handoff("asked", false),
+            // `run` answers it before anything else; the same answer should it get here.
+            Intent::WrongNumber => self.wrong_number(),
             // A plan or a pause means nothing when no debt is open to collect.
             Intent::CannotPay if self.open_accounts().is_empty() => self.menu(),
             Intent::CannotPay => {
@@ -668,7 +693,12 @@ impl Ctx<'_> {
             .next()
             .unwrap_or("")
             .to_string();
-        let body = self.say("menu", &[("name", &first)]);
+        // Before the identity check, whoever holds the phone may not be the debtor: no name.
+        let body = if self.verified() {
+            self.say("menu", &[("name", &first)])
+        } else {
+            self.say("menu_anon", &[])
+        };
         let mut options = vec![self.option(ids::BALANCE, "opt_balance")];
         // Paying, a plan, a promise or a pause only mean something while a debt is open: a
         // debtor whose accounts are all settled is not offered them.

@@ -28,6 +28,9 @@ pub enum Intent {
     OptOutAll,
     OptIn,
     Receipt,
+    /// "Número equivocado", "no soy Ana": whoever writes is not the debtor. Nothing about
+    /// anyone or any debt may be said to them.
+    WrongNumber,
     /// A choice the bot offered: its id (`plan:2`, `acct:L-1`, `pause:health` …).
     Choice(String),
     Yes,
@@ -44,6 +47,34 @@ pub enum Intent {
 /// Phrases per intent, in every language at once (a debtor may answer in another language
 /// than their record's). Normalized: no accents, lower case.
 const PHRASES: &[(&str, &[&str])] = &[
+    (
+        "wrong_number",
+        &[
+            "numero equivocado",
+            "numero incorrecto",
+            "equivocaron de numero",
+            "equivocado de numero",
+            "persona equivocada",
+            "equivocaron de persona",
+            "no soy el titular",
+            "no soy la titular",
+            "no conozco a esa persona",
+            "no conozco a esta persona",
+            "numero errado",
+            "pessoa errada",
+            "foi engano",
+            "nao sou o titular",
+            "nao sou a titular",
+            "nao conheco essa pessoa",
+            "nao conheco esta pessoa",
+            "wrong number",
+            "wrong person",
+            "not the account holder",
+            "don t know this person",
+            "dont know this person",
+            "do not know this person",
+        ],
+    ),
     (
         "human",
         &[
@@ -313,6 +344,7 @@ fn lexicon() -> &'static [Phrases] {
 
 fn from_name(name: &str) -> Intent {
     match name {
+        "wrong_number" => Intent::WrongNumber,
         "human" => Intent::Human,
         "dispute" => Intent::Dispute,
         "cannot_pay" => Intent::CannotPay,
@@ -417,6 +449,38 @@ fn from_text(body: &str, offered: &[String]) -> Intent {
         }
     }
     Intent::Other(normalized)
+}
+
+/// Whether the text says the writer is not `name` ("no soy Ana", "não sou a Ana", "I'm not
+/// Ana", "no conozco a Ana"): the number reached someone else.
+pub fn denies_being(body: &str, name: &str) -> bool {
+    let name = normalize(name);
+    let Some(first) = words(&name).first().map(|s| s.to_string()) else {
+        return false;
+    };
+    let normalized = normalize(body);
+    let w = words(&normalized);
+    const DENIALS: [&[&str]; 13] = [
+        &["no", "soy"],
+        &["yo", "no", "soy"],
+        &["no", "conozco", "a"],
+        &["nao", "sou"],
+        &["nao", "sou", "a"],
+        &["nao", "sou", "o"],
+        &["nao", "conheco"],
+        &["nao", "conheco", "a"],
+        &["nao", "conheco", "o"],
+        &["i", "m", "not"],
+        &["im", "not"],
+        &["i", "am", "not"],
+        &["this", "is", "not"],
+    ];
+    DENIALS.iter().any(|d| {
+        let mut phrase: Vec<&str> = d.to_vec();
+        phrase.push(&first);
+        // The name exactly: "no soy Anastasia" is no denial of being Ana.
+        w.windows(phrase.len()).any(|x| x == phrase.as_slice())
+    })
 }
 
 /// Words that may come with a yes or a no without changing it.
@@ -577,6 +641,21 @@ mod tests {
                 "{input}"
             );
         }
+        // Whoever writes is someone else.
+        for input in [
+            "número equivocado",
+            "Se equivocaron de número",
+            "wrong number",
+            "número errado",
+            "no soy el titular",
+        ] {
+            assert_eq!(read(&text(input), &[]), Intent::WrongNumber, "{input}");
+        }
+        assert!(denies_being("No soy Ana", "Ana Pérez"));
+        assert!(denies_being("não sou a ana", "Ana Pérez"));
+        assert!(denies_being("I'm not Ana, sorry", "Ana Pérez"));
+        assert!(!denies_being("no soy capaz de pagar", "Ana Pérez"));
+        assert!(!denies_being("no soy Anastasia", "Ana Pérez"));
         // Typos.
         assert_eq!(read(&text("quero parcelarr"), &[]), Intent::Plans);
         assert_eq!(read(&text("hablar con un ejecutivoo"), &[]), Intent::Human);

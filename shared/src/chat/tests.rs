@@ -153,11 +153,80 @@ fn a_greeting_gets_the_menu_and_a_number_picks_from_it() {
     let mut chat = Chat::new(Language::Es);
     let s = chat.say("Hola");
     assert_eq!(s.understood, "menu");
-    assert!(all_text(&s).starts_with("Hola Ana, ¿en qué te puedo ayudar?"));
+    // Not verified yet: whoever holds the phone is not greeted by the debtor's name.
+    assert!(all_text(&s).starts_with("Hola, ¿en qué te puedo ayudar?"));
+    assert!(!all_text(&s).contains("Ana"));
     assert_eq!(chat.state.offered.len(), 8);
     // "1" is the first option: the balance, which asks who they are first.
     let s = chat.say("1");
     assert_eq!(s.understood, "identity_asked");
+    chat.say("6785");
+    let s = chat.say("hola");
+    assert!(all_text(&s).starts_with("Hola Ana, ¿en qué te puedo ayudar?"));
+    // A tenant that checks nothing but the phone: the name from the start.
+    let mut chat = Chat::new(Language::Es);
+    chat.tenant.chat.identity = IdentityCheck::PhoneOnly;
+    assert!(all_text(&chat.say("Hola")).starts_with("Hola Ana,"));
+}
+
+/// Someone else has the number: they are told nothing about anyone or any debt, reminders
+/// pause until a person looks, and the bot goes silent.
+#[test]
+fn a_wrong_number_is_told_nothing_and_reminders_pause() {
+    for (text, lang, words) in [
+        ("número equivocado", Language::Es, "Gracias por avisarnos"),
+        ("No soy Ana", Language::Es, "Gracias por avisarnos"),
+        (
+            "You have the wrong number",
+            Language::Es,
+            "Thank you for letting us know",
+        ),
+        (
+            "número errado, não sou a Ana",
+            Language::Pt,
+            "Obrigado por avisar",
+        ),
+        ("não sou Ana", Language::Pt, "Obrigado por avisar"),
+    ] {
+        let mut chat = Chat::new(lang);
+        chat.accounts
+            .push(account("L-2", 50_000, date(2026, 12, 10)));
+        let s = chat.say(text);
+        assert_eq!(s.understood, "handoff:wrong_number", "{text}");
+        let reply = all_text(&s);
+        assert!(reply.starts_with(words), "{text}: {reply}");
+        for secret in [
+            "Ana", "Pérez", "150000", "L-1", "deuda", "dívida", "debt", "Pagar",
+        ] {
+            assert!(!reply.contains(secret), "{text}: {secret} in {reply}");
+        }
+        assert_eq!(s.replies.len(), 1, "{s:?}");
+        assert_eq!(
+            s.effects,
+            vec![
+                Effect::Pause {
+                    accounts: vec![
+                        AccountId::parse("L-1").unwrap(),
+                        AccountId::parse("L-2").unwrap()
+                    ],
+                    until: None,
+                    reason: "wrong number reported".into()
+                },
+                Effect::Handoff {
+                    reason: "wrong_number".into(),
+                    urgent: false
+                }
+            ]
+        );
+        assert!(chat.state.offered.is_empty());
+        assert!(chat.say("hola").replies.is_empty(), "the bot is silent");
+    }
+    // Even while the identity check waits: it is no attempt.
+    let mut chat = Chat::new(Language::Es);
+    chat.say("saldo");
+    let s = chat.say("no soy Ana, número equivocado");
+    assert_eq!(s.understood, "handoff:wrong_number");
+    assert_eq!(chat.state.failed_checks, 0);
 }
 
 /// A debtor whose accounts are all settled is not offered to pay, a plan, a promise or a pause.
