@@ -1171,20 +1171,20 @@ fn channel_name(c: ChannelKind) -> &'static str {
     }
 }
 
+/// The channel a text names. A channel's own name wins over "mensaje" or "texto", which only
+/// mean SMS when nothing else is named ("mándame un mensaje por WhatsApp" is WhatsApp).
 fn channel_in_text(text: &str) -> Option<String> {
     let n = super::text::normalize(text);
     let w = super::text::words(&n);
-    if w.iter()
-        .any(|x| *x == "sms" || *x == "mensaje" || *x == "texto")
-    {
-        Some("sms".into())
-    } else if w.iter().any(|x| ["email", "mail", "correo"].contains(x)) {
-        Some("email".into())
-    } else if w
-        .iter()
-        .any(|x| *x == "whatsapp" || *x == "wpp" || *x == "zap")
-    {
+    let any = |names: &[&str]| w.iter().any(|x| names.contains(x));
+    if any(&["whatsapp", "wpp", "zap"]) {
         Some("whatsapp".into())
+    } else if any(&["sms"]) {
+        Some("sms".into())
+    } else if any(&["email", "mail", "correo"]) {
+        Some("email".into())
+    } else if any(&["mensaje", "texto"]) {
+        Some("sms".into())
     } else {
         None
     }

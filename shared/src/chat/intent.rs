@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::text::{contains_words, normalize, words};
+use super::text::{contains_words, contains_words_exact, normalize, words};
 use crate::compliance::{classify_keyword, OptKeyword};
 use crate::domain::Language;
 use crate::inbound::Content;
@@ -81,8 +81,7 @@ const PHRASES: &[(&str, &[&str])] = &[
             "persona",
             "humano",
             "agente",
-            "ejecutivo",
-            "ejecutiva",
+            "ejecutiv*",
             "asesor",
             "asesora",
             "operador",
@@ -334,7 +333,12 @@ fn lexicon() -> &'static [Phrases] {
             .map(|(name, phrases)| {
                 let split = phrases
                     .iter()
-                    .map(|p| normalize(p).split(' ').map(str::to_string).collect())
+                    .map(|p| {
+                        // A trailing * is a stem ("ejecutiv*"): kept through normalizing.
+                        let n = normalize(p);
+                        let n = if p.ends_with('*') { format!("{n}*") } else { n };
+                        n.split(' ').map(str::to_string).collect()
+                    })
                     .collect();
                 (*name, split)
             })
@@ -444,7 +448,18 @@ fn from_text(body: &str, offered: &[String]) -> Intent {
         if *name == "yes" || *name == "no" {
             continue;
         }
-        if phrases.iter().any(|p| contains_words(&w, p)) {
+        // A person and a dispute are read exactly: their near misses mean something else
+        // ("préstamo personal", "crédito pessoal", "contesta"), and a wrong guess hands the
+        // conversation over or stops collection.
+        let exact = matches!(*name, "human" | "dispute");
+        let hit = |p: &Vec<String>| {
+            if exact {
+                contains_words_exact(&w, p)
+            } else {
+                contains_words(&w, p)
+            }
+        };
+        if phrases.iter().any(hit) {
             return from_name(name);
         }
     }
@@ -656,6 +671,19 @@ mod tests {
         assert!(denies_being("I'm not Ana, sorry", "Ana Pérez"));
         assert!(!denies_being("no soy capaz de pagar", "Ana Pérez"));
         assert!(!denies_being("no soy Anastasia", "Ana Pérez"));
+        // Near misses of a person or a dispute are not one.
+        for input in [
+            "quiero pagar mi préstamo personal",
+            "meu crédito pessoal",
+            "nadie contesta el teléfono",
+        ] {
+            let got = read(&text(input), &[]);
+            assert!(
+                !matches!(got, Intent::Human | Intent::Dispute),
+                "{input}: {got:?}"
+            );
+        }
+        assert_eq!(read(&text("quero contestar"), &[]), Intent::Dispute);
         // Typos.
         assert_eq!(read(&text("quero parcelarr"), &[]), Intent::Plans);
         assert_eq!(read(&text("hablar con un ejecutivoo"), &[]), Intent::Human);

@@ -563,6 +563,24 @@ fn preferred_channel_and_hours() {
         }]
     );
     assert!(all_text(&s).contains("09:00"));
+    // The channel named wins over "mensaje", which alone means SMS.
+    let mut chat = Chat::new(Language::Es);
+    let s = chat.say("mándame un mensaje por WhatsApp");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PreferChannel {
+            channel: ChannelKind::Whatsapp
+        }]
+    );
+    let mut chat = Chat::new(Language::Es);
+    chat.tap(intent::ids::CHANNEL);
+    let s = chat.say("por mensaje de texto");
+    assert_eq!(
+        s.effects,
+        vec![Effect::PreferChannel {
+            channel: ChannelKind::Sms
+        }]
+    );
     // A channel the tenant may not use is refused.
     let mut chat = Chat::new(Language::Es);
     chat.tenant.kind = TenantKind::Agency;
@@ -614,6 +632,34 @@ fn asking_to_be_left_alone_is_an_opt_out() {
         };
         assert_eq!(scope, Some(want), "{text}: the consent record too");
     }
+}
+
+/// Near misses that meant something else: a lost password or a dead phone is no death, a
+/// personal loan no request for a person, "de acuerdo" no payment plan.
+#[test]
+fn everyday_words_are_not_read_as_something_grave() {
+    for text in ["perdi minha senha", "meu celular morreu", "my phone died"] {
+        let mut chat = Chat::new(Language::Es);
+        let s = chat.say(text);
+        assert!(!s.understood.starts_with("vulnerability"), "{text}: {s:?}");
+        assert!(s.effects.is_empty(), "{text}: {s:?}");
+        assert_eq!(chat.state.mode, Mode::Bot, "{text}");
+    }
+    let mut chat = Chat::new(Language::Pt);
+    let s = chat.say("perdi meu emprego");
+    assert_eq!(s.understood, "vulnerability:unemployment");
+    for text in [
+        "quiero pagar mi préstamo personal",
+        "pagar meu crédito pessoal",
+    ] {
+        let mut chat = Chat::new(Language::Es);
+        let s = chat.say(text);
+        assert_eq!(s.understood, "identity_asked", "{text}: read as paying");
+        assert_eq!(chat.state.mode, Mode::Bot, "{text}");
+    }
+    let mut chat = Chat::new(Language::Es);
+    assert_eq!(chat.say("nadie contesta").understood, "not_understood");
+    assert_eq!(chat.say("de acuerdo").understood, "menu");
 }
 
 #[test]

@@ -65,6 +65,24 @@ pub fn contains_words<S: AsRef<str>>(text_words: &[&str], phrase_words: &[S]) ->
     })
 }
 
+/// `contains_words` without typos: every word as written, a stem only as a prefix. For
+/// phrases whose near misses mean something else ("personal" is not "persona", "contesta" is
+/// not "contestar").
+pub fn contains_words_exact<S: AsRef<str>>(text_words: &[&str], phrase_words: &[S]) -> bool {
+    if phrase_words.is_empty() || phrase_words.len() > text_words.len() {
+        return false;
+    }
+    text_words.windows(phrase_words.len()).any(|window| {
+        window.iter().zip(phrase_words).all(|(typed, known)| {
+            let known = known.as_ref();
+            match known.strip_suffix('*') {
+                Some(stem) => typed.starts_with(stem),
+                None => *typed == known,
+            }
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
