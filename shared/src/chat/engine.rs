@@ -406,16 +406,42 @@ impl Ctx<'_> {
                 None => false,
             },
             Awaiting::Plan { account, offers } => {
-                let picked = choice
+                let row = choice
                     .and_then(|c| c.strip_prefix("plan:"))
                     .and_then(|n| n.parse::<usize>().ok())
-                    .and_then(|n| offers.get(n).cloned());
-                let Some(request) = picked else {
+                    .filter(|n| *n < offers.len());
+                let Some(acct) = self.account(&account) else {
+                    if row.is_some() {
+                        self.menu();
+                        return true;
+                    }
                     return false;
                 };
-                let Some(acct) = self.account(&account) else {
-                    self.menu();
-                    return true;
+                let index = match self.typed_plan(&offers, row) {
+                    Some(Ok(index)) => Some(index),
+                    Some(Err(both)) => {
+                        // "3" is the third row (12 cuotas) and also 3 cuotas: asked, not guessed.
+                        self.understood = "plan_which".into();
+                        let options = both
+                            .iter()
+                            .filter_map(|i| {
+                                let req = &offers[*i];
+                                let basis = acct.plan_basis();
+                                let rules = &self.turn.tenant.plan_rules;
+                                let terms = build(basis, rules, req, self.turn.today).ok()?;
+                                let sum = Summary::of(&terms, self.lang);
+                                Some(self.plan_option(*i, req.instalments, &sum))
+                            })
+                            .collect();
+                        let body = self.say("plan_which", &[]);
+                        self.choices(body, "plans_button", options);
+                        self.state.awaiting = Awaiting::Plan { account, offers };
+                        return true;
+                    }
+                    None => row,
+                };
+                let Some(request) = index.and_then(|i| offers.get(i).cloned()) else {
+                    return false;
                 };
                 match build(
                     acct.plan_basis(),
@@ -1018,19 +1044,7 @@ impl Ctx<'_> {
                 continue;
             };
             let sum = Summary::of(&terms, self.lang);
-            let key = match (sum.down.is_some(), sum.interest.is_some()) {
-                (false, false) => "plan_row_detail",
-                (true, false) => "plan_row_detail_down",
-                (false, true) => "plan_row_detail_total",
-                // The start date is in the body: the row has no room for it (72 letters).
-                (true, true) => "plan_row_detail_down_total",
-            };
-            let description = self.say(key, &sum.args());
-            options.push(Choice {
-                id: format!("plan:{}", offers.len()),
-                title: self.say("plan_row", &[("n", &n.to_string())]),
-                description: Some(description),
-            });
+            options.push(self.plan_option(offers.len(), n, &sum));
             if down > 0 {
                 body_down = Some(sum);
             }
@@ -1054,6 +1068,60 @@ impl Ctx<'_> {
             account: account.id.clone(),
             offers,
         };
+    }
+
+    /// One offer as a list row: "6 cuotas", and what is paid when.
+    fn plan_option(&self, index: usize, instalments: u32, sum: &Summary) -> Choice {
+        let key = match (sum.down.is_some(), sum.interest.is_some()) {
+            (false, false) => "plan_row_detail",
+            (true, false) => "plan_row_detail_down",
+            (false, true) => "plan_row_detail_total",
+            // The start date is in the body: the row has no room for it (72 letters).
+            (true, true) => "plan_row_detail_down_total",
+        };
+        Choice {
+            id: format!("plan:{index}"),
+            title: self.say("plan_row", &[("n", &instalments.to_string())]),
+            description: Some(self.say(key, &sum.args())),
+        }
+    }
+
+    /// The offer a typed number means on a numbered list (SMS, e-mail), where "3" may be the
+    /// third row or "3 cuotas". `Ok(index)` when only one reading fits; `Err` with both when
+    /// they name different offers. `None`: not a typed number, or a button.
+    fn typed_plan(
+        &self,
+        offers: &[PlanRequest],
+        row: Option<usize>,
+    ) -> Option<Result<usize, [usize; 2]>> {
+        let Content::Text { body } = self.turn.content else {
+            return None;
+        };
+        let n = super::text::normalize(body);
+        let w = super::text::words(&n);
+        const COUNT_WORDS: [&str; 8] = [
+            "cuotas",
+            "parcelas",
+            "vezes",
+            "meses",
+            "instalments",
+            "installments",
+            "months",
+            "payments",
+        ];
+        let (number, said_count) = match w.as_slice() {
+            [x] => (x.parse::<u32>().ok()?, false),
+            [x, unit] if COUNT_WORDS.contains(unit) => (x.parse::<u32>().ok()?, true),
+            _ => return None,
+        };
+        let count = offers.iter().position(|o| o.instalments == number);
+        match (row, count) {
+            (_, Some(c)) if said_count => Some(Ok(c)),
+            (Some(r), Some(c)) if r != c => Some(Err([r, c])),
+            (None, Some(c)) => Some(Ok(c)),
+            (Some(r), _) => Some(Ok(r)),
+            (None, None) => None,
+        }
     }
 
     fn no_plans(&mut self) {

@@ -471,6 +471,52 @@ fn plans_with_interest_show_the_total() {
     assert!(text.contains("In total you'll pay 315978 CLP"), "{text}");
 }
 
+/// On a numbered list "3" may be the third row (12 cuotas) or 3 cuotas: the bot asks which
+/// instead of accepting 12 at once. A number that can only be a count is that count.
+#[test]
+fn a_typed_number_that_is_also_a_count_is_asked_about() {
+    let mut chat = Chat::new(Language::Es);
+    chat.channel = ChannelKind::Sms;
+    chat.verified();
+    chat.say("plan");
+    assert_eq!(chat.state.offered, vec!["plan:0", "plan:1", "plan:2"]);
+    let s = chat.say("3");
+    assert_eq!(s.understood, "plan_which");
+    assert!(s.effects.is_empty(), "nothing accepted: {s:?}");
+    let text = all_text(&s);
+    assert!(text.contains("1. 12 cuotas"), "{text}");
+    assert!(text.contains("2. 3 cuotas"), "{text}");
+    // "3" again: no third option now, so it is 3 cuotas.
+    let s = chat.say("3");
+    let Effect::AcceptPlan { request, .. } = &s.effects[0] else {
+        panic!("{s:?}")
+    };
+    assert_eq!(request.instalments, 3);
+    // Picking by the option's number works as ever.
+    let mut chat = Chat::new(Language::Es);
+    chat.channel = ChannelKind::Sms;
+    chat.verified();
+    chat.say("plan");
+    chat.say("3");
+    let s = chat.say("1");
+    let Effect::AcceptPlan { request, .. } = &s.effects[0] else {
+        panic!("{s:?}")
+    };
+    assert_eq!(request.instalments, 12);
+    // A row that is no offered count, and a count that is no row, need no question.
+    for (typed, n) in [("2", 6), ("6", 6), ("12", 12), ("3 cuotas", 3)] {
+        let mut chat = Chat::new(Language::Es);
+        chat.channel = ChannelKind::Sms;
+        chat.verified();
+        chat.say("plan");
+        let s = chat.say(typed);
+        let Some(Effect::AcceptPlan { request, .. }) = s.effects.first() else {
+            panic!("{typed}: {s:?}")
+        };
+        assert_eq!(request.instalments, n, "{typed}");
+    }
+}
+
 #[test]
 fn a_promise_takes_a_date_within_the_limit() {
     let mut chat = Chat::new(Language::Es);
