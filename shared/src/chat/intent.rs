@@ -540,22 +540,24 @@ fn yes_or_no(w: &[&str]) -> Option<Intent> {
     None
 }
 
-/// The language a text is most likely in, when it says enough to tell: function words that
-/// belong to one of cobro's languages only.
+/// The language a text is most likely in, when it says enough to tell: words that belong to
+/// one of cobro's languages only. Words Spanish and Portuguese share ("por favor", "pagar",
+/// "como", "pague") tell nothing: "quero pagar por favor" is not Spanish.
 pub fn detect_language(text: &str) -> Option<Language> {
     const MARKERS: [(Language, &[&str]); 3] = [
         (
             Language::Es,
             &[
-                "quiero", "puedo", "tengo", "cuanto", "hola", "gracias", "pagar", "deuda", "mi",
-                "por", "favor", "el", "los", "las", "usted", "necesito", "como", "ya", "pague",
+                "quiero", "puedo", "tengo", "cuanto", "hola", "gracias", "deuda", "mi", "el",
+                "los", "las", "usted", "necesito", "ya", "estoy", "hoy", "cuenta", "dinero",
             ],
         ),
         (
             Language::Pt,
             &[
                 "quero", "posso", "tenho", "quanto", "oi", "ola", "obrigado", "obrigada", "divida",
-                "meu", "minha", "voce", "nao", "preciso", "como", "ja", "paguei", "um", "uma",
+                "meu", "minha", "voce", "nao", "preciso", "ja", "paguei", "um", "uma", "estou",
+                "hoje", "conta", "dinheiro",
             ],
         ),
         (
@@ -815,5 +817,21 @@ mod tests {
             Some(Language::En)
         );
         assert_eq!(detect_language("ok"), None);
+        // Words both languages share say nothing.
+        for shared in [
+            "quero pagar por favor",
+            "como pagar por favor",
+            "pague por favor",
+        ] {
+            assert_ne!(detect_language(shared), Some(Language::Es), "{shared}");
+        }
+        assert_eq!(
+            detect_language("Oi, quero pagar por favor"),
+            Some(Language::Pt)
+        );
+        assert_eq!(
+            detect_language("Hola, quiero pagar por favor"),
+            Some(Language::Es)
+        );
     }
 }

@@ -918,6 +918,19 @@ fn the_language_follows_the_debtor_when_they_write_another() {
     assert!(all_text(&s).contains("last 4 digits"), "{}", all_text(&s));
 }
 
+/// Portuguese with words Spanish shares ("pagar por favor") stays Portuguese.
+#[test]
+fn shared_words_do_not_switch_the_language() {
+    let mut chat = Chat::new(Language::Pt);
+    let s = chat.say("quero pagar por favor");
+    assert_eq!(chat.state.language, None);
+    assert!(
+        all_text(&s).starts_with("Para proteger seus dados"),
+        "{}",
+        all_text(&s)
+    );
+}
+
 #[test]
 fn three_misunderstandings_in_a_row_reach_a_person() {
     let mut chat = Chat::new(Language::Es);
