@@ -377,6 +377,97 @@ async fn a_deployment_posts_to_public_addresses_only() {
     );
 }
 
+/// An address the URL writes in another form (one number, hex, a short form, IPv4 inside
+/// IPv6) is the address the HTTP client connects to: registration keeps the URL normalised,
+/// and each send checks and posts the same parsed URL. A URL stored before that (never
+/// normalised) is refused by a deployment at send and reaches the local stack's receiver.
+#[tokio::test]
+async fn a_url_is_checked_and_posted_as_the_address_it_names() {
+    use cobro::ports::Queue;
+    use cobro_events_out::{handle_batch, EventsOut, HttpClient};
+
+    let api = Api::start().await;
+    let (receiver, url) = start_receiver().await;
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    api.register(
+        &format!("http://2130706433:{port}/hooks/cobro"),
+        &["PromiseMade"],
+    )
+    .await;
+    let (_, shown) = api.call("GET", "/v1/webhook", None).await;
+    assert_eq!(shown["url"], url, "kept as it is posted to");
+
+    let tenant = cobro::domain::TenantId::parse("demo").unwrap();
+    let deployed = Arc::new(EventsOut {
+        store: api.stack.store.clone(),
+        queue: api.stack.events_out.clone(),
+        clock: api.stack.clock.clone(),
+        http: HttpClient::public(),
+        schedule: vec![std::time::Duration::ZERO],
+    });
+    let api = &api;
+    let publish = |n: i64| async move {
+        let detail = json!({ "tenant": "demo", "account": "CL-1001", "amount_minor": n });
+        api.stack
+            .crm
+            .bus
+            .publish(vec![cobro::ports::Event::new("PromiseMade", detail)])
+            .await
+            .unwrap();
+    };
+    let raw = [
+        format!("https://2130706433:{port}/hooks/cobro"),
+        format!("https://0x7f.0.0.1:{port}/hooks/cobro"),
+        format!("https://127.1:{port}/hooks/cobro"),
+        format!("https://127.0.0.1.:{port}/hooks/cobro"),
+        format!("https://%31%32%37.0.0.1:{port}/hooks/cobro"),
+        format!("https://[::127.0.0.1]:{port}/hooks/cobro"),
+        format!("https://[::ffff:7f00:1]:{port}/hooks/cobro"),
+    ];
+    for (i, raw) in raw.iter().enumerate() {
+        // Stored as an older version would have stored it.
+        let mut endpoint = api.stack.store.webhook(&tenant).await.unwrap().unwrap();
+        endpoint.url = raw.clone();
+        api.stack.store.put_webhook(&endpoint).await.unwrap();
+        publish(i as i64).await;
+        let got = api
+            .stack
+            .events_out
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        let records = got
+            .iter()
+            .map(|m| (m.message_id.clone(), m.body.clone()))
+            .collect();
+        handle_batch(&deployed, records).await;
+        assert!(receiver.posts.lock().unwrap().is_empty(), "{raw} reached");
+        let (_, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
+        let refused = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["status"] == "failed"
+                    && d["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("public address"))
+            })
+            .count();
+        assert_eq!(refused, i + 1, "{raw}: {list}");
+    }
+
+    // The local stack posts a never-normalised loopback URL to the address it names.
+    let mut endpoint = api.stack.store.webhook(&tenant).await.unwrap().unwrap();
+    endpoint.url = format!("http://0x7f.1:{port}/hooks/cobro");
+    api.stack.store.put_webhook(&endpoint).await.unwrap();
+    publish(77_000).await;
+    api.drain().await;
+    let posts = receiver.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].json()["data"]["amount_minor"], 77_000);
+}
+
 /// A host name is checked when it is resolved too: one that names only loopback (a name
 /// pointed at 127.0.0.1, DNS rebinding) resolves to nothing a deployment may reach.
 #[tokio::test]

@@ -50,7 +50,8 @@ pub(crate) fn routes(r: Router<Arc<CrmApi>>, g: &Guards) -> Router<Arc<CrmApi>> 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookInput {
-    /// Where events are posted: `https://`, or `http://` to a loopback host.
+    /// Where events are posted: `https://` to a public address (the local stack also takes
+    /// `http://` to a loopback host). No credentials, fragment or backslash.
     #[schema(example = "https://crm.example.com/hooks/cobro")]
     url: String,
     /// The event types it takes (see docs/events.md); absent or empty: all of them.
@@ -61,6 +62,8 @@ pub(crate) struct WebhookInput {
 /// The webhook as the API shows it: never the secret, except once when it is made.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct WebhookView {
+    /// As events are posted to it: normalised (`HTTPS://CRM.example.com` is
+    /// `https://crm.example.com/`).
     url: String,
     events: Vec<String>,
     /// The secret's first characters, to tell which one is in use.
@@ -121,8 +124,10 @@ pub(crate) async fn put_webhook(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let input: WebhookInput = parse_json(&body)?;
-    let url = input.url.trim().to_string();
-    check_url(&url, s.webhook_targets).map_err(|e| Problem::invalid_field("url", e))?;
+    // Kept as checked (normalised), which is how each send parses it again.
+    let url = check_url(input.url.trim(), s.webhook_targets)
+        .map_err(|e| Problem::invalid_field("url", e))?
+        .to_string();
     for (i, e) in input.events.iter().enumerate() {
         if !is_published(e) {
             let known: Vec<_> = published().collect();

@@ -309,17 +309,19 @@ impl EventsOut {
         now: Timestamp,
     ) -> (Option<u16>, Option<String>) {
         // Checked again at each send: an address written in the URL is not resolved, and a
-        // webhook registered before a rule tightened must not reach past it.
-        if let Err(why) = check_url(&endpoint.url, self.http.targets) {
-            return (None, Some(format!("the webhook's URL {why}")));
-        }
+        // webhook registered before a rule tightened must not reach past it. The URL posted to
+        // is the one checked, parsed once: the host checked is the host connected to.
+        let url = match check_url(&endpoint.url, self.http.targets) {
+            Ok(url) => url,
+            Err(why) => return (None, Some(format!("the webhook's URL {why}"))),
+        };
         let signed = signature(&endpoint.signing_secrets(now), now, d.body.as_bytes());
         let http = match self.http.get() {
             Ok(c) => c,
             Err(e) => return (None, Some(e)),
         };
         let sent = http
-            .post(&endpoint.url)
+            .post(url)
             .header("content-type", "application/json")
             .header(SIGNATURE_HEADER, signed)
             .header(EVENT_ID_HEADER, &d.id)

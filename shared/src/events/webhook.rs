@@ -1,12 +1,14 @@
 //! A tenant's webhook: what is posted to it, how it is signed, and when a failed delivery is
 //! tried again. No I/O here; the `events-out` function does the posting.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use url::{Host, Url};
 
 /// The header with the signature: `t=<unix seconds>,v1=<hex HMAC-SHA256>`, one `v1` per secret in
 /// use (two while a rotated secret is still honoured).
@@ -144,12 +146,13 @@ pub enum Targets {
 
 /// Whether an address is one the internet routes to: not loopback, private (RFC 1918, unique
 /// local), link-local (the cloud metadata endpoints), shared (CGNAT), unspecified, broadcast,
-/// multicast or documentation; an IPv4-mapped IPv6 address as its IPv4 one.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+/// multicast, benchmarking or documentation. An IPv6 address that carries an IPv4 one (mapped,
+/// compatible, NAT64, 6to4: `embedded_ipv4`) is judged as that IPv4 address, since that is
+/// what a connection to it may reach.
+pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -159,63 +162,117 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b & 0xfe) == 18)
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            let s = v6.segments();
+            !(v6.is_multicast()
+                // Unique local, link-local, the deprecated site-local.
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                // Documentation (2001:db8::/32, 3fff::/20).
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x3fff && s[1] < 0x1000)
+                // Teredo: its IPv4 addresses are a relay's and an obfuscated client's.
+                || (s[0] == 0x2001 && s[1] == 0)
+                // Local-use NAT64 (64:ff9b:1::/48): a private network's own translator.
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                // Discard-only.
+                || s[..4] == [0x100, 0, 0, 0])
         }
     }
 }
 
-/// Where a webhook may point: `https://` (to a public host for `Targets::Public`), or, for
-/// `Targets::AlsoLoopback`, `http://` to a loopback host (a receiver on the same machine, as
-/// in the local stack). No credentials in the URL, no fragment. A host name is checked again
+/// The IPv4 address an IPv6 one stands for: IPv4-compatible (`::/96`, which holds `::` and
+/// `::1` too), IPv4-mapped (`::ffff:0:0/96`), IPv4-translated (`::ffff:0:0:0/96`), NAT64
+/// (`64:ff9b::/96`) and 6to4 (`2002::/16`, the address in its next 32 bits).
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let [.., a, b, c, d] = v6.octets();
+    let low = Ipv4Addr::new(a, b, c, d);
+    match v6.segments() {
+        [0, 0, 0, 0, 0, 0, ..]
+        | [0, 0, 0, 0, 0, 0xffff, ..]
+        | [0, 0, 0, 0, 0xffff, 0, ..]
+        | [0x64, 0xff9b, 0, 0, 0, 0, ..] => Some(low),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))),
+        _ => None,
+    }
+}
+
+/// Checks a webhook URL and gives it back as it will be posted to: parsed the WHATWG way, as
+/// the HTTP client parses it, so the host checked is the host connected to. An address in any
+/// of the forms such parsers take (`2130706433`, `0x7f.1`, `127.0.0.1.`, percent-encoded,
+/// `[::ffff:7f00:1]`) is checked as the address it is. The caller stores or posts the URL this
+/// returns, never the raw text.
+///
+/// It must be `https://` (to a public host for `Targets::Public`), or, for
+/// `Targets::AlsoLoopback`, `http://` to a loopback host (a receiver on the same machine, as in
+/// the local stack). No credentials, no fragment, no backslash. A host name is checked again
 /// when it is resolved (`PublicResolver`).
-pub fn check_url(raw: &str, targets: Targets) -> Result<(), String> {
-    let (scheme, rest) = raw
-        .split_once("://")
-        .ok_or_else(|| "must be an absolute https:// URL".to_string())?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(authority, |(h, _)| h);
+pub fn check_url(raw: &str, targets: Targets) -> Result<Url, String> {
     if raw.len() > 2048 {
         return Err("is longer than 2048 characters".into());
     }
+    // The WHATWG parser drops tabs and newlines inside and trims the ends: what was checked
+    // would not be what was written.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("is not a valid URL".into());
+    }
+    // A backslash is a slash to the WHATWG parser and not to others: `https://a.example\@10.0.0.1`
+    // names a different host to each.
+    if raw.contains('\\') {
+        return Err("must not contain a backslash".into());
+    }
+    // `scheme://host…` as written: the parser would also take `https:host` or `https:///host`.
+    let (scheme, rest) = raw
+        .split_once("://")
+        .filter(|(scheme, rest)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic()) && !rest.starts_with('/')
+        })
+        .ok_or_else(|| "must be an absolute https:// URL".to_string())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err("must not carry credentials".into());
     }
-    if raw.contains('#') {
+    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+        return Err("must be an https:// URL".into());
+    }
+    let url = Url::parse(raw).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    if url.fragment().is_some() {
         return Err("must not have a fragment".into());
     }
-    if host.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("is not a valid URL".into());
-    }
-    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .ok();
-    if targets == Targets::Public
-        && (host.eq_ignore_ascii_case("localhost") || literal.is_some_and(|ip| !is_public(ip)))
-    {
+    let (loopback, public) = match url.host() {
+        Some(Host::Domain(name)) => {
+            // `localhost.` is `localhost`; RFC 6761 keeps all of `.localhost` on loopback.
+            let name = name.trim_end_matches('.');
+            if name.is_empty() {
+                return Err("is not a valid URL".into());
+            }
+            let loopback = name == "localhost" || name.ends_with(".localhost");
+            (loopback, !loopback)
+        }
+        Some(Host::Ipv4(ip)) => (ip.is_loopback(), is_public(IpAddr::V4(ip))),
+        Some(Host::Ipv6(ip)) => (
+            ip.is_loopback() || embedded_ipv4(ip).is_some_and(|v4| v4.is_loopback()),
+            is_public(IpAddr::V6(ip)),
+        ),
+        None => return Err("is not a valid URL".into()),
+    };
+    if targets == Targets::Public && !public {
         return Err("must point at a public address (not loopback, private or link-local)".into());
     }
-    match scheme {
-        "https" => Ok(()),
-        "http" if loopback && targets == Targets::AlsoLoopback => Ok(()),
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback && targets == Targets::AlsoLoopback => Ok(url),
         "http" if targets == Targets::AlsoLoopback => {
             Err("must use https (http only to a loopback host)".into())
         }
@@ -299,6 +356,152 @@ mod tests {
             "http://crm.example.com/hook",
         ] {
             assert!(public(u).is_err(), "{u}");
+        }
+    }
+
+    /// The forms an address takes to slip past a check that reads the URL as text: each is
+    /// the address the HTTP client would connect to, and a deployment refuses it.
+    #[test]
+    fn an_address_in_any_form_is_checked_as_the_address_it_is() {
+        for u in [
+            // IPv4 as one number, in hex, octal, short forms, with a trailing dot.
+            "https://2130706433/",
+            "https://0x7f000001/",
+            "https://0x7f.0.0.1/",
+            "https://0177.0.0.1/",
+            "https://127.1/",
+            "https://127.0.1/",
+            "https://127.0.0.1./",
+            "https://0/",
+            "https://0x0a.0.0.5/",
+            "https://167772165/",
+            "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data/",
+            "https://2852039166/latest/meta-data/",
+            "https://169.254.43518/",
+            // Percent-encoded.
+            "https://%31%32%37.0.0.1/",
+            "https://127.0.0.1%2e/",
+            "https://%6c%6f%63%61%6c%68%6f%73%74/",
+            // Names on loopback, upper case, a trailing dot.
+            "https://LOCALHOST/",
+            "https://localhost./",
+            "https://api.localhost/",
+            // A backslash: a slash to the client, not to a reader.
+            "https://crm.example.com\\@127.0.0.1/",
+            "https://127.0.0.1\\@crm.example.com/",
+            // Credentials, even empty ones.
+            "https://@127.0.0.1/",
+            "https://crm.example.com@127.0.0.1/",
+            // IPv4 in IPv6: compatible, mapped (dotted and hex), translated, NAT64, 6to4.
+            "https://[::127.0.0.1]/",
+            "https://[::7f00:1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://[::ffff:7f00:1]/",
+            "https://[::ffff:a9fe:a9fe]/",
+            "https://[0:0:0:0:0:ffff:127.0.0.1]/",
+            "https://[::ffff:0:7f00:1]/",
+            "https://[64:ff9b::127.0.0.1]/",
+            "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[2002:7f00:1::]/",
+            "https://[::]/",
+            "https://[0::1]/",
+            "https://[fec0::1]/",
+            // The parser would read a host here too.
+            "https:///127.0.0.1/",
+            "https:127.0.0.1/",
+        ] {
+            let refused = check_url(u, Targets::Public);
+            assert!(refused.is_err(), "{u} → {refused:?}");
+        }
+        // Public hosts, however written, are taken, and given back normalised.
+        for (u, posted) in [
+            (
+                "https://crm.example.com/hooks/cobro",
+                "https://crm.example.com/hooks/cobro",
+            ),
+            ("HTTPS://CRM.Example.COM", "https://crm.example.com/"),
+            (
+                "https://crm.example.com:8443/h?x=1",
+                "https://crm.example.com:8443/h?x=1",
+            ),
+            ("https://crm.example.com:443/h", "https://crm.example.com/h"),
+            (
+                "https://bücher.example/h",
+                "https://xn--bcher-kva.example/h",
+            ),
+            ("https://203.0.114.7/hook", "https://203.0.114.7/hook"),
+            ("https://0xcb.0.0x72.7/hook", "https://203.0.114.7/hook"),
+            (
+                "https://[2606:4700:4700::1111]/h",
+                "https://[2606:4700:4700::1111]/h",
+            ),
+            (
+                "https://[::ffff:203.0.114.7]/h",
+                "https://[::ffff:cb00:7207]/h",
+            ),
+            (
+                "https://[64:ff9b::203.0.114.7]/h",
+                "https://[64:ff9b::cb00:7207]/h",
+            ),
+        ] {
+            let got = check_url(u, Targets::Public).map(|u| u.to_string());
+            assert_eq!(got.as_deref(), Ok(posted), "{u}");
+        }
+        // The local stack keeps its receivers on loopback, in any form too.
+        for (u, posted) in [
+            ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+            ("http://2130706433:8080/hook", "http://127.0.0.1:8080/hook"),
+            ("http://127.1:8080/hook", "http://127.0.0.1:8080/hook"),
+            ("http://[::1]:8080/hook", "http://[::1]:8080/hook"),
+            (
+                "http://[::ffff:127.0.0.1]:8080/hook",
+                "http://[::ffff:7f00:1]:8080/hook",
+            ),
+            ("http://localhost./hook", "http://localhost./hook"),
+        ] {
+            let got = check_url(u, Targets::AlsoLoopback).map(|u| u.to_string());
+            assert_eq!(got.as_deref(), Ok(posted), "{u}");
+        }
+        for u in [
+            "http://10.0.0.5/hook",
+            "http://0x0a.0.0.5/hook",
+            "http://[::ffff:10.0.0.5]/hook",
+            "http://crm.example.com\\@127.0.0.1/",
+        ] {
+            assert!(check_url(u, Targets::AlsoLoopback).is_err(), "{u}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_address_carrying_an_ipv4_one_is_judged_as_it() {
+        let public = |s: &str| is_public(s.parse().unwrap());
+        for ip in [
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0:192.168.0.1",
+            "64:ff9b::7f00:1",
+            "2002:a00:1::1",
+            "::",
+            "::1",
+            "64:ff9b:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "3fff::1",
+            "100::1",
+            "198.18.0.1",
+            "198.19.255.255",
+        ] {
+            assert!(!public(ip), "{ip}");
+        }
+        for ip in [
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2606:4700:4700::1111",
+            "8.8.8.8",
+            "198.20.0.1",
+        ] {
+            assert!(public(ip), "{ip}");
         }
     }
 
