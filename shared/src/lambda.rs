@@ -46,7 +46,8 @@ pub fn set(name: &str) -> Option<String> {
 }
 
 /// Secrets Manager behind one cache per process: each secret is read once per execution
-/// environment and again after `DEFAULT_TTL`, so a rotation is picked up within minutes.
+/// environment and again after `DEFAULT_TTL`, so a rotation is picked up within minutes; a
+/// store that fails is bridged by the value read last for `DEFAULT_GRACE`.
 pub async fn secrets() -> Arc<dyn Secrets> {
     static SECRETS: OnceCell<Arc<dyn Secrets>> = OnceCell::const_new();
     SECRETS

@@ -2082,6 +2082,7 @@ async fn a_rotated_deployment_app_secret_and_verify_token_are_used_once_the_cach
     };
     store.set(name, &values("old-app-secret", "old-verify"));
     let ttl = Duration::from_millis(50);
+    let grace = Duration::from_secs(1);
     // As the Lambda builds it with COBRO_WHATSAPP_SECRET_ARN set.
     let router = cobro_webhook::router(Arc::new(Webhook {
         store: h.store.clone(),
@@ -2089,7 +2090,7 @@ async fn a_rotated_deployment_app_secret_and_verify_token_are_used_once_the_cach
         inbound: h.queue.clone(),
         clock: Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap())),
         whatsapp: DeploymentSecrets::Stored {
-            secrets: Arc::new(CachedSecrets::new(store.clone(), ttl)),
+            secrets: Arc::new(CachedSecrets::new(store.clone(), ttl).with_grace(grace)),
             name: name.into(),
         },
         secrets: h.secrets.clone(),
@@ -2132,11 +2133,21 @@ async fn a_rotated_deployment_app_secret_and_verify_token_are_used_once_the_cach
     assert_eq!(handshake("new-verify").await, 200);
     assert_eq!(handshake("old-verify").await, 403);
     assert_eq!(h.queue.depth().await.unwrap(), 2);
-    // The secret unreadable: 503, so Meta redelivers; nothing kept.
+    // The secret unreadable once the cache expired: the values read last, for the grace.
     store.fail(true);
     tokio::time::sleep(ttl * 3).await;
+    assert_eq!(
+        post_to(router.clone(), raw(), "new-app-secret")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(handshake("new-verify").await, 200);
+    assert_eq!(h.queue.depth().await.unwrap(), 3);
+    // Past the grace: 503, so Meta redelivers; nothing kept.
+    tokio::time::sleep(grace).await;
     let answer = post_to(router.clone(), raw(), "new-app-secret").await;
     assert_eq!(answer.status, 503, "{}", problem(&answer));
     assert_eq!(handshake("new-verify").await, 503);
-    assert_eq!(h.queue.depth().await.unwrap(), 2);
+    assert_eq!(h.queue.depth().await.unwrap(), 3);
 }

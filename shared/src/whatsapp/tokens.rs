@@ -32,7 +32,8 @@ impl Tokens for FixedToken {
 
 /// From the secrets store: the number's own `access_token` (`<prefix>whatsapp/<id>`) when it
 /// has a non-empty one, else the deployment secret's. Both are read on every call through the
-/// `CachedSecrets` given, so a rotation is picked up within its TTL.
+/// `CachedSecrets` given, so a rotation is picked up within its TTL, and a store that fails
+/// for a while is bridged by the token read last (its grace) before sends fail, transiently.
 pub struct SecretTokens {
     secrets: Arc<dyn Secrets>,
     deployment: DeploymentSecrets,
