@@ -135,7 +135,10 @@ impl HttpClient {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")));
             match targets {
-                Targets::Public => builder.dns_resolver(resolve::PublicResolver),
+                // No proxy: a proxy would resolve the host itself, past the resolver's guard.
+                Targets::Public => builder
+                    .dns_resolver(resolve::PublicResolver)
+                    .no_proxy(),
                 Targets::AlsoLoopback => builder,
             }
         });
