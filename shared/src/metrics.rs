@@ -22,6 +22,9 @@ pub const DECISIONS: &str = "Decisions";
 pub const PAYMENTS_APPLIED: &str = "PaymentsApplied";
 pub const WEBHOOK_LATENCY: &str = "WebhookLatency";
 pub const ACCOUNT_STOP: &str = "AccountStop";
+/// WhatsApp templates Meta refused for a fault of the template (missing in the language,
+/// wrong parameter count, paused, disabled …): the message went on another channel, if any.
+pub const TEMPLATE_REFUSED: &str = "TemplateRefused";
 /// Deliveries to a tenant's webhook that failed every attempt (kept for the tenant).
 pub const WEBHOOK_DELIVERIES_FAILED: &str = "WebhookDeliveriesFailed";
 /// Items a reminders tick failed to decide (or shards it failed to read), left for a later tick.

@@ -698,16 +698,16 @@ async fn request_errors_fail_at_once_with_the_reason() {
         .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
         .await;
     s.graph.script([Scripted::error(
-        404,
-        132001,
-        "Template name does not exist in the translation",
+        400,
+        131008,
+        "Required parameter is missing",
     )]);
     let outcome = s.sender.handle(&body).await.unwrap();
     let Outcome::Failed(reason) = outcome else {
         panic!("{outcome:?}")
     };
     assert!(
-        reason.contains("132001") && reason.contains("Template name"),
+        reason.contains("131008") && reason.contains("Required parameter"),
         "{reason}"
     );
     assert!(
@@ -715,6 +715,68 @@ async fn request_errors_fail_at_once_with_the_reason() {
         "a request error is not the debtor's: no fallback"
     );
     assert_eq!(s.attempt(1).await.status, AttemptStatus::Failed);
+}
+
+/// A template Meta refuses for a fault of its own (missing in the debtor's language, paused,
+/// disabled …) must not stop collection on WhatsApp: the message goes on SMS, the account's
+/// record names the template and the code, and an operator's metric counts it.
+#[tokio::test]
+async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_why() {
+    let s = Setup::new().await;
+    let body = s
+        .decided(1, &[ChannelKind::Whatsapp, ChannelKind::Sms])
+        .await;
+    s.graph.script([Scripted::error(
+        404,
+        132001,
+        "Template name does not exist in the translation",
+    )]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    assert_eq!(s.graph.sends().len(), 1, "the template was tried first");
+    let sent = s.sms.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].1.text.starts_with("Hola Ana") && sent[0].1.text.ends_with("responde BAJA."),
+        "{}",
+        sent[0].1.text
+    );
+    let a = s.attempt(1).await;
+    assert_eq!(
+        (a.status, a.channel),
+        (AttemptStatus::Sent, ChannelKind::Sms)
+    );
+    let view = s
+        .store
+        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let note = view.decisions.last().expect("the sender's note");
+    assert_eq!(note.outcome, "fallback");
+    assert!(
+        note.reason.contains("payment_reminder_overdue")
+            && note.reason.contains("132001")
+            && note.reason.contains("sms"),
+        "{}",
+        note.reason
+    );
+    let metrics = serde_json::to_string(&cobro::metrics::METRICS.drain("sender", 0)).unwrap();
+    assert!(metrics.contains("TemplateRefused"), "{metrics}");
+
+    // With no other channel (opted out of SMS): failed, naming the template.
+    let body = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    s.opted_out(2, ChannelKind::Sms).await;
+    s.graph
+        .script([Scripted::error(400, 132015, "Template is paused")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("payment_reminder_overdue") && reason.contains("132015"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

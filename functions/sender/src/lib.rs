@@ -262,6 +262,30 @@ impl Sender {
             .await?)
     }
 
+    /// What the sender did with a reminder that an operator should find on the account's
+    /// record (it went on another channel than the decided one, and why).
+    async fn note(
+        &self,
+        a: &ContactAttempt,
+        outcome: &str,
+        reason: String,
+    ) -> Result<(), SendError> {
+        if a.receipt {
+            return Ok(());
+        }
+        let decision = cobro::repo::Decision {
+            at: self.clock.now(),
+            outcome: outcome.into(),
+            reason: format!("{reason} (the sender, for {})", a.decision_id),
+            decision_id: Some(a.decision_id.clone()),
+            next_action_at: None,
+        };
+        Ok(self
+            .store
+            .record_decision(&a.tenant, &a.account, &decision)
+            .await?)
+    }
+
     /// The last check before a message leaves: the account must still be owed and open, and
     /// the debtor and tenant must still exist. Consent is checked per channel below.
     async fn still_allowed(
@@ -453,6 +477,9 @@ impl Sender {
         }
         let mut unreachable = Vec::new();
         let mut stopped = Vec::new();
+        // Templates WhatsApp refused for a fault of their own: the next channel is tried, and
+        // the account's record says why the message went there.
+        let mut template = Vec::new();
         // Held back until an instant a rule names, and refused with none (a consent missing):
         // only the first keeps the message for later. Each `[rule] reason (on channel)`, so
         // the account's record reads the rule of the first.
@@ -477,9 +504,21 @@ impl Sender {
                 continue;
             }
             match self.try_channel(attempt, tenant, debtor, channel).await? {
-                Step::Done(outcome) => return Ok(outcome),
+                Step::Done(outcome) => {
+                    if let (Outcome::Sent { channel, .. }, false) = (&outcome, template.is_empty())
+                    {
+                        let reason = format!(
+                            "[template] {}; sent on {} instead",
+                            template.join("; "),
+                            channel.as_str()
+                        );
+                        self.note(attempt, "fallback", reason).await?;
+                    }
+                    return Ok(outcome);
+                }
                 Step::Unreachable(why) => unreachable.push(format!("{}: {why}", channel.as_str())),
                 Step::Stopped(why) => stopped.push(format!("{}: {why}", channel.as_str())),
+                Step::TemplateRefused(why) => template.push(format!("{}: {why}", channel.as_str())),
             }
         }
         if !stopped.is_empty() {
@@ -504,15 +543,21 @@ impl Sender {
             if !unreachable.is_empty() {
                 reason.push(format!("unreachable: {}", unreachable.join("; ")));
             }
+            reason.extend(template);
             return self.reschedule(attempt, at, reason.join("; ")).await;
         }
-        if unreachable.is_empty() {
+        if unreachable.is_empty() && template.is_empty() {
             // Every channel refused by a rule that allows it at no known instant (a consent
             // the policy requires and the debtor never gave): kept for "later", it would come
             // back every day for nothing.
             return self.cancel(attempt, reason.join("; ")).await;
         }
-        let mut failed = format!("unreachable on every channel ({})", unreachable.join("; "));
+        let mut failed = if template.is_empty() {
+            format!("unreachable on every channel ({})", unreachable.join("; "))
+        } else {
+            let tried: Vec<String> = template.into_iter().chain(unreachable).collect();
+            format!("no channel could carry it ({})", tried.join("; "))
+        };
         if !reason.is_empty() {
             failed = format!("{failed}; refused: {}", reason.join("; "));
         }
@@ -745,6 +790,23 @@ impl Sender {
                     }
                     .map(Step::Done)
                 }
+                // The tenant's template is at fault, not the debtor nor this message: the
+                // next channel carries it (as for an unreachable number), and an operator is
+                // told, or one misregistered template would stop collection on WhatsApp.
+                FailureClass::Rejected
+                    if form == Form::Template
+                        && cobro::whatsapp::errors::is_template_fault(error.code) =>
+                {
+                    tracing::error!(tenant = %a.tenant, template = %a.template, language = a.language.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "WhatsApp refused the template; the message tries the next channel. Fix the template at Meta");
+                    metrics::count(metrics::TEMPLATE_REFUSED, 1);
+                    Ok(Step::TemplateRefused(format!(
+                        "template `{}` ({}) refused by Meta: {} (code {})",
+                        a.template,
+                        a.language.as_str(),
+                        error.reason,
+                        error.code.unwrap_or_default()
+                    )))
+                }
                 FailureClass::Rejected | FailureClass::OutsideWindow => self
                     .fail(a, &error, error.reason.clone())
                     .await
@@ -882,6 +944,8 @@ enum Step {
     Done(Outcome),
     Unreachable(String),
     Stopped(String),
+    /// WhatsApp refused the tenant's template for a fault of the template (`is_template_fault`).
+    TemplateRefused(String),
 }
 
 /// Time kept after the last wait for a send slot: the provider call (10 s at most) and the

@@ -602,6 +602,14 @@ export class CobroStack extends Stack {
       new cloudwatch.Metric({ namespace: 'Cobro', metricName: 'AccountStop', dimensionsMap: { Function: 'inbound' }, statistic: 'Maximum', period: fiveMinutes }),
       1,
     );
+    // A tenant's WhatsApp template refused by Meta for a fault of its own: messages go on the next channel meanwhile.
+    alarm(
+      'TemplateRefusedAlarm',
+      'template-refused',
+      "WhatsApp refused a tenant's template (the sender log names the tenant, template, language and code); messages went on the next channel",
+      new cloudwatch.Metric({ namespace: 'Cobro', metricName: 'TemplateRefused', dimensionsMap: { Function: 'sender' }, statistic: 'Maximum', period: fiveMinutes }),
+      1,
+    );
     const deadLetters: [string, sqs.Queue, string][] = [
       ['ScheduleDeadLetterAlarm', scheduleDlq, 'A reminders tick failed after its retries'],
       ['OutboundDeadLetterAlarm', outboundDlq, 'Messages the sender could not send or read'],

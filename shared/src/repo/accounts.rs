@@ -12,7 +12,8 @@ use crate::ports::table::{Condition, Item, Query, SkRange, TableError, DUE_INDEX
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub at: Timestamp,
-    /// `contact`, `defer`, `skip`, `done`; the sender's last check adds `defer` and `cancel`.
+    /// `contact`, `defer`, `skip`, `done`; the sender's last check adds `defer` and `cancel`,
+    /// and `fallback` when it sent the message on another channel for a refused template.
     pub outcome: String,
     /// Why, in words an operator understands.
     pub reason: String,

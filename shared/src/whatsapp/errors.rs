@@ -64,6 +64,18 @@ const REJECTED: &[i64] = &[
     131049, 131050, 130472, 100, 131008, 131009, 131051, 131052, 131053, 132000, 132001, 132005,
     132007, 132012, 132015, 132016,
 ];
+/// The template itself is at fault (rejected, within `REJECTED`): 132000 parameter count,
+/// 132001 missing in the language, 132005 text too long, 132007 format policy, 132012
+/// parameter format, 132015 paused, 132016 disabled. Not the debtor's doing nor the message's:
+/// the sender tries the next channel rather than let a misregistered template stop collection
+/// on WhatsApp, and tells an operator.
+const TEMPLATE_FAULT: &[i64] = &[132000, 132001, 132005, 132007, 132012, 132015, 132016];
+
+/// Whether Meta refused a template message for a fault of the template (`TEMPLATE_FAULT`).
+pub fn is_template_fault(code: Option<i64>) -> bool {
+    code.is_some_and(|c| TEMPLATE_FAULT.contains(&c))
+}
+
 /// The whole account cannot send: token, permissions, policy, payment, registration. Some
 /// libraries retry 131048 and 368; Meta describes both as quality or policy restrictions, and
 /// retrying them is what gets a number blocked. 200–299 (permissions) is a range, checked apart.
@@ -179,6 +191,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn template_faults_are_rejections_of_the_template_only() {
+        for code in TEMPLATE_FAULT {
+            assert!(REJECTED.contains(code), "{code}");
+            assert_eq!(classify(400, Some(*code), None), Rejected);
+            assert!(is_template_fault(Some(*code)));
+        }
+        // Faults of the message or caps of the user are not the template's.
+        for code in [100, 131008, 131009, 131049, 131050, 131026] {
+            assert!(!is_template_fault(Some(code)), "{code}");
+        }
+        assert!(!is_template_fault(None));
     }
 
     #[test]
