@@ -298,16 +298,120 @@ async fn a_pause_and_a_dispute_stop_collection() {
 }
 
 #[tokio::test]
-async fn opting_out_is_confirmed_then_the_bot_says_nothing_until_opt_in() {
+async fn opting_out_is_confirmed_then_noticed_once_then_the_bot_says_nothing_until_opt_in() {
     let s = Stack::start().await;
     for (lang, _, phone, _) in PEOPLE {
+        s.call(
+            "POST",
+            "/_local/clock",
+            Some(json!({ "set": "2026-11-25T16:00:00Z" })),
+        )
+        .await;
+        let opt_in = words(lang, "ALTA", "VOLTAR", "START");
         let bye = s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
         assert!(bye.contains("WhatsApp"), "{bye}");
+        // Writing again, the debtor is told once that they opted out and how to come back,
+        // with nothing about the debt.
+        let notice = s.say(phone, words(lang, "saldo", "saldo", "balance")).await;
+        assert!(notice.contains(opt_in), "{notice}");
+        assert!(
+            !notice.contains(words(lang, "CLP", "BRL", "USD")),
+            "{notice}"
+        );
         let nothing = s.say(phone, words(lang, "hola", "oi", "hello")).await;
-        assert_eq!(nothing, "", "no reply after an opt-out");
-        let back = s.say(phone, words(lang, "ALTA", "VOLTAR", "START")).await;
+        assert_eq!(nothing, "", "one notice per opt-out");
+        let back = s.say(phone, opt_in).await;
         assert!(back.contains("WhatsApp"), "{back}");
+        // A new opt-out (a minute later: consents of one instant do not order) is a new
+        // period: one notice again.
+        s.call(
+            "POST",
+            "/_local/clock",
+            Some(json!({ "set": "2026-11-25T16:01:00Z" })),
+        )
+        .await;
+        s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
+        let again = s.say(phone, words(lang, "hola", "oi", "hello")).await;
+        assert!(again.contains(opt_in), "{again}");
     }
+}
+
+/// Opted out a month ago, the debtor writes that they do not want to live: the crisis line
+/// reaches them all the same (safety outranks the opt-out; they wrote first).
+#[tokio::test]
+async fn a_debtor_who_opted_out_still_gets_the_crisis_line() {
+    let s = Stack::start().await;
+    for (lang, _, phone, _) in PEOPLE {
+        s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
+    }
+    s.call(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-12-28T16:00:00Z" })),
+    )
+    .await;
+    for (lang, _, phone, _) in PEOPLE {
+        let line = s
+            .say(
+                phone,
+                words(
+                    lang,
+                    "ya no quiero vivir",
+                    "quero morrer",
+                    "I want to end my life",
+                ),
+            )
+            .await;
+        assert!(line.contains(words(lang, "*4141", "188", "988")), "{line}");
+    }
+    // The person the conversation went to can answer them too: care, not collection.
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/conversations/cl-maria/replies",
+            Some(json!({ "text": "Hola María, soy Carla. Estoy aquí.", "agent": "carla" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    s.stack.drain().await.unwrap();
+    assert_eq!(
+        s.replies(),
+        vec!["Hola María, soy Carla. Estoy aquí.".to_string()]
+    );
+}
+
+/// A person cannot write to a debtor who opted out in a conversation handed over for anything
+/// but self-harm; the debtor who writes is told once how to opt in.
+#[tokio::test]
+async fn an_agent_cannot_write_to_an_opted_out_debtor_outside_care() {
+    let s = Stack::start().await;
+    let maria = PEOPLE[0].2;
+    s.say(maria, "quiero hablar con una persona").await;
+    s.say(maria, "BAJA").await;
+    let notice = s.say(maria, "hola?").await;
+    assert!(notice.contains("ALTA"), "{notice}");
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/conversations/cl-maria/replies",
+            Some(json!({ "text": "Hola", "agent": "carla" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("opted-out"), "{body}");
+}
+
+/// A debtor whose CRM language is Spanish writes in English: the payment link is in English
+/// like the rest of the conversation.
+#[tokio::test]
+async fn the_payment_link_is_in_the_conversations_language() {
+    let s = Stack::start().await;
+    let maria = PEOPLE[0].2;
+    let asked = s.say(maria, "hello, what is my balance please").await;
+    assert!(!asked.is_empty());
+    s.say(maria, demo::DEMO_ID_LAST4).await;
+    let link = s.tap(maria, "menu:pay").await;
+    assert!(link.contains("You can pay"), "{link}");
 }
 
 #[tokio::test]

@@ -1314,6 +1314,8 @@ async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
         tries: 0,
         claimed_at: None,
         confirms_opt_out: false,
+        care: false,
+        language: None,
     };
     assert!(s.store.put_reply(&reply).await.unwrap());
     let body = serde_json::to_string(&ReplyMessage {
@@ -1340,4 +1342,137 @@ async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
         .unwrap();
     assert_eq!(stored.status, ReplyStatus::Queued);
     assert_eq!(s.requeued.delays().len(), 1, "put back on the queue");
+}
+
+/// A bot reply to debtor `d-1` on SMS, answering a message of now; saved, with its queue body.
+async fn bot_reply(
+    s: &Setup,
+    id: &str,
+    body: &str,
+    change: impl FnOnce(&mut cobro::repo::ChatReply),
+) -> String {
+    use cobro::outbound::{ReplyMessage, ReplyRef};
+    use cobro::repo::{ChatReply, ReplyStatus};
+    let debtor = DebtorId::parse("d-1").unwrap();
+    let mut reply = ChatReply {
+        tenant: s.tenant.clone(),
+        debtor: debtor.clone(),
+        id: id.into(),
+        channel: ChannelKind::Sms,
+        reply: cobro::chat::Reply::Text { body: body.into() },
+        author: "bot".into(),
+        answers_at: Some(s.clock.now()),
+        created_at: s.clock.now(),
+        status: ReplyStatus::Queued,
+        provider_message_id: None,
+        reason: None,
+        tries: 0,
+        claimed_at: None,
+        confirms_opt_out: false,
+        care: false,
+        language: None,
+    };
+    change(&mut reply);
+    assert!(s.store.put_reply(&reply).await.unwrap());
+    serde_json::to_string(&ReplyMessage {
+        reply: ReplyRef {
+            tenant: s.tenant.clone(),
+            debtor,
+            id: reply.id.clone(),
+        },
+    })
+    .unwrap()
+}
+
+/// The bot's replies to one message go out one after the other, each sent queueing the next.
+/// When that queueing fails after the first is sent, its queue message comes back: finding the
+/// reply sent, it queues the next (here the payment link), which is otherwise lost.
+#[tokio::test]
+async fn the_next_reply_is_queued_when_the_first_went_out_but_queueing_it_failed() {
+    let s = Setup::new().await;
+    s.decided(1, &[]).await;
+    let first = bot_reply(&s, "in-1#0", "Tu saldo es 300000 CLP.", |_| {}).await;
+    bot_reply(
+        &s,
+        "in-1#1",
+        "Puedes pagar aquí: https://pay.example/x",
+        |_| {},
+    )
+    .await;
+    let sender = Sender {
+        store: s.store.clone(),
+        channels: Channels::new().with(ChannelKind::Sms, s.sms.clone()),
+        clock: s.clock.clone() as Arc<dyn Clock>,
+        queue: cobro_tests::flaky::FlakyQueue::new(s.queue.clone(), 1),
+        dead_letters: None,
+        bus: Arc::new(LocalBus::new()),
+        pacer: Pacer::new(80),
+    };
+    let err = sender.handle(&first).await.unwrap_err();
+    assert!(matches!(err, cobro_sender::SendError::Queue(_)), "{err:?}");
+    assert_eq!(s.sms.sent().len(), 1, "the first reply went out");
+    // Its queue message is received again.
+    let again = sender.handle(&first).await.unwrap();
+    assert_eq!(again, Outcome::Skipped("already handled"));
+    assert_eq!(s.sms.sent().len(), 1, "not sent twice");
+    let queued = s.queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(queued.len(), 1, "the next reply is queued");
+    let outcome = sender.handle(&queued[0].body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    let sent = s.sms.sent();
+    assert!(
+        sent[1].1.text.starts_with("Puedes pagar aquí"),
+        "{}",
+        sent[1].1.text
+    );
+    // A third delivery of the first finds nothing left to queue.
+    assert_eq!(
+        sender.handle(&first).await.unwrap(),
+        Outcome::Skipped("already handled")
+    );
+    assert!(s
+        .queue
+        .receive(10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// A debtor opted out of SMS: the bot's ordinary answer is cancelled, the crisis line goes out
+/// (without the way out they already took), and the opt-out line of a reply is in the
+/// conversation's language, not the CRM's.
+#[tokio::test]
+async fn care_goes_out_to_an_opted_out_debtor_and_the_opt_out_line_is_in_the_conversations_language(
+) {
+    let s = Setup::new().await;
+    s.decided(1, &[]).await;
+    let english = bot_reply(&s, "in-0#0", "Your balance is 300000 CLP.", |r| {
+        r.language = Some(Language::En)
+    })
+    .await;
+    let outcome = s.sender.handle(&english).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    let text = s.sms.sent()[0].1.text.clone();
+    assert!(
+        text.ends_with("Reply STOP to stop receiving these messages."),
+        "{text}"
+    );
+    assert_eq!(s.sms.sent()[0].1.language, Language::En);
+
+    s.opted_out(1, ChannelKind::Sms).await;
+    let menu = bot_reply(&s, "in-1#0", "¿En qué te ayudo?", |_| {}).await;
+    let outcome = s.sender.handle(&menu).await.unwrap();
+    let Outcome::Cancelled(why) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(why.starts_with("opt_out"), "{why}");
+    let line = bot_reply(&s, "in-2#0", "Llama a Salud Responde *4141.", |r| {
+        r.care = true
+    })
+    .await;
+    let outcome = s.sender.handle(&line).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    let sent = s.sms.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].1.text, "Llama a Salud Responde *4141.");
 }

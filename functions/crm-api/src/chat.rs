@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+use cobro::chat::vulnerability::Sign;
 use cobro::chat::{IdentityFacts, Mode, Reply};
 use cobro::domain::{ChannelKind, DebtorId, TenantId};
 use cobro::events::{DomainEvent, HandoffClosed, HandoffReleased};
@@ -183,7 +184,23 @@ pub(crate) async fn agent_reply(
             ),
         ));
     }
-    if cobro::compliance::latest_consent(&debtor, channel) == Some(false) {
+    // A person answering someone who spoke of self-harm (the conversation was handed to them
+    // for it) is care, not collection: safety outranks an opt-out, as for the bot's crisis
+    // line. The debtor wrote on the channel within the day (above).
+    let self_harm = format!("vulnerability: {}", Sign::SelfHarm.as_str());
+    let care = match &record.state.mode {
+        // The handoff's reason too: self-harm in a conversation a person owned already makes
+        // its handoff urgent and names it there.
+        Mode::Agent { reason, .. } => {
+            *reason == self_harm
+                || s.store
+                    .handoff(&caller.tenant, &debtor.id)
+                    .await?
+                    .is_some_and(|h| h.reason == self_harm)
+        }
+        Mode::Bot => open_handoff.as_ref().is_some_and(|h| h.reason == self_harm),
+    };
+    if cobro::compliance::latest_consent(&debtor, channel) == Some(false) && !care {
         return Err(conflict(
             "opted-out",
             format!("the debtor's latest consent record on {} refuses contact (an opt-out, or the CRM's granted: false)", channel.as_str()),
@@ -215,6 +232,8 @@ pub(crate) async fn agent_reply(
         tries: 0,
         claimed_at: None,
         confirms_opt_out: false,
+        care,
+        language: record.state.language,
     };
     if let Some(handoff) = open_handoff {
         take_conversation(&s, &caller.tenant, &debtor.id, &handoff.reason, now).await?;

@@ -136,9 +136,7 @@ impl HttpClient {
                 .user_agent(concat!("cobro-webhooks/", env!("CARGO_PKG_VERSION")));
             match targets {
                 // No proxy: a proxy would resolve the host itself, past the resolver's guard.
-                Targets::Public => builder
-                    .dns_resolver(resolve::PublicResolver)
-                    .no_proxy(),
+                Targets::Public => builder.dns_resolver(resolve::PublicResolver).no_proxy(),
                 Targets::AlsoLoopback => builder,
             }
         });

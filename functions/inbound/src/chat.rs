@@ -5,7 +5,10 @@
 //! messages stepped on, so a retry that comes after a later message finished its step does not
 //! run the engine again.
 
+use jiff::Timestamp;
+
 use cobro::chat::{self, Effect, Reply, Turn};
+use cobro::compliance::keywords::opted_out_notice;
 use cobro::domain::{Debtor, Language, Money, Tenant, TenantId};
 use cobro::events::{
     CollectionPaused, DisputeOpened, HandoffRequested, IdentityCheckLocked, PlanAccepted,
@@ -23,6 +26,27 @@ use super::{Inbound, InboundError};
 
 /// Payment links the bot sends last this long.
 const LINK_MINUTES: i64 = 23 * 60;
+
+/// What the engine understood of a message that speaks of self-harm.
+const SELF_HARM: &str = "vulnerability:self_harm";
+
+/// When the debtor's latest consent record on `channel` withdrew it, if it did.
+fn opted_out_at(debtor: &Debtor, channel: cobro::domain::ChannelKind) -> Option<Timestamp> {
+    debtor
+        .consents
+        .iter()
+        .filter(|c| c.channel == channel)
+        .max_by_key(|c| c.at)
+        .filter(|c| !c.granted)
+        .map(|c| c.at)
+}
+
+/// Steps whose replies go out to a debtor opted out of the channel: the confirmation of the
+/// opt-out (or of an opt-in, which the consent records by then) and the crisis line, which
+/// answers someone at risk and outranks their opt-out.
+fn answers_while_opted_out(understood: &str) -> bool {
+    matches!(understood, "opt_out" | "opt_in" | SELF_HARM)
+}
 
 impl Inbound {
     /// One message from a debtor through the chatbot.
@@ -78,19 +102,45 @@ impl Inbound {
                 chat::step(&record.state, &turn)
             };
             tracing::info!(tenant = %tenant.id, debtor = %debtor.id, understood = %step.understood, replies = step.replies.len(), effects = step.effects.len(), "chatbot step");
+            // The conversation's language, as the engine chose it from the debtor's words.
+            let language = step.state.language.unwrap_or(debtor.language);
+            let mut state = step.state;
+            let mut replies = step.replies;
+            let mut opt_out_noticed = record.opt_out_noticed.clone();
+            let opted_out = match opted_out_at(debtor, channel) {
+                Some(at) if !answers_while_opted_out(&step.understood) => {
+                    // Nothing the bot would say goes out: the debtor hears once that they
+                    // opted out and how to talk again, then nothing until they opt in.
+                    let speaks = !replies.is_empty() || step.understood == "silent:agent_owns";
+                    replies = if speaks && !record.opt_out_noticed(channel, at) {
+                        opt_out_noticed = record.noticed_with(channel, at);
+                        vec![Reply::text(opted_out_notice(language))]
+                    } else {
+                        vec![]
+                    };
+                    // Its question never reached the debtor: the bot waits for no answer.
+                    state.awaiting = Default::default();
+                    state.offered.clear();
+                    true
+                }
+                _ => false,
+            };
             let pending = PendingStep {
                 message_id: m.id.clone(),
                 channel,
                 at: m.at,
-                replies: step.replies,
+                replies,
                 effects: step.effects,
                 understood: step.understood,
+                language: Some(language),
+                opted_out,
             };
             let next = ChatRecord {
-                state: step.state,
+                state,
                 pending: Some(pending.clone()),
                 announce: record.announce.clone(),
                 stepped: record.stepped_with(&m.id),
+                opt_out_noticed,
             };
             match self
                 .store
@@ -138,6 +188,8 @@ impl Inbound {
             replies: vec![],
             effects: vec![],
             understood: String::new(),
+            language: None,
+            opted_out: false,
         };
         let effects = [
             Effect::Vulnerable { sign },
@@ -204,7 +256,9 @@ impl Inbound {
                 reason: None,
                 tries: 0,
                 claimed_at: None,
-                confirms_opt_out: p.understood == "opt_out",
+                confirms_opt_out: p.understood == "opt_out" || p.opted_out,
+                care: p.understood == SELF_HARM,
+                language: p.language,
             };
             self.store.put_reply(&r).await?;
             // Queued again even when the reply existed: the sender skips one already sent.
@@ -269,6 +323,8 @@ impl Inbound {
                 })
                 .await?;
             }
+            // No link to a debtor who opted out of the channel: it would not go out.
+            Effect::PayLink { .. } if p.opted_out => {}
             Effect::PayLink { account } => return self.pay_link(tenant, debtor, account, p).await,
             Effect::AcceptPlan { account, request } => {
                 let Some(acct) = self.store.account(t, account).await? else {
@@ -451,7 +507,8 @@ impl Inbound {
         account: &cobro::domain::AccountId,
         p: &PendingStep,
     ) -> Result<Option<Reply>, InboundError> {
-        let lang: Language = debtor.language;
+        // The conversation's, not the CRM's: the debtor reads the rest of it in that one.
+        let lang: Language = p.language.unwrap_or(debtor.language);
         let say =
             |key: &str, args: &[(&str, &str)]| chat::texts::say(&tenant.chat, key, lang, args);
         let Some(acct) = self.store.account(&tenant.id, account).await? else {

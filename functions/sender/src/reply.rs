@@ -4,8 +4,9 @@
 //! - the debtor wrote first: a bot reply goes out within `FRESH_FOR` of their message, else it
 //!   is cancelled (an answer hours late is a new contact, which only the reminders may make);
 //! - on WhatsApp only inside the 24-hour customer-service window (free-form);
-//! - never to someone who withdrew consent on the channel, except the one message that
-//!   confirms the withdrawal.
+//! - never to someone who withdrew consent on the channel, except the message that confirms
+//!   the withdrawal, the one notice of an opted-out period (the debtor wrote while opted out:
+//!   they opted out, and how to opt in) and care for someone at risk (the crisis line).
 //!
 //! Every outcome is written on the reply with its reason. Replies to one message go out in
 //! order: each one sent queues the next.
@@ -36,6 +37,14 @@ impl Sender {
         else {
             return Ok(match self.store.reply(&r.tenant, &r.debtor, &r.id).await? {
                 None => Outcome::Skipped("no such reply"),
+                Some(done) if done.status.is_finished() => {
+                    // Finished by an earlier delivery whose queueing of the next reply may
+                    // have failed after it (this message came back for that): queue it now.
+                    // A next reply already queued is only queued twice; its claim sends it once.
+                    self.queue_next(&done).await?;
+                    Outcome::Skipped("already handled")
+                }
+                // Another sender holds it, and queues the next when it is done.
                 Some(_) => Outcome::Skipped("already handled"),
             });
         };
@@ -87,17 +96,24 @@ impl Sender {
                 _ => (reply.reply.plain(), None),
             },
         };
+        // The conversation's language (the engine's choice from the debtor's words), so the
+        // line below is in the language of the rest of the reply.
+        let language = reply.language.unwrap_or(debtor.language);
         // As every SMS and e-mail cobro sends: the way out is written in it (US Reg F
-        // §1006.6(e)), except in the message that confirms the debtor took it.
-        let text =
-            if reply.channel != cobro::domain::ChannelKind::Whatsapp && !reply.confirms_opt_out {
-                format!(
-                    "{text} {}",
-                    cobro::compliance::keywords::opt_out_line(debtor.language)
-                )
-            } else {
-                text
-            };
+        // §1006.6(e)), except in a message to a debtor who took it already (its confirmation,
+        // the notice of the opted-out period, the crisis line).
+        let opted_out = latest_consent(&debtor, reply.channel) == Some(false);
+        let text = if reply.channel != cobro::domain::ChannelKind::Whatsapp
+            && !reply.confirms_opt_out
+            && !opted_out
+        {
+            format!(
+                "{text} {}",
+                cobro::compliance::keywords::opt_out_line(language)
+            )
+        } else {
+            text
+        };
         let message = ChannelMessage {
             channel: reply.channel,
             to: Recipient {
@@ -106,7 +122,7 @@ impl Sender {
                 whatsapp_user_id: None,
             },
             send_as: tenant.sender_ids.clone(),
-            language: debtor.language,
+            language,
             // Replies are free-form only (inside the window); the template is never used.
             template: TemplateRef {
                 name: String::new(),
@@ -191,7 +207,12 @@ impl Sender {
         debtor: &cobro::domain::Debtor,
         now: jiff::Timestamp,
     ) -> Result<Option<String>, SendError> {
-        if latest_consent(debtor, reply.channel) == Some(false) && !reply.confirms_opt_out {
+        // Care for someone at risk (the crisis line) answers them whatever they opted out of:
+        // safety outranks, and it is no collection contact.
+        if latest_consent(debtor, reply.channel) == Some(false)
+            && !reply.confirms_opt_out
+            && !reply.care
+        {
             return Ok(Some(format!(
                 "opt_out: the debtor's latest consent record on {} refuses contact (an opt-out, or the CRM's granted: false)",
                 reply.channel.as_str()

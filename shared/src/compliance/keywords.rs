@@ -411,6 +411,23 @@ pub fn opt_out_line(language: Language) -> &'static str {
     }
 }
 
+/// What a debtor who writes on a channel they opted out of is told, once per opted-out
+/// period: that they opted out, and the opt-in word (in `OPT_IN`) that lets them talk again.
+/// Nothing about a debt: they asked not to be written to about it.
+pub fn opted_out_notice(language: Language) -> &'static str {
+    match language {
+        Language::Es => {
+            "Pediste no recibir más mensajes por aquí, así que no te escribiremos. Si quieres volver a hablar con nosotros, responde ALTA."
+        }
+        Language::Pt => {
+            "Você pediu para não receber mais mensagens por aqui, então não vamos escrever. Se quiser voltar a falar conosco, responda VOLTAR."
+        }
+        Language::En => {
+            "You asked not to receive messages here, so we will not write to you. To talk with us again, reply START."
+        }
+    }
+}
+
 /// The opt-out and opt-in words of a language, folded (for help texts and templates).
 pub fn keywords(language: Language) -> (&'static [&'static str], &'static [&'static str]) {
     let find = |table: &'static [(Language, &'static [&'static str]); 3]| {
@@ -495,6 +512,19 @@ mod tests {
         assert!(opt_out_line(Language::En).contains("STOP"));
         assert!(opt_out_line(Language::Es).contains("BAJA"));
         assert!(opt_out_line(Language::Pt).contains("SAIR"));
+        // The notice's opt-in word is one, in its own language.
+        for (l, word) in [
+            (Language::Es, "ALTA"),
+            (Language::Pt, "VOLTAR"),
+            (Language::En, "START"),
+        ] {
+            assert!(opted_out_notice(l).contains(word), "{l:?}");
+            assert_eq!(classify_keyword(word), Some(OptIn), "{word}");
+            assert!(
+                keywords(l).1.contains(&word.to_lowercase().as_str()),
+                "{word}"
+            );
+        }
         let (out, in_) = keywords(Language::Pt);
         assert!(out.contains(&"sair") && in_.contains(&"voltar"));
         // Every keyword of every language classifies as itself.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{from_item, keys, to_item, RepoError, Store};
 use crate::chat::{ChatState, Effect, IdentityFacts, Reply};
-use crate::domain::{ChannelKind, DebtorId, TenantId};
+use crate::domain::{ChannelKind, DebtorId, Language, TenantId};
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update};
 use crate::ports::Event;
 
@@ -21,6 +21,16 @@ pub struct PendingStep {
     pub replies: Vec<Reply>,
     pub effects: Vec<Effect>,
     pub understood: String,
+    /// The conversation's language as the engine chose it for this step (the debtor's own
+    /// words can change it from the CRM's); what the replies added at apply (a payment link)
+    /// and the sender's lines are written in. `None` in a step saved before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    /// The debtor had opted out of the channel: the engine's replies were replaced by the one
+    /// notice of the opted-out period (or by nothing, once it was sent), and no effect adds a
+    /// reply (no payment link is made).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opted_out: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,6 +48,18 @@ pub struct ChatRecord {
     /// second time, on a conversation that has moved on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stepped: Vec<String>,
+    /// The opt-outs the debtor was told of (at most one per channel, the latest): a debtor who
+    /// writes while opted out gets one notice per opted-out period, not one per message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opt_out_noticed: Vec<OptOutNoticed>,
+}
+
+/// The opted-out period a notice was sent for: the opt-out's channel and the time of its
+/// consent record (a later opt-out, after an opt-in, is a new period).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutNoticed {
+    pub channel: ChannelKind,
+    pub opted_out_at: Timestamp,
 }
 
 /// How many message ids `ChatRecord::stepped` keeps: a failed message comes again within
@@ -57,6 +79,32 @@ impl ChatRecord {
         let excess = ids.len().saturating_sub(STEPPED_KEPT);
         ids.drain(..excess);
         ids
+    }
+
+    /// Whether the debtor was told of the opt-out on `channel` recorded at `opted_out_at`.
+    pub fn opt_out_noticed(&self, channel: ChannelKind, opted_out_at: Timestamp) -> bool {
+        self.opt_out_noticed
+            .iter()
+            .any(|n| n.channel == channel && n.opted_out_at == opted_out_at)
+    }
+
+    /// `opt_out_noticed` with this period recorded, replacing the channel's earlier one.
+    pub fn noticed_with(
+        &self,
+        channel: ChannelKind,
+        opted_out_at: Timestamp,
+    ) -> Vec<OptOutNoticed> {
+        let mut all: Vec<OptOutNoticed> = self
+            .opt_out_noticed
+            .iter()
+            .filter(|n| n.channel != channel)
+            .cloned()
+            .collect();
+        all.push(OptOutNoticed {
+            channel,
+            opted_out_at,
+        });
+        all
     }
 }
 
@@ -79,6 +127,14 @@ impl ReplyStatus {
             ReplyStatus::Cancelled => "cancelled",
             ReplyStatus::Failed => "failed",
         }
+    }
+
+    /// Sent, cancelled or failed: nothing more happens to it.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            ReplyStatus::Sent | ReplyStatus::Cancelled | ReplyStatus::Failed
+        )
     }
 }
 
@@ -108,10 +164,19 @@ pub struct ChatReply {
     pub tries: u32,
     #[serde(default)]
     pub claimed_at: Option<Timestamp>,
-    /// The message that confirms an opt-out: the one reply the reply rules let through after
-    /// consent on the channel was withdrawn.
+    /// The message that confirms an opt-out, or the one notice of an opted-out period (the
+    /// debtor wrote while opted out: they are told so, and how to opt in): no collection
+    /// content, and the reply rules let it through after consent on the channel was withdrawn.
     #[serde(default)]
     pub confirms_opt_out: bool,
+    /// Care for a debtor who spoke of self-harm (the crisis line; an agent's reply in the
+    /// conversation handed off for it): it answers the debtor and safety outranks their
+    /// opt-out, so the reply rules let it through whatever their consent on the channel says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub care: bool,
+    /// The conversation's language (`None` on a reply saved before it was kept: the debtor's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
 }
 
 /// An open handoff in the agents' tray.

@@ -34,7 +34,9 @@ pub use announcements::Announcement;
 pub use api_keys::{ApiKeyRecord, IssuedKey, Scope, UnknownScope};
 pub use attempts::{Applied, Claim, Delivery, OutboxEntry};
 pub use channel_state::{ChannelStop, LoggedContact};
-pub use chat::{ChatRecord, ChatReply, Handoff, Opened, PendingStep, ReplyStatus, STEPPED_KEPT};
+pub use chat::{
+    ChatRecord, ChatReply, Handoff, Opened, OptOutNoticed, PendingStep, ReplyStatus, STEPPED_KEPT,
+};
 pub use due::DueEntry;
 pub use exports::{ExportClaim, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
