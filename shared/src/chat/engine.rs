@@ -179,7 +179,11 @@ impl Ctx<'_> {
         if let Some(sign) = text.as_deref().and_then(vulnerability::detect) {
             return self.vulnerable(sign);
         }
-        if matches!(self.state.mode, Mode::Agent { .. }) {
+        let intent = intent::read(self.turn.content, &self.state.offered);
+        // A person owns the conversation: the bot is silent, except to confirm an opt-out or
+        // opt-in the inbound has recorded, which the debtor must not be left wondering about.
+        let consent_word = matches!(intent, Intent::OptOut | Intent::OptOutAll | Intent::OptIn);
+        if matches!(self.state.mode, Mode::Agent { .. }) && !consent_word {
             self.understood = "silent:agent_owns".into();
             return;
         }
@@ -187,7 +191,6 @@ impl Ctx<'_> {
             self.understood = "silent:bot_disabled".into();
             return;
         }
-        let intent = intent::read(self.turn.content, &self.state.offered);
         match intent {
             Intent::Aside => return self.aside(),
             Intent::Wordless => return self.wordless(),

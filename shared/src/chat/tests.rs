@@ -722,6 +722,12 @@ fn asking_for_a_person_hands_over_and_the_bot_goes_silent() {
     let s = chat.say("saldo");
     assert!(s.replies.is_empty() && s.effects.is_empty());
     assert_eq!(s.understood, "silent:agent_owns");
+    // An opt-out is still confirmed (the inbound records it whoever owns the conversation),
+    // and the person keeps the conversation.
+    let s = chat.say("BAJA");
+    assert_eq!(s.understood, "opt_out");
+    assert_eq!(s.replies.len(), 1, "{s:?}");
+    assert!(matches!(s.state.mode, Mode::Agent { .. }));
 }
 
 #[test]
