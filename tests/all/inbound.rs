@@ -1267,6 +1267,7 @@ async fn whatsapp_attempt_sent(
         error_code: None,
         receipt: false,
         opt_out_button: None,
+        states: None,
     };
     let later = now
         .checked_add(jiff::SignedDuration::from_mins(10))

@@ -259,6 +259,7 @@ impl Setup {
             error_code: None,
             receipt: false,
             opt_out_button: None,
+            states: None,
         };
         let mut attempt = attempt;
         change(&mut attempt);
@@ -1475,4 +1476,35 @@ async fn care_goes_out_to_an_opted_out_debtor_and_the_opt_out_line_is_in_the_con
     let sent = s.sms.sent();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].1.text, "Llama a Salud Responde *4141.");
+}
+
+#[tokio::test]
+async fn a_reminder_that_waited_does_not_state_a_debt_that_changed_since() {
+    let s = Setup::new().await;
+    let stated = |amount_minor| cobro::domain::Stated {
+        due: "2026-03-13".parse().unwrap(),
+        amount_minor,
+    };
+    // What the account still owes: it goes.
+    let body = s
+        .decided_with(1, &[ChannelKind::Whatsapp], |a| {
+            a.states = Some(stated(300_000))
+        })
+        .await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
+    // Decided when 400 000 was owed; a payment brought it to 300 000 while it waited.
+    let body = s
+        .decided_with(2, &[ChannelKind::Whatsapp], |a| {
+            a.states = Some(stated(400_000))
+        })
+        .await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Cancelled(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("what is owed changed"), "{reason}");
+    assert!(reason.contains("300000 CLP"), "{reason}");
+    assert_eq!(s.attempt(2).await.status, AttemptStatus::Cancelled);
+    assert_eq!(s.graph.sends().len(), 1);
 }

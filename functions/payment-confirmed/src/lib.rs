@@ -124,6 +124,7 @@ impl PaymentHandler {
             error_code: None,
             receipt: true,
             opt_out_button: Some(false),
+            states: None,
         };
         // On the outbox ten minutes ahead: a lost queue message is sent by a later tick.
         let retry = p.paid_at + jiff::SignedDuration::from_mins(10);

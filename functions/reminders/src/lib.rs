@@ -306,6 +306,7 @@ impl Reminders {
                     error_code: None,
                     receipt: false,
                     opt_out_button: Some(c.opt_out_button),
+                    states: Some(c.states),
                 };
                 let retry = now.saturating_add(OUTBOX_RETRY).expect("in range");
                 // Recorded with the commit itself: a tick that fails after it cannot leave a

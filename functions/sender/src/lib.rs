@@ -304,6 +304,21 @@ impl Sender {
                     .unwrap_or_default()
             )));
         }
+        // A reminder that waited (a closed window, the pacer) must not state a debt that a
+        // payment, a plan or a promise has changed since: it is cancelled, and the account's
+        // next decision speaks of what is owed then.
+        if let Some(stated) = a.states {
+            let (due, amount_minor) = account.reminder_target();
+            if (due, amount_minor) != (stated.due, stated.amount_minor) {
+                let money = |m| cobro::domain::Money::new(m, account.currency).display();
+                return Ok(Err(format!(
+                    "what is owed changed since the decision: it stated {} by {}, now {} by {due}",
+                    money(stated.amount_minor),
+                    stated.due,
+                    money(amount_minor)
+                )));
+            }
+        }
         let Some(tenant) = self.store.tenant(&a.tenant).await? else {
             return Ok(Err("the tenant no longer exists".into()));
         };

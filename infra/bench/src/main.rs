@@ -288,6 +288,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             error_code: None,
             receipt: false,
             opt_out_button: None,
+            states: None,
         };
         let retry = now
             .checked_add(jiff::SignedDuration::from_hours(1))

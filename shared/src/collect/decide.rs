@@ -34,6 +34,8 @@ pub struct Contact {
     pub params: Vec<String>,
     /// The template carries cobro's opt-out quick reply (see `templates::has_opt_out_button`).
     pub opt_out_button: bool,
+    /// The amount and date the message states.
+    pub states: crate::domain::Stated,
     /// When the account needs its next decision (the next step), if any.
     pub next_action_at: Option<Timestamp>,
     pub reason: String,
@@ -287,6 +289,10 @@ impl Decider {
             text,
             params,
             opt_out_button,
+            states: crate::domain::Stated {
+                due: due_date,
+                amount_minor,
+            },
             next_action_at,
             reason: format!(
                 "step d{step:+} of the {} strategy on {}: every rule of the {} policy allows it now{end}{instead}",

@@ -93,6 +93,17 @@ pub struct ContactAttempt {
     /// attempt decided before this was recorded (every reminder had it then, no receipt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opt_out_button: Option<bool>,
+    /// The amount and date the message states (the account's reminder target when it was
+    /// decided); `None` for receipts and attempts decided before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<Stated>,
+}
+
+/// What a reminder tells the debtor they owe, and by when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stated {
+    pub due: jiff::civil::Date,
+    pub amount_minor: i64,
 }
 
 impl ContactAttempt {

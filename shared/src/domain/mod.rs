@@ -11,7 +11,7 @@ mod phone;
 pub use account::{
     check_creditor, Account, AccountStatus, Instalment, Payment, Promise, MAX_CREDITOR_CHARS,
 };
-pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction};
+pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction, Stated};
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{time_zone, Language, Zone};
 pub use money::{Currency, Money, MAX_MINOR};
