@@ -951,6 +951,57 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
     assert!(broken(bus.take()).is_empty());
 }
 
+/// A plan is broken by the grace days agreed with it, not by the tenant's rules changed since:
+/// agreed with 10, it stands 4 and 10 days late after the tenant moved to 3, and is broken past
+/// them, saying 10.
+#[tokio::test]
+async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
+    let s = Stack::start_on_a_monday().await; // 2026-03-16
+    s.debtor_with_account(
+        "plan-3",
+        "+56977770006",
+        "America/Santiago",
+        ("PL-3", "CLP", 90000, "2026-03-01"),
+    )
+    .await;
+    let store = &s.stack.store;
+    let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
+    tenant.plan_rules.grace_days = 10;
+    store.put_tenant(&tenant).await.unwrap();
+    let plan = s
+        .ok(
+            "POST",
+            "/v1/accounts/PL-3/plans",
+            Some(json!({ "instalments": 3, "frequency": "monthly", "first_due": "2026-03-20" })),
+        )
+        .await;
+    assert_eq!(plan["grace_days"], 10, "{plan}");
+    tenant.plan_rules.grace_days = 3;
+    store.put_tenant(&tenant).await.unwrap();
+    // Nothing to refuse: the bus only keeps what was published.
+    let (reminders, bus) = reminders_refusing(&s, "none", "PL-3");
+    let broken = |events: Vec<cobro::ports::Event>| of(events, "PlanBroken", "PL-3");
+    // 4 and then 10 days late (Santiago): past the tenant's 3, within the plan's 10.
+    for at in ["2026-03-24T15:00:00Z", "2026-03-30T15:00:00Z"] {
+        s.set_clock(at).await;
+        reminders.tick().await.unwrap();
+        let view = s.ok("GET", "/v1/accounts/PL-3", None).await;
+        assert_eq!(view["account"]["plan"]["id"], plan["id"], "{at}: {view}");
+        assert_eq!(view["plans"][0]["status"], "accepted", "{at}: {view}");
+        assert!(broken(bus.take()).is_empty(), "{at}");
+    }
+    // Past the plan's 10 (at the account's next step, 2026-04-04): broken, saying 10.
+    s.set_clock("2026-04-04T15:00:00Z").await;
+    reminders.tick().await.unwrap();
+    let view = s.ok("GET", "/v1/accounts/PL-3", None).await;
+    assert!(view["account"]["plan"].is_null(), "{view}");
+    assert_eq!(view["plans"][0]["status"], "broken", "{view}");
+    let out = broken(bus.take());
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].detail["grace_days"], 10);
+    assert_eq!(out[0].detail["late_instalment_due"], "2026-03-20");
+}
+
 /// The local stack's reminders, publishing through a bus that refuses the first `kind` event
 /// about `account`.
 fn reminders_refusing(

@@ -269,7 +269,7 @@ impl Reminders {
                 )
                 .await;
         };
-        // A plan whose instalment is later than the tenant's grace days is broken: the
+        // A plan whose instalment is later than its grace days is broken: the
         // reminders go back to the whole debt.
         let account = self.break_late_plan(tenant, &debtor, account, now).await?;
         let account = self
@@ -373,19 +373,26 @@ impl Reminders {
             return Ok(account);
         };
         let today = now.to_zoned(debtor.time_zone.tz()).date();
-        if (today - r.next_due).get_days() <= tenant.plan_rules.grace_days as i32 {
+        // The plan's own grace days decide, the ones agreed with it: the tenant's rules may
+        // have changed since. A reference that does not carry them (written before) reads the
+        // plan as soon as an instalment is late at all.
+        let grace = r.grace_days.map_or(0, |g| g as i32);
+        if (today - r.next_due).get_days() <= grace {
             return Ok(account);
         }
         let Some(plan) = self.store.plan(&tenant.id, &account.id, &r.id).await? else {
             return Ok(account);
         };
+        if !plan.is_broken_on(today) {
+            return Ok(account);
+        }
         let event = PlanBroken {
             tenant: tenant.id.clone(),
             account: account.id.clone(),
             debtor: account.debtor.clone(),
             plan: plan.id.clone(),
-            late_instalment_due: r.next_due,
-            grace_days: tenant.plan_rules.grace_days,
+            late_instalment_due: plan.next_open().map_or(r.next_due, |(due, _)| due),
+            grace_days: plan.grace_days,
             at: now,
         };
         let announce = Announcement::of(&account, event.event());

@@ -127,7 +127,7 @@ impl PlanAccepted {
     }
 }
 
-/// An instalment of a plan is past the tenant's grace days unpaid: the plan is broken and the
+/// An instalment of a plan is past the plan's grace days unpaid: the plan is broken and the
 /// reminders go back to the whole debt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -138,6 +138,7 @@ pub struct PlanBroken {
     pub plan: String,
     /// The due day of the instalment left unpaid.
     pub late_instalment_due: Date,
+    /// The plan's grace days: the tenant's when the plan was agreed, kept with it.
     pub grace_days: u32,
     /// When it was found broken (UTC).
     pub at: Timestamp,

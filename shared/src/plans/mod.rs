@@ -20,7 +20,7 @@ pub enum PlanStatus {
     /// At least one payment made.
     Active,
     Completed,
-    /// An instalment was later than the tenant's grace days.
+    /// An instalment was later than the plan's grace days (the tenant's when it was agreed).
     Broken,
     /// Replaced by another plan before it ended.
     Cancelled,
@@ -59,6 +59,10 @@ pub struct PlanRef {
     /// or broken, and what a new plan is not built on (`Account::plan_basis`).
     #[serde(default)]
     pub unearned_interest_minor: i64,
+    /// The plan's own grace days, agreed with it: what breaks it, whatever the tenant's rules
+    /// say later. `None` on references written before it was carried: the plan decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<u32>,
 }
 
 impl Plan {
@@ -145,6 +149,7 @@ impl Plan {
             next_due,
             next_amount_minor,
             unearned_interest_minor: self.unearned_interest(),
+            grace_days: Some(self.grace_days),
         })
     }
 

@@ -245,6 +245,14 @@ fn payments_go_to_the_oldest_instalment_first_and_complete_the_plan() {
         plan.is_broken_on(date(2026, 4, 26)),
         "more than 5 days late"
     );
+    // The account carries the plan's grace days; a reference written before it did reads none
+    // (the reminders then ask the plan).
+    let r = plan.reference().unwrap();
+    assert_eq!(r.grace_days, Some(5));
+    let mut old = serde_json::to_value(&r).unwrap();
+    old.as_object_mut().unwrap().remove("grace_days");
+    let old: PlanRef = serde_json::from_value(old).unwrap();
+    assert_eq!(old.grace_days, None);
     assert_eq!(plan.allocate(60_000), 10_000, "the overpayment comes back");
     assert_eq!(plan.status, PlanStatus::Completed);
     assert_eq!(plan.reference(), None);
