@@ -515,6 +515,98 @@ fn day(api: &Api, days: i64) -> String {
         .to_string()
 }
 
+/// Plans and promises judge "today" where the debtor lives: 22:00 in Santiago on the 16th (the
+/// 17th in UTC) still takes a first instalment, a down payment and a promise on the 16th; 00:30
+/// in Madrid on the 17th (the 16th in UTC) no longer does.
+#[tokio::test]
+async fn plans_and_promises_take_today_in_the_debtors_zone() {
+    let api = Api::start().await;
+    let plan = |first_due: &str| {
+        json!({ "instalments": 2, "frequency": "monthly", "first_due": first_due,
+        "down_payment_minor": 10000 })
+    };
+    let promise = json!({ "amount_minor": 10000, "by": "2026-03-16" });
+
+    // Santiago (UTC−3), 22:00 on Monday the 16th.
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-17T01:00:00Z" })),
+    )
+    .await;
+    api.ok("PUT", "/v1/debtors/d-scl", Some(debtor("+56911110001")))
+        .await;
+    api.ok("PUT", "/v1/accounts/SCL-1", Some(account("d-scl", 50_000)))
+        .await;
+    api.ok("PUT", "/v1/accounts/SCL-2", Some(account("d-scl", 50_000)))
+        .await;
+    let quote = api
+        .ok(
+            "POST",
+            "/v1/accounts/SCL-1/plans/quote",
+            Some(plan("2026-03-16")),
+        )
+        .await;
+    assert_eq!(
+        quote["options"][0]["instalments"][0]["due"], "2026-03-16",
+        "{quote}"
+    );
+    let accepted = api
+        .ok("POST", "/v1/accounts/SCL-1/plans", Some(plan("2026-03-16")))
+        .await;
+    let first = &accepted["terms"]["instalments"];
+    assert_eq!(
+        (&first[0]["number"], &first[0]["due"], &first[1]["due"]),
+        (&json!(0), &json!("2026-03-16"), &json!("2026-03-16")),
+        "the down payment is dated the debtor's today: {accepted}"
+    );
+    api.ok("POST", "/v1/accounts/SCL-2/promises", Some(promise.clone()))
+        .await;
+
+    // Madrid (UTC+1), 00:30 on Tuesday the 17th.
+    api.ok(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-03-16T23:30:00Z" })),
+    )
+    .await;
+    let mut madrid = debtor("+34612345678");
+    madrid["time_zone"] = json!("Europe/Madrid");
+    api.ok("PUT", "/v1/debtors/d-mad", Some(madrid)).await;
+    let mut acc = account("d-mad", 50_000);
+    acc["currency"] = json!("EUR");
+    api.ok("PUT", "/v1/accounts/MAD-1", Some(acc)).await;
+    for path in ["/v1/accounts/MAD-1/plans/quote", "/v1/accounts/MAD-1/plans"] {
+        let late = api.call("POST", path, Some(plan("2026-03-16"))).await;
+        assert_eq!(
+            late.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            late.body
+        );
+        assert_eq!(late.body["field"], "first_due", "{path}: {}", late.body);
+        assert!(
+            late.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("2026-03-17")),
+            "{path}: {}",
+            late.body
+        );
+    }
+    let late = api
+        .call("POST", "/v1/accounts/MAD-1/promises", Some(promise))
+        .await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST, "{}", late.body);
+    assert_eq!(late.body["field"], "by", "{}", late.body);
+    let accepted = api
+        .ok("POST", "/v1/accounts/MAD-1/plans", Some(plan("2026-03-17")))
+        .await;
+    assert_eq!(
+        accepted["terms"]["instalments"][0]["due"], "2026-03-17",
+        "{accepted}"
+    );
+}
+
 #[tokio::test]
 async fn actions_stop_and_restart_collection_and_say_who_and_why() {
     let api = Api::start().await;

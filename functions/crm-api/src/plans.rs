@@ -52,6 +52,28 @@ async fn open_account(s: &CrmApi, caller: &Caller, raw: String) -> Result<Accoun
     Ok(account)
 }
 
+/// Today where the account's debtor lives: the day a first instalment, a down payment or a
+/// promise is judged by, as the chat and the reminders judge it (not the server's UTC day).
+async fn debtor_today(
+    s: &CrmApi,
+    caller: &Caller,
+    account: &Account,
+    now: jiff::Timestamp,
+) -> Result<jiff::civil::Date, Problem> {
+    let debtor = s
+        .store
+        .debtor(&caller.tenant, &account.debtor)
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the account's debtor `{}` is missing", account.debtor),
+            )
+        })?;
+    Ok(now.to_zoned(debtor.time_zone.tz()).date())
+}
+
 #[utoipa::path(post, path = "/v1/accounts/{id}/plans/quote", tag = "plans", summary = "Quote plans by affordability or by terms",
     params(("id" = String, Path, description = "the account's id in the CRM", pattern = r"^[A-Za-z0-9._:@-]{1,128}$")), request_body = Object,
     responses((status = 200, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 404, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
@@ -74,7 +96,7 @@ pub(crate) async fn quote(
     };
     let account = open_account(&s, &caller, raw).await?;
     let tenant = s.tenant(&caller).await?;
-    let today = s.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = debtor_today(&s, &caller, &account, s.clock.now()).await?;
     // A running plan's unearned interest comes off when a new plan replaces it.
     let balance = account.plan_basis();
     let options = match input {
@@ -139,7 +161,7 @@ pub(crate) async fn accept(
     let account = open_account(&s, &caller, raw).await?;
     let tenant = s.tenant(&caller).await?;
     let now = s.clock.now();
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = debtor_today(&s, &caller, &account, now).await?;
     let terms =
         build(account.plan_basis(), &tenant.plan_rules, &request, today).map_err(problem)?;
     // The same request for the same debt is the same plan: a retried POST changes nothing.
@@ -189,7 +211,7 @@ pub(crate) async fn promise(
     let account = open_account(&s, &caller, raw).await?;
     let tenant = s.tenant(&caller).await?;
     let now = s.clock.now();
-    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = debtor_today(&s, &caller, &account, now).await?;
     let limit = today
         .checked_add(jiff::Span::new().days(i64::from(tenant.plan_rules.max_promise_days)))
         .map_err(|e| Problem::invalid_field("by", e.to_string()))?;
