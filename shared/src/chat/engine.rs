@@ -1023,10 +1023,14 @@ impl Ctx<'_> {
             .today
             .checked_add(i64::from(rules.first_due_within_days.min(7)).days())
             .unwrap_or(self.turn.today);
-        // Rounded up, so the down payment is never below the tenant's minimum.
+        // Rounded up, so the down payment is never below the tenant's minimum, nor below the
+        // least instalment (the builder refuses a smaller one).
         // Plans are built on the balance without a running plan's unearned interest.
         let basis = account.plan_basis();
-        let down = (basis.minor * i64::from(rules.min_down_payment_percent) + 99) / 100;
+        let down = match (basis.minor * i64::from(rules.min_down_payment_percent) + 99) / 100 {
+            0 => 0,
+            down => down.max(rules.min_instalment_minor),
+        };
         let mut counts = vec![3, 6, 12, rules.max_instalments];
         counts.retain(|n| *n >= 2 && *n <= rules.max_instalments);
         counts.sort_unstable();

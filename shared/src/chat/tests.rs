@@ -420,6 +420,26 @@ fn plans_with_a_down_payment_say_it_is_due_today() {
     assert!(!text.contains("total"), "no interest, no total: {text}");
 }
 
+/// A down payment the percentage makes smaller than the least instalment is raised to it: the
+/// builder refuses a smaller one, so otherwise no plan would be offered at all.
+#[test]
+fn a_down_payment_is_never_below_the_least_instalment() {
+    let mut chat = Chat::new(Language::Es);
+    chat.accounts[0].balance_minor = 300_000;
+    chat.tenant.plan_rules.min_down_payment_percent = 1;
+    chat.tenant.plan_rules.min_instalment_minor = 20_000;
+    chat.verified();
+    let s = chat.say("plan");
+    assert_eq!(s.understood, "plans_offered", "{s:?}");
+    assert_eq!(
+        plan_rows(&s)[0],
+        (
+            "3 cuotas".to_string(),
+            "pie 20000 CLP hoy y 93334 CLP c/u desde el 02/12/2026".to_string()
+        )
+    );
+}
+
 /// With interest the total is more than the balance: each offer and the confirmation say it.
 #[test]
 fn plans_with_interest_show_the_total() {

@@ -246,6 +246,30 @@ pub fn build(
             ),
         ));
     }
+    // The down payment is a payment like the others: it counts toward a settlement's number
+    // of payments and may not be below the least instalment the tenant accepts.
+    if req.down_payment_minor > 0 {
+        if let (Some(_), Some(s)) = (req.settlement_percent, &rules.settlement) {
+            if req.instalments + 1 > s.max_instalments {
+                return Err(err(
+                    "down_payment_minor",
+                    format!(
+                        "a settlement takes at most {} payments, the down payment among them",
+                        s.max_instalments
+                    ),
+                ));
+            }
+        }
+        if req.down_payment_minor < rules.min_instalment_minor {
+            return Err(err(
+                "down_payment_minor",
+                format!(
+                    "must be at least the least instalment the tenant accepts ({})",
+                    Money::new(rules.min_instalment_minor, currency).display()
+                ),
+            ));
+        }
+    }
     let financed = owed - req.down_payment_minor;
     // Dates first: interest runs to the last one.
     let mut dates = Vec::with_capacity(req.instalments as usize);

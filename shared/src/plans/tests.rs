@@ -138,6 +138,72 @@ fn down_payment_interest_and_settlement() {
     );
 }
 
+/// A down payment is one of a settlement's payments, and no smaller than the least instalment.
+#[test]
+fn a_down_payment_counts_as_a_payment_and_is_no_smaller_than_an_instalment() {
+    let today = date(2026, 3, 16);
+    let mut rules = PlanRules {
+        min_instalment_minor: 5_000,
+        settlement: Some(SettlementRules {
+            min_percent: 80,
+            max_days: 30,
+            max_instalments: 1,
+        }),
+        ..PlanRules::default()
+    };
+    // One payment allowed: one instalment and a down payment are two.
+    let mut settle = req(1, Frequency::Weekly, date(2026, 3, 23));
+    settle.settlement_percent = Some(80);
+    settle.down_payment_minor = 20_000;
+    let e = build(clp(100_000), &rules, &settle, today).unwrap_err();
+    assert_eq!(e.field, "down_payment_minor", "{e:?}");
+    assert!(e.message.contains("at most 1 payments"), "{e:?}");
+    settle.down_payment_minor = 0;
+    assert_eq!(
+        build(clp(100_000), &rules, &settle, today)
+            .unwrap()
+            .instalments
+            .len(),
+        1
+    );
+    // Two allowed: a down payment and one instalment fit, two instalments more do not.
+    rules.settlement.as_mut().unwrap().max_instalments = 2;
+    settle.down_payment_minor = 20_000;
+    let p = build(clp(100_000), &rules, &settle, today).unwrap();
+    assert_eq!(
+        p.instalments
+            .iter()
+            .map(|i| (i.number, i.amount_minor))
+            .collect::<Vec<_>>(),
+        [(0, 20_000), (1, 60_000)]
+    );
+    settle.instalments = 2;
+    assert_eq!(
+        build(clp(100_000), &rules, &settle, today)
+            .unwrap_err()
+            .field,
+        "down_payment_minor"
+    );
+    settle.instalments = 3;
+    assert_eq!(
+        build(clp(100_000), &rules, &settle, today)
+            .unwrap_err()
+            .field,
+        "instalments",
+        "too many instalments without the down payment already"
+    );
+    // The least instalment holds for the down payment too.
+    let mut plan = req(3, Frequency::Monthly, date(2026, 3, 20));
+    plan.down_payment_minor = 1;
+    let e = build(clp(100_000), &rules, &plan, today).unwrap_err();
+    assert_eq!(e.field, "down_payment_minor", "{e:?}");
+    assert!(e.message.contains("5000 CLP"), "{e:?}");
+    plan.down_payment_minor = 5_000;
+    let p = build(clp(100_000), &rules, &plan, today).unwrap();
+    assert_eq!(p.instalments[0].amount_minor, 5_000);
+    assert_eq!(p.total_minor, 100_000);
+}
+
 #[test]
 fn requests_outside_the_rules_name_the_field() {
     let today = date(2026, 3, 16);
