@@ -861,3 +861,37 @@ async fn a_plan_accepted_after_midnight_ahead_of_utc_is_the_plan_the_debtor_was_
         "the plan told is the plan stored: {a}"
     );
 }
+
+/// Two instalments of a plan late (the tenant's grace days are generous): the payment link the
+/// bot sends is for both, what the reminders ask for, not the first one only.
+#[tokio::test]
+async fn a_payment_link_pays_every_instalment_due() {
+    let s = Stack::start().await;
+    let (_, _, phone, account) = PEOPLE[0];
+    let store = &s.stack.store;
+    let demo_id = cobro::domain::TenantId::parse("demo").unwrap();
+    let mut tenant = store.tenant(&demo_id).await.unwrap().unwrap();
+    tenant.plan_rules.grace_days = 90;
+    store.put_tenant(&tenant).await.unwrap();
+    s.verify(phone).await;
+    s.say(phone, "quiero un plan de pagos").await;
+    s.tap(phone, "plan:0").await;
+    let a = s.account(account).await;
+    let instalments = &a["plan"]["terms"]["instalments"];
+    let (first, second) = (&instalments[0], &instalments[1]);
+    let due = first["amount_minor"].as_i64().unwrap() + second["amount_minor"].as_i64().unwrap();
+    // The day after the second one's due date, midday in Santiago.
+    let after = jiff::civil::Date::strptime("%Y-%m-%d", second["due"].as_str().unwrap())
+        .unwrap()
+        .tomorrow()
+        .unwrap();
+    s.call(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": format!("{after}T16:00:00Z") })),
+    )
+    .await;
+    s.verify(phone).await;
+    let link = s.tap(phone, "menu:pay").await;
+    assert!(link.contains(&format!("amount={due}&")), "{due}: {link}");
+}

@@ -1002,6 +1002,40 @@ async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
     assert_eq!(out[0].detail["late_instalment_due"], "2026-03-20");
 }
 
+/// Two instalments late (within generous grace days): the reminder asks for both, from the
+/// first one's day.
+#[tokio::test]
+async fn a_reminder_asks_for_every_instalment_due() {
+    let s = Stack::start_on_a_monday().await; // 2026-03-16
+    s.debtor_with_account(
+        "plan-4",
+        "+56977770007",
+        "America/Santiago",
+        ("PL-4", "CLP", 90000, "2026-03-01"),
+    )
+    .await;
+    let store = &s.stack.store;
+    let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
+    tenant.plan_rules.grace_days = 60;
+    store.put_tenant(&tenant).await.unwrap();
+    s.ok(
+        "POST",
+        "/v1/accounts/PL-4/plans",
+        Some(json!({ "instalments": 3, "frequency": "monthly", "first_due": "2026-03-20" })),
+    )
+    .await;
+    // 2026-04-22: the instalments of 03-20 and 04-20 are both unpaid.
+    s.set_clock("2026-04-22T15:00:00Z").await;
+    s.ok("POST", "/_local/tick", None).await;
+    let view = s.ok("GET", "/v1/accounts/PL-4", None).await;
+    assert_eq!(view["plans"][0]["status"], "accepted", "{view}");
+    let text = view["attempts"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("60000 CLP") && text.contains("2026-03-20"),
+        "{text}: {view}"
+    );
+}
+
 /// The local stack's reminders, publishing through a bus that refuses the first `kind` event
 /// about `account`.
 fn reminders_refusing(

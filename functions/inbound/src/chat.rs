@@ -514,10 +514,16 @@ impl Inbound {
         let Some(acct) = self.store.account(&tenant.id, account).await? else {
             return Ok(None);
         };
-        let (plan_id, amount_minor) = match &acct.plan {
-            Some(r) => (Some(r.id.clone()), r.next_amount_minor),
-            None => (None, acct.balance_minor),
+        // What the reminders ask for on the debtor's today (a promise, the plan's instalments
+        // due, or the balance), so the link pays what the debtor was told.
+        let today = p.at.to_zoned(debtor.time_zone.tz()).date();
+        let (_, target) = acct.reminder_target(today);
+        let amount_minor = if target > 0 {
+            target
+        } else {
+            acct.balance_minor
         };
+        let plan_id = acct.plan.as_ref().map(|r| r.id.clone());
         let provider: Option<std::sync::Arc<dyn PaymentLinks>> = match &tenant.pay_page {
             Some(template) => cobro::adapters::pay_page::PayPageLinks::new(template, None)
                 .ok()

@@ -489,7 +489,7 @@ impl Ctx<'_> {
                 match dates::parse(&raw, self.turn.today, self.lang) {
                     Some(by) if by >= self.turn.today && by <= limit => {
                         self.understood = "promise_made".into();
-                        let (_, amount_minor) = acct.reminder_target();
+                        let (_, amount_minor) = acct.reminder_target(self.turn.today);
                         let amount_minor = if amount_minor > 0 {
                             amount_minor
                         } else {
@@ -912,7 +912,7 @@ impl Ctx<'_> {
                     ],
                 )
             } else {
-                let (date, amount) = a.reminder_target();
+                let (date, amount) = a.reminder_target(self.turn.today);
                 let amount = Money::new(amount, a.currency).display();
                 let date = dates::show(date, self.lang);
                 self.say(
@@ -960,7 +960,7 @@ impl Ctx<'_> {
             Want::Plans => self.plans_for(account),
             Want::Promise => {
                 self.understood = "promise_asked".into();
-                let (_, amount) = account.reminder_target();
+                let (_, amount) = account.reminder_target(self.turn.today);
                 let amount = Money::new(
                     if amount > 0 {
                         amount

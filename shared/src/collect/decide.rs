@@ -75,7 +75,7 @@ impl Decider {
         let tz = debtor.time_zone.tz();
         let today = now.to_zoned(tz.clone()).date();
         let strategy = self.strategy_for(tenant, account, today);
-        let (due, _) = account.reminder_target();
+        let (due, _) = account.reminder_target(today);
         if strategy.current_step(due, today).is_some() {
             return Some(now);
         }
@@ -132,8 +132,9 @@ impl Decider {
         let tz = debtor.time_zone.tz();
         let local = now.to_zoned(tz.clone());
         let strategy = self.strategy_for(tenant, account, local.date());
-        // While a plan runs, the steps follow its next instalment.
-        let (due_date, amount_minor) = account.reminder_target();
+        // While a plan runs, the steps follow its earliest unpaid instalment and ask for all
+        // of those due.
+        let (due_date, amount_minor) = account.reminder_target(local.date());
         let Some(step) = strategy.current_step(due_date, local.date()) else {
             return match self.first_action(tenant, account, debtor, now) {
                 Some(until) => Verdict::Defer {

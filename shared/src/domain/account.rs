@@ -99,16 +99,22 @@ impl Account {
         Money::new(self.balance_minor - unearned.max(0), self.currency)
     }
 
-    /// What the reminders are about: the plan's next instalment while a plan runs, else the
-    /// account's due date and whole balance.
-    pub fn reminder_target(&self) -> (Date, i64) {
-        if let Some(p) = &self.promise {
-            return (p.by, (p.amount_minor - p.paid_minor).max(0));
-        }
-        match &self.plan {
-            Some(p) => (p.next_due, p.next_amount_minor),
-            None => (self.due_date, self.balance_minor),
-        }
+    /// What the reminders are about on `today`, as (due day, amount): a standing promise's day
+    /// and what is left of it; while a plan runs, its earliest unpaid instalment's day and the
+    /// sum of those due by `today` (the next one alone before it is due); else the account's
+    /// due date and whole balance. Never more than the balance: a promise or an instalment
+    /// made when the balance carried a plan's interest, since reversed, asks no more than is
+    /// owed.
+    pub fn reminder_target(&self, today: Date) -> (Date, i64) {
+        let (due, amount) = if let Some(p) = &self.promise {
+            (p.by, (p.amount_minor - p.paid_minor).max(0))
+        } else {
+            match &self.plan {
+                Some(p) => p.due_on(today),
+                None => (self.due_date, self.balance_minor),
+            }
+        };
+        (due, amount.min(self.balance_minor.max(0)))
     }
 
     /// Days past due on `today` (0 while not yet due).
@@ -209,5 +215,80 @@ mod tests {
         assert_eq!(a.days_past_due(date(2026, 2, 26)), 0);
         assert_eq!(a.days_from_due(date(2026, 2, 26)), -3);
         assert_eq!(a.days_past_due(date(2026, 3, 31)), 30);
+    }
+
+    fn plan_ref(unpaid: &[(Date, i64)]) -> crate::plans::PlanRef {
+        crate::plans::PlanRef {
+            id: "p".into(),
+            next_due: unpaid[0].0,
+            next_amount_minor: unpaid[0].1,
+            unearned_interest_minor: 0,
+            grace_days: Some(5),
+            unpaid: unpaid
+                .iter()
+                .map(|(due, amount_minor)| crate::plans::Unpaid {
+                    due: *due,
+                    amount_minor: *amount_minor,
+                })
+                .collect(),
+        }
+    }
+
+    /// A plan's reminder asks for every instalment due, from the earliest unpaid one's day;
+    /// before the first is due, for that one alone.
+    #[test]
+    fn a_plans_reminder_asks_for_every_instalment_due() {
+        let mut a = account(date(2026, 1, 1));
+        a.balance_minor = 90_000;
+        a.plan = Some(plan_ref(&[
+            (date(2026, 3, 2), 20_000), // 10,000 of 30,000 paid
+            (date(2026, 4, 2), 30_000),
+            (date(2026, 5, 4), 30_000),
+        ]));
+        let before = (date(2026, 3, 2), 20_000);
+        assert_eq!(a.reminder_target(date(2026, 2, 27)), before);
+        assert_eq!(a.reminder_target(date(2026, 3, 2)), before);
+        assert_eq!(a.reminder_target(date(2026, 4, 1)), before);
+        let two = (date(2026, 3, 2), 50_000);
+        assert_eq!(a.reminder_target(date(2026, 4, 2)), two);
+        assert_eq!(a.reminder_target(date(2026, 4, 20)), two);
+        assert_eq!(
+            a.reminder_target(date(2026, 6, 1)),
+            (date(2026, 3, 2), 80_000)
+        );
+        // Never more than the balance (a CRM lowered it).
+        a.balance_minor = 45_000;
+        assert_eq!(
+            a.reminder_target(date(2026, 4, 20)),
+            (date(2026, 3, 2), 45_000)
+        );
+        // A reference written before the unpaid instalments were carried: its next one.
+        a.balance_minor = 90_000;
+        a.plan.as_mut().unwrap().unpaid.clear();
+        assert_eq!(a.reminder_target(date(2026, 4, 20)), before);
+    }
+
+    /// A promise made when the balance carried a plan's interest asks no more than the balance
+    /// once that interest came off (the plan broke): no overpayment is asked for.
+    #[test]
+    fn a_promise_asks_no_more_than_the_balance() {
+        let mut a = account(date(2026, 1, 1));
+        a.balance_minor = 106_000;
+        a.promise = Some(Promise {
+            amount_minor: 106_000,
+            by: date(2026, 3, 20),
+            paid_minor: 0,
+            made_at: "2026-03-10T12:00:00Z".parse().unwrap(),
+            made_by: "debtor".into(),
+        });
+        let today = date(2026, 3, 16);
+        assert_eq!(a.reminder_target(today), (date(2026, 3, 20), 106_000));
+        a.balance_minor = 100_000;
+        assert_eq!(a.reminder_target(today), (date(2026, 3, 20), 100_000));
+        a.promise.as_mut().unwrap().paid_minor = 30_000;
+        a.balance_minor = 70_000;
+        assert_eq!(a.reminder_target(today), (date(2026, 3, 20), 70_000));
+        a.promise = None;
+        assert_eq!(a.reminder_target(today), (date(2026, 1, 1), 70_000));
     }
 }

@@ -48,8 +48,8 @@ pub struct Plan {
     pub interest_reversed_minor: i64,
 }
 
-/// What the account carries of its plan: enough for the reminders to write about the next
-/// instalment instead of the whole debt.
+/// What the account carries of its plan: enough for the reminders to write about the
+/// instalments due instead of the whole debt, and to know when the plan breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanRef {
     pub id: String,
@@ -63,6 +63,36 @@ pub struct PlanRef {
     /// say later. `None` on references written before it was carried: the plan decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grace_days: Option<u32>,
+    /// Every instalment not fully paid, oldest first, with what is left of it: a reminder asks
+    /// for all of those already due, not the first only. Empty on references written before it
+    /// was carried (the next instalment stands for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpaid: Vec<Unpaid>,
+}
+
+/// An instalment not fully paid: its due day and what is left of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpaid {
+    pub due: Date,
+    pub amount_minor: i64,
+}
+
+impl PlanRef {
+    /// What is owed under the plan on `today`: every unpaid instalment due by then, or the
+    /// next one when none is due yet, as (the earliest due day, the sum left of them).
+    pub fn due_on(&self, today: Date) -> (Date, i64) {
+        if self.unpaid.is_empty() {
+            return (self.next_due, self.next_amount_minor);
+        }
+        let until = today.max(self.next_due);
+        let amount = self
+            .unpaid
+            .iter()
+            .filter(|u| u.due <= until)
+            .map(|u| u.amount_minor.max(0))
+            .fold(0i64, i64::saturating_add);
+        (self.next_due, amount)
+    }
 }
 
 impl Plan {
@@ -150,6 +180,17 @@ impl Plan {
             next_amount_minor,
             unearned_interest_minor: self.unearned_interest(),
             grace_days: Some(self.grace_days),
+            unpaid: self
+                .terms
+                .instalments
+                .iter()
+                .zip(&self.paid_minor)
+                .filter(|(i, p)| **p < i.amount_minor)
+                .map(|(i, p)| Unpaid {
+                    due: i.due,
+                    amount_minor: i.amount_minor - p,
+                })
+                .collect(),
         })
     }
 

@@ -315,6 +315,20 @@ fn payments_go_to_the_oldest_instalment_first_and_complete_the_plan() {
     // (the reminders then ask the plan).
     let r = plan.reference().unwrap();
     assert_eq!(r.grace_days, Some(5));
+    assert_eq!(
+        r.unpaid,
+        [
+            Unpaid {
+                due: date(2026, 4, 20),
+                amount_minor: 20_000
+            },
+            Unpaid {
+                due: date(2026, 5, 20),
+                amount_minor: 30_000
+            }
+        ],
+        "what is left of each instalment not fully paid"
+    );
     let mut old = serde_json::to_value(&r).unwrap();
     old.as_object_mut().unwrap().remove("grace_days");
     let old: PlanRef = serde_json::from_value(old).unwrap();
