@@ -304,11 +304,18 @@ impl Sender {
                     .unwrap_or_default()
             )));
         }
+        let Some(tenant) = self.store.tenant(&a.tenant).await? else {
+            return Ok(Err("the tenant no longer exists".into()));
+        };
+        let Some(debtor) = self.store.debtor(&a.tenant, &a.debtor).await? else {
+            return Ok(Err("the debtor no longer exists".into()));
+        };
         // A reminder that waited (a closed window, the pacer) must not state a debt that a
         // payment, a plan or a promise has changed since: it is cancelled, and the account's
         // next decision speaks of what is owed then.
         if let Some(stated) = a.states {
-            let (due, amount_minor) = account.reminder_target();
+            let today = self.clock.now().to_zoned(debtor.time_zone.tz()).date();
+            let (due, amount_minor) = account.reminder_target(today);
             if (due, amount_minor) != (stated.due, stated.amount_minor) {
                 let money = |m| cobro::domain::Money::new(m, account.currency).display();
                 return Ok(Err(format!(
@@ -319,13 +326,7 @@ impl Sender {
                 )));
             }
         }
-        let Some(tenant) = self.store.tenant(&a.tenant).await? else {
-            return Ok(Err("the tenant no longer exists".into()));
-        };
-        match self.store.debtor(&a.tenant, &a.debtor).await? {
-            None => Ok(Err("the debtor no longer exists".into())),
-            Some(d) => Ok(Ok((tenant, d))),
-        }
+        Ok(Ok((tenant, debtor)))
     }
 
     /// The compliance engine again, right before sending, about the channels the message could
