@@ -378,6 +378,23 @@ async fn a_debtor_who_opted_out_still_gets_the_crisis_line() {
         s.replies(),
         vec!["Hola María, soy Carla. Estoy aquí.".to_string()]
     );
+    // She opts out again, after the care began: the person's replies stop too.
+    s.call(
+        "POST",
+        "/_local/clock",
+        Some(json!({ "set": "2026-12-29T16:00:00Z" })),
+    )
+    .await;
+    let confirmed = s.say("+56912340001", "BAJA").await;
+    assert!(!confirmed.is_empty(), "the opt-out is confirmed");
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/conversations/cl-maria/replies",
+            Some(json!({ "text": "¿Seguimos?", "agent": "carla" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
 /// A person cannot write to a debtor who opted out in a conversation handed over for anything
@@ -822,6 +839,9 @@ async fn a_number_two_debtors_share_gets_a_person_never_the_debt_and_care_for_bo
         let a = s.account(account).await.to_string();
         assert!(a.contains("vulnerability"), "{account}: {a}");
     }
+    // An opt-out of every channel is confirmed there too.
+    let stop = s.say(phone, "dejen de escribirme").await;
+    assert!(!stop.is_empty(), "the opt-out is confirmed");
 }
 
 #[tokio::test]

@@ -200,6 +200,19 @@ pub(crate) async fn agent_reply(
         }
         Mode::Bot => open_handoff.as_ref().is_some_and(|h| h.reason == self_harm),
     };
+    // Only while the opt-out came before the care began: a debtor who opts out after it is
+    // heard, the person's replies too.
+    let care_since = match &record.state.mode {
+        Mode::Agent { since, .. } => Some(*since),
+        Mode::Bot => open_handoff.as_ref().map(|h| h.opened_at),
+    };
+    let opted_out_after_care = debtor
+        .consents
+        .iter()
+        .filter(|c| c.channel == channel)
+        .max_by_key(|c| c.at)
+        .is_some_and(|c| !c.granted && care_since.is_some_and(|since| c.at > since));
+    let care = care && !opted_out_after_care;
     if cobro::compliance::latest_consent(&debtor, channel) == Some(false) && !care {
         return Err(conflict(
             "opted-out",

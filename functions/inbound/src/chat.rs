@@ -111,7 +111,11 @@ impl Inbound {
                 Some(at) if !answers_while_opted_out(&step.understood) => {
                     // Nothing the bot would say goes out: the debtor hears once that they
                     // opted out and how to talk again, then nothing until they opt in.
-                    let speaks = !replies.is_empty() || step.understood == "silent:agent_owns";
+                    // Only on WhatsApp, inside the window the debtor just opened: a text to a
+                    // number that sent STOP is allowed once, right after it (the carriers
+                    // and the FCC), not weeks later.
+                    let speaks = (!replies.is_empty() || step.understood == "silent:agent_owns")
+                        && channel == cobro::domain::ChannelKind::Whatsapp;
                     replies = if speaks && !record.opt_out_noticed(channel, at) {
                         opt_out_noticed = record.noticed_with(channel, at);
                         vec![Reply::text(opted_out_notice(language))]

@@ -314,8 +314,10 @@ impl Sender {
         // payment, a plan or a promise has changed since: it is cancelled, and the account's
         // next decision speaks of what is owed then.
         if let Some(stated) = a.states {
-            let today = self.clock.now().to_zoned(debtor.time_zone.tz()).date();
-            let (due, amount_minor) = account.reminder_target(today);
+            // As of the decision's day: only a change to the account cancels, not an
+            // instalment falling due while the message waited.
+            let then = a.decided_at.to_zoned(debtor.time_zone.tz()).date();
+            let (due, amount_minor) = account.reminder_target(then);
             if (due, amount_minor) != (stated.due, stated.amount_minor) {
                 let money = |m| cobro::domain::Money::new(m, account.currency).display();
                 return Ok(Err(format!(

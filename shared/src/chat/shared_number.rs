@@ -18,7 +18,7 @@ pub fn step_shared(state: &ChatState, turn: &Turn<'_>) -> Step {
     let care = text.and_then(vulnerability::detect).is_some();
     let opt = matches!(
         intent::read(turn.content, &[]),
-        Intent::OptOut | Intent::OptIn
+        Intent::OptOut | Intent::OptOutAll | Intent::OptIn
     );
     // The engine's own answers to these name no debt and no person.
     if care || opt {

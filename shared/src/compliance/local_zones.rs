@@ -6,11 +6,8 @@
 //! allow it: wherever the debtor is, the law's hours hold there, and collection goes on in the
 //! hours they share.
 //!
-//! Zones are looked up in the tz database jiff finds at run time: the host's
-//! `/usr/share/zoneinfo` (or `TZDIR`) when there is one, the bundled copy only otherwise. A host
-//! with older tzdata than the zone table (tzdb 2025b) lacks its newest names
-//! (`America/Coyhaique`), so a zone that does not resolve is skipped as long as another of the
-//! country's does.
+//! Zones are looked up in the tz database compiled into the binary (`domain::time_zone`); a
+//! zone it lacks is skipped as long as another of the country's resolves.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
