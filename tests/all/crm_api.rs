@@ -2046,6 +2046,21 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
     let bad = api.call("POST", "/v1/payments", Some(payment)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["field"], "amount_minor");
+    // A `paid_at` later than now (a typo, a debit scheduled for next month) is refused: applied,
+    // it would hold the account's reminders until then. A clock a little ahead is fine.
+    let now = api.stack.clock.now();
+    let at = |mins: i64| (now + jiff::SignedDuration::from_mins(mins)).to_string();
+    let payment = |at: String| {
+        json!({
+            "account_id": "A-1", "payment_id": "p-later", "currency": "CLP",
+            "amount_minor": 1_000, "paid_at": at
+        })
+    };
+    let bad = api.call("POST", "/v1/payments", Some(payment(at(6)))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.body["field"], "paid_at");
+    let ok = api.call("POST", "/v1/payments", Some(payment(at(4)))).await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
 }
 
 /// An agent's reply answers the debtor on the channel they wrote on, within the day: on SMS,

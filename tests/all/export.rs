@@ -473,7 +473,10 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     // Before the period (the last one a millisecond before it starts).
     for a in &accounts {
         let at = start - jiff::SignedDuration::from_hours(rng.i64(0..500)) - ms(1);
-        l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+        l.store
+            .apply_payment(&pay(a, at, &mut rng), l.clock.now())
+            .await
+            .unwrap();
     }
     let before = balances(&l.store, &accounts).await;
     let mut in_period = 0;
@@ -487,7 +490,10 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
                 1 => end - ms(1),
                 _ => start + ms(rng.i64(0..end.as_millisecond() - start.as_millisecond())),
             };
-            l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+            l.store
+                .apply_payment(&pay(a, at, &mut rng), l.clock.now())
+                .await
+                .unwrap();
             in_period += 1;
         }
     }
@@ -495,7 +501,10 @@ async fn the_payments_ledger_ties_out_with_the_balance_reductions_of_its_period(
     // After the period: not counted (the first exactly when it ends).
     for a in accounts.iter().take(30) {
         let at = end + ms(rng.i64(0..86_400_000));
-        l.store.apply_payment(&pay(a, at, &mut rng)).await.unwrap();
+        l.store
+            .apply_payment(&pay(a, at, &mut rng), l.clock.now())
+            .await
+            .unwrap();
     }
 
     let march = job(&l, "march", Kind::Payments, Format::Csv, period).await;

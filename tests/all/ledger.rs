@@ -45,6 +45,15 @@ fn payment(i: usize, amount: i64) -> PaymentConfirmed {
     }
 }
 
+/// cobro's clock in these tests: an hour after the payments' `paid_at`.
+fn applied_at() -> jiff::Timestamp {
+    "2026-03-16T16:00:00Z".parse().unwrap()
+}
+
+fn clock() -> Arc<dyn cobro::ports::Clock> {
+    Arc::new(cobro::ports::FixedClock::at(applied_at()))
+}
+
 /// A store of its own in memory, holding `account`.
 async fn store_with(account: Account) -> Store {
     let store = Store::new(Arc::new(SqliteStore::open_in_memory().unwrap().table()));
@@ -63,7 +72,12 @@ async fn deliver_all(
     let mut tasks = tokio::task::JoinSet::new();
     for p in deliveries {
         let store = store.clone();
-        tasks.spawn(async move { store.apply_payment(&p).await.expect("applied or duplicate") });
+        tasks.spawn(async move {
+            store
+                .apply_payment(&p, applied_at())
+                .await
+                .expect("applied or duplicate")
+        });
     }
     let mut applied = 0;
     while let Some(outcome) = tasks.join_next().await {
@@ -196,6 +210,7 @@ async fn stripe_payments_apply_once_whether_the_session_or_the_intent_arrives() 
         store: store.clone(),
         bus: None,
         outbound: None,
+        clock: clock(),
     };
     let metadata = serde_json::json!({ "tenant": "t", "account": "A-1", "plan": "" });
     let session = stripe_event(
@@ -303,6 +318,7 @@ async fn a_payment_announced_after_a_failed_publish_is_announced_on_redelivery()
         store: store.clone(),
         bus: Some(bus.clone()),
         outbound: None,
+        clock: clock(),
     };
     let detail = serde_json::json!({
         "tenant": "t", "account": "A-1", "payment_id": "p-9", "amount_minor": 50_000,
@@ -345,6 +361,7 @@ async fn a_redelivery_with_other_details_announces_the_payment_as_first_applied(
         store: store.clone(),
         bus: Some(bus.clone()),
         outbound: None,
+        clock: clock(),
     };
     let first = serde_json::json!({
         "tenant": "t", "account": "A-1", "payment_id": "p-7", "amount_minor": 20_000,
@@ -403,6 +420,7 @@ async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
         store: store.clone(),
         bus: Some(Arc::new(FlakyBus::default())),
         outbound: Some(outbound.clone()),
+        clock: clock(),
     };
     let detail = serde_json::json!({
         "tenant": "t", "account": "A-1", "payment_id": "p-8", "amount_minor": 10_000,
@@ -471,7 +489,10 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     let plan = Plan::accepted(&current, terms, &request, &rules, now, "crm");
     store.accept_plan(&current, &plan, now).await.unwrap();
 
-    let outcome = store.apply_payment(&payment(1, 80_000)).await.unwrap();
+    let outcome = store
+        .apply_payment(&payment(1, 80_000), applied_at())
+        .await
+        .unwrap();
     let PaymentOutcome::Applied {
         applied_minor,
         balance_minor,
@@ -509,11 +530,11 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
     let mut again = first.clone();
     again.paid_at = "2026-03-16T15:00:01Z".parse().unwrap();
     assert!(matches!(
-        store.apply_payment(&first).await.unwrap(),
+        store.apply_payment(&first, applied_at()).await.unwrap(),
         PaymentOutcome::Suspense { .. }
     ));
     assert_eq!(
-        store.apply_payment(&again).await.unwrap(),
+        store.apply_payment(&again, applied_at()).await.unwrap(),
         PaymentOutcome::Duplicate
     );
     let listed = store
@@ -522,6 +543,156 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
         .unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].payment.paid_at, first.paid_at);
+}
+
+fn account_named(id: &str, balance: i64) -> Account {
+    Account {
+        id: AccountId::parse(id).unwrap(),
+        ..account(balance)
+    }
+}
+
+fn payment_to(account: &str, id: &str, amount: i64) -> PaymentConfirmed {
+    PaymentConfirmed {
+        account: AccountId::parse(account).unwrap(),
+        payment_id: PaymentId::parse(id).unwrap(),
+        ..payment(0, amount)
+    }
+}
+
+async fn balance_of(store: &Store, account: &str) -> (i64, usize) {
+    let view = store
+        .account_view(
+            &TenantId::parse("t").unwrap(),
+            &AccountId::parse(account).unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    (view.account.balance_minor, view.payments.len())
+}
+
+/// A payment id is applied once in the tenant, whichever accounts its deliveries name: one
+/// that arrived before its account was imported is applied when it comes again and its
+/// suspense entry says so; one applied to an account is refused for another (naming where it
+/// went), and is not put in suspense either.
+async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
+    let t = TenantId::parse("t").unwrap();
+    let store = Store::new(table);
+    store.upsert_account(&account(50_000), None).await.unwrap();
+    let early = payment_to("A-9", "tx-1", 10_000);
+    let outcome = store.apply_payment(&early, applied_at()).await.unwrap();
+    assert!(
+        matches!(outcome, PaymentOutcome::Suspense { .. }),
+        "{outcome:?}"
+    );
+    store
+        .upsert_account(&account_named("A-9", 30_000), None)
+        .await
+        .unwrap();
+    let later = applied_at() + jiff::SignedDuration::from_mins(30);
+    let outcome = store.apply_payment(&early, later).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            PaymentOutcome::Applied {
+                applied_minor: 10_000,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let listed = store.suspended_payments(&t).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let resolved = listed[0].resolved.as_ref().expect("resolved once applied");
+    assert_eq!((resolved.account.as_str(), resolved.at), ("A-9", later));
+    assert_eq!(
+        store.apply_payment(&early, later).await.unwrap(),
+        PaymentOutcome::Duplicate
+    );
+    // The same id sent for another account: refused, naming the account it was applied to.
+    assert_eq!(
+        store
+            .apply_payment(&payment_to("A-1", "tx-1", 10_000), later)
+            .await
+            .unwrap(),
+        PaymentOutcome::AppliedElsewhere {
+            account: AccountId::parse("A-9").unwrap()
+        }
+    );
+    assert_eq!(balance_of(&store, "A-1").await, (50_000, 0));
+    // Applied to A-1 by mistake, then "corrected" to A-9: A-9 is not paid a second time.
+    store
+        .apply_payment(&payment_to("A-1", "tx-2", 5_000), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .apply_payment(&payment_to("A-9", "tx-2", 5_000), later)
+            .await
+            .unwrap(),
+        PaymentOutcome::AppliedElsewhere {
+            account: AccountId::parse("A-1").unwrap()
+        }
+    );
+    assert_eq!(balance_of(&store, "A-1").await, (45_000, 1));
+    assert_eq!(balance_of(&store, "A-9").await, (20_000, 1));
+    // Sent for an account cobro does not know: not in suspense, it was applied.
+    assert_eq!(
+        store
+            .apply_payment(&payment_to("NOPE", "tx-2", 5_000), later)
+            .await
+            .unwrap(),
+        PaymentOutcome::AppliedElsewhere {
+            account: AccountId::parse("A-1").unwrap()
+        }
+    );
+    assert_eq!(store.suspended_payments(&t).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_payment_id_is_applied_once_per_tenant_and_resolves_its_suspense() {
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    payment_ids_apply_once_per_tenant(Arc::new(sqlite.table())).await;
+    let Some(moto) = moto().await else { return };
+    payment_ids_apply_once_per_tenant(Arc::new(moto.create_table(&unique("payid")).await)).await;
+}
+
+/// One payment id sent for two accounts at once: one applies it, the other is refused naming
+/// it, whichever wins the race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_payment_id_sent_for_two_accounts_at_once_applies_to_one() {
+    for _ in 0..10 {
+        let store = store_with(account(50_000)).await;
+        store
+            .upsert_account(&account_named("A-9", 50_000), None)
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for a in ["A-1", "A-9"] {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let outcome = store
+                    .apply_payment(&payment_to(a, "tx-c", 1_000), applied_at())
+                    .await
+                    .unwrap();
+                (a, outcome)
+            });
+        }
+        let mut winner = None;
+        let mut refused = None;
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                (a, PaymentOutcome::Applied { .. }) => winner = Some(a),
+                (_, PaymentOutcome::AppliedElsewhere { account }) => refused = Some(account),
+                other => panic!("{other:?}"),
+            }
+        }
+        let winner = winner.expect("one applies it");
+        assert_eq!(refused.expect("one is refused").as_str(), winner);
+        let total = balance_of(&store, "A-1").await.0 + balance_of(&store, "A-9").await.0;
+        assert_eq!(total, 99_000, "paid once");
+    }
 }
 
 /// A payment on an account already at zero is all credit and settles nothing again; on an
@@ -535,7 +706,10 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     let mut settled = account(0);
     settled.status = AccountStatus::Settled;
     let store = store_with(settled).await;
-    let outcome = store.apply_payment(&payment(1, 5_000)).await.unwrap();
+    let outcome = store
+        .apply_payment(&payment(1, 5_000), applied_at())
+        .await
+        .unwrap();
     assert!(
         matches!(
             outcome,
@@ -552,7 +726,10 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     let mut closed = account(10_000);
     closed.status = AccountStatus::Closed;
     let store = store_with(closed).await;
-    let outcome = store.apply_payment(&payment(2, 10_000)).await.unwrap();
+    let outcome = store
+        .apply_payment(&payment(2, 10_000), applied_at())
+        .await
+        .unwrap();
     assert!(
         matches!(
             outcome,
@@ -609,6 +786,60 @@ mod interest {
         }
     }
 
+    /// A payment dated later than cobro's clock allows (a typo, a debit scheduled for next
+    /// month) is kept in suspense and changes nothing; one reported late is applied and the
+    /// account's next decision is due from now, not from when it was paid. Sent again with
+    /// its right time, the suspended one is applied and its entry resolved.
+    #[tokio::test]
+    async fn a_future_paid_at_is_suspended_and_the_next_decision_is_due_from_now() {
+        let store = store_with(account(120_000)).await;
+        accept(&store, 6, "2026-03-10T12:00:00Z").await;
+        let before = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        let mut scheduled = payment(1, 5_000);
+        scheduled.paid_at = "2026-12-01T12:00:00Z".parse().unwrap();
+        let outcome = store.apply_payment(&scheduled, applied_at()).await.unwrap();
+        let PaymentOutcome::Suspense { reason } = &outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(reason.contains("`paid_at`"), "{reason}");
+        let after = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(after.account, before.account);
+        assert_eq!(after.next_action_at, before.next_action_at);
+        assert!(after.payments.is_empty());
+        // A provider's clock a little ahead: applied, due from now.
+        let mut ahead = payment(2, 5_000);
+        ahead.paid_at = applied_at() + jiff::SignedDuration::from_mins(4);
+        let outcome = store.apply_payment(&ahead, applied_at()).await.unwrap();
+        assert!(
+            matches!(outcome, PaymentOutcome::Applied { .. }),
+            "{outcome:?}"
+        );
+        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(view.next_action_at, Some(applied_at()));
+        // Reported two days late: due from now too, not two days ago.
+        let mut late = payment(3, 5_000);
+        late.paid_at = "2026-03-14T10:00:00Z".parse().unwrap();
+        let later = applied_at() + jiff::SignedDuration::from_mins(10);
+        store.apply_payment(&late, later).await.unwrap();
+        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(view.next_action_at, Some(later));
+        // The scheduled one again, with the time it was paid: applied, and resolved.
+        scheduled.paid_at = "2026-03-16T15:30:00Z".parse().unwrap();
+        let outcome = store.apply_payment(&scheduled, later).await.unwrap();
+        assert!(
+            matches!(outcome, PaymentOutcome::Applied { .. }),
+            "{outcome:?}"
+        );
+        let listed = store.suspended_payments(&t()).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].resolved.as_ref().unwrap().account, a());
+        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(
+            view.account.balance_minor,
+            before.account.balance_minor - 15_000
+        );
+    }
+
     /// The same terms agreed again after the plan was replaced are a new plan under the next
     /// id, not the cancelled one given back; repeating that request finds the new one.
     #[tokio::test]
@@ -643,7 +874,7 @@ mod interest {
         assert_eq!(first.terms.interest_minor, 14_203);
         let first_instalment = first.terms.instalments[0].amount_minor;
         store
-            .apply_payment(&payment(1, first_instalment))
+            .apply_payment(&payment(1, first_instalment), applied_at())
             .await
             .unwrap();
         let now = store.account(&t(), &a()).await.unwrap().unwrap();
@@ -673,7 +904,7 @@ mod interest {
         // Paying the new plan in full settles the account exactly.
         for (i, inst) in second.terms.instalments.iter().enumerate() {
             store
-                .apply_payment(&payment(10 + i, inst.amount_minor))
+                .apply_payment(&payment(10 + i, inst.amount_minor), applied_at())
                 .await
                 .unwrap();
         }
@@ -724,7 +955,7 @@ mod interest {
         let plan = accept(&store, 6, "2026-03-16T12:00:00Z").await;
         let first_instalment = plan.terms.instalments[0].amount_minor;
         store
-            .apply_payment(&payment(1, first_instalment))
+            .apply_payment(&payment(1, first_instalment), applied_at())
             .await
             .unwrap();
         let current = store.account(&t(), &a()).await.unwrap().unwrap();
@@ -810,7 +1041,7 @@ async fn a_completed_plan_forgives_only_a_settlement_discount() {
         store.upsert_account(&with_fee, None).await.unwrap();
         for (i, inst) in plan.terms.instalments.iter().enumerate() {
             store
-                .apply_payment(&payment(i, inst.amount_minor))
+                .apply_payment(&payment(i, inst.amount_minor), applied_at())
                 .await
                 .unwrap();
         }

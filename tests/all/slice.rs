@@ -734,7 +734,7 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
     // Payments go to the oldest instalment; the plan completes and the account settles.
     let pay = |id: &str, amount: i64| {
         json!({ "tenant": "demo", "account": "P-1", "payment_id": id,
-        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-18T15:00:00Z" })
+        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-17T15:00:00Z" })
     };
     s.stack
         .payment_handler
@@ -771,7 +771,7 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
     );
     // A payment for an account cobro does not know is kept in suspense, once.
     let stray = json!({ "tenant": "demo", "account": "NOPE", "payment_id": "px", "amount_minor": 100,
-        "currency": "CLP", "paid_at": "2026-03-18T15:00:00Z" });
+        "currency": "CLP", "paid_at": "2026-03-17T15:00:00Z" });
     s.stack.payment_handler.handle(stray.clone()).await.unwrap();
     s.stack.payment_handler.handle(stray).await.unwrap();
     let suspense = s.ok("GET", "/v1/payments/suspense", None).await;
@@ -829,7 +829,7 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     // Paid in two parts: kept when the promised amount is reached.
     let pay = |id: &str, amount: i64| {
         json!({ "tenant": "demo", "account": "PR-1", "payment_id": id,
-        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-19T16:00:00Z" })
+        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-19T15:00:00Z" })
     };
     s.stack
         .payment_handler

@@ -190,6 +190,7 @@ pub struct PaymentInput {
     pub amount_minor: i64,
     #[schema(value_type = String, example = "CLP")]
     pub currency: Currency,
+    /// When it was paid (default: now); at most 5 minutes ahead of cobro's clock.
     #[serde(default)]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub paid_at: Option<Timestamp>,
@@ -204,6 +205,12 @@ impl PaymentInput {
                 "amount_minor",
                 format!("must be a positive number of minor units, at most {MAX_MINOR}"),
             ));
+        }
+        // Refused, not queued: applied, it would move the account's reminders to that day.
+        if let Some(paid_at) = self.paid_at {
+            if let Some(why) = cobro::repo::paid_at_too_late(paid_at, now) {
+                return Err(Problem::invalid_field("paid_at", why));
+            }
         }
         Ok(PaymentConfirmed {
             tenant,

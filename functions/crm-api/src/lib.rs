@@ -388,8 +388,9 @@ async fn get_decisions(
     params(paging::PageParams),
     responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
-/// Payments that could not be applied (unknown account, another currency), with why; oldest
-/// first.
+/// Payments that could not be applied (unknown account, another currency, `paid_at` in the
+/// future), with why, oldest first; one applied after all (delivered again) carries
+/// `resolved` (`account`, `at`).
 async fn get_suspense(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,

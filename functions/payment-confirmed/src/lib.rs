@@ -13,7 +13,7 @@ use cobro::events::{
 };
 use cobro::outbound::OutboundMessage;
 use cobro::plans::PlanStatus;
-use cobro::ports::{Bus, Outgoing, Queue};
+use cobro::ports::{Bus, Clock, Outgoing, Queue};
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, RepoError, Store};
 
 pub const DETAIL_TYPE: &str = "PaymentConfirmed";
@@ -25,6 +25,9 @@ pub struct PaymentHandler {
     pub bus: Option<Arc<dyn Bus>>,
     /// The outbound queue, for the receipt to the debtor; `None` sends none.
     pub outbound: Option<Arc<dyn Queue>>,
+    /// Now: a `paid_at` later than this (and a little leeway) is kept in suspense, and the
+    /// account's next decision is due from it.
+    pub clock: Arc<dyn Clock>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +49,7 @@ impl PaymentHandler {
         cobro::logs::record_tenant(&payment.tenant);
         let outcome = self
             .store
-            .apply_payment(&payment)
+            .apply_payment(&payment, self.clock.now())
             .await
             .map_err(|e| match e {
                 RepoError::Invalid(_) | RepoError::InvalidField { .. } => {

@@ -2,7 +2,9 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{service_fn, LambdaEvent};
+use std::sync::Arc;
 
+use cobro::ports::SystemClock;
 use cobro::repo::Store;
 use cobro::{lambda, logs, metrics};
 use cobro_payment_confirmed::PaymentHandler;
@@ -16,6 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Every applied payment is announced on the bus; a receipt is queued only for some.
         bus: Some(lambda::bus_now().await?),
         outbound: Some(lambda::outbound_queue().await?),
+        clock: Arc::new(SystemClock),
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(

@@ -244,6 +244,7 @@ impl LocalStack {
                 store: store.clone(),
                 bus: Some(bus.clone()),
                 outbound: Some(outbound.clone()),
+                clock: dyn_clock.clone(),
             },
             inbound_handler: Inbound {
                 store: store.clone(),
@@ -407,7 +408,9 @@ impl LocalStack {
                 .await
             {
                 Ok(PaymentOutcome::Applied { .. }) => report.payments_applied += 1,
-                Ok(PaymentOutcome::Duplicate) => report.payments_duplicate += 1,
+                Ok(PaymentOutcome::Duplicate | PaymentOutcome::AppliedElsewhere { .. }) => {
+                    report.payments_duplicate += 1
+                }
                 Ok(PaymentOutcome::Suspense { .. }) => report.payments_suspended += 1,
                 Ok(PaymentOutcome::Ignored { .. }) => {}
                 Err(e) => {

@@ -85,10 +85,38 @@ pub fn suspense_pk(t: &TenantId) -> String {
     format!("T#{t}#SUSPENSE")
 }
 
-/// That a payment id is in suspense: one entry per payment, whatever time each delivery
-/// gives it (Stripe's session and payment intent of one payment differ).
+/// That a payment id is in suspense, as written before `payment_id` kept it: still checked,
+/// so a payment suspended then is not listed twice. Nothing writes it any more.
 pub fn suspended_id(t: &TenantId, payment_id: &str) -> Key {
     Key::new(format!("T#{t}#SUSPENDED#{payment_id}"), "PAYMENT")
+}
+
+/// A payment id, once per tenant: in suspense (which entry) or applied (to which account).
+/// Written with `attribute_not_exists` by both, so one payment is applied to one account
+/// once, and a suspended one that is applied later resolves its entry; the account's
+/// `PAYMENT#` key alone would let the same id apply to a second account.
+pub fn payment_id(t: &TenantId, payment_id: &str) -> Key {
+    Key::new(format!("T#{t}#PAYID#{payment_id}"), "PAYMENT")
+}
+
+/// The tenant's payments by when cobro recorded them (applied them), one partition per UTC
+/// month: the daily ledger feed reads a day's from here, so a payment reported late, with an
+/// earlier `paid_at`, is in the feed of the day it arrived.
+pub fn recorded_payments_pk(t: &TenantId, month: &str) -> String {
+    format!("T#{t}#RECORDED#{month}")
+}
+
+pub fn recorded_payment(
+    t: &TenantId,
+    recorded_at: jiff::Timestamp,
+    a: &AccountId,
+    payment_id: &str,
+) -> Key {
+    let month = recorded_at.strftime("%Y-%m").to_string();
+    Key::new(
+        recorded_payments_pk(t, &month),
+        gsi1_payment_sk(recorded_at.as_millisecond(), a, payment_id),
+    )
 }
 
 /// A CRM API request's `Idempotency-Key` and the response it got (with a TTL).
@@ -239,7 +267,8 @@ pub fn gsi1_payments(t: &TenantId, month: &str) -> String {
 }
 
 /// GSI1 sort key of a payment: when it was paid (epoch milliseconds, zero-padded so strings
-/// sort as times), then which.
+/// sort as times), then which. The recorded index's sort key has the same shape, with when it
+/// was recorded.
 pub fn gsi1_payment_sk(paid_at_millis: i64, a: &AccountId, payment_id: &str) -> String {
     format!("{paid_at_millis:015}#{a}#{payment_id}")
 }

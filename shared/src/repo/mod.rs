@@ -42,7 +42,9 @@ pub use exports::{ExportClaim, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
 pub use listing::Paged;
-pub use payments::{PaymentConfirmed, PaymentOutcome, SuspendedPayment};
+pub use payments::{
+    paid_at_too_late, PaymentConfirmed, PaymentOutcome, Resolved, SuspendedPayment, PAID_AT_LEEWAY,
+};
 pub use plans::Accepted;
 pub use rows::RowWritten;
 pub use tenants::WhatsAppNumber;

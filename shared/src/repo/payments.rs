@@ -1,7 +1,7 @@
 //! Applying a confirmed payment: the payment record and the balance change commit together,
 //! and the payment's id makes a second delivery a no-op.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::due_updates;
@@ -22,6 +22,8 @@ pub struct PaymentConfirmed {
     /// Minor units of `currency`; positive.
     pub amount_minor: i64,
     pub currency: Currency,
+    /// When it was paid: at most 5 minutes after cobro's clock, or the payment is kept in
+    /// suspense (not applied) until it is sent again with the time it was paid.
     pub paid_at: Timestamp,
     #[serde(default = "unknown")]
     pub method: String,
@@ -32,6 +34,37 @@ pub struct PaymentConfirmed {
 fn unknown() -> String {
     "unknown".into()
 }
+
+/// How far ahead of cobro's clock a `paid_at` may be: a provider's or CRM's clock runs a little
+/// ahead. A later one (a typo, a debit scheduled for next month) is refused: the account would
+/// leave the due index until then, and the payment be filed in that month's ledger.
+pub const PAID_AT_LEEWAY: SignedDuration = SignedDuration::from_mins(5);
+
+/// `paid_at` later than `now` allows: why, naming the field; `None` when it is fine.
+pub fn paid_at_too_late(paid_at: Timestamp, now: Timestamp) -> Option<String> {
+    (paid_at > now + PAID_AT_LEEWAY).then(|| {
+        format!(
+            "`paid_at` {paid_at} is in the future (now {now}; at most {} minutes ahead)",
+            PAID_AT_LEEWAY.as_mins()
+        )
+    })
+}
+
+/// A payment id's record, once per tenant (`keys::payment_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum PaymentIdState {
+    /// In suspense: the sort key of its entry, to mark it resolved if it is applied later.
+    Suspended { entry: String },
+    Applied {
+        account: AccountId,
+        recorded_at: Timestamp,
+    },
+}
+
+const STATE: &str = "state";
+/// When cobro recorded (applied) a payment, kept on its items: the daily feed's time.
+const RECORDED_AT: &str = "recorded_at";
 
 /// What applying a payment did, kept on the payment's item: a redelivery finds the payment
 /// applied and announces what it did again (a publish that failed the first time is not lost).
@@ -75,8 +108,11 @@ pub enum PaymentOutcome {
     },
     /// This payment id was applied before: nothing changed.
     Duplicate,
-    /// It cannot be applied (an unknown account, another currency): kept in the tenant's
-    /// suspense list with the reason, never dropped.
+    /// This payment id was applied to another account of the tenant: refused, nothing
+    /// changed. One payment is applied once; a person decides which account it was for.
+    AppliedElsewhere { account: AccountId },
+    /// It cannot be applied (an unknown account, another currency, a `paid_at` ahead of
+    /// cobro's clock): kept in the tenant's suspense list with the reason, never dropped.
     Suspense { reason: String },
     /// Not a payment to apply (a provider's event of another kind, an unpaid session).
     Ignored { reason: String },
@@ -87,12 +123,29 @@ pub enum PaymentOutcome {
 pub struct SuspendedPayment {
     pub payment: PaymentConfirmed,
     pub reason: String,
+    /// When it was put in suspense.
+    pub at: Timestamp,
+    /// Set once the payment was applied after all (its account imported, a corrected
+    /// delivery): it stays listed, resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// The account it was applied to.
+    pub account: AccountId,
     pub at: Timestamp,
 }
 
 /// A payment's item, on GSI1 under its month so the exports find the payments of a period.
-fn payment_item(key: crate::ports::Key, payment: &Payment) -> crate::ports::Item {
+fn payment_item(
+    key: crate::ports::Key,
+    payment: &Payment,
+    recorded_at: Timestamp,
+) -> crate::ports::Item {
     let mut item = to_item(key, "payment", payment);
+    item.insert(RECORDED_AT.into(), recorded_at.to_string().into());
     let month = payment.paid_at.strftime("%Y-%m").to_string();
     item.insert(
         GSI1.pk.into(),
@@ -111,24 +164,37 @@ fn payment_item(key: crate::ports::Key, payment: &Payment) -> crate::ports::Item
 }
 
 impl Store {
-    /// Keeps a payment that cannot be applied, once per payment id.
+    /// Keeps a payment that cannot be applied, once per payment id: the tenant's payment-id
+    /// record says it is in suspense (and where), unless the id is known already.
     async fn suspend(
         &self,
         p: &PaymentConfirmed,
         reason: String,
+        now: Timestamp,
     ) -> Result<PaymentOutcome, RepoError> {
         let entry = SuspendedPayment {
             payment: p.clone(),
             reason: reason.clone(),
-            at: p.paid_at,
+            at: now,
+            resolved: None,
         };
-        let key = keys::suspense(&p.tenant, p.paid_at.as_millisecond(), p.payment_id.as_str());
-        let mut marker = keys::suspended_id(&p.tenant, p.payment_id.as_str()).into_item();
-        marker.insert(super::KIND.into(), "suspended_id".into());
+        let key = keys::suspense(&p.tenant, now.as_millisecond(), p.payment_id.as_str());
+        let state = PaymentIdState::Suspended {
+            entry: key.sk.clone(),
+        };
         let ops = vec![
             WriteOp::Put {
-                item: marker,
+                item: to_item(
+                    keys::payment_id(&p.tenant, p.payment_id.as_str()),
+                    "payment_id",
+                    &state,
+                ),
                 condition: Some(Condition::NotExists),
+            },
+            // Suspended before the payment-id record existed: already listed.
+            WriteOp::Check {
+                key: keys::suspended_id(&p.tenant, p.payment_id.as_str()),
+                condition: Condition::NotExists,
             },
             WriteOp::Put {
                 item: to_item(key, "suspended_payment", &entry),
@@ -140,11 +206,23 @@ impl Store {
                 tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, %reason, "payment in suspense");
                 Ok(PaymentOutcome::Suspense { reason })
             }
-            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => {
+            Err(TableError::TransactionCanceled(failed)) if failed.iter().any(|f| *f) => {
                 Ok(PaymentOutcome::Duplicate)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn payment_id_state(
+        &self,
+        t: &TenantId,
+        id: &PaymentId,
+    ) -> Result<Option<PaymentIdState>, RepoError> {
+        self.table
+            .get(&keys::payment_id(t, id.as_str()))
+            .await?
+            .map(super::from_item)
+            .transpose()
     }
 
     /// The tenant's payments in suspense, oldest first.
@@ -192,7 +270,13 @@ impl Store {
         Ok(Some((first, outcome.into())))
     }
 
-    pub async fn apply_payment(&self, p: &PaymentConfirmed) -> Result<PaymentOutcome, RepoError> {
+    /// Applies the payment as of `now` (cobro's clock): the account's next decision is due
+    /// from then, and the payment is recorded then (the daily ledger feed's time).
+    pub async fn apply_payment(
+        &self,
+        p: &PaymentConfirmed,
+        now: Timestamp,
+    ) -> Result<PaymentOutcome, RepoError> {
         if p.amount_minor <= 0 {
             return Err(RepoError::Invalid("amount_minor must be positive".into()));
         }
@@ -212,8 +296,29 @@ impl Store {
             if self.table.get(&payment_key).await?.is_some() {
                 return Ok(PaymentOutcome::Duplicate);
             }
+            // The id once per tenant: applied to another account, it is not applied again.
+            let known = self.payment_id_state(&p.tenant, &p.payment_id).await?;
+            match &known {
+                Some(PaymentIdState::Applied { account, .. }) if *account == p.account => {
+                    return Ok(PaymentOutcome::Duplicate)
+                }
+                Some(PaymentIdState::Applied { account, .. }) => {
+                    tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, account = %p.account, applied_to = %account, "payment id already applied to another account: refused");
+                    return Ok(PaymentOutcome::AppliedElsewhere {
+                        account: account.clone(),
+                    });
+                }
+                _ => {}
+            }
+            // Kept, not applied: the CRM sees why in the suspense list, and a delivery with
+            // the right time applies it then.
+            if let Some(reason) = paid_at_too_late(p.paid_at, now) {
+                return self.suspend(p, reason, now).await;
+            }
             let Some(account) = self.account(&p.tenant, &p.account).await? else {
-                return self.suspend(p, format!("no account `{}`", p.account)).await;
+                return self
+                    .suspend(p, format!("no account `{}`", p.account), now)
+                    .await;
             };
             if account.currency != p.currency {
                 return self
@@ -223,6 +328,7 @@ impl Store {
                             "payment in {} for an account in {}",
                             p.currency, account.currency
                         ),
+                        now,
                     )
                     .await;
             }
@@ -302,11 +408,12 @@ impl Store {
                 match plan.reference() {
                     Some(r) if !settled => {
                         updates.push(Update::set("plan", serde_json::to_value(r).expect("ref")));
-                        // Decided again at the next tick, for the next instalment.
+                        // Decided again at the next tick, for the next instalment: from now, not
+                        // from `paid_at`, which a provider may report late.
                         updates.extend(due_updates(
                             &p.tenant,
                             &p.account,
-                            Some(p.paid_at),
+                            Some(now),
                             &format!("ACCOUNT#{}", p.account),
                         ));
                     }
@@ -318,7 +425,7 @@ impl Store {
                             updates.extend(due_updates(
                                 &p.tenant,
                                 &p.account,
-                                Some(p.paid_at),
+                                Some(now),
                                 &format!("ACCOUNT#{}", p.account),
                             ));
                         }
@@ -348,12 +455,23 @@ impl Store {
                 plan: plan.as_ref().map(|pl| (pl.id.clone(), pl.status)),
                 promise_kept,
             };
-            let mut item = payment_item(payment_key.clone(), &payment);
+            let mut item = payment_item(payment_key.clone(), &payment, now);
             item.insert(
                 OUTCOME.into(),
                 serde_json::to_value(&outcome).expect("serializes"),
             );
-            let ops = vec![
+            // The same payment on the recorded index, whole, so the daily feed reads it there.
+            let mut recorded = to_item(
+                keys::recorded_payment(&p.tenant, now, &p.account, p.payment_id.as_str()),
+                "payment_recorded",
+                &payment,
+            );
+            recorded.insert(RECORDED_AT.into(), now.to_string().into());
+            let applied_state = PaymentIdState::Applied {
+                account: p.account.clone(),
+                recorded_at: now,
+            };
+            let mut ops = vec![
                 WriteOp::Put {
                     item,
                     condition: Some(Condition::NotExists),
@@ -363,8 +481,43 @@ impl Store {
                     updates,
                     condition: Some(Condition::eq("version", account.version)),
                 },
+                // Absent, or still in suspense as read: a concurrent apply of the same id to
+                // another account fails here, and the next round finds where it went.
+                WriteOp::Put {
+                    item: to_item(
+                        keys::payment_id(&p.tenant, p.payment_id.as_str()),
+                        "payment_id",
+                        &applied_state,
+                    ),
+                    condition: Some(match &known {
+                        Some(PaymentIdState::Suspended { .. }) => Condition::eq(STATE, "suspended"),
+                        _ => Condition::NotExists,
+                    }),
+                },
+                WriteOp::Put {
+                    item: recorded,
+                    condition: None,
+                },
             ];
-            let ops = ops.into_iter().chain(plan_ops).collect();
+            if let Some(PaymentIdState::Suspended { entry }) = &known {
+                let key = crate::ports::Key::new(keys::suspense_pk(&p.tenant), entry.clone());
+                // An entry someone removed has nothing to resolve.
+                if self.table.get(&key).await?.is_some() {
+                    let resolved = Resolved {
+                        account: p.account.clone(),
+                        at: now,
+                    };
+                    ops.push(WriteOp::Update {
+                        key,
+                        updates: vec![Update::set(
+                            "resolved",
+                            serde_json::to_value(&resolved).expect("serializes"),
+                        )],
+                        condition: Some(Condition::Exists),
+                    });
+                }
+            }
+            ops.extend(plan_ops);
             match self.table.transact_write(ops).await {
                 Ok(()) => return Ok(outcome.into()),
                 Err(TableError::TransactionCanceled(f)) if f.first() == Some(&true) => {

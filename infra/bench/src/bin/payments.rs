@@ -66,7 +66,11 @@ async fn run(store: &Store, payments: usize) -> (usize, usize) {
     for n in 0..payments {
         let p = payment(n % accounts, n);
         for _ in 0..if n % 10 == 0 { 2 } else { 1 } {
-            match store.apply_payment(&p).await.unwrap() {
+            match store
+                .apply_payment(&p, jiff::Timestamp::now())
+                .await
+                .unwrap()
+            {
                 PaymentOutcome::Applied { .. } => applied += 1,
                 PaymentOutcome::Duplicate => dups += 1,
                 other => panic!("{other:?}"),
@@ -107,7 +111,11 @@ async fn main() {
         for n in 0..200 {
             let p = payment(n % 100, n);
             for _ in 0..if n % 10 == 0 { 2 } else { 1 } {
-                match store.apply_payment(&p).await.unwrap() {
+                match store
+                    .apply_payment(&p, jiff::Timestamp::now())
+                    .await
+                    .unwrap()
+                {
                     PaymentOutcome::Applied { .. } => applied += 1,
                     _ => dups += 1,
                 }
