@@ -25,7 +25,7 @@ use cobro_tests::moto::{moto, unique};
 const KEY: &str = "Bearer cobro-demo-key";
 
 struct Stack {
-    _stack: Arc<LocalStack>,
+    stack: Arc<LocalStack>,
     base: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -45,7 +45,7 @@ impl Stack {
         let router = stack.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self {
-            _stack: stack,
+            stack,
             base,
             http: cobro_tests::http(),
             _dir: dir,
@@ -326,6 +326,83 @@ async fn the_daily_schedule_exports_yesterday_once() {
     // The schedule fires again (at least once delivery): nothing new to do.
     let again = s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
     assert_eq!(again["queued"], 0);
+}
+
+/// The daily payments feed takes what cobro recorded that day: Monday's transfer that a CRM
+/// reports on Tuesday, after Monday's file was built, is in Tuesday's file with its `paid_at`
+/// (once), while the ledger of a period still files it on Monday.
+#[tokio::test]
+async fn a_payment_reported_after_its_days_file_is_in_the_next_days_file() {
+    let s = Stack::start().await;
+    // Tuesday 07:00 in Santiago (UTC−3): the schedule exports Monday.
+    s.stack.clock.set("2026-03-17T10:00:00Z".parse().unwrap());
+    s.ok(
+        "PUT",
+        "/v1/debtors/day-d1",
+        Some(json!({ "name": "Ana", "phone": "+56912345672", "time_zone": "America/Santiago" })),
+    )
+    .await;
+    s.ok(
+        "PUT",
+        "/v1/accounts/DAY-1",
+        Some(json!({
+            "debtor_id": "day-d1", "currency": "CLP", "principal_minor": 100_000,
+            "balance_minor": 100_000, "due_date": "2026-02-01"
+        })),
+    )
+    .await;
+    s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
+    s.ok("POST", "/_local/drain", None).await;
+    // Tuesday 10:00 there: Monday's transfer of 15:00 comes in.
+    s.stack.clock.set("2026-03-17T13:00:00Z".parse().unwrap());
+    s.ok(
+        "POST",
+        "/v1/payments",
+        Some(json!({
+            "account_id": "DAY-1", "payment_id": "tr-mon", "amount_minor": 25_000,
+            "currency": "CLP", "paid_at": "2026-03-16T18:00:00Z"
+        })),
+    )
+    .await;
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["payments_applied"], 1, "{report}");
+    // Wednesday 07:00 there: Tuesday's file.
+    s.stack.clock.set("2026-03-18T10:00:00Z".parse().unwrap());
+    s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
+    s.ok("POST", "/_local/drain", None).await;
+    async fn file(s: &Stack, day: &str) -> Vec<BTreeMap<String, String>> {
+        let job = s
+            .ok("GET", &format!("/v1/exports/daily-{day}-payments"), None)
+            .await;
+        assert_eq!(job["export"]["status"], "done", "{job}");
+        assert_eq!(job["export"]["payments_by"], "recorded_at", "{job}");
+        let (_, bytes) = s.download(job["download_url"].as_str().unwrap()).await;
+        csv_rows(&bytes).1
+    }
+    assert!(
+        file(&s, "2026-03-16").await.is_empty(),
+        "built before it came"
+    );
+    let tuesday = file(&s, "2026-03-17").await;
+    assert_eq!(tuesday.len(), 1, "{tuesday:?}");
+    assert_eq!(tuesday[0]["payment_id"], "tr-mon");
+    assert_eq!(tuesday[0]["paid_at_utc"], "2026-03-16T18:00:00.000Z");
+    // The local stack's clock moves on from where it was set.
+    assert!(
+        tuesday[0]["recorded_at_utc"].starts_with("2026-03-17T13:00:0"),
+        "{tuesday:?}"
+    );
+    assert_eq!(tuesday[0]["applied"], "25000");
+    // The ledger of a period asked for files it by when it was paid.
+    let (_, bytes) = s
+        .export(json!({
+            "kind": "payments", "format": "csv", "id": "monday",
+            "period": { "from": "2026-03-16", "to": "2026-03-16" }
+        }))
+        .await;
+    let monday = csv_rows(&bytes).1;
+    assert_eq!(monday.len(), 1);
+    assert_eq!(monday[0]["payment_id"], "tr-mon");
 }
 
 fn tenant() -> TenantId {

@@ -14,14 +14,16 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cobro::domain::{Account, Payment, TenantId};
+use cobro::domain::{Account, TenantId};
 use cobro::export::encode::{EncodeError, Encoder};
 use cobro::export::job::default_zone;
 use cobro::export::rows::{self, Cell};
-use cobro::export::{Aging, ExportJob, ExportRequest, Format, JobStatus, Kind, Period, Totals};
+use cobro::export::{
+    Aging, ExportJob, ExportRequest, Format, JobStatus, Kind, PaymentTime, Period, Totals,
+};
 use cobro::ports::blobs::{LargeBlobs, Upload};
 use cobro::ports::{BlobError, Clock, Outgoing, Queue, QueueError};
-use cobro::repo::{ExportClaim, RepoError, Store};
+use cobro::repo::{ExportClaim, LedgerPayment, RepoError, Store};
 
 pub use cobro::export::job::{JobRef, EXPORT_REQUESTED};
 
@@ -148,7 +150,7 @@ impl Exporter {
                     time_zone: Some(zone.clone()),
                     id: Some(id.clone()),
                 };
-                let job = ExportJob::new(
+                let mut job = ExportJob::new(
                     tenant.id.clone(),
                     id,
                     &request,
@@ -156,6 +158,11 @@ impl Exporter {
                     now,
                     "schedule",
                 );
+                // The daily feed takes what was recorded that day, so a payment reported after
+                // its day's file was built (with that day's `paid_at`) is in the next file.
+                if kind == Kind::Payments {
+                    job.payments_by = PaymentTime::RecordedAt;
+                }
                 let (job, _) = self.store.create_export_job(&job).await?;
                 if job.status == JobStatus::Queued {
                     let body = serde_json::to_string(&JobRef {
@@ -256,10 +263,11 @@ impl Exporter {
         let t = &job.tenant;
         match job.kind {
             Kind::Payments => {
-                let mut payments = Payments::new(&self.store, t, start, end);
+                let mut payments = Payments::new(&self.store, t, job.payments_by, start, end);
                 while let Some(page) = payments.next_page().await? {
                     for p in &page {
-                        sink.row(rows::payment_row(p, &tz)).await?;
+                        sink.row(rows::payment_row(&p.payment, p.recorded_at, &tz))
+                            .await?;
                     }
                 }
             }
@@ -346,9 +354,10 @@ impl Exporter {
     ) -> Result<std::collections::HashMap<cobro::domain::AccountId, i64>, ExportError> {
         let mut out = std::collections::HashMap::new();
         let now = self.clock.now() + jiff::SignedDuration::from_millis(1);
-        let mut payments = Payments::new(&self.store, t, since, now);
+        let mut payments = Payments::new(&self.store, t, PaymentTime::PaidAt, since, now);
         while let Some(page) = payments.next_page().await? {
             for p in page {
+                let p = p.payment;
                 *out.entry(p.account).or_insert(0) += p.applied_minor + p.forgiven_minor;
             }
         }
@@ -381,23 +390,32 @@ impl Exporter {
 
 pub use cobro::repo::keys::months;
 
-/// The tenant's payments paid in `[start, end)`, page by page, oldest first: one range read
-/// of the payment index per UTC month.
+/// The tenant's payments paid (or recorded, `by`) in `[start, end)`, page by page, oldest
+/// first: one range read of the payment index per UTC month.
 struct Payments<'a> {
     store: &'a Store,
     tenant: &'a TenantId,
+    by: PaymentTime,
     range: (i64, i64),
     /// The months still to read, the current one first.
     months: std::collections::VecDeque<String>,
-    /// The last payment of the page before and that page's cursor, within the current month.
-    after: Option<(Payment, String)>,
+    /// The last payment's sort key of the page before and that page's cursor, within the
+    /// current month.
+    after: Option<(String, String)>,
 }
 
 impl<'a> Payments<'a> {
-    fn new(store: &'a Store, tenant: &'a TenantId, start: Timestamp, end: Timestamp) -> Self {
+    fn new(
+        store: &'a Store,
+        tenant: &'a TenantId,
+        by: PaymentTime,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Self {
         Self {
             store,
             tenant,
+            by,
             range: (start.as_millisecond(), end.as_millisecond()),
             months: months(start, end).into(),
             after: None,
@@ -405,28 +423,28 @@ impl<'a> Payments<'a> {
     }
 
     /// The next page (possibly empty at a month's end); `None` when all are read.
-    async fn next_page(&mut self) -> Result<Option<Vec<Payment>>, ExportError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<LedgerPayment>>, ExportError> {
         let Some(month) = self.months.front() else {
             return Ok(None);
         };
-        let (payments, next) = self
+        let page = self
             .store
             .payments_page(
                 self.tenant,
+                self.by,
                 month,
                 self.range,
                 PAGE,
-                self.after.as_ref().map(|(p, c)| (p, c.clone())),
+                self.after.take(),
             )
             .await?;
-        match (next, payments.last()) {
-            (Some(c), Some(last)) => self.after = Some((last.clone(), c)),
-            _ => {
-                self.after = None;
+        match page.next {
+            Some(next) => self.after = Some(next),
+            None => {
                 self.months.pop_front();
             }
         }
-        Ok(Some(payments))
+        Ok(Some(page.payments))
     }
 }
 

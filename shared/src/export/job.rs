@@ -119,6 +119,24 @@ impl Period {
     }
 }
 
+/// Which of a payment's times puts it in a `payments` export's period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentTime {
+    /// When it was paid, as reported: the ledger of a period.
+    #[default]
+    PaidAt,
+    /// When cobro recorded it: the daily feed, where a payment reported late (with an earlier
+    /// `paid_at`) still appears once, on the day it arrived.
+    RecordedAt,
+}
+
+impl PaymentTime {
+    pub fn is_paid_at(&self) -> bool {
+        *self == PaymentTime::PaidAt
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
@@ -155,6 +173,10 @@ pub struct ExportJob {
     pub format: Format,
     pub period: Period,
     pub time_zone: Zone,
+    /// `payments`: selected by `paid_at` (the default, not shown) or by `recorded_at` (the
+    /// daily feed).
+    #[serde(default, skip_serializing_if = "PaymentTime::is_paid_at")]
+    pub payments_by: PaymentTime,
     pub status: JobStatus,
     pub requested_at: Timestamp,
     /// `api` or `schedule`.
@@ -195,6 +217,7 @@ impl ExportJob {
             format: request.format,
             period: request.period,
             time_zone,
+            payments_by: PaymentTime::PaidAt,
             status: JobStatus::Queued,
             requested_at,
             requested_by: requested_by.into(),

@@ -10,5 +10,5 @@ pub mod job;
 pub mod rows;
 
 pub use decimal::{decimal, parse_decimal};
-pub use job::{ExportJob, ExportRequest, Format, JobStatus, Kind, Period};
+pub use job::{ExportJob, ExportRequest, Format, JobStatus, Kind, PaymentTime, Period};
 pub use rows::{Aging, Cell, Totals};

@@ -55,6 +55,7 @@ pub fn columns(kind: Kind) -> &'static [&'static str] {
             "credit",
             "method",
             "source",
+            "recorded_at_utc",
         ],
         Kind::Accounts => &[
             "account_id",
@@ -126,7 +127,8 @@ fn amount(minor: i64, currency: Currency) -> Cell {
     Cell::Amount { minor, currency }
 }
 
-pub fn payment_row(p: &Payment, tz: &TimeZone) -> Vec<Cell> {
+/// `recorded_at`: when cobro recorded it (empty for payments from before it kept the time).
+pub fn payment_row(p: &Payment, recorded_at: Option<Timestamp>, tz: &TimeZone) -> Vec<Cell> {
     let c = p.amount.currency;
     vec![
         Cell::text(utc(p.paid_at)),
@@ -139,6 +141,7 @@ pub fn payment_row(p: &Payment, tz: &TimeZone) -> Vec<Cell> {
         amount(p.amount.minor - p.applied_minor, c),
         Cell::text(&p.method),
         Cell::text(&p.source),
+        Cell::opt(recorded_at.map(utc)),
     ]
 }
 
@@ -426,12 +429,13 @@ mod tests {
             applied_minor: 12_000,
             forgiven_minor: 0,
         };
-        let row = payment_row(&p, &tz);
+        let row = payment_row(&p, Some("2026-03-17T13:00:00Z".parse().unwrap()), &tz);
         assert_eq!(row.len(), columns(Kind::Payments).len());
         let text: Vec<String> = row.iter().map(Cell::to_text).collect();
         assert_eq!(text[0], "2026-03-16T15:00:00.000Z");
         assert_eq!(text[1], "2026-03-16T12:00:00.000-03:00");
         assert_eq!(&text[5..8], ["150.00", "120.00", "30.00"]);
+        assert_eq!(text[10], "2026-03-17T13:00:00.000Z");
         let a = account(5_000, "2026-01-01", AccountStatus::Open);
         let row = account_row(&a, "2026-03-01".parse().unwrap());
         assert_eq!(row.len(), columns(Kind::Accounts).len());

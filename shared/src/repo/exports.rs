@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{from_item, keys, to_item, Decision, RepoError, Store};
 use crate::domain::{AccountId, ContactAttempt, Payment, TenantId};
-use crate::export::{ExportJob, JobStatus};
+use crate::export::{ExportJob, JobStatus, PaymentTime};
 use crate::plans::Plan;
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update, GSI1};
 
@@ -16,6 +16,22 @@ pub const EXPORT_LEASE: SignedDuration = SignedDuration::from_mins(16);
 
 /// The milliseconds of the claim, kept as a number so the lease condition compares numbers.
 const CLAIMED_MS: &str = "claimed_ms";
+
+/// A payment as a ledger export reads it: with when cobro recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerPayment {
+    pub payment: Payment,
+    /// `None` for a payment recorded before cobro kept the time.
+    pub recorded_at: Option<Timestamp>,
+}
+
+/// One page of `payments_page`; `next` (its last payment's sort key and the cursor) reads the
+/// page after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentsPage {
+    pub payments: Vec<LedgerPayment>,
+    pub next: Option<(String, String)>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExportClaim {
@@ -155,46 +171,64 @@ impl Store {
         }
     }
 
-    /// One page of the payments paid in `[from_ms, until_ms)` within one UTC month (`YYYY-MM`),
-    /// oldest first. `after`: the last payment of the previous page and that page's cursor.
-    /// The range then starts at that payment's own index key, so each page is a short range
-    /// read on either store rather than a walk from the period's start (the cursor alone
-    /// leaves SQLite filtering every earlier entry again, which turns a million rows into
-    /// hours); the range still holds the cursor's position, as DynamoDB requires.
+    /// One page of the payments paid (`by` `PaidAt`: the month index, GSI1) or recorded
+    /// (`RecordedAt`: the recorded index) in `[from_ms, until_ms)` within one UTC month
+    /// (`YYYY-MM`), oldest first, each with when it was recorded (`None` for payments from
+    /// before cobro kept it). `after`: the previous page's `next`, the sort key of its last
+    /// payment and its cursor. The range then starts at that payment's own index key, so
+    /// each page is a short range read on either store rather than a walk from the period's
+    /// start (the cursor alone leaves SQLite filtering every earlier entry again, which turns
+    /// a million rows into hours); the range still holds the cursor's position, as DynamoDB
+    /// requires.
     pub async fn payments_page(
         &self,
         t: &TenantId,
+        by: PaymentTime,
         month: &str,
         (from_ms, until_ms): (i64, i64),
         limit: u32,
-        after: Option<(&Payment, String)>,
-    ) -> Result<(Vec<Payment>, Option<String>), RepoError> {
+        after: Option<(String, String)>,
+    ) -> Result<PaymentsPage, RepoError> {
         let upper = format!("{:015}#~", until_ms - 1);
         let (lower, cursor) = match after {
-            Some((last, cursor)) => (
-                keys::gsi1_payment_sk(
-                    last.paid_at.as_millisecond(),
-                    &last.account,
-                    last.id.as_str(),
-                ),
-                Some(cursor),
-            ),
+            Some((last_sk, cursor)) => (last_sk, Some(cursor)),
             None => (format!("{from_ms:015}"), None),
         };
-        let q = Query::index(
-            GSI1,
-            keys::gsi1_payments(t, month),
-            SkRange::Between(lower, upper),
-        )
-        .limit(limit)
-        .after(cursor);
-        let page = self.table.query(q).await?;
-        let payments = page
+        let range = SkRange::Between(lower, upper);
+        let (q, sk) = match by {
+            PaymentTime::PaidAt => (
+                Query::index(GSI1, keys::gsi1_payments(t, month), range),
+                GSI1.sk,
+            ),
+            PaymentTime::RecordedAt => (
+                Query::table(keys::recorded_payments_pk(t, month), range),
+                crate::ports::table::SK,
+            ),
+        };
+        let page = self.table.query(q.limit(limit).after(cursor)).await?;
+        let last_sk = page
             .items
-            .into_iter()
-            .map(from_item)
-            .collect::<Result<_, _>>()?;
-        Ok((payments, page.next))
+            .last()
+            .and_then(|i| i.get(sk))
+            .and_then(|v| v.as_str())
+            .map(String::from);
+        let mut payments = Vec::with_capacity(page.items.len());
+        for mut item in page.items {
+            let recorded_at = match item.remove("recorded_at") {
+                Some(v) => {
+                    Some(serde_json::from_value(v).map_err(|e| RepoError::Corrupt(e.to_string()))?)
+                }
+                None => None,
+            };
+            payments.push(LedgerPayment {
+                payment: from_item(item)?,
+                recorded_at,
+            });
+        }
+        Ok(PaymentsPage {
+            payments,
+            next: page.next.zip(last_sk).map(|(c, sk)| (sk, c)),
+        })
     }
 
     pub async fn plans_of_account(

@@ -38,7 +38,7 @@ pub use chat::{
     ChatRecord, ChatReply, Handoff, Opened, OptOutNoticed, PendingStep, ReplyStatus, STEPPED_KEPT,
 };
 pub use due::DueEntry;
-pub use exports::{ExportClaim, EXPORT_LEASE};
+pub use exports::{ExportClaim, LedgerPayment, PaymentsPage, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
 pub use listing::Paged;
