@@ -844,6 +844,24 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
         .unwrap();
     assert!(!d.has_consent(ChannelKind::Sms));
     assert!(d.has_consent(ChannelKind::Whatsapp));
+    // The STOP is confirmed; a text the number sends later gets nothing on SMS (a text to a
+    // number that sent STOP is allowed once, right after it), not the opted-out notice.
+    let reply = |id: &'static str| {
+        let (store, t, d) = (h.store.clone(), h.tenant.clone(), debtor.id.clone());
+        async move { store.reply(&t, &d, id).await.unwrap() }
+    };
+    assert!(reply("sms-1#0").await.is_some(), "the STOP's confirmation");
+    let later = json!({ "originationNumber": "+56911112222", "destinationNumber": "+15550001111",
+        "messageBody": "hola, cuanto debo", "inboundMessageId": "sms-3" });
+    h.queue
+        .send_batch(vec![cobro::ports::Outgoing::new("0", later.to_string())])
+        .await
+        .unwrap();
+    assert_eq!(h.drain().await.messages, 1);
+    assert!(
+        reply("sms-3#0").await.is_none(),
+        "nothing to a number that sent STOP"
+    );
     // An SMS to a number no tenant has is kept.
     let stray = json!({ "originationNumber": "+56911112222", "destinationNumber": "+19999999999",
         "messageBody": "hola", "inboundMessageId": "sms-2" });
