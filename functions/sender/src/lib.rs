@@ -246,20 +246,8 @@ impl Sender {
         reason: &str,
         next: Option<jiff::Timestamp>,
     ) -> Result<(), SendError> {
-        if a.receipt {
-            return Ok(());
-        }
-        let decision = cobro::repo::Decision {
-            at: self.clock.now(),
-            outcome: outcome.into(),
-            reason: format!("{reason} (the sender, before sending {})", a.decision_id),
-            decision_id: Some(a.decision_id.clone()),
-            next_action_at: next,
-        };
-        Ok(self
-            .store
-            .record_decision(&a.tenant, &a.account, &decision)
-            .await?)
+        let reason = format!("{reason} (the sender, before sending {})", a.decision_id);
+        self.write_decision(a, outcome, reason, next).await
     }
 
     /// What the sender did with a reminder that an operator should find on the account's
@@ -270,15 +258,27 @@ impl Sender {
         outcome: &str,
         reason: String,
     ) -> Result<(), SendError> {
+        let reason = format!("{reason} (the sender, for {})", a.decision_id);
+        self.write_decision(a, outcome, reason, None).await
+    }
+
+    /// A receipt is no collection contact: nothing of it goes on the account's record.
+    async fn write_decision(
+        &self,
+        a: &ContactAttempt,
+        outcome: &str,
+        reason: String,
+        next: Option<jiff::Timestamp>,
+    ) -> Result<(), SendError> {
         if a.receipt {
             return Ok(());
         }
         let decision = cobro::repo::Decision {
             at: self.clock.now(),
             outcome: outcome.into(),
-            reason: format!("{reason} (the sender, for {})", a.decision_id),
+            reason,
             decision_id: Some(a.decision_id.clone()),
-            next_action_at: None,
+            next_action_at: next,
         };
         Ok(self
             .store
