@@ -57,6 +57,22 @@ struct Ctx<'a> {
 
 /// One message through the engine.
 pub fn step(state: &ChatState, turn: &Turn<'_>) -> Step {
+    run_with(state, turn, |cx| cx.run())
+}
+
+/// One message handed to a person at once, for `reason` (the handoff text, unless the tenant
+/// switched the bot off).
+pub(super) fn hand_off(state: &ChatState, turn: &Turn<'_>, reason: &str) -> Step {
+    run_with(state, turn, |cx| {
+        cx.handoff(reason, false);
+        if !cx.settings.enabled {
+            cx.replies.clear();
+        }
+    })
+}
+
+/// The conversation's state and language for this message, then `run` over them.
+fn run_with(state: &ChatState, turn: &Turn<'_>, run: impl FnOnce(&mut Ctx<'_>)) -> Step {
     let settings = &turn.tenant.chat;
     let mut state = state.clone();
     if turn.content.text().is_some_and(|t| !t.trim().is_empty()) {
@@ -80,7 +96,7 @@ pub fn step(state: &ChatState, turn: &Turn<'_>) -> Step {
         effects: Vec::new(),
         understood: String::new(),
     };
-    cx.run();
+    run(&mut cx);
     Step {
         state: cx.state,
         replies: cx.replies,

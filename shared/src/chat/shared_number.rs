@@ -3,10 +3,9 @@
 //! opt-out or opt-in is confirmed (inbound applies it to every debtor of the number), and
 //! anything else goes to a person, who owns the conversation from then on.
 
-use super::engine::{step, Step, Turn};
+use super::engine::{hand_off, step, Step, Turn};
 use super::intent::{self, Intent};
-use super::state::{Awaiting, ChatState, Effect, Mode, Reply};
-use super::texts::say;
+use super::state::{ChatState, Mode};
 use super::vulnerability;
 
 /// The reason a shared number's conversation is handed to a person.
@@ -24,36 +23,13 @@ pub fn step_shared(state: &ChatState, turn: &Turn<'_>) -> Step {
     if care || opt {
         return step(state, turn);
     }
-    let mut state = state.clone();
     if matches!(state.mode, Mode::Agent { .. }) {
         return Step {
-            state,
+            state: state.clone(),
             replies: vec![],
             effects: vec![],
             understood: "silent:agent_owns".into(),
         };
     }
-    state.mode = Mode::Agent {
-        since: turn.now,
-        reason: SHARED_NUMBER.into(),
-    };
-    state.awaiting = Awaiting::Nothing;
-    state.offered.clear();
-    let settings = &turn.tenant.chat;
-    let lang = state.language.unwrap_or(turn.debtor.language);
-    // A bot the tenant switched off says nothing; the person still gets the conversation.
-    let replies = if settings.enabled {
-        vec![Reply::text(say(settings, "handoff", lang, &[]))]
-    } else {
-        vec![]
-    };
-    Step {
-        state,
-        replies,
-        effects: vec![Effect::Handoff {
-            reason: SHARED_NUMBER.into(),
-            urgent: false,
-        }],
-        understood: format!("handoff:{SHARED_NUMBER}"),
-    }
+    hand_off(state, turn, SHARED_NUMBER)
 }
