@@ -2135,6 +2135,99 @@ async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day()
     );
 }
 
+/// A person's reply more than an hour after the debtor wrote waits for the debtor's contact
+/// hours (Chile: Monday to Saturday, 08:00 to 20:00) when they come before the reply window
+/// closes, and is refused when they do not. Within the hour it goes at once.
+#[tokio::test]
+async fn an_agents_late_reply_waits_for_the_debtors_hours() {
+    use cobro::domain::ChannelKind;
+    let api = Api::start().await;
+    let (t, d) = (
+        demo::tenant_id(),
+        cobro::domain::DebtorId::parse("cl-maria").unwrap(),
+    );
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    // María wrote on Wednesday 2 December 2026 at 21:59 in Santiago (UTC−3); a person took
+    // the conversation, and answers at 23:30.
+    api.stack.clock.set(at("2026-12-03T01:00:00Z"));
+    a_person_owns_the_conversation(&api, &d).await;
+    api.stack.clock.set(at("2026-12-03T02:30:00Z"));
+    let path = "/v1/conversations/cl-maria/replies";
+    let text = "Hola María, te escribo mañana temprano";
+    let accepted = api
+        .ok(
+            "POST",
+            path,
+            Some(json!({ "text": text, "agent": "carla" })),
+        )
+        .await;
+    // Thursday 08:00 in Santiago.
+    assert_eq!(accepted["not_before"], "2026-12-03T11:00:00Z", "{accepted}");
+    let report = api.stack.drain().await.unwrap();
+    assert_eq!(report.deferred, 1, "{report:?}");
+    let sent = |api: &Api| {
+        api.stack
+            .channel
+            .sent()
+            .into_iter()
+            .filter(|(_, m)| m.text == text)
+            .count()
+    };
+    assert_eq!(sent(&api), 0);
+    let id = accepted["id"].as_str().unwrap();
+    let waiting = api.stack.store.reply(&t, &d, id).await.unwrap().unwrap();
+    assert_eq!(waiting.status, cobro::repo::ReplyStatus::Queued);
+    let reason = waiting.reason.unwrap_or_default();
+    assert!(reason.contains("[window]"), "{reason}");
+    // At 08:00 the queue hands it back (SQS after the delay) and it goes.
+    api.stack.clock.set(at("2026-12-03T11:00:30Z"));
+    let message = json!({ "reply": { "tenant": t.as_str(), "debtor": "cl-maria", "id": id } });
+    let outcome = api.stack.sender.handle(&message.to_string()).await.unwrap();
+    assert!(
+        matches!(outcome, cobro_sender::Outcome::Sent { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(sent(&api), 1);
+
+    // Saturday 5 December, 21:00 in Santiago; she wrote at 19:30. The next allowed time is
+    // Monday 08:00, after the window closes on Sunday: refused, nothing queued.
+    api.stack.clock.set(at("2026-12-06T00:00:00Z"));
+    api.stack
+        .store
+        .touch_inbound_window(&t, &d, ChannelKind::Whatsapp, at("2026-12-05T22:30:00Z"))
+        .await
+        .unwrap();
+    let refused = api
+        .call(
+            "POST",
+            path,
+            Some(json!({ "text": "Hola María, el lunes", "agent": "carla" })),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(
+        refused.body["type"]
+            .as_str()
+            .map(|t| t.ends_with("outside-hours")),
+        Some(true),
+        "{}",
+        refused.body
+    );
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(detail.contains("2026-12-07T11:00:00Z"), "{detail}");
+
+    // Within the hour of her message, at once whatever the hour.
+    api.stack.clock.set(at("2026-12-05T23:00:00Z"));
+    let now = api
+        .ok(
+            "POST",
+            path,
+            Some(json!({ "text": "Hola María, ya te respondo", "agent": "carla" })),
+        )
+        .await;
+    assert!(now.get("not_before").is_none(), "{now}");
+}
+
 /// The CRM's nightly sync restates the debtor as its records had them before an opt-out it
 /// posted itself: the opt-out stands, so the debtor is not reachable on WhatsApp again.
 #[tokio::test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use cobro::chat::vulnerability::Sign;
 use cobro::chat::{IdentityFacts, Mode, Reply};
+use cobro::compliance::{agent_reply_time, resolve_policy, with_preferred_hours, AgentReplyTime};
 use cobro::domain::{ChannelKind, DebtorId, TenantId};
 use cobro::events::{DomainEvent, HandoffClosed, HandoffReleased};
 use cobro::http::{parse_json, Problem};
@@ -163,27 +164,6 @@ pub(crate) async fn agent_reply(
     };
     let channel = input.channel.unwrap_or(ChannelKind::Whatsapp);
     let now = s.clock.now();
-    let last = s
-        .store
-        .last_inbound(&caller.tenant, &debtor.id, channel)
-        .await?;
-    // A reply answers the debtor on the channel they wrote on, within the day; the sender
-    // checks again (and the consent the law requires); answering here spares the agent a
-    // silent cancel.
-    if last.is_none_or(|t| now.duration_since(t) >= jiff::SignedDuration::from_hours(24)) {
-        let why = if channel == ChannelKind::Whatsapp {
-            "WhatsApp allows only approved templates".to_string()
-        } else {
-            format!("a reply on {} answers the debtor", channel.as_str())
-        };
-        return Err(conflict(
-            "outside-window",
-            format!(
-                "no message from the debtor on {} in the last 24 hours: {why}; the reminders will reach them",
-                channel.as_str()
-            ),
-        ));
-    }
     // A person answering someone who spoke of self-harm (the conversation was handed to them
     // for it) is care, not collection: safety outranks an opt-out, as for the bot's crisis
     // line. The debtor wrote on the channel within the day (above).
@@ -219,6 +199,56 @@ pub(crate) async fn agent_reply(
             format!("the debtor's latest consent record on {} refuses contact (an opt-out, or the CRM's granted: false)", channel.as_str()),
         ));
     }
+    let last = s
+        .store
+        .last_inbound(&caller.tenant, &debtor.id, channel)
+        .await?;
+    // A reply answers the debtor on the channel they wrote on, within the day, and more than
+    // an hour after they wrote, inside their contact hours; the sender checks again when it
+    // sends (and the consent the law requires): answering here spares the agent a silent
+    // cancel.
+    let outside_window = || {
+        let why = if channel == ChannelKind::Whatsapp {
+            "WhatsApp allows only approved templates".to_string()
+        } else {
+            format!("a reply on {} answers the debtor", channel.as_str())
+        };
+        conflict(
+            "outside-window",
+            format!(
+                "no message from the debtor on {} in the last 24 hours: {why}; the reminders will reach them",
+                channel.as_str()
+            ),
+        )
+    };
+    let Some(last) = last else {
+        return Err(outside_window());
+    };
+    let tenant = s
+        .store
+        .tenant(&caller.tenant)
+        .await?
+        .ok_or_else(Problem::internal)?;
+    let policy = resolve_policy(
+        &tenant.country,
+        debtor.phone.as_str(),
+        tenant.policy.as_ref(),
+    )
+    .ok()
+    .map(|p| with_preferred_hours(p, &debtor));
+    let sends_at = match agent_reply_time(policy.as_ref(), &debtor, channel, last, care, now) {
+        AgentReplyTime::Now => None,
+        AgentReplyTime::Wait { at, .. } => Some(at),
+        AgentReplyTime::Refused { reason } if reason.starts_with("outside_window") => {
+            return Err(outside_window())
+        }
+        AgentReplyTime::Refused { reason } => {
+            return Err(conflict(
+                "outside-hours",
+                format!("{reason}; the reminders will reach the debtor"),
+            ))
+        }
+    };
     // The Idempotency-Key makes a retried request the same reply: its id is a digest of the
     // whole key, so two keys never share one (however long, whatever they hold).
     let key = headers
@@ -267,7 +297,12 @@ pub(crate) async fn agent_reply(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({ "id": reply.id, "status": "queued" }))).into_response())
+    let mut body = json!({ "id": reply.id, "status": "queued" });
+    if let Some(at) = sends_at {
+        // Held for the debtor's contact hours: the sender sends it then.
+        body["not_before"] = json!(at);
+    }
+    Ok((status, Json(body)).into_response())
 }
 
 /// The conversation passes to the agents (the bot falls silent), as a handoff by the bot does.

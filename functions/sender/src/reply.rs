@@ -4,6 +4,9 @@
 //! - the debtor wrote first: a bot reply goes out within `FRESH_FOR` of their message, else it
 //!   is cancelled (an answer hours late is a new contact, which only the reminders may make);
 //! - on WhatsApp only inside the 24-hour customer-service window (free-form);
+//! - a person's reply: within the day of the debtor's message on its channel, and, more than
+//!   an hour after it, inside the debtor's contact hours and not on a holiday (it waits for
+//!   them when they come before the day is out; `cobro::compliance::agent_replies`);
 //! - never to someone who withdrew consent on the channel, except the message that confirms
 //!   the withdrawal, the one notice of an opted-out period (the debtor wrote while opted out:
 //!   they opted out, and how to opt in) and care for someone at risk (the crisis line).
@@ -14,7 +17,9 @@
 use jiff::SignedDuration;
 use std::time::Duration;
 
-use cobro::compliance::latest_consent;
+use cobro::compliance::{
+    agent_reply_time, latest_consent, resolve_policy, with_preferred_hours, AgentReplyTime,
+};
 use cobro::domain::{ConversationMessage, Direction};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{
@@ -72,6 +77,24 @@ impl Sender {
         if let Some(why) = self.reply_refused(reply, &debtor, now).await? {
             tracing::info!(reply = %reply.id, %why, "reply not sent");
             return self.end(reply, ReplyStatus::Cancelled, &why).await;
+        }
+        if reply.author != "bot" {
+            match self.agent_reply_time(reply, &tenant, &debtor, now).await? {
+                AgentReplyTime::Now => {}
+                AgentReplyTime::Refused { reason } => {
+                    tracing::info!(reply = %reply.id, %reason, "reply not sent");
+                    return self.end(reply, ReplyStatus::Cancelled, &reason).await;
+                }
+                AgentReplyTime::Wait { at, reason } => {
+                    // SQS holds a message 15 minutes at most: it comes back and is asked again.
+                    let delay = Duration::try_from(at.duration_since(now))
+                        .unwrap_or(Duration::ZERO)
+                        .clamp(Duration::from_secs(1), Duration::from_secs(900));
+                    self.store.release_reply(reply, &reason).await?;
+                    self.queue_reply(reply, delay).await?;
+                    return Ok(Outcome::Deferred { delay, reason });
+                }
+            }
         }
         let Some(adapter) = self.channels.get(reply.channel) else {
             return self
@@ -227,11 +250,10 @@ impl Sender {
                 }
             }
         }
-        // A reply answers the debtor, which is why hours and caps do not hold it: the debtor
-        // must have written on that channel within the day. WhatsApp allows no more; an
-        // agent's SMS or e-mail weeks later would be a collection contact, left to the
-        // reminders and their rules.
-        if reply.channel == cobro::domain::ChannelKind::Whatsapp || reply.author != "bot" {
+        // A reply answers the debtor, which is why caps do not hold it: the debtor must have
+        // written on that channel within the day. WhatsApp allows no more. A person's reply
+        // is asked about the window and the hours by `agent_reply_time`.
+        if reply.channel == cobro::domain::ChannelKind::Whatsapp && reply.author == "bot" {
             let last = self
                 .store
                 .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
@@ -244,6 +266,44 @@ impl Sender {
             }
         }
         Ok(None)
+    }
+
+    /// A person's reply: at once soon after the debtor wrote, else inside the debtor's
+    /// contact hours, and never after the reply window (`cobro::compliance::agent_replies`).
+    async fn agent_reply_time(
+        &self,
+        reply: &ChatReply,
+        tenant: &cobro::domain::Tenant,
+        debtor: &cobro::domain::Debtor,
+        now: jiff::Timestamp,
+    ) -> Result<AgentReplyTime, SendError> {
+        let Some(last) = self
+            .store
+            .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
+            .await?
+        else {
+            return Ok(AgentReplyTime::Refused {
+                reason: format!(
+                    "outside_window: no message from the debtor on {}",
+                    reply.channel.as_str()
+                ),
+            });
+        };
+        let policy = resolve_policy(
+            &tenant.country,
+            debtor.phone.as_str(),
+            tenant.policy.as_ref(),
+        )
+        .ok()
+        .map(|p| with_preferred_hours(p, debtor));
+        Ok(agent_reply_time(
+            policy.as_ref(),
+            debtor,
+            reply.channel,
+            last,
+            reply.care,
+            now,
+        ))
     }
 
     async fn end(

@@ -368,6 +368,99 @@ pub fn evaluate(policy: &Policy, f: &Facts<'_>) -> Decision {
     }
 }
 
+/// What the time rules alone (the policy's dates, contact hours and holidays, on every clock of
+/// the debtor) say of a message at `now`: for a message that is no collection contact the
+/// reminders decided, so their caps and gaps do not apply, but that must still not reach the
+/// debtor at an hour the law or the tenant forbids (an agent's late reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hours {
+    /// Allowed now.
+    Now,
+    /// Not now; `at` is the first instant every clock allows.
+    Later { at: Timestamp, verdict: Verdict },
+    /// Not within the engine's horizon, or not decidable (an unknown zone, no holiday data).
+    Never { verdict: Verdict },
+}
+
+pub fn hours(policy: &Policy, debtor: &Debtor, channel: ChannelKind, now: Timestamp) -> Hours {
+    let clocks = match Clocks::of(debtor) {
+        Ok(clocks) => clocks,
+        Err(why) => {
+            return Hours::Never {
+                verdict: verdict(rules::UNKNOWN_TIME_ZONE, why),
+            }
+        }
+    };
+    let zones = clocks.zones();
+    let time_only = Policy {
+        caps: Vec::new(),
+        min_days_between: 0,
+        max_per_day: None,
+        one_channel_per_week: false,
+        ..policy.clone()
+    };
+    if time_only.windows.is_empty() {
+        return Hours::Never {
+            verdict: verdict(rules::WINDOW, "the policy allows no contact time at all"),
+        };
+    }
+    let search = Search {
+        policy: &time_only,
+        zones,
+        history: &[],
+        now,
+    };
+    // The policy's dates as `evaluate` reads them: in force once in force on every clock; one
+    // that is not in force yet is waited for, one that ended is not.
+    let today = |z: &LocalZone<'_>| z.tz.to_datetime(now).date();
+    let mut from = now;
+    if zones.iter().any(|z| !policy.in_force(today(z))) {
+        let not_yet = zones
+            .iter()
+            .all(|z| today(z) < policy.effective_from || policy.in_force(today(z)));
+        if !not_yet {
+            return Hours::Never {
+                verdict: verdict(
+                    rules::NOT_IN_FORCE,
+                    format!("the {} policy is no longer in force", policy.id),
+                ),
+            };
+        }
+        from = zones
+            .iter()
+            .map(|z| start_of(policy.effective_from, &z.tz))
+            .fold(now, Timestamp::max);
+    }
+    let search = Search {
+        now: from,
+        ..search
+    };
+    match search.earliest(channel) {
+        Ok((at, None)) if at == now => Hours::Now,
+        Ok((at, hit)) => Hours::Later {
+            at,
+            verdict: hit.map(|h| h.verdict(&search)).unwrap_or_else(|| {
+                verdict(
+                    rules::NOT_IN_FORCE,
+                    format!(
+                        "the {} policy applies from {}",
+                        policy.id, policy.effective_from
+                    ),
+                )
+            }),
+        },
+        Err(Fail::Holidays(e)) => Hours::Never {
+            verdict: verdict(rules::NO_HOLIDAY_DATA, e.to_string()),
+        },
+        Err(Fail::NoSlot) => Hours::Never {
+            verdict: verdict(
+                rules::NO_SLOT,
+                "no instant in the next 400 days is inside the contact hours",
+            ),
+        },
+    }
+}
+
 /// The first local instant of `day` (01:00 where midnight is skipped by a DST change).
 fn start_of(day: Date, tz: &TimeZone) -> Timestamp {
     resolve(tz.to_ambiguous_timestamp(day.to_datetime(jiff::civil::Time::midnight())))

@@ -2,6 +2,7 @@
 //! and tightened per tenant, and the engine that applies them. Pure: no I/O, no AWS.
 //! docs/compliance.md describes every rule and preset.
 
+pub mod agent_replies;
 pub mod country_zones;
 pub mod engine;
 pub mod holidays;
@@ -12,7 +13,10 @@ pub mod policy;
 pub mod preferences;
 pub mod presets;
 
-pub use engine::{evaluate, latest_consent, rules, Decision, Facts, Holds, PastContact, Verdict};
+pub use agent_replies::{agent_reply_time, AgentReplyTime};
+pub use engine::{
+    evaluate, hours, latest_consent, rules, Decision, Facts, Holds, Hours, PastContact, Verdict,
+};
 pub use keywords::{classify_keyword, OptKeyword};
 pub use phone_country::country_of_phone;
 pub use policy::{Cap, Policy, PolicyError, Range, StopTrigger, Windows};
