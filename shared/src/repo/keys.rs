@@ -222,6 +222,16 @@ pub fn channel_stop(t: &TenantId, channel: &str) -> Key {
     Key::new(channel_stops_pk(t), format!("STOP#{channel}"))
 }
 
+/// A template WhatsApp refused for a fault of its own (or the clear of that record), per
+/// tenant and language (`es`, `pt`, `en`). The language first: a tenant's template name is
+/// free text and may hold a `#`.
+pub fn template_refusal(t: &TenantId, language: &str, name: &str) -> Key {
+    Key::new(
+        format!("T#{t}#TEMPLATES"),
+        format!("REFUSED#{language}#{name}"),
+    )
+}
+
 /// When the debtor last wrote on a channel: WhatsApp's 24-hour customer-service window.
 pub fn inbound_window(t: &TenantId, d: &DebtorId, channel: &str) -> Key {
     Key::new(debtor_pk(t, d), format!("WINDOW#{channel}"))

@@ -19,6 +19,7 @@ mod listing;
 mod payments;
 mod plans;
 mod rows;
+mod template_refusals;
 mod tenants;
 mod webhooks;
 
@@ -47,6 +48,7 @@ pub use payments::{
 };
 pub use plans::Accepted;
 pub use rows::RowWritten;
+pub use template_refusals::{TemplateRefusal, CLEARED_KEPT};
 pub use tenants::WhatsAppNumber;
 pub use webhooks::{
     AttemptResult, DeliveryStatus, WebhookDelivery, WebhookEndpoint, ATTEMPT_LEASE, DELIVERED_KEPT,
