@@ -293,6 +293,17 @@ impl Setup {
             .unwrap()
     }
 
+    /// The latest decision on account `A-<n>`'s record (the sender's note, after a send).
+    async fn last_decision(&self, n: u32) -> cobro::repo::Decision {
+        let view = self
+            .store
+            .account_view(&self.tenant, &AccountId::parse(format!("A-{n}")).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        view.decisions.last().expect("a decision").clone()
+    }
+
     async fn published(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         for m in self
@@ -765,8 +776,13 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
     let metrics = serde_json::to_string(&cobro::metrics::METRICS.drain("sender", 0)).unwrap();
     assert!(metrics.contains("TemplateRefused"), "{metrics}");
 
-    // With no other channel (opted out of SMS): failed, naming the template.
-    let body = s.decided(2, &[ChannelKind::Whatsapp]).await;
+    // With no other channel (opted out of SMS): failed, naming the template. (Another
+    // template: the one refused above is not tried again for a while.)
+    let body = s
+        .decided_with(2, &[ChannelKind::Whatsapp], |a| {
+            a.template = "acme_mora".into()
+        })
+        .await;
     s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 132015, "Template is paused")]);
@@ -775,9 +791,112 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
         panic!("{outcome:?}")
     };
     assert!(
-        reason.contains("payment_reminder_overdue") && reason.contains("132015"),
+        reason.contains("acme_mora") && reason.contains("132015"),
         "{reason}"
     );
+}
+
+/// A template Meta refused is remembered for the tenant: while the refusal holds, the next
+/// messages make no call to Meta with it (it would only be refused again) and go where a
+/// refusal sends them, saying why on the account's record; free text inside the window still
+/// goes. Once the hold ends the template is tried again, so one fixed at Meta works by itself.
+#[tokio::test]
+async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
+    let s = Setup::new().await;
+    let both = [ChannelKind::Whatsapp, ChannelKind::Sms];
+    let body = s.decided(1, &both).await;
+    s.graph
+        .script([Scripted::error(400, 132015, "Template is paused")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    assert_eq!(s.graph.sends().len(), 1, "the template was tried");
+    let n = s.last_decision(1).await;
+    assert!(
+        n.reason
+            .contains("not tried again until 2026-03-16T16:00:00Z"),
+        "{}",
+        n.reason
+    );
+
+    // Ten minutes later, another debtor: straight to SMS, no call to Meta.
+    s.clock.advance(jiff::SignedDuration::from_mins(10));
+    let body = s.decided(2, &both).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    assert_eq!(
+        s.graph.sends().len(),
+        1,
+        "the refused template is not tried again"
+    );
+    let n = s.last_decision(2).await;
+    assert_eq!(n.outcome, "fallback");
+    assert!(
+        n.reason.contains(
+            "template `payment_reminder_overdue` (es) refused by Meta at 2026-03-16T15:00:00Z \
+             (code 132015); not tried until 2026-03-16T16:00:00Z; sent on sms instead"
+        ),
+        "{}",
+        n.reason
+    );
+
+    // No other channel: failed, saying why, still without a call.
+    let body = s.decided(3, &[ChannelKind::Whatsapp]).await;
+    s.opted_out(3, ChannelKind::Sms).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("refused by Meta at 2026-03-16T15:00:00Z (code 132015)"),
+        "{reason}"
+    );
+    assert_eq!(s.graph.sends().len(), 1);
+
+    // Inside the window free text needs no template: it goes on WhatsApp.
+    let body = s.decided(4, &both).await;
+    let d4 = DebtorId::parse("d-4").unwrap();
+    s.store
+        .touch_inbound_window(&s.tenant, &d4, ChannelKind::Whatsapp, s.clock.now())
+        .await
+        .unwrap();
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(
+        sent_on(&outcome),
+        Some(ChannelKind::Whatsapp),
+        "{outcome:?}"
+    );
+    let sends = s.graph.sends();
+    assert_eq!(
+        (sends.len(), &sends[1].1["type"]),
+        (2, &Value::from("text"))
+    );
+    // The window closed after all (131047): not the held template, SMS.
+    let body = s.decided(5, &both).await;
+    let d5 = DebtorId::parse("d-5").unwrap();
+    s.store
+        .touch_inbound_window(&s.tenant, &d5, ChannelKind::Whatsapp, s.clock.now())
+        .await
+        .unwrap();
+    s.graph
+        .script([Scripted::error(400, 131047, "Re-engagement message")]);
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
+    assert_eq!(s.graph.sends().len(), 3, "the free text only");
+
+    // The hold over (an hour after the refusal): the template is tried again, and goes.
+    s.clock
+        .advance(jiff::SignedDuration::from_secs(50 * 60 + 1));
+    let body = s.decided(6, &both).await;
+    let outcome = s.sender.handle(&body).await.unwrap();
+    assert_eq!(
+        sent_on(&outcome),
+        Some(ChannelKind::Whatsapp),
+        "{outcome:?}"
+    );
+    let sends = s.graph.sends();
+    assert_eq!(sends.len(), 4);
+    assert_eq!(sends[3].1["type"], "template");
+    assert_eq!(sends[3].1["template"]["name"], "payment_reminder_overdue");
 }
 
 #[tokio::test]

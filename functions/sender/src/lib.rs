@@ -40,6 +40,11 @@ pub const MAX_TRIES: u32 = 6;
 pub const SERVICE_WINDOW: SignedDuration = SignedDuration::from_secs(24 * 3600 - 10 * 60);
 /// How long a message waits when every channel it could use is stopped for the tenant.
 pub const PARKED_FOR: SignedDuration = SignedDuration::from_hours(1);
+/// How long a template WhatsApp refused for a fault of its own is not tried again for the
+/// tenant: its messages go where a refusal sends them, without a call to Meta that would
+/// only be refused again. Then it is tried again, so a template fixed at Meta works within
+/// this time (at once if the tenant replaces its strategies).
+pub const REFUSED_TEMPLATE_HELD_FOR: SignedDuration = SignedDuration::from_hours(1);
 
 /// Why a decision that does not allow a contact now holds it back, and until when, if a rule
 /// says.
@@ -657,6 +662,12 @@ impl Sender {
         debtor: &Debtor,
         channel: ChannelKind,
     ) -> Result<Step, SendError> {
+        // Before the send slot, the debtor's gate and the contact log: a template refused
+        // lately goes nowhere, so it takes none of them.
+        let mut form = self.form_for(a, channel).await?;
+        if let Some(why) = self.refused_lately(a, form).await {
+            return Ok(Step::TemplateRefused(why));
+        }
         let number = self.sending_number(tenant, channel);
         if let Some(left) = self.pacer.paused_for(&number) {
             return self
@@ -704,7 +715,6 @@ impl Sender {
             };
             self.store.log_sending(&a.tenant, &a.debtor, entry).await?;
         }
-        let mut form = self.form_for(a, channel).await?;
         let adapter = self
             .channels
             .get(channel)
@@ -721,7 +731,8 @@ impl Sender {
                     return self.out_of_time(a, turn).await.map(Step::Done);
                 }
             }
-            self.store.mark_handed(a, self.clock.now()).await?;
+            let tried_at = self.clock.now();
+            self.store.mark_handed(a, tried_at).await?;
             let error = match adapter.send(&message).await {
                 Ok(id) => return self.sent(a, channel, &message, id).await.map(Step::Done),
                 Err(e) => e,
@@ -735,8 +746,12 @@ impl Sender {
             );
             return match error.class {
                 FailureClass::OutsideWindow if form == Form::FreeForm => {
-                    // The window closed after all (131047): the approved template instead.
+                    // The window closed after all (131047): the approved template instead,
+                    // unless Meta refused it lately.
                     form = Form::Template;
+                    if let Some(why) = self.refused_lately(a, form).await {
+                        return Ok(Step::TemplateRefused(why));
+                    }
                     continue;
                 }
                 FailureClass::Unreachable => Ok(Step::Unreachable(error.reason)),
@@ -817,8 +832,12 @@ impl Sender {
                 {
                     tracing::error!(tenant = %a.tenant, template = %a.template, language = a.language.as_str(), code = ?error.code, reason = %cobro::logs::scrub(&error.reason), "WhatsApp refused the template; the message tries the next channel. Fix the template at Meta");
                     metrics::count(metrics::TEMPLATE_REFUSED, 1);
+                    let held = match self.remember_refusal(a, &error, tried_at).await {
+                        Some(until) => format!("; not tried again until {until}"),
+                        None => String::new(),
+                    };
                     Ok(Step::TemplateRefused(format!(
-                        "template `{}` ({}) refused by Meta: {} (code {})",
+                        "template `{}` ({}) refused by Meta: {} (code {}){held}",
                         a.template,
                         a.language.as_str(),
                         error.reason,
@@ -830,6 +849,74 @@ impl Sender {
                     .await
                     .map(Step::Done),
             };
+        }
+    }
+
+    /// Why the template is not tried, when the message would go as the template and Meta
+    /// refused that template (in this language, for this tenant) within
+    /// `REFUSED_TEMPLATE_HELD_FOR`: the message goes where a refusal would send it, without
+    /// asking Meta again. The record only saves calls: if it cannot be read, the template is
+    /// tried (a failure here, after a free-text send was handed over, would fail the message).
+    async fn refused_lately(&self, a: &ContactAttempt, form: Form) -> Option<String> {
+        if form != Form::Template {
+            return None;
+        }
+        let now = self.clock.now();
+        let r = match self
+            .store
+            .template_refusal(&a.tenant, &a.template, a.language, now)
+            .await
+        {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(error = %cobro::logs::scrub(&e.to_string()), "could not read the template's refusals; it is tried");
+                return None;
+            }
+        };
+        tracing::info!(tenant = %a.tenant, template = %r.template, language = r.language.as_str(), code = r.code, until = %r.until, "template refused by Meta lately; not tried");
+        Some(format!(
+            "template `{}` ({}) refused by Meta at {} (code {}); not tried until {}",
+            r.template,
+            r.language.as_str(),
+            r.refused_at,
+            r.code,
+            r.until
+        ))
+    }
+
+    /// Remembers that Meta refused the attempt's template, so the tenant's next messages do
+    /// not try it before the instant returned (`None`: not remembered by this call).
+    async fn remember_refusal(
+        &self,
+        a: &ContactAttempt,
+        error: &ChannelError,
+        tried_at: jiff::Timestamp,
+    ) -> Option<jiff::Timestamp> {
+        let refused_at = self.clock.now();
+        let until = refused_at
+            .saturating_add(REFUSED_TEMPLATE_HELD_FOR)
+            .expect("in range");
+        let refusal = cobro::repo::TemplateRefusal {
+            tenant: a.tenant.clone(),
+            template: a.template.clone(),
+            language: a.language,
+            code: error.code.unwrap_or_default(),
+            reason: error.reason.clone(),
+            tried_at,
+            refused_at,
+            until,
+        };
+        // Not written: an equal or later refusal is there, or the tenant changed its
+        // strategies since the call was made. Failed: the next message tries the template
+        // again, as before; this message goes on either way (it was handed over, so an error
+        // now would fail it rather than let the next channel carry it).
+        match self.store.record_template_refusal(&refusal).await {
+            Ok(true) => Some(until),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %cobro::logs::scrub(&e.to_string()), "could not remember the template's refusal");
+                None
+            }
         }
     }
 
