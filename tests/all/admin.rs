@@ -93,6 +93,40 @@ async fn tenants_strategies_and_policies_are_validated_and_stored() {
         .await
         .unwrap_err();
     assert!(e.contains("strategies."), "the store names the field: {e}");
+    // A valid book is stored, and the templates it names are no longer held back by a
+    // refusal Meta made before (they may have been fixed at Meta).
+    let acme = cobro::domain::TenantId::parse("acme").unwrap();
+    let now = jiff::Timestamp::now();
+    let refusal = cobro::repo::TemplateRefusal {
+        tenant: acme.clone(),
+        template: "acme_mora".into(),
+        language: cobro::domain::Language::Es,
+        code: 132015,
+        reason: "Template is paused".into(),
+        tried_at: now,
+        refused_at: now,
+        until: now + jiff::SignedDuration::from_hours(1),
+    };
+    assert!(s.store.record_template_refusal(&refusal).await.unwrap());
+    let book = json!({
+        "strategies": [{ "id": "gentle", "steps": [
+            { "day": 5, "templates": { "es": "acme_mora" } }
+        ]}],
+        "default": "gentle"
+    });
+    let file = write(files, "good-book.json", &book);
+    assert_eq!(
+        admin(&data, &["strategy", "load", "--tenant", "acme", &file])
+            .await
+            .unwrap(),
+        "strategy book loaded for tenant `acme`"
+    );
+    let held = s
+        .store
+        .template_refusal(&acme, "acme_mora", cobro::domain::Language::Es, now)
+        .await
+        .unwrap();
+    assert_eq!(held, None);
 
     // The country's preset is a valid policy; loosening it is refused, naming the rule.
     let preset = serde_json::to_value(cobro::compliance::preset("CL").unwrap()).unwrap();

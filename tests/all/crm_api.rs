@@ -1045,6 +1045,78 @@ async fn templates_list_what_to_register_at_meta_with_the_tenants_own_names() {
     assert_eq!(own[1]["parameters"].as_array().unwrap().len(), 4);
 }
 
+/// A tenant replacing its strategies clears what the sender remembers of Meta refusing the
+/// templates they name (it may have fixed them at Meta): they are tried at their next message.
+/// The others stay held; a book refused as invalid clears nothing.
+#[tokio::test]
+async fn replacing_the_strategies_clears_the_refusals_of_the_templates_they_name() {
+    use cobro::domain::Language;
+    use cobro::repo::TemplateRefusal;
+
+    let api = Api::start().await;
+    let t = demo::tenant_id();
+    let now = api.stack.clock.now();
+    let refusal = |template: &str, language| TemplateRefusal {
+        tenant: t.clone(),
+        template: template.into(),
+        language,
+        code: 132001,
+        reason: "Template name does not exist in the translation".into(),
+        tried_at: now,
+        refused_at: now,
+        until: now + jiff::SignedDuration::from_hours(1),
+    };
+    let refused = [
+        ("acme_recordatorio", Language::Es),
+        ("acme_recordatorio", Language::Pt),
+        ("payment_reminder_overdue", Language::Es),
+    ];
+    for (name, lang) in refused {
+        assert!(api
+            .stack
+            .store
+            .record_template_refusal(&refusal(name, lang))
+            .await
+            .unwrap());
+    }
+    let held = |name: &'static str, lang| {
+        let store = api.stack.store.clone();
+        let t = t.clone();
+        async move {
+            store
+                .template_refusal(&t, name, lang, now)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    let book = json!({
+        "strategies": [{ "id": "soft", "steps": [
+            { "day": -2, "templates": { "es": "acme_recordatorio" } }
+        ]}],
+        "default": "soft"
+    });
+    let mut invalid = book.clone();
+    invalid["default"] = json!("nope");
+    let bad = api
+        .call("PUT", "/v1/settings/strategies", Some(invalid))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(held("acme_recordatorio", Language::Es).await);
+
+    api.ok("PUT", "/v1/settings/strategies", Some(book.clone()))
+        .await;
+    assert!(!held("acme_recordatorio", Language::Es).await);
+    assert!(
+        held("acme_recordatorio", Language::Pt).await,
+        "not named in Portuguese"
+    );
+    assert!(held("payment_reminder_overdue", Language::Es).await);
+    // Again: the same.
+    api.ok("PUT", "/v1/settings/strategies", Some(book)).await;
+    assert!(!held("acme_recordatorio", Language::Es).await);
+}
+
 /// The CRM API's own writes on DynamoDB (moto): keys issued, found and revoked in transactions,
 /// idempotency records with their conditions, rows of an import and an account action.
 #[tokio::test]

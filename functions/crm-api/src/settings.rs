@@ -73,9 +73,16 @@ pub(crate) async fn put_strategies(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let book: cobro::collect::StrategyBook = parse_json(&body)?;
+    let named = book.named_templates();
     let mut t = s.tenant(&caller).await?;
     t.strategies = Some(book);
-    store(&s, t).await
+    let response = store(&s, t).await?;
+    // A template the tenant names again may have been fixed at Meta: the sender tries it at
+    // its next message rather than after the hold of a refusal (`cobro_sender`).
+    s.store
+        .clear_template_refusals(&caller.tenant, &named, s.clock.now())
+        .await?;
+    Ok(response)
 }
 
 async fn store(s: &CrmApi, t: cobro::domain::Tenant) -> Result<Response, Problem> {

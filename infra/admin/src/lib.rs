@@ -379,9 +379,16 @@ pub async fn execute(target: &Target, command: Command) -> Result<String, Error>
         }
         Command::Strategy(BookCommand::Load { tenant, file }) => {
             let book: StrategyBook = read_json(&file)?;
+            let named = book.named_templates();
             let mut tenant = existing_tenant(target, &tenant).await?;
             tenant.strategies = Some(book);
             target.store.put_tenant(&tenant).await?;
+            // As `PUT /v1/settings/strategies`: the templates it names are tried at their next
+            // message, even if Meta refused them lately (they may have been fixed).
+            target
+                .store
+                .clear_template_refusals(&tenant.id, &named, jiff::Timestamp::now())
+                .await?;
             Ok(format!("strategy book loaded for tenant `{}`", tenant.id))
         }
         Command::Policy(BookCommand::Validate { file, country }) => {

@@ -55,6 +55,18 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> PolicyError {
 }
 
 impl StrategyBook {
+    /// The tenant's own templates its steps name, each name once per language.
+    pub fn named_templates(&self) -> Vec<(crate::domain::Language, String)> {
+        let named: std::collections::BTreeSet<_> = self
+            .strategies
+            .iter()
+            .flat_map(|s| &s.steps)
+            .flat_map(|step| &step.templates)
+            .map(|(lang, name)| (*lang, name.clone()))
+            .collect();
+        named.into_iter().collect()
+    }
+
     pub fn validate(&self) -> Result<(), PolicyError> {
         let mut ids = std::collections::HashSet::new();
         let mut buttons = std::collections::BTreeMap::new();
