@@ -39,6 +39,16 @@ impl Problem {
         }
     }
 
+    /// The request is well formed, but one field clashes with what is stored (409).
+    pub fn conflicting_field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let field = field.into();
+        let detail = format!("`{field}`: {}", detail.into());
+        Self {
+            field: Some(field),
+            ..Self::new(StatusCode::CONFLICT, "conflict", detail)
+        }
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
     }

@@ -2135,6 +2135,100 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
     assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
 }
 
+/// A payment id applied to one account and posted again for another is refused at once (409
+/// naming `payment_id` and the account it went to) and nothing is queued; posted again for the
+/// account it went to, it is accepted and changes nothing. The same payment arriving on the bus
+/// for the other account (a provider's event) is not applied either, and is listed in suspense
+/// once, naming that account.
+#[tokio::test]
+async fn a_payment_id_applied_to_another_account_is_refused_and_listed_in_suspense() {
+    let api = Api::start().await;
+    api.ok("PUT", "/v1/debtors/d-pay", Some(debtor("+56911113333")))
+        .await;
+    for a in ["A-1", "A-9"] {
+        api.ok(
+            "PUT",
+            &format!("/v1/accounts/{a}"),
+            Some(account("d-pay", 50_000)),
+        )
+        .await;
+    }
+    let payment = |a: &str| json!({ "account_id": a, "payment_id": "bank-tx-7", "amount_minor": 10_000, "currency": "CLP" });
+    let balance = |v: Value| v["account"]["balance_minor"].as_i64().unwrap();
+    let first = api.call("POST", "/v1/payments", Some(payment("A-9"))).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    let drained = api.ok("POST", "/_local/drain", None).await;
+    assert_eq!(drained["payments_applied"], 1, "{drained}");
+
+    let refused = api.call("POST", "/v1/payments", Some(payment("A-1"))).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    assert_eq!(refused.body["field"], "payment_id", "{}", refused.body);
+    let detail = refused.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("`A-9`") && detail.contains("`A-1`"),
+        "{detail}"
+    );
+    let drained = api.ok("POST", "/_local/drain", None).await;
+    assert_eq!(
+        (
+            drained["payments_applied"].as_u64(),
+            drained["payments_applied_elsewhere"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "nothing was queued: {drained}"
+    );
+
+    // The same payment for the account it went to: accepted as before, applied once.
+    let again = api.call("POST", "/v1/payments", Some(payment("A-9"))).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    let drained = api.ok("POST", "/_local/drain", None).await;
+    assert_eq!(drained["payments_duplicate"], 1, "{drained}");
+
+    // On the bus (as a provider would send it) for A-1, twice: not applied, listed once.
+    let detail = json!({ "tenant": "demo", "account": "A-1", "payment_id": "bank-tx-7",
+        "amount_minor": 10_000, "currency": "CLP", "paid_at": api.stack.clock.now() });
+    for _ in 0..2 {
+        api.stack
+            .crm
+            .bus
+            .publish(vec![cobro::ports::Event::new(
+                "PaymentConfirmed",
+                detail.clone(),
+            )])
+            .await
+            .unwrap();
+    }
+    let drained = api.ok("POST", "/_local/drain", None).await;
+    assert_eq!(
+        (
+            drained["payments_applied_elsewhere"].as_u64(),
+            drained["payments_duplicate"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{drained}"
+    );
+    let suspense = api.ok("GET", "/v1/payments/suspense", None).await;
+    let items = suspense["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{suspense}");
+    assert_eq!(items[0]["payment"]["account"], "A-1");
+    assert_eq!(items[0]["applied_to"], "A-9");
+    assert!(
+        items[0]["reason"].as_str().unwrap().contains("`A-9`"),
+        "{suspense}"
+    );
+    assert!(items[0]["resolved"].is_null(), "{suspense}");
+
+    assert_eq!(
+        balance(api.ok("GET", "/v1/accounts/A-1", None).await),
+        50_000
+    );
+    assert_eq!(
+        balance(api.ok("GET", "/v1/accounts/A-9", None).await),
+        40_000
+    );
+}
+
 /// An agent's reply answers the debtor on the channel they wrote on, within the day: on SMS,
 /// where María has not written, it is refused (the reminders reach her, under their rules);
 /// once she writes by SMS it goes out.

@@ -574,8 +574,8 @@ async fn balance_of(store: &Store, account: &str) -> (i64, usize) {
 
 /// A payment id is applied once in the tenant, whichever accounts its deliveries name: one
 /// that arrived before its account was imported is applied when it comes again and its
-/// suspense entry says so; one applied to an account is refused for another (naming where it
-/// went), and is not put in suspense either.
+/// suspense entry says so; one applied to an account is not applied to another, and is listed
+/// in suspense naming where it went, once per account it was sent for, however often.
 async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
     let t = TenantId::parse("t").unwrap();
     let store = Store::new(table);
@@ -637,7 +637,8 @@ async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
     );
     assert_eq!(balance_of(&store, "A-1").await, (45_000, 1));
     assert_eq!(balance_of(&store, "A-9").await, (20_000, 1));
-    // Sent for an account cobro does not know: not in suspense, it was applied.
+    // Sent for an account cobro does not know: not "no account" in suspense, it was applied
+    // to A-1; listed as such.
     assert_eq!(
         store
             .apply_payment(&payment_to("NOPE", "tx-2", 5_000), later)
@@ -647,7 +648,62 @@ async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
             account: AccountId::parse("A-1").unwrap()
         }
     );
-    assert_eq!(store.suspended_payments(&t).await.unwrap().len(), 1);
+    // Each refusal is listed once, naming the account it was applied to, and stays
+    // unresolved: a redelivery adds nothing.
+    for again in [("A-1", "tx-1"), ("A-9", "tx-2"), ("NOPE", "tx-2")] {
+        let outcome = store
+            .apply_payment(&payment_to(again.0, again.1, 5_000), later)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, PaymentOutcome::AppliedElsewhere { .. }),
+            "{outcome:?}"
+        );
+    }
+    let listed = store.suspended_payments(&t).await.unwrap();
+    let elsewhere: Vec<_> = listed
+        .iter()
+        .filter_map(|e| {
+            let to = e.applied_to.as_ref()?;
+            Some((
+                e.payment.account.as_str(),
+                e.payment.payment_id.as_str(),
+                to.as_str(),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        elsewhere,
+        [
+            ("A-1", "tx-1", "A-9"),
+            ("A-9", "tx-2", "A-1"),
+            ("NOPE", "tx-2", "A-1")
+        ],
+        "{listed:?}"
+    );
+    for e in listed.iter().filter(|e| e.applied_to.is_some()) {
+        let to = e.applied_to.as_ref().unwrap().as_str();
+        assert!(e.reason.contains(&format!("`{to}`")), "{}", e.reason);
+        assert!(e.resolved.is_none(), "{e:?}");
+    }
+    // Still applied once, where it went.
+    assert_eq!(balance_of(&store, "A-1").await, (45_000, 1));
+    assert_eq!(balance_of(&store, "A-9").await, (20_000, 1));
+    assert_eq!(
+        store
+            .payment_applied_to(&t, &PaymentId::parse("tx-2").unwrap())
+            .await
+            .unwrap()
+            .map(|a| a.to_string()),
+        Some("A-1".to_string())
+    );
+    assert_eq!(
+        store
+            .apply_payment(&payment_to("A-1", "tx-2", 5_000), later)
+            .await
+            .unwrap(),
+        PaymentOutcome::Duplicate
+    );
 }
 
 #[tokio::test]

@@ -389,8 +389,8 @@ async fn get_decisions(
     responses((status = 200, body = Page<Object>), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["accounts:read"])))]
 /// Payments that could not be applied (unknown account, another currency, `paid_at` in the
-/// future), with why, oldest first; one applied after all (delivered again) carries
-/// `resolved` (`account`, `at`).
+/// future, a payment id applied to another account already: `applied_to` names it), with why,
+/// oldest first; one applied after all (delivered again) carries `resolved` (`account`, `at`).
 async fn get_suspense(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -444,10 +444,14 @@ async fn get_conversation(
 
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", summary = "Register a payment (applied once per payment id)",
     request_body = PaymentInput,
-    responses((status = 202, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"), (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
+    responses((status = 202, body = Object), (status = 400, body = crate::openapi::ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, body = crate::openapi::ProblemDoc, content_type = "application/problem+json", description = "the payment id was applied to another account already (`field`: `payment_id`; the detail names that account); nothing is queued"),
+        (status = 503, body = crate::openapi::ProblemDoc, content_type = "application/problem+json")),
     security(("api_key" = ["payments:write"])))]
 /// Registers a payment the CRM learned of. It goes on the bus as `PaymentConfirmed`, the same
 /// event a payment provider produces, and is applied once by the payment-confirmed function.
+/// A payment id applied to another account already is refused with a 409 naming it; sent
+/// again for the account it was applied to, it is accepted (and changes nothing).
 async fn post_payment(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
@@ -455,6 +459,23 @@ async fn post_payment(
 ) -> Result<Response, Problem> {
     let input: PaymentInput = parse_json(&body)?;
     let detail = input.into_event(caller.tenant.clone(), s.clock.now())?;
+    // Checked before it is queued, so the CRM learns of it now: queued, it would only reach the
+    // suspense list. Two requests racing for two accounts still apply it once (the ledger's
+    // transaction), the other one listed in suspense.
+    if let Some(applied_to) = s
+        .store
+        .payment_applied_to(&caller.tenant, &detail.payment_id)
+        .await?
+        .filter(|a| *a != detail.account)
+    {
+        return Err(Problem::conflicting_field(
+            "payment_id",
+            format!(
+                "`{}` was applied to account `{applied_to}` already; it is not applied to `{}` (a payment is applied once)",
+                detail.payment_id, detail.account
+            ),
+        ));
+    }
     let account = s.store.account(&caller.tenant, &detail.account).await?;
     match account {
         None => {

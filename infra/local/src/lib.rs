@@ -131,6 +131,8 @@ pub struct DrainReport {
     pub inbound_failed: u32,
     pub payments_applied: u32,
     pub payments_duplicate: u32,
+    /// Not applied: the payment id was applied to another account (listed in suspense, once).
+    pub payments_applied_elsewhere: u32,
     /// Kept in the suspense list (unknown account, another currency).
     pub payments_suspended: u32,
     pub payments_rejected: u32,
@@ -408,8 +410,9 @@ impl LocalStack {
                 .await
             {
                 Ok(PaymentOutcome::Applied { .. }) => report.payments_applied += 1,
-                Ok(PaymentOutcome::Duplicate | PaymentOutcome::AppliedElsewhere { .. }) => {
-                    report.payments_duplicate += 1
+                Ok(PaymentOutcome::Duplicate) => report.payments_duplicate += 1,
+                Ok(PaymentOutcome::AppliedElsewhere { .. }) => {
+                    report.payments_applied_elsewhere += 1
                 }
                 Ok(PaymentOutcome::Suspense { .. }) => report.payments_suspended += 1,
                 Ok(PaymentOutcome::Ignored { .. }) => {}

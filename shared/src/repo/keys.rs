@@ -81,6 +81,20 @@ pub fn suspense(t: &TenantId, at_millis: i64, payment_id: &str) -> Key {
     Key::new(suspense_pk(t), format!("{at_millis:015}#{payment_id}"))
 }
 
+/// A payment listed in suspense because its id was applied to another account: one entry per
+/// account it was sent for, so two such at the same millisecond keep apart.
+pub fn suspense_elsewhere(
+    t: &TenantId,
+    at_millis: i64,
+    payment_id: &str,
+    asked_for: &AccountId,
+) -> Key {
+    Key::new(
+        suspense_pk(t),
+        format!("{at_millis:015}#{payment_id}#ELSEWHERE#{asked_for}"),
+    )
+}
+
 pub fn suspense_pk(t: &TenantId) -> String {
     format!("T#{t}#SUSPENSE")
 }
@@ -96,7 +110,21 @@ pub fn suspended_id(t: &TenantId, payment_id: &str) -> Key {
 /// once, and a suspended one that is applied later resolves its entry; the account's
 /// `PAYMENT#` key alone would let the same id apply to a second account.
 pub fn payment_id(t: &TenantId, payment_id: &str) -> Key {
-    Key::new(format!("T#{t}#PAYID#{payment_id}"), "PAYMENT")
+    Key::new(payment_id_pk(t, payment_id), "PAYMENT")
+}
+
+fn payment_id_pk(t: &TenantId, payment_id: &str) -> String {
+    format!("T#{t}#PAYID#{payment_id}")
+}
+
+/// That a payment id applied to one account was sent for `asked_for`, another, and is listed
+/// in suspense for that: written with `attribute_not_exists` with the entry, so a redelivery
+/// lists it once. Beside the id's record, in its partition.
+pub fn payment_id_elsewhere(t: &TenantId, payment_id: &str, asked_for: &AccountId) -> Key {
+    Key::new(
+        payment_id_pk(t, payment_id),
+        format!("ELSEWHERE#{asked_for}"),
+    )
 }
 
 /// The tenant's payments by when cobro recorded them (applied them), one partition per UTC

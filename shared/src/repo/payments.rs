@@ -108,8 +108,9 @@ pub enum PaymentOutcome {
     },
     /// This payment id was applied before: nothing changed.
     Duplicate,
-    /// This payment id was applied to another account of the tenant: refused, nothing
-    /// changed. One payment is applied once; a person decides which account it was for.
+    /// This payment id was applied to another account of the tenant (`account`): not applied
+    /// here. One payment is applied once; it is listed in the tenant's suspense list (once per
+    /// account it was sent for) so that a person decides which account it was for.
     AppliedElsewhere { account: AccountId },
     /// It cannot be applied (an unknown account, another currency, a `paid_at` ahead of
     /// cobro's clock): kept in the tenant's suspense list with the reason, never dropped.
@@ -129,6 +130,10 @@ pub struct SuspendedPayment {
     /// delivery): it stays listed, resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<Resolved>,
+    /// The account this payment id was applied to already, when that is why it is here (it
+    /// was sent for another): it is not applied again, and nothing resolves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_to: Option<AccountId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +182,7 @@ impl Store {
             reason: reason.clone(),
             at: now,
             resolved: None,
+            applied_to: None,
         };
         let key = keys::suspense(&p.tenant, now.as_millisecond(), p.payment_id.as_str());
         let state = PaymentIdState::Suspended {
@@ -211,6 +217,70 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Lists a payment whose id was applied to `applied_to`, another account, in suspense: once
+    /// per account it was sent for, however often it is delivered. The id's record is left as
+    /// it is (applied there), so the payment is not applied here.
+    async fn suspend_applied_elsewhere(
+        &self,
+        p: &PaymentConfirmed,
+        applied_to: &AccountId,
+        now: Timestamp,
+    ) -> Result<(), RepoError> {
+        let reason = format!(
+            "payment id `{}` was applied to account `{applied_to}` already; not applied to `{}`",
+            p.payment_id, p.account
+        );
+        let entry = SuspendedPayment {
+            payment: p.clone(),
+            reason: reason.clone(),
+            at: now,
+            resolved: None,
+            applied_to: Some(applied_to.clone()),
+        };
+        let key = keys::suspense_elsewhere(
+            &p.tenant,
+            now.as_millisecond(),
+            p.payment_id.as_str(),
+            &p.account,
+        );
+        let marker = to_item(
+            keys::payment_id_elsewhere(&p.tenant, p.payment_id.as_str(), &p.account),
+            "payment_id_elsewhere",
+            &serde_json::json!({ "applied_to": applied_to, "entry": key.sk }),
+        );
+        let ops = vec![
+            WriteOp::Put {
+                item: marker,
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                item: to_item(key, "suspended_payment", &entry),
+                condition: None,
+            },
+        ];
+        match self.table.transact_write(ops).await {
+            Ok(()) => {
+                tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, account = %p.account, %applied_to, "payment id already applied to another account: in suspense");
+                Ok(())
+            }
+            // Listed already: a redelivery.
+            Err(TableError::TransactionCanceled(failed)) if failed.first() == Some(&true) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account this payment id was applied to in the tenant, if it was applied.
+    pub async fn payment_applied_to(
+        &self,
+        t: &TenantId,
+        id: &PaymentId,
+    ) -> Result<Option<AccountId>, RepoError> {
+        Ok(match self.payment_id_state(t, id).await? {
+            Some(PaymentIdState::Applied { account, .. }) => Some(account),
+            _ => None,
+        })
     }
 
     async fn payment_id_state(
@@ -303,7 +373,7 @@ impl Store {
                     return Ok(PaymentOutcome::Duplicate)
                 }
                 Some(PaymentIdState::Applied { account, .. }) => {
-                    tracing::warn!(tenant = %p.tenant, payment = %p.payment_id, account = %p.account, applied_to = %account, "payment id already applied to another account: refused");
+                    self.suspend_applied_elsewhere(p, account, now).await?;
                     return Ok(PaymentOutcome::AppliedElsewhere {
                         account: account.clone(),
                     });
