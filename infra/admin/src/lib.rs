@@ -14,10 +14,10 @@ use cobro::adapters::dir_secrets::DirSecrets;
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::collect::StrategyBook;
 use cobro::compliance::Policy;
-use cobro::domain::{AccountId, ChannelKind, Tenant, TenantId};
+use cobro::domain::{AccountId, ChannelKind, DebtorId, Tenant, TenantId};
 use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{Outgoing, Queue, Secrets, WhatsAppSecrets};
-use cobro::repo::{Scope, Store, WhatsAppNumber};
+use cobro::repo::{BackfillOptions, Scope, Store, WhatsAppNumber};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -76,6 +76,9 @@ pub enum Command {
     /// Dead-letter queues.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// A tenant's stored payments.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
     /// Why an account was or wasn't contacted: its decisions, newest first, and its attempts.
     Why {
         #[arg(long)]
@@ -155,6 +158,24 @@ pub enum ChannelCommand {
 fn channel_kind(s: &str) -> Result<ChannelKind, String> {
     serde_json::from_value(Value::String(s.to_string()))
         .map_err(|_| format!("`{s}` is not a channel (whatsapp, sms, email)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Gives payments stored before cobro kept them (the payment-id record, `recorded_at`
+    /// with its recorded-index entry, the month index) what they lack, never overwriting;
+    /// prints what it found and wrote. Safe to run again; `--after-debtor` resumes a run that
+    /// stopped (it prints where).
+    Backfill {
+        #[arg(long)]
+        tenant: String,
+        /// Count what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Start after this debtor id (the `last_debtor` of an earlier run).
+        #[arg(long, value_name = "DEBTOR")]
+        after_debtor: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -453,6 +474,28 @@ pub async fn execute(target: &Target, command: Command) -> Result<String, Error>
                 };
             let moved = replay(dlq.as_ref(), source.as_ref(), max).await?;
             Ok(format!("{moved} message(s) moved back to the source queue"))
+        }
+        Command::Payments(PaymentsCommand::Backfill {
+            tenant,
+            dry_run,
+            after_debtor,
+        }) => {
+            let tenant = existing_tenant(target, &tenant).await?;
+            let after_debtor = after_debtor
+                .map(|d| DebtorId::parse(&d).map_err(|e| format!("--after-debtor: {e}")))
+                .transpose()?;
+            let options = BackfillOptions {
+                dry_run,
+                after_debtor,
+            };
+            match target.store.backfill_payments(&tenant.id, &options).await {
+                Ok(done) => Ok(serde_json::to_string_pretty(&done)?),
+                Err(stopped) => Err(format!(
+                    "{stopped}; so far: {}",
+                    serde_json::to_string(&stopped.so_far)?
+                )
+                .into()),
+            }
         }
         Command::Why { tenant, account } => {
             let tenant = TenantId::parse(&tenant).map_err(|e| format!("--tenant: {e}"))?;

@@ -16,6 +16,7 @@ mod exports;
 mod idempotency;
 mod inbound;
 mod listing;
+mod payment_backfill;
 mod payments;
 mod plans;
 mod rows;
@@ -43,6 +44,7 @@ pub use exports::{ExportClaim, LedgerPayment, PaymentsPage, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
 pub use listing::Paged;
+pub use payment_backfill::{BackfillConflict, BackfillOptions, BackfillStopped, PaymentBackfill};
 pub use payments::{
     paid_at_too_late, PaymentConfirmed, PaymentOutcome, Resolved, SuspendedPayment, PAID_AT_LEEWAY,
 };

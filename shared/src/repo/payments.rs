@@ -53,7 +53,7 @@ pub fn paid_at_too_late(paid_at: Timestamp, now: Timestamp) -> Option<String> {
 /// A payment id's record, once per tenant (`keys::payment_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-enum PaymentIdState {
+pub(super) enum PaymentIdState {
     /// In suspense: the sort key of its entry, to mark it resolved if it is applied later.
     Suspended { entry: String },
     Applied {
@@ -64,7 +64,7 @@ enum PaymentIdState {
 
 const STATE: &str = "state";
 /// When cobro recorded (applied) a payment, kept on its items: the daily feed's time.
-const RECORDED_AT: &str = "recorded_at";
+pub(super) const RECORDED_AT: &str = "recorded_at";
 
 /// What applying a payment did, kept on the payment's item: a redelivery finds the payment
 /// applied and announces what it did again (a publish that failed the first time is not lost).
@@ -151,20 +151,43 @@ fn payment_item(
 ) -> crate::ports::Item {
     let mut item = to_item(key, "payment", payment);
     item.insert(RECORDED_AT.into(), recorded_at.to_string().into());
-    let month = payment.paid_at.strftime("%Y-%m").to_string();
-    item.insert(
-        GSI1.pk.into(),
-        keys::gsi1_payments(&payment.tenant, &month).into(),
+    item.extend(
+        month_index(payment)
+            .into_iter()
+            .map(|(attr, value)| (attr.to_string(), value.into())),
     );
-    item.insert(
-        GSI1.sk.into(),
-        keys::gsi1_payment_sk(
-            payment.paid_at.as_millisecond(),
+    item
+}
+
+/// A payment's key on GSI1: the month of its `paid_at`, then when and which.
+pub(super) fn month_index(payment: &Payment) -> [(&'static str, String); 2] {
+    let month = payment.paid_at.strftime("%Y-%m").to_string();
+    [
+        (GSI1.pk, keys::gsi1_payments(&payment.tenant, &month)),
+        (
+            GSI1.sk,
+            keys::gsi1_payment_sk(
+                payment.paid_at.as_millisecond(),
+                &payment.account,
+                payment.id.as_str(),
+            ),
+        ),
+    ]
+}
+
+/// The same payment on the recorded index, whole, so the daily feed reads it there.
+pub(super) fn recorded_copy(payment: &Payment, recorded_at: Timestamp) -> crate::ports::Item {
+    let mut item = to_item(
+        keys::recorded_payment(
+            &payment.tenant,
+            recorded_at,
             &payment.account,
             payment.id.as_str(),
-        )
-        .into(),
+        ),
+        "payment_recorded",
+        payment,
     );
+    item.insert(RECORDED_AT.into(), recorded_at.to_string().into());
     item
 }
 
@@ -283,7 +306,7 @@ impl Store {
         })
     }
 
-    async fn payment_id_state(
+    pub(super) async fn payment_id_state(
         &self,
         t: &TenantId,
         id: &PaymentId,
@@ -530,13 +553,7 @@ impl Store {
                 OUTCOME.into(),
                 serde_json::to_value(&outcome).expect("serializes"),
             );
-            // The same payment on the recorded index, whole, so the daily feed reads it there.
-            let mut recorded = to_item(
-                keys::recorded_payment(&p.tenant, now, &p.account, p.payment_id.as_str()),
-                "payment_recorded",
-                &payment,
-            );
-            recorded.insert(RECORDED_AT.into(), now.to_string().into());
+            let recorded = recorded_copy(&payment, now);
             let applied_state = PaymentIdState::Applied {
                 account: p.account.clone(),
                 recorded_at: now,
