@@ -1215,11 +1215,18 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         };
         let (_, written) = store
-            .upsert_debtor_and_account(&debtor, &account.id, |_| account.clone(), |_, _| Some(now))
+            .upsert_debtor_and_account(
+                &debtor,
+                &account.id,
+                now,
+                |_| account.clone(),
+                |_, _| Some(now),
+            )
             .await
             .unwrap();
         assert_eq!(written.debtor_created, i % 2 == 0);

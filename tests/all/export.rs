@@ -440,6 +440,7 @@ fn account(i: usize, currency: Currency, balance: i64) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     }
@@ -1247,4 +1248,169 @@ fn inflate_block(bits: &mut Bits, literals: &Huffman, distances: &Huffman, out: 
             }
         }
     }
+}
+
+/// An overpayment's credit pays what the CRM adds to the account later (a fee by `PUT`, an
+/// instalment by an import), once however often the CRM says it, and comes back when the CRM
+/// takes a charge back. The payments ledger holds each move beside the payment (no money in,
+/// applied, credit taken), so its totals tie out: `applied` is what the balance came down
+/// by against what the CRM added, and `credit` what the debtor holds.
+#[tokio::test]
+async fn a_credit_pays_later_charges_once_and_the_ledger_ties_out() {
+    let s = Stack::start().await;
+    s.ok(
+        "PUT",
+        "/v1/debtors/cr-d1",
+        Some(json!({
+            "name": "Ana", "phone": "+56912345679", "time_zone": "America/Santiago",
+            "consents": [{ "channel": "whatsapp", "granted": true }]
+        })),
+    )
+    .await;
+    let owed = |balance: i64| {
+        json!({
+            "debtor_id": "cr-d1", "currency": "CLP", "principal_minor": 100_000,
+            "balance_minor": balance, "due_date": "2026-04-20"
+        })
+    };
+    s.ok("PUT", "/v1/accounts/CR-1", Some(owed(100_000))).await;
+    s.ok(
+        "POST",
+        "/v1/payments",
+        Some(json!({
+            "account_id": "CR-1", "payment_id": "p-over", "amount_minor": 130_000,
+            "currency": "CLP", "paid_at": "2026-04-02T12:00:00Z"
+        })),
+    )
+    .await;
+    let report = s.ok("POST", "/_local/drain", None).await;
+    assert_eq!(report["payments_applied"], 1, "{report}");
+    let figures = |body: &Value| {
+        let a = &body["account"];
+        (
+            a["balance_minor"].as_i64().unwrap(),
+            a["credit_minor"].as_i64().unwrap(),
+            a["credit_netted_minor"].as_i64().unwrap(),
+            a["status"].as_str().unwrap().to_string(),
+        )
+    };
+    let settled = |b, c, n| (b, c, n, "settled".to_string());
+    let open = |b, c, n| (b, c, n, "open".to_string());
+    let view = s.ok("GET", "/v1/accounts/CR-1", None).await;
+    assert_eq!(figures(&view), settled(0, 30_000, 0));
+
+    // A fee of 20,000: paid from the credit; nothing to remind of. Sent again, nothing moves.
+    for _ in 0..2 {
+        let put = s.ok("PUT", "/v1/accounts/CR-1", Some(owed(20_000))).await;
+        assert_eq!(figures(&put), settled(0, 10_000, 20_000), "{put}");
+        assert_eq!(put["next_action_at"], Value::Null, "{put}");
+    }
+    // An instalment of 15,000 more, by an import an hour later: 10,000 from the credit, 5,000
+    // owed and reminded of.
+    s.stack.clock.set("2026-04-02T16:00:00Z".parse().unwrap());
+    let row = json!({
+        "debtor_id": "cr-d1", "name": "Ana", "phone": "+56912345679",
+        "time_zone": "America/Santiago", "account_id": "CR-1", "currency": "CLP",
+        "principal_minor": 100_000, "balance_minor": 35_000, "due_date": "2026-04-20"
+    });
+    for _ in 0..2 {
+        let res = s
+            .http
+            .post(format!("{}/v1/imports", s.base))
+            .header("authorization", KEY)
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{row}\n"))
+            .send()
+            .await
+            .unwrap();
+        let report: Value = res.json().await.unwrap();
+        assert_eq!(report["applied"], 1, "{report}");
+    }
+    let view = s.ok("GET", "/v1/accounts/CR-1", None).await;
+    assert_eq!(figures(&view), open(5_000, 0, 30_000));
+    assert!(view["next_action_at"].is_string(), "{view}");
+    let moved: Vec<i64> = view["credit_netted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["amount"]["minor"].as_i64().unwrap())
+        .collect();
+    assert_eq!(moved, [20_000, 10_000], "{view}");
+
+    let ledger = |id: &str| {
+        json!({
+            "kind": "payments", "format": "csv", "id": id,
+            "period": { "from": "2026-04-02", "to": "2026-04-02" }
+        })
+    };
+    let (status, bytes) = s.export(ledger("april-2")).await;
+    let (_, rows) = csv_rows(&bytes);
+    let cells = |r: &BTreeMap<String, String>| {
+        ["amount", "applied", "credit", "method"].map(|c| r[c].clone())
+    };
+    assert_eq!(
+        rows.iter().map(cells).collect::<Vec<_>>(),
+        [
+            ["130000", "100000", "30000", "unknown"],
+            ["0", "20000", "-20000", "credit"],
+            ["0", "10000", "-10000", "credit"],
+        ]
+        .map(|r| r.map(String::from)),
+        "{rows:?}"
+    );
+    // Added by the CRM: 100,000, 20,000, 15,000; owed now 5,000; held as credit now: none.
+    let totals = &status["export"]["totals"]["CLP"];
+    assert_eq!(totals["amount"], "130000");
+    assert_eq!(totals["applied"], (135_000 - 5_000).to_string());
+    assert_eq!(totals["credit"], "0");
+
+    // The CRM takes the instalment back (35,000 → 20,000): the 5,000 owed goes, and the 10,000
+    // the credit paid of it comes back.
+    let put = s.ok("PUT", "/v1/accounts/CR-1", Some(owed(20_000))).await;
+    assert_eq!(figures(&put), settled(0, 10_000, 20_000), "{put}");
+    let (status, bytes) = s.export(ledger("april-2-again")).await;
+    let (_, rows) = csv_rows(&bytes);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        cells(&rows[3]),
+        ["0", "-10000", "10000", "credit"].map(String::from)
+    );
+    let totals = &status["export"]["totals"]["CLP"];
+    assert_eq!(totals["credit"], "10000", "what the debtor holds");
+    assert_eq!(totals["applied"], "120000");
+
+    // The daily feed (by when cobro recorded them) holds the same moves.
+    let day = (
+        "2026-04-02T03:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond(),
+        "2026-04-03T03:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond(),
+    );
+    let tenant = cobro_local::demo::tenant_id();
+    let feed = s
+        .stack
+        .store
+        .payments_page(
+            &tenant,
+            cobro::export::PaymentTime::RecordedAt,
+            "2026-04",
+            day,
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    let credit_moves: Vec<i64> = feed
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            cobro::repo::LedgerEntry::Credit(c) => Some(c.amount.minor),
+            cobro::repo::LedgerEntry::Payment { .. } => None,
+        })
+        .collect();
+    assert_eq!(credit_moves, [20_000, 10_000, -10_000]);
 }

@@ -1260,6 +1260,7 @@ async fn whatsapp_attempt_sent(
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     };

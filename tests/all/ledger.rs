@@ -27,6 +27,7 @@ fn account(balance: i64) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     }
@@ -1114,5 +1115,106 @@ async fn a_completed_plan_forgives_only_a_settlement_discount() {
         assert_eq!(forgiven_total, forgiven, "settlement {settlement:?}");
         // Back on the due index, to be reminded of what is left.
         assert!(view.next_action_at.is_some(), "settlement {settlement:?}");
+    }
+}
+
+/// What the debtor and the CRM do to an account: a payment, or the CRM stating what is owed
+/// (a `PUT` of the account with that balance).
+#[derive(Debug, Clone)]
+enum Move {
+    Pay(i64),
+    State(i64),
+}
+
+/// The account's (balance, credit, credit netted), the credit moves recorded, and the payments'
+/// (amounts, applied) summed.
+async fn books(store: &Store) -> ((i64, i64, i64), Vec<i64>, (i64, i64)) {
+    let view = store
+        .account_view(
+            &TenantId::parse("t").unwrap(),
+            &AccountId::parse("A-1").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let a = &view.account;
+    let moves = view.credit_netted.iter().map(|c| c.amount.minor).collect();
+    let paid = view.payments.iter().map(|p| p.amount.minor).sum();
+    let applied = view.payments.iter().map(|p| p.applied_minor).sum();
+    (
+        (a.balance_minor, a.credit_minor, a.credit_netted_minor),
+        moves,
+        (paid, applied),
+    )
+}
+
+/// The CRM states `owed` at `at`, as `PUT /v1/accounts/{id}` does.
+async fn state(store: &Store, owed: i64, at: jiff::Timestamp) -> Account {
+    let mut stated = account(owed);
+    stated.status = if owed == 0 {
+        AccountStatus::Settled
+    } else {
+        AccountStatus::Open
+    };
+    store
+        .upsert_account_at(&stated, at, |_| None)
+        .await
+        .unwrap()
+        .0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Payments and CRM statements in any order: every minor unit paid is applied by a payment,
+    /// held as credit, or paid by the credit against what the CRM stated, exactly; the
+    /// balance is the statement less what the credit pays of it; a rise takes what the credit
+    /// holds, up to the rise; the credit's moves are recorded and add up to what it paid; and
+    /// the same statement again moves nothing.
+    #[test]
+    fn the_credit_pays_what_the_crm_adds_and_every_unit_is_accounted_for(
+        opening in 0i64..200_000,
+        moves in proptest::collection::vec(
+            prop_oneof![
+                (1i64..200_000).prop_map(Move::Pay),
+                (0i64..300_000).prop_map(Move::State),
+            ],
+            1..10,
+        ),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let store = store_with(account(opening)).await;
+            let mut at = applied_at();
+            for (i, m) in moves.iter().enumerate() {
+                at += jiff::SignedDuration::from_mins(1);
+                let ((balance, credit, netted), _, _) = books(&store).await;
+                match *m {
+                    Move::Pay(amount) => {
+                        store.apply_payment(&payment(i, amount), at).await.unwrap();
+                    }
+                    Move::State(owed) => {
+                        let written = state(&store, owed, at).await;
+                        let ((b, c, n), recorded, _) = books(&store).await;
+                        assert_eq!(b + n, owed, "{m:?}: the balance is the statement less the credit's part");
+                        let rise = owed - (balance + netted);
+                        if rise > 0 {
+                            assert_eq!(n - netted, rise.min(credit), "{m:?}: the rise is paid from the credit");
+                        } else {
+                            assert!(n <= netted && c >= credit, "{m:?}: a fall takes no credit");
+                        }
+                        assert_eq!(b == 0, written.status == AccountStatus::Settled, "{m:?}: {written:?}");
+                        // The same statement again: nothing moves, nothing more is recorded.
+                        state(&store, owed, at + jiff::SignedDuration::from_secs(1)).await;
+                        let again = books(&store).await;
+                        assert_eq!((again.0, again.1.len()), ((b, c, n), recorded.len()), "{m:?} twice");
+                    }
+                }
+                let ((b, c, n), recorded, (paid, applied)) = books(&store).await;
+                assert!(b >= 0 && c >= 0 && n >= 0, "after {m:?}: {b} {c} {n}");
+                assert_eq!(paid, applied + c + n, "after {m:?}: every unit paid is accounted for");
+                assert_eq!(recorded.iter().sum::<i64>(), n, "after {m:?}: the moves add up");
+                assert!(recorded.iter().all(|x| *x != 0));
+            }
+        });
     }
 }

@@ -228,6 +228,7 @@ impl Setup {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         };
@@ -635,6 +636,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         };

@@ -227,6 +227,7 @@ async fn write(
         .upsert_debtor_and_account(
             &g.debtor,
             &account.id,
+            now,
             |current| {
                 let mut a = account.clone();
                 if let Some(c) = current {
@@ -408,6 +409,7 @@ fn check(
             .collect(),
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     };

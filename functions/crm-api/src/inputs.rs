@@ -173,6 +173,7 @@ impl AccountInput {
             tags: self.tags,
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         })

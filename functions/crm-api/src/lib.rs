@@ -355,13 +355,14 @@ async fn put_account(
                 ),
             )
         })?;
-    let next = s
-        .decider
-        .first_action(&tenant, &account, &debtor, s.clock.now());
-    let (account, created) = s.store.upsert_account(&account, next).await?;
+    let now = s.clock.now();
+    // Scheduled as written: the debtor's credit may have paid what the CRM raised.
+    let next =
+        |written: &cobro::domain::Account| s.decider.first_action(&tenant, written, &debtor, now);
+    let (account, created) = s.store.upsert_account_at(&account, now, next).await?;
     Ok(created_or_ok(
         created,
-        json!({ "account": account, "next_action_at": next }),
+        json!({ "account": account, "next_action_at": next(&account) }),
     ))
 }
 

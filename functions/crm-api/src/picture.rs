@@ -58,6 +58,10 @@ pub struct AccountPicture {
     pub payments: Vec<cobro::domain::Payment>,
     #[schema(value_type = Vec<Object>)]
     pub plans: Vec<cobro::plans::Plan>,
+    /// What the debtor's credit paid of later charges (a rise of `balance_minor` by a PUT or
+    /// an import), or got back when the CRM lowered them, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub credit_netted: Vec<cobro::domain::CreditNetted>,
     #[schema(value_type = Vec<Object>)]
     pub attempts: Vec<ContactAttempt>,
     #[schema(value_type = Vec<Object>)]
@@ -140,6 +144,7 @@ pub(crate) async fn get_account(
         account: view.account,
         payments: view.payments,
         plans: view.plans,
+        credit_netted: view.credit_netted,
         attempts: view.attempts,
         decisions: view.decisions,
         actions,

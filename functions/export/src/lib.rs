@@ -23,7 +23,7 @@ use cobro::export::{
 };
 use cobro::ports::blobs::{LargeBlobs, Upload};
 use cobro::ports::{BlobError, Clock, Outgoing, Queue, QueueError};
-use cobro::repo::{ExportClaim, LedgerPayment, RepoError, Store};
+use cobro::repo::{ExportClaim, LedgerEntry, RepoError, Store};
 
 pub use cobro::export::job::{JobRef, EXPORT_REQUESTED};
 
@@ -265,9 +265,15 @@ impl Exporter {
             Kind::Payments => {
                 let mut payments = Payments::new(&self.store, t, job.payments_by, start, end);
                 while let Some(page) = payments.next_page().await? {
-                    for p in &page {
-                        sink.row(rows::payment_row(&p.payment, p.recorded_at, &tz))
-                            .await?;
+                    for entry in &page {
+                        let row = match entry {
+                            LedgerEntry::Payment {
+                                payment,
+                                recorded_at,
+                            } => rows::payment_row(payment, *recorded_at, &tz),
+                            LedgerEntry::Credit(c) => rows::credit_row(c, &tz),
+                        };
+                        sink.row(row).await?;
                     }
                 }
             }
@@ -356,8 +362,12 @@ impl Exporter {
         let now = self.clock.now() + jiff::SignedDuration::from_millis(1);
         let mut payments = Payments::new(&self.store, t, PaymentTime::PaidAt, since, now);
         while let Some(page) = payments.next_page().await? {
-            for p in page {
-                let p = p.payment;
+            for entry in page {
+                // A credit move came with the CRM's change of the balance, which is not
+                // undone either: put back alone, it would age a charge that came after.
+                let LedgerEntry::Payment { payment: p, .. } = entry else {
+                    continue;
+                };
                 *out.entry(p.account).or_insert(0) += p.applied_minor + p.forgiven_minor;
             }
         }
@@ -423,7 +433,7 @@ impl<'a> Payments<'a> {
     }
 
     /// The next page (possibly empty at a month's end); `None` when all are read.
-    async fn next_page(&mut self) -> Result<Option<Vec<LedgerPayment>>, ExportError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<LedgerEntry>>, ExportError> {
         let Some(month) = self.months.front() else {
             return Ok(None);
         };
@@ -444,7 +454,7 @@ impl<'a> Payments<'a> {
                 self.months.pop_front();
             }
         }
-        Ok(Some(page.payments))
+        Ok(Some(page.entries))
     }
 }
 

@@ -258,6 +258,7 @@ async fn sender_bench(messages: usize, rate: u32) {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         };

@@ -235,6 +235,7 @@ pub async fn seed(
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         };

@@ -64,6 +64,7 @@ fn account(id: &str, balance: i64, due: Date) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     }

@@ -282,6 +282,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         }

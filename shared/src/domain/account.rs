@@ -78,6 +78,10 @@ pub struct Account {
     /// Paid beyond the balance: kept as a credit, never lost. cobro's own.
     #[serde(default)]
     pub credit_minor: i64,
+    /// Of what the CRM states is owed, the part the credit paid (`domain::credit`): the balance
+    /// is the CRM's statement less it. cobro's own.
+    #[serde(default)]
+    pub credit_netted_minor: i64,
     /// A promise to pay, while it stands. cobro's own.
     #[serde(default)]
     pub promise: Option<Promise>,
@@ -204,6 +208,7 @@ mod tests {
             tags: vec![],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 0,
         }

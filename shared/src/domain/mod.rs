@@ -2,6 +2,7 @@
 
 mod account;
 mod conversation;
+mod credit;
 mod ids;
 mod locale;
 mod money;
@@ -12,6 +13,7 @@ pub use account::{
     check_creditor, Account, AccountStatus, Instalment, Payment, Promise, MAX_CREDITOR_CHARS,
 };
 pub use conversation::{AttemptStatus, ContactAttempt, ConversationMessage, Direction, Stated};
+pub use credit::CreditNetted;
 pub use ids::{AccountId, DebtorId, PaymentId, TenantId, MAX_ID_LEN};
 pub use locale::{time_zone, Language, Zone};
 pub use money::{Currency, Money, MAX_MINOR};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::decimal::decimal;
 use super::job::Kind;
-use crate::domain::{Account, AccountStatus, ContactAttempt, Currency, Payment};
+use crate::domain::{Account, AccountStatus, ContactAttempt, CreditNetted, Currency, Payment};
 use crate::plans::{Plan, PlanStatus};
 use crate::repo::Decision;
 
@@ -142,6 +142,28 @@ pub fn payment_row(p: &Payment, recorded_at: Option<Timestamp>, tz: &TimeZone) -
         Cell::text(&p.method),
         Cell::text(&p.source),
         Cell::opt(recorded_at.map(utc)),
+    ]
+}
+
+/// Credit a CRM statement moved, as a row of the payments ledger: no money came in (`amount`
+/// 0), `applied` is what the credit paid of the balance and `credit` the credit it took
+/// (negative; both the other way round when it was given back), so `credit` stays
+/// `amount − applied` and the file's `credit` total is the change in what the debtors hold.
+/// Its time is when it happened, in both time columns.
+pub fn credit_row(c: &CreditNetted, tz: &TimeZone) -> Vec<Cell> {
+    let cur = c.amount.currency;
+    vec![
+        Cell::text(utc(c.at)),
+        Cell::text(local(c.at, tz)),
+        Cell::text(&c.id),
+        Cell::text(c.account.as_str()),
+        Cell::text(cur.code()),
+        amount(0, cur),
+        amount(c.amount.minor, cur),
+        amount(-c.amount.minor, cur),
+        Cell::text("credit"),
+        Cell::text("cobro"),
+        Cell::text(utc(c.at)),
     ]
 }
 
@@ -409,6 +431,7 @@ mod tests {
             tags: vec!["a".into(), "b".into()],
             plan: None,
             credit_minor: 0,
+            credit_netted_minor: 0,
             promise: None,
             version: 1,
         }
@@ -436,6 +459,22 @@ mod tests {
         assert_eq!(text[1], "2026-03-16T12:00:00.000-03:00");
         assert_eq!(&text[5..8], ["150.00", "120.00", "30.00"]);
         assert_eq!(text[10], "2026-03-17T13:00:00.000Z");
+        let c = CreditNetted {
+            tenant: p.tenant.clone(),
+            account: p.account.clone(),
+            id: CreditNetted::id_for(7),
+            amount: Money::new(2_000, eur),
+            at: "2026-03-18T15:00:00Z".parse().unwrap(),
+            stated_minor: 2_000,
+            balance_minor: 0,
+            credit_minor: 1_000,
+        };
+        let row = credit_row(&c, &tz);
+        assert_eq!(row.len(), columns(Kind::Payments).len());
+        let text: Vec<String> = row.iter().map(Cell::to_text).collect();
+        assert_eq!(text[2], "credit~7");
+        assert_eq!(&text[5..10], ["0.00", "20.00", "-20.00", "credit", "cobro"]);
+        assert_eq!(text[10], "2026-03-18T15:00:00.000Z");
         let a = account(5_000, "2026-01-01", AccountStatus::Open);
         let row = account_row(&a, "2026-03-01".parse().unwrap());
         assert_eq!(row.len(), columns(Kind::Accounts).len());

@@ -4,8 +4,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{from_item, keys, kind_of, to_item, RepoError, Store};
-use crate::domain::{Account, AccountId, ContactAttempt, DebtorId, Payment, TenantId};
-use crate::ports::table::{Condition, Item, Query, SkRange, TableError, DUE_INDEX, GSI1};
+use crate::domain::{
+    Account, AccountId, ContactAttempt, CreditNetted, DebtorId, Payment, TenantId,
+};
+use crate::ports::table::{Condition, Item, Query, SkRange, TableError, WriteOp, DUE_INDEX, GSI1};
 
 /// One decision of the reminders engine, kept so an operator can ask why a debtor was or was
 /// not contacted.
@@ -33,6 +35,9 @@ pub struct AccountView {
     pub decisions: Vec<Decision>,
     #[serde(default)]
     pub plans: Vec<crate::plans::Plan>,
+    /// What the credit paid of the CRM's later charges (or got back), oldest first.
+    #[serde(default)]
+    pub credit_netted: Vec<CreditNetted>,
 }
 
 /// The item of an account, with its index attributes: GSI1 lists a debtor's accounts; the due
@@ -208,37 +213,53 @@ impl Store {
 
     /// Creates or replaces the account (idempotent on the CRM's id), keeping cobro's version
     /// counter. `next_action_at` puts it on the due index, or takes it off. Its currency
-    /// cannot change (`currency_change`).
+    /// cannot change (`currency_change`). A credit it moves is dated by the system clock: the
+    /// CRM API uses `upsert_account_at`, with its own clock and the schedule of the account as
+    /// written.
     pub async fn upsert_account(
         &self,
         account: &Account,
         next_action_at: Option<Timestamp>,
     ) -> Result<(Account, bool), RepoError> {
+        self.upsert_account_at(account, Timestamp::now(), |_| next_action_at)
+            .await
+    }
+
+    /// Creates or replaces the account as the CRM states it (idempotent on the CRM's id),
+    /// keeping cobro's own fields and version counter, with the debtor's credit set against a
+    /// rise of the balance (`domain::credit`), recorded as of `now` in the same write.
+    /// `next_action_at` schedules the account as written (a balance the credit cleared has
+    /// nothing to remind of). Its currency cannot change (`currency_change`).
+    pub async fn upsert_account_at(
+        &self,
+        account: &Account,
+        now: Timestamp,
+        next_action_at: impl Fn(&Account) -> Option<Timestamp>,
+    ) -> Result<(Account, bool), RepoError> {
         for _ in 0..5 {
             let current = self.account(&account.tenant, &account.id).await?;
-            let mut next = account.clone();
-            next.version = current.as_ref().map_or(1, |c| c.version + 1);
-            // cobro's own fields survive the CRM's update.
-            if let Some(c) = &current {
-                if c.currency != next.currency {
-                    return Err(RepoError::InvalidField {
-                        field: "currency",
-                        detail: currency_change(c, next.currency),
-                    });
-                }
-                next.plan = c.plan.clone();
-                next.credit_minor = c.credit_minor;
-                next.promise = c.promise.clone();
-            }
+            let restated = super::credit::restate(current.as_ref(), account, now)?;
+            let next = restated.account;
             let condition = match &current {
                 None => Condition::NotExists,
                 Some(c) => Condition::eq("version", c.version),
             };
-            match self
-                .table
-                .put(account_item(&next, next_action_at), Some(condition))
-                .await
-            {
+            let item = account_item(&next, next_action_at(&next));
+            let written = match &restated.netted {
+                None => self.table.put(item, Some(condition)).await,
+                Some(entry) => {
+                    let mut ops = vec![WriteOp::Put {
+                        item,
+                        condition: Some(condition),
+                    }];
+                    ops.extend(super::credit::record(entry, next.version));
+                    match self.table.transact_write(ops).await {
+                        Err(TableError::TransactionCanceled(_)) => Err(TableError::ConditionFailed),
+                        other => other,
+                    }
+                }
+            };
+            match written {
                 Ok(()) => return Ok((next, current.is_none())),
                 Err(TableError::ConditionFailed) => continue,
                 Err(e) => return Err(e.into()),
@@ -285,8 +306,8 @@ impl Store {
             .await?;
         let mut account = None;
         let mut next_action_at = None;
-        let (mut payments, mut attempts, mut decisions, mut plans) =
-            (vec![], vec![], vec![], vec![]);
+        let (mut payments, mut attempts, mut decisions, mut plans, mut credit_netted) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for item in items {
             match kind_of(&item) {
                 "account" => {
@@ -300,6 +321,7 @@ impl Store {
                 "attempt" => attempts.push(from_item(item)?),
                 "decision" => decisions.push(from_item(item)?),
                 "plan" => plans.push(from_item(item)?),
+                super::credit::KIND => credit_netted.push(from_item(item)?),
                 _ => {}
             }
         }
@@ -310,6 +332,7 @@ impl Store {
             attempts,
             decisions,
             plans,
+            credit_netted,
         }))
     }
 

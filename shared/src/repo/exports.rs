@@ -5,7 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::{from_item, keys, to_item, Decision, RepoError, Store};
-use crate::domain::{AccountId, ContactAttempt, Payment, TenantId};
+use crate::domain::{AccountId, ContactAttempt, CreditNetted, Payment, TenantId};
 use crate::export::{ExportJob, JobStatus, PaymentTime};
 use crate::plans::Plan;
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update, GSI1};
@@ -17,19 +17,24 @@ pub const EXPORT_LEASE: SignedDuration = SignedDuration::from_mins(16);
 /// The milliseconds of the claim, kept as a number so the lease condition compares numbers.
 const CLAIMED_MS: &str = "claimed_ms";
 
-/// A payment as a ledger export reads it: with when cobro recorded it.
+/// An entry of the payments ledger as an export reads it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LedgerPayment {
-    pub payment: Payment,
-    /// `None` for a payment recorded before cobro kept the time.
-    pub recorded_at: Option<Timestamp>,
+pub enum LedgerEntry {
+    /// A payment, with when cobro recorded it (`None` for a payment recorded before cobro
+    /// kept the time).
+    Payment {
+        payment: Payment,
+        recorded_at: Option<Timestamp>,
+    },
+    /// Credit a CRM statement moved: no money came in (`domain::credit`).
+    Credit(CreditNetted),
 }
 
-/// One page of `payments_page`; `next` (its last payment's sort key and the cursor) reads the
+/// One page of `payments_page`; `next` (its last entry's sort key and the cursor) reads the
 /// page after it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PaymentsPage {
-    pub payments: Vec<LedgerPayment>,
+    pub entries: Vec<LedgerEntry>,
     pub next: Option<(String, String)>,
 }
 
@@ -171,11 +176,12 @@ impl Store {
         }
     }
 
-    /// One page of the payments paid (`by` `PaidAt`: the month index, GSI1) or recorded
-    /// (`RecordedAt`: the recorded index) in `[from_ms, until_ms)` within one UTC month
-    /// (`YYYY-MM`), oldest first, each with when it was recorded (`None` for payments from
-    /// before cobro kept it). `after`: the previous page's `next`, the sort key of its last
-    /// payment and its cursor. The range then starts at that payment's own index key, so
+    /// One page of the ledger's entries paid (`by` `PaidAt`: the month index, GSI1) or
+    /// recorded (`RecordedAt`: the recorded index) in `[from_ms, until_ms)` within one UTC
+    /// month (`YYYY-MM`), oldest first: payments, each with when it was recorded (`None` for
+    /// payments from before cobro kept it), and the credit CRM statements moved, at when they
+    /// did. `after`: the previous page's `next`, the sort key of its last entry and its
+    /// cursor. The range then starts at that entry's own index key, so
     /// each page is a short range read on either store rather than a walk from the period's
     /// start (the cursor alone leaves SQLite filtering every earlier entry again, which turns
     /// a million rows into hours); the range still holds the cursor's position, as DynamoDB
@@ -212,21 +218,25 @@ impl Store {
             .and_then(|i| i.get(sk))
             .and_then(|v| v.as_str())
             .map(String::from);
-        let mut payments = Vec::with_capacity(page.items.len());
+        let mut entries = Vec::with_capacity(page.items.len());
         for mut item in page.items {
+            if super::kind_of(&item) == super::credit::KIND {
+                entries.push(LedgerEntry::Credit(from_item(item)?));
+                continue;
+            }
             let recorded_at = match item.remove("recorded_at") {
                 Some(v) => {
                     Some(serde_json::from_value(v).map_err(|e| RepoError::Corrupt(e.to_string()))?)
                 }
                 None => None,
             };
-            payments.push(LedgerPayment {
+            entries.push(LedgerEntry::Payment {
                 payment: from_item(item)?,
                 recorded_at,
             });
         }
         Ok(PaymentsPage {
-            payments,
+            entries,
             next: page.next.zip(last_sk).map(|(c, sk)| (sk, c)),
         })
     }

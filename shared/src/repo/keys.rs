@@ -72,6 +72,12 @@ pub fn payment(t: &TenantId, a: &AccountId, payment_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("PAYMENT#{payment_id}"))
 }
 
+/// Credit a CRM statement moved (`domain::CreditNetted`), by the account version it wrote:
+/// in order, once per write.
+pub fn credit_netted(t: &TenantId, a: &AccountId, version: u64) -> Key {
+    Key::new(account_pk(t, a), format!("CREDIT#{version:010}"))
+}
+
 pub fn plan(t: &TenantId, a: &AccountId, plan_id: &str) -> Key {
     Key::new(account_pk(t, a), format!("PLAN#{plan_id}"))
 }

@@ -10,6 +10,7 @@ mod attempts;
 mod channel_state;
 mod chat;
 mod conversations;
+mod credit;
 mod debtors;
 mod due;
 mod exports;
@@ -40,7 +41,7 @@ pub use chat::{
     ChatRecord, ChatReply, Handoff, Opened, OptOutNoticed, PendingStep, ReplyStatus, STEPPED_KEPT,
 };
 pub use due::DueEntry;
-pub use exports::{ExportClaim, LedgerPayment, PaymentsPage, EXPORT_LEASE};
+pub use exports::{ExportClaim, LedgerEntry, PaymentsPage, EXPORT_LEASE};
 pub use idempotency::{Begin, SavedResponse, IDEMPOTENCY_FOR, IN_FLIGHT_LEASE};
 pub use inbound::{SeenClaim, SeenLease, SmsNumber, SEEN_FOR, SEEN_LEASE};
 pub use listing::Paged;

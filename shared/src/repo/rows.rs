@@ -18,12 +18,14 @@ pub struct RowWritten {
 
 impl Store {
     /// Upserts the debtor (merged as `upsert_debtor` does) and the account built by
-    /// `make` from the account as stored (so the caller keeps what it must), scheduled at
+    /// `make` from the account as stored (so the caller keeps what it must), restated as
+    /// `upsert_account_at` does (the credit set against a rise, as of `now`), scheduled at
     /// `next`, all or nothing. Idempotent on the two ids.
     pub async fn upsert_debtor_and_account(
         &self,
         debtor: &Debtor,
         account_id: &crate::domain::AccountId,
+        now: Timestamp,
         make: impl Fn(Option<&Account>) -> Account,
         next: impl Fn(&Account, &Debtor) -> Option<Timestamp>,
     ) -> Result<(Account, RowWritten), RepoError> {
@@ -37,20 +39,9 @@ impl Store {
                 .map(|i| i.get("revision").and_then(|v| v.as_i64()).unwrap_or(0));
             let merged = merge_debtor(existing.map(from_item::<Debtor>).transpose()?, debtor);
             let current = self.account(&debtor.tenant, account_id).await?;
-            let mut account = make(current.as_ref());
-            account.version = current.as_ref().map_or(1, |c| c.version + 1);
-            // cobro's own fields survive the CRM's update, as in `upsert_account`.
-            if let Some(c) = &current {
-                if c.currency != account.currency {
-                    return Err(RepoError::InvalidField {
-                        field: "currency",
-                        detail: super::accounts::currency_change(c, account.currency),
-                    });
-                }
-                account.plan = c.plan.clone();
-                account.credit_minor = c.credit_minor;
-                account.promise = c.promise.clone();
-            }
+            // cobro's own fields survive the CRM's update, as in `upsert_account_at`.
+            let restated = super::credit::restate(current.as_ref(), &make(current.as_ref()), now)?;
+            let account = restated.account;
             let condition = match &current {
                 None => Condition::NotExists,
                 Some(c) => Condition::eq("version", c.version),
@@ -61,6 +52,9 @@ impl Store {
                 item: account_item(&account, at),
                 condition: Some(condition),
             });
+            if let Some(entry) = &restated.netted {
+                ops.extend(super::credit::record(entry, account.version));
+            }
             match self.table.transact_write(ops).await {
                 Ok(()) => {
                     return Ok((

@@ -74,6 +74,7 @@ fn engine(steps: usize) {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     };

@@ -38,6 +38,7 @@ fn account(i: usize) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     }

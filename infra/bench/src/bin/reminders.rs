@@ -90,6 +90,7 @@ fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
         tags: vec![],
         plan: None,
         credit_minor: 0,
+        credit_netted_minor: 0,
         promise: None,
         version: 0,
     }
