@@ -945,10 +945,21 @@ impl Ctx<'_> {
                 let left = Money::new((p.amount_minor - p.paid_minor).max(0), a.currency).display();
                 let date = dates::show(p.by, self.lang);
                 lines.push(self.say("balance_promise", &[("amount", &left), ("date", &date)]));
-            } else if let Some(plan) = &a.plan {
-                let amount = Money::new(plan.next_amount_minor, a.currency).display();
-                let date = dates::show(plan.next_due, self.lang);
-                lines.push(self.say("balance_plan", &[("amount", &amount), ("date", &date)]));
+            } else if let Some(due) = a.plan_due(self.turn.today) {
+                // What the reminders ask for: every instalment due today and overdue, or the
+                // next one before any is.
+                let amount = Money::new(due.amount_minor, a.currency).display();
+                let date = dates::show(due.from, self.lang);
+                let count = due.instalments.to_string();
+                let key = if due.from > self.turn.today {
+                    "balance_plan"
+                } else if due.instalments == 1 {
+                    "balance_plan_due_one"
+                } else {
+                    "balance_plan_due"
+                };
+                let args = [("count", &*count), ("amount", &amount), ("date", &date)];
+                lines.push(self.say(key, &args));
             }
         }
         let options = if self.open_accounts().is_empty() {

@@ -891,6 +891,95 @@ fn a_paused_account_shows_in_the_balance_and_is_not_collected() {
     assert_eq!(chat.say("saldo").understood, "balance:nothing_due");
 }
 
+/// A running plan with instalments left of (due day, amount): the first 10,000 of 30,000 paid.
+fn on_plan(chat: &mut Chat, unpaid: &[(Date, i64)]) {
+    let a = &mut chat.accounts[0];
+    a.balance_minor = unpaid.iter().map(|(_, x)| x).sum();
+    a.plan = Some(crate::plans::PlanRef {
+        id: "p-1".into(),
+        next_due: unpaid[0].0,
+        next_amount_minor: unpaid[0].1,
+        unearned_interest_minor: 0,
+        grace_days: Some(30),
+        unpaid: unpaid
+            .iter()
+            .map(|(due, amount_minor)| crate::plans::Unpaid {
+                due: *due,
+                amount_minor: *amount_minor,
+            })
+            .collect(),
+    });
+}
+
+/// The balance on a plan asks for what its reminders ask for: every instalment due today and
+/// overdue, how many and their sum (never more than the balance), in the debtor's language;
+/// before any is due, the next one.
+#[test]
+fn the_balance_on_a_plan_shows_every_instalment_due() {
+    let three = [
+        (date(2026, 10, 25), 20_000),
+        (date(2026, 11, 25), 30_000),
+        (date(2026, 12, 25), 30_000),
+    ];
+    let cases = [
+        (
+            Language::Es,
+            "Tienes un plan de pagos: 2 cuotas por pagar hoy, 50000 CLP en total (pendientes desde el 25/10/2026).",
+        ),
+        (
+            Language::Pt,
+            "Você tem um parcelamento: 2 parcelas a pagar hoje, 50000 CLP no total (pendentes desde 25/10/2026).",
+        ),
+        (
+            Language::En,
+            "You're on a payment plan: 2 instalments to pay today, 50000 CLP in all (outstanding since October 25, 2026).",
+        ),
+    ];
+    for (lang, line) in cases {
+        let mut chat = Chat::new(lang);
+        on_plan(&mut chat, &three);
+        chat.verified();
+        let text = all_text(&chat.say("saldo"));
+        assert!(text.contains(line), "{lang:?}: {text}");
+        let a = &chat.accounts[0];
+        assert_eq!(a.reminder_target(TODAY), (date(2026, 10, 25), 50_000));
+    }
+
+    // Never more than the balance (a CRM lowered it): what the reminders ask for too.
+    let mut chat = Chat::new(Language::Es);
+    on_plan(&mut chat, &three);
+    chat.accounts[0].balance_minor = 35_000;
+    chat.verified();
+    let text = all_text(&chat.say("saldo"));
+    assert!(
+        text.contains("2 cuotas por pagar hoy, 35000 CLP en total"),
+        "{text}"
+    );
+    assert_eq!(chat.accounts[0].reminder_target(TODAY).1, 35_000);
+
+    // One due (today): that one.
+    let mut chat = Chat::new(Language::Es);
+    on_plan(&mut chat, &three[1..]);
+    chat.verified();
+    let text = all_text(&chat.say("saldo"));
+    assert!(
+        text.contains(
+            "Tienes un plan de pagos: 1 cuota por pagar hoy, de 30000 CLP (pendiente desde el 25/11/2026)."
+        ),
+        "{text}"
+    );
+
+    // None due yet: the next one.
+    let mut chat = Chat::new(Language::Es);
+    on_plan(&mut chat, &three[2..]);
+    chat.verified();
+    let text = all_text(&chat.say("saldo"));
+    assert!(
+        text.contains("Tienes un plan de pagos: próxima cuota de 30000 CLP el 25/12/2026."),
+        "{text}"
+    );
+}
+
 #[test]
 fn vulnerability_pauses_hands_over_and_answers_with_care() {
     for (text, sign, lang) in [

@@ -113,12 +113,22 @@ impl Account {
         let (due, amount) = if let Some(p) = &self.promise {
             (p.by, (p.amount_minor - p.paid_minor).max(0))
         } else {
-            match &self.plan {
-                Some(p) => p.due_on(today),
+            match self.plan_due(today) {
+                Some(d) => (d.from, d.amount_minor),
                 None => (self.due_date, self.balance_minor),
             }
         };
         (due, amount.min(self.balance_minor.max(0)))
+    }
+
+    /// While a plan runs, the instalments its reminders ask for on `today` (every one due by
+    /// then, or the next one before any is), never more than the balance.
+    pub fn plan_due(&self, today: Date) -> Option<crate::plans::PlanDue> {
+        self.plan.as_ref().map(|p| {
+            let mut due = p.due(today);
+            due.amount_minor = due.amount_minor.min(self.balance_minor.max(0));
+            due
+        })
     }
 
     /// Days past due on `today` (0 while not yet due).

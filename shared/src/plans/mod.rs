@@ -77,21 +77,44 @@ pub struct Unpaid {
     pub amount_minor: i64,
 }
 
+/// What is owed under a plan on a day (`PlanRef::due`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanDue {
+    /// The earliest unpaid instalment's day: after the day when none is due yet.
+    pub from: Date,
+    /// What is left of those instalments.
+    pub amount_minor: i64,
+    /// How many instalments that is.
+    pub instalments: usize,
+}
+
 impl PlanRef {
-    /// What is owed under the plan on `today`: every unpaid instalment due by then, or the
-    /// next one when none is due yet, as (the earliest due day, the sum left of them).
-    pub fn due_on(&self, today: Date) -> (Date, i64) {
+    /// What is owed under the plan on `today`: every unpaid instalment due by then (today's
+    /// and the overdue ones), or the next one when none is due yet.
+    pub fn due(&self, today: Date) -> PlanDue {
         if self.unpaid.is_empty() {
-            return (self.next_due, self.next_amount_minor);
+            return PlanDue {
+                from: self.next_due,
+                amount_minor: self.next_amount_minor,
+                instalments: 1,
+            };
         }
         let until = today.max(self.next_due);
-        let amount = self
-            .unpaid
-            .iter()
-            .filter(|u| u.due <= until)
-            .map(|u| u.amount_minor.max(0))
-            .fold(0i64, i64::saturating_add);
-        (self.next_due, amount)
+        let due = self.unpaid.iter().filter(|u| u.due <= until);
+        PlanDue {
+            from: self.next_due,
+            amount_minor: due
+                .clone()
+                .map(|u| u.amount_minor.max(0))
+                .fold(0i64, i64::saturating_add),
+            instalments: due.count(),
+        }
+    }
+
+    /// `due` as (the earliest due day, the sum left of them).
+    pub fn due_on(&self, today: Date) -> (Date, i64) {
+        let due = self.due(today);
+        (due.from, due.amount_minor)
     }
 }
 
