@@ -584,14 +584,18 @@ async fn payments_of_day(
         )
         .await
         .unwrap();
-    page.payments
+    page.entries
         .into_iter()
-        .map(|p| {
-            (
-                p.payment.account.to_string(),
-                p.payment.id.to_string(),
-                p.recorded_at,
-            )
+        .filter_map(|e| match e {
+            cobro::repo::LedgerEntry::Payment {
+                payment,
+                recorded_at,
+            } => Some((
+                payment.account.to_string(),
+                payment.id.to_string(),
+                recorded_at,
+            )),
+            cobro::repo::LedgerEntry::Credit(_) => None,
         })
         .collect()
 }
