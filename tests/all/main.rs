@@ -17,3 +17,4 @@ mod reminders;
 mod sender;
 mod slice;
 mod stripe;
+mod template_refusals;
