@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use cobro::chat::vulnerability::Sign;
 use cobro::chat::{IdentityFacts, Mode, Reply};
-use cobro::compliance::{agent_reply_time, resolve_policy, with_preferred_hours, AgentReplyTime};
+use cobro::compliance::{agent_reply_time, debtor_policy, AgentReplyTime};
 use cobro::domain::{ChannelKind, DebtorId, TenantId};
 use cobro::events::{DomainEvent, HandoffClosed, HandoffReleased};
 use cobro::http::{parse_json, Problem};
@@ -229,20 +229,12 @@ pub(crate) async fn agent_reply(
         .tenant(&caller.tenant)
         .await?
         .ok_or_else(Problem::internal)?;
-    let policy = resolve_policy(
-        &tenant.country,
-        debtor.phone.as_str(),
-        tenant.policy.as_ref(),
-    )
-    .ok()
-    .map(|p| with_preferred_hours(p, &debtor));
+    let policy = debtor_policy(&tenant, &debtor).ok();
     let sends_at = match agent_reply_time(policy.as_ref(), &debtor, channel, last, care, now) {
         AgentReplyTime::Now => None,
         AgentReplyTime::Wait { at, .. } => Some(at),
-        AgentReplyTime::Refused { reason } if reason.starts_with("outside_window") => {
-            return Err(outside_window())
-        }
-        AgentReplyTime::Refused { reason } => {
+        AgentReplyTime::WindowClosed { .. } => return Err(outside_window()),
+        AgentReplyTime::OutsideHours { reason } => {
             return Err(conflict(
                 "outside-hours",
                 format!("{reason}; the reminders will reach the debtor"),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use cobro::compliance::{evaluate, resolve_policy, Decision as ComplianceDecision, Facts};
+use cobro::compliance::{evaluate, Decision as ComplianceDecision, Facts};
 use cobro::domain::{
     AttemptStatus, ChannelKind, ContactAttempt, ConversationMessage, Debtor, Direction, Language,
     Tenant,
@@ -355,12 +355,8 @@ impl Sender {
                 .await?));
         };
         let now = self.clock.now();
-        let policy = match resolve_policy(
-            &tenant.country,
-            debtor.phone.as_str(),
-            tenant.policy.as_ref(),
-        ) {
-            Ok(p) => cobro::compliance::with_preferred_hours(p, debtor),
+        let policy = match cobro::compliance::debtor_policy(tenant, debtor) {
+            Ok(p) => p,
             // No preset for the tenant's or the debtor's jurisdiction (the phone changed since
             // the decision, or a preset went away): no send.
             Err(none) => return self.cancel(a, none.to_string()).await.map(Err),

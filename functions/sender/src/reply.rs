@@ -17,9 +17,7 @@
 use jiff::SignedDuration;
 use std::time::Duration;
 
-use cobro::compliance::{
-    agent_reply_time, latest_consent, resolve_policy, with_preferred_hours, AgentReplyTime,
-};
+use cobro::compliance::{agent_reply_time, debtor_policy, latest_consent, AgentReplyTime};
 use cobro::domain::{ConversationMessage, Direction};
 use cobro::outbound::{ReplyMessage, ReplyRef};
 use cobro::ports::{
@@ -81,7 +79,8 @@ impl Sender {
         if reply.author != "bot" {
             match self.agent_reply_time(reply, &tenant, &debtor, now).await? {
                 AgentReplyTime::Now => {}
-                AgentReplyTime::Refused { reason } => {
+                AgentReplyTime::WindowClosed { reason }
+                | AgentReplyTime::OutsideHours { reason } => {
                     tracing::info!(reply = %reply.id, %reason, "reply not sent");
                     return self.end(reply, ReplyStatus::Cancelled, &reason).await;
                 }
@@ -282,20 +281,14 @@ impl Sender {
             .last_inbound(&reply.tenant, &reply.debtor, reply.channel)
             .await?
         else {
-            return Ok(AgentReplyTime::Refused {
+            return Ok(AgentReplyTime::WindowClosed {
                 reason: format!(
                     "outside_window: no message from the debtor on {}",
                     reply.channel.as_str()
                 ),
             });
         };
-        let policy = resolve_policy(
-            &tenant.country,
-            debtor.phone.as_str(),
-            tenant.policy.as_ref(),
-        )
-        .ok()
-        .map(|p| with_preferred_hours(p, debtor));
+        let policy = debtor_policy(tenant, debtor).ok();
         Ok(agent_reply_time(
             policy.as_ref(),
             debtor,

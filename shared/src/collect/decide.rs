@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::strategy::Strategy;
 use super::templates::{has_opt_out_button, params, render, ReminderKind, ReminderVars};
 use super::window::ContactWindow;
-use crate::compliance::{evaluate, resolve_policy, Decision, Facts, PastContact};
+use crate::compliance::{evaluate, Decision, Facts, PastContact};
 use crate::domain::{Account, ChannelKind, Debtor, Tenant};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,12 +146,8 @@ impl Decider {
                 },
             };
         };
-        let policy = match resolve_policy(
-            &tenant.country,
-            debtor.phone.as_str(),
-            tenant.policy.as_ref(),
-        ) {
-            Ok(p) => crate::compliance::with_preferred_hours(p, debtor),
+        let policy = match crate::compliance::debtor_policy(tenant, debtor) {
+            Ok(p) => p,
             // `[no_policy] …` or `[unknown_jurisdiction] …`: the tenant's or the debtor's.
             Err(none) => {
                 return Verdict::Stop {

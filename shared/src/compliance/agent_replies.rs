@@ -30,8 +30,13 @@ pub enum AgentReplyTime {
         at: Timestamp,
         reason: String,
     },
-    /// Not before the window closes, or not at all: `reason` says why.
-    Refused {
+    /// The reply window is closed (`outside_window`).
+    WindowClosed {
+        reason: String,
+    },
+    /// The hours allow none of what is left of the window, or no policy covers the debtor
+    /// (`outside_hours`).
+    OutsideHours {
         reason: String,
     },
 }
@@ -51,7 +56,7 @@ pub fn agent_reply_time(
         .saturating_add(WINDOW)
         .unwrap_or(Timestamp::MAX);
     if now >= closes {
-        return AgentReplyTime::Refused {
+        return AgentReplyTime::WindowClosed {
             reason: format!(
                 "outside_window: no message from the debtor on {} in the last 24 hours",
                 channel.as_str()
@@ -62,7 +67,7 @@ pub fn agent_reply_time(
         return AgentReplyTime::Now;
     }
     let Some(policy) = policy else {
-        return AgentReplyTime::Refused {
+        return AgentReplyTime::OutsideHours {
             reason: "outside_hours: no compliance policy covers the debtor's jurisdiction, so only a reply within the hour of their message goes out".into(),
         };
     };
@@ -74,12 +79,12 @@ pub fn agent_reply_time(
                 "{verdict}; the debtor wrote more than an hour ago, so the reply waits until {at}"
             ),
         },
-        Hours::Later { at, verdict } => AgentReplyTime::Refused {
+        Hours::Later { at, verdict } => AgentReplyTime::OutsideHours {
             reason: format!(
                 "outside_hours: {verdict}; the next allowed time, {at}, comes after the reply window closes at {closes}"
             ),
         },
-        Hours::Never { verdict } => AgentReplyTime::Refused {
+        Hours::Never { verdict } => AgentReplyTime::OutsideHours {
             reason: format!("outside_hours: {verdict}"),
         },
     }
@@ -134,7 +139,7 @@ mod tests {
         let wrote = at("2026-12-05T22:30:00Z");
         let now = at("2026-12-06T00:00:00Z");
         match agent_reply_time(Some(policy), &d, ChannelKind::Sms, wrote, false, now) {
-            AgentReplyTime::Refused { reason } => {
+            AgentReplyTime::OutsideHours { reason } => {
                 assert!(reason.starts_with("outside_hours"), "{reason}");
                 assert!(reason.contains("2026-12-07T11:00:00Z"), "{reason}");
             }
@@ -143,7 +148,7 @@ mod tests {
         // After the window: refused, care or not.
         let late = at("2026-12-06T22:30:00Z");
         match agent_reply_time(Some(policy), &d, ChannelKind::Whatsapp, wrote, true, late) {
-            AgentReplyTime::Refused { reason } => {
+            AgentReplyTime::WindowClosed { reason } => {
                 assert!(reason.starts_with("outside_window"), "{reason}")
             }
             other => panic!("{other:?}"),

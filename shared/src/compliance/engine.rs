@@ -392,24 +392,11 @@ pub fn hours(policy: &Policy, debtor: &Debtor, channel: ChannelKind, now: Timest
         }
     };
     let zones = clocks.zones();
-    let time_only = Policy {
-        caps: Vec::new(),
-        min_days_between: 0,
-        max_per_day: None,
-        one_channel_per_week: false,
-        ..policy.clone()
-    };
-    if time_only.windows.is_empty() {
+    if policy.windows.is_empty() {
         return Hours::Never {
             verdict: verdict(rules::WINDOW, "the policy allows no contact time at all"),
         };
     }
-    let search = Search {
-        policy: &time_only,
-        zones,
-        history: &[],
-        now,
-    };
     // The policy's dates as `evaluate` reads them: in force once in force on every clock; one
     // that is not in force yet is waited for, one that ended is not.
     let today = |z: &LocalZone<'_>| z.tz.to_datetime(now).date();
@@ -431,9 +418,13 @@ pub fn hours(policy: &Policy, debtor: &Debtor, channel: ChannelKind, now: Timest
             .map(|z| start_of(policy.effective_from, &z.tz))
             .fold(now, Timestamp::max);
     }
+    // No history: caps, gaps and the per-day count (never zero, `Policy::validate`) cannot
+    // fire, so only the hours and the holidays are asked.
     let search = Search {
+        policy,
+        zones,
+        history: &[],
         now: from,
-        ..search
     };
     match search.earliest(channel) {
         Ok((at, None)) if at == now => Hours::Now,

@@ -20,7 +20,7 @@ pub use engine::{
 pub use keywords::{classify_keyword, OptKeyword};
 pub use phone_country::country_of_phone;
 pub use policy::{Cap, Policy, PolicyError, Range, StopTrigger, Windows};
-pub use preferences::{preferred_first, with_preferred_hours};
+pub use preferences::{debtor_policy, preferred_first, with_preferred_hours};
 pub use presets::{
     compose_presets, jurisdiction_of_phone, policy_for, preset, presets, resolve_policy, NoPolicy,
 };

@@ -4,7 +4,8 @@
 use jiff::civil::Weekday;
 
 use super::policy::{Policy, Range, Windows};
-use crate::domain::{ChannelKind, Debtor};
+use super::presets::{resolve_policy, NoPolicy};
+use crate::domain::{ChannelKind, Debtor, Tenant};
 
 const WEEK: [Weekday; 7] = [
     Weekday::Monday,
@@ -25,6 +26,17 @@ pub fn with_preferred_hours(mut policy: Policy, debtor: &Debtor) -> Policy {
             .push(format!("debtor preference: {hours} local"));
     }
     policy
+}
+
+/// The policy every contact with `debtor` is held to: the law of the tenant's country and of
+/// the debtor's, the tenant's tightening ([`resolve_policy`]), then the debtor's hours.
+pub fn debtor_policy(tenant: &Tenant, debtor: &Debtor) -> Result<Policy, NoPolicy> {
+    resolve_policy(
+        &tenant.country,
+        debtor.phone.as_str(),
+        tenant.policy.as_ref(),
+    )
+    .map(|p| with_preferred_hours(p, debtor))
 }
 
 /// The channels with the debtor's preferred one first, when it is among them.
