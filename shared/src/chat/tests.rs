@@ -895,20 +895,7 @@ fn a_paused_account_shows_in_the_balance_and_is_not_collected() {
 fn on_plan(chat: &mut Chat, unpaid: &[(Date, i64)]) {
     let a = &mut chat.accounts[0];
     a.balance_minor = unpaid.iter().map(|(_, x)| x).sum();
-    a.plan = Some(crate::plans::PlanRef {
-        id: "p-1".into(),
-        next_due: unpaid[0].0,
-        next_amount_minor: unpaid[0].1,
-        unearned_interest_minor: 0,
-        grace_days: Some(30),
-        unpaid: unpaid
-            .iter()
-            .map(|(due, amount_minor)| crate::plans::Unpaid {
-                due: *due,
-                amount_minor: *amount_minor,
-            })
-            .collect(),
-    });
+    a.plan = Some(crate::plans::PlanRef::owing("p-1", 30, unpaid));
 }
 
 /// The balance on a plan asks for what its reminders ask for: every instalment due today and

@@ -198,11 +198,9 @@ pub fn check_creditor(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use jiff::civil::date;
-
-    fn account(due: Date) -> Account {
+impl Account {
+    /// An open CLP account of 100 owed, due `due`: for unit tests.
+    pub(crate) fn sample(due: Date) -> Account {
         Account {
             tenant: TenantId::parse("t").unwrap(),
             id: AccountId::parse("a").unwrap(),
@@ -223,6 +221,16 @@ mod tests {
             version: 0,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn account(due: Date) -> Account {
+        Account::sample(due)
+    }
 
     #[test]
     fn days_past_due_counts_calendar_days() {
@@ -233,20 +241,7 @@ mod tests {
     }
 
     fn plan_ref(unpaid: &[(Date, i64)]) -> crate::plans::PlanRef {
-        crate::plans::PlanRef {
-            id: "p".into(),
-            next_due: unpaid[0].0,
-            next_amount_minor: unpaid[0].1,
-            unearned_interest_minor: 0,
-            grace_days: Some(5),
-            unpaid: unpaid
-                .iter()
-                .map(|(due, amount_minor)| crate::plans::Unpaid {
-                    due: *due,
-                    amount_minor: *amount_minor,
-                })
-                .collect(),
-        }
+        crate::plans::PlanRef::owing("p", 5, unpaid)
     }
 
     /// A plan's reminder asks for every instalment due, from the earliest unpaid one's day;

@@ -72,28 +72,16 @@ impl Account {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, DebtorId};
     use proptest::prelude::*;
 
     fn account(balance: i64, credit: i64, netted: i64) -> Account {
         Account {
-            tenant: TenantId::parse("t").unwrap(),
-            id: AccountId::parse("a").unwrap(),
-            debtor: DebtorId::parse("d").unwrap(),
-            currency: Currency::parse("CLP").unwrap(),
             principal_minor: 100_000,
             balance_minor: balance,
-            due_date: jiff::civil::date(2026, 3, 1),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
             credit_minor: credit,
             credit_netted_minor: netted,
-            promise: None,
             version: 3,
+            ..Account::sample(jiff::civil::date(2026, 3, 1))
         }
     }
 

@@ -70,6 +70,28 @@ pub struct PlanRef {
     pub unpaid: Vec<Unpaid>,
 }
 
+#[cfg(test)]
+impl PlanRef {
+    /// A running plan with these instalments left (due day, what is left of it), oldest first:
+    /// for unit tests.
+    pub(crate) fn owing(id: &str, grace_days: u32, unpaid: &[(Date, i64)]) -> PlanRef {
+        PlanRef {
+            id: id.into(),
+            next_due: unpaid[0].0,
+            next_amount_minor: unpaid[0].1,
+            unearned_interest_minor: 0,
+            grace_days: Some(grace_days),
+            unpaid: unpaid
+                .iter()
+                .map(|(due, amount_minor)| Unpaid {
+                    due: *due,
+                    amount_minor: *amount_minor,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An instalment not fully paid: its due day and what is left of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unpaid {
