@@ -1103,10 +1103,44 @@ async fn replacing_the_strategies_clears_the_refusals_of_the_templates_they_name
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     assert!(held("acme_recordatorio", Language::Es).await);
+    // The templates' list says which are held back, by whom and until when; the tenant's
+    // own are listed only once its strategies name them.
+    let listed = api.ok("GET", "/v1/templates", None).await;
+    let listed_held: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["held"].is_null())
+        .map(|t| (t["name"].clone(), t["language"].clone()))
+        .collect();
+    assert_eq!(
+        listed_held,
+        vec![(json!("payment_reminder_overdue"), json!("es"))],
+        "{listed}"
+    );
+    let overdue = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "payment_reminder_overdue" && t["language"] == "es")
+        .unwrap();
+    assert_eq!(overdue["held"]["code"], 132001);
+    assert_eq!(
+        overdue["held"]["until"],
+        json!((now + jiff::SignedDuration::from_hours(1)).to_string())
+    );
 
     api.ok("PUT", "/v1/settings/strategies", Some(book.clone()))
         .await;
     assert!(!held("acme_recordatorio", Language::Es).await);
+    let listed = api.ok("GET", "/v1/templates", None).await;
+    let acme = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "acme_recordatorio")
+        .unwrap();
+    assert_eq!(acme["held"], Value::Null, "cleared by the new strategies");
     assert!(
         held("acme_recordatorio", Language::Pt).await,
         "not named in Portuguese"

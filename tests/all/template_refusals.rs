@@ -118,6 +118,60 @@ async fn a_clear_turns_away_refusals_of_calls_made_before_it(table: Arc<dyn Tabl
     );
 }
 
+/// The list an operator reads (`GET /v1/templates`): the refusals holding now, of this tenant
+/// only; not one cleared, not one whose hold ended.
+async fn lists_what_holds_now(table: Arc<dyn Table>) {
+    let store = Store::new(table);
+
+    let t = TenantId::parse("t").unwrap();
+    let u = TenantId::parse("u").unwrap();
+    let now = Timestamp::from_second(1_700_000_000).unwrap();
+    let at = |secs: i64| now + SignedDuration::from_secs(secs);
+    let named = |name: &str, language, refused_at, tenant: &TenantId| TemplateRefusal {
+        template: name.into(),
+        language,
+        ..refusal(tenant, refused_at, 132015)
+    };
+    let held = [
+        named("recordatorio#mora", Language::Es, now, &t),
+        named("recordatorio#mora", Language::Pt, at(5), &t),
+    ];
+    let ended = named("aviso", Language::En, at(-3600), &t);
+    let cleared = named("acme", Language::Es, now, &t);
+    let other_tenant = named("recordatorio#mora", Language::Es, now, &u);
+    for r in held.iter().chain([&ended, &cleared, &other_tenant]) {
+        assert!(store.record_template_refusal(r).await.unwrap());
+    }
+    store
+        .clear_template_refusals(&t, &[(Language::Es, "acme".into())], at(1))
+        .await
+        .unwrap();
+
+    let mut listed = store.held_template_refusals(&t, at(10)).await.unwrap();
+    listed.sort_by_key(|r| r.language.as_str());
+    assert_eq!(listed, held.to_vec());
+    assert_eq!(
+        store
+            .held_template_refusals(&t, at(3602))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the first hold ended, the one refused 5 s later still holds"
+    );
+    assert_eq!(
+        store.held_template_refusals(&u, at(10)).await.unwrap(),
+        vec![other_tenant]
+    );
+}
+
+#[tokio::test]
+async fn the_refusals_holding_now_are_listed_per_tenant() {
+    lists_what_holds_now(Arc::new(SqliteStore::open_in_memory().unwrap().table())).await;
+    let Some(moto) = moto().await else { return };
+    lists_what_holds_now(Arc::new(moto.create_table(&unique("refusal")).await)).await;
+}
+
 #[tokio::test]
 async fn a_refusal_holds_its_template_until_it_ends_and_the_latest_wins() {
     holds_until_it_ends_and_the_latest_wins(Arc::new(

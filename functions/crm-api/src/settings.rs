@@ -126,6 +126,32 @@ pub struct TemplateDoc {
     /// The label of its one quick-reply button, the opt-out (payload `OPTOUT`); null for the
     /// receipt and for a tenant's template whose step does not declare `opt_out_button`.
     opt_out_button: Option<String>,
+    /// Set while Meta's refusal of it holds it back: its messages make no call to Meta and go
+    /// to the next channel until `until`. Null when it is tried as usual.
+    held: Option<HeldDoc>,
+}
+
+/// Meta's refusal that holds a template back (docs/whatsapp-errors.md).
+#[derive(utoipa::ToSchema, serde::Serialize)]
+pub struct HeldDoc {
+    /// Meta's error code (`132001`: missing in that language, `132015`: paused …).
+    code: i64,
+    /// Meta's words.
+    reason: String,
+    #[schema(value_type = String, format = DateTime)]
+    refused_at: jiff::Timestamp,
+    /// Tried again at the first message after this; replacing the strategies that name it
+    /// clears the hold at once.
+    #[schema(value_type = String, format = DateTime)]
+    until: jiff::Timestamp,
+}
+
+/// A template as listed: what to register at Meta, and whether a refusal holds it back.
+#[derive(serde::Serialize)]
+struct TemplateView {
+    #[serde(flatten)]
+    spec: cobro::collect::templates::TemplateSpec,
+    held: Option<HeldDoc>,
 }
 
 #[utoipa::path(get, path = "/v1/templates", tag = "settings",
@@ -136,7 +162,26 @@ pub(crate) async fn get_templates(
     State(s): State<Arc<CrmApi>>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
+    use cobro::whatsapp::send::template_language;
     let t = s.tenant(&caller).await?;
-    let templates = cobro::collect::templates::tenant_templates(t.strategies.as_ref());
+    let refusals = s.store.held_template_refusals(&t.id, s.clock.now()).await?;
+    let templates: Vec<TemplateView> =
+        cobro::collect::templates::tenant_templates(t.strategies.as_ref())
+            .into_iter()
+            .map(|spec| {
+                let held = refusals
+                    .iter()
+                    .find(|r| {
+                        r.template == spec.name && template_language(r.language) == spec.language
+                    })
+                    .map(|r| HeldDoc {
+                        code: r.code,
+                        reason: r.reason.clone(),
+                        refused_at: r.refused_at,
+                        until: r.until,
+                    });
+                TemplateView { spec, held }
+            })
+            .collect();
     Ok(Json(templates).into_response())
 }

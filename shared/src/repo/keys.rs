@@ -260,10 +260,12 @@ pub fn channel_stop(t: &TenantId, channel: &str) -> Key {
 /// tenant and language (`es`, `pt`, `en`). The language first: a tenant's template name is
 /// free text and may hold a `#`.
 pub fn template_refusal(t: &TenantId, language: &str, name: &str) -> Key {
-    Key::new(
-        format!("T#{t}#TEMPLATES"),
-        format!("REFUSED#{language}#{name}"),
-    )
+    Key::new(templates_pk(t), format!("REFUSED#{language}#{name}"))
+}
+
+/// The partition of a tenant's template records (the refusals above).
+pub fn templates_pk(t: &TenantId) -> String {
+    format!("T#{t}#TEMPLATES")
 }
 
 /// When the debtor last wrote on a channel: WhatsApp's 24-hour customer-service window.

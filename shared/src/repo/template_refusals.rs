@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{from_item, keys, RepoError, Store, KIND};
 use crate::domain::{Language, TenantId};
-use crate::ports::table::{Condition, TableError, TTL};
+use crate::ports::table::{Condition, Query, SkRange, TableError, TTL};
 
 /// How long a cleared record stays to turn away the refusals of calls made before it: longer
 /// than any provider call (the sender's lease is 5 minutes).
@@ -83,6 +83,32 @@ impl Store {
         }
         let refusal: TemplateRefusal = from_item(item)?;
         Ok((refusal.until > now).then_some(refusal))
+    }
+
+    /// Every refusal that holds one of the tenant's templates back at `now`, by language and
+    /// name: what an operator looks at to see which templates to fix at Meta. One query of the
+    /// tenant's template partition (a handful of items: one per template and language).
+    pub async fn held_template_refusals(
+        &self,
+        t: &TenantId,
+        now: Timestamp,
+    ) -> Result<Vec<TemplateRefusal>, RepoError> {
+        let q = Query::table(
+            keys::templates_pk(t),
+            SkRange::BeginsWith("REFUSED#".into()),
+        );
+        let items = self.query_all(q).await?;
+        let mut held = vec![];
+        for item in items {
+            // A cleared record has no refusal in it.
+            if item.contains_key(REFUSED_MS) {
+                let refusal: TemplateRefusal = from_item(item)?;
+                if refusal.until > now {
+                    held.push(refusal);
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// Clears the records of these templates (name per language): each is tried at its next
