@@ -109,7 +109,7 @@ pub async fn whatsapp_tokens() -> Result<Option<Arc<dyn crate::whatsapp::tokens:
 pub async fn table() -> Result<Arc<dyn Table>, Error> {
     let name = env("COBRO_TABLE")?;
     Ok(Arc::new(DynamoTable::new(
-        aws_sdk_dynamodb::Client::new(sdk().await),
+        crate::adapters::aws::dynamodb_client(sdk().await),
         name,
     )))
 }

@@ -3,6 +3,7 @@ mod channels_aws;
 mod chat;
 mod contract;
 mod crm_api;
+mod dynamodb_conflicts;
 mod events;
 mod export;
 mod graph;

@@ -155,7 +155,8 @@ impl Moto {
             .send()
             .await
             .expect("enable TTL");
-        DynamoTable::new(client, name)
+        // The adapter on the client the functions build (transaction conflicts retried).
+        DynamoTable::new(cobro::adapters::aws::dynamodb_client(&self.config), name)
     }
 
     /// A standard queue named `name` and its URL; with `redrive = Some((dlq_name, n))`, a

@@ -253,7 +253,7 @@ impl Target {
     pub fn aws(config: &aws_config::SdkConfig, table: &str, secrets_prefix: &str) -> Self {
         Self {
             store: Store::new(Arc::new(DynamoTable::new(
-                aws_sdk_dynamodb::Client::new(config),
+                cobro::adapters::aws::dynamodb_client(config),
                 table,
             ))),
             secrets: Arc::new(SecretsManager::new(aws_sdk_secretsmanager::Client::new(

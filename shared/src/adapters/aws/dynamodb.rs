@@ -523,7 +523,8 @@ impl Table for DynamoTable {
                             "transaction refused, reasons per operation: {codes:?}"
                         )))
                     } else {
-                        // Another reason (a conflicting transaction, throttling): retryable.
+                        // Another reason: a conflict that outlasted the client's retries
+                        // (`dynamodb_client`), throttling. The caller's delivery retries.
                         Err(TableError::Backend(format!(
                             "TransactionCanceledException, reasons per operation: {codes:?}"
                         )))

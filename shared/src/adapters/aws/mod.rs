@@ -2,6 +2,7 @@
 
 pub mod config;
 mod dynamodb;
+mod dynamodb_retry;
 #[cfg(feature = "email")]
 mod email;
 mod eventbridge;
@@ -14,6 +15,7 @@ mod sms;
 mod sqs;
 
 pub use dynamodb::DynamoTable;
+pub use dynamodb_retry::dynamodb_client;
 #[cfg(feature = "email")]
 pub use email::{
     decode_tag_value, default_subject, encode_tag_value, EmailChannel, EMAIL_ATTEMPT_TIMEOUT,
