@@ -2,6 +2,7 @@ mod admin;
 mod channels_aws;
 mod chat;
 mod contract;
+mod credit;
 mod crm_api;
 mod dynamodb_conflicts;
 mod events;
