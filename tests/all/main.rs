@@ -1,4 +1,5 @@
 mod admin;
+mod backfill;
 mod channels_aws;
 mod chat;
 mod contract;
