@@ -13,10 +13,7 @@ use cobro::adapters::dir_blobs::DirBlobs;
 use cobro::adapters::dir_secrets::DirSecrets;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
-use cobro::domain::{
-    ChannelKind, Consent, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId,
-    TenantKind, Zone,
-};
+use cobro::domain::{ChannelKind, Debtor, DebtorId, TenantId};
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{
@@ -26,6 +23,7 @@ use cobro::ports::{
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
+use cobro_tests::fixtures;
 use cobro_tests::flaky::FlakyBus;
 use cobro_webhook::Webhook;
 
@@ -85,20 +83,7 @@ impl Harness {
             Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
         let tenant = TenantId::parse("t1").unwrap();
         store
-            .put_tenant(&Tenant {
-                id: tenant.clone(),
-                name: "Crédito Andino".into(),
-                country: "CL".into(),
-                kind: TenantKind::Creditor,
-                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
-                whatsapp_enabled: false,
-                sender_ids: SenderIds::default(),
-                policy: None,
-                strategies: None,
-                plan_rules: Default::default(),
-                pay_page: None,
-                chat: Default::default(),
-            })
+            .put_tenant(&fixtures::creditor(&tenant))
             .await
             .unwrap();
         store
@@ -158,29 +143,11 @@ impl Harness {
 
     pub async fn debtor(&self, id: &str, phone: &str) -> Debtor {
         let d = Debtor {
-            tenant: self.tenant.clone(),
-            id: DebtorId::parse(id).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(phone).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
-            language: Language::Es,
             consents: vec![
-                Consent {
-                    channel: ChannelKind::Whatsapp,
-                    granted: true,
-                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
-                    source: "crm".into(),
-                },
-                Consent {
-                    channel: ChannelKind::Sms,
-                    granted: true,
-                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
-                    source: "crm".into(),
-                },
+                fixtures::consent(ChannelKind::Whatsapp),
+                fixtures::consent(ChannelKind::Sms),
             ],
-            preferences: Default::default(),
-            holds: Default::default(),
+            ..fixtures::debtor(&self.tenant, id, phone)
         };
         self.store.upsert_debtor(&d).await.unwrap();
         d
@@ -1163,54 +1130,11 @@ async fn whatsapp_attempt_sent(
     h: &Harness,
     provider_id: &str,
 ) -> (cobro::domain::Account, cobro::domain::ContactAttempt) {
-    use cobro::domain::{
-        Account, AccountId, AccountStatus, AttemptStatus, ContactAttempt, Currency,
-    };
     let debtor = h.debtor("d-1", "+56911112222").await;
     let now: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
-    let account = Account {
-        tenant: h.tenant.clone(),
-        id: AccountId::parse("A-1").unwrap(),
-        debtor: debtor.id.clone(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 1000,
-        balance_minor: 1000,
-        due_date: "2026-03-13".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    };
+    let account = fixtures::open_account(&h.tenant, "A-1", &debtor.id, 1000, "2026-03-13");
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();
-    let attempt = ContactAttempt {
-        tenant: h.tenant.clone(),
-        account: account.id.clone(),
-        debtor: debtor.id.clone(),
-        decision_id: "2026-03-13:d+3".into(),
-        channel: ChannelKind::Whatsapp,
-        template: "payment_reminder_overdue".into(),
-        status: AttemptStatus::Queued,
-        decided_at: now,
-        text: "Hola".into(),
-        to: debtor.phone.clone(),
-        language: Language::Es,
-        provider_message_id: None,
-        error: None,
-        claimed_at: None,
-        params: vec![],
-        tries: 0,
-        delivery: None,
-        error_code: None,
-        receipt: false,
-        opt_out_button: None,
-        states: None,
-    };
+    let attempt = fixtures::queued_reminder(&account, &debtor.phone, now, "Hola");
     let later = now
         .checked_add(jiff::SignedDuration::from_mins(10))
         .unwrap();

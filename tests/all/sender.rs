@@ -9,8 +9,8 @@ use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sandbox::SandboxChannel;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
 use cobro::domain::{
-    Account, AccountId, AccountStatus, AttemptStatus, ChannelKind, Consent, ContactAttempt,
-    Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
+    AccountId, AttemptStatus, ChannelKind, ContactAttempt, Debtor, DebtorId, Language, SenderIds,
+    Tenant, TenantId,
 };
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{
@@ -21,6 +21,7 @@ use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
 use cobro_tests::fake_graph::{FakeGraph, Scripted, TOKEN};
+use cobro_tests::fixtures;
 use cobro_tests::flaky::FlakyBus;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -71,21 +72,12 @@ struct Setup {
     tenant: TenantId,
 }
 
-fn consent(channel: ChannelKind) -> Consent {
-    Consent {
-        channel,
-        granted: true,
-        at: "2026-01-01T00:00:00Z".parse().unwrap(),
-        source: "crm".into(),
-    }
-}
-
 impl Setup {
     /// Debtor `d-<n>` opted out of `channel` (SMS and e-mail need no consent record in Chile,
     /// so only an opt-out keeps a message off them).
     async fn opted_out(&self, n: u32, channel: ChannelKind) {
         let d = DebtorId::parse(format!("d-{n}")).unwrap();
-        let mut stop = consent(channel);
+        let mut stop = fixtures::consent(channel);
         stop.granted = false;
         stop.at = "2026-02-01T00:00:00Z".parse().unwrap();
         stop.source = "keyword:BAJA".into();
@@ -145,22 +137,12 @@ impl Setup {
         let tenant = TenantId::parse("t1").unwrap();
         store
             .put_tenant(&Tenant {
-                id: tenant.clone(),
-                name: "Crédito Andino".into(),
-                country: "CL".into(),
-                kind: TenantKind::Creditor,
-                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
-                whatsapp_enabled: false,
                 sender_ids: SenderIds {
                     whatsapp_phone_number_id: Some(PHONE_NUMBER_ID.into()),
                     sms_origination: Some("+15550001111".into()),
                     email_from: None,
                 },
-                policy: None,
-                strategies: None,
-                plan_rules: Default::default(),
-                pay_page: None,
-                chat: Default::default(),
+                ..fixtures::creditor(&tenant)
             })
             .await
             .unwrap();
@@ -201,66 +183,35 @@ impl Setup {
         change: impl FnOnce(&mut ContactAttempt),
     ) -> String {
         let debtor = Debtor {
-            tenant: self.tenant.clone(),
-            id: DebtorId::parse(format!("d-{n}")).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(&format!("+569111100{n:02}")).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
-            language: Language::Es,
-            consents: consents.iter().map(|c| consent(*c)).collect(),
-            preferences: Default::default(),
-            holds: Default::default(),
+            consents: consents.iter().map(|c| fixtures::consent(*c)).collect(),
+            ..fixtures::debtor(
+                &self.tenant,
+                &format!("d-{n}"),
+                &format!("+569111100{n:02}"),
+            )
         };
         self.store.upsert_debtor(&debtor).await.unwrap();
-        let account = Account {
-            tenant: self.tenant.clone(),
-            id: AccountId::parse(format!("A-{n}")).unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 300_000,
-            balance_minor: 300_000,
-            due_date: "2026-03-13".parse().unwrap(),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(
+            &self.tenant,
+            &format!("A-{n}"),
+            &debtor.id,
+            300_000,
+            "2026-03-13",
+        );
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
         let attempt = ContactAttempt {
-            tenant: self.tenant.clone(),
-            account: account.id.clone(),
-            debtor: debtor.id.clone(),
-            decision_id: "2026-03-13:d+3".into(),
-            channel: ChannelKind::Whatsapp,
-            template: "payment_reminder_overdue".into(),
-            status: AttemptStatus::Queued,
-            decided_at: self.clock.now(),
-            text: "Hola Ana, tu pago de 300000 CLP a Crédito Andino quedó pendiente el 2026-03-13."
-                .into(),
-            to: debtor.phone.clone(),
-            language: Language::Es,
-            provider_message_id: None,
-            error: None,
-            claimed_at: None,
             params: vec![
                 "Ana".into(),
                 "300000 CLP".into(),
                 "Crédito Andino".into(),
                 "2026-03-13".into(),
             ],
-            tries: 0,
-            delivery: None,
-            error_code: None,
-            receipt: false,
-            opt_out_button: None,
-            states: None,
+            ..fixtures::queued_reminder(
+                &account,
+                &debtor.phone,
+                self.clock.now(),
+                "Hola Ana, tu pago de 300000 CLP a Crédito Andino quedó pendiente el 2026-03-13.",
+            )
         };
         let mut attempt = attempt;
         change(&mut attempt);
@@ -621,25 +572,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             .await
             .unwrap()
             .unwrap();
-        let account = Account {
-            tenant: s.tenant.clone(),
-            id: AccountId::parse("B-1").unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 1000,
-            balance_minor: 1000,
-            due_date: "2026-03-13".parse().unwrap(),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(&s.tenant, "B-1", &debtor.id, 1000, "2026-03-13");
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();
         let mut attempt = s.attempt(1).await;
         attempt.account = account.id.clone();
@@ -760,13 +693,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
         (a.status, a.channel),
         (AttemptStatus::Sent, ChannelKind::Sms)
     );
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let note = view.decisions.last().expect("the sender's note");
+    let note = s.last_decision(1).await;
     assert_eq!(note.outcome, "fallback");
     assert!(
         note.reason.contains("payment_reminder_overdue")
@@ -935,7 +862,7 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     let d = DebtorId::parse("d-1").unwrap();
-    let mut stop = consent(ChannelKind::Whatsapp);
+    let mut stop = fixtures::consent(ChannelKind::Whatsapp);
     stop.granted = false;
     stop.at = s.clock.now();
     stop.source = "keyword:BAJA".into();
@@ -1112,13 +1039,7 @@ async fn a_message_handled_before_its_window_opens_waits_for_it() {
     assert_eq!(at, "2026-03-16T11:00:00Z".parse().unwrap(), "{reason}");
     assert!(s.graph.sends().is_empty(), "nothing before 08:00");
     // On the account's record, with the rule, as the reminders' own decisions are.
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let held = view.decisions.last().expect("the sender's decision");
+    let held = s.last_decision(1).await;
     assert_eq!(held.outcome, "defer");
     assert_eq!(held.next_action_at, Some(at));
     assert!(held.reason.starts_with("[window]"), "{}", held.reason);
@@ -1358,13 +1279,7 @@ async fn a_channel_the_debtor_has_no_address_on_does_not_decide_for_the_others()
     };
     assert!(reason.starts_with("[consent]"), "{reason}");
     assert_eq!(s.attempt(1).await.status, AttemptStatus::Cancelled);
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let last = view.decisions.last().expect("the sender's decision");
+    let last = s.last_decision(1).await;
     assert_eq!(last.outcome, "cancel");
     assert!(last.reason.starts_with("[consent]"), "{}", last.reason);
 
@@ -1414,40 +1329,11 @@ async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
 /// the invocation it goes back on the queue, unsent, for a later one.
 #[tokio::test]
 async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
-    use cobro::outbound::{ReplyMessage, ReplyRef};
-    use cobro::repo::{ChatReply, ReplyStatus};
+    use cobro::repo::ReplyStatus;
     let s = Setup::with_rate(1).await;
     s.decided(1, &[]).await;
     let debtor = DebtorId::parse("d-1").unwrap();
-    let reply = ChatReply {
-        tenant: s.tenant.clone(),
-        debtor: debtor.clone(),
-        id: "in-1#0".into(),
-        channel: ChannelKind::Sms,
-        reply: cobro::chat::Reply::Text {
-            body: "Tu saldo es 300000 CLP.".into(),
-        },
-        author: "bot".into(),
-        answers_at: Some(s.clock.now()),
-        created_at: s.clock.now(),
-        status: ReplyStatus::Queued,
-        provider_message_id: None,
-        reason: None,
-        tries: 0,
-        claimed_at: None,
-        confirms_opt_out: false,
-        care: false,
-        language: None,
-    };
-    assert!(s.store.put_reply(&reply).await.unwrap());
-    let body = serde_json::to_string(&ReplyMessage {
-        reply: ReplyRef {
-            tenant: s.tenant.clone(),
-            debtor: debtor.clone(),
-            id: reply.id.clone(),
-        },
-    })
-    .unwrap();
+    let body = bot_reply(&s, "in-1#0", "Tu saldo es 300000 CLP.", |_| {}).await;
     // Another reply took the number's slot of this second.
     s.sender.pacer.ready("sms:reply").await;
     let deadline =
@@ -1458,7 +1344,7 @@ async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
     assert!(s.sms.sent().is_empty(), "not sent after the deadline");
     let stored = s
         .store
-        .reply(&s.tenant, &debtor, &reply.id)
+        .reply(&s.tenant, &debtor, "in-1#0")
         .await
         .unwrap()
         .unwrap();

@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;
+pub mod fixtures;
 pub mod flaky;
 pub mod memory_secrets;
 pub mod moto;
