@@ -25,6 +25,7 @@ use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
 use cobro_tests::fixtures;
 use cobro_tests::flaky::FlakyBus;
+use cobro_tests::hooked_table::{HookedTable, Hooks};
 use cobro_webhook::Webhook;
 
 const NUMBER: &str = "1122334455667";
@@ -58,6 +59,8 @@ pub fn webhook_fixture(name: &str) -> Vec<u8> {
 
 pub struct Harness {
     pub store: Store,
+    /// The table behind `store`.
+    pub table: Arc<dyn cobro::ports::Table>,
     pub blobs: Arc<DirBlobs>,
     pub queue: Arc<SqliteQueue>,
     /// Every event the processor publishes.
@@ -73,7 +76,8 @@ impl Harness {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open_in_memory().unwrap();
-        let store = Store::new(Arc::new(sqlite.table()));
+        let table: Arc<dyn cobro::ports::Table> = Arc::new(sqlite.table());
+        let store = Store::new(table.clone());
         let blobs = Arc::new(DirBlobs::new(dir.path().join("blobs")));
         let queue = Arc::new(sqlite.queue("inbound", None));
         let events = Arc::new(sqlite.queue("events", None));
@@ -130,6 +134,7 @@ impl Harness {
         };
         Self {
             store,
+            table,
             blobs,
             queue,
             events,
@@ -1757,8 +1762,9 @@ async fn a_body_over_the_limit_is_refused_as_problem_json_and_nothing_is_kept() 
 }
 
 /// The harness's table, counting the reads made through it.
+/// Counts the reads of the table it hooks.
+#[derive(Default)]
 struct CountedReads {
-    store: Store,
     reads: std::sync::atomic::AtomicUsize,
 }
 
@@ -1766,77 +1772,17 @@ impl CountedReads {
     fn reads(&self) -> usize {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
 
-    fn read(&self) {
+impl Hooks for CountedReads {
+    fn reading(&self) {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-#[async_trait::async_trait]
-impl cobro::ports::Table for CountedReads {
-    async fn get(
-        &self,
-        key: &cobro::ports::Key,
-    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
-        self.read();
-        self.store.table().get(key).await
-    }
-
-    async fn put(
-        &self,
-        item: cobro::ports::Item,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().put(item, condition).await
-    }
-
-    async fn update(
-        &self,
-        key: &cobro::ports::Key,
-        updates: Vec<cobro::ports::Update>,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<cobro::ports::Item, cobro::ports::TableError> {
-        self.store.table().update(key, updates, condition).await
-    }
-
-    async fn delete(
-        &self,
-        key: &cobro::ports::Key,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
-        self.store.table().delete(key, condition).await
-    }
-
-    async fn query(
-        &self,
-        query: cobro::ports::Query,
-    ) -> Result<cobro::ports::Page, cobro::ports::TableError> {
-        self.read();
-        self.store.table().query(query).await
-    }
-
-    async fn transact_write(
-        &self,
-        ops: Vec<cobro::ports::WriteOp>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().transact_write(ops).await
-    }
-
-    async fn batch_write(
-        &self,
-        puts: Vec<cobro::ports::Item>,
-        deletes: Vec<cobro::ports::Key>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().batch_write(puts, deletes).await
-    }
-}
-
 /// The harness's webhook behind its router, with the store's reads counted.
-fn served_counting(h: &Harness) -> (axum::Router, Arc<CountedReads>) {
-    let counted = Arc::new(CountedReads {
-        store: h.store.clone(),
-        reads: Default::default(),
-    });
+fn served_counting(h: &Harness) -> (axum::Router, Arc<HookedTable<CountedReads>>) {
+    let counted = HookedTable::new(h.table.clone(), CountedReads::default());
     let router = served_on(h, Store::new(counted.clone()));
     (router, counted)
 }

@@ -6,6 +6,7 @@ pub mod fake_graph;
 pub mod fake_stripe;
 pub mod fixtures;
 pub mod flaky;
+pub mod hooked_table;
 pub mod local;
 pub mod memory_secrets;
 pub mod moto;
