@@ -8,15 +8,20 @@ use std::sync::Arc;
 use cobro::domain::TenantId;
 use cobro::ports::Clock;
 use cobro::repo::Scope;
-use cobro_local::{demo, LocalStack, Settings};
+use cobro_local::demo;
+use cobro_tests::fixtures;
+use cobro_tests::local::{serve, LocalApi};
 
 const DEMO_KEY: &str = "cobro-demo-key";
 
-struct Api {
-    stack: Arc<LocalStack>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+/// The local stack over HTTP, with requests that carry any key and headers.
+struct Api(LocalApi);
+
+impl std::ops::Deref for Api {
+    type Target = LocalApi;
+    fn deref(&self) -> &LocalApi {
+        &self.0
+    }
 }
 
 /// One request's answer: status, headers and the JSON body (or the text as a JSON string).
@@ -28,17 +33,7 @@ struct Answer {
 
 impl Api {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-            .await
-            .expect("local stack starts");
-        let base = serve(stack.router()).await;
-        Self {
-            stack,
-            base,
-            http: cobro_tests::http(),
-            _dir: dir,
-        }
+        Self(LocalApi::start().await)
     }
 
     /// The demo tenant as stored.
@@ -199,17 +194,6 @@ impl Api {
         self.call("POST", path, Some(body)).await
     }
 
-    /// Sets the local stack's clock (an RFC 3339 instant).
-    async fn set_clock(&self, at: &str) -> Value {
-        self.ok("POST", "/_local/clock", Some(json!({ "set": at })))
-            .await
-    }
-
-    /// One reminders tick on the local stack; its report.
-    async fn tick(&self) -> Value {
-        self.ok("POST", "/_local/tick", None).await
-    }
-
     /// Upserts the debtor `id` (see `debtor`) with the demo key.
     async fn put_debtor(&self, id: &str, phone: &str) -> Value {
         self.ok("PUT", &format!("/v1/debtors/{id}"), Some(debtor(phone)))
@@ -236,16 +220,6 @@ impl Api {
             .unwrap();
         now
     }
-}
-
-/// `router` served on a free loopback port; its base URL.
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    base
 }
 
 fn debtor(phone: &str) -> Value {
@@ -469,14 +443,7 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
     let api = Api::start().await;
     api.put_debtor("d-1", "+56911110000").await;
     api.put_account("A-1", account("d-1", 50_000)).await;
-    let by = api
-        .stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(3))
-        .unwrap();
+    let by = api.date_in(3);
     let promise = json!({ "amount_minor": 20000, "by": by.to_string() });
     let path = "/v1/accounts/A-1/promises";
     let key = [("idempotency-key", "promise-1")];
@@ -565,14 +532,7 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
 
 /// The stack's clock date in UTC, shifted by `days`.
 fn day(api: &Api, days: i64) -> String {
-    api.stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(days))
-        .unwrap()
-        .to_string()
+    api.date_in(days).to_string()
 }
 
 /// An account of `amount` owed by `debtor` (see `account`), ten days past due by the stack's
@@ -1148,9 +1108,7 @@ async fn replacing_the_strategies_clears_the_refusals_of_the_templates_they_name
 /// idempotency records with their conditions, rows of an import and an account action.
 #[tokio::test]
 async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
-    use cobro::domain::{
-        Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Phone, Zone,
-    };
+    use cobro::domain::{AccountId, AccountStatus, Debtor};
     use cobro::repo::{AccountAction, Begin, SavedResponse, Store};
     use cobro_tests::moto::{moto, unique};
 
@@ -1215,37 +1173,12 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
     let rows = 100;
     let started = std::time::Instant::now();
     for i in 0..rows {
+        let phone = format!("+5691000{:04}", i / 2);
         let debtor = Debtor {
-            tenant: t.clone(),
-            id: DebtorId::parse(format!("d{}", i / 2)).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(&format!("+5691000{:04}", i / 2)).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
             language: Default::default(),
-            consents: vec![],
-            preferences: Default::default(),
-            holds: Default::default(),
+            ..fixtures::debtor(&t, &format!("d{}", i / 2), &phone)
         };
-        let account = Account {
-            tenant: t.clone(),
-            id: AccountId::parse(format!("a{i}")).unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 1000,
-            balance_minor: 1000,
-            due_date: jiff::civil::date(2026, 3, 1),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(&t, &format!("a{i}"), &debtor.id, 1000, "2026-03-01");
         let (_, written) = store
             .upsert_debtor_and_account(
                 &debtor,

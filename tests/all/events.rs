@@ -313,14 +313,7 @@ async fn a_deployment_posts_to_public_addresses_only() {
     api.register(&url, &["PromiseMade"]).await;
     let refused = check_url(&url, Targets::Public).unwrap_err();
     assert!(refused.contains("public address"), "{refused}");
-    let by = api
-        .stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(3))
-        .unwrap();
+    let by = api.date_in(3);
     let (status, body) = api
         .call(
             "POST",
@@ -458,7 +451,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
         .call(
             "POST",
             "/v1/accounts/CL-1001/promises",
-            Some(json!({ "amount_minor": 50_000, "by": api.stack.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(jiff::Span::new().days(3)).unwrap().to_string() })),
+            Some(json!({ "amount_minor": 50_000, "by": api.date_in(3).to_string() })),
         )
         .await;
     assert_eq!(status, Status::CREATED, "{body}");

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+use cobro::ports::Clock;
 use cobro_local::{LocalStack, Settings};
 
 /// The demo tenant's API key as an `Authorization` header.
@@ -73,6 +74,17 @@ impl LocalApi {
     pub async fn set_clock(&self, at: &str) -> Value {
         self.ok("POST", "/_local/clock", Some(json!({ "set": at })))
             .await
+    }
+
+    /// The stack's clock date in UTC, shifted by `days`.
+    pub fn date_in(&self, days: i64) -> jiff::civil::Date {
+        self.stack
+            .clock
+            .now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .checked_add(jiff::Span::new().days(days))
+            .unwrap()
     }
 
     /// Moves the local stack's clock on by `by` (`"11m"`, `"1d"`).
