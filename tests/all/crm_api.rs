@@ -14,15 +14,10 @@ use cobro_tests::local::{serve, LocalApi};
 
 const DEMO_KEY: &str = "cobro-demo-key";
 
-/// The local stack over HTTP, with requests that carry any key and headers.
-struct Api(LocalApi);
-
-impl std::ops::Deref for Api {
-    type Target = LocalApi;
-    fn deref(&self) -> &LocalApi {
-        &self.0
-    }
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with requests that carry any key and headers.
+    Api
+);
 
 /// One request's answer: status, headers and the JSON body (or the text as a JSON string).
 struct Answer {

@@ -150,15 +150,10 @@ async fn start_receiver() -> (Arc<Receiver>, String) {
 
 // --- the stack ----------------------------------------------------------------------------------
 
-/// The local stack over HTTP, with what seeding the demo published drained.
-struct Api(LocalApi);
-
-impl std::ops::Deref for Api {
-    type Target = LocalApi;
-    fn deref(&self) -> &LocalApi {
-        &self.0
-    }
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with what seeding the demo published drained.
+    Api
+);
 
 impl Api {
     async fn start() -> Self {

@@ -21,15 +21,10 @@ use cobro_tests::fixtures;
 use cobro_tests::local::{LocalApi, DEMO_AUTH};
 use cobro_tests::moto::{moto, unique};
 
-/// The local stack over HTTP, its clock on 2026-04-02, with this file's steps.
-struct Stack(LocalApi);
-
-impl std::ops::Deref for Stack {
-    type Target = LocalApi;
-    fn deref(&self) -> &LocalApi {
-        &self.0
-    }
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, its clock on 2026-04-02, with this file's steps.
+    Stack
+);
 
 impl Stack {
     async fn start() -> Self {

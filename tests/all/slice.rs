@@ -18,15 +18,10 @@ use cobro_tests::local::LocalApi;
 /// The number the fixture was sent to, registered for the demo tenant in this test.
 const FIXTURE_NUMBER_ID: &str = "1122334455667";
 
-/// The local stack over HTTP, with this file's steps.
-struct Stack(LocalApi);
-
-impl std::ops::Deref for Stack {
-    type Target = LocalApi;
-    fn deref(&self) -> &LocalApi {
-        &self.0
-    }
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with this file's steps.
+    Stack
+);
 
 impl Stack {
     async fn start() -> Self {

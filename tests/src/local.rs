@@ -123,6 +123,23 @@ impl LocalApi {
     }
 }
 
+/// Declares `struct $name(LocalApi)`, dereferencing to the `LocalApi`: a test file's stack,
+/// for its own steps in an `impl $name`.
+#[macro_export]
+macro_rules! local_api_newtype {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        struct $name($crate::local::LocalApi);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::local::LocalApi;
+            fn deref(&self) -> &$crate::local::LocalApi {
+                &self.0
+            }
+        }
+    };
+}
+
 /// `router` served on a free loopback port; its base URL.
 pub async fn serve(router: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
