@@ -72,6 +72,14 @@ struct Setup {
     tenant: TenantId,
 }
 
+/// Why a send failed; any other outcome fails the test.
+fn failed(outcome: Outcome) -> String {
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    reason
+}
+
 impl Setup {
     /// Debtor `d-<n>` opted out of `channel` (SMS and e-mail need no consent record in Chile,
     /// so only an opt-out keeps a message off them).
@@ -233,6 +241,11 @@ impl Setup {
         .unwrap()
     }
 
+    /// The sender's handling of the queue message `body`, which must not fail.
+    async fn send(&self, body: &str) -> Outcome {
+        self.sender.handle(body).await.unwrap()
+    }
+
     async fn attempt(&self, n: u32) -> ContactAttempt {
         self.store
             .attempt(
@@ -295,7 +308,7 @@ fn send_fixture(name: &str) -> Value {
 async fn outside_the_window_the_template_goes_with_its_parameters() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Sent {
         channel,
         provider_message_id,
@@ -337,10 +350,7 @@ async fn outside_the_window_the_template_goes_with_its_parameters() {
         "the wamid is stored"
     );
     // A redelivered queue message sends nothing.
-    assert_eq!(
-        s.sender.handle(&body).await.unwrap(),
-        Outcome::Skipped("already handled")
-    );
+    assert_eq!(s.send(&body).await, Outcome::Skipped("already handled"));
     assert_eq!(s.graph.sends().len(), 1);
 }
 
@@ -361,7 +371,7 @@ async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_templ
     // Meta says the window is closed after all (131047): the template, at once.
     s.graph
         .script([Scripted::error(400, 131047, "Re-engagement message")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     let sends = s.graph.sends();
     assert_eq!(sends.len(), 2);
@@ -379,7 +389,7 @@ async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_templ
 async fn statuses_move_the_attempt_forward_only() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    s.sender.handle(&body).await.unwrap();
+    s.send(&body).await;
     let id = s.attempt(1).await.provider_message_id.unwrap();
     let at = s.clock.now();
     let report = |status: &str, rank: i64| Delivery {
@@ -430,7 +440,7 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
         .await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let sent = s.sms.sent();
     assert_eq!(sent.len(), 1);
@@ -451,10 +461,7 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
     s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("unreachable"), "{reason}");
 }
 
@@ -466,7 +473,7 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     s.opted_out(1, ChannelKind::Sms).await;
     s.graph.script([Scripted::raw(401, token_error.clone())]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Parked(_)), "{outcome:?}");
     assert_eq!(
         s.attempt(1).await.status,
@@ -480,7 +487,7 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
     let body = s
         .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "one call to Meta in all");
     let alarms = s.alarms().await;
@@ -514,14 +521,14 @@ async fn a_stop_whose_alarm_failed_is_announced_by_the_next_message() {
     let body = s
         .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let alarms = s.alarms().await;
     assert_eq!(alarms.len(), 1, "{alarms:?}");
     assert_eq!(alarms[0].1["at"], stops[0].at.to_string());
     assert!(s.store.channel_stops(&s.tenant).await.unwrap()[0].announced);
     let body = s.decided(3, &[ChannelKind::Sms]).await;
-    s.sender.handle(&body).await.unwrap();
+    s.send(&body).await;
     let again = s.alarms().await;
     assert!(again.is_empty(), "{again:?}");
 }
@@ -534,7 +541,7 @@ async fn throttling_and_pair_rate_defer_with_a_delay_and_count_the_try() {
         400,
         send_fixture("error_130429_rate_limit.json"),
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Deferred { delay, .. } = outcome else {
         panic!("{outcome:?}")
     };
@@ -624,17 +631,14 @@ async fn transient_failures_retry_with_backoff_then_give_up() {
     s.graph
         .script((0..MAX_TRIES).map(|_| Scripted::raw(500, Value::String("upstream".into()))));
     for i in 0..MAX_TRIES - 1 {
-        let outcome = s.sender.handle(&body).await.unwrap();
+        let outcome = s.send(&body).await;
         assert!(
             matches!(outcome, Outcome::Deferred { .. }),
             "try {i}: {outcome:?}"
         );
         s.clock.advance(jiff::SignedDuration::from_secs(10));
     }
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("gave up"), "{reason}");
 }
 
@@ -649,10 +653,7 @@ async fn request_errors_fail_at_once_with_the_reason() {
         131008,
         "Required parameter is missing",
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("131008") && reason.contains("Required parameter"),
         "{reason}"
@@ -678,7 +679,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
         132001,
         "Template name does not exist in the translation",
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "the template was tried first");
     let sent = s.sms.sent();
@@ -715,10 +716,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
     s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 132015, "Template is paused")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("acme_mora") && reason.contains("132015"),
         "{reason}"
@@ -736,7 +734,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     let body = s.decided(1, &both).await;
     s.graph
         .script([Scripted::error(400, 132015, "Template is paused")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "the template was tried");
     let n = s.last_decision(1).await;
@@ -750,7 +748,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     // Ten minutes later, another debtor: straight to SMS, no call to Meta.
     s.clock.advance(jiff::SignedDuration::from_mins(10));
     let body = s.decided(2, &both).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(
         s.graph.sends().len(),
@@ -771,10 +769,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     // No other channel: failed, saying why, still without a call.
     let body = s.decided(3, &[ChannelKind::Whatsapp]).await;
     s.opted_out(3, ChannelKind::Sms).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("refused by Meta at 2026-03-16T15:00:00Z (code 132015)"),
         "{reason}"
@@ -788,7 +783,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
         .touch_inbound_window(&s.tenant, &d4, ChannelKind::Whatsapp, s.clock.now())
         .await
         .unwrap();
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -808,7 +803,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
         .unwrap();
     s.graph
         .script([Scripted::error(400, 131047, "Re-engagement message")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 3, "the free text only");
 
@@ -816,7 +811,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     s.clock
         .advance(jiff::SignedDuration::from_secs(50 * 60 + 1));
     let body = s.decided(6, &both).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -836,13 +831,10 @@ async fn a_timeout_is_retried_once_only() {
         Scripted::hang(Duration::from_secs(2)),
         Scripted::hang(Duration::from_secs(2)),
     ]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
     s.clock.advance(jiff::SignedDuration::from_secs(10));
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("timed out twice"), "{reason}");
 }
 
@@ -868,7 +860,7 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
     stop.source = "keyword:BAJA".into();
     s.store.record_consent(&s.tenant, &d, stop).await.unwrap();
     s.opted_out(1, ChannelKind::Sms).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Cancelled(_)), "{outcome:?}");
     assert!(s.graph.sends().is_empty());
     assert!(s.sms.sent().is_empty());
@@ -881,7 +873,7 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
 async fn a_channel_the_policy_allows_without_a_consent_record_is_used() {
     let s = Setup::new().await;
     let body = s.decided(1, &[]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert!(s.graph.sends().is_empty(), "no WhatsApp without its opt-in");
     assert_eq!(s.sms.sent().len(), 1);
@@ -1032,7 +1024,7 @@ async fn a_message_handled_before_its_window_opens_waits_for_it() {
     // Monday 07:50 in Santiago (UTC-3 in March).
     s.clock.set("2026-03-16T10:50:00Z".parse().unwrap());
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Rescheduled { at, reason } = outcome else {
         panic!("{outcome:?}")
     };
@@ -1044,7 +1036,7 @@ async fn a_message_handled_before_its_window_opens_waits_for_it() {
     assert_eq!(held.next_action_at, Some(at));
     assert!(held.reason.starts_with("[window]"), "{}", held.reason);
     s.clock.set(at);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -1087,7 +1079,7 @@ async fn a_fallback_channel_the_policy_does_not_allow_now_is_not_used() {
     s.clock.set("2026-03-19T15:00:00Z".parse().unwrap());
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Rescheduled { at, reason } = outcome else {
         panic!("{outcome:?}")
     };
@@ -1124,7 +1116,7 @@ async fn the_contact_log_counts_a_message_when_and_where_it_goes_out() {
     s.clock.advance(jiff::SignedDuration::from_hours(24));
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let history = s
         .store
@@ -1235,10 +1227,7 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
             a.opt_out_button = Some(false);
         })
         .await;
-    assert!(matches!(
-        s.sender.handle(&body).await.unwrap(),
-        Outcome::Sent { .. }
-    ));
+    assert!(matches!(s.send(&body).await, Outcome::Sent { .. }));
     let sends = s.graph.sends();
     let wire = &sends[0].1;
     assert_eq!(wire["template"]["name"], "acme_aviso");
@@ -1253,7 +1242,7 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
             a.opt_out_button = Some(false);
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     let sent = s.sms.sent();
     let line = cobro::compliance::keywords::opt_out_line(Language::Es);
@@ -1310,10 +1299,7 @@ async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("undeliverable"), "{reason}");
     assert!(
         reason.contains("[consent]") && reason.contains("on sms"),
@@ -1498,7 +1484,7 @@ async fn a_reminder_that_waited_does_not_state_a_debt_that_changed_since() {
             a.states = Some(stated(300_000))
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     // Decided when 400 000 was owed; a payment brought it to 300 000 while it waited.
     let body = s
@@ -1506,7 +1492,7 @@ async fn a_reminder_that_waited_does_not_state_a_debt_that_changed_since() {
             a.states = Some(stated(400_000))
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Cancelled(reason) = outcome else {
         panic!("{outcome:?}")
     };
