@@ -60,6 +60,11 @@ fn clock() -> Arc<dyn cobro::ports::Clock> {
     Arc::new(cobro::ports::FixedClock::at(applied_at()))
 }
 
+/// `payment` applied at `applied_at()`, which must not fail; the outcome.
+async fn apply(store: &Store, payment: &PaymentConfirmed) -> PaymentOutcome {
+    store.apply_payment(payment, applied_at()).await.unwrap()
+}
+
 /// A store of its own in memory, holding `account`.
 async fn store_with(account: Account) -> Store {
     let store = Store::new(Arc::new(SqliteStore::open_in_memory().unwrap().table()));
@@ -444,10 +449,7 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     let plan = Plan::accepted(&current, terms, &request, &rules, now, "crm");
     store.accept_plan(&current, &plan, now).await.unwrap();
 
-    let outcome = store
-        .apply_payment(&payment(1, 80_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(1, 80_000)).await;
     let PaymentOutcome::Applied {
         applied_minor,
         balance_minor,
@@ -485,13 +487,10 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
     let mut again = first.clone();
     again.paid_at = "2026-03-16T15:00:01Z".parse().unwrap();
     assert!(matches!(
-        store.apply_payment(&first, applied_at()).await.unwrap(),
+        apply(&store, &first).await,
         PaymentOutcome::Suspense { .. }
     ));
-    assert_eq!(
-        store.apply_payment(&again, applied_at()).await.unwrap(),
-        PaymentOutcome::Duplicate
-    );
+    assert_eq!(apply(&store, &again).await, PaymentOutcome::Duplicate);
     let listed = store
         .suspended_payments(&TenantId::parse("t").unwrap())
         .await
@@ -529,7 +528,7 @@ async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
     let store = Store::new(table);
     store.upsert_account(&account(50_000), None).await.unwrap();
     let early = payment_to("A-9", "tx-1", 10_000);
-    let outcome = store.apply_payment(&early, applied_at()).await.unwrap();
+    let outcome = apply(&store, &early).await;
     assert!(
         matches!(outcome, PaymentOutcome::Suspense { .. }),
         "{outcome:?}"
@@ -676,10 +675,7 @@ async fn one_payment_id_sent_for_two_accounts_at_once_applies_to_one() {
         for a in ["A-1", "A-9"] {
             let store = store.clone();
             tasks.spawn(async move {
-                let outcome = store
-                    .apply_payment(&payment_to(a, "tx-c", 1_000), applied_at())
-                    .await
-                    .unwrap();
+                let outcome = apply(&store, &payment_to(a, "tx-c", 1_000)).await;
                 (a, outcome)
             });
         }
@@ -707,10 +703,7 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     let mut settled = account(0);
     settled.status = AccountStatus::Settled;
     let store = store_with(settled).await;
-    let outcome = store
-        .apply_payment(&payment(1, 5_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(1, 5_000)).await;
     assert!(
         matches!(
             outcome,
@@ -727,10 +720,7 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     let mut closed = account(10_000);
     closed.status = AccountStatus::Closed;
     let store = store_with(closed).await;
-    let outcome = store
-        .apply_payment(&payment(2, 10_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(2, 10_000)).await;
     assert!(
         matches!(
             outcome,
@@ -790,7 +780,7 @@ mod interest {
         let before = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         let mut scheduled = payment(1, 5_000);
         scheduled.paid_at = "2026-12-01T12:00:00Z".parse().unwrap();
-        let outcome = store.apply_payment(&scheduled, applied_at()).await.unwrap();
+        let outcome = apply(&store, &scheduled).await;
         let PaymentOutcome::Suspense { reason } = &outcome else {
             panic!("{outcome:?}")
         };
@@ -802,7 +792,7 @@ mod interest {
         // A provider's clock a little ahead: applied, due from now.
         let mut ahead = payment(2, 5_000);
         ahead.paid_at = applied_at() + jiff::SignedDuration::from_mins(4);
-        let outcome = store.apply_payment(&ahead, applied_at()).await.unwrap();
+        let outcome = apply(&store, &ahead).await;
         assert!(
             matches!(outcome, PaymentOutcome::Applied { .. }),
             "{outcome:?}"
@@ -873,10 +863,7 @@ mod interest {
         // 120 000 at 24 % for 180 days.
         assert_eq!(first.terms.interest_minor, 14_203);
         let first_instalment = first.terms.instalments[0].amount_minor;
-        store
-            .apply_payment(&payment(1, first_instalment), applied_at())
-            .await
-            .unwrap();
+        apply(&store, &payment(1, first_instalment)).await;
         let now = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(now.balance_minor, 134_203 - first_instalment);
         // One instalment of six paid: a sixth of the interest is earned, the rest is not.
@@ -907,10 +894,7 @@ mod interest {
         assert_eq!(after.balance_minor, second.terms.total_minor);
         // Paying the new plan in full settles the account exactly.
         for (i, inst) in second.terms.instalments.iter().enumerate() {
-            store
-                .apply_payment(&payment(10 + i, inst.amount_minor), applied_at())
-                .await
-                .unwrap();
+            apply(&store, &payment(10 + i, inst.amount_minor)).await;
         }
         let settled = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!((settled.balance_minor, settled.credit_minor), (0, 0));
@@ -969,10 +953,7 @@ mod interest {
         let store = store_with(account(120_000)).await;
         let plan = accept(&store, 6, "2026-03-16T12:00:00Z").await;
         let first_instalment = plan.terms.instalments[0].amount_minor;
-        store
-            .apply_payment(&payment(1, first_instalment), applied_at())
-            .await
-            .unwrap();
+        apply(&store, &payment(1, first_instalment)).await;
         let current = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         let plan = store
             .plan(&tenant(), &a1(), &plan.id)
@@ -1060,10 +1041,7 @@ async fn a_completed_plan_forgives_only_a_settlement_discount() {
         with_fee.balance_minor += 10_000;
         store.upsert_account(&with_fee, None).await.unwrap();
         for (i, inst) in plan.terms.instalments.iter().enumerate() {
-            store
-                .apply_payment(&payment(i, inst.amount_minor), applied_at())
-                .await
-                .unwrap();
+            apply(&store, &payment(i, inst.amount_minor)).await;
         }
         let after = store.account(&t, &a).await.unwrap().unwrap();
         assert_eq!(after.balance_minor, owed_after, "settlement {settlement:?}");
