@@ -121,6 +121,18 @@ impl Stack {
         self.call("POST", &path, Some(body)).await
     }
 
+    /// From the menu, the debtor sets the preference `what` to `choice`; the bot's answer.
+    async fn choose_preference(&self, phone: &str, what: &str, choice: &str) -> String {
+        self.tap(phone, "menu:prefs").await;
+        self.tap(phone, &format!("prefs:{what}")).await;
+        self.tap(phone, choice).await
+    }
+
+    /// The debtor as the CRM API shows it.
+    async fn debtor(&self, id: &str) -> Value {
+        self.ok("GET", &format!("/v1/debtors/{id}"), None).await
+    }
+
     async fn account(&self, id: &str) -> Value {
         self.ok("GET", &format!("/v1/accounts/{id}"), None).await
     }
@@ -129,6 +141,16 @@ impl Stack {
         self.say(phone, "saldo").await;
         self.say(phone, demo::DEMO_ID_LAST4).await;
     }
+}
+
+/// What the bot says, in `lang`, when it asks for the last digits of the debtor's id.
+fn asks_for_the_id_digits(lang: &str) -> &'static str {
+    words(
+        lang,
+        "4 últimos dígitos",
+        "4 últimos dígitos",
+        "last 4 digits",
+    )
 }
 
 fn words(lang: &str, es: &'static str, pt: &'static str, en: &'static str) -> &'static str {
@@ -154,15 +176,7 @@ async fn the_balance_is_shown_only_after_the_identity_check() {
             "{menu}"
         );
         let asked = s.tap(phone, "menu:balance").await;
-        assert!(
-            asked.contains(words(
-                lang,
-                "4 últimos dígitos",
-                "4 últimos dígitos",
-                "last 4 digits"
-            )),
-            "{asked}"
-        );
+        assert!(asked.contains(asks_for_the_id_digits(lang)), "{asked}");
         assert!(
             !asked.chars().any(|c| c.is_ascii_digit() && c != '4'),
             "nothing about the debt: {asked}"
@@ -372,14 +386,9 @@ async fn the_payment_link_is_in_the_conversations_language() {
 async fn preferred_channel_and_hours_are_kept_on_the_debtor() {
     let s = Stack::start().await;
     for (_, debtor, phone, _) in PEOPLE {
-        s.tap(phone, "menu:prefs").await;
-        s.tap(phone, "prefs:hours").await;
-        let done = s.tap(phone, "hours:morning").await;
+        let done = s.choose_preference(phone, "hours", "hours:morning").await;
         assert!(done.contains("09:00"), "{done}");
-        let d = s
-            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
-            .await
-            .to_string();
+        let d = s.debtor(debtor).await.to_string();
         assert!(d.contains("09:00-12:00"), "{d}");
     }
 }
@@ -566,14 +575,9 @@ async fn a_receipt_photo_is_acknowledged_and_passed_on() {
 async fn a_preferred_channel_is_kept_and_a_tenant_rule_sends_long_overdue_debtors_to_a_person() {
     let s = Stack::start().await;
     for (_, debtor, phone, _) in PEOPLE {
-        s.tap(phone, "menu:prefs").await;
-        s.tap(phone, "prefs:channel").await;
-        let done = s.tap(phone, "channel:sms").await;
+        let done = s.choose_preference(phone, "channel", "channel:sms").await;
         assert!(done.contains("SMS"), "{done}");
-        let d = s
-            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
-            .await
-            .to_string();
+        let d = s.debtor(debtor).await.to_string();
         assert!(d.contains("\"channel\":\"sms\""), "{d}");
     }
     // The seeds' rule: debtors 10 or more days past due reach a person when they write.
@@ -692,15 +696,7 @@ async fn reactions_in_a_row_do_not_hand_the_debtor_to_a_person() {
         }
         // The bot still answers: no person took the conversation over.
         let asked = s.say(phone, words(lang, "saldo", "saldo", "balance")).await;
-        assert!(
-            asked.contains(words(
-                lang,
-                "4 últimos dígitos",
-                "4 últimos dígitos",
-                "last 4 digits"
-            )),
-            "{asked}"
-        );
+        assert!(asked.contains(asks_for_the_id_digits(lang)), "{asked}");
     }
 }
 
