@@ -60,6 +60,19 @@ impl Stack {
         }))).await;
     }
 
+    /// `debtor_with_account` in Santiago, the account in CLP.
+    async fn chilean_debtor_with_account(
+        &self,
+        debtor: &str,
+        phone: &str,
+        account: (&str, i64, &str),
+    ) {
+        let (account, amount, due) = account;
+        let account = (account, "CLP", amount, due);
+        self.debtor_with_account(debtor, phone, "America/Santiago", account)
+            .await;
+    }
+
     /// The CRM records the debtor's promise to pay `amount_minor` on `account` by `by`.
     async fn promise(&self, account: &str, amount_minor: i64, by: &str) {
         let path = format!("/v1/accounts/{account}/promises");
@@ -293,13 +306,8 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
 #[tokio::test]
 async fn a_payment_between_decision_and_send_cancels_the_message() {
     let s = Stack::start_on_a_monday().await;
-    s.debtor_with_account(
-        "d-2",
-        "+56911112222",
-        "America/Santiago",
-        ("A-2", "CLP", 1000, "2026-03-16"),
-    )
-    .await;
+    s.chilean_debtor_with_account("d-2", "+56911112222", ("A-2", 1000, "2026-03-16"))
+        .await;
     s.tick().await;
     // Paid after the decision, applied before the sender runs.
     s.pay(demo_payment("A-2", "p-1", 1000, "2026-03-16T15:01:00Z"))
@@ -457,13 +465,8 @@ async fn the_law_decides_and_the_api_says_why() {
     let s = Stack::start().await;
     // Sunday 2026-03-15, 12:00 in Santiago: Chile allows no contact on Sundays.
     s.set_clock("2026-03-15T15:00:00Z").await;
-    s.debtor_with_account(
-        "law-1",
-        "+56977770001",
-        "America/Santiago",
-        ("L-1", "CLP", 50000, "2026-03-12"),
-    )
-    .await;
+    s.chilean_debtor_with_account("law-1", "+56977770001", ("L-1", 50000, "2026-03-12"))
+        .await;
     s.tick().await;
     let why = s.ok("GET", "/v1/accounts/L-1/decisions", None).await;
     assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
@@ -584,13 +587,8 @@ async fn the_law_decides_and_the_api_says_why() {
 #[tokio::test]
 async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
     let s = Stack::start_on_a_monday().await;
-    s.debtor_with_account(
-        "plan-1",
-        "+56977770002",
-        "America/Santiago",
-        ("P-1", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-1", "+56977770002", ("P-1", 90000, "2026-03-01"))
+        .await;
     // What can be done for 30,000 a month: the shortest plan that fits first.
     let quote = s
         .ok(
@@ -700,13 +698,8 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
 #[tokio::test]
 async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "prom-1",
-        "+56977770003",
-        "America/Santiago",
-        ("PR-1", "CLP", 50000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("prom-1", "+56977770003", ("PR-1", 50000, "2026-03-01"))
+        .await;
     let (status, body) = s
         .call(
             "POST",
@@ -772,13 +765,8 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
 #[tokio::test]
 async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tick() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "prom-2",
-        "+56977770004",
-        "America/Santiago",
-        ("PR-2", "CLP", 50000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("prom-2", "+56977770004", ("PR-2", 50000, "2026-03-01"))
+        .await;
     s.promise("PR-2", 10000, "2026-03-20").await;
     s.set_clock("2026-03-24T15:00:00Z").await;
     let (reminders, bus) = reminders_refusing(&s, "PromiseBroken", "PR-2");
@@ -807,13 +795,8 @@ async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tic
 #[tokio::test]
 async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-2",
-        "+56977770005",
-        "America/Santiago",
-        ("PL-2", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-2", "+56977770005", ("PL-2", 90000, "2026-03-01"))
+        .await;
     let plan = s
         .ok(
             "POST",
@@ -848,13 +831,8 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
 #[tokio::test]
 async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-3",
-        "+56977770006",
-        "America/Santiago",
-        ("PL-3", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-3", "+56977770006", ("PL-3", 90000, "2026-03-01"))
+        .await;
     let store = &s.stack.store;
     let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
     tenant.plan_rules.grace_days = 10;
@@ -898,13 +876,8 @@ async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
 #[tokio::test]
 async fn a_reminder_asks_for_every_instalment_due() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-4",
-        "+56977770007",
-        "America/Santiago",
-        ("PL-4", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-4", "+56977770007", ("PL-4", 90000, "2026-03-01"))
+        .await;
     let store = &s.stack.store;
     let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
     tenant.plan_rules.grace_days = 60;
