@@ -205,6 +205,12 @@ impl Api {
         got.into_iter().map(|m| (m.message_id, m.body)).collect()
     }
 
+    /// Asks for the webhook delivery `id` to be sent again: the status and the body.
+    async fn redeliver(&self, id: &str) -> (Status, Value) {
+        let path = format!("/v1/webhook/deliveries/{id}/redeliver");
+        self.call("POST", &path, None).await
+    }
+
     /// Runs the stack's queues until empty, in process.
     async fn drain(&self) {
         self.stack.drain().await.unwrap();
@@ -487,13 +493,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
     // The receiver is fixed; the tenant sends it again.
     *receiver.always.lock().unwrap() = None;
     let id = failed["id"].as_str().unwrap();
-    let (status, body) = api
-        .call(
-            "POST",
-            &format!("/v1/webhook/deliveries/{id}/redeliver"),
-            None,
-        )
-        .await;
+    let (status, body) = api.redeliver(id).await;
     assert_eq!(status, Status::ACCEPTED, "{body}");
     api.drain().await;
     assert_eq!(receiver.posts.lock().unwrap().len(), 4);
@@ -508,13 +508,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
         "no longer listed as failed"
     );
     // A delivered one is not sent again.
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/v1/webhook/deliveries/{id}/redeliver"),
-            None,
-        )
-        .await;
+    let (status, _) = api.redeliver(id).await;
     assert_eq!(status, Status::CONFLICT);
 }
 
