@@ -201,6 +201,23 @@ impl Api {
             .await
     }
 
+    /// Monday 2026-03-16, noon in Santiago (inside the contact window): debtor `debtor` at
+    /// `phone` with `accounts`, each owing `amount` ten days past due.
+    async fn on_a_monday_with_overdue_accounts(
+        &self,
+        debtor: &str,
+        phone: &str,
+        accounts: &[&str],
+        amount: i64,
+    ) {
+        self.set_clock("2026-03-16T15:00:00Z").await;
+        self.put_debtor(debtor, phone).await;
+        for id in accounts {
+            self.put_account(id, overdue_account(self, debtor, amount))
+                .await;
+        }
+    }
+
     /// The debtor asked the bot for a pause (a vulnerability, open-ended): a hold on the
     /// person, as the chat would set it. The instant it was set.
     async fn debtor_asked_the_bot_for_a_pause(&self, debtor: &str) -> jiff::Timestamp {
@@ -1503,11 +1520,9 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
 #[tokio::test]
 async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten() {
     let api = Api::start().await;
-    api.set_clock("2026-03-16T15:00:00Z").await;
+    api.on_a_monday_with_overdue_accounts("d-1", "+56911110000", &["B-1", "B-2"], 50_000)
+        .await;
     let overdue = |d: &str| overdue_account(&api, d, 50_000);
-    api.put_debtor("d-1", "+56911110000").await;
-    api.put_account("B-1", overdue("d-1")).await;
-    api.put_account("B-2", overdue("d-1")).await;
     api.post(
         "/v1/accounts/B-1/insolvency",
         json!({ "reason": "liquidation filed" }),
@@ -1579,10 +1594,8 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
 #[tokio::test]
 async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
     let api = Api::start().await;
-    api.set_clock("2026-03-16T15:00:00Z").await;
-    let overdue = |d: &str| overdue_account(&api, d, 30_000);
-    api.put_debtor("d-7", "+56911110007").await;
-    api.put_account("F-1", overdue("d-7")).await;
+    api.on_a_monday_with_overdue_accounts("d-7", "+56911110007", &["F-1"], 30_000)
+        .await;
     let bad = api
         .try_post(
             "/v1/debtors/d-7/resume",
@@ -1601,7 +1614,8 @@ async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
         )
         .await;
     assert_eq!(paused["holds"]["paused"], true, "{paused}");
-    api.put_account("F-2", overdue("d-7")).await;
+    api.put_account("F-2", overdue_account(&api, "d-7", 30_000))
+        .await;
     api.tick().await;
     for id in ["F-1", "F-2"] {
         let picture = api.picture(id).await;
@@ -1626,13 +1640,8 @@ async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
 #[tokio::test]
 async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_back() {
     let api = Api::start().await;
-    api.set_clock("2026-03-16T15:00:00Z").await;
-    let overdue = |d: &str| overdue_account(&api, d, 30_000);
-    api.put_debtor("d-8", "+56911110008").await;
-    for id in ["G-1", "G-2", "G-3"] {
-        api.ok("PUT", &format!("/v1/accounts/{id}"), Some(overdue("d-8")))
-            .await;
-    }
+    api.on_a_monday_with_overdue_accounts("d-8", "+56911110008", &["G-1", "G-2", "G-3"], 30_000)
+        .await;
     api.post("/v1/accounts/G-3/close", json!({ "reason": "sold" }))
         .await;
     // The debtor asked the bot for a pause; the tick takes every account off the schedule.
@@ -1718,11 +1727,8 @@ async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_bac
 #[tokio::test]
 async fn a_debtors_insolvency_is_lifted_by_its_action_and_the_accounts_resume() {
     let api = Api::start().await;
-    api.set_clock("2026-03-16T15:00:00Z").await;
-    let overdue = |d: &str| overdue_account(&api, d, 30_000);
-    api.put_debtor("d-9", "+56911110009").await;
-    api.put_account("H-1", overdue("d-9")).await;
-    api.put_account("H-2", overdue("d-9")).await;
+    api.on_a_monday_with_overdue_accounts("d-9", "+56911110009", &["H-1", "H-2"], 30_000)
+        .await;
     api.post(
         "/v1/accounts/H-1/insolvency",
         json!({ "reason": "liquidation filed" }),
