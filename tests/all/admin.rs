@@ -4,7 +4,7 @@
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cobro::ports::{Outgoing, Queue, Secrets};
@@ -31,11 +31,24 @@ async fn stack(dir: &Path) -> Arc<LocalStack> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn tenants_strategies_and_policies_are_validated_and_stored() {
+/// A local stack in a temporary directory of its own: the directory (for the test's files),
+/// the stack's data directory in it, and the stack.
+async fn stack_in_a_temp_dir() -> (tempfile::TempDir, PathBuf, Arc<LocalStack>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let s = stack(&data).await;
+    (dir, data, s)
+}
+
+/// `admin`, which must succeed and print JSON; the JSON.
+async fn admin_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let out = admin(dir, args).await.unwrap();
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test]
+async fn tenants_strategies_and_policies_are_validated_and_stored() {
+    let (dir, data, s) = stack_in_a_temp_dir().await;
     let files = dir.path();
 
     let mut tenant =
@@ -47,8 +60,7 @@ async fn tenants_strategies_and_policies_are_validated_and_stored() {
         admin(&data, &["tenant", "create", &file]).await.unwrap(),
         "tenant `acme` stored"
     );
-    let shown: serde_json::Value =
-        serde_json::from_str(&admin(&data, &["tenant", "show", "acme"]).await.unwrap()).unwrap();
+    let shown: serde_json::Value = admin_json(&data, &["tenant", "show", "acme"]).await;
     assert_eq!(shown["name"], "Acme Cobranzas");
 
     // A bad field is named, and nothing is stored.
@@ -154,9 +166,7 @@ async fn tenants_strategies_and_policies_are_validated_and_stored() {
 
 #[tokio::test]
 async fn api_keys_are_issued_once_listed_without_secrets_and_revoked() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = stack(&data).await;
+    let (_dir, data, s) = stack_in_a_temp_dir().await;
     let out = admin(
         &data,
         &[
@@ -233,9 +243,7 @@ async fn api_keys_are_issued_once_listed_without_secrets_and_revoked() {
 
 #[tokio::test]
 async fn a_registered_number_is_verified_with_the_secret_the_cli_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = stack(&data).await;
+    let (dir, data, s) = stack_in_a_temp_dir().await;
     let secrets = write(
         dir.path(),
         "secrets.json",
@@ -329,9 +337,7 @@ async fn a_stopped_channel_is_listed_and_resumed() {
     use cobro::domain::ChannelKind;
     use cobro::repo::ChannelStop;
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = stack(&data).await;
+    let (_dir, data, s) = stack_in_a_temp_dir().await;
     let t = demo::tenant_id();
     let stop = ChannelStop {
         tenant: t.clone(),
@@ -342,60 +348,39 @@ async fn a_stopped_channel_is_listed_and_resumed() {
         announced: true,
     };
     assert!(s.store.stop_channel(&stop).await.unwrap());
-    let listed: serde_json::Value = serde_json::from_str(
-        &admin(&data, &["channel", "stops", "--tenant", "demo"])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let listed: serde_json::Value =
+        admin_json(&data, &["channel", "stops", "--tenant", "demo"]).await;
     assert_eq!(listed[0]["channel"], "whatsapp", "{listed}");
     assert_eq!(listed[0]["code"], 131031, "{listed}");
-    let e = admin(
-        &data,
-        &["channel", "resume", "--tenant", "demo", "--channel", "fax"],
-    )
-    .await
-    .unwrap_err();
+    let resume = |channel: &'static str| {
+        let data = data.clone();
+        async move {
+            let args = [
+                "channel",
+                "resume",
+                "--tenant",
+                "demo",
+                "--channel",
+                channel,
+            ];
+            admin(&data, &args).await
+        }
+    };
+    let e = resume("fax").await.unwrap_err();
     assert!(e.contains("not a channel"), "{e}");
-    let out = admin(
-        &data,
-        &[
-            "channel",
-            "resume",
-            "--tenant",
-            "demo",
-            "--channel",
-            "whatsapp",
-        ],
-    )
-    .await
-    .unwrap();
+    let out = resume("whatsapp").await.unwrap();
     assert!(
         out.starts_with("whatsapp resumed for tenant `demo`"),
         "{out}"
     );
     assert!(s.store.channel_stops(&t).await.unwrap().is_empty());
-    let again = admin(
-        &data,
-        &[
-            "channel",
-            "resume",
-            "--tenant",
-            "demo",
-            "--channel",
-            "whatsapp",
-        ],
-    )
-    .await
-    .unwrap();
+    let again = resume("whatsapp").await.unwrap();
     assert_eq!(again, "whatsapp is not stopped for tenant `demo`");
 }
 
 #[tokio::test]
 async fn dead_letters_are_replayed_once_and_why_explains_an_account() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let s = stack(&data).await;
+    let (_dir, data, s) = stack_in_a_temp_dir().await;
     let batch = (0..3)
         .map(|i| Outgoing::new(i.to_string(), format!("{{\"n\":{i}}}")))
         .collect();
@@ -415,12 +400,7 @@ async fn dead_letters_are_replayed_once_and_why_explains_an_account() {
     // The demo accounts are due from the moment they were loaded: a tick later decides.
     s.clock.advance(jiff::SignedDuration::from_hours(48));
     s.tick().await.unwrap();
-    let why: serde_json::Value = serde_json::from_str(
-        &admin(&data, &["why", "--tenant", "demo", "CL-1001"])
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let why: serde_json::Value = admin_json(&data, &["why", "--tenant", "demo", "CL-1001"]).await;
     assert_eq!(why["account"], "CL-1001");
     let decisions = why["decisions"].as_array().unwrap();
     assert!(!decisions.is_empty(), "{why}");

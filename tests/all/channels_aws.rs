@@ -7,8 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::config::Credentials;
+use aws_config::SdkConfig;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -47,22 +46,9 @@ fn message(channel: ChannelKind) -> ChannelMessage {
     }
 }
 
-/// An SDK configuration pointed at `endpoint` with test credentials, as a Lambda's would be
-/// with `AWS_ENDPOINT_URL` set.
+/// An SDK configuration pointed at `endpoint` with test credentials.
 async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(cobro::adapters::aws::config::system_https_client())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "cobro-tests",
-        ))
-        .load()
-        .await
+    cobro_tests::moto::sdk_config(endpoint).await
 }
 
 // --- the fake AWS service -----------------------------------------------------------------

@@ -4,12 +4,10 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
-use cobro_local::{demo, LocalStack, Settings};
+use cobro_local::demo;
 use cobro_tests::fake_graph::FakeGraph;
-
-const KEY: &str = "Bearer cobro-demo-key";
+use cobro_tests::local::LocalApi;
 
 /// (debtor id, phone, account id) of the demo debtors who speak each language.
 const PEOPLE: [(&str, &str, &str, &str); 3] = [
@@ -18,74 +16,41 @@ const PEOPLE: [(&str, &str, &str, &str); 3] = [
     ("en", "us-john", "+14155550004", "US-4004"),
 ];
 
+/// The local stack over HTTP, sending WhatsApp to a local Graph API server.
 struct Stack {
-    stack: Arc<LocalStack>,
+    api: LocalApi,
     graph: FakeGraph,
-    base: String,
-    http: reqwest::Client,
+    /// How many of the Graph server's sends `replies` has returned.
     seen: std::sync::Mutex<usize>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = LocalApi;
+    fn deref(&self) -> &LocalApi {
+        &self.api
+    }
 }
 
 impl Stack {
     async fn start() -> Self {
         let graph = FakeGraph::start().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = Settings::for_tests(dir.path().to_path_buf());
-        settings.graph_url = Some(graph.base_url.clone());
-        settings.graph_token = cobro_tests::fake_graph::TOKEN.into();
-        // The demo is loaded a minute before the tests' clock (below), so its due dates and
-        // consents are the same whatever day the tests run, and older than what debtors say.
-        settings.start_at = Some("2026-11-25T15:59:00Z".parse().unwrap());
-        let stack = LocalStack::open(settings)
-            .await
-            .expect("local stack starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = stack.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let api = LocalApi::start_with(|settings| {
+            settings.graph_url = Some(graph.base_url.clone());
+            settings.graph_token = cobro_tests::fake_graph::TOKEN.into();
+            // The demo is loaded a minute before the tests' clock (below), so its due dates
+            // and consents are the same whatever day the tests run, and older than what
+            // debtors say.
+            settings.start_at = Some("2026-11-25T15:59:00Z".parse().unwrap());
+        })
+        .await;
         let s = Self {
-            stack,
+            api,
             graph,
-            base,
-            http: cobro_tests::http(),
             seen: std::sync::Mutex::new(0),
-            _dir: dir,
         };
         // A Wednesday, midday in the Americas.
-        s.call(
-            "POST",
-            "/_local/clock",
-            Some(json!({ "set": "2026-11-25T16:00:00Z" })),
-        )
-        .await;
+        s.set_clock("2026-11-25T16:00:00Z").await;
         s
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("authorization", KEY);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {body}");
-        body
     }
 
     /// What reached the debtor's phone since the last look: each message's text, with the
@@ -138,6 +103,36 @@ impl Stack {
         self.replies().join("\n")
     }
 
+    /// The debtor says, in `lang`, that they do not want to live; the bot's answer.
+    async fn says_self_harm(&self, lang: &str, phone: &str) -> String {
+        let text = words(
+            lang,
+            "ya no quiero vivir",
+            "quero morrer",
+            "I want to end my life",
+        );
+        self.say(phone, text).await
+    }
+
+    /// An agent's reply in `debtor`'s conversation: the status and the body.
+    async fn agent_reply(&self, debtor: &str, text: &str, agent: &str) -> (StatusCode, Value) {
+        let path = format!("/v1/conversations/{debtor}/replies");
+        let body = json!({ "text": text, "agent": agent });
+        self.call("POST", &path, Some(body)).await
+    }
+
+    /// From the menu, the debtor sets the preference `what` to `choice`; the bot's answer.
+    async fn choose_preference(&self, phone: &str, what: &str, choice: &str) -> String {
+        self.tap(phone, "menu:prefs").await;
+        self.tap(phone, &format!("prefs:{what}")).await;
+        self.tap(phone, choice).await
+    }
+
+    /// The debtor as the CRM API shows it.
+    async fn debtor(&self, id: &str) -> Value {
+        self.ok("GET", &format!("/v1/debtors/{id}"), None).await
+    }
+
     async fn account(&self, id: &str) -> Value {
         self.ok("GET", &format!("/v1/accounts/{id}"), None).await
     }
@@ -146,6 +141,16 @@ impl Stack {
         self.say(phone, "saldo").await;
         self.say(phone, demo::DEMO_ID_LAST4).await;
     }
+}
+
+/// What the bot says, in `lang`, when it asks for the last digits of the debtor's id.
+fn asks_for_the_id_digits(lang: &str) -> &'static str {
+    words(
+        lang,
+        "4 últimos dígitos",
+        "4 últimos dígitos",
+        "last 4 digits",
+    )
 }
 
 fn words(lang: &str, es: &'static str, pt: &'static str, en: &'static str) -> &'static str {
@@ -171,15 +176,7 @@ async fn the_balance_is_shown_only_after_the_identity_check() {
             "{menu}"
         );
         let asked = s.tap(phone, "menu:balance").await;
-        assert!(
-            asked.contains(words(
-                lang,
-                "4 últimos dígitos",
-                "4 últimos dígitos",
-                "last 4 digits"
-            )),
-            "{asked}"
-        );
+        assert!(asked.contains(asks_for_the_id_digits(lang)), "{asked}");
         assert!(
             !asked.chars().any(|c| c.is_ascii_digit() && c != '4'),
             "nothing about the debt: {asked}"
@@ -301,12 +298,7 @@ async fn a_pause_and_a_dispute_stop_collection() {
 async fn opting_out_is_confirmed_then_noticed_once_then_the_bot_says_nothing_until_opt_in() {
     let s = Stack::start().await;
     for (lang, _, phone, _) in PEOPLE {
-        s.call(
-            "POST",
-            "/_local/clock",
-            Some(json!({ "set": "2026-11-25T16:00:00Z" })),
-        )
-        .await;
+        s.set_clock("2026-11-25T16:00:00Z").await;
         let opt_in = words(lang, "ALTA", "VOLTAR", "START");
         let bye = s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
         assert!(bye.contains("WhatsApp"), "{bye}");
@@ -324,12 +316,7 @@ async fn opting_out_is_confirmed_then_noticed_once_then_the_bot_says_nothing_unt
         assert!(back.contains("WhatsApp"), "{back}");
         // A new opt-out (a minute later: consents of one instant do not order) is a new
         // period: one notice again.
-        s.call(
-            "POST",
-            "/_local/clock",
-            Some(json!({ "set": "2026-11-25T16:01:00Z" })),
-        )
-        .await;
+        s.set_clock("2026-11-25T16:01:00Z").await;
         s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
         let again = s.say(phone, words(lang, "hola", "oi", "hello")).await;
         assert!(again.contains(opt_in), "{again}");
@@ -344,33 +331,14 @@ async fn a_debtor_who_opted_out_still_gets_the_crisis_line() {
     for (lang, _, phone, _) in PEOPLE {
         s.say(phone, words(lang, "BAJA", "SAIR", "STOP")).await;
     }
-    s.call(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-12-28T16:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-12-28T16:00:00Z").await;
     for (lang, _, phone, _) in PEOPLE {
-        let line = s
-            .say(
-                phone,
-                words(
-                    lang,
-                    "ya no quiero vivir",
-                    "quero morrer",
-                    "I want to end my life",
-                ),
-            )
-            .await;
+        let line = s.says_self_harm(lang, phone).await;
         assert!(line.contains(words(lang, "*4141", "188", "988")), "{line}");
     }
     // The person the conversation went to can answer them too: care, not collection.
     let (status, body) = s
-        .call(
-            "POST",
-            "/v1/conversations/cl-maria/replies",
-            Some(json!({ "text": "Hola María, soy Carla. Estoy aquí.", "agent": "carla" })),
-        )
+        .agent_reply("cl-maria", "Hola María, soy Carla. Estoy aquí.", "carla")
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     s.stack.drain().await.unwrap();
@@ -379,21 +347,10 @@ async fn a_debtor_who_opted_out_still_gets_the_crisis_line() {
         vec!["Hola María, soy Carla. Estoy aquí.".to_string()]
     );
     // She opts out again, after the care began: the person's replies stop too.
-    s.call(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-12-29T16:00:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-12-29T16:00:00Z").await;
     let confirmed = s.say("+56912340001", "BAJA").await;
     assert!(!confirmed.is_empty(), "the opt-out is confirmed");
-    let (status, body) = s
-        .call(
-            "POST",
-            "/v1/conversations/cl-maria/replies",
-            Some(json!({ "text": "¿Seguimos?", "agent": "carla" })),
-        )
-        .await;
+    let (status, body) = s.agent_reply("cl-maria", "¿Seguimos?", "carla").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
@@ -407,13 +364,7 @@ async fn an_agent_cannot_write_to_an_opted_out_debtor_outside_care() {
     s.say(maria, "BAJA").await;
     let notice = s.say(maria, "hola?").await;
     assert!(notice.contains("ALTA"), "{notice}");
-    let (status, body) = s
-        .call(
-            "POST",
-            "/v1/conversations/cl-maria/replies",
-            Some(json!({ "text": "Hola", "agent": "carla" })),
-        )
-        .await;
+    let (status, body) = s.agent_reply("cl-maria", "Hola", "carla").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body.to_string().contains("opted-out"), "{body}");
 }
@@ -435,14 +386,9 @@ async fn the_payment_link_is_in_the_conversations_language() {
 async fn preferred_channel_and_hours_are_kept_on_the_debtor() {
     let s = Stack::start().await;
     for (_, debtor, phone, _) in PEOPLE {
-        s.tap(phone, "menu:prefs").await;
-        s.tap(phone, "prefs:hours").await;
-        let done = s.tap(phone, "hours:morning").await;
+        let done = s.choose_preference(phone, "hours", "hours:morning").await;
         assert!(done.contains("09:00"), "{done}");
-        let d = s
-            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
-            .await
-            .to_string();
+        let d = s.debtor(debtor).await.to_string();
         assert!(d.contains("09:00-12:00"), "{d}");
     }
 }
@@ -490,13 +436,7 @@ async fn a_person_takes_over_replies_and_hands_back() {
         assert!(!menu.is_empty());
     }
     // An agent cannot write into a conversation the bot owns.
-    let (status, body) = s
-        .call(
-            "POST",
-            "/v1/conversations/cl-maria/replies",
-            Some(json!({ "text": "x", "agent": "a" })),
-        )
-        .await;
+    let (status, body) = s.agent_reply("cl-maria", "x", "a").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
@@ -521,32 +461,15 @@ async fn signs_of_vulnerability_pause_flag_and_reach_a_person() {
             .await;
         assert_eq!(convo["vulnerability"], "unemployment");
         // Self-harm gets the crisis line of the debtor's country, even with a person in charge.
-        let line = s
-            .say(
-                phone,
-                words(
-                    lang,
-                    "ya no quiero vivir",
-                    "quero morrer",
-                    "I want to end my life",
-                ),
-            )
-            .await;
+        let line = s.says_self_harm(lang, phone).await;
         assert!(line.contains(words(lang, "*4141", "188", "988")), "{line}");
     }
 }
 
 #[tokio::test]
 async fn the_sandbox_page_shows_the_bots_buttons_to_tap() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-        .await
-        .expect("local stack starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = stack.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let http = cobro_tests::http();
+    let api = LocalApi::start().await;
+    let (base, http) = (&api.base, &api.http);
     let post = |body: Value| {
         http.post(format!("{base}/_local/inbound"))
             .json(&body)
@@ -652,14 +575,9 @@ async fn a_receipt_photo_is_acknowledged_and_passed_on() {
 async fn a_preferred_channel_is_kept_and_a_tenant_rule_sends_long_overdue_debtors_to_a_person() {
     let s = Stack::start().await;
     for (_, debtor, phone, _) in PEOPLE {
-        s.tap(phone, "menu:prefs").await;
-        s.tap(phone, "prefs:channel").await;
-        let done = s.tap(phone, "channel:sms").await;
+        let done = s.choose_preference(phone, "channel", "channel:sms").await;
         assert!(done.contains("SMS"), "{done}");
-        let d = s
-            .ok("GET", &format!("/v1/debtors/{debtor}"), None)
-            .await
-            .to_string();
+        let d = s.debtor(debtor).await.to_string();
         assert!(d.contains("\"channel\":\"sms\""), "{d}");
     }
     // The seeds' rule: debtors 10 or more days past due reach a person when they write.
@@ -778,15 +696,7 @@ async fn reactions_in_a_row_do_not_hand_the_debtor_to_a_person() {
         }
         // The bot still answers: no person took the conversation over.
         let asked = s.say(phone, words(lang, "saldo", "saldo", "balance")).await;
-        assert!(
-            asked.contains(words(
-                lang,
-                "4 últimos dígitos",
-                "4 últimos dígitos",
-                "last 4 digits"
-            )),
-            "{asked}"
-        );
+        assert!(asked.contains(asks_for_the_id_digits(lang)), "{asked}");
     }
 }
 
@@ -864,12 +774,7 @@ async fn a_plan_accepted_after_midnight_ahead_of_utc_is_the_plan_the_debtor_was_
     let mut tenant = store.tenant(&demo_id).await.unwrap().unwrap();
     tenant.plan_rules.first_due_within_days = 7;
     store.put_tenant(&tenant).await.unwrap();
-    s.call(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-11-25T10:30:00Z" })),
-    )
-    .await;
+    s.set_clock("2026-11-25T10:30:00Z").await;
     s.verify(phone).await;
     s.say(phone, "payment plan").await;
     let done = s.tap(phone, "plan:0").await;
@@ -905,12 +810,7 @@ async fn a_payment_link_pays_every_instalment_due() {
         .unwrap()
         .tomorrow()
         .unwrap();
-    s.call(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": format!("{after}T16:00:00Z") })),
-    )
-    .await;
+    s.set_clock(&format!("{after}T16:00:00Z")).await;
     s.verify(phone).await;
     let link = s.tap(phone, "menu:pay").await;
     assert!(link.contains(&format!("amount={due}&")), "{due}: {link}");

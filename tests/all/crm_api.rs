@@ -8,16 +8,16 @@ use std::sync::Arc;
 use cobro::domain::TenantId;
 use cobro::ports::Clock;
 use cobro::repo::Scope;
-use cobro_local::{demo, LocalStack, Settings};
+use cobro_local::demo;
+use cobro_tests::fixtures;
+use cobro_tests::local::{serve, LocalApi};
 
 const DEMO_KEY: &str = "cobro-demo-key";
 
-struct Api {
-    stack: Arc<LocalStack>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with requests that carry any key and headers.
+    Api
+);
 
 /// One request's answer: status, headers and the JSON body (or the text as a JSON string).
 struct Answer {
@@ -28,28 +28,22 @@ struct Answer {
 
 impl Api {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-            .await
-            .expect("local stack starts");
-        let base = serve(stack.router()).await;
-        Self {
-            stack,
-            base,
-            http: cobro_tests::http(),
-            _dir: dir,
-        }
+        Self(LocalApi::start().await)
     }
 
-    /// A second tenant, a copy of the demo one under another id.
-    async fn other_tenant(&self, id: &str) -> TenantId {
-        let mut t = self
-            .stack
+    /// The demo tenant as stored.
+    async fn demo_tenant(&self) -> cobro::domain::Tenant {
+        self.stack
             .store
             .tenant(&demo::tenant_id())
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A second tenant, a copy of the demo one under another id.
+    async fn other_tenant(&self, id: &str) -> TenantId {
+        let mut t = self.demo_tenant().await;
         t.id = TenantId::parse(id).unwrap();
         self.stack.store.put_tenant(&t).await.unwrap();
         t.id
@@ -174,16 +168,70 @@ impl Api {
         );
         a.body
     }
-}
 
-/// `router` served on a free loopback port; its base URL.
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    base
+    /// `GET path` with the demo key, which must succeed; the body.
+    async fn get(&self, path: &str) -> Value {
+        self.ok("GET", path, None).await
+    }
+
+    /// The account's whole picture (`GET /v1/accounts/{id}`).
+    async fn picture(&self, account: &str) -> Value {
+        self.get(&format!("/v1/accounts/{account}")).await
+    }
+
+    /// `POST path` with the demo key, which must succeed; the body.
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.ok("POST", path, Some(body)).await
+    }
+
+    /// `POST path` with the demo key, refused or not.
+    async fn try_post(&self, path: &str, body: Value) -> Answer {
+        self.call("POST", path, Some(body)).await
+    }
+
+    /// Upserts the debtor `id` (see `debtor`) with the demo key.
+    async fn put_debtor(&self, id: &str, phone: &str) -> Value {
+        self.ok("PUT", &format!("/v1/debtors/{id}"), Some(debtor(phone)))
+            .await
+    }
+
+    /// Upserts the account `id` with the demo key.
+    async fn put_account(&self, id: &str, body: Value) -> Value {
+        self.ok("PUT", &format!("/v1/accounts/{id}"), Some(body))
+            .await
+    }
+
+    /// Monday 2026-03-16, noon in Santiago (inside the contact window): debtor `debtor` at
+    /// `phone` with `accounts`, each owing `amount` ten days past due.
+    async fn on_a_monday_with_overdue_accounts(
+        &self,
+        debtor: &str,
+        phone: &str,
+        accounts: &[&str],
+        amount: i64,
+    ) {
+        self.set_clock("2026-03-16T15:00:00Z").await;
+        self.put_debtor(debtor, phone).await;
+        for id in accounts {
+            self.put_account(id, overdue_account(self, debtor, amount))
+                .await;
+        }
+    }
+
+    /// The debtor asked the bot for a pause (a vulnerability, open-ended): a hold on the
+    /// person, as the chat would set it. The instant it was set.
+    async fn debtor_asked_the_bot_for_a_pause(&self, debtor: &str) -> jiff::Timestamp {
+        let d = cobro::domain::DebtorId::parse(debtor).unwrap();
+        let now = self.stack.clock.now();
+        self.stack
+            .store
+            .set_debtor_holds(&demo::tenant_id(), &d, |h| {
+                h.pause(None, "vulnerability".into(), now)
+            })
+            .await
+            .unwrap();
+        now
+    }
 }
 
 fn debtor(phone: &str) -> Value {
@@ -405,18 +453,9 @@ async fn keys_authenticate_scopes_authorize_and_tenants_stay_apart() {
 #[tokio::test]
 async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
     let api = Api::start().await;
-    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
-        .await;
-    api.ok("PUT", "/v1/accounts/A-1", Some(account("d-1", 50_000)))
-        .await;
-    let by = api
-        .stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(3))
-        .unwrap();
+    api.put_debtor("d-1", "+56911110000").await;
+    api.put_account("A-1", account("d-1", 50_000)).await;
+    let by = api.date_in(3);
     let promise = json!({ "amount_minor": 20000, "by": by.to_string() });
     let path = "/v1/accounts/A-1/promises";
     let key = [("idempotency-key", "promise-1")];
@@ -442,7 +481,7 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
         "{}",
         reused.body
     );
-    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let view = api.picture("A-1").await;
     assert_eq!(view["account"]["promise"]["amount_minor"], 20000, "{view}");
     // Another tenant's same key is its own.
     let other_tenant = api.other_tenant("other").await;
@@ -479,7 +518,7 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
             None => "/v1/debtors?limit=3".to_string(),
             Some(c) => format!("/v1/debtors?limit=3&cursor={c}"),
         };
-        let page = api.ok("GET", &path, None).await;
+        let page = api.get(&path).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 3);
         seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_string()));
@@ -505,14 +544,15 @@ async fn a_post_with_an_idempotency_key_runs_once_and_lists_page_by_cursor() {
 
 /// The stack's clock date in UTC, shifted by `days`.
 fn day(api: &Api, days: i64) -> String {
-    api.stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(days))
-        .unwrap()
-        .to_string()
+    api.date_in(days).to_string()
+}
+
+/// An account of `amount` owed by `debtor` (see `account`), ten days past due by the stack's
+/// clock.
+fn overdue_account(api: &Api, debtor: &str, amount: i64) -> Value {
+    let mut a = account(debtor, amount);
+    a["due_date"] = json!(day(api, -10));
+    a
 }
 
 /// Plans and promises judge "today" where the debtor lives: 22:00 in Santiago on the 16th (the
@@ -528,18 +568,10 @@ async fn plans_and_promises_take_today_in_the_debtors_zone() {
     let promise = json!({ "amount_minor": 10000, "by": "2026-03-16" });
 
     // Santiago (UTC−3), 22:00 on Monday the 16th.
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-17T01:00:00Z" })),
-    )
-    .await;
-    api.ok("PUT", "/v1/debtors/d-scl", Some(debtor("+56911110001")))
-        .await;
-    api.ok("PUT", "/v1/accounts/SCL-1", Some(account("d-scl", 50_000)))
-        .await;
-    api.ok("PUT", "/v1/accounts/SCL-2", Some(account("d-scl", 50_000)))
-        .await;
+    api.set_clock("2026-03-17T01:00:00Z").await;
+    api.put_debtor("d-scl", "+56911110001").await;
+    api.put_account("SCL-1", account("d-scl", 50_000)).await;
+    api.put_account("SCL-2", account("d-scl", 50_000)).await;
     let quote = api
         .ok(
             "POST",
@@ -564,18 +596,13 @@ async fn plans_and_promises_take_today_in_the_debtors_zone() {
         .await;
 
     // Madrid (UTC+1), 00:30 on Tuesday the 17th.
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T23:30:00Z" })),
-    )
-    .await;
+    api.set_clock("2026-03-16T23:30:00Z").await;
     let mut madrid = debtor("+34612345678");
     madrid["time_zone"] = json!("Europe/Madrid");
     api.ok("PUT", "/v1/debtors/d-mad", Some(madrid)).await;
     let mut acc = account("d-mad", 50_000);
     acc["currency"] = json!("EUR");
-    api.ok("PUT", "/v1/accounts/MAD-1", Some(acc)).await;
+    api.put_account("MAD-1", acc).await;
     for path in ["/v1/accounts/MAD-1/plans/quote", "/v1/accounts/MAD-1/plans"] {
         let late = api.call("POST", path, Some(plan("2026-03-16"))).await;
         assert_eq!(
@@ -611,19 +638,12 @@ async fn plans_and_promises_take_today_in_the_debtors_zone() {
 async fn actions_stop_and_restart_collection_and_say_who_and_why() {
     let api = Api::start().await;
     // Monday noon in Santiago: inside the contact window.
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
-        .await;
-    let mut acc = account("d-1", 50_000);
-    acc["due_date"] = json!(day(&api, -10));
-    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
+    api.set_clock("2026-03-16T15:00:00Z").await;
+    api.put_debtor("d-1", "+56911110000").await;
+    let acc = overdue_account(&api, "d-1", 50_000);
+    api.put_account("A-1", acc.clone()).await;
 
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["days_past_due"], 10, "{picture}");
     assert_eq!(picture["bucket"], "1-30");
     assert_eq!(picture["balance"]["minor"], 50_000, "{picture}");
@@ -632,47 +652,34 @@ async fn actions_stop_and_restart_collection_and_say_who_and_why() {
 
     // Bad input changes nothing.
     let bad = api
-        .call(
-            "POST",
-            "/v1/accounts/A-1/pause",
-            Some(json!({ "reason": " " })),
-        )
+        .try_post("/v1/accounts/A-1/pause", json!({ "reason": " " }))
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["field"], "reason");
     let bad = api
-        .call(
-            "POST",
+        .try_post(
             "/v1/accounts/A-1/close",
-            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+            json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" }),
         )
         .await;
     assert_eq!(bad.body["field"], "until", "{}", bad.body);
     let missing = api
-        .call(
-            "POST",
-            "/v1/accounts/NOPE/pause",
-            Some(json!({ "reason": "x" })),
-        )
+        .try_post("/v1/accounts/NOPE/pause", json!({ "reason": "x" }))
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        api.ok("GET", "/v1/accounts/A-1", None).await["actions"],
-        json!([])
-    );
+    assert_eq!(api.picture("A-1").await["actions"], json!([]));
 
     // A pause takes the account off the schedule: the tick contacts nobody about it.
     let paused = api
-        .ok(
-            "POST",
+        .post(
             "/v1/accounts/A-1/pause",
-            Some(json!({ "reason": "breathing space" })),
+            json!({ "reason": "breathing space" }),
         )
         .await;
     assert_eq!(paused["next_action_at"], Value::Null, "{paused}");
     assert_eq!(paused["account"]["holds"]["paused"], true);
-    let tick = api.ok("POST", "/_local/tick", None).await;
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let tick = api.tick().await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["attempts"], json!([]), "{tick} {picture}");
     assert_eq!(picture["collecting"], false);
     let action = &picture["actions"][0];
@@ -684,37 +691,35 @@ async fn actions_stop_and_restart_collection_and_say_who_and_why() {
     );
 
     // A CRM update that does not restate the holds keeps the pause.
-    api.ok("PUT", "/v1/accounts/A-1", Some(acc.clone())).await;
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    api.put_account("A-1", acc.clone()).await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["account"]["holds"]["paused"], true, "{picture}");
 
     // Resuming puts it back on the schedule, and the tick contacts the debtor.
     let resumed = api
-        .ok(
-            "POST",
+        .post(
             "/v1/accounts/A-1/resume",
-            Some(json!({ "reason": "plan agreed by phone" })),
+            json!({ "reason": "plan agreed by phone" }),
         )
         .await;
     assert!(resumed["next_action_at"].is_string(), "{resumed}");
     assert_eq!(resumed["account"]["holds"]["paused"], false);
 
-    let tick = api.ok("POST", "/_local/tick", None).await;
+    let tick = api.tick().await;
     assert!(tick["contacted"].as_u64().unwrap() >= 1, "{tick}");
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["attempts"][0]["status"], "queued", "{picture}");
 
     // A lawsuit stops it by law: the message already queued is cancelled, not sent.
-    api.ok(
-        "POST",
+    api.post(
         "/v1/accounts/A-1/lawsuit",
-        Some(json!({ "reason": "served 2026-03-01" })),
+        json!({ "reason": "served 2026-03-01" }),
     )
     .await;
     api.ok("POST", "/_local/drain", None).await;
-    api.ok("POST", "/_local/tick", None).await;
+    api.tick().await;
     assert!(api.stack.channel.sent().is_empty(), "nothing was sent");
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["account"]["holds"]["lawsuit_served"], true);
     assert_eq!(picture["next_action_at"], Value::Null);
     assert_eq!(
@@ -732,20 +737,15 @@ async fn actions_stop_and_restart_collection_and_say_who_and_why() {
     assert_eq!(kinds, ["pause", "resume", "lawsuit"]);
 
     // Closing is final: a resume is refused.
-    api.ok(
-        "POST",
+    api.post(
         "/v1/accounts/A-1/write-off",
-        Some(json!({ "reason": "uncollectable" })),
+        json!({ "reason": "uncollectable" }),
     )
     .await;
-    let picture = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let picture = api.picture("A-1").await;
     assert_eq!(picture["account"]["status"], "closed");
     let again = api
-        .call(
-            "POST",
-            "/v1/accounts/A-1/resume",
-            Some(json!({ "reason": "x" })),
-        )
+        .try_post("/v1/accounts/A-1/resume", json!({ "reason": "x" }))
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
@@ -827,7 +827,7 @@ async fn an_import_applies_good_rows_once_names_bad_ones_and_half_applies_none()
     );
     // Row 2's debtor (n-d0, with the bad phone) and account were not written: its debtor n-d0
     // exists only through row 1, with row 1's phone.
-    let d0 = api.ok("GET", "/v1/debtors/n-d0", None).await;
+    let d0 = api.get("/v1/debtors/n-d0").await;
     assert_eq!(d0["debtor"]["phone"], "+56910000000");
     assert_eq!(
         api.call("GET", "/v1/accounts/n-a1", None).await.status,
@@ -838,7 +838,7 @@ async fn an_import_applies_good_rows_once_names_bad_ones_and_half_applies_none()
         StatusCode::OK,
         "row 3 applied its debtor"
     );
-    let a2 = api.ok("GET", "/v1/accounts/n-a2", None).await;
+    let a2 = api.picture("n-a2").await;
     assert_eq!(a2["account"]["tags"], json!(["import", "test"]));
     assert!(
         a2["next_action_at"].is_string(),
@@ -864,7 +864,7 @@ async fn an_import_applies_good_rows_once_names_bad_ones_and_half_applies_none()
         "{}",
         report.body
     );
-    api.ok("GET", "/v1/accounts/c-a1", None).await;
+    api.picture("c-a1").await;
 
     // Limits and formats.
     let wrong = import(&api, "application/json", "{}".into()).await;
@@ -958,15 +958,14 @@ async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let bad = api
-        .call(
-            "POST",
+        .try_post(
             "/v1/debtors/cl-maria/consents",
-            Some(json!({ "channel": "pigeon", "granted": true })),
+            json!({ "channel": "pigeon", "granted": true }),
         )
         .await;
     assert_eq!(bad.body["field"], "channel", "{}", bad.body);
 
-    let settings = api.ok("GET", "/v1/settings", None).await;
+    let settings = api.get("/v1/settings").await;
     assert_eq!(settings["country"], "CL", "{settings}");
     let writer = api.key(&demo::tenant_id(), &[Scope::AccountsWrite]).await;
     let refused = api
@@ -996,7 +995,7 @@ async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
         bad.body
     );
     assert_eq!(
-        api.ok("GET", "/v1/settings", None).await["strategies"],
+        api.get("/v1/settings").await["strategies"],
         Value::Null,
         "a refused book stores nothing"
     );
@@ -1005,7 +1004,7 @@ async fn consents_are_recorded_and_settings_take_admin_and_only_tighten() {
 #[tokio::test]
 async fn templates_list_what_to_register_at_meta_with_the_tenants_own_names() {
     let api = Api::start().await;
-    let all = api.ok("GET", "/v1/templates", None).await;
+    let all = api.get("/v1/templates").await;
     let all = all.as_array().unwrap();
     assert_eq!(
         all.len(),
@@ -1030,7 +1029,7 @@ async fn templates_list_what_to_register_at_meta_with_the_tenants_own_names() {
         "default": "soft"
     });
     api.ok("PUT", "/v1/settings/strategies", Some(book)).await;
-    let all = api.ok("GET", "/v1/templates", None).await;
+    let all = api.get("/v1/templates").await;
     let own: Vec<_> = all
         .as_array()
         .unwrap()
@@ -1155,9 +1154,7 @@ async fn replacing_the_strategies_clears_the_refusals_of_the_templates_they_name
 /// idempotency records with their conditions, rows of an import and an account action.
 #[tokio::test]
 async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
-    use cobro::domain::{
-        Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Phone, Zone,
-    };
+    use cobro::domain::{AccountId, AccountStatus, Debtor};
     use cobro::repo::{AccountAction, Begin, SavedResponse, Store};
     use cobro_tests::moto::{moto, unique};
 
@@ -1222,37 +1219,12 @@ async fn keys_idempotency_rows_and_actions_hold_on_dynamodb() {
     let rows = 100;
     let started = std::time::Instant::now();
     for i in 0..rows {
+        let phone = format!("+5691000{:04}", i / 2);
         let debtor = Debtor {
-            tenant: t.clone(),
-            id: DebtorId::parse(format!("d{}", i / 2)).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(&format!("+5691000{:04}", i / 2)).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
             language: Default::default(),
-            consents: vec![],
-            preferences: Default::default(),
-            holds: Default::default(),
+            ..fixtures::debtor(&t, &format!("d{}", i / 2), &phone)
         };
-        let account = Account {
-            tenant: t.clone(),
-            id: AccountId::parse(format!("a{i}")).unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 1000,
-            balance_minor: 1000,
-            due_date: jiff::civil::date(2026, 3, 1),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(&t, &format!("a{i}"), &debtor.id, 1000, "2026-03-01");
         let (_, written) = store
             .upsert_debtor_and_account(
                 &debtor,
@@ -1582,66 +1554,44 @@ async fn an_agent_reply_whose_queueing_failed_is_queued_by_the_retry() {
 #[tokio::test]
 async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    let overdue = |d: &str| {
-        let mut a = account(d, 50_000);
-        a["due_date"] = json!(day(&api, -10));
-        a
-    };
-    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
+    api.on_a_monday_with_overdue_accounts("d-1", "+56911110000", &["B-1", "B-2"], 50_000)
         .await;
-    api.ok("PUT", "/v1/accounts/B-1", Some(overdue("d-1")))
-        .await;
-    api.ok("PUT", "/v1/accounts/B-2", Some(overdue("d-1")))
-        .await;
-    api.ok(
-        "POST",
+    let overdue = |d: &str| overdue_account(&api, d, 50_000);
+    api.post(
         "/v1/accounts/B-1/insolvency",
-        Some(json!({ "reason": "liquidation filed" })),
+        json!({ "reason": "liquidation filed" }),
     )
     .await;
-    api.ok("PUT", "/v1/accounts/B-3", Some(overdue("d-1")))
-        .await;
-    api.ok("POST", "/_local/tick", None).await;
+    api.put_account("B-3", overdue("d-1")).await;
+    api.tick().await;
     for id in ["B-1", "B-2", "B-3"] {
-        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        let picture = api.picture(id).await;
         assert_eq!(picture["attempts"], json!([]), "{id}: {picture}");
         assert_eq!(picture["collecting"], false, "{id}: {picture}");
     }
-    let why = api.ok("GET", "/v1/accounts/B-2/decisions", None).await;
+    let why = api.get("/v1/accounts/B-2/decisions").await;
     assert!(
         why.to_string().contains("insolvency"),
         "B-2 stops for the debtor's insolvency: {why}"
     );
     // A restated debtor keeps the hold.
-    api.ok("PUT", "/v1/debtors/d-1", Some(debtor("+56911110000")))
-        .await;
-    let d = api.ok("GET", "/v1/debtors/d-1", None).await;
+    api.put_debtor("d-1", "+56911110000").await;
+    let d = api.get("/v1/debtors/d-1").await;
     assert_eq!(d["debtor"]["holds"]["insolvency"], true, "{d}");
 
     // An open-ended pause stays open when a shorter one is posted.
-    api.ok("PUT", "/v1/debtors/d-2", Some(debtor("+56911110002")))
-        .await;
-    api.ok("PUT", "/v1/accounts/C-1", Some(overdue("d-2")))
-        .await;
-    api.ok("PUT", "/v1/accounts/C-2", Some(overdue("d-2")))
-        .await;
-    api.ok(
-        "POST",
+    api.put_debtor("d-2", "+56911110002").await;
+    api.put_account("C-1", overdue("d-2")).await;
+    api.put_account("C-2", overdue("d-2")).await;
+    api.post(
         "/v1/accounts/C-1/pause",
-        Some(json!({ "reason": "breathing space" })),
+        json!({ "reason": "breathing space" }),
     )
     .await;
     let shorter = api
-        .ok(
-            "POST",
+        .post(
             "/v1/accounts/C-1/pause",
-            Some(json!({ "reason": "asked for two weeks", "until": "2026-03-30T15:00:00Z" })),
+            json!({ "reason": "asked for two weeks", "until": "2026-03-30T15:00:00Z" }),
         )
         .await;
     let holds = &shorter["account"]["holds"];
@@ -1651,16 +1601,9 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
     assert_eq!(shorter["next_action_at"], Value::Null, "{shorter}");
 
     // The debtor asked the bot for a pause: on the person, so C-2 waits too.
-    let t = demo::tenant_id();
-    let d2 = cobro::domain::DebtorId::parse("d-2").unwrap();
-    let now = api.stack.clock.now();
-    api.stack
-        .store
-        .set_debtor_holds(&t, &d2, |h| h.pause(None, "vulnerability".into(), now))
-        .await
-        .unwrap();
-    api.ok("POST", "/_local/tick", None).await;
-    let c2 = api.ok("GET", "/v1/accounts/C-2", None).await;
+    api.debtor_asked_the_bot_for_a_pause("d-2").await;
+    api.tick().await;
+    let c2 = api.picture("C-2").await;
     assert_eq!(c2["attempts"], json!([]), "{c2}");
     assert_eq!(c2["collecting"], false, "{c2}");
     assert!(c2["last_decision"]["reason"]
@@ -1668,15 +1611,14 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
         .unwrap()
         .contains("vulnerability"));
     // Reviewed: a resume ends the debtor's pause, and C-2 is back on the schedule.
-    api.ok(
-        "POST",
+    api.post(
         "/v1/accounts/C-1/resume",
-        Some(json!({ "reason": "reviewed with the debtor" })),
+        json!({ "reason": "reviewed with the debtor" }),
     )
     .await;
-    let d = api.ok("GET", "/v1/debtors/d-2", None).await;
+    let d = api.get("/v1/debtors/d-2").await;
     assert_eq!(d["debtor"]["holds"]["paused"], false, "{d}");
-    let c2 = api.ok("GET", "/v1/accounts/C-2", None).await;
+    let c2 = api.picture("C-2").await;
     assert_eq!(c2["collecting"], true, "{c2}");
     assert!(c2["next_action_at"].is_string(), "{c2}");
 }
@@ -1686,61 +1628,41 @@ async fn holds_on_the_person_cover_all_their_accounts_and_pauses_never_shorten()
 #[tokio::test]
 async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    let overdue = |d: &str| {
-        let mut a = account(d, 30_000);
-        a["due_date"] = json!(day(&api, -10));
-        a
-    };
-    api.ok("PUT", "/v1/debtors/d-7", Some(debtor("+56911110007")))
-        .await;
-    api.ok("PUT", "/v1/accounts/F-1", Some(overdue("d-7")))
+    api.on_a_monday_with_overdue_accounts("d-7", "+56911110007", &["F-1"], 30_000)
         .await;
     let bad = api
-        .call(
-            "POST",
+        .try_post(
             "/v1/debtors/d-7/resume",
-            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+            json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" }),
         )
         .await;
     assert_eq!(bad.body["field"], "until", "{}", bad.body);
     let missing = api
-        .call(
-            "POST",
-            "/v1/debtors/nobody/pause",
-            Some(json!({ "reason": "x" })),
-        )
+        .try_post("/v1/debtors/nobody/pause", json!({ "reason": "x" }))
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let paused = api
-        .ok(
-            "POST",
+        .post(
             "/v1/debtors/d-7/pause",
-            Some(json!({ "reason": "breathing space, moratorium 4471" })),
+            json!({ "reason": "breathing space, moratorium 4471" }),
         )
         .await;
     assert_eq!(paused["holds"]["paused"], true, "{paused}");
-    api.ok("PUT", "/v1/accounts/F-2", Some(overdue("d-7")))
+    api.put_account("F-2", overdue_account(&api, "d-7", 30_000))
         .await;
-    api.ok("POST", "/_local/tick", None).await;
+    api.tick().await;
     for id in ["F-1", "F-2"] {
-        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        let picture = api.picture(id).await;
         assert_eq!(picture["attempts"], json!([]), "{id}: {picture}");
         assert_eq!(picture["collecting"], false, "{id}: {picture}");
     }
-    api.ok(
-        "POST",
+    api.post(
         "/v1/debtors/d-7/resume",
-        Some(json!({ "reason": "moratorium ended" })),
+        json!({ "reason": "moratorium ended" }),
     )
     .await;
     for id in ["F-1", "F-2"] {
-        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        let picture = api.picture(id).await;
         assert_eq!(picture["collecting"], true, "{id}: {picture}");
         assert!(picture["next_action_at"].is_string(), "{id}: {picture}");
     }
@@ -1752,40 +1674,15 @@ async fn a_debtor_wide_pause_covers_every_account_until_resumed() {
 #[tokio::test]
 async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_back() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    let overdue = |d: &str| {
-        let mut a = account(d, 30_000);
-        a["due_date"] = json!(day(&api, -10));
-        a
-    };
-    api.ok("PUT", "/v1/debtors/d-8", Some(debtor("+56911110008")))
+    api.on_a_monday_with_overdue_accounts("d-8", "+56911110008", &["G-1", "G-2", "G-3"], 30_000)
         .await;
-    for id in ["G-1", "G-2", "G-3"] {
-        api.ok("PUT", &format!("/v1/accounts/{id}"), Some(overdue("d-8")))
-            .await;
-    }
-    api.ok(
-        "POST",
-        "/v1/accounts/G-3/close",
-        Some(json!({ "reason": "sold" })),
-    )
-    .await;
+    api.post("/v1/accounts/G-3/close", json!({ "reason": "sold" }))
+        .await;
     // The debtor asked the bot for a pause; the tick takes every account off the schedule.
     let t = demo::tenant_id();
-    let d8 = cobro::domain::DebtorId::parse("d-8").unwrap();
-    let now = api.stack.clock.now();
-    api.stack
-        .store
-        .set_debtor_holds(&t, &d8, |h| h.pause(None, "vulnerability".into(), now))
-        .await
-        .unwrap();
+    let now = api.debtor_asked_the_bot_for_a_pause("d-8").await;
     // Why G-2 is not contacted, before anything was decided: the person's pause.
-    let why = api.ok("GET", "/v1/accounts/G-2/decisions", None).await;
+    let why = api.get("/v1/accounts/G-2/decisions").await;
     assert_eq!(why["debtor_holds"]["paused"], true, "{why}");
     assert_eq!(
         why["debtor_holds"]["pause_reason"], "vulnerability",
@@ -1793,28 +1690,24 @@ async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_bac
     );
     assert_eq!(why["holds"]["paused"], false, "{why}");
     // The tick defers G-2 a day, to look at the pause again.
-    api.ok("POST", "/_local/tick", None).await;
+    api.tick().await;
     let next_of = |picture: &Value| -> Option<jiff::Timestamp> {
         picture["next_action_at"]
             .as_str()
             .map(|t| t.parse().unwrap())
     };
-    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    let g2 = api.picture("G-2").await;
     let deferred = next_of(&g2).expect("deferred");
     assert!(deferred > now, "{g2}");
 
     let closed = api
-        .call(
-            "POST",
-            "/v1/accounts/G-3/resume",
-            Some(json!({ "reason": "reviewed" })),
-        )
+        .try_post("/v1/accounts/G-3/resume", json!({ "reason": "reviewed" }))
         .await;
     assert_eq!(closed.status, StatusCode::CONFLICT, "{}", closed.body);
-    let d = api.ok("GET", "/v1/debtors/d-8", None).await;
+    let d = api.get("/v1/debtors/d-8").await;
     assert_eq!(d["debtor"]["holds"]["paused"], true, "{d}");
     assert_eq!(d["debtor"]["holds"]["pause_reason"], "vulnerability", "{d}");
-    let g3 = api.ok("GET", "/v1/accounts/G-3", None).await;
+    let g3 = api.picture("G-3").await;
     assert_eq!(g3["actions"].as_array().unwrap().len(), 1, "{g3}");
 
     // The resume's first write is cancelled, as a concurrent change would have it.
@@ -1835,13 +1728,13 @@ async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_bac
         .await;
     assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
     assert_eq!(table.cancelled.load(std::sync::atomic::Ordering::SeqCst), 1);
-    let d = api.ok("GET", "/v1/debtors/d-8", None).await;
+    let d = api.get("/v1/debtors/d-8").await;
     assert_eq!(d["debtor"]["holds"]["paused"], false, "{d}");
     // G-2 is looked at now, not when the pause's re-check would have come round.
-    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    let g2 = api.picture("G-2").await;
     assert_eq!(g2["collecting"], true, "{g2}");
     assert!(next_of(&g2).is_some_and(|t| t < deferred), "{g2}");
-    let g3 = api.ok("GET", "/v1/accounts/G-3", None).await;
+    let g3 = api.picture("G-3").await;
     assert_eq!(g3["next_action_at"], Value::Null, "closed stays off: {g3}");
 
     // Deferred again (a tick that read the pause before it went), the same resume again puts
@@ -1853,13 +1746,12 @@ async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_bac
         .reschedule_account(&g2_account, Some(deferred))
         .await
         .unwrap();
-    api.ok(
-        "POST",
+    api.post(
         "/v1/accounts/G-1/resume",
-        Some(json!({ "reason": "reviewed with the debtor" })),
+        json!({ "reason": "reviewed with the debtor" }),
     )
     .await;
-    let g2 = api.ok("GET", "/v1/accounts/G-2", None).await;
+    let g2 = api.picture("G-2").await;
     assert!(next_of(&g2).is_some_and(|t| t < deferred), "{g2}");
 }
 
@@ -1869,65 +1761,46 @@ async fn a_resume_is_refused_whole_and_a_retried_one_puts_the_other_accounts_bac
 #[tokio::test]
 async fn a_debtors_insolvency_is_lifted_by_its_action_and_the_accounts_resume() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    let overdue = |d: &str| {
-        let mut a = account(d, 30_000);
-        a["due_date"] = json!(day(&api, -10));
-        a
-    };
-    api.ok("PUT", "/v1/debtors/d-9", Some(debtor("+56911110009")))
+    api.on_a_monday_with_overdue_accounts("d-9", "+56911110009", &["H-1", "H-2"], 30_000)
         .await;
-    api.ok("PUT", "/v1/accounts/H-1", Some(overdue("d-9")))
-        .await;
-    api.ok("PUT", "/v1/accounts/H-2", Some(overdue("d-9")))
-        .await;
-    api.ok(
-        "POST",
+    api.post(
         "/v1/accounts/H-1/insolvency",
-        Some(json!({ "reason": "liquidation filed" })),
+        json!({ "reason": "liquidation filed" }),
     )
     .await;
-    api.ok("POST", "/_local/tick", None).await;
-    let why = api.ok("GET", "/v1/accounts/H-2/decisions", None).await;
+    api.tick().await;
+    let why = api.get("/v1/accounts/H-2/decisions").await;
     assert_eq!(why["debtor_holds"]["insolvency"], true, "{why}");
     for id in ["H-1", "H-2"] {
-        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        let picture = api.picture(id).await;
         assert_eq!(picture["next_action_at"], Value::Null, "{id}: {picture}");
     }
 
     let bad = api
-        .call(
-            "POST",
+        .try_post(
             "/v1/debtors/d-9/resolve-insolvency",
-            Some(json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" })),
+            json!({ "reason": "x", "until": "2030-01-01T00:00:00Z" }),
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["field"], "until", "{}", bad.body);
     let missing = api
-        .call(
-            "POST",
+        .try_post(
             "/v1/debtors/nobody/resolve-insolvency",
-            Some(json!({ "reason": "x" })),
+            json!({ "reason": "x" }),
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     let lifted = api
-        .ok(
-            "POST",
+        .post(
             "/v1/debtors/d-9/resolve-insolvency",
-            Some(json!({ "reason": "proceedings dismissed, case 88-2026" })),
+            json!({ "reason": "proceedings dismissed, case 88-2026" }),
         )
         .await;
     assert_eq!(lifted["holds"]["insolvency"], false, "{lifted}");
     for id in ["H-1", "H-2"] {
-        let picture = api.ok("GET", &format!("/v1/accounts/{id}"), None).await;
+        let picture = api.picture(id).await;
         assert_eq!(
             picture["account"]["holds"]["insolvency"], false,
             "{id}: {picture}"
@@ -1944,14 +1817,11 @@ async fn a_debtors_insolvency_is_lifted_by_its_action_and_the_accounts_resume() 
         assert_eq!(last["reason"], "proceedings dismissed, case 88-2026");
     }
     // Collection resumes: the next tick contacts the debtor.
-    api.ok("POST", "/_local/tick", None).await;
-    let contacted: usize = [
-        api.ok("GET", "/v1/accounts/H-1", None).await,
-        api.ok("GET", "/v1/accounts/H-2", None).await,
-    ]
-    .iter()
-    .map(|p| p["attempts"].as_array().unwrap().len())
-    .sum();
+    api.tick().await;
+    let contacted: usize = [api.picture("H-1").await, api.picture("H-2").await]
+        .iter()
+        .map(|p| p["attempts"].as_array().unwrap().len())
+        .sum();
     assert!(contacted >= 1, "a contact after the insolvency ended");
 }
 
@@ -1960,17 +1830,10 @@ async fn a_debtors_insolvency_is_lifted_by_its_action_and_the_accounts_resume() 
 #[tokio::test]
 async fn an_open_dispute_is_closed_by_its_action_not_by_a_restated_account() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    api.ok("PUT", "/v1/debtors/d-5", Some(debtor("+56911110005")))
-        .await;
-    let mut acc = account("d-5", 40_000);
-    acc["due_date"] = json!(day(&api, -10));
-    api.ok("PUT", "/v1/accounts/E-1", Some(acc.clone())).await;
+    api.set_clock("2026-03-16T15:00:00Z").await;
+    api.put_debtor("d-5", "+56911110005").await;
+    let mut acc = overdue_account(&api, "d-5", 40_000);
+    api.put_account("E-1", acc.clone()).await;
     let e1 = cobro::domain::AccountId::parse("E-1").unwrap();
     api.stack
         .store
@@ -1978,18 +1841,17 @@ async fn an_open_dispute_is_closed_by_its_action_not_by_a_restated_account() {
         .await
         .unwrap();
     acc["holds"] = json!({ "dispute_open": false, "lawsuit_served": false });
-    api.ok("PUT", "/v1/accounts/E-1", Some(acc)).await;
-    let picture = api.ok("GET", "/v1/accounts/E-1", None).await;
+    api.put_account("E-1", acc).await;
+    let picture = api.picture("E-1").await;
     assert_eq!(
         picture["account"]["holds"]["dispute_open"], true,
         "{picture}"
     );
     assert_eq!(picture["collecting"], false, "{picture}");
     let resolved = api
-        .ok(
-            "POST",
+        .post(
             "/v1/accounts/E-1/resolve-dispute",
-            Some(json!({ "reason": "the debtor recognised the debt" })),
+            json!({ "reason": "the debtor recognised the debt" }),
         )
         .await;
     assert_eq!(
@@ -2005,19 +1867,8 @@ async fn an_open_dispute_is_closed_by_its_action_not_by_a_restated_account() {
 #[tokio::test]
 async fn an_agencys_reminders_name_the_creditor_it_collects_for() {
     let api = Api::start().await;
-    api.ok(
-        "POST",
-        "/_local/clock",
-        Some(json!({ "set": "2026-03-16T15:00:00Z" })),
-    )
-    .await;
-    let mut agency = api
-        .stack
-        .store
-        .tenant(&demo::tenant_id())
-        .await
-        .unwrap()
-        .unwrap();
+    api.set_clock("2026-03-16T15:00:00Z").await;
+    let mut agency = api.demo_tenant().await;
     agency.id = TenantId::parse("cobranzas-sur").unwrap();
     agency.name = "Cobranzas Sur".into();
     agency.kind = cobro::domain::TenantKind::Agency;
@@ -2032,8 +1883,7 @@ async fn an_agencys_reminders_name_the_creditor_it_collects_for() {
     person["consents"] = json!([{ "channel": "sms", "granted": true }]);
     let d = put("/v1/debtors/d-9".into(), person).await;
     assert!(d.status.is_success(), "{}", d.body);
-    let mut acc = account("d-9", 80_000);
-    acc["due_date"] = json!(day(&api, -10));
+    let mut acc = overdue_account(&api, "d-9", 80_000);
     let refused = put("/v1/accounts/S-1".into(), acc.clone()).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert_eq!(refused.body["field"], "creditor", "{}", refused.body);
@@ -2045,7 +1895,7 @@ async fn an_agencys_reminders_name_the_creditor_it_collects_for() {
         "{}",
         ok.body
     );
-    api.ok("POST", "/_local/tick", None).await;
+    api.tick().await;
     api.stack.drain().await.unwrap();
     let texts: Vec<String> = api
         .stack
@@ -2112,10 +1962,8 @@ async fn an_agent_reply_refused_by_the_state_of_the_moment_runs_again_under_its_
 #[tokio::test]
 async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
     let api = Api::start().await;
-    api.ok("PUT", "/v1/debtors/D-1", Some(debtor("+56911110001")))
-        .await;
-    api.ok("PUT", "/v1/accounts/A-1", Some(account("D-1", 50_000)))
-        .await;
+    api.put_debtor("D-1", "+56911110001").await;
+    api.put_account("A-1", account("D-1", 50_000)).await;
     let mut usd = account("D-1", 50_000);
     usd["currency"] = "USD".into();
     let bad = api.call("PUT", "/v1/accounts/A-1", Some(usd.clone())).await;
@@ -2126,7 +1974,7 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
         "{}",
         bad.body
     );
-    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let view = api.picture("A-1").await;
     assert_eq!(view["account"]["currency"], "CLP");
 
     // The same change in an import row: that row is refused, not to be sent again.
@@ -2145,7 +1993,7 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
         "{}",
         answer.body
     );
-    let view = api.ok("GET", "/v1/accounts/A-1", None).await;
+    let view = api.picture("A-1").await;
     assert_eq!(view["account"]["currency"], "CLP");
 
     let huge = account("D-1", cobro::domain::MAX_MINOR + 1);
@@ -2184,8 +2032,7 @@ async fn an_account_keeps_its_currency_and_amounts_stay_in_range() {
 #[tokio::test]
 async fn a_payment_id_applied_to_another_account_is_refused_and_listed_in_suspense() {
     let api = Api::start().await;
-    api.ok("PUT", "/v1/debtors/d-pay", Some(debtor("+56911113333")))
-        .await;
+    api.put_debtor("d-pay", "+56911113333").await;
     for a in ["A-1", "A-9"] {
         api.ok(
             "PUT",
@@ -2249,7 +2096,7 @@ async fn a_payment_id_applied_to_another_account_is_refused_and_listed_in_suspen
         (Some(2), Some(0)),
         "{drained}"
     );
-    let suspense = api.ok("GET", "/v1/payments/suspense", None).await;
+    let suspense = api.get("/v1/payments/suspense").await;
     let items = suspense["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{suspense}");
     assert_eq!(items[0]["payment"]["account"], "A-1");
@@ -2260,14 +2107,8 @@ async fn a_payment_id_applied_to_another_account_is_refused_and_listed_in_suspen
     );
     assert!(items[0]["resolved"].is_null(), "{suspense}");
 
-    assert_eq!(
-        balance(api.ok("GET", "/v1/accounts/A-1", None).await),
-        50_000
-    );
-    assert_eq!(
-        balance(api.ok("GET", "/v1/accounts/A-9", None).await),
-        40_000
-    );
+    assert_eq!(balance(api.picture("A-1").await), 50_000);
+    assert_eq!(balance(api.picture("A-9").await), 40_000);
 }
 
 /// An agent's reply answers the debtor on the channel they wrote on, within the day: on SMS,
@@ -2296,9 +2137,7 @@ async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day()
         .unwrap();
     api.ok("POST", path, Some(body)).await;
     api.stack.drain().await.unwrap();
-    let conversation = api
-        .ok("GET", "/v1/debtors/cl-maria/conversation", None)
-        .await;
+    let conversation = api.get("/v1/debtors/cl-maria/conversation").await;
     let out: Vec<&Value> = conversation["items"]
         .as_array()
         .unwrap()
@@ -2331,9 +2170,7 @@ async fn an_agent_replies_only_on_a_channel_the_debtor_wrote_on_within_the_day()
     );
     let reason = reply.reason.unwrap_or_default();
     assert!(reason.starts_with("outside_window"), "{reason}");
-    let conversation = api
-        .ok("GET", "/v1/debtors/cl-maria/conversation", None)
-        .await;
+    let conversation = api.get("/v1/debtors/cl-maria/conversation").await;
     assert!(
         !conversation
             .to_string()
@@ -2362,11 +2199,7 @@ async fn an_agents_late_reply_waits_for_the_debtors_hours() {
     let path = "/v1/conversations/cl-maria/replies";
     let text = "Hola María, te escribo mañana temprano";
     let accepted = api
-        .ok(
-            "POST",
-            path,
-            Some(json!({ "text": text, "agent": "carla" })),
-        )
+        .post(path, json!({ "text": text, "agent": "carla" }))
         .await;
     // Thursday 08:00 in Santiago.
     assert_eq!(accepted["not_before"], "2026-12-03T11:00:00Z", "{accepted}");
@@ -2405,10 +2238,9 @@ async fn an_agents_late_reply_waits_for_the_debtors_hours() {
         .await
         .unwrap();
     let refused = api
-        .call(
-            "POST",
+        .try_post(
             path,
-            Some(json!({ "text": "Hola María, el lunes", "agent": "carla" })),
+            json!({ "text": "Hola María, el lunes", "agent": "carla" }),
         )
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
@@ -2426,10 +2258,9 @@ async fn an_agents_late_reply_waits_for_the_debtors_hours() {
     // Within the hour of her message, at once whatever the hour.
     api.stack.clock.set(at("2026-12-05T23:00:00Z"));
     let now = api
-        .ok(
-            "POST",
+        .post(
             path,
-            Some(json!({ "text": "Hola María, ya te respondo", "agent": "carla" })),
+            json!({ "text": "Hola María, ya te respondo", "agent": "carla" }),
         )
         .await;
     assert!(now.get("not_before").is_none(), "{now}");
@@ -2447,10 +2278,9 @@ async fn a_crm_opt_out_survives_the_crm_restating_an_older_grant() {
     api.ok("PUT", "/v1/debtors/sync-1", Some(body.clone()))
         .await;
     api.stack.clock.advance(jiff::SignedDuration::from_mins(5));
-    api.ok(
-        "POST",
+    api.post(
         "/v1/debtors/sync-1/consents",
-        Some(json!({ "channel": "whatsapp", "granted": false })),
+        json!({ "channel": "whatsapp", "granted": false }),
     )
     .await;
     api.stack.clock.advance(jiff::SignedDuration::from_hours(8));

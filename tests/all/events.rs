@@ -13,10 +13,9 @@ use serde_json::{json, Value};
 
 use cobro::events::webhook::{verify, SIGNATURE_HEADER, TOLERANCE};
 use cobro::events::{Audience, CATALOG};
-use cobro::ports::Clock;
-use cobro_local::{LocalStack, Settings};
+use cobro::ports::{Clock, Queue};
+use cobro_tests::local::{serve, LocalApi};
 
-const DEMO_KEY: &str = "cobro-demo-key";
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md");
 const MARKER: &str = "<!-- The catalog below is generated";
 
@@ -109,6 +108,16 @@ impl Post {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
+    /// Whether the post's signature is `secret`'s, checked at `now`.
+    fn signed_with(&self, secret: &str, now: jiff::Timestamp) -> Result<(), &'static str> {
+        verify(
+            secret,
+            self.header(SIGNATURE_HEADER),
+            &self.body,
+            now,
+            TOLERANCE,
+        )
+    }
 }
 
 #[derive(Default)]
@@ -132,60 +141,26 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes
 
 async fn start_receiver() -> (Arc<Receiver>, String) {
     let receiver = Arc::new(Receiver::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/cobro", listener.local_addr().unwrap());
     let app = axum::Router::new()
         .route("/hooks/cobro", axum::routing::post(receive))
         .with_state(receiver.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = format!("{}/hooks/cobro", serve(app).await);
     (receiver, url)
 }
 
 // --- the stack ----------------------------------------------------------------------------------
 
-struct Api {
-    stack: Arc<LocalStack>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with what seeding the demo published drained.
+    Api
+);
 
 impl Api {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = stack.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let api = LocalApi::start().await;
         // Drain what seeding the demo published: the tests count only their own events.
-        stack.drain().await.unwrap();
-        Self {
-            stack,
-            base,
-            http: cobro_tests::http(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (Status, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(DEMO_KEY);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        api.stack.drain().await.unwrap();
+        Self(api)
     }
 
     /// Registers the webhook; returns its secret.
@@ -218,6 +193,25 @@ impl Api {
         assert!(status.is_success(), "{status} {body}");
     }
 
+    /// Up to ten messages of the events-out queue, as the deployed function gets them: (id,
+    /// body).
+    async fn events_out_records(&self) -> Vec<(String, String)> {
+        let got = self
+            .stack
+            .events_out
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        got.into_iter().map(|m| (m.message_id, m.body)).collect()
+    }
+
+    /// Asks for the webhook delivery `id` to be sent again: the status and the body.
+    async fn redeliver(&self, id: &str) -> (Status, Value) {
+        let path = format!("/v1/webhook/deliveries/{id}/redeliver");
+        self.call("POST", &path, None).await
+    }
+
+    /// Runs the stack's queues until empty, in process.
     async fn drain(&self) {
         self.stack.drain().await.unwrap();
     }
@@ -255,16 +249,9 @@ async fn a_webhook_gets_signed_events_once_each_and_retries_until_delivered() {
     assert_eq!(attempts, ["1", "2", "3"]);
     let now = api.stack.clock.now();
     for p in &applied {
-        verify(&secret, p.header(SIGNATURE_HEADER), &p.body, now, TOLERANCE)
+        p.signed_with(&secret, now)
             .expect("signed with the tenant's secret");
-        assert!(verify(
-            "whsec_other",
-            p.header(SIGNATURE_HEADER),
-            &p.body,
-            now,
-            TOLERANCE
-        )
-        .is_err());
+        assert!(p.signed_with("whsec_other", now).is_err());
         assert_eq!(p.header("content-type"), "application/json");
     }
     let body = applied[0].json();
@@ -319,7 +306,6 @@ async fn a_webhook_gets_signed_events_once_each_and_retries_until_delivered() {
 #[tokio::test]
 async fn a_deployment_posts_to_public_addresses_only() {
     use cobro::events::webhook::{check_url, Targets};
-    use cobro::ports::Queue;
     use cobro_events_out::{handle_batch, EventsOut, HttpClient};
 
     let api = Api::start().await;
@@ -328,14 +314,7 @@ async fn a_deployment_posts_to_public_addresses_only() {
     api.register(&url, &["PromiseMade"]).await;
     let refused = check_url(&url, Targets::Public).unwrap_err();
     assert!(refused.contains("public address"), "{refused}");
-    let by = api
-        .stack
-        .clock
-        .now()
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-        .checked_add(jiff::Span::new().days(3))
-        .unwrap();
+    let by = api.date_in(3);
     let (status, body) = api
         .call(
             "POST",
@@ -352,17 +331,8 @@ async fn a_deployment_posts_to_public_addresses_only() {
         http: HttpClient::public(),
         schedule: vec![std::time::Duration::ZERO],
     });
-    let got = api
-        .stack
-        .events_out
-        .receive(10, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert!(!got.is_empty());
-    let records = got
-        .iter()
-        .map(|m| (m.message_id.clone(), m.body.clone()))
-        .collect();
+    let records = api.events_out_records().await;
+    assert!(!records.is_empty());
     handle_batch(&deployed, records).await;
     assert!(receiver.posts.lock().unwrap().is_empty(), "nothing posted");
     let (_, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
@@ -383,7 +353,6 @@ async fn a_deployment_posts_to_public_addresses_only() {
 /// normalised) is refused by a deployment at send and reaches the local stack's receiver.
 #[tokio::test]
 async fn a_url_is_checked_and_posted_as_the_address_it_names() {
-    use cobro::ports::Queue;
     use cobro_events_out::{handle_batch, EventsOut, HttpClient};
 
     let api = Api::start().await;
@@ -430,16 +399,7 @@ async fn a_url_is_checked_and_posted_as_the_address_it_names() {
         endpoint.url = raw.clone();
         api.stack.store.put_webhook(&endpoint).await.unwrap();
         publish(i as i64).await;
-        let got = api
-            .stack
-            .events_out
-            .receive(10, std::time::Duration::from_secs(30))
-            .await
-            .unwrap();
-        let records = got
-            .iter()
-            .map(|m| (m.message_id.clone(), m.body.clone()))
-            .collect();
+        let records = api.events_out_records().await;
         handle_batch(&deployed, records).await;
         assert!(receiver.posts.lock().unwrap().is_empty(), "{raw} reached");
         let (_, list) = api.call("GET", "/v1/webhook/deliveries", None).await;
@@ -492,7 +452,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
         .call(
             "POST",
             "/v1/accounts/CL-1001/promises",
-            Some(json!({ "amount_minor": 50_000, "by": api.stack.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date().checked_add(jiff::Span::new().days(3)).unwrap().to_string() })),
+            Some(json!({ "amount_minor": 50_000, "by": api.date_in(3).to_string() })),
         )
         .await;
     assert_eq!(status, Status::CREATED, "{body}");
@@ -533,13 +493,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
     // The receiver is fixed; the tenant sends it again.
     *receiver.always.lock().unwrap() = None;
     let id = failed["id"].as_str().unwrap();
-    let (status, body) = api
-        .call(
-            "POST",
-            &format!("/v1/webhook/deliveries/{id}/redeliver"),
-            None,
-        )
-        .await;
+    let (status, body) = api.redeliver(id).await;
     assert_eq!(status, Status::ACCEPTED, "{body}");
     api.drain().await;
     assert_eq!(receiver.posts.lock().unwrap().len(), 4);
@@ -554,13 +508,7 @@ async fn a_delivery_that_keeps_failing_is_kept_listed_and_sent_again() {
         "no longer listed as failed"
     );
     // A delivered one is not sent again.
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/v1/webhook/deliveries/{id}/redeliver"),
-            None,
-        )
-        .await;
+    let (status, _) = api.redeliver(id).await;
     assert_eq!(status, Status::CONFLICT);
 }
 
@@ -631,22 +579,8 @@ async fn registering_a_webhook_is_checked_and_the_secret_shown_once_and_rotated(
     let posts = receiver.posts.lock().unwrap().clone();
     assert_eq!(posts.len(), 1);
     let now = api.stack.clock.now();
-    verify(
-        &new,
-        posts[0].header(SIGNATURE_HEADER),
-        &posts[0].body,
-        now,
-        TOLERANCE,
-    )
-    .unwrap();
-    verify(
-        &secret,
-        posts[0].header(SIGNATURE_HEADER),
-        &posts[0].body,
-        now,
-        TOLERANCE,
-    )
-    .unwrap();
+    posts[0].signed_with(&new, now).unwrap();
+    posts[0].signed_with(&secret, now).unwrap();
     let data = posts[0].json()["data"].clone();
     assert_eq!(data["source"], "call-center");
     assert_eq!(data["channel"], "whatsapp");

@@ -10,70 +10,27 @@ use std::sync::Arc;
 
 use cobro::adapters::dir_blobs::DirBlobs;
 use cobro::adapters::sqlite::SqliteStore;
-use cobro::domain::{
-    Account, AccountId, AccountStatus, Currency, Debtor, DebtorId, Language, Phone, TenantId, Zone,
-};
+use cobro::domain::{Account, AccountId, Currency, Debtor, DebtorId, TenantId, Zone};
 use cobro::export::{parse_decimal, ExportJob, ExportRequest, Format, JobStatus, Kind, Period};
 use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules};
 use cobro::ports::blobs::{Blobs, DownloadLinks, LargeBlobs};
 use cobro::ports::{Clock, Queue, ShiftedClock};
 use cobro::repo::{PaymentConfirmed, Store};
 use cobro_export::{Exporter, Outcome};
-use cobro_local::{LocalStack, Settings};
+use cobro_tests::fixtures;
+use cobro_tests::local::{LocalApi, DEMO_AUTH};
 use cobro_tests::moto::{moto, unique};
 
-const KEY: &str = "Bearer cobro-demo-key";
-
-struct Stack {
-    stack: Arc<LocalStack>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, its clock on 2026-04-02, with this file's steps.
+    Stack
+);
 
 impl Stack {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-            .await
-            .expect("local stack starts");
-        stack.clock.set("2026-04-02T15:00:00Z".parse().unwrap());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = stack.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Self {
-            stack,
-            base,
-            http: cobro_tests::http(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("authorization", KEY);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {body}");
-        body
+        let api = LocalApi::start().await;
+        api.stack.clock.set("2026-04-02T15:00:00Z".parse().unwrap());
+        Self(api)
     }
 
     async fn download(&self, url: &str) -> (String, Vec<u8>) {
@@ -94,7 +51,7 @@ impl Stack {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let id = body["export"]["id"].as_str().unwrap().to_string();
         assert_eq!(body["export"]["status"], "queued");
-        let report = self.ok("POST", "/_local/drain", None).await;
+        let report = self.drain().await;
         assert_eq!(report["exports_done"], 1, "{report}");
         let status = self.ok("GET", &format!("/v1/exports/{id}"), None).await;
         assert_eq!(status["export"]["status"], "done", "{status}");
@@ -166,7 +123,7 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
         )
         .await;
     }
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["payments_applied"], 3);
 
     let request = json!({
@@ -193,7 +150,7 @@ async fn an_export_over_http_is_requested_run_once_and_downloaded() {
     let (code, again) = s.call("POST", "/v1/exports", Some(request)).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(again["export"]["status"], "done");
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["exports_done"], 0);
     // The same id with other parameters is refused.
     let (code, body) = s
@@ -296,7 +253,7 @@ async fn bad_export_requests_name_the_field_and_change_nothing() {
     }
     let (status, _) = s.call("GET", "/v1/exports/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["exports_done"], 0);
     // Without a key: refused.
     let res = s
@@ -315,7 +272,7 @@ async fn the_daily_schedule_exports_yesterday_once() {
     let s = Stack::start().await;
     let first = s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
     assert_eq!(first["queued"], cobro_export::DAILY.len());
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["exports_done"], cobro_export::DAILY.len());
     // The demo tenant is in Chile: 2026-04-02 15:00 UTC is 12:00 there, so yesterday is 04-01.
     let job = s
@@ -352,7 +309,7 @@ async fn a_payment_reported_after_its_days_file_is_in_the_next_days_file() {
     )
     .await;
     s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.drain().await;
     // Tuesday 10:00 there: Monday's transfer of 15:00 comes in.
     s.stack.clock.set("2026-03-17T13:00:00Z".parse().unwrap());
     s.ok(
@@ -364,12 +321,12 @@ async fn a_payment_reported_after_its_days_file_is_in_the_next_days_file() {
         })),
     )
     .await;
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["payments_applied"], 1, "{report}");
     // Wednesday 07:00 there: Tuesday's file.
     s.stack.clock.set("2026-03-18T10:00:00Z".parse().unwrap());
     s.ok("POST", "/_local/exports/daily", Some(json!({}))).await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.drain().await;
     async fn file(s: &Stack, day: &str) -> Vec<BTreeMap<String, String>> {
         let job = s
             .ok("GET", &format!("/v1/exports/daily-{day}-payments"), None)
@@ -410,39 +367,18 @@ fn tenant() -> TenantId {
 }
 
 fn debtor(i: usize) -> Debtor {
+    let phone = format!("+569{:08}", 10_000_000 + i);
     Debtor {
-        tenant: tenant(),
-        id: DebtorId::parse(format!("d-{i}")).unwrap(),
         name: "Test".into(),
-        phone: Phone::parse(&format!("+569{:08}", 10_000_000 + i)).unwrap(),
-        email: None,
-        time_zone: Zone::parse("America/Santiago").unwrap(),
-        language: Language::Es,
-        consents: vec![],
-        preferences: Default::default(),
-        holds: Default::default(),
+        ..fixtures::debtor(&tenant(), &format!("d-{i}"), &phone)
     }
 }
 
 fn account(i: usize, currency: Currency, balance: i64) -> Account {
+    let debtor = DebtorId::parse(format!("d-{}", i / 2)).unwrap();
     Account {
-        tenant: tenant(),
-        id: AccountId::parse(format!("A-{i}")).unwrap(),
-        debtor: DebtorId::parse(format!("d-{}", i / 2)).unwrap(),
         currency,
-        principal_minor: balance,
-        balance_minor: balance,
-        due_date: "2026-01-15".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
+        ..fixtures::open_account(&tenant(), &format!("A-{i}"), &debtor, balance, "2026-01-15")
     }
 }
 
@@ -955,7 +891,7 @@ async fn csv_exports_write_text_that_looks_like_a_formula_as_text() {
         })),
     )
     .await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.drain().await;
 
     let (_, bytes) = s.export(march("payments", "csv")).await;
     let payments = csv_records(&bytes);
@@ -1283,7 +1219,7 @@ async fn a_credit_pays_later_charges_once_and_the_ledger_ties_out() {
         })),
     )
     .await;
-    let report = s.ok("POST", "/_local/drain", None).await;
+    let report = s.drain().await;
     assert_eq!(report["payments_applied"], 1, "{report}");
     let figures = |body: &Value| {
         let a = &body["account"];
@@ -1317,7 +1253,7 @@ async fn a_credit_pays_later_charges_once_and_the_ledger_ties_out() {
         let res = s
             .http
             .post(format!("{}/v1/imports", s.base))
-            .header("authorization", KEY)
+            .header("authorization", DEMO_AUTH)
             .header("content-type", "application/x-ndjson")
             .body(format!("{row}\n"))
             .send()

@@ -13,10 +13,7 @@ use cobro::adapters::dir_blobs::DirBlobs;
 use cobro::adapters::dir_secrets::DirSecrets;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
-use cobro::domain::{
-    ChannelKind, Consent, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId,
-    TenantKind, Zone,
-};
+use cobro::domain::{ChannelKind, Debtor, DebtorId, TenantId};
 use cobro::inbound::{Content, InboundEvent};
 use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{
@@ -26,7 +23,9 @@ use cobro::ports::{
 use cobro::repo::{SmsNumber, Store, WhatsAppNumber};
 use cobro::whatsapp::signature;
 use cobro_inbound::{whatsapp, Inbound, Report};
+use cobro_tests::fixtures;
 use cobro_tests::flaky::FlakyBus;
+use cobro_tests::hooked_table::{HookedTable, Hooks};
 use cobro_webhook::Webhook;
 
 const NUMBER: &str = "1122334455667";
@@ -60,6 +59,8 @@ pub fn webhook_fixture(name: &str) -> Vec<u8> {
 
 pub struct Harness {
     pub store: Store,
+    /// The table behind `store`.
+    pub table: Arc<dyn cobro::ports::Table>,
     pub blobs: Arc<DirBlobs>,
     pub queue: Arc<SqliteQueue>,
     /// Every event the processor publishes.
@@ -75,7 +76,8 @@ impl Harness {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open_in_memory().unwrap();
-        let store = Store::new(Arc::new(sqlite.table()));
+        let table: Arc<dyn cobro::ports::Table> = Arc::new(sqlite.table());
+        let store = Store::new(table.clone());
         let blobs = Arc::new(DirBlobs::new(dir.path().join("blobs")));
         let queue = Arc::new(sqlite.queue("inbound", None));
         let events = Arc::new(sqlite.queue("events", None));
@@ -85,20 +87,7 @@ impl Harness {
             Arc::new(FixedClock::at("2026-03-16T15:00:00Z".parse().unwrap()));
         let tenant = TenantId::parse("t1").unwrap();
         store
-            .put_tenant(&Tenant {
-                id: tenant.clone(),
-                name: "Crédito Andino".into(),
-                country: "CL".into(),
-                kind: TenantKind::Creditor,
-                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
-                whatsapp_enabled: false,
-                sender_ids: SenderIds::default(),
-                policy: None,
-                strategies: None,
-                plan_rules: Default::default(),
-                pay_page: None,
-                chat: Default::default(),
-            })
+            .put_tenant(&fixtures::creditor(&tenant))
             .await
             .unwrap();
         store
@@ -145,6 +134,7 @@ impl Harness {
         };
         Self {
             store,
+            table,
             blobs,
             queue,
             events,
@@ -158,29 +148,11 @@ impl Harness {
 
     pub async fn debtor(&self, id: &str, phone: &str) -> Debtor {
         let d = Debtor {
-            tenant: self.tenant.clone(),
-            id: DebtorId::parse(id).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(phone).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
-            language: Language::Es,
             consents: vec![
-                Consent {
-                    channel: ChannelKind::Whatsapp,
-                    granted: true,
-                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
-                    source: "crm".into(),
-                },
-                Consent {
-                    channel: ChannelKind::Sms,
-                    granted: true,
-                    at: "2026-01-01T00:00:00Z".parse().unwrap(),
-                    source: "crm".into(),
-                },
+                fixtures::consent(ChannelKind::Whatsapp),
+                fixtures::consent(ChannelKind::Sms),
             ],
-            preferences: Default::default(),
-            holds: Default::default(),
+            ..fixtures::debtor(&self.tenant, id, phone)
         };
         self.store.upsert_debtor(&d).await.unwrap();
         d
@@ -196,6 +168,35 @@ impl Harness {
             .handle(&headers, raw)
             .await
             .map_err(|p| p.status)
+    }
+
+    /// The debtor as stored now.
+    pub async fn stored_debtor(&self, id: &DebtorId) -> Debtor {
+        self.store
+            .debtor(&self.tenant, id)
+            .await
+            .unwrap()
+            .expect("the debtor")
+    }
+
+    /// The debtor's conversation, newest first, at most `limit` messages.
+    pub async fn conversation(
+        &self,
+        debtor: &DebtorId,
+        limit: u32,
+    ) -> Vec<cobro::domain::ConversationMessage> {
+        self.store
+            .conversation(&self.tenant, debtor, limit)
+            .await
+            .unwrap()
+    }
+
+    /// Queues one raw message for the processor, as SQS would deliver it.
+    pub async fn enqueue(&self, body: impl Into<String>) {
+        self.queue
+            .send_batch(vec![cobro::ports::Outgoing::new("0", body)])
+            .await
+            .unwrap();
     }
 
     /// The account as stored now.
@@ -601,11 +602,7 @@ async fn a_redelivered_message_is_applied_once_and_opens_the_window() {
     h.post(&raw, Some(SECRET)).await.unwrap();
     let report = h.drain().await;
     assert_eq!((report.messages, report.duplicates), (1, 1), "{report:?}");
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     assert_eq!(conversation.len(), 1);
     let window = h
         .store
@@ -694,44 +691,12 @@ async fn an_unrouted_or_unhandled_event_delivered_again_is_kept_once() {
 async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
     let h = Harness::new().await;
     let debtor = h.debtor("d-1", "+56911112222").await;
-    // Meta's largest: 1,000 updates, 3 MB.
-    let long = "x".repeat(4950);
-    let messages: Vec<Value> = (0..600)
-        .map(|i| {
-            json!({ "from": "56911112222", "id": format!("wamid.m{i}"),
-                         "timestamp": (1_700_000_000 + i).to_string(), "type": "text",
-                         "text": { "body": format!("{i} {long}") } })
-        })
-        .collect();
-    let statuses: Vec<Value> = (0..400)
-        .map(|i| {
-            json!({ "id": format!("wamid.unknown{i}"), "status": "delivered",
-                         "timestamp": "1700000000", "recipient_id": "56911112222" })
-        })
-        .collect();
-    // Spread over several entries and changes, as Meta may.
-    let change = |messages: &[Value], statuses: &[Value]| {
-        json!({ "field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": { "display_phone_number": "972123456789", "phone_number_id": NUMBER },
-        "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "56911112222" }],
-        "messages": messages, "statuses": statuses }})
-    };
-    let body = json!({ "object": "whatsapp_business_account", "entry": [
-        { "id": "w", "changes": [change(&messages[..300], &statuses[..200]), change(&messages[300..], &[])] },
-        { "id": "w", "changes": [change(&[], &statuses[200..])] },
-    ]});
-    let raw = serde_json::to_vec(&body).unwrap();
-    assert!(raw.len() > 3_000_000, "{} bytes", raw.len());
+    let raw = largest_delivery();
     h.post(&raw, Some(SECRET)).await.expect("accepted");
     let report = h.drain().await;
     assert_eq!(report.messages, 600, "{report:?}");
     assert_eq!(report.statuses_unmatched, 400, "{report:?}");
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 1000)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 1000).await;
     assert_eq!(conversation.len(), 600);
 }
 
@@ -739,16 +704,7 @@ async fn a_thousand_updates_in_three_megabytes_are_all_applied() {
 async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
     let h = Harness::new().await;
     let debtor = h.debtor("d-1", "+56911112222").await;
-    let text = |id: &str, body: &str| {
-        serde_json::to_vec(
-            &json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
-            "changes": [{ "field": "messages", "value": {
-                "metadata": { "phone_number_id": NUMBER },
-                "messages": [{ "from": "56911112222", "id": id, "timestamp": "1773673200",
-                               "type": "text", "text": { "body": body } }] } }] }] }),
-        )
-        .unwrap()
-    };
+    let text = |id: &str, body: &str| message_delivery(id, "1773673200", text(body));
     // Not a keyword: a sentence that merely mentions it.
     h.post(
         &text("wamid.1", "no quiero que me den de baja todavía"),
@@ -761,12 +717,7 @@ async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
         .await
         .unwrap();
     assert_eq!(h.drain().await.opt_changes, 1);
-    let now = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let now = h.stored_debtor(&debtor.id).await;
     assert!(
         !now.has_consent(ChannelKind::Whatsapp),
         "opted out on WhatsApp"
@@ -784,12 +735,7 @@ async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
     );
     // The CRM restates the debtor as it had it: the opt-out stands.
     h.store.upsert_debtor(&debtor).await.unwrap();
-    let after = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let after = h.stored_debtor(&debtor.id).await;
     assert!(
         !after.has_consent(ChannelKind::Whatsapp),
         "{:?}",
@@ -800,12 +746,7 @@ async fn stop_and_baja_withdraw_consent_and_a_crm_update_does_not_undo_it() {
         .await
         .unwrap();
     h.drain().await;
-    let back = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let back = h.stored_debtor(&debtor.id).await;
     assert!(back.has_consent(ChannelKind::Whatsapp));
 }
 
@@ -822,26 +763,15 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     let envelope = json!({ "Type": "Notification", "MessageId": "n-1",
         "TopicArn": "arn:aws:sns:us-east-1:000000000000:cobro-dev-inbound-sms",
         "Message": message.to_string(), "Timestamp": "2026-03-16T15:00:00.000Z" });
-    h.queue
-        .send_batch(vec![cobro::ports::Outgoing::new("0", envelope.to_string())])
-        .await
-        .unwrap();
-    h.queue
-        .send_batch(vec![cobro::ports::Outgoing::new("0", envelope.to_string())])
-        .await
-        .unwrap();
+    h.enqueue(envelope.to_string()).await;
+    h.enqueue(envelope.to_string()).await;
     let report = h.drain().await;
     assert_eq!(
         (report.messages, report.duplicates, report.opt_changes),
         (1, 1, 1),
         "{report:?}"
     );
-    let d = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = h.stored_debtor(&debtor.id).await;
     assert!(!d.has_consent(ChannelKind::Sms));
     assert!(d.has_consent(ChannelKind::Whatsapp));
     // The STOP is confirmed; a text the number sends later gets nothing on SMS (a text to a
@@ -853,10 +783,7 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     assert!(reply("sms-1#0").await.is_some(), "the STOP's confirmation");
     let later = json!({ "originationNumber": "+56911112222", "destinationNumber": "+15550001111",
         "messageBody": "hola, cuanto debo", "inboundMessageId": "sms-3" });
-    h.queue
-        .send_batch(vec![cobro::ports::Outgoing::new("0", later.to_string())])
-        .await
-        .unwrap();
+    h.enqueue(later.to_string()).await;
     assert_eq!(h.drain().await.messages, 1);
     assert!(
         reply("sms-3#0").await.is_none(),
@@ -865,10 +792,7 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
     // An SMS to a number no tenant has is kept.
     let stray = json!({ "originationNumber": "+56911112222", "destinationNumber": "+19999999999",
         "messageBody": "hola", "inboundMessageId": "sms-2" });
-    h.queue
-        .send_batch(vec![cobro::ports::Outgoing::new("0", stray.to_string())])
-        .await
-        .unwrap();
+    h.enqueue(stray.to_string()).await;
     assert_eq!(h.drain().await.unrouted, 1);
 }
 
@@ -879,12 +803,7 @@ async fn an_inbound_sms_stop_withdraws_sms_consent() {
 
 /// The debtor's consent on `channel` as stored now.
 async fn consents(h: &Harness, debtor: &DebtorId, channel: ChannelKind) -> bool {
-    h.store
-        .debtor(&h.tenant, debtor)
-        .await
-        .unwrap()
-        .expect("the debtor")
-        .has_consent(channel)
+    h.stored_debtor(debtor).await.has_consent(channel)
 }
 
 /// Puts the harness's processor on a clock the test moves; returns it.
@@ -944,11 +863,7 @@ async fn a_message_claimed_by_a_run_that_died_is_retried_then_applied_once_the_l
         "{report:?}"
     );
     assert!(!consents(&h, &debtor.id, ChannelKind::Whatsapp).await);
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     assert_eq!(conversation.len(), 1);
     // Done: any later delivery is a duplicate, however late.
     clock.advance(SEEN_LEASE * 2);
@@ -984,11 +899,7 @@ async fn a_failed_message_is_released_for_its_redelivery_and_a_held_one_fails_it
     let failed = h.inbound.handle_batch(&records, Some(deadline)).await;
     let held = got.iter().find(|m| m.body.contains("wamid.held")).unwrap();
     assert_eq!(failed, [held.message_id.as_str()]);
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     let ids: Vec<&str> = conversation.iter().map(|m| m.message_id.as_str()).collect();
     assert!(
         ids.contains(&"wamid.free") && !ids.contains(&"wamid.held"),
@@ -1059,8 +970,8 @@ fn replies_fail_once(h: &mut Harness) -> Arc<SqliteQueue> {
 /// What the debtor's STOP by SMS left: conversation rows, SMS opt-outs on record, and the
 /// distinct `OptedOut` events published (by event id).
 async fn stop_records(h: &Harness, debtor: &DebtorId) -> (usize, usize, usize) {
-    let conversation = h.store.conversation(&h.tenant, debtor, 10).await.unwrap();
-    let d = h.store.debtor(&h.tenant, debtor).await.unwrap().unwrap();
+    let conversation = h.conversation(debtor, 10).await;
+    let d = h.stored_debtor(debtor).await;
     let opt_outs = d
         .consents
         .iter()
@@ -1083,10 +994,7 @@ async fn an_inbound_sms_received_again_after_a_failure_is_recorded_once() {
     let outbound = replies_fail_once(&mut h);
     let debtor = h.debtor("d-1", "+56911112222").await;
     let notification = sms_notification("sms-again", "STOP", "2026-03-16T14:59:58.120Z");
-    h.queue
-        .send_batch(vec![cobro::ports::Outgoing::new("0", notification)])
-        .await
-        .unwrap();
+    h.enqueue(notification).await;
     let got = h
         .queue
         .receive(1, Duration::from_secs(30))
@@ -1101,11 +1009,7 @@ async fn an_inbound_sms_received_again_after_a_failure_is_recorded_once() {
     let report = h.inbound.handle(&got.body).await.expect("applied");
     assert_eq!((report.messages, report.opt_changes), (1, 1), "{report:?}");
     assert_eq!(stop_records(&h, &debtor.id).await, (1, 1, 1));
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     assert_eq!(conversation[0].at.to_string(), "2026-03-16T14:59:58.12Z");
     let queued = outbound.receive(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(queued.len(), 1, "the confirmation, queued once");
@@ -1135,11 +1039,7 @@ async fn a_bare_inbound_sms_takes_its_time_from_the_queue_message() {
     let failed = h.inbound.handle_batch(&[record], Some(deadline)).await;
     assert!(failed.is_empty(), "{failed:?}");
     assert_eq!(stop_records(&h, &debtor.id).await, (1, 1, 1));
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     assert_eq!(conversation[0].at, sent_at);
 }
 // ---------------------------------------------------------------------------------------------
@@ -1160,12 +1060,7 @@ async fn a_template_opt_out_button_withdraws_whatsapp_consent_by_its_payload() {
     .await
     .unwrap();
     assert_eq!(h.drain().await.opt_changes, 1);
-    let d = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = h.stored_debtor(&debtor.id).await;
     assert!(!d.has_consent(ChannelKind::Whatsapp), "{:?}", d.consents);
     assert!(
         d.has_consent(ChannelKind::Sms),
@@ -1240,54 +1135,11 @@ async fn whatsapp_attempt_sent(
     h: &Harness,
     provider_id: &str,
 ) -> (cobro::domain::Account, cobro::domain::ContactAttempt) {
-    use cobro::domain::{
-        Account, AccountId, AccountStatus, AttemptStatus, ContactAttempt, Currency,
-    };
     let debtor = h.debtor("d-1", "+56911112222").await;
     let now: Timestamp = "2026-03-16T15:00:00Z".parse().unwrap();
-    let account = Account {
-        tenant: h.tenant.clone(),
-        id: AccountId::parse("A-1").unwrap(),
-        debtor: debtor.id.clone(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 1000,
-        balance_minor: 1000,
-        due_date: "2026-03-13".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    };
+    let account = fixtures::open_account(&h.tenant, "A-1", &debtor.id, 1000, "2026-03-13");
     let (account, _) = h.store.upsert_account(&account, None).await.unwrap();
-    let attempt = ContactAttempt {
-        tenant: h.tenant.clone(),
-        account: account.id.clone(),
-        debtor: debtor.id.clone(),
-        decision_id: "2026-03-13:d+3".into(),
-        channel: ChannelKind::Whatsapp,
-        template: "payment_reminder_overdue".into(),
-        status: AttemptStatus::Queued,
-        decided_at: now,
-        text: "Hola".into(),
-        to: debtor.phone.clone(),
-        language: Language::Es,
-        provider_message_id: None,
-        error: None,
-        claimed_at: None,
-        params: vec![],
-        tries: 0,
-        delivery: None,
-        error_code: None,
-        receipt: false,
-        opt_out_button: None,
-        states: None,
-    };
+    let attempt = fixtures::queued_reminder(&account, &debtor.phone, now, "Hola");
     let later = now
         .checked_add(jiff::SignedDuration::from_mins(10))
         .unwrap();
@@ -1498,11 +1350,7 @@ async fn a_user_known_only_by_their_whatsapp_id_is_found_once_seen_with_their_nu
         .await
         .unwrap();
     assert_eq!(h.drain().await.messages, 1);
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 10)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 10).await;
     assert_eq!(conversation.len(), 2);
 }
 
@@ -1510,19 +1358,10 @@ async fn a_user_known_only_by_their_whatsapp_id_is_found_once_seen_with_their_nu
 async fn asking_not_to_be_contacted_at_all_withdraws_every_channel() {
     let h = Harness::new().await;
     let debtor = h.debtor("d-1", "+56911112222").await;
-    let body = serde_json::to_vec(&json!({ "object": "whatsapp_business_account", "entry": [{ "id": "w",
-        "changes": [{ "field": "messages", "value": { "metadata": { "phone_number_id": NUMBER },
-            "messages": [{ "from": "56911112222", "id": "wamid.all", "timestamp": "1773673200",
-                           "type": "text", "text": { "body": "¡No me contacten más!" } }] } }] }] }))
-    .unwrap();
+    let body = message_delivery("wamid.all", "1773673200", text("¡No me contacten más!"));
     h.post(&body, Some(SECRET)).await.unwrap();
     assert_eq!(h.drain().await.opt_changes, 1);
-    let d = h
-        .store
-        .debtor(&h.tenant, &debtor.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let d = h.stored_debtor(&debtor.id).await;
     for c in [ChannelKind::Whatsapp, ChannelKind::Sms, ChannelKind::Email] {
         assert!(!d.has_consent(c), "{c:?} withdrawn");
     }
@@ -1903,11 +1742,7 @@ async fn the_largest_delivery_meta_sends_passes_the_router_and_is_applied() {
     let report = h.drain().await;
     assert_eq!(report.messages, 600, "{report:?}");
     assert_eq!(report.statuses_unmatched, 400, "{report:?}");
-    let conversation = h
-        .store
-        .conversation(&h.tenant, &debtor.id, 1000)
-        .await
-        .unwrap();
+    let conversation = h.conversation(&debtor.id, 1000).await;
     assert_eq!(conversation.len(), 600);
 }
 
@@ -1927,8 +1762,9 @@ async fn a_body_over_the_limit_is_refused_as_problem_json_and_nothing_is_kept() 
 }
 
 /// The harness's table, counting the reads made through it.
+/// Counts the reads of the table it hooks.
+#[derive(Default)]
 struct CountedReads {
-    store: Store,
     reads: std::sync::atomic::AtomicUsize,
 }
 
@@ -1936,77 +1772,17 @@ impl CountedReads {
     fn reads(&self) -> usize {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
 
-    fn read(&self) {
+impl Hooks for CountedReads {
+    fn reading(&self) {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-#[async_trait::async_trait]
-impl cobro::ports::Table for CountedReads {
-    async fn get(
-        &self,
-        key: &cobro::ports::Key,
-    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
-        self.read();
-        self.store.table().get(key).await
-    }
-
-    async fn put(
-        &self,
-        item: cobro::ports::Item,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().put(item, condition).await
-    }
-
-    async fn update(
-        &self,
-        key: &cobro::ports::Key,
-        updates: Vec<cobro::ports::Update>,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<cobro::ports::Item, cobro::ports::TableError> {
-        self.store.table().update(key, updates, condition).await
-    }
-
-    async fn delete(
-        &self,
-        key: &cobro::ports::Key,
-        condition: Option<cobro::ports::Condition>,
-    ) -> Result<Option<cobro::ports::Item>, cobro::ports::TableError> {
-        self.store.table().delete(key, condition).await
-    }
-
-    async fn query(
-        &self,
-        query: cobro::ports::Query,
-    ) -> Result<cobro::ports::Page, cobro::ports::TableError> {
-        self.read();
-        self.store.table().query(query).await
-    }
-
-    async fn transact_write(
-        &self,
-        ops: Vec<cobro::ports::WriteOp>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().transact_write(ops).await
-    }
-
-    async fn batch_write(
-        &self,
-        puts: Vec<cobro::ports::Item>,
-        deletes: Vec<cobro::ports::Key>,
-    ) -> Result<(), cobro::ports::TableError> {
-        self.store.table().batch_write(puts, deletes).await
-    }
-}
-
 /// The harness's webhook behind its router, with the store's reads counted.
-fn served_counting(h: &Harness) -> (axum::Router, Arc<CountedReads>) {
-    let counted = Arc::new(CountedReads {
-        store: h.store.clone(),
-        reads: Default::default(),
-    });
+fn served_counting(h: &Harness) -> (axum::Router, Arc<HookedTable<CountedReads>>) {
+    let counted = HookedTable::new(h.table.clone(), CountedReads::default());
     let router = served_on(h, Store::new(counted.clone()));
     (router, counted)
 }
@@ -2128,45 +1904,26 @@ async fn a_rotated_deployment_app_secret_and_verify_token_are_used_once_the_cach
     };
     // For a number not registered: the deployment's app secret verifies it.
     let raw = || delivery_for(&["1".repeat(15)]);
-    assert_eq!(
-        post_to(router.clone(), raw(), "old-app-secret")
-            .await
-            .status,
-        200
-    );
+    let post_signed = |secret: &'static str| post_to(router.clone(), raw(), secret);
+    assert_eq!(post_signed("old-app-secret").await.status, 200);
     assert_eq!(handshake("old-verify").await, 200);
     // The operator's rotation, in the secret only: no redeploy, the same warm function.
     store.set(name, &values("new-app-secret", "new-verify"));
     tokio::time::sleep(ttl * 3).await;
-    assert_eq!(
-        post_to(router.clone(), raw(), "new-app-secret")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        post_to(router.clone(), raw(), "old-app-secret")
-            .await
-            .status,
-        401
-    );
+    assert_eq!(post_signed("new-app-secret").await.status, 200);
+    assert_eq!(post_signed("old-app-secret").await.status, 401);
     assert_eq!(handshake("new-verify").await, 200);
     assert_eq!(handshake("old-verify").await, 403);
     assert_eq!(h.queue.depth().await.unwrap(), 2);
     // The secret unreadable once the cache expired: the values read last, for the grace.
     store.fail(true);
     tokio::time::sleep(ttl * 3).await;
-    assert_eq!(
-        post_to(router.clone(), raw(), "new-app-secret")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(post_signed("new-app-secret").await.status, 200);
     assert_eq!(handshake("new-verify").await, 200);
     assert_eq!(h.queue.depth().await.unwrap(), 3);
     // Past the grace: 503, so Meta redelivers; nothing kept.
     tokio::time::sleep(grace).await;
-    let answer = post_to(router.clone(), raw(), "new-app-secret").await;
+    let answer = post_signed("new-app-secret").await;
     assert_eq!(answer.status, 503, "{}", problem(&answer));
     assert_eq!(handshake("new-verify").await, 503);
     assert_eq!(h.queue.depth().await.unwrap(), 3);

@@ -6,37 +6,42 @@ use std::sync::Arc;
 
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, PaymentId, TenantId};
-use cobro::ports::table::{Condition, Page, Query, TableError, Update, WriteOp};
-use cobro::ports::{Item, Key, Table};
-use cobro::repo::{PaymentConfirmed, PaymentOutcome, Store};
+use cobro::ports::table::{TableError, WriteOp};
+use cobro::ports::Table;
+use cobro::repo::{AccountView, PaymentConfirmed, PaymentOutcome, Store};
+use cobro_tests::fixtures;
+use cobro_tests::hooked_table::{HookedTable, Hooks};
 use cobro_tests::moto::{moto, unique};
 
+/// The tenant of these tests' account.
+fn tenant() -> TenantId {
+    TenantId::parse("t").unwrap()
+}
+
+/// The account these tests pay: `A-1`.
+fn a1() -> AccountId {
+    AccountId::parse("A-1").unwrap()
+}
+
+/// `A-1`, open, owing `balance` of a principal of `balance` CLP, due on 2026-03-01.
 fn account(balance: i64) -> Account {
-    Account {
-        tenant: TenantId::parse("t").unwrap(),
-        id: AccountId::parse("A-1").unwrap(),
-        debtor: DebtorId::parse("d-1").unwrap(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: balance,
-        balance_minor: balance,
-        due_date: "2026-03-01".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    }
+    let debtor = DebtorId::parse("d-1").unwrap();
+    fixtures::open_account(&tenant(), "A-1", &debtor, balance, "2026-03-01")
+}
+
+/// The account's whole record as stored now.
+async fn view_of(store: &Store, account: &str) -> AccountView {
+    store
+        .account_view(&tenant(), &AccountId::parse(account).unwrap())
+        .await
+        .unwrap()
+        .expect("the account")
 }
 
 fn payment(i: usize, amount: i64) -> PaymentConfirmed {
     PaymentConfirmed {
-        tenant: TenantId::parse("t").unwrap(),
-        account: AccountId::parse("A-1").unwrap(),
+        tenant: tenant(),
+        account: a1(),
         payment_id: PaymentId::parse(format!("pay-{i}")).unwrap(),
         amount_minor: amount,
         currency: Currency::parse("CLP").unwrap(),
@@ -53,6 +58,11 @@ fn applied_at() -> jiff::Timestamp {
 
 fn clock() -> Arc<dyn cobro::ports::Clock> {
     Arc::new(cobro::ports::FixedClock::at(applied_at()))
+}
+
+/// `payment` applied at `applied_at()`, which must not fail; the outcome.
+async fn apply(store: &Store, payment: &PaymentConfirmed) -> PaymentOutcome {
+    store.apply_payment(payment, applied_at()).await.unwrap()
 }
 
 /// A store of its own in memory, holding `account`.
@@ -86,14 +96,7 @@ async fn deliver_all(
             applied += 1;
         }
     }
-    let view = store
-        .account_view(
-            &TenantId::parse("t").unwrap(),
-            &AccountId::parse("A-1").unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&store, "A-1").await;
     assert_eq!(
         view.payments.len(),
         applied,
@@ -142,10 +145,10 @@ async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     // moto runs concurrent TransactWriteItems without isolation (a failed one restores its
     // snapshot of the whole table, undoing a neighbour's write), which DynamoDB never does;
     // transactions are serialized here as DynamoDB's are, and everything else runs at once.
-    let table = Arc::new(SerializedTransactions {
-        inner: moto.create_table(&unique("ledger")).await,
-        lock: tokio::sync::Mutex::new(()),
-    });
+    let table = HookedTable::new(
+        Arc::new(moto.create_table(&unique("ledger")).await),
+        SerializedTransactions::default(),
+    );
     // Six distinct payments, each delivered twice, all at once: transactions conflict on the
     // account's version and retry; duplicates find the payment item.
     let deliveries: Vec<PaymentConfirmed> = (0..6)
@@ -155,44 +158,17 @@ async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     assert_eq!((left, credit, stored), (4_000, 0, 6));
 }
 
-/// A table whose transactions run one at a time, as DynamoDB isolates them.
-struct SerializedTransactions<T> {
-    inner: T,
+/// Transactions run one at a time, as DynamoDB isolates them.
+#[derive(Default)]
+struct SerializedTransactions {
     lock: tokio::sync::Mutex<()>,
 }
 
 #[async_trait::async_trait]
-impl<T: Table> Table for SerializedTransactions<T> {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.inner.put(item, condition).await
-    }
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        self.inner.update(key, updates, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, TableError> {
-        self.inner.delete(key, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+impl Hooks for SerializedTransactions {
+    async fn transact_write(&self, inner: &dyn Table, ops: Vec<WriteOp>) -> Result<(), TableError> {
         let _one_at_a_time = self.lock.lock().await;
-        self.inner.transact_write(ops).await
-    }
-    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        self.inner.batch_write(puts, deletes).await
+        inner.transact_write(ops).await
     }
 }
 
@@ -251,14 +227,7 @@ async fn stripe_payments_apply_once_whether_the_session_or_the_intent_arrives() 
         PaymentOutcome::Duplicate,
         "the intent of the same payment"
     );
-    let view = store
-        .account_view(
-            &TenantId::parse("t").unwrap(),
-            &AccountId::parse("A-1").unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&store, "A-1").await;
     assert_eq!(view.account.balance_minor, 30_000);
     assert_eq!(view.payments[0].id.as_str(), "pi_123");
     assert_eq!(view.payments[0].method, "stripe");
@@ -440,14 +409,7 @@ async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
         .await
         .unwrap();
     assert_eq!(queued.len(), 1, "one receipt queued");
-    let view = store
-        .account_view(
-            &TenantId::parse("t").unwrap(),
-            &AccountId::parse("A-1").unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(&store, "A-1").await;
     let receipts: Vec<_> = view.attempts.iter().filter(|a| a.receipt).collect();
     assert_eq!(receipts.len(), 1, "{:?}", view.attempts);
     assert!(receipts[0].text.contains("Ana"), "{}", receipts[0].text);
@@ -459,10 +421,7 @@ async fn a_receipt_missed_after_a_failed_publish_is_queued_on_redelivery() {
 async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, SettlementRules};
     let store = store_with(account(100_000)).await;
-    let (t, a) = (
-        TenantId::parse("t").unwrap(),
-        AccountId::parse("A-1").unwrap(),
-    );
+    let (t, a) = (tenant(), a1());
     let rules = PlanRules {
         settlement: Some(SettlementRules {
             min_percent: 50,
@@ -490,10 +449,7 @@ async fn paying_more_than_a_settlement_keeps_the_excess_as_credit() {
     let plan = Plan::accepted(&current, terms, &request, &rules, now, "crm");
     store.accept_plan(&current, &plan, now).await.unwrap();
 
-    let outcome = store
-        .apply_payment(&payment(1, 80_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(1, 80_000)).await;
     let PaymentOutcome::Applied {
         applied_minor,
         balance_minor,
@@ -531,13 +487,10 @@ async fn a_payment_in_suspense_is_kept_once_whatever_time_each_delivery_gives_it
     let mut again = first.clone();
     again.paid_at = "2026-03-16T15:00:01Z".parse().unwrap();
     assert!(matches!(
-        store.apply_payment(&first, applied_at()).await.unwrap(),
+        apply(&store, &first).await,
         PaymentOutcome::Suspense { .. }
     ));
-    assert_eq!(
-        store.apply_payment(&again, applied_at()).await.unwrap(),
-        PaymentOutcome::Duplicate
-    );
+    assert_eq!(apply(&store, &again).await, PaymentOutcome::Duplicate);
     let listed = store
         .suspended_payments(&TenantId::parse("t").unwrap())
         .await
@@ -562,14 +515,7 @@ fn payment_to(account: &str, id: &str, amount: i64) -> PaymentConfirmed {
 }
 
 async fn balance_of(store: &Store, account: &str) -> (i64, usize) {
-    let view = store
-        .account_view(
-            &TenantId::parse("t").unwrap(),
-            &AccountId::parse(account).unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(store, account).await;
     (view.account.balance_minor, view.payments.len())
 }
 
@@ -582,7 +528,7 @@ async fn payment_ids_apply_once_per_tenant(table: Arc<dyn Table>) {
     let store = Store::new(table);
     store.upsert_account(&account(50_000), None).await.unwrap();
     let early = payment_to("A-9", "tx-1", 10_000);
-    let outcome = store.apply_payment(&early, applied_at()).await.unwrap();
+    let outcome = apply(&store, &early).await;
     assert!(
         matches!(outcome, PaymentOutcome::Suspense { .. }),
         "{outcome:?}"
@@ -729,10 +675,7 @@ async fn one_payment_id_sent_for_two_accounts_at_once_applies_to_one() {
         for a in ["A-1", "A-9"] {
             let store = store.clone();
             tasks.spawn(async move {
-                let outcome = store
-                    .apply_payment(&payment_to(a, "tx-c", 1_000), applied_at())
-                    .await
-                    .unwrap();
+                let outcome = apply(&store, &payment_to(a, "tx-c", 1_000)).await;
                 (a, outcome)
             });
         }
@@ -756,17 +699,11 @@ async fn one_payment_id_sent_for_two_accounts_at_once_applies_to_one() {
 /// account the creditor closed, it applies but the account keeps the creditor's status.
 #[tokio::test]
 async fn payments_on_settled_and_closed_accounts_keep_their_status() {
-    let (t, a) = (
-        TenantId::parse("t").unwrap(),
-        AccountId::parse("A-1").unwrap(),
-    );
+    let (t, a) = (tenant(), a1());
     let mut settled = account(0);
     settled.status = AccountStatus::Settled;
     let store = store_with(settled).await;
-    let outcome = store
-        .apply_payment(&payment(1, 5_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(1, 5_000)).await;
     assert!(
         matches!(
             outcome,
@@ -783,10 +720,7 @@ async fn payments_on_settled_and_closed_accounts_keep_their_status() {
     let mut closed = account(10_000);
     closed.status = AccountStatus::Closed;
     let store = store_with(closed).await;
-    let outcome = store
-        .apply_payment(&payment(2, 10_000), applied_at())
-        .await
-        .unwrap();
+    let outcome = apply(&store, &payment(2, 10_000)).await;
     assert!(
         matches!(
             outcome,
@@ -816,14 +750,6 @@ mod interest {
         }
     }
 
-    fn t() -> TenantId {
-        TenantId::parse("t").unwrap()
-    }
-
-    fn a() -> AccountId {
-        AccountId::parse("A-1").unwrap()
-    }
-
     /// Accepts a plan of `instalments` months built on what a plan is built on now.
     async fn accept(store: &Store, instalments: u32, now: &str) -> Plan {
         let now: jiff::Timestamp = now.parse().unwrap();
@@ -835,7 +761,7 @@ mod interest {
             down_payment_minor: 0,
             settlement_percent: None,
         };
-        let current = store.account(&t(), &a()).await.unwrap().unwrap();
+        let current = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         let terms = build(current.plan_basis(), &rules(), &request, today).unwrap();
         let plan = Plan::accepted(&current, terms, &request, &rules(), now, "crm");
         match store.accept_plan(&current, &plan, now).await.unwrap() {
@@ -851,34 +777,34 @@ mod interest {
     async fn a_future_paid_at_is_suspended_and_the_next_decision_is_due_from_now() {
         let store = store_with(account(120_000)).await;
         accept(&store, 6, "2026-03-10T12:00:00Z").await;
-        let before = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        let before = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         let mut scheduled = payment(1, 5_000);
         scheduled.paid_at = "2026-12-01T12:00:00Z".parse().unwrap();
-        let outcome = store.apply_payment(&scheduled, applied_at()).await.unwrap();
+        let outcome = apply(&store, &scheduled).await;
         let PaymentOutcome::Suspense { reason } = &outcome else {
             panic!("{outcome:?}")
         };
         assert!(reason.contains("`paid_at`"), "{reason}");
-        let after = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        let after = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(after.account, before.account);
         assert_eq!(after.next_action_at, before.next_action_at);
         assert!(after.payments.is_empty());
         // A provider's clock a little ahead: applied, due from now.
         let mut ahead = payment(2, 5_000);
         ahead.paid_at = applied_at() + jiff::SignedDuration::from_mins(4);
-        let outcome = store.apply_payment(&ahead, applied_at()).await.unwrap();
+        let outcome = apply(&store, &ahead).await;
         assert!(
             matches!(outcome, PaymentOutcome::Applied { .. }),
             "{outcome:?}"
         );
-        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        let view = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(view.next_action_at, Some(applied_at()));
         // Reported two days late: due from now too, not two days ago.
         let mut late = payment(3, 5_000);
         late.paid_at = "2026-03-14T10:00:00Z".parse().unwrap();
         let later = applied_at() + jiff::SignedDuration::from_mins(10);
         store.apply_payment(&late, later).await.unwrap();
-        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        let view = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(view.next_action_at, Some(later));
         // The scheduled one again, with the time it was paid: applied, and resolved.
         scheduled.paid_at = "2026-03-16T15:30:00Z".parse().unwrap();
@@ -887,10 +813,10 @@ mod interest {
             matches!(outcome, PaymentOutcome::Applied { .. }),
             "{outcome:?}"
         );
-        let listed = store.suspended_payments(&t()).await.unwrap();
+        let listed = store.suspended_payments(&tenant()).await.unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].resolved.as_ref().unwrap().account, a());
-        let view = store.account_view(&t(), &a()).await.unwrap().unwrap();
+        assert_eq!(listed[0].resolved.as_ref().unwrap().account, a1());
+        let view = store.account_view(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(
             view.account.balance_minor,
             before.account.balance_minor - 15_000
@@ -909,15 +835,22 @@ mod interest {
         let again = accept(&store, 6, day).await;
         assert_eq!(again.id, format!("{}-2", first.id));
         assert_eq!(again.status, PlanStatus::Accepted);
-        let account = store.account(&t(), &a()).await.unwrap().unwrap();
+        let account = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(account.plan.as_ref().unwrap().id, again.id);
         assert_eq!(account.balance_minor, again.terms.total_minor);
-        let cancelled = store.plan(&t(), &a(), &second.id).await.unwrap().unwrap();
+        let cancelled = store
+            .plan(&tenant(), &a1(), &second.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(cancelled.status, PlanStatus::Cancelled);
         // A retry of that request: the running plan, nothing changed.
         let retried = accept(&store, 6, day).await;
         assert_eq!(retried, again);
-        assert_eq!(store.account(&t(), &a()).await.unwrap().unwrap(), account);
+        assert_eq!(
+            store.account(&tenant(), &a1()).await.unwrap().unwrap(),
+            account
+        );
     }
 
     /// A plan replaced after one of six instalments: the five unpaid ones' interest comes off
@@ -930,11 +863,8 @@ mod interest {
         // 120 000 at 24 % for 180 days.
         assert_eq!(first.terms.interest_minor, 14_203);
         let first_instalment = first.terms.instalments[0].amount_minor;
-        store
-            .apply_payment(&payment(1, first_instalment), applied_at())
-            .await
-            .unwrap();
-        let now = store.account(&t(), &a()).await.unwrap().unwrap();
+        apply(&store, &payment(1, first_instalment)).await;
+        let now = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(now.balance_minor, 134_203 - first_instalment);
         // One instalment of six paid: a sixth of the interest is earned, the rest is not.
         let unearned = 14_203 - 14_203 / 6;
@@ -949,10 +879,14 @@ mod interest {
             second.terms.balance_minor,
             134_203 - first_instalment - unearned
         );
-        let replaced = store.plan(&t(), &a(), &first.id).await.unwrap().unwrap();
+        let replaced = store
+            .plan(&tenant(), &a1(), &first.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(replaced.status, PlanStatus::Cancelled);
         assert_eq!(replaced.interest_reversed_minor, unearned);
-        let after = store.account(&t(), &a()).await.unwrap().unwrap();
+        let after = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(
             after.balance_minor,
             second.terms.balance_minor + second.terms.interest_minor
@@ -960,12 +894,9 @@ mod interest {
         assert_eq!(after.balance_minor, second.terms.total_minor);
         // Paying the new plan in full settles the account exactly.
         for (i, inst) in second.terms.instalments.iter().enumerate() {
-            store
-                .apply_payment(&payment(10 + i, inst.amount_minor), applied_at())
-                .await
-                .unwrap();
+            apply(&store, &payment(10 + i, inst.amount_minor)).await;
         }
-        let settled = store.account(&t(), &a()).await.unwrap().unwrap();
+        let settled = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!((settled.balance_minor, settled.credit_minor), (0, 0));
         assert_eq!(settled.status, AccountStatus::Settled);
     }
@@ -976,7 +907,7 @@ mod interest {
     async fn a_plan_built_on_a_balance_still_carrying_interest_is_refused() {
         let store = store_with(account(120_000)).await;
         let first = accept(&store, 6, "2026-03-16T12:00:00Z").await;
-        let before = store.account(&t(), &a()).await.unwrap().unwrap();
+        let before = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         let now: jiff::Timestamp = "2026-03-20T12:00:00Z".parse().unwrap();
         let request = PlanRequest {
             instalments: 3,
@@ -998,10 +929,21 @@ mod interest {
             matches!(err, cobro::repo::RepoError::Conflict(_)),
             "{err:?}"
         );
-        assert_eq!(store.account(&t(), &a()).await.unwrap().unwrap(), before);
-        let kept = store.plan(&t(), &a(), &first.id).await.unwrap().unwrap();
+        assert_eq!(
+            store.account(&tenant(), &a1()).await.unwrap().unwrap(),
+            before
+        );
+        let kept = store
+            .plan(&tenant(), &a1(), &first.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(kept.status, PlanStatus::Accepted);
-        assert!(store.plan(&t(), &a(), &plan.id).await.unwrap().is_none());
+        assert!(store
+            .plan(&tenant(), &a1(), &plan.id)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     /// A broken plan: the whole debt is owed again, without the interest of the instalments
@@ -1011,18 +953,19 @@ mod interest {
         let store = store_with(account(120_000)).await;
         let plan = accept(&store, 6, "2026-03-16T12:00:00Z").await;
         let first_instalment = plan.terms.instalments[0].amount_minor;
-        store
-            .apply_payment(&payment(1, first_instalment), applied_at())
+        apply(&store, &payment(1, first_instalment)).await;
+        let current = store.account(&tenant(), &a1()).await.unwrap().unwrap();
+        let plan = store
+            .plan(&tenant(), &a1(), &plan.id)
             .await
+            .unwrap()
             .unwrap();
-        let current = store.account(&t(), &a()).await.unwrap().unwrap();
-        let plan = store.plan(&t(), &a(), &plan.id).await.unwrap().unwrap();
         let unearned = plan.unearned_interest();
         assert_eq!(unearned, 14_203 - 14_203 / 6);
         let at: jiff::Timestamp = "2026-05-01T12:00:00Z".parse().unwrap();
         let event = cobro::events::PlanBroken {
-            tenant: t(),
-            account: a(),
+            tenant: tenant(),
+            account: a1(),
             debtor: current.debtor.clone(),
             plan: plan.id.clone(),
             late_instalment_due: plan.terms.instalments[1].due,
@@ -1034,7 +977,7 @@ mod interest {
             .break_plan(&current, &plan, &announce, at)
             .await
             .unwrap();
-        let after = store.account(&t(), &a()).await.unwrap().unwrap();
+        let after = store.account(&tenant(), &a1()).await.unwrap().unwrap();
         assert_eq!(after.plan, None);
         assert_eq!(after.balance_minor, 134_203 - first_instalment - unearned);
         // What was paid went to the debt and to the interest it earned.
@@ -1042,7 +985,11 @@ mod interest {
             after.balance_minor,
             120_000 - (first_instalment - 14_203 / 6)
         );
-        let broken = store.plan(&t(), &a(), &plan.id).await.unwrap().unwrap();
+        let broken = store
+            .plan(&tenant(), &a1(), &plan.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (
                 broken.status,
@@ -1060,10 +1007,7 @@ mod interest {
 #[tokio::test]
 async fn a_completed_plan_forgives_only_a_settlement_discount() {
     use cobro::plans::{build, Frequency, Plan, PlanRequest, PlanRules, SettlementRules};
-    let (t, a) = (
-        TenantId::parse("t").unwrap(),
-        AccountId::parse("A-1").unwrap(),
-    );
+    let (t, a) = (tenant(), a1());
     let now: jiff::Timestamp = "2026-03-16T12:00:00Z".parse().unwrap();
     let rules = PlanRules {
         settlement: Some(SettlementRules {
@@ -1097,10 +1041,7 @@ async fn a_completed_plan_forgives_only_a_settlement_discount() {
         with_fee.balance_minor += 10_000;
         store.upsert_account(&with_fee, None).await.unwrap();
         for (i, inst) in plan.terms.instalments.iter().enumerate() {
-            store
-                .apply_payment(&payment(i, inst.amount_minor), applied_at())
-                .await
-                .unwrap();
+            apply(&store, &payment(i, inst.amount_minor)).await;
         }
         let after = store.account(&t, &a).await.unwrap().unwrap();
         assert_eq!(after.balance_minor, owed_after, "settlement {settlement:?}");
@@ -1129,14 +1070,7 @@ enum Move {
 /// The account's (balance, credit, credit netted), the credit moves recorded, and the payments'
 /// (amounts, applied) summed.
 async fn books(store: &Store) -> ((i64, i64, i64), Vec<i64>, (i64, i64)) {
-    let view = store
-        .account_view(
-            &TenantId::parse("t").unwrap(),
-            &AccountId::parse("A-1").unwrap(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let view = view_of(store, "A-1").await;
     let a = &view.account;
     let moves = view.credit_netted.iter().map(|c| c.amount.minor).collect();
     let paid = view.payments.iter().map(|p| p.amount.minor).sum();

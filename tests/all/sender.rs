@@ -9,8 +9,8 @@ use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sandbox::SandboxChannel;
 use cobro::adapters::sqlite::{SqliteQueue, SqliteStore};
 use cobro::domain::{
-    Account, AccountId, AccountStatus, AttemptStatus, ChannelKind, Consent, ContactAttempt,
-    Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
+    AccountId, AttemptStatus, ChannelKind, ContactAttempt, Debtor, DebtorId, Language, SenderIds,
+    Tenant, TenantId,
 };
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{
@@ -21,6 +21,7 @@ use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro_sender::{Outcome, Pacer, Sender, MAX_TRIES};
 use cobro_tests::fake_graph::{FakeGraph, Scripted, TOKEN};
+use cobro_tests::fixtures;
 use cobro_tests::flaky::FlakyBus;
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
@@ -71,13 +72,12 @@ struct Setup {
     tenant: TenantId,
 }
 
-fn consent(channel: ChannelKind) -> Consent {
-    Consent {
-        channel,
-        granted: true,
-        at: "2026-01-01T00:00:00Z".parse().unwrap(),
-        source: "crm".into(),
-    }
+/// Why a send failed; any other outcome fails the test.
+fn failed(outcome: Outcome) -> String {
+    let Outcome::Failed(reason) = outcome else {
+        panic!("{outcome:?}")
+    };
+    reason
 }
 
 impl Setup {
@@ -85,7 +85,7 @@ impl Setup {
     /// so only an opt-out keeps a message off them).
     async fn opted_out(&self, n: u32, channel: ChannelKind) {
         let d = DebtorId::parse(format!("d-{n}")).unwrap();
-        let mut stop = consent(channel);
+        let mut stop = fixtures::consent(channel);
         stop.granted = false;
         stop.at = "2026-02-01T00:00:00Z".parse().unwrap();
         stop.source = "keyword:BAJA".into();
@@ -145,22 +145,12 @@ impl Setup {
         let tenant = TenantId::parse("t1").unwrap();
         store
             .put_tenant(&Tenant {
-                id: tenant.clone(),
-                name: "Crédito Andino".into(),
-                country: "CL".into(),
-                kind: TenantKind::Creditor,
-                channels: vec![ChannelKind::Whatsapp, ChannelKind::Sms],
-                whatsapp_enabled: false,
                 sender_ids: SenderIds {
                     whatsapp_phone_number_id: Some(PHONE_NUMBER_ID.into()),
                     sms_origination: Some("+15550001111".into()),
                     email_from: None,
                 },
-                policy: None,
-                strategies: None,
-                plan_rules: Default::default(),
-                pay_page: None,
-                chat: Default::default(),
+                ..fixtures::creditor(&tenant)
             })
             .await
             .unwrap();
@@ -201,66 +191,35 @@ impl Setup {
         change: impl FnOnce(&mut ContactAttempt),
     ) -> String {
         let debtor = Debtor {
-            tenant: self.tenant.clone(),
-            id: DebtorId::parse(format!("d-{n}")).unwrap(),
-            name: "Ana".into(),
-            phone: Phone::parse(&format!("+569111100{n:02}")).unwrap(),
-            email: None,
-            time_zone: Zone::parse("America/Santiago").unwrap(),
-            language: Language::Es,
-            consents: consents.iter().map(|c| consent(*c)).collect(),
-            preferences: Default::default(),
-            holds: Default::default(),
+            consents: consents.iter().map(|c| fixtures::consent(*c)).collect(),
+            ..fixtures::debtor(
+                &self.tenant,
+                &format!("d-{n}"),
+                &format!("+569111100{n:02}"),
+            )
         };
         self.store.upsert_debtor(&debtor).await.unwrap();
-        let account = Account {
-            tenant: self.tenant.clone(),
-            id: AccountId::parse(format!("A-{n}")).unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 300_000,
-            balance_minor: 300_000,
-            due_date: "2026-03-13".parse().unwrap(),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(
+            &self.tenant,
+            &format!("A-{n}"),
+            &debtor.id,
+            300_000,
+            "2026-03-13",
+        );
         let (account, _) = self.store.upsert_account(&account, None).await.unwrap();
         let attempt = ContactAttempt {
-            tenant: self.tenant.clone(),
-            account: account.id.clone(),
-            debtor: debtor.id.clone(),
-            decision_id: "2026-03-13:d+3".into(),
-            channel: ChannelKind::Whatsapp,
-            template: "payment_reminder_overdue".into(),
-            status: AttemptStatus::Queued,
-            decided_at: self.clock.now(),
-            text: "Hola Ana, tu pago de 300000 CLP a Crédito Andino quedó pendiente el 2026-03-13."
-                .into(),
-            to: debtor.phone.clone(),
-            language: Language::Es,
-            provider_message_id: None,
-            error: None,
-            claimed_at: None,
             params: vec![
                 "Ana".into(),
                 "300000 CLP".into(),
                 "Crédito Andino".into(),
                 "2026-03-13".into(),
             ],
-            tries: 0,
-            delivery: None,
-            error_code: None,
-            receipt: false,
-            opt_out_button: None,
-            states: None,
+            ..fixtures::queued_reminder(
+                &account,
+                &debtor.phone,
+                self.clock.now(),
+                "Hola Ana, tu pago de 300000 CLP a Crédito Andino quedó pendiente el 2026-03-13.",
+            )
         };
         let mut attempt = attempt;
         change(&mut attempt);
@@ -280,6 +239,11 @@ impl Setup {
             decision_id: attempt.decision_id,
         })
         .unwrap()
+    }
+
+    /// The sender's handling of the queue message `body`, which must not fail.
+    async fn send(&self, body: &str) -> Outcome {
+        self.sender.handle(body).await.unwrap()
     }
 
     async fn attempt(&self, n: u32) -> ContactAttempt {
@@ -344,7 +308,7 @@ fn send_fixture(name: &str) -> Value {
 async fn outside_the_window_the_template_goes_with_its_parameters() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Sent {
         channel,
         provider_message_id,
@@ -386,10 +350,7 @@ async fn outside_the_window_the_template_goes_with_its_parameters() {
         "the wamid is stored"
     );
     // A redelivered queue message sends nothing.
-    assert_eq!(
-        s.sender.handle(&body).await.unwrap(),
-        Outcome::Skipped("already handled")
-    );
+    assert_eq!(s.send(&body).await, Outcome::Skipped("already handled"));
     assert_eq!(s.graph.sends().len(), 1);
 }
 
@@ -410,7 +371,7 @@ async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_templ
     // Meta says the window is closed after all (131047): the template, at once.
     s.graph
         .script([Scripted::error(400, 131047, "Re-engagement message")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     let sends = s.graph.sends();
     assert_eq!(sends.len(), 2);
@@ -428,7 +389,7 @@ async fn inside_the_window_free_text_and_a_closed_window_falls_back_to_the_templ
 async fn statuses_move_the_attempt_forward_only() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    s.sender.handle(&body).await.unwrap();
+    s.send(&body).await;
     let id = s.attempt(1).await.provider_message_id.unwrap();
     let at = s.clock.now();
     let report = |status: &str, rank: i64| Delivery {
@@ -479,7 +440,7 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
         .await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let sent = s.sms.sent();
     assert_eq!(sent.len(), 1);
@@ -500,10 +461,7 @@ async fn an_unreachable_number_falls_back_to_sms_with_the_opt_out_line() {
     s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("unreachable"), "{reason}");
 }
 
@@ -515,7 +473,7 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     s.opted_out(1, ChannelKind::Sms).await;
     s.graph.script([Scripted::raw(401, token_error.clone())]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Parked(_)), "{outcome:?}");
     assert_eq!(
         s.attempt(1).await.status,
@@ -529,7 +487,7 @@ async fn an_account_wide_error_stops_the_channel_and_raises_one_alarm() {
     let body = s
         .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "one call to Meta in all");
     let alarms = s.alarms().await;
@@ -563,14 +521,14 @@ async fn a_stop_whose_alarm_failed_is_announced_by_the_next_message() {
     let body = s
         .decided(2, &[ChannelKind::Whatsapp, ChannelKind::Sms])
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let alarms = s.alarms().await;
     assert_eq!(alarms.len(), 1, "{alarms:?}");
     assert_eq!(alarms[0].1["at"], stops[0].at.to_string());
     assert!(s.store.channel_stops(&s.tenant).await.unwrap()[0].announced);
     let body = s.decided(3, &[ChannelKind::Sms]).await;
-    s.sender.handle(&body).await.unwrap();
+    s.send(&body).await;
     let again = s.alarms().await;
     assert!(again.is_empty(), "{again:?}");
 }
@@ -583,7 +541,7 @@ async fn throttling_and_pair_rate_defer_with_a_delay_and_count_the_try() {
         400,
         send_fixture("error_130429_rate_limit.json"),
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Deferred { delay, .. } = outcome else {
         panic!("{outcome:?}")
     };
@@ -621,25 +579,7 @@ async fn the_pair_rate_holds_one_message_per_debtor_per_six_seconds() {
             .await
             .unwrap()
             .unwrap();
-        let account = Account {
-            tenant: s.tenant.clone(),
-            id: AccountId::parse("B-1").unwrap(),
-            debtor: debtor.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 1000,
-            balance_minor: 1000,
-            due_date: "2026-03-13".parse().unwrap(),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::open_account(&s.tenant, "B-1", &debtor.id, 1000, "2026-03-13");
         let (account, _) = s.store.upsert_account(&account, None).await.unwrap();
         let mut attempt = s.attempt(1).await;
         attempt.account = account.id.clone();
@@ -691,17 +631,14 @@ async fn transient_failures_retry_with_backoff_then_give_up() {
     s.graph
         .script((0..MAX_TRIES).map(|_| Scripted::raw(500, Value::String("upstream".into()))));
     for i in 0..MAX_TRIES - 1 {
-        let outcome = s.sender.handle(&body).await.unwrap();
+        let outcome = s.send(&body).await;
         assert!(
             matches!(outcome, Outcome::Deferred { .. }),
             "try {i}: {outcome:?}"
         );
         s.clock.advance(jiff::SignedDuration::from_secs(10));
     }
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("gave up"), "{reason}");
 }
 
@@ -716,10 +653,7 @@ async fn request_errors_fail_at_once_with_the_reason() {
         131008,
         "Required parameter is missing",
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("131008") && reason.contains("Required parameter"),
         "{reason}"
@@ -745,7 +679,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
         132001,
         "Template name does not exist in the translation",
     )]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "the template was tried first");
     let sent = s.sms.sent();
@@ -760,13 +694,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
         (a.status, a.channel),
         (AttemptStatus::Sent, ChannelKind::Sms)
     );
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let note = view.decisions.last().expect("the sender's note");
+    let note = s.last_decision(1).await;
     assert_eq!(note.outcome, "fallback");
     assert!(
         note.reason.contains("payment_reminder_overdue")
@@ -788,10 +716,7 @@ async fn a_template_meta_refuses_sends_the_message_on_the_next_channel_and_says_
     s.opted_out(2, ChannelKind::Sms).await;
     s.graph
         .script([Scripted::error(400, 132015, "Template is paused")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("acme_mora") && reason.contains("132015"),
         "{reason}"
@@ -809,7 +734,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     let body = s.decided(1, &both).await;
     s.graph
         .script([Scripted::error(400, 132015, "Template is paused")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 1, "the template was tried");
     let n = s.last_decision(1).await;
@@ -823,7 +748,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     // Ten minutes later, another debtor: straight to SMS, no call to Meta.
     s.clock.advance(jiff::SignedDuration::from_mins(10));
     let body = s.decided(2, &both).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(
         s.graph.sends().len(),
@@ -844,10 +769,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     // No other channel: failed, saying why, still without a call.
     let body = s.decided(3, &[ChannelKind::Whatsapp]).await;
     s.opted_out(3, ChannelKind::Sms).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(
         reason.contains("refused by Meta at 2026-03-16T15:00:00Z (code 132015)"),
         "{reason}"
@@ -861,7 +783,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
         .touch_inbound_window(&s.tenant, &d4, ChannelKind::Whatsapp, s.clock.now())
         .await
         .unwrap();
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -881,7 +803,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
         .unwrap();
     s.graph
         .script([Scripted::error(400, 131047, "Re-engagement message")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert_eq!(s.graph.sends().len(), 3, "the free text only");
 
@@ -889,7 +811,7 @@ async fn a_template_meta_refused_is_not_tried_again_until_its_hold_ends() {
     s.clock
         .advance(jiff::SignedDuration::from_secs(50 * 60 + 1));
     let body = s.decided(6, &both).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -909,13 +831,10 @@ async fn a_timeout_is_retried_once_only() {
         Scripted::hang(Duration::from_secs(2)),
         Scripted::hang(Duration::from_secs(2)),
     ]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Deferred { .. }), "{outcome:?}");
     s.clock.advance(jiff::SignedDuration::from_secs(10));
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("timed out twice"), "{reason}");
 }
 
@@ -935,13 +854,13 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
     let s = Setup::new().await;
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     let d = DebtorId::parse("d-1").unwrap();
-    let mut stop = consent(ChannelKind::Whatsapp);
+    let mut stop = fixtures::consent(ChannelKind::Whatsapp);
     stop.granted = false;
     stop.at = s.clock.now();
     stop.source = "keyword:BAJA".into();
     s.store.record_consent(&s.tenant, &d, stop).await.unwrap();
     s.opted_out(1, ChannelKind::Sms).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Cancelled(_)), "{outcome:?}");
     assert!(s.graph.sends().is_empty());
     assert!(s.sms.sent().is_empty());
@@ -954,7 +873,7 @@ async fn a_withdrawn_consent_cancels_before_anything_is_sent() {
 async fn a_channel_the_policy_allows_without_a_consent_record_is_used() {
     let s = Setup::new().await;
     let body = s.decided(1, &[]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     assert!(s.graph.sends().is_empty(), "no WhatsApp without its opt-in");
     assert_eq!(s.sms.sent().len(), 1);
@@ -1105,25 +1024,19 @@ async fn a_message_handled_before_its_window_opens_waits_for_it() {
     // Monday 07:50 in Santiago (UTC-3 in March).
     s.clock.set("2026-03-16T10:50:00Z".parse().unwrap());
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Rescheduled { at, reason } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(at, "2026-03-16T11:00:00Z".parse().unwrap(), "{reason}");
     assert!(s.graph.sends().is_empty(), "nothing before 08:00");
     // On the account's record, with the rule, as the reminders' own decisions are.
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let held = view.decisions.last().expect("the sender's decision");
+    let held = s.last_decision(1).await;
     assert_eq!(held.outcome, "defer");
     assert_eq!(held.next_action_at, Some(at));
     assert!(held.reason.starts_with("[window]"), "{}", held.reason);
     s.clock.set(at);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(
         sent_on(&outcome),
         Some(ChannelKind::Whatsapp),
@@ -1166,7 +1079,7 @@ async fn a_fallback_channel_the_policy_does_not_allow_now_is_not_used() {
     s.clock.set("2026-03-19T15:00:00Z".parse().unwrap());
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Rescheduled { at, reason } = outcome else {
         panic!("{outcome:?}")
     };
@@ -1203,7 +1116,7 @@ async fn the_contact_log_counts_a_message_when_and_where_it_goes_out() {
     s.clock.advance(jiff::SignedDuration::from_hours(24));
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert_eq!(sent_on(&outcome), Some(ChannelKind::Sms), "{outcome:?}");
     let history = s
         .store
@@ -1314,10 +1227,7 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
             a.opt_out_button = Some(false);
         })
         .await;
-    assert!(matches!(
-        s.sender.handle(&body).await.unwrap(),
-        Outcome::Sent { .. }
-    ));
+    assert!(matches!(s.send(&body).await, Outcome::Sent { .. }));
     let sends = s.graph.sends();
     let wire = &sends[0].1;
     assert_eq!(wire["template"]["name"], "acme_aviso");
@@ -1332,7 +1242,7 @@ async fn a_template_without_the_button_goes_without_it_and_a_texted_receipt_keep
             a.opt_out_button = Some(false);
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     let sent = s.sms.sent();
     let line = cobro::compliance::keywords::opt_out_line(Language::Es);
@@ -1358,13 +1268,7 @@ async fn a_channel_the_debtor_has_no_address_on_does_not_decide_for_the_others()
     };
     assert!(reason.starts_with("[consent]"), "{reason}");
     assert_eq!(s.attempt(1).await.status, AttemptStatus::Cancelled);
-    let view = s
-        .store
-        .account_view(&s.tenant, &AccountId::parse("A-1").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let last = view.decisions.last().expect("the sender's decision");
+    let last = s.last_decision(1).await;
     assert_eq!(last.outcome, "cancel");
     assert!(last.reason.starts_with("[consent]"), "{}", last.reason);
 
@@ -1395,10 +1299,7 @@ async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
     let body = s.decided(1, &[ChannelKind::Whatsapp]).await;
     s.graph
         .script([Scripted::error(400, 131026, "Message undeliverable")]);
-    let outcome = s.sender.handle(&body).await.unwrap();
-    let Outcome::Failed(reason) = outcome else {
-        panic!("{outcome:?}")
-    };
+    let reason = failed(s.send(&body).await);
     assert!(reason.contains("undeliverable"), "{reason}");
     assert!(
         reason.contains("[consent]") && reason.contains("on sms"),
@@ -1414,40 +1315,11 @@ async fn a_message_no_channel_may_ever_carry_is_not_kept_for_later() {
 /// the invocation it goes back on the queue, unsent, for a later one.
 #[tokio::test]
 async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
-    use cobro::outbound::{ReplyMessage, ReplyRef};
-    use cobro::repo::{ChatReply, ReplyStatus};
+    use cobro::repo::ReplyStatus;
     let s = Setup::with_rate(1).await;
     s.decided(1, &[]).await;
     let debtor = DebtorId::parse("d-1").unwrap();
-    let reply = ChatReply {
-        tenant: s.tenant.clone(),
-        debtor: debtor.clone(),
-        id: "in-1#0".into(),
-        channel: ChannelKind::Sms,
-        reply: cobro::chat::Reply::Text {
-            body: "Tu saldo es 300000 CLP.".into(),
-        },
-        author: "bot".into(),
-        answers_at: Some(s.clock.now()),
-        created_at: s.clock.now(),
-        status: ReplyStatus::Queued,
-        provider_message_id: None,
-        reason: None,
-        tries: 0,
-        claimed_at: None,
-        confirms_opt_out: false,
-        care: false,
-        language: None,
-    };
-    assert!(s.store.put_reply(&reply).await.unwrap());
-    let body = serde_json::to_string(&ReplyMessage {
-        reply: ReplyRef {
-            tenant: s.tenant.clone(),
-            debtor: debtor.clone(),
-            id: reply.id.clone(),
-        },
-    })
-    .unwrap();
+    let body = bot_reply(&s, "in-1#0", "Tu saldo es 300000 CLP.", |_| {}).await;
     // Another reply took the number's slot of this second.
     s.sender.pacer.ready("sms:reply").await;
     let deadline =
@@ -1458,7 +1330,7 @@ async fn a_reply_out_of_time_for_its_send_slot_goes_back_on_the_queue() {
     assert!(s.sms.sent().is_empty(), "not sent after the deadline");
     let stored = s
         .store
-        .reply(&s.tenant, &debtor, &reply.id)
+        .reply(&s.tenant, &debtor, "in-1#0")
         .await
         .unwrap()
         .unwrap();
@@ -1612,7 +1484,7 @@ async fn a_reminder_that_waited_does_not_state_a_debt_that_changed_since() {
             a.states = Some(stated(300_000))
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
     // Decided when 400 000 was owed; a payment brought it to 300 000 while it waited.
     let body = s
@@ -1620,7 +1492,7 @@ async fn a_reminder_that_waited_does_not_state_a_debt_that_changed_since() {
             a.states = Some(stated(400_000))
         })
         .await;
-    let outcome = s.sender.handle(&body).await.unwrap();
+    let outcome = s.send(&body).await;
     let Outcome::Cancelled(reason) = outcome else {
         panic!("{outcome:?}")
     };

@@ -12,37 +12,20 @@ use cobro::ports::secrets::whatsapp_number_secret;
 use cobro::ports::{Outgoing, Queue, Secrets, WhatsAppSecrets};
 use cobro::repo::WhatsAppNumber;
 use cobro::whatsapp::signature;
-use cobro_local::{demo, LocalStack, Settings};
+use cobro_local::demo;
+use cobro_tests::local::LocalApi;
 
-const KEY: &str = "Bearer cobro-demo-key";
 /// The number the fixture was sent to, registered for the demo tenant in this test.
 const FIXTURE_NUMBER_ID: &str = "1122334455667";
 
-struct Stack {
-    stack: Arc<LocalStack>,
-    base: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
+cobro_tests::local_api_newtype!(
+    /// The local stack over HTTP, with this file's steps.
+    Stack
+);
 
 impl Stack {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let stack = LocalStack::open(Settings::for_tests(dir.path().to_path_buf()))
-            .await
-            .expect("local stack starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = stack.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        Self {
-            stack,
-            base,
-            http: cobro_tests::http(),
-            _dir: dir,
-        }
+        Self(LocalApi::start().await)
     }
 
     /// A stack whose clock reads Monday 2026-03-16, 12:00 in Santiago: inside every demo
@@ -77,9 +60,16 @@ impl Stack {
         }))).await;
     }
 
-    /// Sets the local stack's clock (`POST /_local/clock`).
-    async fn set_clock(&self, at: &str) {
-        self.ok("POST", "/_local/clock", Some(json!({ "set": at })))
+    /// `debtor_with_account` in Santiago, the account in CLP.
+    async fn chilean_debtor_with_account(
+        &self,
+        debtor: &str,
+        phone: &str,
+        account: (&str, i64, &str),
+    ) {
+        let (account, amount, due) = account;
+        let account = (account, "CLP", amount, due);
+        self.debtor_with_account(debtor, phone, "America/Santiago", account)
             .await;
     }
 
@@ -88,30 +78,6 @@ impl Stack {
         let path = format!("/v1/accounts/{account}/promises");
         let body = json!({ "amount_minor": amount_minor, "by": by });
         self.ok("POST", &path, Some(body)).await;
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("authorization", KEY);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, body) = self.call(method, path, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {body}");
-        body
     }
 
     async fn post_webhook(&self, raw: &[u8], signature: Option<String>) -> StatusCode {
@@ -139,6 +105,20 @@ fn fixture(name: &str) -> Vec<u8> {
     );
     let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     raw.replace("972987654321", &DEBTOR_PHONE[1..]).into_bytes()
+}
+
+/// A confirmed CLP payment to the demo tenant's `account`, as the payment-confirmed function
+/// gets it.
+fn demo_payment(account: &str, payment_id: &str, amount_minor: i64, paid_at: &str) -> Value {
+    json!({ "tenant": "demo", "account": account, "payment_id": payment_id,
+        "amount_minor": amount_minor, "currency": "CLP", "paid_at": paid_at })
+}
+
+/// `sent` is one message, and it says each of `parts`.
+fn assert_one_message_saying(sent: &[(String, cobro::ports::ChannelMessage)], parts: &[&str]) {
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let text = &sent[0].1.text;
+    assert!(parts.iter().all(|p| text.contains(p)), "{text}");
 }
 
 #[tokio::test]
@@ -181,9 +161,9 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     assert_eq!(status, StatusCode::OK);
 
     // --- The schedule decides once, however often it fires.
-    let first = s.ok("POST", "/_local/tick", None).await;
+    let first = s.tick().await;
     assert!(first["contacted"].as_u64().unwrap() >= 1, "{first}");
-    let second = s.ok("POST", "/_local/tick", None).await;
+    let second = s.tick().await;
     assert_eq!(second["contacted"], 0, "{second}");
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
     let attempts = view["attempts"].as_array().unwrap();
@@ -192,7 +172,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     assert_eq!(view["days_past_due"], 3);
 
     // --- The sender delivers it once, even when the queue delivers it twice.
-    s.ok("POST", "/_local/drain", None).await;
+    s.drain().await;
     let duplicate = OutboundMessage {
         tenant: demo::tenant_id(),
         account: cobro::domain::AccountId::parse("A-1").unwrap(),
@@ -206,15 +186,9 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
         )])
         .await
         .unwrap();
-    let drained = s.ok("POST", "/_local/drain", None).await;
+    let drained = s.drain().await;
     assert_eq!(drained["skipped"], 1, "{drained}");
-    let to_us: Vec<_> = s
-        .stack
-        .channel
-        .sent()
-        .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == DEBTOR_PHONE)
-        .collect();
+    let to_us: Vec<_> = s.sent_to(DEBTOR_PHONE);
     assert_eq!(to_us.len(), 1, "one message per decision");
     assert!(
         to_us[0].1.text.contains("300000 CLP"),
@@ -263,7 +237,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     );
     assert_eq!(s.post_webhook(&raw, Some(good)).await, StatusCode::OK);
     // The webhook only keeps and queues; the inbound worker applies.
-    let drained = s.ok("POST", "/_local/drain", None).await;
+    let drained = s.drain().await;
     assert_eq!(drained["inbound_applied"], 2, "{drained}");
     let after = conversation(&s.ok("GET", "/v1/debtors/d-1", None).await);
     assert_eq!(after.len(), 2, "the reply is recorded once: {after:?}");
@@ -278,7 +252,7 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
     let payment = json!({ "account_id": "A-1", "payment_id": "psp-77", "amount_minor": 100000, "currency": "CLP" });
     s.ok("POST", "/v1/payments", Some(payment.clone())).await;
     s.ok("POST", "/v1/payments", Some(payment)).await;
-    let drained = s.ok("POST", "/_local/drain", None).await;
+    let drained = s.drain().await;
     assert_eq!(
         (
             drained["payments_applied"].as_u64(),
@@ -299,21 +273,19 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
 
     // --- Paid in full: settled, off the schedule, and the next step is never sent.
     s.ok("POST", "/v1/payments", Some(json!({ "account_id": "A-1", "payment_id": "psp-78", "amount_minor": 200000, "currency": "CLP" }))).await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.drain().await;
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
     assert_eq!(view["account"]["status"], "settled");
     assert_eq!(view["account"]["balance_minor"], 0);
     assert!(view["next_action_at"].is_null(), "{view}");
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "10d" })))
-        .await;
-    s.ok("POST", "/_local/tick", None).await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.advance_clock("10d").await;
+    s.tick().await;
+    s.drain().await;
     // The two receipts go 6 s apart at least (Meta's pair rate): the second one waits on the
     // outbox, and a later tick sends it.
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
-        .await;
-    s.ok("POST", "/_local/tick", None).await;
-    s.ok("POST", "/_local/drain", None).await;
+    s.advance_clock("11m").await;
+    s.tick().await;
+    s.drain().await;
     let view = s.ok("GET", "/v1/accounts/A-1", None).await;
     let attempts = view["attempts"].as_array().unwrap();
     let (receipts, reminders): (Vec<_>, Vec<_>) =
@@ -334,32 +306,18 @@ async fn a_debt_goes_from_crm_to_reminder_to_reply_to_payment() {
 #[tokio::test]
 async fn a_payment_between_decision_and_send_cancels_the_message() {
     let s = Stack::start_on_a_monday().await;
-    s.debtor_with_account(
-        "d-2",
-        "+56911112222",
-        "America/Santiago",
-        ("A-2", "CLP", 1000, "2026-03-16"),
-    )
-    .await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.chilean_debtor_with_account("d-2", "+56911112222", ("A-2", 1000, "2026-03-16"))
+        .await;
+    s.tick().await;
     // Paid after the decision, applied before the sender runs.
-    s.stack
-        .payment_handler
-        .handle(json!({
-            "tenant": "demo", "account": "A-2", "payment_id": "p-1", "amount_minor": 1000,
-            "currency": "CLP", "paid_at": "2026-03-16T15:01:00Z"
-        }))
-        .await
-        .unwrap();
-    let drained = s.ok("POST", "/_local/drain", None).await;
+    s.pay(demo_payment("A-2", "p-1", 1000, "2026-03-16T15:01:00Z"))
+        .await;
+    let drained = s.drain().await;
     assert!(drained["cancelled"].as_u64().unwrap() >= 1, "{drained}");
     // The reminder is cancelled; only the payment's receipt reaches the debtor.
     let to_debtor: Vec<String> = s
-        .stack
-        .channel
-        .sent()
+        .sent_to("+56911112222")
         .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == "+56911112222")
         .map(|(_, m)| m.text)
         .collect();
     assert_eq!(to_debtor.len(), 1, "{to_debtor:?}");
@@ -441,7 +399,7 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
         ("A-3", "BRL", 9990, "2026-03-09"),
     )
     .await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.tick().await;
     // The queue loses every message (as if the send had failed after the commit).
     loop {
         let got = s
@@ -459,11 +417,10 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     }
     assert!(s.stack.channel.sent().is_empty());
     // Before the outbox retry time nothing is re-enqueued; after it, the tick finds the attempt.
-    let early = s.ok("POST", "/_local/tick", None).await;
+    let early = s.tick().await;
     assert_eq!(early["requeued"], 0, "{early}");
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
-        .await;
-    let late = s.ok("POST", "/_local/tick", None).await;
+    s.advance_clock("11m").await;
+    let late = s.tick().await;
     assert!(late["requeued"].as_u64().unwrap() >= 1, "{late}");
 
     // The channel fails once, temporarily: the attempt goes back to queued, then is sent once.
@@ -487,8 +444,7 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     assert_eq!(view["attempts"][0]["status"], "queued", "{view}");
     assert_eq!(view["attempts"][0]["tries"], 1, "{view}");
     // Meta's pair rate: nothing to the same debtor within 6 s.
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "7s" })))
-        .await;
+    s.advance_clock("7s").await;
     let outcome = s.stack.sender.handle(&mine[0].body).await.unwrap();
     assert!(
         matches!(outcome, cobro_sender::Outcome::Sent { .. }),
@@ -496,18 +452,11 @@ async fn a_lost_queue_message_is_sent_by_a_later_tick_and_a_retryable_failure_is
     );
     let again = s.stack.sender.handle(&mine[0].body).await.unwrap();
     assert_eq!(again, cobro_sender::Outcome::Skipped("already handled"));
-    let to_rui = s
-        .stack
-        .channel
-        .sent()
-        .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == "+5511999990003")
-        .count();
+    let to_rui = s.sent_to("+5511999990003").len();
     assert_eq!(to_rui, 1);
     // Sent: off the outbox, so later ticks leave it alone.
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "11m" })))
-        .await;
-    let after = s.ok("POST", "/_local/tick", None).await;
+    s.advance_clock("11m").await;
+    let after = s.tick().await;
     assert_eq!(after["requeued"], 0, "{after}");
 }
 
@@ -516,14 +465,9 @@ async fn the_law_decides_and_the_api_says_why() {
     let s = Stack::start().await;
     // Sunday 2026-03-15, 12:00 in Santiago: Chile allows no contact on Sundays.
     s.set_clock("2026-03-15T15:00:00Z").await;
-    s.debtor_with_account(
-        "law-1",
-        "+56977770001",
-        "America/Santiago",
-        ("L-1", "CLP", 50000, "2026-03-12"),
-    )
-    .await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.chilean_debtor_with_account("law-1", "+56977770001", ("L-1", 50000, "2026-03-12"))
+        .await;
+    s.tick().await;
     let why = s.ok("GET", "/v1/accounts/L-1/decisions", None).await;
     assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
     assert_eq!(why["decisions"][0]["rule"], "window", "{why}");
@@ -544,7 +488,7 @@ async fn the_law_decides_and_the_api_says_why() {
     )
     .await;
     s.set_clock("2026-03-16T12:00:00Z").await;
-    let tick = s.ok("POST", "/_local/tick", None).await;
+    let tick = s.tick().await;
     assert_eq!(tick["contacted"], 1, "{tick}");
     let second = s.ok("GET", "/v1/accounts/L-2/decisions", None).await;
     let first = s.ok("GET", "/v1/accounts/L-1/decisions", None).await;
@@ -565,9 +509,8 @@ async fn the_law_decides_and_the_api_says_why() {
         "due_date": "2026-03-12", "holds": { "lawsuit_served": true } })),
     )
     .await;
-    s.ok("POST", "/_local/clock", Some(json!({ "advance": "1d" })))
-        .await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.advance_clock("1d").await;
+    s.tick().await;
     let stopped = s.ok("GET", "/v1/accounts/L-2/decisions", None).await;
     assert_eq!(
         stopped["decisions"][0]["rule"], "stop:lawsuit_served",
@@ -606,7 +549,7 @@ async fn the_law_decides_and_the_api_says_why() {
         ("T-1", "CLP", 50000, "2026-03-12"),
     )
     .await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.tick().await;
     let abroad = s.ok("GET", "/v1/accounts/E-1/decisions", None).await;
     let last = &abroad["decisions"][0];
     assert_eq!(
@@ -644,13 +587,8 @@ async fn the_law_decides_and_the_api_says_why() {
 #[tokio::test]
 async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
     let s = Stack::start_on_a_monday().await;
-    s.debtor_with_account(
-        "plan-1",
-        "+56977770002",
-        "America/Santiago",
-        ("P-1", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-1", "+56977770002", ("P-1", 90000, "2026-03-01"))
+        .await;
     // What can be done for 30,000 a month: the shortest plan that fits first.
     let quote = s
         .ok(
@@ -716,41 +654,17 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
         "{view}"
     );
     s.set_clock("2026-03-17T15:00:00Z").await;
-    s.ok("POST", "/_local/tick", None).await;
-    s.ok("POST", "/_local/drain", None).await;
-    let sent = s
-        .stack
-        .channel
-        .sent()
-        .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == "+56977770002")
-        .collect::<Vec<_>>();
-    assert_eq!(sent.len(), 1);
-    assert!(
-        sent[0].1.text.contains("30000 CLP") && sent[0].1.text.contains("2026-03-20"),
-        "{}",
-        sent[0].1.text
-    );
+    s.tick().await;
+    s.drain().await;
+    assert_one_message_saying(&s.sent_to("+56977770002"), &["30000 CLP", "2026-03-20"]);
     // Payments go to the oldest instalment; the plan completes and the account settles.
-    let pay = |id: &str, amount: i64| {
-        json!({ "tenant": "demo", "account": "P-1", "payment_id": id,
-        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-17T15:00:00Z" })
-    };
-    s.stack
-        .payment_handler
-        .handle(pay("pp-1", 40000))
-        .await
-        .unwrap();
+    let pay = |id: &str, amount: i64| demo_payment("P-1", id, amount, "2026-03-17T15:00:00Z");
+    s.pay(pay("pp-1", 40000)).await;
     let view = s.ok("GET", "/v1/accounts/P-1", None).await;
     assert_eq!(view["plans"][0]["status"], "active", "{view}");
     assert_eq!(view["plans"][0]["paid_minor"], json!([30000, 10000, 0]));
     assert_eq!(view["account"]["plan"]["next_amount_minor"], 20000);
-    let outcome = s
-        .stack
-        .payment_handler
-        .handle(pay("pp-2", 55000))
-        .await
-        .unwrap();
+    let outcome = s.pay(pay("pp-2", 55000)).await;
     assert!(
         matches!(
             outcome,
@@ -770,10 +684,9 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
         "the overpayment is kept as a credit"
     );
     // A payment for an account cobro does not know is kept in suspense, once.
-    let stray = json!({ "tenant": "demo", "account": "NOPE", "payment_id": "px", "amount_minor": 100,
-        "currency": "CLP", "paid_at": "2026-03-17T15:00:00Z" });
-    s.stack.payment_handler.handle(stray.clone()).await.unwrap();
-    s.stack.payment_handler.handle(stray).await.unwrap();
+    let stray = demo_payment("NOPE", "px", 100, "2026-03-17T15:00:00Z");
+    s.pay(stray.clone()).await;
+    s.pay(stray).await;
     let suspense = s.ok("GET", "/v1/payments/suspense", None).await;
     assert_eq!(suspense["items"].as_array().unwrap().len(), 1, "{suspense}");
     assert!(suspense["items"][0]["reason"]
@@ -785,13 +698,8 @@ async fn a_plan_is_quoted_accepted_reminded_paid_and_completed() {
 #[tokio::test]
 async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "prom-1",
-        "+56977770003",
-        "America/Santiago",
-        ("PR-1", "CLP", 50000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("prom-1", "+56977770003", ("PR-1", 50000, "2026-03-01"))
+        .await;
     let (status, body) = s
         .call(
             "POST",
@@ -807,35 +715,16 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     );
     s.promise("PR-1", 20000, "2026-03-20").await;
     // Until the day before, nothing; on the 19th one reminder of what was promised.
-    s.ok("POST", "/_local/tick", None).await;
+    s.tick().await;
     let why = s.ok("GET", "/v1/accounts/PR-1/decisions", None).await;
     assert_eq!(why["decisions"][0]["outcome"], "defer", "{why}");
     s.set_clock("2026-03-19T15:00:00Z").await;
-    s.ok("POST", "/_local/tick", None).await;
-    s.ok("POST", "/_local/drain", None).await;
-    let to_debtor: Vec<_> = s
-        .stack
-        .channel
-        .sent()
-        .into_iter()
-        .filter(|(_, m)| m.to.phone.as_str() == "+56977770003")
-        .collect();
-    assert_eq!(to_debtor.len(), 1);
-    assert!(
-        to_debtor[0].1.text.contains("20000 CLP") && to_debtor[0].1.text.contains("2026-03-20"),
-        "{}",
-        to_debtor[0].1.text
-    );
+    s.tick().await;
+    s.drain().await;
+    assert_one_message_saying(&s.sent_to("+56977770003"), &["20000 CLP", "2026-03-20"]);
     // Paid in two parts: kept when the promised amount is reached.
-    let pay = |id: &str, amount: i64| {
-        json!({ "tenant": "demo", "account": "PR-1", "payment_id": id,
-        "amount_minor": amount, "currency": "CLP", "paid_at": "2026-03-19T15:00:00Z" })
-    };
-    s.stack
-        .payment_handler
-        .handle(pay("pr-a", 5000))
-        .await
-        .unwrap();
+    let pay = |id: &str, amount: i64| demo_payment("PR-1", id, amount, "2026-03-19T15:00:00Z");
+    s.pay(pay("pr-a", 5000)).await;
     let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
     assert_eq!(view["account"]["promise"]["paid_minor"], 5000, "{view}");
     // The same promise posted again (a retry without a key) is the standing one, paid part
@@ -849,12 +738,7 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, view["account"]["promise"]);
-    let outcome = s
-        .stack
-        .payment_handler
-        .handle(pay("pr-b", 15000))
-        .await
-        .unwrap();
+    let outcome = s.pay(pay("pr-b", 15000)).await;
     assert!(
         matches!(
             outcome,
@@ -870,7 +754,7 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
     // A second promise passes unpaid: broken at the next tick, and the reminders resume.
     s.promise("PR-1", 10000, "2026-03-23").await;
     s.set_clock("2026-03-24T15:00:00Z").await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.tick().await;
     let view = s.ok("GET", "/v1/accounts/PR-1", None).await;
     assert!(view["account"]["promise"].is_null(), "broken: {view}");
     assert!(view["decisions"].as_array().unwrap().len() >= 3, "{view}");
@@ -881,13 +765,8 @@ async fn a_promise_to_pay_holds_the_reminders_and_is_kept_or_broken() {
 #[tokio::test]
 async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tick() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "prom-2",
-        "+56977770004",
-        "America/Santiago",
-        ("PR-2", "CLP", 50000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("prom-2", "+56977770004", ("PR-2", 50000, "2026-03-01"))
+        .await;
     s.promise("PR-2", 10000, "2026-03-20").await;
     s.set_clock("2026-03-24T15:00:00Z").await;
     let (reminders, bus) = reminders_refusing(&s, "PromiseBroken", "PR-2");
@@ -916,13 +795,8 @@ async fn a_broken_promise_whose_announcement_failed_is_announced_by_the_next_tic
 #[tokio::test]
 async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-2",
-        "+56977770005",
-        "America/Santiago",
-        ("PL-2", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-2", "+56977770005", ("PL-2", 90000, "2026-03-01"))
+        .await;
     let plan = s
         .ok(
             "POST",
@@ -957,13 +831,8 @@ async fn a_broken_plan_whose_announcement_failed_is_announced_by_the_next_tick()
 #[tokio::test]
 async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-3",
-        "+56977770006",
-        "America/Santiago",
-        ("PL-3", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-3", "+56977770006", ("PL-3", 90000, "2026-03-01"))
+        .await;
     let store = &s.stack.store;
     let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
     tenant.plan_rules.grace_days = 10;
@@ -1007,13 +876,8 @@ async fn a_plan_is_broken_by_its_own_grace_days_not_the_tenants_current_ones() {
 #[tokio::test]
 async fn a_reminder_asks_for_every_instalment_due() {
     let s = Stack::start_on_a_monday().await; // 2026-03-16
-    s.debtor_with_account(
-        "plan-4",
-        "+56977770007",
-        "America/Santiago",
-        ("PL-4", "CLP", 90000, "2026-03-01"),
-    )
-    .await;
+    s.chilean_debtor_with_account("plan-4", "+56977770007", ("PL-4", 90000, "2026-03-01"))
+        .await;
     let store = &s.stack.store;
     let mut tenant = store.tenant(&demo::tenant_id()).await.unwrap().unwrap();
     tenant.plan_rules.grace_days = 60;
@@ -1026,7 +890,7 @@ async fn a_reminder_asks_for_every_instalment_due() {
     .await;
     // 2026-04-22: the instalments of 03-20 and 04-20 are both unpaid.
     s.set_clock("2026-04-22T15:00:00Z").await;
-    s.ok("POST", "/_local/tick", None).await;
+    s.tick().await;
     let view = s.ok("GET", "/v1/accounts/PL-4", None).await;
     assert_eq!(view["plans"][0]["status"], "accepted", "{view}");
     let text = view["attempts"][0]["text"].as_str().unwrap_or_default();

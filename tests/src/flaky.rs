@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cobro::ports::{
-    Bus, BusError, Condition, Event, Item, Key, Outgoing, Page, Query, Queue, QueueError, Received,
-    Table, TableError, Update, WriteOp,
+    Bus, BusError, Event, Outgoing, Queue, QueueError, Received, Table, TableError, WriteOp,
 };
+
+use crate::hooked_table::{HookedTable, Hooks};
 
 /// Refuses its first `failures` publishes (of those with an event `refused` picks), then passes
 /// them on to `inner`. It counts the calls and keeps every event it passed on.
@@ -107,9 +108,11 @@ type Picks = Box<dyn Fn(&[WriteOp]) -> bool + Send + Sync>;
 
 /// A table whose first `failures` transactions of those `refused` picks are cancelled, as a
 /// concurrent write would have them (an optimistic-concurrency conflict); everything else goes
-/// to `inner`. A cancelled transaction writes nothing.
-pub struct FlakyTable {
-    inner: Arc<dyn Table>,
+/// to the table it wraps. A cancelled transaction writes nothing.
+pub type FlakyTable = HookedTable<Cancelling>;
+
+/// The hooks of a `FlakyTable`.
+pub struct Cancelling {
     failures: AtomicUsize,
     refused: Picks,
     /// How many transactions were cancelled.
@@ -122,55 +125,20 @@ impl FlakyTable {
         failures: usize,
         refused: impl Fn(&[WriteOp]) -> bool + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        HookedTable::new(
             inner,
-            failures: failures.into(),
-            refused: Box::new(refused),
-            cancelled: 0.into(),
-        })
+            Cancelling {
+                failures: failures.into(),
+                refused: Box::new(refused),
+                cancelled: 0.into(),
+            },
+        )
     }
-}
-
-/// Whether one of `ops` puts an item of `kind` (`account_action`, `debtor` …).
-pub fn puts_kind(ops: &[WriteOp], kind: &str) -> bool {
-    ops.iter().any(|op| {
-        matches!(op, WriteOp::Put { item, .. }
-            if item.get("kind").and_then(|k| k.as_str()) == Some(kind))
-    })
 }
 
 #[async_trait::async_trait]
-impl Table for FlakyTable {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
-    }
-
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.inner.put(item, condition).await
-    }
-
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        self.inner.update(key, updates, condition).await
-    }
-
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, TableError> {
-        self.inner.delete(key, condition).await
-    }
-
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+impl Hooks for Cancelling {
+    async fn transact_write(&self, inner: &dyn Table, ops: Vec<WriteOp>) -> Result<(), TableError> {
         if (self.refused)(&ops)
             && self
                 .failures
@@ -180,10 +148,14 @@ impl Table for FlakyTable {
             self.cancelled.fetch_add(1, Ordering::SeqCst);
             return Err(TableError::TransactionCanceled(vec![true; ops.len()]));
         }
-        self.inner.transact_write(ops).await
+        inner.transact_write(ops).await
     }
+}
 
-    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        self.inner.batch_write(puts, deletes).await
-    }
+/// Whether one of `ops` puts an item of `kind` (`account_action`, `debtor` …).
+pub fn puts_kind(ops: &[WriteOp], kind: &str) -> bool {
+    ops.iter().any(|op| {
+        matches!(op, WriteOp::Put { item, .. }
+            if item.get("kind").and_then(|k| k.as_str()) == Some(kind))
+    })
 }

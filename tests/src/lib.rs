@@ -4,7 +4,10 @@
 pub mod contract;
 pub mod fake_graph;
 pub mod fake_stripe;
+pub mod fixtures;
 pub mod flaky;
+pub mod hooked_table;
+pub mod local;
 pub mod memory_secrets;
 pub mod moto;
 

@@ -35,9 +35,16 @@ pub async fn moto() -> Option<Moto> {
         println!("SKIPPED (set COBRO_MOTO_URL)");
         return None;
     };
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    let config = sdk_config(&endpoint).await;
+    Some(Moto { endpoint, config })
+}
+
+/// An SDK configuration pointed at `endpoint` (moto, or a fake service) with test credentials
+/// in us-east-1, as a Lambda's would be with `AWS_ENDPOINT_URL` set.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .http_client(cobro::adapters::aws::config::system_https_client())
-        .endpoint_url(&endpoint)
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "testing",
@@ -47,8 +54,7 @@ pub async fn moto() -> Option<Moto> {
             "cobro-tests",
         ))
         .load()
-        .await;
-    Some(Moto { endpoint, config })
+        .await
 }
 
 /// `prefix` with a random suffix: a name no other test uses.
