@@ -6,12 +6,10 @@ use std::sync::Arc;
 
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, PaymentId, TenantId};
-use cobro::ports::table::{TableError, WriteOp};
 use cobro::ports::Table;
 use cobro::repo::{AccountView, PaymentConfirmed, PaymentOutcome, Store};
 use cobro_tests::fixtures;
-use cobro_tests::hooked_table::{HookedTable, Hooks};
-use cobro_tests::moto::{moto, unique};
+use cobro_tests::moto::{moto, unique, SerializedWrites};
 
 /// The tenant of these tests' account.
 fn tenant() -> TenantId {
@@ -142,13 +140,10 @@ proptest! {
 #[tokio::test]
 async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     let Some(moto) = moto().await else { return };
-    // moto runs concurrent TransactWriteItems without isolation (a failed one restores its
-    // snapshot of the whole table, undoing a neighbour's write), which DynamoDB never does;
-    // transactions are serialized here as DynamoDB's are, and everything else runs at once.
-    let table = HookedTable::new(
-        Arc::new(moto.create_table(&unique("ledger")).await),
-        SerializedTransactions::default(),
-    );
+    // moto does not isolate a transaction from concurrent writes (`SerializedWrites`).
+    let table = Arc::new(SerializedWrites::new(
+        moto.create_table(&unique("ledger")).await,
+    ));
     // Six distinct payments, each delivered twice, all at once: transactions conflict on the
     // account's version and retry; duplicates find the payment item.
     let deliveries: Vec<PaymentConfirmed> = (0..6)
@@ -156,20 +151,6 @@ async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
         .collect();
     let (left, credit, stored) = deliver_all(table, 10_000, deliveries).await;
     assert_eq!((left, credit, stored), (4_000, 0, 6));
-}
-
-/// Transactions run one at a time, as DynamoDB isolates them.
-#[derive(Default)]
-struct SerializedTransactions {
-    lock: tokio::sync::Mutex<()>,
-}
-
-#[async_trait::async_trait]
-impl Hooks for SerializedTransactions {
-    async fn transact_write(&self, inner: &dyn Table, ops: Vec<WriteOp>) -> Result<(), TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        inner.transact_write(ops).await
-    }
 }
 
 fn stripe_event(kind: &str, object: serde_json::Value) -> serde_json::Value {
