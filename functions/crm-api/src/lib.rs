@@ -53,6 +53,30 @@ pub struct CrmApi {
     pub webhook_targets: cobro::events::webhook::Targets,
 }
 
+#[cfg(feature = "lambda")]
+impl CrmApi {
+    /// What a deployed Lambda serves the API on, from its environment: the deployment's table,
+    /// bus and Stripe Checkout, and a tenant's webhook reaching public addresses only, never
+    /// what the functions can. `outbound` and `events_out` are for the routes that use them
+    /// (agents' replies, failed webhook deliveries sent again); `None` where they are not served.
+    pub async fn deployed(
+        outbound: Option<Arc<dyn cobro::ports::Queue>>,
+        events_out: Option<Arc<dyn cobro::ports::Queue>>,
+    ) -> Result<Self, cobro::lambda::Error> {
+        use cobro::lambda;
+        Ok(Self {
+            store: Store::new(lambda::table().await?),
+            bus: lambda::bus().await?,
+            clock: Arc::new(cobro::ports::SystemClock),
+            decider: Decider::default(),
+            stripe: lambda::stripe_links()?,
+            outbound,
+            events_out,
+            webhook_targets: cobro::events::webhook::Targets::Public,
+        })
+    }
+}
+
 impl CrmApi {
     async fn tenant(&self, caller: &Caller) -> Result<cobro::domain::Tenant, Problem> {
         self.store.tenant(&caller.tenant).await?.ok_or_else(|| {

@@ -27,6 +27,19 @@ pub struct Settings {
     pub plan_rules: cobro::plans::PlanRules,
 }
 
+impl Settings {
+    /// The settings as the API shows them: what `GET /v1/settings` reads and a replacement
+    /// answers with.
+    fn of(t: cobro::domain::Tenant) -> Self {
+        Self {
+            country: t.country,
+            policy: t.policy,
+            strategies: t.strategies,
+            plan_rules: t.plan_rules,
+        }
+    }
+}
+
 const P: &str = "application/problem+json";
 
 #[utoipa::path(get, path = "/v1/settings", tag = "settings", summary = "The tenant's policy, strategies and plan rules",
@@ -37,13 +50,7 @@ pub(crate) async fn get_settings(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, Problem> {
     let t = s.tenant(&caller).await?;
-    Ok(Json(Settings {
-        country: t.country,
-        policy: t.policy,
-        strategies: t.strategies,
-        plan_rules: t.plan_rules,
-    })
-    .into_response())
+    Ok(Json(Settings::of(t)).into_response())
 }
 
 #[utoipa::path(put, path = "/v1/settings/policy", tag = "settings",
@@ -99,13 +106,7 @@ async fn store(s: &CrmApi, t: cobro::domain::Tenant) -> Result<Response, Problem
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(Json(Settings {
-        country: t.country,
-        policy: t.policy,
-        strategies: t.strategies,
-        plan_rules: t.plan_rules,
-    })
-    .into_response())
+    Ok(Json(Settings::of(t)).into_response())
 }
 
 /// A template as `GET /v1/templates` lists it (`cobro::collect::templates::TemplateSpec`).

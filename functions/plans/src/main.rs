@@ -4,9 +4,6 @@
 
 use std::sync::Arc;
 
-use cobro::collect::Decider;
-use cobro::ports::SystemClock;
-use cobro::repo::Store;
 use cobro::{lambda, logs};
 use cobro_crm_api::{plans_router, CrmApi};
 use lambda_http::RequestExt;
@@ -14,16 +11,8 @@ use lambda_http::RequestExt;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init();
-    let state = CrmApi {
-        store: Store::new(lambda::table().await?),
-        bus: lambda::bus().await?,
-        clock: Arc::new(SystemClock),
-        decider: Decider::default(),
-        stripe: cobro::lambda::stripe_links()?,
-        outbound: None,
-        events_out: None,
-        webhook_targets: cobro::events::webhook::Targets::Public,
-    };
+    // Neither agents' replies nor webhook deliveries are among its routes.
+    let state = CrmApi::deployed(None, None).await?;
     let app = logs::traced(
         plans_router(Arc::new(state)),
         logs::HttpSpan {

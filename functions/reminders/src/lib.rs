@@ -362,6 +362,21 @@ impl Reminders {
         Ok(self.store.announced(a).await?)
     }
 
+    /// Announces a break (of a plan or a promise) just written, and gives the account as that
+    /// write left it: the rest of the tick decides on it (the one read before, if it is gone).
+    async fn announced_break(
+        &self,
+        announce: &Announcement,
+        account: Account,
+    ) -> Result<Account, TickError> {
+        self.announce(announce).await?;
+        Ok(self
+            .store
+            .account(&account.tenant, &account.id)
+            .await?
+            .unwrap_or(account))
+    }
+
     async fn break_late_plan(
         &self,
         tenant: &Tenant,
@@ -400,12 +415,7 @@ impl Reminders {
             .break_plan(&account, &plan, &announce, now)
             .await?;
         tracing::info!(account = %account.id, plan = %plan.id, "plan broken: an instalment is past the grace days");
-        self.announce(&announce).await?;
-        Ok(self
-            .store
-            .account(&tenant.id, &account.id)
-            .await?
-            .unwrap_or(account))
+        self.announced_break(&announce, account).await
     }
 
     /// A promise whose day has passed short of the amount is broken; the reminders go back to
@@ -438,12 +448,7 @@ impl Reminders {
             return Ok(account);
         }
         tracing::info!(account = %account.id, by = %promise.by, "promise to pay broken");
-        self.announce(&announce).await?;
-        Ok(self
-            .store
-            .account(&tenant.id, &account.id)
-            .await?
-            .unwrap_or(account))
+        self.announced_break(&announce, account).await
     }
 
     /// The contact goes into the debtor's log, which the caps and gaps count (once per

@@ -1,3 +1,5 @@
 //! Support for the benchmark binaries.
 
+pub mod cli;
 pub mod counting;
+pub mod fixtures;

@@ -16,8 +16,7 @@ use cobro::adapters::dir_blobs::DirBlobs;
 use cobro::adapters::local_bus::LocalBus;
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::domain::{
-    Account, AccountId, AccountStatus, AttemptStatus, ChannelKind, Consent, ContactAttempt,
-    Currency, Debtor, DebtorId, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
+    AttemptStatus, ChannelKind, ContactAttempt, Debtor, Language, SenderIds, Tenant, TenantId,
 };
 use cobro::outbound::OutboundMessage;
 use cobro::ports::{Channels, Clock, Outgoing, Queue, SystemClock};
@@ -25,6 +24,8 @@ use cobro::repo::{Store, WhatsAppNumber};
 use cobro::whatsapp::channel::WhatsAppChannel;
 use cobro::whatsapp::client::{GraphClient, GraphConfig};
 use cobro::whatsapp::signature;
+use cobro_bench::cli::{arg, millis, percentile};
+use cobro_bench::fixtures;
 use cobro_inbound::Inbound;
 use cobro_sender::{handle_batch, Pacer, Sender};
 use cobro_tests::fake_graph::{FakeGraph, TOKEN};
@@ -35,62 +36,22 @@ const SECRET: &str = "bench-app-secret";
 /// The sender's SQS batch size in template.yaml.
 const BATCH: usize = 500;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
 fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    format!("{:.2} ms", millis(d))
 }
 
 fn tenant(id: &TenantId) -> Tenant {
     Tenant {
-        id: id.clone(),
-        name: "Bench".into(),
-        country: "CL".into(),
-        kind: TenantKind::Creditor,
-        channels: vec![ChannelKind::Whatsapp],
-        whatsapp_enabled: false,
         sender_ids: SenderIds {
             whatsapp_phone_number_id: Some(NUMBER.into()),
             ..SenderIds::default()
         },
-        policy: None,
-        strategies: None,
-        plan_rules: Default::default(),
-        pay_page: None,
-        chat: Default::default(),
+        ..fixtures::tenant(id, "Bench")
     }
 }
 
 fn debtor(t: &TenantId, i: usize) -> Debtor {
-    Debtor {
-        tenant: t.clone(),
-        id: DebtorId::parse(format!("d-{i}")).unwrap(),
-        name: "Ana".into(),
-        phone: Phone::parse(&format!("+5691{i:07}")).unwrap(),
-        email: None,
-        time_zone: Zone::parse("America/Santiago").unwrap(),
-        language: Language::Es,
-        consents: vec![Consent {
-            channel: ChannelKind::Whatsapp,
-            granted: true,
-            at: "2026-01-01T00:00:00Z".parse().unwrap(),
-            source: "crm".into(),
-        }],
-        preferences: Default::default(),
-        holds: Default::default(),
-    }
+    fixtures::debtor(t, &format!("d-{i}"), &format!("+5691{i:07}"))
 }
 
 fn delivery(messages: usize, statuses: usize, first: usize, text_len: usize) -> Vec<u8> {
@@ -243,25 +204,7 @@ async fn sender_bench(messages: usize, rate: u32) {
     for i in 0..messages {
         let d = debtor(&t, i);
         store.upsert_debtor(&d).await.unwrap();
-        let account = Account {
-            tenant: t.clone(),
-            id: AccountId::parse(format!("A-{i}")).unwrap(),
-            debtor: d.id.clone(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 100_000,
-            balance_minor: 100_000,
-            due_date: "2026-03-13".parse().unwrap(),
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        };
+        let account = fixtures::account(&t, &format!("A-{i}"), &d.id, 100_000, "2026-03-13");
         let (account, _) = store.upsert_account(&account, None).await.unwrap();
         let attempt = ContactAttempt {
             tenant: t.clone(),
@@ -365,7 +308,7 @@ async fn sender_bench(messages: usize, rate: u32) {
 async fn main() {
     let posts = arg("--posts", 200);
     let messages = arg("--messages", 2000);
-    let rate = arg("--rate", 80) as u32;
+    let rate: u32 = arg("--rate", 80);
     webhook_bench(posts).await;
     sender_bench(messages, rate).await;
 }

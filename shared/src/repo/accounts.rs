@@ -114,33 +114,13 @@ impl Store {
         promise: &crate::domain::Promise,
         now: Timestamp,
     ) -> Result<(), RepoError> {
-        let mut updates = due_updates(
-            &account.tenant,
-            &account.id,
+        let promise = serde_json::to_value(promise).expect("serializes");
+        self.update_read_account(
+            account,
             Some(now),
-            &format!("ACCOUNT#{}", account.id),
-        );
-        updates.push(crate::ports::Update::set(
-            "promise",
-            serde_json::to_value(promise).expect("serializes"),
-        ));
-        updates.push(crate::ports::Update::add("version", 1));
-        match self
-            .table
-            .update(
-                &keys::account(&account.tenant, &account.id),
-                updates,
-                Some(Condition::eq("version", account.version)),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(TableError::ConditionFailed) => Err(RepoError::Conflict(format!(
-                "account {} changed",
-                account.id
-            ))),
-            Err(e) => Err(e.into()),
-        }
+            vec![crate::ports::Update::set("promise", promise)],
+        )
+        .await
     }
 
     /// Changes the account's holds (a pause, a dispute) on the latest version of the account;
@@ -272,11 +252,7 @@ impl Store {
     }
 
     pub async fn account(&self, t: &TenantId, a: &AccountId) -> Result<Option<Account>, RepoError> {
-        self.table
-            .get(&keys::account(t, a))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::account(t, a)).await
     }
 
     pub async fn accounts_of_debtor(
@@ -353,18 +329,31 @@ impl Store {
         account: &Account,
         next_action_at: Option<Timestamp>,
     ) -> Result<(), RepoError> {
+        self.update_read_account(account, next_action_at, vec![])
+            .await
+    }
+
+    /// Writes `changes` to the account, moves it to `next_action_at` on the due index and
+    /// counts a new version, only if it is still at the version the caller read: a change made
+    /// meanwhile is a conflict (reload and retry), not overwritten.
+    async fn update_read_account(
+        &self,
+        account: &Account,
+        next_action_at: Option<Timestamp>,
+        changes: Vec<crate::ports::Update>,
+    ) -> Result<(), RepoError> {
         let mut updates = due_updates(
             &account.tenant,
             &account.id,
             next_action_at,
             &format!("ACCOUNT#{}", account.id),
         );
+        updates.extend(changes);
         updates.push(crate::ports::Update::add("version", 1));
-        let key = keys::account(&account.tenant, &account.id);
         match self
             .table
             .update(
-                &key,
+                &keys::account(&account.tenant, &account.id),
                 updates,
                 Some(Condition::eq("version", account.version)),
             )

@@ -250,11 +250,7 @@ impl Store {
     /// The key a request presents, by the hash of its secret: one get. Revoked keys are
     /// returned too (with `revoked_at`); the caller refuses them.
     pub async fn api_key(&self, secret: &str) -> Result<Option<ApiKeyRecord>, RepoError> {
-        self.table
-            .get(&keys::api_key(&hash_secret(secret)))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::api_key(&hash_secret(secret))).await
     }
 }
 

@@ -6,9 +6,10 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::accounts::{due_updates, set_due};
-use super::{from_item, keys, to_item, RepoError, Store};
+use super::{from_item, keys, to_item, written, RepoError, Store};
 use crate::domain::{Account, AccountId, AttemptStatus, ContactAttempt, TenantId};
 use crate::ports::table::{Condition, TableError, Update, WriteOp};
+use crate::ports::Item;
 
 /// A provider's report on a sent message.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +75,25 @@ fn outbox_what(attempt: &ContactAttempt) -> String {
     format!("OUTBOX#{}#{}", attempt.account, attempt.decision_id)
 }
 
+/// A new attempt as it is written: on the outbox (the due index) at `retry_at`, so a message
+/// lost before the sender finished it is queued again from there.
+fn outbox_item(attempt: &ContactAttempt, retry_at: Timestamp) -> Item {
+    let mut item = to_item(
+        keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
+        "attempt",
+        attempt,
+    );
+    item.insert("status_code".into(), attempt.status.as_str().into());
+    set_due(
+        &mut item,
+        &attempt.tenant,
+        retry_at,
+        &outbox_what(attempt),
+        &attempt.account,
+    );
+    item
+}
+
 impl Store {
     /// Commits a contact decision: the attempt (status queued, on the outbox) and the account's
     /// next step, all or nothing. `Ok(false)`: this decision was committed before (a repeated
@@ -116,19 +136,7 @@ impl Store {
         next_action_at: Option<Timestamp>,
         decision: Option<&super::Decision>,
     ) -> Result<bool, RepoError> {
-        let mut item = to_item(
-            keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
-            "attempt",
-            attempt,
-        );
-        item.insert("status_code".into(), attempt.status.as_str().into());
-        set_due(
-            &mut item,
-            &attempt.tenant,
-            outbox_retry_at,
-            &outbox_what(attempt),
-            &attempt.account,
-        );
+        let item = outbox_item(attempt, outbox_retry_at);
         let mut updates = due_updates(
             &account.tenant,
             &account.id,
@@ -179,24 +187,8 @@ impl Store {
         attempt: &ContactAttempt,
         outbox_retry_at: Timestamp,
     ) -> Result<bool, RepoError> {
-        let mut item = to_item(
-            keys::attempt(&attempt.tenant, &attempt.account, &attempt.decision_id),
-            "attempt",
-            attempt,
-        );
-        item.insert("status_code".into(), attempt.status.as_str().into());
-        set_due(
-            &mut item,
-            &attempt.tenant,
-            outbox_retry_at,
-            &outbox_what(attempt),
-            &attempt.account,
-        );
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        let item = outbox_item(attempt, outbox_retry_at);
+        written(self.table.put(item, Some(Condition::NotExists)).await)
     }
 
     pub async fn attempt(
@@ -205,11 +197,7 @@ impl Store {
         a: &AccountId,
         decision_id: &str,
     ) -> Result<Option<ContactAttempt>, RepoError> {
-        self.table
-            .get(&keys::attempt(t, a, decision_id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::attempt(t, a, decision_id)).await
     }
 
     /// Pushes a pending outbox entry's retry time forward (it was just re-enqueued).
@@ -462,11 +450,7 @@ impl Store {
             Condition::eq("status_code", "failed"),
             Condition::eq("channel", attempt.channel.as_str()),
         ]);
-        match self.table.update(&key, updates, Some(condition)).await {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.update(&key, updates, Some(condition)).await)
     }
 
     /// Gives an attempt back to the outbox after a temporary failure, counting the try when

@@ -5,7 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, keys, to_item, RepoError, Store};
+use super::{from_item, keys, to_item, written, RepoError, Store};
 use crate::domain::{ChannelKind, DebtorId, TenantId};
 use crate::ports::table::{Condition, TableError, Update};
 use crate::ports::{Query, SkRange};
@@ -38,11 +38,7 @@ impl Store {
             "channel_stop",
             stop,
         );
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.put(item, Some(Condition::NotExists)).await)
     }
 
     /// Its `ChannelStopped` went out.
@@ -148,19 +144,15 @@ impl Store {
             Condition::AttrNotExists("last_sent_ms".into()),
             Condition::le("last_sent_ms", now_ms - gap.as_millis() as i64),
         ]);
-        match self
-            .table
-            .update(
-                &keys::recipient_gate(t, d, channel.as_str()),
-                vec![Update::set("last_sent_ms", now_ms)],
-                Some(free),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .update(
+                    &keys::recipient_gate(t, d, channel.as_str()),
+                    vec![Update::set("last_sent_ms", now_ms)],
+                    Some(free),
+                )
+                .await,
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, keys, to_item, RepoError, Store};
+use super::{from_item, keys, to_item, written, RepoError, Store};
 use crate::chat::{ChatState, Effect, IdentityFacts, Reply};
 use crate::domain::{ChannelKind, DebtorId, Language, TenantId};
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update};
@@ -248,11 +248,7 @@ impl Store {
         t: &TenantId,
         d: &DebtorId,
     ) -> Result<Option<IdentityFacts>, RepoError> {
-        self.table
-            .get(&keys::identity(t, d))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::identity(t, d)).await
     }
 
     pub async fn put_identity_facts(
@@ -269,11 +265,7 @@ impl Store {
     pub async fn put_reply(&self, r: &ChatReply) -> Result<bool, RepoError> {
         let mut item = to_item(keys::reply(&r.tenant, &r.debtor, &r.id), "chat_reply", r);
         item.insert("status_code".into(), r.status.as_str().into());
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.put(item, Some(Condition::NotExists)).await)
     }
 
     pub async fn reply(
@@ -282,11 +274,7 @@ impl Store {
         d: &DebtorId,
         id: &str,
     ) -> Result<Option<ChatReply>, RepoError> {
-        self.table
-            .get(&keys::reply(t, d, id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::reply(t, d, id)).await
     }
 
     /// Takes a queued reply for sending (or one whose sender died: its claim is older than
@@ -394,11 +382,7 @@ impl Store {
     }
 
     pub async fn handoff(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Handoff>, RepoError> {
-        self.table
-            .get(&keys::handoff(t, d))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::handoff(t, d)).await
     }
 
     pub async fn assign_handoff(
@@ -407,32 +391,24 @@ impl Store {
         d: &DebtorId,
         agent: &str,
     ) -> Result<bool, RepoError> {
-        match self
-            .table
-            .update(
-                &keys::handoff(t, d),
-                vec![Update::set("agent", agent)],
-                Some(Condition::Exists),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .update(
+                    &keys::handoff(t, d),
+                    vec![Update::set("agent", agent)],
+                    Some(Condition::Exists),
+                )
+                .await,
+        )
     }
 
     /// Takes the conversation off the tray; `false` when it was not there.
     pub async fn close_handoff(&self, t: &TenantId, d: &DebtorId) -> Result<bool, RepoError> {
-        match self
-            .table
-            .delete(&keys::handoff(t, d), Some(Condition::Exists))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .delete(&keys::handoff(t, d), Some(Condition::Exists))
+                .await,
+        )
     }
 
     /// The open handoffs, a page at a time (the cursor is the table's own).

@@ -1,8 +1,8 @@
 //! Conversation messages, both ways, in the debtor's partition.
 
-use super::{from_item, keys, to_item, RepoError, Store};
+use super::{from_item, keys, to_item, written, RepoError, Store};
 use crate::domain::{ConversationMessage, DebtorId, TenantId};
-use crate::ports::table::{Condition, Query, SkRange, TableError};
+use crate::ports::table::{Condition, Query, SkRange};
 
 impl Store {
     /// Records a message once: a redelivered one maps onto the same key. Returns false for a
@@ -10,11 +10,7 @@ impl Store {
     pub async fn record_message(&self, m: &ConversationMessage) -> Result<bool, RepoError> {
         let key = keys::message(&m.tenant, &m.debtor, m.at.as_millisecond(), &m.message_id);
         let item = to_item(key, "message", m);
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.put(item, Some(Condition::NotExists)).await)
     }
 
     /// The latest `limit` messages, oldest first.

@@ -118,22 +118,12 @@ impl Store {
         d: &DebtorId,
         consent: Consent,
     ) -> Result<Option<Debtor>, RepoError> {
-        for _ in 0..5 {
-            let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
-                return Ok(None);
-            };
-            let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
-            let mut debtor: Debtor = from_item(item)?;
+        self.change_debtor(t, d, |debtor| {
             if !debtor.consents.contains(&consent) {
                 debtor.consents.push(consent.clone());
             }
-            match self.put_debtor(&debtor, Some(revision)).await {
-                Ok(()) => return Ok(Some(debtor)),
-                Err(RepoError::Conflict(_)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(RepoError::Conflict(format!("debtor {d} keeps changing")))
+        })
+        .await
     }
 
     /// Changes what the debtor prefers (a channel, hours); `None` when there is no such debtor.
@@ -159,6 +149,8 @@ impl Store {
             .await
     }
 
+    /// Applies `change` to the debtor's latest revision and writes it, again on a conflict;
+    /// `None` when there is no such debtor.
     async fn change_debtor(
         &self,
         t: &TenantId,
@@ -166,11 +158,9 @@ impl Store {
         change: impl Fn(&mut Debtor),
     ) -> Result<Option<Debtor>, RepoError> {
         for _ in 0..5 {
-            let Some(item) = self.table.get(&keys::debtor(t, d)).await? else {
+            let Some((mut debtor, revision)) = self.debtor_at_revision(t, d).await? else {
                 return Ok(None);
             };
-            let revision = item.get("revision").and_then(|v| v.as_i64()).unwrap_or(0);
-            let mut debtor: Debtor = from_item(item)?;
             change(&mut debtor);
             match self.put_debtor(&debtor, Some(revision)).await {
                 Ok(()) => return Ok(Some(debtor)),
@@ -209,11 +199,7 @@ impl Store {
     }
 
     pub async fn debtor(&self, t: &TenantId, d: &DebtorId) -> Result<Option<Debtor>, RepoError> {
-        self.table
-            .get(&keys::debtor(t, d))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::debtor(t, d)).await
     }
 
     /// A page of the tenant's debtor ids, in id order.

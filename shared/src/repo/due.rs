@@ -3,8 +3,8 @@
 
 use jiff::Timestamp;
 
-use super::{keys, RepoError, Store};
-use crate::ports::table::{Condition, Item, Key, TableError, Update, DUE_INDEX};
+use super::{keys, written, RepoError, Store};
+use crate::ports::table::{Condition, Item, Key, Update, DUE_INDEX};
 
 /// Failures in a row of the item's decision; any other move of the item clears it
 /// (`due_updates`), and a put of the whole item drops it.
@@ -54,10 +54,6 @@ impl Store {
         ];
         // Only where it was read: never back onto the index, nor over a newer time.
         let unmoved = Condition::eq(DUE_INDEX.sk, e.due_sk.as_str());
-        match self.table.update(&e.key, updates, Some(unmoved)).await {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.update(&e.key, updates, Some(unmoved)).await)
     }
 }

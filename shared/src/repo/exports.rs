@@ -4,7 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{from_item, keys, to_item, Decision, RepoError, Store};
+use super::{from_item, keys, written, Decision, RepoError, Store};
 use crate::domain::{AccountId, ContactAttempt, CreditNetted, Payment, TenantId};
 use crate::export::{ExportJob, JobStatus, PaymentTime};
 use crate::plans::Plan;
@@ -59,26 +59,17 @@ fn status(s: JobStatus) -> serde_json::Value {
 impl Store {
     /// Records a new job; when the id exists already, returns the job as it is (`false`).
     pub async fn create_export_job(&self, job: &ExportJob) -> Result<(ExportJob, bool), RepoError> {
-        let item = to_item(keys::export_job(&job.tenant, &job.id), "export", job);
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok((job.clone(), true)),
-            Err(TableError::ConditionFailed) => {
-                let existing = self
-                    .export_job(&job.tenant, &job.id)
-                    .await?
-                    .ok_or_else(|| RepoError::Conflict(format!("export {} vanished", job.id)))?;
-                Ok((existing, false))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.create_once(
+            keys::export_job(&job.tenant, &job.id),
+            "export",
+            &job.id,
+            job,
+        )
+        .await
     }
 
     pub async fn export_job(&self, t: &TenantId, id: &str) -> Result<Option<ExportJob>, RepoError> {
-        self.table
-            .get(&keys::export_job(t, id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::export_job(t, id)).await
     }
 
     pub async fn claim_export_job(
@@ -161,19 +152,15 @@ impl Store {
             Condition::eq("status", status(JobStatus::Running)),
             Condition::eq(CLAIMED_MS, claimed_ms),
         ]);
-        match self
-            .table
-            .update(
-                &keys::export_job(&job.tenant, &job.id),
-                updates,
-                Some(condition),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .update(
+                    &keys::export_job(&job.tenant, &job.id),
+                    updates,
+                    Some(condition),
+                )
+                .await,
+        )
     }
 
     /// One page of the ledger's entries paid (`by` `PaidAt`: the month index, GSI1) or

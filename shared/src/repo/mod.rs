@@ -29,7 +29,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
-use crate::ports::{Item, Key, Query, Table, TableError};
+use crate::ports::{Condition, Item, Key, Query, Table, TableError};
 
 pub use accounts::{currency_change, AccountView, Decision};
 pub use actions::AccountAction;
@@ -93,6 +93,35 @@ impl Store {
         self.table.as_ref()
     }
 
+    /// The entity stored under `key`, if any.
+    async fn load<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, RepoError> {
+        self.table.get(key).await?.map(from_item).transpose()
+    }
+
+    /// Writes `value` (item kind `kind`, id `id`) under `key` unless an item is there already.
+    /// Returns what is stored and whether this call wrote it: a repeat (a redelivered message)
+    /// gets the first one's record, as it is now, instead of replacing it.
+    async fn create_once<T>(
+        &self,
+        key: Key,
+        kind: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<(T, bool), RepoError>
+    where
+        T: Serialize + DeserializeOwned + Clone,
+    {
+        let item = to_item(key.clone(), kind, value);
+        if written(self.table.put(item, Some(Condition::NotExists)).await)? {
+            return Ok((value.clone(), true));
+        }
+        let existing = self
+            .load(&key)
+            .await?
+            .ok_or_else(|| RepoError::Conflict(format!("{kind} {id} vanished")))?;
+        Ok((existing, false))
+    }
+
     /// Every item of a query, following cursors.
     async fn query_all(&self, mut q: Query) -> Result<Vec<Item>, RepoError> {
         let mut items = Vec::new();
@@ -121,6 +150,16 @@ fn to_item<T: Serialize>(key: Key, kind: &str, value: &T) -> Item {
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, RepoError> {
     serde_json::from_value(Value::Object(item)).map_err(|e| RepoError::Corrupt(e.to_string()))
+}
+
+/// Whether a conditional write went through: its condition failing is an answer (`false`: the
+/// item was there already, was not there, or had moved on), not an error.
+fn written<T>(result: Result<T, TableError>) -> Result<bool, RepoError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(TableError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn kind_of(item: &Item) -> &str {

@@ -53,11 +53,7 @@ impl Store {
         a: &AccountId,
         id: &str,
     ) -> Result<Option<Plan>, RepoError> {
-        self.table
-            .get(&keys::plan(t, a, id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::plan(t, a, id)).await
     }
 
     /// Accepts `plan`, built on `account.plan_basis()`. A running plan it replaces is

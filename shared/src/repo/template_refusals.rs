@@ -13,9 +13,9 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, keys, RepoError, Store, KIND};
+use super::{from_item, keys, written, RepoError, Store, KIND};
 use crate::domain::{Language, TenantId};
-use crate::ports::table::{Condition, Query, SkRange, TableError, TTL};
+use crate::ports::table::{Condition, Query, SkRange, TTL};
 
 /// How long a cleared record stays to turn away the refusals of calls made before it: longer
 /// than any provider call (the sender's lease is 5 minutes).
@@ -57,11 +57,7 @@ impl Store {
             Condition::lt(REFUSED_MS, r.refused_at.as_millisecond()),
             Condition::lt(CLEARED_MS, r.tried_at.as_millisecond()),
         ]);
-        match self.table.put(item, Some(newer)).await {
-            Ok(()) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(self.table.put(item, Some(newer)).await)
     }
 
     /// The refusal that holds the template back at `now`, if one does (none once its hold

@@ -48,11 +48,7 @@ impl Store {
     }
 
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, RepoError> {
-        self.table
-            .get(&keys::tenant(id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::tenant(id)).await
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>, RepoError> {
@@ -77,10 +73,6 @@ impl Store {
         &self,
         phone_number_id: &str,
     ) -> Result<Option<WhatsAppNumber>, RepoError> {
-        self.table
-            .get(&keys::whatsapp_number(phone_number_id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::whatsapp_number(phone_number_id)).await
     }
 }

@@ -9,7 +9,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{from_item, keys, to_item, Paged, RepoError, Store};
+use super::{from_item, keys, to_item, written, Paged, RepoError, Store};
 use crate::domain::TenantId;
 use crate::ports::table::{Condition, Query, SkRange, TableError, Update, GSI1, TTL};
 
@@ -121,11 +121,7 @@ fn epoch(t: Timestamp) -> i64 {
 
 impl Store {
     pub async fn webhook(&self, t: &TenantId) -> Result<Option<WebhookEndpoint>, RepoError> {
-        self.table
-            .get(&keys::webhook(t))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::webhook(t)).await
     }
 
     pub async fn put_webhook(&self, w: &WebhookEndpoint) -> Result<(), RepoError> {
@@ -136,15 +132,11 @@ impl Store {
 
     /// `Ok(false)` when there was none.
     pub async fn delete_webhook(&self, t: &TenantId) -> Result<bool, RepoError> {
-        match self
-            .table
-            .delete(&keys::webhook(t), Some(Condition::Exists))
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .delete(&keys::webhook(t), Some(Condition::Exists))
+                .await,
+        )
     }
 
     /// Records a new delivery; when the event was seen already, returns the delivery as it is
@@ -153,18 +145,13 @@ impl Store {
         &self,
         d: &WebhookDelivery,
     ) -> Result<(WebhookDelivery, bool), RepoError> {
-        let item = to_item(keys::webhook_delivery(&d.tenant, &d.id), "delivery", d);
-        match self.table.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => Ok((d.clone(), true)),
-            Err(TableError::ConditionFailed) => {
-                let existing = self
-                    .delivery(&d.tenant, &d.id)
-                    .await?
-                    .ok_or_else(|| RepoError::Conflict(format!("delivery {} vanished", d.id)))?;
-                Ok((existing, false))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.create_once(
+            keys::webhook_delivery(&d.tenant, &d.id),
+            "delivery",
+            &d.id,
+            d,
+        )
+        .await
     }
 
     pub async fn delivery(
@@ -172,11 +159,7 @@ impl Store {
         t: &TenantId,
         id: &str,
     ) -> Result<Option<WebhookDelivery>, RepoError> {
-        self.table
-            .get(&keys::webhook_delivery(t, id))
-            .await?
-            .map(from_item)
-            .transpose()
+        self.load(&keys::webhook_delivery(t, id)).await
     }
 
     /// Claims attempt `attempts + 1` of a pending delivery that is due. `None`: another worker
@@ -264,19 +247,15 @@ impl Store {
             Condition::eq("status", status_value(DeliveryStatus::Pending)),
             Condition::eq("attempts", d.attempts),
         ]);
-        match self
-            .table
-            .update(
-                &keys::webhook_delivery(&d.tenant, &d.id),
-                updates,
-                Some(condition),
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(TableError::ConditionFailed) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        written(
+            self.table
+                .update(
+                    &keys::webhook_delivery(&d.tenant, &d.id),
+                    updates,
+                    Some(condition),
+                )
+                .await,
+        )
     }
 
     /// A failed delivery starts a new round of attempts. `None` when there is no such delivery;

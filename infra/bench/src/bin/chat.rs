@@ -9,75 +9,24 @@ use axum::http::{HeaderMap, HeaderValue};
 use std::time::{Duration, Instant};
 
 use cobro::chat::{step, ChatSettings, ChatState, IdentityFacts, Turn};
-use cobro::domain::{
-    Account, AccountId, AccountStatus, ChannelKind, Currency, Debtor, DebtorId, Language, Phone,
-    Tenant, TenantId, TenantKind, Zone,
-};
+use cobro::domain::{ChannelKind, Debtor, Phone, Tenant, TenantId};
 use cobro::inbound::Content;
 use cobro::ports::Queue;
 use cobro::whatsapp::signature;
+use cobro_bench::cli::{arg, millis, percentile};
+use cobro_bench::fixtures;
 use cobro_local::{demo, LocalStack, Settings};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 fn engine(steps: usize) {
     let tenant = Tenant {
-        id: TenantId::parse("t").unwrap(),
-        name: "Acme".into(),
-        country: "CL".into(),
-        kind: TenantKind::Creditor,
-        channels: vec![ChannelKind::Whatsapp],
-        whatsapp_enabled: false,
-        sender_ids: Default::default(),
-        policy: None,
-        strategies: None,
-        plan_rules: Default::default(),
-        pay_page: None,
         chat: ChatSettings::default(),
+        ..fixtures::tenant(&TenantId::parse("t").unwrap(), "Acme")
     };
-    let debtor: Debtor = Debtor {
-        tenant: tenant.id.clone(),
-        id: DebtorId::parse("d").unwrap(),
-        name: "Ana".into(),
-        phone: Phone::parse("+56911112222").unwrap(),
-        email: None,
-        time_zone: Zone::parse("America/Santiago").unwrap(),
-        language: Language::Es,
+    let debtor = Debtor {
         consents: vec![],
-        preferences: Default::default(),
-        holds: Default::default(),
+        ..fixtures::debtor(&tenant.id, "d", "+56911112222")
     };
-    let account = Account {
-        tenant: tenant.id.clone(),
-        id: AccountId::parse("L-1").unwrap(),
-        debtor: debtor.id.clone(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 150_000,
-        balance_minor: 150_000,
-        due_date: "2026-11-10".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    };
+    let account = fixtures::account(&tenant.id, "L-1", &debtor.id, 150_000, "2026-11-10");
     let identity = IdentityFacts::from_raw(&tenant.id, &debtor.id, Some("12345678"), None).unwrap();
     // A conversation that touches most paths: greeting, identity, balance, plans, a promise,
     // a misunderstanding, and a long message checked against the vulnerability lexicon.
@@ -180,10 +129,10 @@ async fn stack_latency(messages: usize) {
     delivered.sort();
     println!(
         "local stack, {messages} messages: webhook to reply queued p50 {:.2} ms, p99 {:.2} ms; to the sandbox phone p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&queued, 0.5),
-        percentile(&queued, 0.99),
-        percentile(&delivered, 0.5),
-        percentile(&delivered, 0.99)
+        millis(percentile(&queued, 0.5)),
+        millis(percentile(&queued, 0.99)),
+        millis(percentile(&delivered, 0.5)),
+        millis(percentile(&delivered, 0.99))
     );
 }
 

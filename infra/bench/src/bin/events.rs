@@ -14,25 +14,12 @@ use cobro::events::webhook::SCHEDULE;
 use cobro::events::{DomainEvent, PaymentApplied, PaymentRef};
 use cobro::ports::{Clock, Outgoing, Queue, SystemClock};
 use cobro::repo::{Store, WebhookEndpoint};
+use cobro_bench::cli::{arg, millis, percentile};
 use cobro_events_out::EventsOut;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
 
 #[tokio::main]
 async fn main() {
-    let n = arg("--events", 2_000);
+    let n: u64 = arg("--events", 2_000);
     let delay = Duration::from_millis(arg("--receiver-ms", 0));
 
     let received = Arc::new(AtomicU64::new(0));
@@ -141,7 +128,7 @@ async fn main() {
     );
     println!(
         "per message (record, claim, sign, post, end): p50 {:.2} ms, p99 {:.2} ms",
-        percentile(&times, 0.50),
-        percentile(&times, 0.99)
+        millis(percentile(&times, 0.50)),
+        millis(percentile(&times, 0.99))
     );
 }

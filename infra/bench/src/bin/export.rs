@@ -18,15 +18,8 @@ use cobro::ports::blobs::LargeBlobs;
 use cobro::ports::table::GSI1;
 use cobro::ports::{Clock, Queue, SystemClock, Table};
 use cobro::repo::{keys, Store};
+use cobro_bench::cli::value;
 use cobro_export::{Exporter, Outcome};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
 
 fn tenant() -> TenantId {
     TenantId::parse("bench").unwrap()
@@ -154,9 +147,9 @@ fn uuid_suffix() -> String {
 
 #[tokio::main]
 async fn main() {
-    if let Some(db) = arg("--child") {
-        let target = arg("--target").unwrap_or_else(|| "dir".into());
-        let format = match arg("--format").as_deref() {
+    if let Some(db) = value("--child") {
+        let target = value("--target").unwrap_or_else(|| "dir".into());
+        let format = match value("--format").as_deref() {
             Some("xlsx") => Format::Xlsx,
             Some("jsonl") => Format::Jsonl,
             _ => Format::Csv,
@@ -164,13 +157,13 @@ async fn main() {
         child(Path::new(&db), &target, format).await;
         return;
     }
-    let rows: usize = arg("--rows")
+    let rows: usize = value("--rows")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let small: usize = arg("--small")
+    let small: usize = value("--small")
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let formats = arg("--formats").unwrap_or_else(|| "csv".into());
+    let formats = value("--formats").unwrap_or_else(|| "csv".into());
     let with_moto = std::env::var("COBRO_MOTO_URL").is_ok();
     let dir = tempfile::tempdir().unwrap();
     let me = std::env::current_exe().unwrap();

@@ -8,40 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cobro::adapters::sqlite::SqliteStore;
-use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, PaymentId, TenantId};
+use cobro::domain::{Account, AccountId, Currency, DebtorId, PaymentId, TenantId};
 use cobro::ports::Table;
 use cobro::repo::{PaymentConfirmed, PaymentOutcome, Store};
+use cobro_bench::cli::arg;
 use cobro_bench::counting::{CountingTable, Counts};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use cobro_bench::fixtures;
 
 fn account(i: usize) -> Account {
-    Account {
-        tenant: TenantId::parse("bench").unwrap(),
-        id: AccountId::parse(format!("A-{i}")).unwrap(),
-        debtor: DebtorId::parse(format!("d-{i}")).unwrap(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 1_000_000,
-        balance_minor: 1_000_000,
-        due_date: "2026-03-01".parse().unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    }
+    let debtor = DebtorId::parse(format!("d-{i}")).unwrap();
+    let tenant = TenantId::parse("bench").unwrap();
+    fixtures::account(&tenant, &format!("A-{i}"), &debtor, 1_000_000, "2026-03-01")
 }
 
 fn payment(account: usize, n: usize) -> PaymentConfirmed {
@@ -57,12 +34,16 @@ fn payment(account: usize, n: usize) -> PaymentConfirmed {
     }
 }
 
-/// `payments` payments over 1,000 accounts, plus a duplicate of every tenth; (applied, dups).
-async fn run(store: &Store, payments: usize) -> (usize, usize) {
-    let accounts = 1_000.min(payments.max(1));
+/// Opens accounts `0..accounts`.
+async fn open_accounts(store: &Store, accounts: usize) {
     for i in 0..accounts {
         store.upsert_account(&account(i), None).await.unwrap();
     }
+}
+
+/// `payments` payments spread over accounts `0..accounts`, plus a duplicate of every tenth;
+/// (applied, duplicates).
+async fn apply(store: &Store, accounts: usize, payments: usize) -> (usize, usize) {
     let (mut applied, mut dups) = (0, 0);
     for n in 0..payments {
         let p = payment(n % accounts, n);
@@ -89,7 +70,10 @@ async fn main() {
     let store = Store::new(Arc::new(sqlite.table()));
     println!("== payments on the embedded store (SQLite file)");
     let start = Instant::now();
-    let (applied, dups) = run(&store, payments).await;
+    // Over 1,000 accounts (fewer for fewer payments).
+    let accounts = 1_000.min(payments.max(1));
+    open_accounts(&store, accounts).await;
+    let (applied, dups) = apply(&store, accounts, payments).await;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "  {applied} applied + {dups} duplicates in {secs:.2} s: {:.0} events/s",
@@ -104,24 +88,9 @@ async fn main() {
             counts: counts.clone(),
         });
         let store = Store::new(table);
-        for i in 0..100 {
-            store.upsert_account(&account(i), None).await.unwrap();
-        }
+        open_accounts(&store, 100).await;
         counts.reset();
-        let (mut applied, mut dups) = (0, 0);
-        for n in 0..200 {
-            let p = payment(n % 100, n);
-            for _ in 0..if n % 10 == 0 { 2 } else { 1 } {
-                match store
-                    .apply_payment(&p, jiff::Timestamp::now())
-                    .await
-                    .unwrap()
-                {
-                    PaymentOutcome::Applied { .. } => applied += 1,
-                    _ => dups += 1,
-                }
-            }
-        }
+        let (applied, dups) = apply(&store, 100, 200).await;
         println!(
             "== on moto: {applied} payments + {dups} duplicates: {:.2} DynamoDB reads and {:.2} writes per payment applied (duplicates included)",
             counts.reads() as f64 / applied as f64,

@@ -13,87 +13,30 @@ use std::time::Instant;
 
 use cobro::adapters::sqlite::SqliteStore;
 use cobro::collect::Decider;
-use cobro::domain::{
-    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId, Language,
-    Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
-};
+use cobro::domain::{Account, Debtor, DebtorId, Tenant, TenantId};
 use cobro::ports::{Clock, FixedClock, Queue, Table};
 use cobro::repo::Store;
+use cobro_bench::cli::arg;
 use cobro_bench::counting::{CountingQueue, CountingTable, Counts};
+use cobro_bench::fixtures;
 use cobro_reminders::Reminders;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Monday 2026-03-16, 12:00 in Santiago: inside Chile's contact hours.
 const NOW: &str = "2026-03-16T15:00:00Z";
 
 fn tenant() -> Tenant {
-    Tenant {
-        id: TenantId::parse("bench").unwrap(),
-        name: "Bench".into(),
-        country: "CL".into(),
-        kind: TenantKind::Creditor,
-        channels: vec![ChannelKind::Whatsapp],
-        whatsapp_enabled: false,
-        sender_ids: SenderIds::default(),
-        policy: None,
-        strategies: None,
-        plan_rules: Default::default(),
-        pay_page: None,
-        chat: Default::default(),
-    }
+    fixtures::tenant(&TenantId::parse("bench").unwrap(), "Bench")
 }
 
 fn debtor(t: &TenantId, i: usize) -> Debtor {
-    Debtor {
-        tenant: t.clone(),
-        id: DebtorId::parse(format!("d-{i}")).unwrap(),
-        name: "Ana".into(),
-        phone: Phone::parse(&format!("+569{i:08}")).unwrap(),
-        email: None,
-        time_zone: Zone::parse("America/Santiago").unwrap(),
-        language: Language::Es,
-        consents: vec![Consent {
-            channel: ChannelKind::Whatsapp,
-            granted: true,
-            at: "2026-01-01T00:00:00Z".parse().unwrap(),
-            source: "crm".into(),
-        }],
-        preferences: Default::default(),
-        holds: Default::default(),
-    }
+    fixtures::debtor(t, &format!("d-{i}"), &format!("+569{i:08}"))
 }
 
 fn account(t: &TenantId, i: usize, debtor: usize, due: bool) -> Account {
-    Account {
-        tenant: t.clone(),
-        id: AccountId::parse(format!("A-{i}")).unwrap(),
-        debtor: DebtorId::parse(format!("d-{debtor}")).unwrap(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 100_000,
-        balance_minor: 100_000,
-        // Due ones are 3 days late (a step today); the rest fall due in a month.
-        due_date: if due { "2026-03-13" } else { "2026-04-20" }
-            .parse()
-            .unwrap(),
-        status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    }
+    // Due ones are 3 days late (a step today); the rest fall due in a month.
+    let due_date = if due { "2026-03-13" } else { "2026-04-20" };
+    let debtor = DebtorId::parse(format!("d-{debtor}")).unwrap();
+    fixtures::account(t, &format!("A-{i}"), &debtor, 100_000, due_date)
 }
 
 /// `accounts` accounts over `due` debtors (one due account each, the rest spread over them).

@@ -17,6 +17,7 @@ use aws_sdk_sesv2::Client;
 
 use super::config::from_env;
 use super::describe;
+use super::send_failure::{by_status, transport_class};
 use crate::domain::Language;
 use crate::ports::channel::{Channel, ChannelError, ChannelMessage, FailureClass};
 
@@ -253,29 +254,6 @@ fn not_verified(text: &str, from: &str, to: &str) -> FailureClass {
         FailureClass::Unreachable
     } else {
         FailureClass::StopTenant
-    }
-}
-
-/// An error answer without a known code, by its HTTP status.
-fn by_status(status: u16) -> FailureClass {
-    match status {
-        429 => FailureClass::Throttled,
-        500..=599 => FailureClass::Transient,
-        _ => FailureClass::Rejected,
-    }
-}
-
-/// A failure before or instead of a service answer. A timeout or an unreadable answer leaves
-/// the message possibly sent (at most one retry); a connection that failed did not send it.
-fn transport_class<Err, R>(e: &SdkError<Err, R>) -> FailureClass {
-    match e {
-        SdkError::TimeoutError(_) => FailureClass::Timeout,
-        SdkError::DispatchFailure(d) if d.is_timeout() => FailureClass::Timeout,
-        SdkError::DispatchFailure(_) => FailureClass::Transient,
-        SdkError::ResponseError(_) => FailureClass::Timeout,
-        // The request could not be serialized: sending it again would fail the same way.
-        SdkError::ConstructionFailure(_) => FailureClass::Rejected,
-        _ => FailureClass::Transient,
     }
 }
 

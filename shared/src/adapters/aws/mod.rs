@@ -10,6 +10,8 @@ pub mod partitions;
 #[cfg(feature = "s3-http")]
 mod s3_http;
 mod secrets_manager;
+#[cfg(any(feature = "sms", feature = "email"))]
+mod send_failure;
 #[cfg(feature = "sms")]
 mod sms;
 mod sqs;

@@ -21,6 +21,7 @@ use aws_sdk_pinpointsmsvoicev2::Client;
 
 use super::config::from_env;
 use super::describe;
+use super::send_failure::{by_status, transport_class};
 use crate::ports::channel::{Channel, ChannelError, ChannelMessage, FailureClass};
 
 /// How long one `SendTextMessage` may take, connection included, before it counts as a timeout.
@@ -198,27 +199,4 @@ fn classify(e: SdkError<E, HttpResponse>) -> ChannelError {
         None => format!("SMS: {reason}"),
     };
     ChannelError::new(class, None, reason)
-}
-
-/// An error answer without a known code, by its HTTP status.
-fn by_status(status: u16) -> FailureClass {
-    match status {
-        429 => FailureClass::Throttled,
-        500..=599 => FailureClass::Transient,
-        _ => FailureClass::Rejected,
-    }
-}
-
-/// A failure before or instead of a service answer. A timeout or an unreadable answer leaves
-/// the message possibly sent (at most one retry); a connection that failed did not send it.
-fn transport_class<Err, R>(e: &SdkError<Err, R>) -> FailureClass {
-    match e {
-        SdkError::TimeoutError(_) => FailureClass::Timeout,
-        SdkError::DispatchFailure(d) if d.is_timeout() => FailureClass::Timeout,
-        SdkError::DispatchFailure(_) => FailureClass::Transient,
-        SdkError::ResponseError(_) => FailureClass::Timeout,
-        // The request could not be serialized: sending it again would fail the same way.
-        SdkError::ConstructionFailure(_) => FailureClass::Rejected,
-        _ => FailureClass::Transient,
-    }
 }
