@@ -22,29 +22,15 @@ fn tenant() -> TenantId {
 
 /// The account as the CRM states it: `owed` (zero: settled).
 fn stated(id: &str, owed: i64) -> Account {
-    Account {
-        tenant: tenant(),
-        id: AccountId::parse(id).unwrap(),
-        debtor: DebtorId::parse("d-1").unwrap(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: 100_000,
-        balance_minor: owed,
-        due_date: "2026-03-01".parse().unwrap(),
-        status: if owed == 0 {
-            AccountStatus::Settled
-        } else {
-            AccountStatus::Open
-        },
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
-    }
+    Account::new(
+        tenant(),
+        AccountId::parse(id).unwrap(),
+        DebtorId::parse("d-1").unwrap(),
+        Currency::parse("CLP").unwrap(),
+        100_000,
+        owed,
+        "2026-03-01".parse().unwrap(),
+    )
 }
 
 fn payment(account: &str, id: &str, amount: i64) -> PaymentConfirmed {

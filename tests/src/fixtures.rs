@@ -63,23 +63,16 @@ pub fn open_account(
     due: &str,
 ) -> Account {
     Account {
-        tenant: tenant.clone(),
-        id: AccountId::parse(id).unwrap(),
-        debtor: debtor.clone(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: balance_minor,
-        balance_minor,
-        due_date: due.parse().unwrap(),
         status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
+        ..Account::new(
+            tenant.clone(),
+            AccountId::parse(id).unwrap(),
+            debtor.clone(),
+            Currency::parse("CLP").unwrap(),
+            balance_minor,
+            balance_minor,
+            due.parse().unwrap(),
+        )
     }
 }
 

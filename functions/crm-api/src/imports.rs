@@ -384,21 +384,8 @@ fn check(
         holds: Default::default(),
     };
     let account = Account {
-        tenant: caller.tenant.clone(),
-        id: account_id,
-        debtor: debtor_id,
-        currency,
-        principal_minor: r.principal_minor,
-        balance_minor: r.balance_minor,
-        due_date,
-        status: if r.balance_minor == 0 {
-            AccountStatus::Settled
-        } else {
-            AccountStatus::Open
-        },
         creditor,
         product: r.product.filter(|p| !p.is_empty()),
-        holds: Default::default(),
         tags: r
             .tags
             .unwrap_or_default()
@@ -407,11 +394,15 @@ fn check(
             .filter(|t| !t.is_empty())
             .map(str::to_string)
             .collect(),
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
+        ..Account::new(
+            caller.tenant.clone(),
+            account_id,
+            debtor_id,
+            currency,
+            r.principal_minor,
+            r.balance_minor,
+            due_date,
+        )
     };
     Ok(GoodRow {
         row: 0,

@@ -159,23 +159,20 @@ impl AccountInput {
         };
         let holds = self.holds_over(current);
         Ok(Account {
-            tenant: tenant.id.clone(),
-            id,
-            debtor: self.debtor_id,
-            currency: self.currency,
-            principal_minor: self.principal_minor,
-            balance_minor: self.balance_minor,
-            due_date: self.due_date,
             status,
             creditor,
             product: self.product,
             holds,
             tags: self.tags,
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
+            ..Account::new(
+                tenant.id.clone(),
+                id,
+                self.debtor_id,
+                self.currency,
+                self.principal_minor,
+                self.balance_minor,
+                self.due_date,
+            )
         })
     }
 }

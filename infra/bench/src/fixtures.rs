@@ -54,22 +54,15 @@ pub fn account(
     due_date: &str,
 ) -> Account {
     Account {
-        tenant: t.clone(),
-        id: AccountId::parse(id).unwrap(),
-        debtor: debtor.clone(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: owed_minor,
-        balance_minor: owed_minor,
-        due_date: due_date.parse().unwrap(),
         status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
+        ..Account::new(
+            t.clone(),
+            AccountId::parse(id).unwrap(),
+            debtor.clone(),
+            Currency::parse("CLP").unwrap(),
+            owed_minor,
+            owed_minor,
+            due_date.parse().unwrap(),
+        )
     }
 }

@@ -5,8 +5,8 @@ use jiff::{civil::Date, Span, Timestamp};
 
 use cobro::collect::Decider;
 use cobro::domain::{
-    Account, AccountId, AccountStatus, ChannelKind, Consent, Currency, Debtor, DebtorId,
-    DomainError, Language, Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
+    Account, AccountId, ChannelKind, Consent, Currency, Debtor, DebtorId, DomainError, Language,
+    Phone, SenderIds, Tenant, TenantId, TenantKind, Zone,
 };
 use cobro::ports::secrets::{self, Secrets, WhatsAppSecrets};
 use cobro::repo::{RepoError, Scope, Store, WhatsAppNumber};
@@ -215,29 +215,18 @@ pub async fn seed(
             .await?;
         let today: Date = now.to_zoned(debtor.time_zone.tz()).date();
         let account = Account {
-            tenant: tenant_id.clone(),
-            id: AccountId::parse(d.account)?,
-            debtor: debtor.id.clone(),
-            currency: Currency::parse(d.currency)?,
-            principal_minor: d.balance_minor.max(10_000),
-            balance_minor: d.balance_minor,
-            due_date: today
-                .checked_add(Span::new().days(d.due_in_days))
-                .expect("in range"),
-            status: if d.balance_minor == 0 {
-                AccountStatus::Settled
-            } else {
-                AccountStatus::Open
-            },
-            creditor: None,
             product: Some("personal-loan".into()),
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
+            ..Account::new(
+                tenant_id.clone(),
+                AccountId::parse(d.account)?,
+                debtor.id.clone(),
+                Currency::parse(d.currency)?,
+                d.balance_minor.max(10_000),
+                d.balance_minor,
+                today
+                    .checked_add(Span::new().days(d.due_in_days))
+                    .expect("in range"),
+            )
         };
         let next = decider.first_action(&tenant, &account, &debtor, now);
         store.upsert_account(&account, next).await?;

@@ -50,23 +50,16 @@ fn debtor(language: Language) -> Debtor {
 
 fn account(id: &str, balance: i64, due: Date) -> Account {
     Account {
-        tenant: TenantId::parse("t").unwrap(),
-        id: AccountId::parse(id).unwrap(),
-        debtor: DebtorId::parse("d").unwrap(),
-        currency: Currency::parse("CLP").unwrap(),
-        principal_minor: balance,
-        balance_minor: balance,
-        due_date: due,
         status: AccountStatus::Open,
-        creditor: None,
-        product: None,
-        holds: Default::default(),
-        tags: vec![],
-        plan: None,
-        credit_minor: 0,
-        credit_netted_minor: 0,
-        promise: None,
-        version: 0,
+        ..Account::new(
+            TenantId::parse("t").unwrap(),
+            AccountId::parse(id).unwrap(),
+            DebtorId::parse("d").unwrap(),
+            Currency::parse("CLP").unwrap(),
+            balance,
+            balance,
+            due,
+        )
     }
 }
 

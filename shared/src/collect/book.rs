@@ -268,23 +268,18 @@ mod tests {
 
     fn account(balance: i64, product: Option<&str>, tags: &[&str]) -> Account {
         Account {
-            tenant: TenantId::parse("t").unwrap(),
-            id: AccountId::parse("a").unwrap(),
-            debtor: DebtorId::parse("d").unwrap(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: balance,
-            balance_minor: balance,
-            due_date: date(2026, 3, 1),
             status: AccountStatus::Open,
-            creditor: None,
             product: product.map(str::to_string),
-            holds: Default::default(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
+            ..Account::new(
+                TenantId::parse("t").unwrap(),
+                AccountId::parse("a").unwrap(),
+                DebtorId::parse("d").unwrap(),
+                Currency::parse("CLP").unwrap(),
+                balance,
+                balance,
+                date(2026, 3, 1),
+            )
         }
     }
 

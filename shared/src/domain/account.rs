@@ -91,6 +91,43 @@ pub struct Account {
 }
 
 impl Account {
+    /// A new account as a CRM first states it: settled when nothing is owed, else open; no
+    /// holds, tags or product, and none of cobro's own state yet (plan, credit, promise);
+    /// version 0. The CRM's other fields are set over it with struct update syntax.
+    pub fn new(
+        tenant: TenantId,
+        id: AccountId,
+        debtor: DebtorId,
+        currency: Currency,
+        principal_minor: i64,
+        balance_minor: i64,
+        due_date: Date,
+    ) -> Account {
+        Account {
+            tenant,
+            id,
+            debtor,
+            currency,
+            principal_minor,
+            balance_minor,
+            due_date,
+            status: if balance_minor == 0 {
+                AccountStatus::Settled
+            } else {
+                AccountStatus::Open
+            },
+            creditor: None,
+            product: None,
+            holds: Default::default(),
+            tags: vec![],
+            plan: None,
+            credit_minor: 0,
+            credit_netted_minor: 0,
+            promise: None,
+            version: 0,
+        }
+    }
+
     pub fn balance(&self) -> Money {
         Money::new(self.balance_minor, self.currency)
     }
@@ -201,25 +238,15 @@ pub fn check_creditor(
 impl Account {
     /// An open CLP account of 100 owed, due `due`: for unit tests.
     pub(crate) fn sample(due: Date) -> Account {
-        Account {
-            tenant: TenantId::parse("t").unwrap(),
-            id: AccountId::parse("a").unwrap(),
-            debtor: DebtorId::parse("d").unwrap(),
-            currency: Currency::parse("CLP").unwrap(),
-            principal_minor: 100,
-            balance_minor: 100,
-            due_date: due,
-            status: AccountStatus::Open,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
-            tags: vec![],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
-            version: 0,
-        }
+        Account::new(
+            TenantId::parse("t").unwrap(),
+            AccountId::parse("a").unwrap(),
+            DebtorId::parse("d").unwrap(),
+            Currency::parse("CLP").unwrap(),
+            100,
+            100,
+            due,
+        )
     }
 }
 
@@ -230,6 +257,25 @@ mod tests {
 
     fn account(due: Date) -> Account {
         Account::sample(due)
+    }
+
+    #[test]
+    fn a_new_account_is_open_while_something_is_owed_and_starts_with_none_of_cobros_state() {
+        let owing = Account::sample(date(2026, 3, 1));
+        assert_eq!(owing.status, AccountStatus::Open);
+        assert_eq!((owing.credit_minor, owing.credit_netted_minor), (0, 0));
+        assert!(owing.plan.is_none() && owing.promise.is_none() && owing.tags.is_empty());
+        assert_eq!(owing.version, 0);
+        let nothing_owed = Account::new(
+            owing.tenant.clone(),
+            owing.id.clone(),
+            owing.debtor.clone(),
+            owing.currency,
+            100,
+            0,
+            owing.due_date,
+        );
+        assert_eq!(nothing_owed.status, AccountStatus::Settled);
     }
 
     #[test]

@@ -417,23 +417,18 @@ mod tests {
 
     fn account(balance: i64, due: &str, status: AccountStatus) -> Account {
         Account {
-            tenant: TenantId::parse("t").unwrap(),
-            id: AccountId::parse("A-1").unwrap(),
-            debtor: DebtorId::parse("d-1").unwrap(),
-            currency: Currency::parse("EUR").unwrap(),
-            principal_minor: 10_000,
-            balance_minor: balance,
-            due_date: due.parse().unwrap(),
             status,
-            creditor: None,
-            product: None,
-            holds: Default::default(),
             tags: vec!["a".into(), "b".into()],
-            plan: None,
-            credit_minor: 0,
-            credit_netted_minor: 0,
-            promise: None,
             version: 1,
+            ..Account::new(
+                TenantId::parse("t").unwrap(),
+                AccountId::parse("A-1").unwrap(),
+                DebtorId::parse("d-1").unwrap(),
+                Currency::parse("EUR").unwrap(),
+                10_000,
+                balance,
+                due.parse().unwrap(),
+            )
         }
     }
 
