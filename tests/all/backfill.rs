@@ -9,12 +9,12 @@ use serde_json::json;
 use std::sync::Arc;
 
 use cobro::domain::{AccountId, Currency, PaymentId};
-use cobro::ports::table::{Condition, Page, Query, TableError, Update, WriteOp};
-use cobro::ports::{Item, Key, Table};
+use cobro::ports::{Item, Table};
 use cobro::repo::{BackfillOptions, PaymentConfirmed, PaymentOutcome, Store};
 
 use cobro_admin::{execute, Cli, Target};
 use cobro_local::{demo, LocalStack, Settings};
+use cobro_tests::hooked_table::{HookedTable, Hooks};
 use cobro_tests::memory_secrets::MemorySecrets;
 use cobro_tests::moto::{moto, unique};
 
@@ -294,17 +294,22 @@ async fn payments_stored_before_their_records_are_backfilled_once() {
     backfills_once(&aws, &["--aws"]).await;
 }
 
-/// A table that applies a delivery (through its own store on the table beneath) just before
+/// Hooks that apply a delivery (through their own store on the table beneath) just before
 /// the next write of a payment id's record: a payment delivered while the backfill runs.
 struct DeliveryBeforeRecordWrite {
     inner: Arc<dyn Table>,
     delivery: std::sync::Mutex<Option<PaymentConfirmed>>,
 }
 
-impl DeliveryBeforeRecordWrite {
-    async fn deliver_if_armed(&self, item: &Item) {
-        let key = item.get("pk").and_then(|v| v.as_str()).unwrap_or_default();
-        if !key.contains("#PAYID#") {
+#[async_trait::async_trait]
+impl Hooks for DeliveryBeforeRecordWrite {
+    async fn writing(&self, puts: &[&Item]) {
+        let writes_a_record = puts.iter().any(|item| {
+            item.get("pk")
+                .and_then(|v| v.as_str())
+                .is_some_and(|pk| pk.contains("#PAYID#"))
+        });
+        if !writes_a_record {
             return;
         }
         let armed = self.delivery.lock().unwrap().take();
@@ -321,55 +326,18 @@ impl DeliveryBeforeRecordWrite {
     }
 }
 
-#[async_trait::async_trait]
-impl Table for DeliveryBeforeRecordWrite {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.deliver_if_armed(&item).await;
-        self.inner.put(item, condition).await
-    }
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        self.inner.update(key, updates, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, TableError> {
-        self.inner.delete(key, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
-        for op in &ops {
-            if let WriteOp::Put { item, .. } = op {
-                self.deliver_if_armed(item).await;
-            }
-        }
-        self.inner.transact_write(ops).await
-    }
-    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        self.inner.batch_write(puts, deletes).await
-    }
-}
-
 /// An old payment's id delivered for another account while the backfill runs, between its
 /// read of the id's record and its write: the delivery's record stands, the backfill reports
 /// it and changes nothing; run again, it reports the id applied to two accounts.
 async fn a_delivery_during_the_backfill_stands(table: Arc<dyn Table>) {
     let t = demo::tenant_id();
-    let table = Arc::new(DeliveryBeforeRecordWrite {
-        inner: table,
-        delivery: Default::default(),
-    });
+    let table = HookedTable::new(
+        table.clone(),
+        DeliveryBeforeRecordWrite {
+            inner: table,
+            delivery: Default::default(),
+        },
+    );
     let store = Store::new(table.clone());
     demo::seed(
         &store,

@@ -10,9 +10,9 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, CreditNetted, Currency, DebtorId, PaymentId, TenantId,
 };
 use cobro::export::PaymentTime;
-use cobro::ports::table::{Condition, Page, Query, TableError, Update, WriteOp};
-use cobro::ports::{Item, Key, Table};
+use cobro::ports::{Item, Table};
 use cobro::repo::{LedgerEntry, PaymentConfirmed, PaymentOutcome, Store};
+use cobro_tests::hooked_table::{HookedTable, Hooks};
 use cobro_tests::moto::{moto, unique, SerializedWrites};
 use jiff::{SignedDuration, Timestamp};
 
@@ -266,7 +266,7 @@ async fn racing_statements_and_a_payment_apply_once(table: Arc<dyn Table>, on: &
     );
 }
 
-/// A table that applies a payment (through its own store on the table beneath) just before
+/// Hooks that apply a payment (through their own store on the table beneath) just before
 /// the next write: a payment landing between a statement's read of the account and its write.
 struct PaymentBeforeNextWrite {
     inner: Arc<dyn Table>,
@@ -277,8 +277,11 @@ impl PaymentBeforeNextWrite {
     fn arm(&self, payment: PaymentConfirmed) {
         *self.payment.lock().unwrap() = Some(payment);
     }
+}
 
-    async fn pay_if_armed(&self) {
+#[async_trait::async_trait]
+impl Hooks for PaymentBeforeNextWrite {
+    async fn writing(&self, _puts: &[&Item]) {
         let armed = self.payment.lock().unwrap().take();
         if let Some(p) = armed {
             let outcome = Store::new(self.inner.clone())
@@ -293,53 +296,17 @@ impl PaymentBeforeNextWrite {
     }
 }
 
-#[async_trait::async_trait]
-impl Table for PaymentBeforeNextWrite {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.pay_if_armed().await;
-        self.inner.put(item, condition).await
-    }
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        self.pay_if_armed().await;
-        self.inner.update(key, updates, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, TableError> {
-        self.pay_if_armed().await;
-        self.inner.delete(key, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
-        self.pay_if_armed().await;
-        self.inner.transact_write(ops).await
-    }
-    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        self.pay_if_armed().await;
-        self.inner.batch_write(puts, deletes).await
-    }
-}
-
 /// A payment applied between a statement's read of the account and its write: the write is
 /// turned away (the account's version moved) and the statement is made again over the
 /// payment, whether it moves credit (a transaction with its records) or not (a put alone).
 async fn a_payment_between_read_and_write_is_not_lost(table: Arc<dyn Table>) {
-    let table = Arc::new(PaymentBeforeNextWrite {
-        inner: table,
-        payment: Default::default(),
-    });
+    let table = HookedTable::new(
+        table.clone(),
+        PaymentBeforeNextWrite {
+            inner: table,
+            payment: Default::default(),
+        },
+    );
     let store = Store::new(table.clone());
     for id in ["M-1", "S-1"] {
         state(&store, id, 100_000, at(0)).await;

@@ -1,6 +1,7 @@
-//! A table that hands every call on to another, with a test's hooks on reads and on
+//! A table that hands every call on to another, with a test's hooks on reads, writes and
 //! transactions: the one place the `Table` port is forwarded, for the test tables that count
-//! reads, run transactions one at a time or cancel them.
+//! reads, run transactions one at a time or cancel them, or make a write land just before
+//! another.
 
 use std::sync::Arc;
 
@@ -11,6 +12,10 @@ use cobro::ports::{Condition, Item, Key, Page, Query, Table, TableError, Update,
 pub trait Hooks: Send + Sync + 'static {
     /// Called before each read (`get` or `query`).
     fn reading(&self) {}
+
+    /// Awaited before each write (put, update, delete, transaction, batch), with the items it
+    /// puts whole (none for an update or a delete).
+    async fn writing(&self, _puts: &[&Item]) {}
 
     /// Runs the transaction `ops` on `inner`: by default, just that.
     async fn transact_write(&self, inner: &dyn Table, ops: Vec<WriteOp>) -> Result<(), TableError> {
@@ -46,6 +51,7 @@ impl<H: Hooks> Table for HookedTable<H> {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
+        self.hooks.writing(&[&item]).await;
         self.inner.put(item, condition).await
     }
 
@@ -55,6 +61,7 @@ impl<H: Hooks> Table for HookedTable<H> {
         updates: Vec<Update>,
         condition: Option<Condition>,
     ) -> Result<Item, TableError> {
+        self.hooks.writing(&[]).await;
         self.inner.update(key, updates, condition).await
     }
 
@@ -63,6 +70,7 @@ impl<H: Hooks> Table for HookedTable<H> {
         key: &Key,
         condition: Option<Condition>,
     ) -> Result<Option<Item>, TableError> {
+        self.hooks.writing(&[]).await;
         self.inner.delete(key, condition).await
     }
 
@@ -72,10 +80,19 @@ impl<H: Hooks> Table for HookedTable<H> {
     }
 
     async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
+        let puts: Vec<&Item> = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Put { item, .. } => Some(item),
+                _ => None,
+            })
+            .collect();
+        self.hooks.writing(&puts).await;
         self.hooks.transact_write(self.inner.as_ref(), ops).await
     }
 
     async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
+        self.hooks.writing(&puts.iter().collect::<Vec<_>>()).await;
         self.inner.batch_write(puts, deletes).await
     }
 }
