@@ -14,7 +14,7 @@ use cobro::repo::{BackfillOptions, PaymentConfirmed, PaymentOutcome, Store};
 
 use cobro_admin::{execute, Cli, Target};
 use cobro_local::{demo, LocalStack, Settings};
-use cobro_tests::hooked_table::{HookedTable, Hooks};
+use cobro_tests::hooked_table::{HookedTable, Hooks, WriteGuard};
 use cobro_tests::memory_secrets::MemorySecrets;
 use cobro_tests::moto::{moto, unique};
 
@@ -303,14 +303,14 @@ struct DeliveryBeforeRecordWrite {
 
 #[async_trait::async_trait]
 impl Hooks for DeliveryBeforeRecordWrite {
-    async fn writing(&self, puts: &[&Item]) {
+    async fn writing(&self, puts: &[&Item]) -> WriteGuard {
         let writes_a_record = puts.iter().any(|item| {
             item.get("pk")
                 .and_then(|v| v.as_str())
                 .is_some_and(|pk| pk.contains("#PAYID#"))
         });
         if !writes_a_record {
-            return;
+            return None;
         }
         let armed = self.delivery.lock().unwrap().take();
         if let Some(p) = armed {
@@ -323,6 +323,7 @@ impl Hooks for DeliveryBeforeRecordWrite {
                 "{outcome:?}"
             );
         }
+        None
     }
 }
 

@@ -12,8 +12,8 @@ use cobro::domain::{
 use cobro::export::PaymentTime;
 use cobro::ports::{Item, Table};
 use cobro::repo::{LedgerEntry, PaymentConfirmed, PaymentOutcome, Store};
-use cobro_tests::hooked_table::{HookedTable, Hooks};
-use cobro_tests::moto::{moto, unique, SerializedWrites};
+use cobro_tests::hooked_table::{HookedTable, Hooks, WriteGuard};
+use cobro_tests::moto::{moto, serialized_writes, unique};
 use jiff::{SignedDuration, Timestamp};
 
 fn tenant() -> TenantId {
@@ -281,7 +281,7 @@ impl PaymentBeforeNextWrite {
 
 #[async_trait::async_trait]
 impl Hooks for PaymentBeforeNextWrite {
-    async fn writing(&self, _puts: &[&Item]) {
+    async fn writing(&self, _puts: &[&Item]) -> WriteGuard {
         let armed = self.payment.lock().unwrap().take();
         if let Some(p) = armed {
             let outcome = Store::new(self.inner.clone())
@@ -293,6 +293,7 @@ impl Hooks for PaymentBeforeNextWrite {
                 "{outcome:?}"
             );
         }
+        None
     }
 }
 
@@ -356,11 +357,9 @@ async fn the_crm_statements_move_the_credit_once_and_the_ledger_has_each_move() 
 async fn statements_racing_with_a_payment_apply_each_once() {
     racing_statements_and_a_payment_apply_once(sqlite(), "sqlite").await;
     let Some(moto) = moto().await else { return };
-    // moto does not isolate concurrent transactions (`SerializedWrites`).
+    // moto does not isolate concurrent transactions (`serialized_writes`).
     racing_statements_and_a_payment_apply_once(
-        Arc::new(SerializedWrites::new(
-            moto.create_table(&unique("credit")).await,
-        )),
+        serialized_writes(Arc::new(moto.create_table(&unique("credit")).await)),
         "moto",
     )
     .await;

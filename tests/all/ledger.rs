@@ -9,7 +9,7 @@ use cobro::domain::{Account, AccountId, AccountStatus, Currency, DebtorId, Payme
 use cobro::ports::Table;
 use cobro::repo::{AccountView, PaymentConfirmed, PaymentOutcome, Store};
 use cobro_tests::fixtures;
-use cobro_tests::moto::{moto, unique, SerializedWrites};
+use cobro_tests::moto::{moto, serialized_writes, unique};
 
 /// The tenant of these tests' account.
 fn tenant() -> TenantId {
@@ -140,10 +140,8 @@ proptest! {
 #[tokio::test]
 async fn on_dynamodb_concurrent_payments_race_and_each_applies_once() {
     let Some(moto) = moto().await else { return };
-    // moto does not isolate a transaction from concurrent writes (`SerializedWrites`).
-    let table = Arc::new(SerializedWrites::new(
-        moto.create_table(&unique("ledger")).await,
-    ));
+    // moto does not isolate a transaction from concurrent writes (`serialized_writes`).
+    let table = serialized_writes(Arc::new(moto.create_table(&unique("ledger")).await));
     // Six distinct payments, each delivered twice, all at once: transactions conflict on the
     // account's version and retry; duplicates find the payment item.
     let deliveries: Vec<PaymentConfirmed> = (0..6)

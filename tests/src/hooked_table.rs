@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use cobro::ports::{Condition, Item, Key, Page, Query, Table, TableError, Update, WriteOp};
 
+/// What a `Hooks::writing` holds while the write runs.
+pub type WriteGuard = Option<Box<dyn Send>>;
+
 /// What a `HookedTable` does besides passing calls on; by default, nothing.
 #[async_trait::async_trait]
 pub trait Hooks: Send + Sync + 'static {
@@ -14,8 +17,11 @@ pub trait Hooks: Send + Sync + 'static {
     fn reading(&self) {}
 
     /// Awaited before each write (put, update, delete, transaction, batch), with the items it
-    /// puts whole (none for an update or a delete).
-    async fn writing(&self, _puts: &[&Item]) {}
+    /// puts whole (none for an update or a delete); what it returns is held until the write is
+    /// done (a lock, to run writes one at a time).
+    async fn writing(&self, _puts: &[&Item]) -> WriteGuard {
+        None
+    }
 
     /// Runs the transaction `ops` on `inner`: by default, just that.
     async fn transact_write(&self, inner: &dyn Table, ops: Vec<WriteOp>) -> Result<(), TableError> {
@@ -51,7 +57,7 @@ impl<H: Hooks> Table for HookedTable<H> {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        self.hooks.writing(&[&item]).await;
+        let _held = self.hooks.writing(&[&item]).await;
         self.inner.put(item, condition).await
     }
 
@@ -61,7 +67,7 @@ impl<H: Hooks> Table for HookedTable<H> {
         updates: Vec<Update>,
         condition: Option<Condition>,
     ) -> Result<Item, TableError> {
-        self.hooks.writing(&[]).await;
+        let _held = self.hooks.writing(&[]).await;
         self.inner.update(key, updates, condition).await
     }
 
@@ -70,7 +76,7 @@ impl<H: Hooks> Table for HookedTable<H> {
         key: &Key,
         condition: Option<Condition>,
     ) -> Result<Option<Item>, TableError> {
-        self.hooks.writing(&[]).await;
+        let _held = self.hooks.writing(&[]).await;
         self.inner.delete(key, condition).await
     }
 
@@ -87,12 +93,12 @@ impl<H: Hooks> Table for HookedTable<H> {
                 _ => None,
             })
             .collect();
-        self.hooks.writing(&puts).await;
+        let _held = self.hooks.writing(&puts).await;
         self.hooks.transact_write(self.inner.as_ref(), ops).await
     }
 
     async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        self.hooks.writing(&puts.iter().collect::<Vec<_>>()).await;
+        let _held = self.hooks.writing(&puts.iter().collect::<Vec<_>>()).await;
         self.inner.batch_write(puts, deletes).await
     }
 }

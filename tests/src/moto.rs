@@ -12,11 +12,12 @@ use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use cobro::adapters::aws::{DynamoTable, EventBridgeBus, SqsQueue};
-use cobro::ports::table::{
-    Condition, Page, Query, TableError, Update, WriteOp, INDEXES, PK, SK, TTL,
-};
+use cobro::ports::table::{INDEXES, PK, SK, TTL};
 use cobro::ports::Pattern;
-use cobro::ports::{Item, Key, Table};
+use cobro::ports::{Item, Table};
+use std::sync::Arc;
+
+use crate::hooked_table::{HookedTable, Hooks, WriteGuard};
 
 pub struct Moto {
     pub endpoint: String,
@@ -62,61 +63,25 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// A table whose writes run one at a time, as DynamoDB isolates each: moto runs concurrent
+/// `inner` with its writes run one at a time, as DynamoDB isolates each: moto runs concurrent
 /// TransactWriteItems without isolation, and one that fails restores its snapshot of the whole
 /// table, undoing whatever was written meanwhile, by another transaction or by a single put or
 /// update, which DynamoDB never does. Reads run at once, so a write made on what was read
 /// still races the others' and meets their conditions.
-pub struct SerializedWrites<T> {
-    inner: T,
-    lock: tokio::sync::Mutex<()>,
+pub fn serialized_writes(inner: Arc<dyn Table>) -> Arc<HookedTable<SerializedWrites>> {
+    HookedTable::new(inner, SerializedWrites::default())
 }
 
-impl<T> SerializedWrites<T> {
-    pub fn new(inner: T) -> Self {
-        Self {
-            inner,
-            lock: tokio::sync::Mutex::new(()),
-        }
-    }
+/// The hook of `serialized_writes`: one lock held by each write.
+#[derive(Default)]
+pub struct SerializedWrites {
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[async_trait::async_trait]
-impl<T: Table> Table for SerializedWrites<T> {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, TableError> {
-        self.inner.get(key).await
-    }
-    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.inner.put(item, condition).await
-    }
-    async fn update(
-        &self,
-        key: &Key,
-        updates: Vec<Update>,
-        condition: Option<Condition>,
-    ) -> Result<Item, TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.inner.update(key, updates, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &Key,
-        condition: Option<Condition>,
-    ) -> Result<Option<Item>, TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.inner.delete(key, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, TableError> {
-        self.inner.query(query).await
-    }
-    async fn transact_write(&self, ops: Vec<WriteOp>) -> Result<(), TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.inner.transact_write(ops).await
-    }
-    async fn batch_write(&self, puts: Vec<Item>, deletes: Vec<Key>) -> Result<(), TableError> {
-        let _one_at_a_time = self.lock.lock().await;
-        self.inner.batch_write(puts, deletes).await
+impl Hooks for SerializedWrites {
+    async fn writing(&self, _puts: &[&Item]) -> WriteGuard {
+        Some(Box::new(self.lock.clone().lock_owned().await))
     }
 }
 
