@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use cobro::domain::{AccountId, Currency, PaymentId};
 use cobro::ports::{Item, Table};
-use cobro::repo::{BackfillOptions, PaymentConfirmed, PaymentOutcome, Store};
+use cobro::repo::{BackfillOptions, PaymentConfirmed, Store};
 
 use cobro_admin::{execute, Cli, Target};
 use cobro_local::{demo, LocalStack, Settings};
-use cobro_tests::hooked_table::{HookedTable, Hooks, WriteGuard};
 use cobro_tests::memory_secrets::MemorySecrets;
 use cobro_tests::moto::{moto, unique};
+use cobro_tests::payment_before_write::PaymentBeforeWrite;
 
 /// A payment as cobro stored it before the payment-id record and `recorded_at` existed: the
 /// payment item alone, on the month index or (older still) not.
@@ -294,37 +294,13 @@ async fn payments_stored_before_their_records_are_backfilled_once() {
     backfills_once(&aws, &["--aws"]).await;
 }
 
-/// Hooks that apply a delivery (through their own store on the table beneath) just before
-/// the next write of a payment id's record: a payment delivered while the backfill runs.
-struct DeliveryBeforeRecordWrite {
-    inner: Arc<dyn Table>,
-    delivery: std::sync::Mutex<Option<PaymentConfirmed>>,
-}
-
-#[async_trait::async_trait]
-impl Hooks for DeliveryBeforeRecordWrite {
-    async fn writing(&self, puts: &[&Item]) -> WriteGuard {
-        let writes_a_record = puts.iter().any(|item| {
-            item.get("pk")
-                .and_then(|v| v.as_str())
-                .is_some_and(|pk| pk.contains("#PAYID#"))
-        });
-        if !writes_a_record {
-            return None;
-        }
-        let armed = self.delivery.lock().unwrap().take();
-        if let Some(p) = armed {
-            let outcome = Store::new(self.inner.clone())
-                .apply_payment(&p, jiff::Timestamp::now())
-                .await
-                .unwrap();
-            assert!(
-                matches!(outcome, PaymentOutcome::Applied { .. }),
-                "{outcome:?}"
-            );
-        }
-        None
-    }
+/// A write of a payment id's record (`PAYID`).
+fn writes_a_payment_id_record(puts: &[&Item]) -> bool {
+    puts.iter().any(|item| {
+        item.get("pk")
+            .and_then(|v| v.as_str())
+            .is_some_and(|pk| pk.contains("#PAYID#"))
+    })
 }
 
 /// An old payment's id delivered for another account while the backfill runs, between its
@@ -332,13 +308,7 @@ impl Hooks for DeliveryBeforeRecordWrite {
 /// it and changes nothing; run again, it reports the id applied to two accounts.
 async fn a_delivery_during_the_backfill_stands(table: Arc<dyn Table>) {
     let t = demo::tenant_id();
-    let table = HookedTable::new(
-        table.clone(),
-        DeliveryBeforeRecordWrite {
-            inner: table,
-            delivery: Default::default(),
-        },
-    );
+    let table = PaymentBeforeWrite::on(table, writes_a_payment_id_record);
     let store = Store::new(table.clone());
     demo::seed(
         &store,
@@ -351,22 +321,25 @@ async fn a_delivery_during_the_backfill_stands(table: Arc<dyn Table>) {
     .unwrap();
     let old = old_payment("CL-1001", "CLP", "old-1", "2026-02-10T12:00:00Z", true);
     table.put(old, None).await.unwrap();
-    *table.delivery.lock().unwrap() = Some(PaymentConfirmed {
-        tenant: t.clone(),
-        account: AccountId::parse("US-4004").unwrap(),
-        payment_id: PaymentId::parse("old-1").unwrap(),
-        amount_minor: 1_000,
-        currency: Currency::parse("USD").unwrap(),
-        paid_at: "2026-02-10T12:00:00Z".parse().unwrap(),
-        method: "transfer".into(),
-        source: "crm".into(),
-    });
+    table.arm(
+        PaymentConfirmed {
+            tenant: t.clone(),
+            account: AccountId::parse("US-4004").unwrap(),
+            payment_id: PaymentId::parse("old-1").unwrap(),
+            amount_minor: 1_000,
+            currency: Currency::parse("USD").unwrap(),
+            paid_at: "2026-02-10T12:00:00Z".parse().unwrap(),
+            method: "transfer".into(),
+            source: "crm".into(),
+        },
+        jiff::Timestamp::now(),
+    );
 
     let done = store
         .backfill_payments(&t, &BackfillOptions::default())
         .await
         .unwrap();
-    assert!(table.delivery.lock().unwrap().is_none(), "delivered");
+    assert!(!table.is_armed(), "delivered");
     assert_eq!(done.markers_written, 0, "{done:?}");
     assert_eq!(done.conflicts.len(), 1, "{done:?}");
     assert!(

@@ -10,10 +10,10 @@ use cobro::domain::{
     Account, AccountId, AccountStatus, CreditNetted, Currency, DebtorId, PaymentId, TenantId,
 };
 use cobro::export::PaymentTime;
-use cobro::ports::{Item, Table};
+use cobro::ports::Table;
 use cobro::repo::{LedgerEntry, PaymentConfirmed, PaymentOutcome, Store};
-use cobro_tests::hooked_table::{HookedTable, Hooks, WriteGuard};
 use cobro_tests::moto::{moto, serialized_writes, unique};
+use cobro_tests::payment_before_write::{any_write, PaymentBeforeWrite};
 use jiff::{SignedDuration, Timestamp};
 
 fn tenant() -> TenantId {
@@ -266,48 +266,11 @@ async fn racing_statements_and_a_payment_apply_once(table: Arc<dyn Table>, on: &
     );
 }
 
-/// Hooks that apply a payment (through their own store on the table beneath) just before
-/// the next write: a payment landing between a statement's read of the account and its write.
-struct PaymentBeforeNextWrite {
-    inner: Arc<dyn Table>,
-    payment: std::sync::Mutex<Option<PaymentConfirmed>>,
-}
-
-impl PaymentBeforeNextWrite {
-    fn arm(&self, payment: PaymentConfirmed) {
-        *self.payment.lock().unwrap() = Some(payment);
-    }
-}
-
-#[async_trait::async_trait]
-impl Hooks for PaymentBeforeNextWrite {
-    async fn writing(&self, _puts: &[&Item]) -> WriteGuard {
-        let armed = self.payment.lock().unwrap().take();
-        if let Some(p) = armed {
-            let outcome = Store::new(self.inner.clone())
-                .apply_payment(&p, at(1))
-                .await
-                .unwrap();
-            assert!(
-                matches!(outcome, PaymentOutcome::Applied { .. }),
-                "{outcome:?}"
-            );
-        }
-        None
-    }
-}
-
 /// A payment applied between a statement's read of the account and its write: the write is
 /// turned away (the account's version moved) and the statement is made again over the
 /// payment, whether it moves credit (a transaction with its records) or not (a put alone).
 async fn a_payment_between_read_and_write_is_not_lost(table: Arc<dyn Table>) {
-    let table = HookedTable::new(
-        table.clone(),
-        PaymentBeforeNextWrite {
-            inner: table,
-            payment: Default::default(),
-        },
-    );
+    let table = PaymentBeforeWrite::on(table, any_write);
     let store = Store::new(table.clone());
     for id in ["M-1", "S-1"] {
         state(&store, id, 100_000, at(0)).await;
@@ -318,7 +281,7 @@ async fn a_payment_between_read_and_write_is_not_lost(table: Arc<dyn Table>) {
     }
 
     // The statement moves credit (20,000 from 30,000); the payment came in just before.
-    table.arm(payment("M-1", "M-1-late", 5_000));
+    table.arm(payment("M-1", "M-1-late", 5_000), at(1));
     let written = state(&store, "M-1", 20_000, at(1)).await;
     let (numbers, moves) = books(&store, "M-1").await;
     assert_eq!(numbers, (0, 15_000, 20_000), "the payment's credit is kept");
@@ -334,7 +297,7 @@ async fn a_payment_between_read_and_write_is_not_lost(table: Arc<dyn Table>) {
 
     // The statement moves nothing (the same again); the payment came in just before.
     state(&store, "S-1", 20_000, at(1)).await;
-    table.arm(payment("S-1", "S-1-late", 5_000));
+    table.arm(payment("S-1", "S-1-late", 5_000), at(1));
     let written = state(&store, "S-1", 20_000, at(1)).await;
     let (numbers, moves) = books(&store, "S-1").await;
     assert_eq!(numbers, (0, 15_000, 20_000), "the payment's credit is kept");

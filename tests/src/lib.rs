@@ -10,6 +10,7 @@ pub mod hooked_table;
 pub mod local;
 pub mod memory_secrets;
 pub mod moto;
+pub mod payment_before_write;
 
 /// An HTTP client for the tests, with cobro's TLS settings: reqwest is built without a
 /// default crypto provider (rustls on ring comes through `cobro::https`), so
