@@ -70,15 +70,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<TemplateRefusal>, RepoError> {
         let key = keys::template_refusal(t, language.as_str(), template);
-        let Some(item) = self.table.get(&key).await? else {
-            return Ok(None);
-        };
-        if !item.contains_key(REFUSED_MS) {
-            // Cleared.
-            return Ok(None);
+        match self.table.get(&key).await? {
+            Some(item) => holding(item, now),
+            None => Ok(None),
         }
-        let refusal: TemplateRefusal = from_item(item)?;
-        Ok((refusal.until > now).then_some(refusal))
     }
 
     /// Every refusal that holds one of the tenant's templates back at `now`, by language and
@@ -96,13 +91,7 @@ impl Store {
         let items = self.query_all(q).await?;
         let mut held = vec![];
         for item in items {
-            // A cleared record has no refusal in it.
-            if item.contains_key(REFUSED_MS) {
-                let refusal: TemplateRefusal = from_item(item)?;
-                if refusal.until > now {
-                    held.push(refusal);
-                }
-            }
+            held.extend(holding(item, now)?);
         }
         Ok(held)
     }
@@ -126,6 +115,16 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The refusal a record holds, if it still holds the template back at `now`: none once its
+/// hold ended (even before the table deletes the item), none if cleared (no refusal in it).
+fn holding(item: crate::ports::Item, now: Timestamp) -> Result<Option<TemplateRefusal>, RepoError> {
+    if !item.contains_key(REFUSED_MS) {
+        return Ok(None);
+    }
+    let refusal: TemplateRefusal = from_item(item)?;
+    Ok((refusal.until > now).then_some(refusal))
 }
 
 /// The `ttl` of an item that matters until `until` (epoch seconds, rounded up).
