@@ -224,11 +224,7 @@ pub(crate) async fn agent_reply(
     let Some(last) = last else {
         return Err(outside_window());
     };
-    let tenant = s
-        .store
-        .tenant(&caller.tenant)
-        .await?
-        .ok_or_else(Problem::internal)?;
+    let tenant = s.tenant(&caller).await?;
     let policy = debtor_policy(&tenant, &debtor).ok();
     let sends_at = match agent_reply_time(policy.as_ref(), &debtor, channel, last, care, now) {
         AgentReplyTime::Now => None,
